@@ -1,0 +1,3 @@
+// Package processpbconnect is generated from proto/ by `make proto`
+// (protoc-gen-connect-go); only this file is written by hand.
+package processpbconnect
