@@ -1,0 +1,84 @@
+# Nestbox. `make run` and `make test` set up what they need on a fresh Debian
+# machine (as root) and must never rely on anything installed by hand.
+
+GO        ?= go
+BIN       := $(CURDIR)/bin
+GOFLAGS   := -buildvcs=false
+export GOFLAGS
+
+PROTOC_GEN_GO_VERSION      := v1.36.12
+PROTOC_GEN_CONNECT_VERSION := v1.21.1
+E2B_TEST_DIR               := test/e2b
+# gVisor is built from source at a pinned version: Debian's runsc is too old
+# (no systrap). It must be static: its gofer re-executes itself after
+# pivot_root, where no dynamic loader exists.
+RUNSC_VERSION              := v0.0.0-20260905035102-160fafc42237
+RUNSC                      := $(BIN)/runsc-$(RUNSC_VERSION)
+
+.PHONY: all build envd runsc run test test-go test-deps bench lint proto clean
+
+all: build
+
+build: envd runsc
+
+runsc: $(RUNSC)
+
+$(RUNSC):
+	@mkdir -p $(BIN)/.runsc-build
+	@echo "building gVisor runsc $(RUNSC_VERSION) (static, about a minute)"
+	CGO_ENABLED=0 GOBIN=$(BIN)/.runsc-build $(GO) install -trimpath -ldflags='-s -w' gvisor.dev/gvisor/runsc@$(RUNSC_VERSION)
+	@if ldd $(BIN)/.runsc-build/runsc >/dev/null 2>&1; then echo "runsc is dynamically linked" >&2; exit 1; fi
+	mv $(BIN)/.runsc-build/runsc $@
+	ln -sf $(notdir $@) $(BIN)/runsc
+
+# envd runs inside sandboxes whose rootfs may have no dynamic loader: it must
+# be static, and the build fails if it is not.
+envd:
+	@mkdir -p $(BIN)
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags='-s -w' -o $(BIN)/envd ./cmd/envd
+	@if ldd $(BIN)/envd >/dev/null 2>&1; then echo "bin/envd is dynamically linked" >&2; exit 1; fi
+	@echo "built bin/envd (static, $$(du -h $(BIN)/envd | cut -f1))"
+
+# Until the host agent and control plane land, `make run` starts envd on this
+# machine in development mode (port 49983).
+run: envd test-user
+	$(BIN)/envd --dev
+
+# Prerequisites of the test suite: Debian packages, the pinned E2B SDK and a
+# local `user` account (E2B's default sandbox user).
+test-deps: test-user
+	@scripts/ensure-packages.sh
+	@if [ ! -d $(E2B_TEST_DIR)/node_modules ] || [ $(E2B_TEST_DIR)/package-lock.json -nt $(E2B_TEST_DIR)/node_modules ]; then \
+		echo "installing the pinned E2B SDK for compatibility tests"; \
+		npm ci --prefix $(E2B_TEST_DIR) --no-audit --no-fund --loglevel=error; \
+	fi
+
+.PHONY: test-user
+test-user:
+	@id user >/dev/null 2>&1 || { echo "creating local account 'user'"; useradd -m -s /bin/bash user; }
+
+test: test-deps lint envd runsc test-go
+
+test-go:
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+bench: test-deps
+	@scripts/bench.sh
+
+lint:
+	@out=$$(gofmt -l cmd internal); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Regenerates internal/proto from proto/. The output is committed.
+proto:
+	@command -v protoc >/dev/null || { apt-get update -qq && apt-get install -y -qq protobuf-compiler; }
+	@mkdir -p $(BIN)
+	GOBIN=$(BIN) $(GO) install google.golang.org/protobuf/cmd/protoc-gen-go@$(PROTOC_GEN_GO_VERSION)
+	GOBIN=$(BIN) $(GO) install connectrpc.com/connect/cmd/protoc-gen-connect-go@$(PROTOC_GEN_CONNECT_VERSION)
+	PATH=$(BIN):$$PATH protoc -I proto \
+		--go_out=. --go_opt=module=nestbox.dev \
+		--connect-go_out=. --connect-go_opt=module=nestbox.dev \
+		$$(find proto -name '*.proto' | sort)
+
+clean:
+	rm -rf $(BIN)

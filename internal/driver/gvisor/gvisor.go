@@ -1,0 +1,343 @@
+// Package gvisor is the sandbox driver that runs each sandbox under gVisor's
+// runsc with the systrap platform, which needs no KVM. The agent hands it a
+// prepared root filesystem (a host overlayfs, used with --overlay2=none so
+// that writes land in the overlay's upper layer) and a network namespace;
+// the driver writes an OCI bundle into the sandbox's directory and drives
+// runsc. Facts it relies on are measured in docs/gvisor.md.
+//
+// Imported by the host agent.
+package gvisor
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"nestbox.dev/internal/driver"
+	"nestbox.dev/internal/errdefs"
+)
+
+// Config configures a Driver. Zero values mean the documented defaults.
+type Config struct {
+	// Runsc is the path of a static runsc binary; required.
+	Runsc string
+	// Root is runsc's state directory (--root); required. One agent, one
+	// root: runsc list on it shows exactly this agent's sandboxes.
+	Root string
+	// Platform is runsc's platform; "" means systrap.
+	Platform string
+	// CgroupParent is the cgroup path under which each sandbox gets its
+	// own; "" means /nestbox.
+	CgroupParent string
+	// PidsLimit is the host pids limit of one sandbox. It counts gVisor's
+	// own threads and stub processes too (about 1.5 per process inside), and
+	// hitting it kills the whole sandbox, so it is generous: zero means 16384.
+	PidsLimit int64
+	// ExtraFlags are appended to every runsc invocation (e.g. --debug).
+	ExtraFlags []string
+	Logger     *slog.Logger
+}
+
+// Driver runs sandboxes with runsc. It keeps no state in memory: runsc's
+// state directory and the sandbox directories are the truth, so a restarted
+// agent sees every sandbox a previous one started.
+type Driver struct {
+	cfg Config
+	log *slog.Logger
+}
+
+var (
+	_ driver.Driver       = (*Driver)(nil)
+	_ driver.Pauser       = (*Driver)(nil)
+	_ driver.Checkpointer = (*Driver)(nil)
+)
+
+// New checks the configuration and returns a Driver.
+func New(cfg Config) (*Driver, error) {
+	if cfg.Runsc == "" || cfg.Root == "" {
+		return nil, errdefs.Invalid("gvisor driver: runsc path and root are required")
+	}
+	if _, err := os.Stat(cfg.Runsc); err != nil {
+		return nil, fmt.Errorf("gvisor driver: runsc: %w", err)
+	}
+	if cfg.Platform == "" {
+		cfg.Platform = "systrap"
+	}
+	if cfg.CgroupParent == "" {
+		cfg.CgroupParent = "/nestbox"
+	}
+	if cfg.PidsLimit == 0 {
+		cfg.PidsLimit = 16384
+	}
+	if err := os.MkdirAll(cfg.Root, 0o700); err != nil {
+		return nil, fmt.Errorf("gvisor driver: %w", err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Driver{cfg: cfg, log: log}, nil
+}
+
+// Name returns "gvisor".
+func (d *Driver) Name() string { return "gvisor" }
+
+// runsc runs one runsc command and returns its stdout. Errors carry stderr.
+func (d *Driver) runsc(ctx context.Context, args ...string) ([]byte, error) {
+	full := append(d.globalFlags(), args...)
+	cmd := exec.CommandContext(ctx, d.cfg.Runsc, full...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	cmd.Stdin = nil
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(stderr.String())
+		if msg == "" {
+			msg = err.Error()
+		}
+		return stdout.Bytes(), &runscError{args: args, msg: msg}
+	}
+	return stdout.Bytes(), nil
+}
+
+func (d *Driver) globalFlags() []string {
+	return append([]string{
+		"--root=" + d.cfg.Root,
+		"--platform=" + d.cfg.Platform,
+		// The rootfs is a host overlayfs: writes must reach its upper
+		// layer, not a gVisor-internal filestore.
+		"--overlay2=none",
+	}, d.cfg.ExtraFlags...)
+}
+
+// runscError is a failed runsc command with its stderr.
+type runscError struct {
+	args []string
+	msg  string
+}
+
+func (e *runscError) Error() string {
+	return fmt.Sprintf("runsc %s: %s", e.args[0], e.msg)
+}
+
+func isNotExist(err error) bool {
+	var re *runscError
+	return errors.As(err, &re) && (strings.Contains(re.msg, "does not exist") || strings.Contains(re.msg, "not found"))
+}
+
+// bundleDir is where a sandbox's OCI bundle lives.
+func bundleDir(spec driver.Spec) string { return filepath.Join(spec.Dir, "bundle") }
+
+// Create writes the bundle and starts the sandbox detached. envd's output
+// goes to <dir>/console.log.
+func (d *Driver) Create(ctx context.Context, spec driver.Spec) error {
+	if err := validate(spec); err != nil {
+		return err
+	}
+	if st, err := d.State(ctx, spec.ID); err != nil {
+		return fmt.Errorf("create sandbox %s: %w", spec.ID, err)
+	} else if st != driver.StateNotFound {
+		return errdefs.AlreadyExists("sandbox %s exists", spec.ID)
+	}
+	if err := d.writeBundle(spec); err != nil {
+		return fmt.Errorf("create sandbox %s: %w", spec.ID, err)
+	}
+	if err := d.start(ctx, spec, "run", "-detach", "-bundle", bundleDir(spec), spec.ID); err != nil {
+		// A failed run may leave a created container behind.
+		d.Destroy(context.WithoutCancel(ctx), spec.ID)
+		return fmt.Errorf("create sandbox %s: %w", spec.ID, err)
+	}
+	return nil
+}
+
+// start runs a detached runsc command whose sandbox inherits console.log as
+// stdout and stderr.
+func (d *Driver) start(ctx context.Context, spec driver.Spec, args ...string) error {
+	console, err := os.OpenFile(filepath.Join(spec.Dir, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		return err
+	}
+	defer console.Close()
+	full := append(d.globalFlags(), "--log="+filepath.Join(spec.Dir, "runsc.log"))
+	if spec.NetNS == "" {
+		// A fresh network namespace has loopback down; with no namespace
+		// given, let gVisor make a loopback-only network itself.
+		full = append(full, "--network=none")
+	}
+	full = append(full, args...)
+	cmd := exec.CommandContext(ctx, d.cfg.Runsc, full...)
+	cmd.Stdout, cmd.Stderr = console, console
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("runsc %s: %w (see %s)", args[0], err, filepath.Join(spec.Dir, "runsc.log"))
+	}
+	return nil
+}
+
+func validate(spec driver.Spec) error {
+	switch {
+	case spec.ID == "" || strings.ContainsAny(spec.ID, "/ \x00"):
+		return errdefs.Invalid("invalid sandbox id %q", spec.ID)
+	case spec.Dir == "" || !filepath.IsAbs(spec.Dir):
+		return errdefs.Invalid("sandbox %s: working directory must be absolute", spec.ID)
+	case spec.Rootfs == "" || !filepath.IsAbs(spec.Rootfs):
+		return errdefs.Invalid("sandbox %s: rootfs must be absolute", spec.ID)
+	case len(spec.Args) == 0:
+		return errdefs.Invalid("sandbox %s: no first process", spec.ID)
+	}
+	return nil
+}
+
+// Destroy kills and deletes the sandbox. Unknown IDs are fine.
+func (d *Driver) Destroy(ctx context.Context, id string) error {
+	if _, err := d.runsc(ctx, "delete", "-force", id); err != nil && !isNotExist(err) {
+		return fmt.Errorf("destroy sandbox %s: %w", id, err)
+	}
+	return nil
+}
+
+// runscState is the part of `runsc state` we read.
+type runscState struct {
+	ID     string `json:"id"`
+	Pid    int    `json:"pid"`
+	Status string `json:"status"`
+}
+
+func (d *Driver) state(ctx context.Context, id string) (runscState, error) {
+	out, err := d.runsc(ctx, "state", id)
+	if err != nil {
+		return runscState{}, err
+	}
+	var st runscState
+	if err := json.Unmarshal(out, &st); err != nil {
+		return runscState{}, fmt.Errorf("parse runsc state: %w", err)
+	}
+	if st.ID != id { // runsc matches IDs by prefix
+		return runscState{}, &runscError{args: []string{"state"}, msg: "container " + id + " does not exist"}
+	}
+	return st, nil
+}
+
+// State maps runsc's status onto driver states.
+func (d *Driver) State(ctx context.Context, id string) (driver.State, error) {
+	st, err := d.state(ctx, id)
+	if isNotExist(err) {
+		return driver.StateNotFound, nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("state of sandbox %s: %w", id, err)
+	}
+	switch st.Status {
+	case "running", "created":
+		return driver.StateRunning, nil
+	case "paused":
+		return driver.StatePaused, nil
+	default:
+		return driver.StateStopped, nil
+	}
+}
+
+// List returns the IDs in runsc's state directory.
+func (d *Driver) List(ctx context.Context) ([]string, error) {
+	out, err := d.runsc(ctx, "list", "-format=json")
+	if err != nil {
+		return nil, fmt.Errorf("list sandboxes: %w", err)
+	}
+	var states []runscState
+	if err := json.Unmarshal(bytes.TrimSpace(out), &states); err != nil && len(bytes.TrimSpace(out)) > 0 && string(bytes.TrimSpace(out)) != "null" {
+		return nil, fmt.Errorf("parse runsc list: %w", err)
+	}
+	ids := make([]string, 0, len(states))
+	for _, s := range states {
+		ids = append(ids, s.ID)
+	}
+	return ids, nil
+}
+
+// Pause stops the sandbox's execution with runsc pause (never the cgroup
+// freezer: repeated freezes corrupt systrap's stub processes).
+func (d *Driver) Pause(ctx context.Context, id string) error {
+	if _, err := d.runsc(ctx, "pause", id); err != nil {
+		if isNotExist(err) {
+			return errdefs.NotFound("sandbox %s not found", id)
+		}
+		return fmt.Errorf("pause sandbox %s: %w", id, err)
+	}
+	return nil
+}
+
+// Resume continues a paused sandbox.
+func (d *Driver) Resume(ctx context.Context, id string) error {
+	if _, err := d.runsc(ctx, "resume", id); err != nil {
+		if isNotExist(err) {
+			return errdefs.NotFound("sandbox %s not found", id)
+		}
+		return fmt.Errorf("resume sandbox %s: %w", id, err)
+	}
+	return nil
+}
+
+// Checkpoint writes the sandbox's memory image to imageDir and removes the
+// sandbox. runsc checkpoint returns before the sandbox process has exited,
+// and delete and restore refuse until it has, so Checkpoint waits for runsc
+// to report the sandbox stopped.
+func (d *Driver) Checkpoint(ctx context.Context, id, imageDir string) error {
+	if _, err := d.state(ctx, id); err != nil {
+		if isNotExist(err) {
+			return errdefs.NotFound("sandbox %s not found", id)
+		}
+		return fmt.Errorf("checkpoint sandbox %s: %w", id, err)
+	}
+	if err := os.MkdirAll(imageDir, 0o700); err != nil {
+		return fmt.Errorf("checkpoint sandbox %s: %w", id, err)
+	}
+	if _, err := d.runsc(ctx, "checkpoint", "-image-path="+imageDir, id); err != nil {
+		return fmt.Errorf("checkpoint sandbox %s: %w", id, err)
+	}
+	if err := d.waitStopped(ctx, id); err != nil {
+		return fmt.Errorf("checkpoint sandbox %s: wait for exit: %w", id, err)
+	}
+	if _, err := d.runsc(ctx, "delete", id); err != nil && !isNotExist(err) {
+		return fmt.Errorf("checkpoint sandbox %s: delete: %w", id, err)
+	}
+	return nil
+}
+
+// Restore starts the sandbox again from imageDir with the same bundle.
+func (d *Driver) Restore(ctx context.Context, spec driver.Spec, imageDir string) error {
+	if err := validate(spec); err != nil {
+		return err
+	}
+	if err := d.writeBundle(spec); err != nil {
+		return fmt.Errorf("restore sandbox %s: %w", spec.ID, err)
+	}
+	if err := d.start(ctx, spec, "restore", "-detach", "-direct", "-image-path="+imageDir, "-bundle", bundleDir(spec), spec.ID); err != nil {
+		d.Destroy(context.WithoutCancel(ctx), spec.ID)
+		return fmt.Errorf("restore sandbox %s: %w", spec.ID, err)
+	}
+	return nil
+}
+
+// waitStopped polls runsc until the sandbox is no longer running.
+func (d *Driver) waitStopped(ctx context.Context, id string) error {
+	for {
+		st, err := d.state(ctx, id)
+		if isNotExist(err) || (err == nil && st.Status == "stopped") {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(25 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,115 @@
+package gvisor
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"nestbox.dev/internal/driver"
+	"nestbox.dev/internal/driver/drivertest"
+	"nestbox.dev/internal/template"
+	"nestbox.dev/internal/testenv"
+)
+
+// repoRoot finds the module root, where make puts bin/runsc and bin/envd.
+func repoRoot(t *testing.T) string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(file), "../../..")
+}
+
+// testDriver returns a driver on a private runsc root and a minimal rootfs.
+func testDriver(t *testing.T) (*Driver, string) {
+	testenv.RequireRoot(t)
+	root := repoRoot(t)
+	runsc := os.Getenv("NESTBOX_RUNSC")
+	if runsc == "" {
+		runsc = filepath.Join(root, "bin/runsc")
+	}
+	if _, err := os.Stat(runsc); err != nil {
+		testenv.Missing(t, "runsc not built (make runsc): "+err.Error())
+	}
+	envd := filepath.Join(root, "bin/envd")
+	if _, err := os.Stat(envd); err != nil {
+		testenv.Missing(t, "envd not built (make envd): "+err.Error())
+	}
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		testenv.Missing(t, "busybox-static not installed")
+	}
+	work := t.TempDir()
+	store, err := template.New(template.Config{Dir: filepath.Join(work, "templates"), Envd: envd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rootfs, err := store.Ensure(context.Background(), "minimal")
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := New(Config{Runsc: runsc, Root: filepath.Join(work, "runsc"), CgroupParent: "/nestbox-test"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// runsc keeps an empty network namespace mounted in its root for
+	// gofers; it outlives the sandboxes.
+	t.Cleanup(func() {
+		unix.Unmount(filepath.Join(work, "runsc", "null-netns"), unix.MNT_DETACH)
+		// runsc removes each sandbox's cgroups but not their parent.
+		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/nestbox-test")
+		for _, d := range dirs {
+			os.Remove(d)
+		}
+	})
+	return d, rootfs
+}
+
+var seq atomic.Int64
+
+// copyTree gives each test sandbox a writable copy of the rootfs; the agent
+// uses an overlay, which the rootfs package tests.
+func copyTree(t *testing.T, src string) string {
+	dst := filepath.Join(t.TempDir(), "rootfs")
+	if out, err := exec.Command("cp", "-a", src, dst).CombinedOutput(); err != nil {
+		t.Fatalf("copy rootfs: %v: %s", err, out)
+	}
+	return dst
+}
+
+func TestConformance(t *testing.T) {
+	d, rootfs := testDriver(t)
+	drivertest.Run(t, func(t *testing.T) drivertest.Env {
+		return drivertest.Env{
+			Driver:   d,
+			Parallel: 3,
+			NewSpec: func(t *testing.T) driver.Spec {
+				id := fmt.Sprintf("nbxt-%06d-%05d", os.Getpid()%1000000, seq.Add(1))
+				return driver.Spec{
+					ID:       id,
+					Dir:      t.TempDir(),
+					Rootfs:   copyTree(t, rootfs),
+					VCPUs:    1,
+					MemoryMB: 256,
+					Args:     []string{"/usr/bin/envd", "--port", "49983"},
+				}
+			},
+			Healthy: func(ctx context.Context, t *testing.T, spec driver.Spec) error {
+				// No network namespace in this test: ask from inside.
+				for ctx.Err() == nil {
+					out, err := d.runsc(ctx, "exec", spec.ID, "/bin/sh", "-c", "wget -q -S -O /dev/null http://127.0.0.1:49983/health 2>&1")
+					if err == nil && strings.Contains(string(out), "204") {
+						return nil
+					}
+					time.Sleep(50 * time.Millisecond)
+				}
+				return ctx.Err()
+			},
+		}
+	})
+}

@@ -1,0 +1,288 @@
+// Package portfwd makes services inside a sandbox that listen only on
+// loopback reachable from outside it: it scans the sandbox's listening TCP
+// sockets and, for each port bound to 127.0.0.1 or ::1 alone, listens on the
+// same port of the sandbox's external addresses and relays connections to
+// the loopback service. Imported by envd's server only.
+package portfwd
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Config configures a Forwarder. Zero values mean the documented defaults.
+type Config struct {
+	// Interval between scans; zero means one second.
+	Interval time.Duration
+	// ProcNet is the directory holding tcp and tcp6; "" means /proc/net.
+	ProcNet string
+	// Addrs lists the external addresses to listen on; nil means every
+	// non-loopback IPv4 address of the sandbox's interfaces.
+	Addrs func() ([]net.IP, error)
+	// Exclude lists ports never forwarded (envd's own port).
+	Exclude []uint16
+	Logger  *slog.Logger
+}
+
+// Forwarder owns the relays it starts. Run it once; Reset may be called from
+// any goroutine.
+type Forwarder struct {
+	cfg     Config
+	log     *slog.Logger
+	exclude map[uint16]bool
+
+	// mu guards relays.
+	mu     sync.Mutex
+	relays map[uint16]*relay
+}
+
+// New returns a Forwarder; it does nothing until Run.
+func New(cfg Config) *Forwarder {
+	if cfg.Interval <= 0 {
+		cfg.Interval = time.Second
+	}
+	if cfg.ProcNet == "" {
+		cfg.ProcNet = "/proc/net"
+	}
+	if cfg.Addrs == nil {
+		cfg.Addrs = externalAddrs
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ex := map[uint16]bool{}
+	for _, p := range cfg.Exclude {
+		ex[p] = true
+	}
+	return &Forwarder{cfg: cfg, log: log, exclude: ex, relays: map[uint16]*relay{}}
+}
+
+// Run scans until ctx is done, then closes every relay and returns nil.
+func (f *Forwarder) Run(ctx context.Context) error {
+	t := time.NewTicker(f.cfg.Interval)
+	defer t.Stop()
+	defer f.closeAll()
+	for {
+		f.scan()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Reset closes every relay; the next scan opens them again. envd calls it
+// after a snapshot restore, when the sandbox's addresses may have changed
+// and relayed connections are dead.
+func (f *Forwarder) Reset() {
+	f.closeAll()
+	f.scan()
+}
+
+// Forwarded returns the ports currently relayed.
+func (f *Forwarder) Forwarded() []uint16 {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make([]uint16, 0, len(f.relays))
+	for p := range f.relays {
+		out = append(out, p)
+	}
+	return out
+}
+
+func (f *Forwarder) closeAll() {
+	f.mu.Lock()
+	relays := f.relays
+	f.relays = map[uint16]*relay{}
+	f.mu.Unlock()
+	for _, r := range relays {
+		r.close()
+	}
+}
+
+func (f *Forwarder) scan() {
+	socks, err := listeners(f.cfg.ProcNet)
+	if err != nil {
+		f.log.Warn("scan listening sockets", "err", err)
+		return
+	}
+	addrs, err := f.cfg.Addrs()
+	if err != nil {
+		f.log.Warn("list external addresses", "err", err)
+		return
+	}
+	// A port needs a relay when something listens on loopback only: a
+	// wildcard or external listener is reachable already (and our own relay
+	// listeners show up as external ones, so they are not counted).
+	loopback := map[uint16]net.IP{}
+	reachable := map[uint16]bool{}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	ours := map[string]bool{}
+	for _, a := range addrs {
+		ours[a.String()] = true
+	}
+	for _, s := range socks {
+		switch {
+		case ours[s.ip.String()]:
+			// One of our relays (or a service bound to the external
+			// address itself): reachable either way.
+			reachable[s.port] = reachable[s.port] || f.relays[s.port] == nil
+		case s.ip.IsLoopback():
+			loopback[s.port] = s.ip
+		case s.ip.IsUnspecified():
+			reachable[s.port] = true
+		}
+	}
+	for port, r := range f.relays {
+		if _, ok := loopback[port]; !ok || reachable[port] {
+			r.close()
+			delete(f.relays, port)
+		}
+	}
+	for port, ip := range loopback {
+		if reachable[port] || f.exclude[port] || f.relays[port] != nil {
+			continue
+		}
+		r, err := startRelay(port, ip, addrs, f.log)
+		if err != nil {
+			f.log.Debug("forward port", "port", port, "err", err)
+			continue
+		}
+		f.log.Info("forwarding loopback port", "port", port)
+		f.relays[port] = r
+	}
+}
+
+// relay accepts on the external addresses of one port and copies each
+// connection to the loopback service.
+type relay struct {
+	target string
+	lns    []net.Listener
+	log    *slog.Logger
+	wg     sync.WaitGroup
+
+	// mu guards conns and closed.
+	mu     sync.Mutex
+	conns  map[net.Conn]struct{}
+	closed bool
+}
+
+func startRelay(port uint16, target net.IP, addrs []net.IP, log *slog.Logger) (*relay, error) {
+	r := &relay{target: net.JoinHostPort(target.String(), strconv.Itoa(int(port))), log: log, conns: map[net.Conn]struct{}{}}
+	for _, a := range addrs {
+		ln, err := net.Listen("tcp", net.JoinHostPort(a.String(), strconv.Itoa(int(port))))
+		if err != nil {
+			r.close()
+			return nil, err
+		}
+		r.lns = append(r.lns, ln)
+	}
+	if len(r.lns) == 0 {
+		return nil, errors.New("no external address to listen on")
+	}
+	for _, ln := range r.lns {
+		r.wg.Add(1)
+		go r.accept(ln)
+	}
+	return r, nil
+}
+
+func (r *relay) accept(ln net.Listener) {
+	defer r.wg.Done()
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		if !r.track(c, true) {
+			c.Close()
+			return
+		}
+		r.wg.Add(1)
+		go r.pipe(c)
+	}
+}
+
+func (r *relay) pipe(c net.Conn) {
+	defer r.wg.Done()
+	defer r.track(c, false)
+	defer c.Close()
+	up, err := net.DialTimeout("tcp", r.target, 5*time.Second)
+	if err != nil {
+		r.log.Debug("dial forwarded port", "target", r.target, "err", err)
+		return
+	}
+	if !r.track(up, true) {
+		up.Close()
+		return
+	}
+	defer r.track(up, false)
+	defer up.Close()
+	done := make(chan struct{}, 2)
+	cp := func(dst, src net.Conn) {
+		io.Copy(dst, src)
+		// Half-close so the peer sees EOF but can still answer.
+		if tc, ok := dst.(*net.TCPConn); ok {
+			tc.CloseWrite()
+		}
+		done <- struct{}{}
+	}
+	go cp(up, c)
+	go cp(c, up)
+	<-done
+	<-done
+}
+
+// track adds (or removes) a connection; it reports false when the relay is
+// closed and the connection must not be used.
+func (r *relay) track(c net.Conn, add bool) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !add {
+		delete(r.conns, c)
+		return true
+	}
+	if r.closed {
+		return false
+	}
+	r.conns[c] = struct{}{}
+	return true
+}
+
+func (r *relay) close() {
+	r.mu.Lock()
+	r.closed = true
+	for c := range r.conns {
+		c.Close()
+	}
+	r.mu.Unlock()
+	for _, ln := range r.lns {
+		ln.Close()
+	}
+	r.wg.Wait()
+}
+
+func externalAddrs() ([]net.IP, error) {
+	ifaddrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return nil, err
+	}
+	var out []net.IP
+	for _, a := range ifaddrs {
+		n, ok := a.(*net.IPNet)
+		if !ok || n.IP.IsLoopback() || n.IP.To4() == nil || n.IP.IsLinkLocalUnicast() {
+			continue
+		}
+		out = append(out, n.IP)
+	}
+	return out, nil
+}

@@ -1,0 +1,77 @@
+package envd
+
+import (
+	"context"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"time"
+)
+
+// snapshotState tracks a prepared freeze. The platform calls
+// POST /snapshot/prepare right before it checkpoints the sandbox and probes
+// GET /health right after it restores it; that first probe undoes the
+// preparation.
+type snapshotState struct {
+	// mu guards the fields below and serialises prepare and recover.
+	mu       sync.Mutex
+	prepared bool
+	maxProcs int
+	at       time.Time
+}
+
+// handlePrepare makes envd safe to freeze: idle keep-alive connections are
+// closed (a restored sandbox may have new peers and stale sockets), the Go
+// heap is collected after envd's last allocations so the memory image holds
+// no garbage, and the runtime is limited to one OS thread so that fewer
+// threads are frozen mid-flight. It is idempotent.
+func (s *Server) handlePrepare(w http.ResponseWriter, r *http.Request) {
+	s.snap.mu.Lock()
+	defer s.snap.mu.Unlock()
+	if !s.snap.prepared {
+		s.snap.prepared = true
+		s.snap.at = time.Now()
+		// Closes idle connections now and the current one after this
+		// response.
+		s.http.SetKeepAlivesEnabled(false)
+		w.Header().Set("Connection", "close")
+		runtime.GC()
+		debug.FreeOSMemory()
+		s.snap.maxProcs = runtime.GOMAXPROCS(1)
+		s.log.Info("prepared for snapshot")
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// recoverAfterRestore undoes handlePrepare and re-initialises what a freeze
+// breaks: the CPU sampling baseline (its interval spans the freeze) and the
+// port forwards (their connections are dead and addresses may have moved).
+// It runs under its own timeout, separate from the caller's readiness wait.
+func (s *Server) recoverAfterRestore(ctx context.Context) {
+	s.snap.mu.Lock()
+	defer s.snap.mu.Unlock()
+	if !s.snap.prepared {
+		return
+	}
+	s.snap.prepared = false
+	runtime.GOMAXPROCS(s.snap.maxProcs)
+	s.http.SetKeepAlivesEnabled(true)
+	s.metrics.reset()
+
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.RestoreTimeout)
+	defer cancel()
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if s.fwd != nil {
+			s.fwd.Reset()
+		}
+	}()
+	select {
+	case <-done:
+		s.log.Info("recovered after restore", "frozen_for", time.Since(s.snap.at).Round(time.Millisecond))
+	case <-ctx.Done():
+		s.log.Warn("post-restore init timed out", "timeout", s.cfg.RestoreTimeout)
+	}
+}

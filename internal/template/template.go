@@ -1,0 +1,208 @@
+// Package template builds and stores the root filesystems sandboxes start
+// from. A template is an immutable directory: it is built under a temporary
+// name and renamed into place, never edited afterwards (running sandboxes
+// map its files directly), and replaced only by building a new one and
+// renaming. The shipped templates are `minimal` (busybox and envd, built in
+// about a second) and `base` (Debian bookworm with a normal userland, built
+// with debootstrap and a package cache that makes rebuilds fast).
+//
+// Imported by the host agent and by tests that need a rootfs.
+package template
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"nestbox.dev/internal/errdefs"
+)
+
+// Config configures a Store. Zero values mean the documented defaults.
+type Config struct {
+	// Dir holds one directory per template; required.
+	Dir string
+	// CacheDir keeps downloaded packages between builds; "" means
+	// Dir/.cache.
+	CacheDir string
+	// Envd is the static envd binary copied into every template; required
+	// to build.
+	Envd string
+	// Busybox is a static busybox for the minimal template; "" means
+	// /bin/busybox.
+	Busybox string
+	// Mirror is the Debian mirror for debootstrap; "" means the first one
+	// in this machine's APT sources.
+	Mirror string
+	// Progress receives human-readable progress of builds; nil discards.
+	Progress io.Writer
+	Logger   *slog.Logger
+}
+
+// Info describes a stored template.
+type Info struct {
+	Name      string    `json:"name"`
+	BuiltAt   time.Time `json:"built_at"`
+	SizeBytes int64     `json:"size_bytes"`
+	EnvdHash  string    `json:"envd_sha256"`
+}
+
+// Store builds templates on first use and hands out their paths.
+type Store struct {
+	cfg Config
+	log *slog.Logger
+
+	// mu serialises builds of the same template.
+	mu       sync.Mutex
+	building map[string]*sync.Mutex
+}
+
+// builders maps a template name to how it is built into dir.
+var builders = map[string]func(ctx context.Context, s *Store, dir string) error{
+	"minimal": buildMinimal,
+	"base":    buildBase,
+}
+
+// New returns a Store over cfg.Dir.
+func New(cfg Config) (*Store, error) {
+	if cfg.Dir == "" {
+		return nil, errdefs.Invalid("template store: dir is required")
+	}
+	if cfg.CacheDir == "" {
+		cfg.CacheDir = filepath.Join(cfg.Dir, ".cache")
+	}
+	if cfg.Busybox == "" {
+		cfg.Busybox = "/bin/busybox"
+	}
+	if cfg.Progress == nil {
+		cfg.Progress = io.Discard
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
+		return nil, fmt.Errorf("template store: %w", err)
+	}
+	return &Store{cfg: cfg, log: log, building: map[string]*sync.Mutex{}}, nil
+}
+
+// Known reports whether name is a template this store can build.
+func Known(name string) bool { _, ok := builders[name]; return ok }
+
+// Path returns where template name lives (whether or not it is built).
+func (s *Store) Path(name string) string { return filepath.Join(s.cfg.Dir, name, "rootfs") }
+
+// Get returns the info of a built template, or ErrNotFound.
+func (s *Store) Get(name string) (Info, error) {
+	b, err := os.ReadFile(filepath.Join(s.cfg.Dir, name, "template.json"))
+	if errors.Is(err, os.ErrNotExist) {
+		return Info{}, errdefs.NotFound("template %q is not built", name)
+	}
+	if err != nil {
+		return Info{}, err
+	}
+	var info Info
+	if err := json.Unmarshal(b, &info); err != nil {
+		return Info{}, fmt.Errorf("template %q: %w", name, err)
+	}
+	return info, nil
+}
+
+// Ensure returns the rootfs path of template name, building it first if it
+// is not built yet. Concurrent callers wait for one build.
+func (s *Store) Ensure(ctx context.Context, name string) (string, error) {
+	build, ok := builders[name]
+	if !ok {
+		return "", errdefs.NotFound("unknown template %q", name)
+	}
+	s.mu.Lock()
+	m := s.building[name]
+	if m == nil {
+		m = &sync.Mutex{}
+		s.building[name] = m
+	}
+	s.mu.Unlock()
+	m.Lock()
+	defer m.Unlock()
+	if _, err := s.Get(name); err == nil {
+		return s.Path(name), nil
+	}
+	if err := s.build(ctx, name, build); err != nil {
+		return "", fmt.Errorf("build template %s: %w", name, err)
+	}
+	return s.Path(name), nil
+}
+
+// build makes the template in a temporary directory and renames it into
+// place; a failed or interrupted build leaves only the temporary directory,
+// which the next build removes.
+func (s *Store) build(ctx context.Context, name string, build func(context.Context, *Store, string) error) error {
+	if s.cfg.Envd == "" {
+		return errdefs.Invalid("no envd binary configured")
+	}
+	start := time.Now()
+	fmt.Fprintf(s.cfg.Progress, "building template %q\n", name)
+	tmp := filepath.Join(s.cfg.Dir, ".build-"+name+"-"+randomSuffix())
+	rootfs := filepath.Join(tmp, "rootfs")
+	if err := os.MkdirAll(rootfs, 0o755); err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp) // after a successful rename there is nothing left here
+	if err := build(ctx, s, rootfs); err != nil {
+		return err
+	}
+	hash, err := installEnvd(s.cfg.Envd, rootfs)
+	if err != nil {
+		return err
+	}
+	size, err := duBytes(rootfs)
+	if err != nil {
+		return err
+	}
+	info := Info{Name: name, BuiltAt: time.Now().UTC(), SizeBytes: size, EnvdHash: hash}
+	b, _ := json.MarshalIndent(info, "", "  ")
+	if err := os.WriteFile(filepath.Join(tmp, "template.json"), b, 0o644); err != nil {
+		return err
+	}
+	final := filepath.Join(s.cfg.Dir, name)
+	if err := os.Rename(tmp, final); err != nil {
+		return fmt.Errorf("install template: %w", err)
+	}
+	fmt.Fprintf(s.cfg.Progress, "template %q ready in %s (%d MiB)\n", name, time.Since(start).Round(100*time.Millisecond), size>>20)
+	s.log.Info("template built", "name", name, "took", time.Since(start), "bytes", size)
+	return nil
+}
+
+func randomSuffix() string {
+	b := make([]byte, 4)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// duBytes sums the apparent sizes of the regular files under dir.
+func duBytes(dir string) (int64, error) {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			n += info.Size()
+		}
+		return nil
+	})
+	return n, err
+}

@@ -1,0 +1,118 @@
+package template
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/testenv"
+)
+
+// fakeEnvd is a stand-in binary: the minimal template test checks layout,
+// not envd.
+func fakeEnvd(t *testing.T) string {
+	p := filepath.Join(t.TempDir(), "envd")
+	if err := os.WriteFile(p, []byte("\x7fELF not really"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+func TestMinimalTemplate(t *testing.T) {
+	testenv.RequireRoot(t)
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		testenv.Missing(t, "busybox-static not installed")
+	}
+	var progress bytes.Buffer
+	s, err := New(Config{Dir: t.TempDir(), Envd: fakeEnvd(t), Progress: &progress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get("minimal"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("Get before build: %v, want not found", err)
+	}
+	// Concurrent callers share one build.
+	var wg sync.WaitGroup
+	paths := make([]string, 4)
+	errs := make([]error, 4)
+	for i := range 4 {
+		wg.Add(1)
+		go func() { defer wg.Done(); paths[i], errs[i] = s.Ensure(context.Background(), "minimal") }()
+	}
+	wg.Wait()
+	for i := range 4 {
+		if errs[i] != nil || paths[i] != s.Path("minimal") {
+			t.Fatalf("Ensure %d: %q, %v", i, paths[i], errs[i])
+		}
+	}
+	if n := strings.Count(progress.String(), "building template"); n != 1 {
+		t.Fatalf("built %d times, want once:\n%s", n, progress.String())
+	}
+	root := s.Path("minimal")
+	for _, f := range []string{"bin/busybox", "bin/sh", "bin/bash", "usr/bin/envd", "etc/passwd", "home/user"} {
+		if _, err := os.Lstat(filepath.Join(root, f)); err != nil {
+			t.Errorf("minimal template lacks %s: %v", f, err)
+		}
+	}
+	if fi, err := os.Stat(filepath.Join(root, "tmp")); err != nil || fi.Mode()&os.ModeSticky == 0 {
+		t.Errorf("/tmp is not sticky: %v %v", fi, err)
+	}
+	// The shell works in a chroot, and user is uid 1000.
+	out, err := exec.Command("chroot", root, "/bin/bash", "-l", "-c", "echo hi; id -u user").CombinedOutput()
+	if err != nil || string(out) != "hi\n1000\n" {
+		t.Fatalf("chroot shell: %q, %v", out, err)
+	}
+	info, err := s.Get("minimal")
+	if err != nil || info.SizeBytes == 0 || info.EnvdHash == "" {
+		t.Fatalf("info: %+v, %v", info, err)
+	}
+	// No leftovers of the build.
+	if m, _ := filepath.Glob(filepath.Join(s.cfg.Dir, ".build-*")); len(m) > 0 {
+		t.Fatalf("build leftovers: %v", m)
+	}
+}
+
+func TestUnknownTemplate(t *testing.T) {
+	s, err := New(Config{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Ensure(context.Background(), "nope"); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("got %v, want not found", err)
+	}
+}
+
+func TestFailedBuildLeavesNothing(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := t.TempDir()
+	s, err := New(Config{Dir: dir, Envd: filepath.Join(dir, "missing-envd"), Busybox: "/bin/busybox"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Ensure(context.Background(), "minimal"); err == nil {
+		t.Fatal("build with a missing envd succeeded")
+	}
+	entries, _ := os.ReadDir(dir)
+	for _, e := range entries {
+		if e.Name() != ".cache" {
+			t.Errorf("failed build left %s", e.Name())
+		}
+	}
+}
+
+func TestAptMirrorFindsSuite(t *testing.T) {
+	m, err := aptMirror("bookworm")
+	if err != nil {
+		testenv.Missing(t, "no APT source for bookworm: "+err.Error())
+	}
+	if !strings.HasPrefix(m, "http") {
+		t.Fatalf("mirror %q is not a URL", m)
+	}
+}

@@ -1,0 +1,41 @@
+// Package testenv holds the rules Nestbox's tests share about their
+// environment: a test whose prerequisite is missing may skip on a
+// developer's machine but fails in CI (CI=true), so CI can never pass by
+// skipping. Imported by _test.go files only.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"testing"
+)
+
+// InCI reports whether the tests run in CI.
+func InCI() bool { return os.Getenv("CI") == "true" }
+
+// Missing skips the test with reason, or fails it in CI.
+func Missing(t testing.TB, reason string) {
+	t.Helper()
+	if InCI() {
+		t.Fatalf("prerequisite missing in CI: %s", reason)
+	}
+	t.Skipf("prerequisite missing: %s", reason)
+}
+
+// RequireRoot skips (or, in CI, fails) unless the test runs as root.
+func RequireRoot(t testing.TB) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		Missing(t, "needs root")
+	}
+}
+
+// RequireCommand skips (or, in CI, fails) unless name is on PATH.
+func RequireCommand(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		Missing(t, name+" not on PATH")
+	}
+	return p
+}

@@ -1,0 +1,27 @@
+#!/bin/sh
+# Runs Nestbox's benchmarks and prints the numbers that docs/benchmarks.md
+# records. Usage: make bench (it builds what it needs first).
+set -eu
+cd "$(dirname "$0")/.."
+
+echo "== machine"
+echo "$(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -sr), $(go version | cut -d' ' -f3)"
+
+echo "== envd Go benchmarks"
+go test -run '^$' -bench . -benchtime "${BENCHTIME:-300x}" -count 1 ./internal/envd/...
+
+echo "== envd binary and idle memory"
+make -s envd
+size=$(stat -c %s bin/envd)
+port=$((40000 + $$ % 10000))
+bin/envd --dev --port "$port" --log-level error &
+pid=$!
+trap 'kill $pid 2>/dev/null || true' EXIT
+i=0
+until curl -fs -o /dev/null "http://127.0.0.1:$port/health"; do
+	i=$((i + 1)); [ $i -lt 100 ] || { echo "envd did not start" >&2; exit 1; }
+	sleep 0.05
+done
+sleep 1
+rss=$(awk '/^VmRSS:/ {print $2}' /proc/$pid/status)
+echo "envd binary: $((size / 1024 / 1024)) MiB ($size bytes); idle RSS after start: $((rss / 1024)) MiB ($rss kB)"

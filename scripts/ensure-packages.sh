@@ -1,0 +1,17 @@
+#!/bin/sh
+# Installs the Debian packages the build and tests need, once. Runs as root
+# on a fresh Debian 12 machine; does nothing when everything is present.
+set -eu
+
+need=""
+command -v node >/dev/null 2>&1 || need="$need nodejs npm"
+command -v useradd >/dev/null 2>&1 || need="$need passwd"
+command -v ps >/dev/null 2>&1 || need="$need procps"
+command -v bash >/dev/null 2>&1 || need="$need bash"
+command -v curl >/dev/null 2>&1 || need="$need curl"
+
+if [ -n "$need" ]; then
+	echo "installing Debian packages:$need"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $need
+fi
