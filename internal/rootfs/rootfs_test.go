@@ -1,0 +1,131 @@
+package rootfs
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"golang.org/x/sys/unix"
+
+	"nestbox.dev/internal/testenv"
+)
+
+func lowerDir(t *testing.T) string {
+	lower := filepath.Join(t.TempDir(), "lower")
+	os.MkdirAll(filepath.Join(lower, "etc"), 0o755)
+	os.WriteFile(filepath.Join(lower, "etc/motd"), []byte("template\n"), 0o644)
+	return lower
+}
+
+func TestCopyOnWriteAndLimit(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "mkfs.ext4")
+	ctx := context.Background()
+	lower := lowerDir(t)
+	dir := t.TempDir()
+	l, err := Mount(ctx, lower, dir, MinSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Unmount(ctx, l)
+
+	// Writes land in the layer; the template is untouched.
+	if err := os.WriteFile(filepath.Join(l.Root, "etc/motd"), []byte("changed\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(filepath.Join(l.Root, "etc/motd")); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(lower, "etc/motd")); string(b) != "template\n" {
+		t.Fatalf("template changed: %q", b)
+	}
+	// Filling the layer gives ENOSPC.
+	f, err := os.Create(filepath.Join(l.Root, "fill"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chunk := bytes.Repeat([]byte{1}, 1<<20)
+	var werr error
+	for i := 0; i < 2*MinSize>>20 && werr == nil; i++ {
+		_, werr = f.Write(chunk)
+	}
+	if werr == nil {
+		werr = f.Sync()
+	}
+	f.Close()
+	if !errors.Is(werr, unix.ENOSPC) {
+		t.Fatalf("filling a %d MiB layer: got %v, want ENOSPC", MinSize>>20, werr)
+	}
+	// The image is sparse: it uses no more than its size on the host.
+	var st unix.Stat_t
+	unix.Stat(l.Image, &st)
+	if st.Blocks*512 > MinSize+(1<<20) {
+		t.Fatalf("image uses %d bytes for a %d-byte layer", st.Blocks*512, MinSize)
+	}
+
+	if err := Unmount(ctx, l); err != nil {
+		t.Fatal(err)
+	}
+	if err := Unmount(ctx, l); err != nil {
+		t.Fatalf("second unmount: %v", err)
+	}
+	assertClean(t, dir)
+}
+
+func TestFailedMountLeavesNothing(t *testing.T) {
+	testenv.RequireRoot(t)
+	ctx := context.Background()
+	dir := t.TempDir()
+	if _, err := Mount(ctx, filepath.Join(dir, "missing"), dir, MinSize); err == nil {
+		t.Fatal("mount over a missing template succeeded")
+	}
+	// Make the overlay mount fail after the loop mount: a lower dir that
+	// is a file passes nothing but Stat... use a relative path instead.
+	if _, err := Mount(ctx, "relative", dir, MinSize); err == nil {
+		t.Fatal("relative lower accepted")
+	}
+	if _, err := Mount(ctx, lowerDir(t), dir, 1<<20); err == nil {
+		t.Fatal("tiny layer accepted")
+	}
+	// An image that already exists makes Mount fail early and keep it.
+	os.WriteFile(filepath.Join(dir, "upper.img"), nil, 0o600)
+	if _, err := Mount(ctx, lowerDir(t), dir, MinSize); err == nil {
+		t.Fatal("mount over an existing image succeeded")
+	}
+	os.Remove(filepath.Join(dir, "upper.img"))
+	assertClean(t, dir)
+}
+
+func assertClean(t *testing.T, dir string) {
+	t.Helper()
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 0 {
+		t.Errorf("left in %s: %v", dir, entries)
+	}
+	b, _ := os.ReadFile("/proc/self/mountinfo")
+	if strings.Contains(string(b), dir) {
+		t.Errorf("mounts under %s remain", dir)
+	}
+	loops, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	for _, lf := range loops {
+		if b, _ := os.ReadFile(lf); strings.Contains(string(b), dir) {
+			t.Errorf("loop device %s still backs %s", lf, b)
+		}
+	}
+}
+
+func TestSize(t *testing.T) {
+	for _, tc := range []struct{ req, tpl, min int64 }{
+		{0, 0, MinSize},
+		{5 << 30, 200 << 20, 5 << 30},
+		{100 << 20, 1 << 30, 1<<30 + 1<<30/10},
+	} {
+		if got := Size(tc.req, tc.tpl); got < tc.min || got%4096 != 0 {
+			t.Errorf("Size(%d, %d) = %d, want >= %d and page-aligned", tc.req, tc.tpl, got, tc.min)
+		}
+	}
+}
