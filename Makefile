@@ -15,11 +15,15 @@ E2B_TEST_DIR               := test/e2b
 RUNSC_VERSION              := v0.0.0-20260905035102-160fafc42237
 RUNSC                      := $(BIN)/runsc-$(RUNSC_VERSION)
 
-.PHONY: all build envd runsc run test test-go test-deps bench lint proto clean
+.PHONY: all build envd nestbox runsc run test test-go test-deps bench lint proto clean
 
 all: build
 
-build: envd runsc
+build: envd nestbox runsc
+
+nestbox:
+	@mkdir -p $(BIN)
+	$(GO) build -trimpath -o $(BIN)/nestbox ./cmd/nestbox
 
 runsc: $(RUNSC)
 
@@ -57,7 +61,7 @@ test-deps: test-user
 test-user:
 	@id user >/dev/null 2>&1 || { echo "creating local account 'user'"; useradd -m -s /bin/bash user; }
 
-test: test-deps lint envd runsc test-go
+test: test-deps lint envd nestbox runsc test-go
 
 test-go:
 	$(GO) test -race -count=1 -timeout 20m ./...

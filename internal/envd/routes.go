@@ -3,8 +3,6 @@ package envd
 import (
 	"net/http"
 
-	"connectrpc.com/connect"
-
 	"nestbox.dev/internal/proto/filesystempb/filesystempbconnect"
 	"nestbox.dev/internal/proto/processpb/processpbconnect"
 )
@@ -14,9 +12,13 @@ import (
 // URL signature and checks it itself.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
-	opts := []connect.HandlerOption{connect.WithInterceptors(&tokenInterceptor{settings: s.settings})}
-	mux.Handle(processpbconnect.NewProcessHandler(s.proc, opts...))
-	mux.Handle(filesystempbconnect.NewFilesystemHandler(s.fs, opts...))
+	// The token is checked before Connect sees the request, so a streaming
+	// RPC without it is refused with HTTP 401 like a unary one (E2B's envd
+	// does the same), not with an error inside a 200 stream.
+	path, h := processpbconnect.NewProcessHandler(s.proc)
+	mux.Handle(path, s.requireToken(h))
+	path, h = filesystempbconnect.NewFilesystemHandler(s.fs)
+	mux.Handle(path, s.requireToken(h))
 
 	mux.Handle("/files", s.files)
 	mux.HandleFunc("GET /health", s.handleHealth)

@@ -60,7 +60,9 @@ func testDriver(t *testing.T) (*Driver, string) {
 	// runsc keeps an empty network namespace mounted in its root for
 	// gofers; it outlives the sandboxes.
 	t.Cleanup(func() {
-		unix.Unmount(filepath.Join(work, "runsc", "null-netns"), unix.MNT_DETACH)
+		// runsc may mount it more than once: unmount until it is gone.
+		for unix.Unmount(filepath.Join(work, "runsc", "null-netns"), unix.MNT_DETACH) == nil {
+		}
 		// runsc removes each sandbox's cgroups but not their parent.
 		dirs, _ := filepath.Glob("/sys/fs/cgroup/*/nestbox-test")
 		for _, d := range dirs {

@@ -1,0 +1,110 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"nestbox.dev/internal/agent"
+)
+
+// runAgent is `nestbox agent`: it serves the host agent until ctx is done.
+// Sandboxes keep running when it stops; the next start adopts them.
+func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, listen, logLevel, err := parseAgentFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
+	cfg.Progress = stderr
+	a, err := agent.New(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	cfg.Logger.Info("agent listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir)
+	var wg sync.WaitGroup
+	wg.Go(func() { a.Run(ctx) })
+	err = a.Serve(ctx, ln)
+	wg.Wait()
+	return err
+}
+
+// parseAgentFlags reads the agent's flags; each defaults to an environment
+// variable, then to a built-in value.
+func parseAgentFlags(args []string, stderr io.Writer) (agent.Config, string, slog.Level, error) {
+	fs := flag.NewFlagSet("nestbox agent", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		cfg      agent.Config
+		listen   string
+		size     string
+		logLevel slog.Level
+	)
+	exeDir := ""
+	if exe, err := os.Executable(); err == nil {
+		exeDir = filepath.Dir(exe)
+	}
+	fs.StringVar(&cfg.DataDir, "data-dir", env("NESTBOX_DATA_DIR", "/var/lib/nestbox"), "state directory: sandboxes, templates, runtime state (env NESTBOX_DATA_DIR)")
+	fs.StringVar(&listen, "listen", env("NESTBOX_AGENT_LISTEN", "127.0.0.1:5007"), "address of the agent's API and sandbox proxy (env NESTBOX_AGENT_LISTEN)")
+	fs.StringVar(&cfg.EventsURL, "events-url", env("NESTBOX_EVENTS_URL", ""), "URL to POST sandbox events to, e.g. http://cp:8080/v1/hosts/sandbox-events; empty sends none (env NESTBOX_EVENTS_URL)")
+	fs.StringVar(&cfg.HostID, "host-id", env("NESTBOX_HOST_ID", ""), "this host's ID in events (env NESTBOX_HOST_ID)")
+	fs.StringVar(&cfg.Runsc, "runsc", env("NESTBOX_RUNSC", besides(exeDir, "runsc")), "static runsc binary (env NESTBOX_RUNSC; default: runsc next to nestbox)")
+	fs.StringVar(&cfg.Envd, "envd", env("NESTBOX_ENVD", besides(exeDir, "envd")), "static envd binary put into templates (env NESTBOX_ENVD; default: envd next to nestbox)")
+	fs.StringVar(&cfg.NetworkCIDR, "network-cidr", env("NESTBOX_NETWORK_CIDR", ""), "private range for sandbox addresses (env NESTBOX_NETWORK_CIDR; default 10.200.0.0/16)")
+	fs.StringVar(&cfg.NetworkPrefix, "network-prefix", env("NESTBOX_NETWORK_PREFIX", ""), "prefix of this agent's netns, link and nft names; two agents on one host need different ones (env NESTBOX_NETWORK_PREFIX; default nbx)")
+	fs.StringVar(&cfg.CgroupParent, "cgroup-parent", env("NESTBOX_CGROUP_PARENT", ""), "cgroup under which each sandbox gets its own (env NESTBOX_CGROUP_PARENT; default /nestbox)")
+	fs.StringVar(&size, "default-rootfs-size", env("NESTBOX_DEFAULT_ROOTFS_SIZE", "5Gi"), "writable-layer size of sandboxes that ask for none, e.g. 5Gi (env NESTBOX_DEFAULT_ROOTFS_SIZE)")
+	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return cfg, "", 0, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, "", 0, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	n, err := parseSize(size)
+	if err != nil {
+		return cfg, "", 0, fmt.Errorf("--default-rootfs-size: %w", err)
+	}
+	if n == 0 {
+		return cfg, "", 0, errors.New("--default-rootfs-size must be positive")
+	}
+	cfg.DefaultRootfsSize = n
+	if cfg.Runsc == "" {
+		return cfg, "", 0, errors.New("no runsc binary: build one with `make runsc` and pass --runsc")
+	}
+	if abs, err := filepath.Abs(cfg.DataDir); err == nil {
+		cfg.DataDir = abs
+	}
+	return cfg, listen, logLevel, nil
+}
+
+func env(key, def string) string {
+	if v, ok := os.LookupEnv(key); ok && v != "" {
+		return v
+	}
+	return def
+}
+
+// besides returns dir/name if that file exists, else "". The runsc on PATH
+// is not a fallback: distributions ship versions without systrap.
+func besides(dir, name string) string {
+	if dir == "" {
+		return ""
+	}
+	p := filepath.Join(dir, name)
+	if _, err := os.Stat(p); err != nil {
+		return ""
+	}
+	return p
+}

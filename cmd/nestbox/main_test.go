@@ -1,0 +1,125 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+func TestHelpListsCommands(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"--help"}, &stdout, &stderr)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("--help: %v", err)
+	}
+	for _, c := range commands {
+		if !strings.Contains(stdout.String(), c.name) {
+			t.Errorf("help does not list %q:\n%s", c.name, stdout.String())
+		}
+	}
+	if err := run(context.Background(), []string{"frobnicate"}, &stdout, &stderr); err == nil || !strings.Contains(err.Error(), "unknown command") {
+		t.Errorf("unknown command: %v", err)
+	}
+	if err := run(context.Background(), nil, &stdout, &stderr); err == nil {
+		t.Error("no command accepted")
+	}
+}
+
+func TestAgentHelp(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	err := run(context.Background(), []string{"agent", "--help"}, &stdout, &stderr)
+	if !errors.Is(err, flag.ErrHelp) {
+		t.Fatalf("agent --help: %v", err)
+	}
+	for _, f := range []string{"-data-dir", "-listen", "-events-url", "-runsc", "-envd", "-network-cidr", "-default-rootfs-size", "NESTBOX_DEFAULT_ROOTFS_SIZE"} {
+		if !strings.Contains(stderr.String(), f) {
+			t.Errorf("agent --help does not mention %s", f)
+		}
+	}
+}
+
+func TestAgentFlags(t *testing.T) {
+	runsc := filepath.Join(t.TempDir(), "runsc")
+	os.WriteFile(runsc, nil, 0o755)
+	t.Setenv("NESTBOX_RUNSC", runsc)
+	t.Setenv("NESTBOX_DATA_DIR", "/srv/nestbox")
+	t.Setenv("NESTBOX_DEFAULT_ROOTFS_SIZE", "2Gi")
+	t.Setenv("NESTBOX_AGENT_LISTEN", "")
+
+	cfg, listen, _, err := parseAgentFlags(nil, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != "/srv/nestbox" || cfg.DefaultRootfsSize != 2<<30 || listen != "127.0.0.1:5007" || cfg.Runsc != runsc {
+		t.Errorf("from the environment: %+v, listen %s", cfg, listen)
+	}
+
+	// Flags win over the environment.
+	cfg, listen, _, err = parseAgentFlags([]string{"--data-dir", "/data", "--default-rootfs-size", "512Mi",
+		"--listen", "0.0.0.0:9000", "--events-url", "http://cp/v1/hosts/sandbox-events", "--network-cidr", "10.9.0.0/16"}, &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.DataDir != "/data" || cfg.DefaultRootfsSize != 512<<20 || listen != "0.0.0.0:9000" ||
+		cfg.EventsURL != "http://cp/v1/hosts/sandbox-events" || cfg.NetworkCIDR != "10.9.0.0/16" {
+		t.Errorf("from flags: %+v, listen %s", cfg, listen)
+	}
+
+	for _, args := range [][]string{
+		{"--default-rootfs-size", "5GB"},
+		{"--default-rootfs-size", "0"},
+		{"extra"},
+	} {
+		if _, _, _, err := parseAgentFlags(args, &bytes.Buffer{}); err == nil {
+			t.Errorf("%v accepted", args)
+		}
+	}
+	t.Setenv("NESTBOX_RUNSC", "")
+	if _, _, _, err := parseAgentFlags([]string{"--runsc", ""}, &bytes.Buffer{}); err == nil {
+		t.Error("no runsc accepted")
+	}
+}
+
+func TestParseSize(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want int64
+		ok   bool
+	}{
+		{"5Gi", 5 << 30, true},
+		{"512Mi", 512 << 20, true},
+		{"64Ki", 64 << 10, true},
+		{"1Ti", 1 << 40, true},
+		{"1048576", 1 << 20, true},
+		{" 2Gi ", 2 << 30, true},
+		{"5G", 0, false},
+		{"5GB", 0, false},
+		{"-1Gi", 0, false},
+		{"Gi", 0, false},
+		{"", 0, false},
+		{"1.5Gi", 0, false},
+		{"9999999999Ti", 0, false},
+	} {
+		got, err := parseSize(tc.in)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("parseSize(%q) = %d, %v; want %d, ok %v", tc.in, got, err, tc.want, tc.ok)
+		}
+	}
+}
+
+func FuzzParseSize(f *testing.F) {
+	for _, s := range []string{"5Gi", "512Mi", "1", "-1", "9223372036854775807", "8589934591Gi"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n, err := parseSize(s)
+		if err == nil && n < 0 {
+			t.Errorf("parseSize(%q) = %d", s, n)
+		}
+	})
+}

@@ -1,0 +1,312 @@
+// Package agent is the host agent: the one process that owns the sandboxes
+// of a machine. It serves the control plane's Connect API (create, destroy,
+// get, list, set timeout, metrics, ping), proxies HTTP to every sandbox's
+// ports under /proxy/{id}/{port}/, enforces each sandbox's timeout, watches
+// for sandboxes that died, and posts lifecycle events to the control plane.
+//
+// It composes the packages that do the work: template (root filesystems),
+// network (netns, veth, nft, tc), rootfs (the copy-on-write writable layer)
+// and a driver (gVisor's runsc by default). Every sandbox has a directory
+// <data>/sandboxes/<id> holding a crash-only state file: a restarted agent
+// adopts the sandboxes that still run and removes every leftover of those
+// that do not. Sandboxes are independent processes and outlive the agent.
+//
+// Imported by cmd/nestbox.
+package agent
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"nestbox.dev/internal/driver"
+	"nestbox.dev/internal/driver/gvisor"
+	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/network"
+	"nestbox.dev/internal/proto/agentpb"
+	"nestbox.dev/internal/rootfs"
+	"nestbox.dev/internal/template"
+)
+
+// Defaults of Config.
+const (
+	DefaultRootfsSize = 5 << 30
+	DefaultTimeout    = 300 * time.Second
+	DefaultVCPUs      = 2
+	DefaultMemoryMB   = 512
+	DefaultTemplate   = "minimal"
+	// EnvdPort is where envd listens inside every sandbox.
+	EnvdPort = 49983
+)
+
+// Config configures an Agent. Zero values mean the documented defaults.
+type Config struct {
+	// DataDir holds the agent's state: sandboxes/<id> per sandbox,
+	// templates/ and runsc/ (runsc's state). Required.
+	DataDir string
+	// Driver runs sandboxes; nil means gVisor with Runsc, its state under
+	// DataDir/runsc and CgroupParent.
+	Driver driver.Driver
+	// Runsc is a static runsc binary; required when Driver is nil.
+	Runsc string
+	// CgroupParent is the cgroup under which gVisor makes one per sandbox;
+	// "" means the driver's default (/nestbox).
+	CgroupParent string
+	// Envd is the static envd binary copied into templates; required to
+	// build a template that is not built yet.
+	Envd string
+	// TemplateDir holds the templates; "" means DataDir/templates.
+	TemplateDir string
+	// Progress receives human-readable progress of template builds; nil
+	// discards it.
+	Progress io.Writer
+
+	// NetworkCIDR is the private range sandbox addresses come from; ""
+	// means network.DefaultCIDR. NetworkPrefix starts the names of this
+	// agent's namespaces, links and nft table; "" means "nbx". Two agents
+	// on one host need different prefixes and ranges.
+	NetworkCIDR   string
+	NetworkPrefix string
+
+	// DefaultRootfsSize is the writable-layer size of a sandbox that asks
+	// for none; zero means DefaultRootfsSize. A layer is never smaller than
+	// its template.
+	DefaultRootfsSize int64
+	// DefaultTimeout is the lifetime of a sandbox that asks for none; zero
+	// means DefaultTimeout.
+	DefaultTimeout time.Duration
+	// DefaultVCPUs and DefaultMemoryMB size a sandbox that asks for
+	// nothing; zero means DefaultVCPUs and DefaultMemoryMB.
+	DefaultVCPUs    int
+	DefaultMemoryMB int
+	// ReadyTimeout bounds the wait for a new sandbox's envd to answer;
+	// zero means 30 s.
+	ReadyTimeout time.Duration
+
+	// EventsURL receives lifecycle events as JSON POSTs (the control
+	// plane's /v1/hosts/sandbox-events); "" means events are not sent.
+	EventsURL string
+	// HostID is sent with every event; "" omits it.
+	HostID string
+	// MonitorInterval is how often running sandboxes are checked for
+	// crashes; zero means 2 s.
+	MonitorInterval time.Duration
+
+	Logger *slog.Logger
+
+	// failAt, if set, runs after every step of a create and fails the
+	// create when it returns an error (tests inject failures with it).
+	failAt func(step string) error
+	// ttlTick is how often timeouts are checked; zero means 200 ms.
+	ttlTick time.Duration
+}
+
+// Agent owns the sandboxes of this machine. Create it with New, run its
+// background work with Run, serve its API with Serve or Handler. Its methods
+// are safe for concurrent use.
+type Agent struct {
+	cfg       Config
+	log       *slog.Logger
+	driver    driver.Driver
+	net       *network.Manager
+	templates *template.Store
+	envd      *envdClient
+	events    *eventQueue
+
+	// mu guards sandboxes and the fields of each sandbox documented as
+	// guarded by Agent.mu.
+	mu        sync.Mutex
+	sandboxes map[string]*sandbox
+
+	// versionMu guards envdVersions (template path -> envd version).
+	versionMu    sync.Mutex
+	envdVersions map[string]string
+}
+
+// sandbox is the agent's record of one sandbox.
+type sandbox struct {
+	id  string
+	dir string
+	log *slog.Logger
+
+	// op serialises lifecycle operations on this sandbox: create, destroy
+	// and state-file updates. Whoever holds it re-checks gone first.
+	op sync.Mutex
+	// netReleased, guarded by op, records that the network was torn down:
+	// its slot may belong to another sandbox already.
+	netReleased bool
+
+	// Set while the sandbox is created (under op, before status becomes
+	// running) or adopted, read-only afterwards.
+	cfg         *agentpb.SandboxConfig
+	tplPath     string
+	envdVersion string
+	net         network.Sandbox
+	layer       rootfs.Layer
+	startedAt   time.Time
+	proxy       *sandboxProxy
+
+	// Guarded by Agent.mu.
+	status    status
+	endAt     time.Time
+	gone      bool         // removed from Agent.sandboxes
+	lastStats driver.Stats // previous metrics sample, for CPU %
+}
+
+// status is where a sandbox is in its life, as the agent sees it.
+type status string
+
+const (
+	statusCreating status = "creating"
+	statusRunning  status = "running"
+	statusStopping status = "stopping"
+)
+
+// New checks cfg, prepares the driver, network and template store, and
+// recovers the sandboxes of a previous run from their state files: the ones
+// still running are adopted, the leftovers of the others removed. ctx bounds
+// this setup only.
+func New(ctx context.Context, cfg Config) (*Agent, error) {
+	if cfg.DataDir == "" || !filepath.IsAbs(cfg.DataDir) {
+		return nil, errdefs.Invalid("agent: data dir must be an absolute path, got %q", cfg.DataDir)
+	}
+	if cfg.DefaultRootfsSize == 0 {
+		cfg.DefaultRootfsSize = DefaultRootfsSize
+	}
+	if cfg.DefaultTimeout == 0 {
+		cfg.DefaultTimeout = DefaultTimeout
+	}
+	if cfg.DefaultVCPUs == 0 {
+		cfg.DefaultVCPUs = DefaultVCPUs
+	}
+	if cfg.DefaultMemoryMB == 0 {
+		cfg.DefaultMemoryMB = DefaultMemoryMB
+	}
+	if cfg.ReadyTimeout == 0 {
+		cfg.ReadyTimeout = 30 * time.Second
+	}
+	if cfg.MonitorInterval == 0 {
+		cfg.MonitorInterval = 2 * time.Second
+	}
+	if cfg.ttlTick == 0 {
+		cfg.ttlTick = 200 * time.Millisecond
+	}
+	if cfg.TemplateDir == "" {
+		cfg.TemplateDir = filepath.Join(cfg.DataDir, "templates")
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "sandboxes"), 0o700); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a := &Agent{
+		cfg:          cfg,
+		log:          log,
+		driver:       cfg.Driver,
+		envd:         newEnvdClient(),
+		events:       newEventQueue(cfg.EventsURL, cfg.HostID, log),
+		sandboxes:    map[string]*sandbox{},
+		envdVersions: map[string]string{},
+	}
+	if a.driver == nil {
+		d, err := gvisor.New(gvisor.Config{
+			Runsc:        cfg.Runsc,
+			Root:         filepath.Join(cfg.DataDir, "runsc"),
+			CgroupParent: cfg.CgroupParent,
+			Logger:       log,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+		a.driver = d
+	}
+	var err error
+	a.templates, err = template.New(template.Config{Dir: cfg.TemplateDir, Envd: cfg.Envd, Progress: cfg.Progress, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a.net, err = network.New(ctx, network.Config{CIDR: cfg.NetworkCIDR, Prefix: cfg.NetworkPrefix, Logger: log})
+	if err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if err := a.recover(ctx); err != nil {
+		return nil, fmt.Errorf("agent: recover sandboxes: %w", err)
+	}
+	return a, nil
+}
+
+// Run does the agent's background work until ctx is done: it enforces
+// timeouts, detects crashed sandboxes and delivers events. Call it once. It
+// returns once all of that work, including destroys it started, has
+// finished. Sandboxes keep running after Run returns; without Run, nothing
+// times out and no event is sent.
+func (a *Agent) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { a.events.run(ctx) })
+	wg.Go(func() { a.enforceTimeouts(ctx, &wg) })
+	wg.Go(func() { a.monitor(ctx, &wg) })
+	wg.Wait()
+	return nil
+}
+
+func (a *Agent) sandboxesDir() string { return filepath.Join(a.cfg.DataDir, "sandboxes") }
+
+// lookup returns the registered sandbox id, or nil.
+func (a *Agent) lookup(id string) *sandbox {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.sandboxes[id]
+}
+
+// running returns sandbox id if it is running, else an ErrNotFound.
+func (a *Agent) running(id string) (*sandbox, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	sb := a.sandboxes[id]
+	if sb == nil || sb.status != statusRunning {
+		return nil, errdefs.NotFound("sandbox %s not found", id)
+	}
+	return sb, nil
+}
+
+// forget removes sb from the table. Called with sb.op held, so no other
+// lifecycle operation of sb runs; the identity check keeps a newer sandbox
+// with the same id in place.
+func (a *Agent) forget(sb *sandbox) {
+	a.mu.Lock()
+	if a.sandboxes[sb.id] == sb {
+		delete(a.sandboxes, sb.id)
+	}
+	sb.gone = true
+	a.mu.Unlock()
+	if sb.proxy != nil {
+		sb.proxy.close()
+	}
+}
+
+// list describes the running sandboxes.
+func (a *Agent) list() []*agentpb.Sandbox {
+	a.mu.Lock()
+	var running []*sandbox
+	for _, sb := range a.sandboxes {
+		if sb.status == statusRunning {
+			running = append(running, sb)
+		}
+	}
+	a.mu.Unlock()
+	out := make([]*agentpb.Sandbox, 0, len(running))
+	for _, sb := range running {
+		out = append(out, a.toProto(sb))
+	}
+	slices.SortFunc(out, func(x, y *agentpb.Sandbox) int { return strings.Compare(x.Id, y.Id) })
+	return out
+}

@@ -1,0 +1,166 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"nestbox.dev/internal/driver"
+	"nestbox.dev/internal/network"
+	"nestbox.dev/internal/proto/agentpb"
+	"nestbox.dev/internal/rootfs"
+)
+
+// reportPercentiles reports the p50 and p99 of ds in milliseconds.
+func reportPercentiles(b *testing.B, ds []time.Duration) {
+	if len(ds) == 0 {
+		return
+	}
+	slices.Sort(ds)
+	at := func(p int) float64 { return float64(ds[(len(ds)-1)*p/100]) / float64(time.Millisecond) }
+	b.ReportMetric(at(50), "p50-ms")
+	b.ReportMetric(at(99), "p99-ms")
+}
+
+// BenchmarkCreateMinimal measures CreateSandbox through the agent's API,
+// from the request until it returns (envd answers and is initialised),
+// for the minimal template. Compare with BenchmarkBareRunsc for the
+// agent's overhead.
+func BenchmarkCreateMinimal(b *testing.B) {
+	h := newTestHost(b)
+	ta := h.startAgent(b, "", nil)
+	ta.destroyRPC(b, ta.create(b, &agentpb.SandboxConfig{}).Id) // builds the template
+	var ds []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		sb := ta.create(b, &agentpb.SandboxConfig{})
+		ds = append(ds, time.Since(start))
+		b.StopTimer()
+		ta.destroyRPC(b, sb.Id)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	reportPercentiles(b, ds)
+}
+
+// BenchmarkDestroy measures DestroySandbox through the agent's API.
+func BenchmarkDestroy(b *testing.B) {
+	h := newTestHost(b)
+	ta := h.startAgent(b, "", nil)
+	var ds []time.Duration
+	b.StopTimer()
+	for range b.N {
+		sb := ta.create(b, &agentpb.SandboxConfig{})
+		b.StartTimer()
+		start := time.Now()
+		ta.destroyRPC(b, sb.Id)
+		ds = append(ds, time.Since(start))
+		b.StopTimer()
+	}
+	reportPercentiles(b, ds)
+}
+
+// BenchmarkBareRunsc measures `runsc run -detach` of the bundle the agent
+// would use, on a network and writable layer prepared beforehand, until
+// envd answers /health: the floor under BenchmarkCreateMinimal.
+func BenchmarkBareRunsc(b *testing.B) {
+	h := newTestHost(b)
+	ta := h.startAgent(b, "", nil)
+	ctx := context.Background()
+	tpl, err := ta.templates.Ensure(ctx, "minimal")
+	if err != nil {
+		b.Fatal(err)
+	}
+	size := int64(256 << 20)
+	runscRoot := filepath.Join(h.dataDir, "runsc")
+	bareDir := filepath.Join(h.dataDir, "bare")
+	os.MkdirAll(bareDir, 0o700)
+
+	type prepared struct {
+		id, dir string
+		net     network.Sandbox
+		layer   rootfs.Layer
+	}
+	prepare := func() prepared {
+		p := prepared{id: NewID()}
+		p.dir = filepath.Join(bareDir, p.id)
+		if err := os.Mkdir(p.dir, 0o700); err != nil {
+			b.Fatal(err)
+		}
+		if p.net, err = ta.net.Setup(ctx, p.id, network.Options{}); err != nil {
+			b.Fatal(err)
+		}
+		if p.layer, err = rootfs.Mount(ctx, tpl, p.dir, size); err != nil {
+			b.Fatal(err)
+		}
+		return p
+	}
+	release := func(p prepared) {
+		exec.Command(h.p.runsc, "--root="+runscRoot, "delete", "-force", p.id).Run()
+		rootfs.Unmount(ctx, p.layer)
+		ta.net.Teardown(ctx, p.net)
+		os.RemoveAll(p.dir)
+	}
+
+	// The driver writes the bundle once; each run gets a copy with its own
+	// ID and paths.
+	first := prepare()
+	spec := driver.Spec{ID: first.id, Dir: first.dir, Rootfs: first.layer.Root, NetNS: first.net.NetNS,
+		VCPUs: DefaultVCPUs, MemoryMB: 256, Args: []string{"/usr/bin/envd"}}
+	if err := ta.driver.Create(ctx, spec); err != nil {
+		b.Fatal(err)
+	}
+	files := map[string]string{}
+	for _, name := range []string{"bundle/config.json", "resolv.conf", "hosts"} {
+		data, err := os.ReadFile(filepath.Join(first.dir, name))
+		if err != nil {
+			b.Fatal(err)
+		}
+		files[name] = string(data)
+	}
+	release(first)
+
+	var ds []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		p := prepare()
+		os.MkdirAll(filepath.Join(p.dir, "bundle"), 0o700)
+		for name, data := range files {
+			data = strings.ReplaceAll(strings.ReplaceAll(data, first.dir, p.dir), first.id, p.id)
+			if err := os.WriteFile(filepath.Join(p.dir, name), []byte(data), 0o644); err != nil {
+				b.Fatal(err)
+			}
+		}
+		console, _ := os.Create(filepath.Join(p.dir, "console.log"))
+		cmd := exec.Command(h.p.runsc, "--root="+runscRoot, "--platform=systrap", "--overlay2=none",
+			"--log="+filepath.Join(p.dir, "runsc.log"), "run", "-detach", "-bundle", filepath.Join(p.dir, "bundle"), p.id)
+		cmd.Stdout, cmd.Stderr = console, console
+		b.StartTimer()
+
+		start := time.Now()
+		if err := cmd.Run(); err != nil {
+			b.Fatalf("runsc run: %v", err)
+		}
+		hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := ta.envd.waitHealthy(hctx, p.net.GuestIP)
+		cancel()
+		if err != nil {
+			b.Fatalf("envd: %v", err)
+		}
+		ds = append(ds, time.Since(start))
+
+		b.StopTimer()
+		console.Close()
+		release(p)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	reportPercentiles(b, ds)
+}

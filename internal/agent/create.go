@@ -1,0 +1,342 @@
+package agent
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	"nestbox.dev/internal/driver"
+	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/network"
+	"nestbox.dev/internal/proto/agentpb"
+	"nestbox.dev/internal/rootfs"
+	"nestbox.dev/internal/template"
+)
+
+// IDLength is the width of every sandbox ID. IDs are fixed-width so that
+// none is a prefix of another (runsc matches IDs by prefix).
+const IDLength = 20
+
+var validID = regexp.MustCompile(`^[a-z0-9]{20}$`)
+
+const idAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+
+// NewID returns a random sandbox ID of IDLength characters [a-z0-9].
+func NewID() string {
+	b := make([]byte, IDLength)
+	rand.Read(b)
+	for i := range b {
+		// 256 % 36 != 0: the bias is negligible for an identifier.
+		b[i] = idAlphabet[int(b[i])%len(idAlphabet)]
+	}
+	return string(b)
+}
+
+// The steps of a create, in order; failAt hooks run after each.
+const (
+	stepValidate = "validate"
+	stepTemplate = "template"
+	stepDir      = "dir"
+	stepNetwork  = "network"
+	stepRootfs   = "rootfs"
+	stepState    = "state"
+	stepDriver   = "driver"
+	stepHealth   = "health"
+	stepInit     = "init"
+	stepRunning  = "running"
+)
+
+var createSteps = []string{stepValidate, stepTemplate, stepDir, stepNetwork, stepRootfs, stepState, stepDriver, stepHealth, stepInit, stepRunning}
+
+// cleanupStack collects the undo of each step that made something; unwind
+// runs them in reverse order.
+type cleanupStack []struct {
+	name string
+	fn   func(ctx context.Context) error
+}
+
+func (c *cleanupStack) push(name string, fn func(ctx context.Context) error) {
+	*c = append(*c, struct {
+		name string
+		fn   func(ctx context.Context) error
+	}{name, fn})
+}
+
+// unwind undoes every step, going on past errors, which it returns joined.
+func (c cleanupStack) unwind(ctx context.Context) error {
+	var errs []error
+	for i := len(c) - 1; i >= 0; i-- {
+		if err := c[i].fn(ctx); err != nil {
+			errs = append(errs, fmt.Errorf("undo %s: %w", c[i].name, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// create makes a sandbox and returns once its envd answers and is
+// initialised. On error nothing of the sandbox is left. The request's ctx
+// bounds the creation; the sandbox then lives until destroyed or timed out.
+func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agentpb.Sandbox, err error) {
+	cfg, opts, err := a.resolveConfig(req)
+	if err != nil {
+		return nil, err
+	}
+	sb := &sandbox{
+		id:     cfg.Id,
+		dir:    filepath.Join(a.sandboxesDir(), cfg.Id),
+		log:    a.log.With("sandbox", cfg.Id),
+		cfg:    cfg,
+		status: statusCreating,
+	}
+	// Register first, holding op: a concurrent create of the same ID fails
+	// and a concurrent destroy waits for this create to finish.
+	sb.op.Lock()
+	defer sb.op.Unlock()
+	a.mu.Lock()
+	if _, ok := a.sandboxes[sb.id]; ok {
+		a.mu.Unlock()
+		return nil, errdefs.AlreadyExists("sandbox %s exists", sb.id)
+	}
+	a.sandboxes[sb.id] = sb
+	a.mu.Unlock()
+
+	start := time.Now()
+	var undo cleanupStack
+	createdSent := false
+	defer func() {
+		if err == nil {
+			return
+		}
+		bg := context.WithoutCancel(ctx)
+		if uerr := undo.unwind(bg); uerr != nil {
+			sb.log.Error("cleanup after failed create left something behind", "err", uerr)
+		}
+		a.forget(sb)
+		if createdSent {
+			a.emit(sb.id, EventStopped)
+		}
+	}()
+	// step runs the test hook after a step; in production it is a no-op.
+	step := func(name string) error {
+		if a.cfg.failAt == nil {
+			return nil
+		}
+		if err := a.cfg.failAt(name); err != nil {
+			return fmt.Errorf("create sandbox %s: %s: %w", sb.id, name, err)
+		}
+		return nil
+	}
+
+	if err := step(stepValidate); err != nil {
+		return nil, err
+	}
+
+	sb.tplPath, err = a.templates.Ensure(ctx, cfg.Template)
+	if err != nil {
+		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
+	}
+	sb.envdVersion = a.envdVersion(ctx, sb.tplPath)
+	if err := step(stepTemplate); err != nil {
+		return nil, err
+	}
+
+	if err := os.Mkdir(sb.dir, 0o700); err != nil {
+		if errors.Is(err, os.ErrExist) {
+			return nil, errdefs.AlreadyExists("sandbox %s: directory %s exists", sb.id, sb.dir)
+		}
+		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
+	}
+	undo.push(stepDir, func(context.Context) error { return os.RemoveAll(sb.dir) })
+	// The state file is written before each step that makes something
+	// outside the directory, so a crash at any point leaves a record of
+	// what to remove.
+	if err := a.writeState(sb); err != nil {
+		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
+	}
+	if err := step(stepDir); err != nil {
+		return nil, err
+	}
+
+	sb.net, err = a.net.Setup(ctx, sb.id, opts)
+	if err != nil {
+		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
+	}
+	undo.push(stepNetwork, func(ctx context.Context) error { return a.net.Teardown(ctx, sb.net) })
+	if err := step(stepNetwork); err != nil {
+		return nil, err
+	}
+	if err := a.writeState(sb); err != nil {
+		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
+	}
+
+	info, err := a.templates.Get(cfg.Template)
+	if err != nil {
+		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
+	}
+	size := rootfs.Size(cfg.DiskBytes, info.SizeBytes)
+	cfg.DiskBytes = size
+	sb.layer, err = rootfs.Mount(ctx, sb.tplPath, sb.dir, size)
+	if err != nil {
+		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
+	}
+	undo.push(stepRootfs, func(ctx context.Context) error { return rootfs.Unmount(ctx, sb.layer) })
+	if err := step(stepRootfs); err != nil {
+		return nil, err
+	}
+
+	if err := a.writeState(sb); err != nil {
+		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
+	}
+	undo.push(stepState, func(context.Context) error { return removeState(sb.dir) })
+	if err := step(stepState); err != nil {
+		return nil, err
+	}
+
+	spec := driver.Spec{
+		ID:       sb.id,
+		Dir:      sb.dir,
+		Rootfs:   sb.layer.Root,
+		NetNS:    sb.net.NetNS,
+		VCPUs:    int(cfg.Vcpus),
+		MemoryMB: int(cfg.MemoryMb),
+		Args:     []string{"/usr/bin/envd"},
+	}
+	if err := a.driver.Create(ctx, spec); err != nil {
+		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
+	}
+	undo.push(stepDriver, func(ctx context.Context) error { return a.driver.Destroy(ctx, sb.id) })
+	a.emit(sb.id, EventCreated)
+	createdSent = true
+	if err := step(stepDriver); err != nil {
+		return nil, err
+	}
+
+	hctx, cancel := context.WithTimeout(ctx, a.cfg.ReadyTimeout)
+	err = a.envd.waitHealthy(hctx, sb.net.GuestIP)
+	cancel()
+	if err != nil {
+		return nil, fmt.Errorf("create sandbox %s: envd did not answer within %s: %w", sb.id, a.cfg.ReadyTimeout, err)
+	}
+	if err := step(stepHealth); err != nil {
+		return nil, err
+	}
+
+	if err := a.envd.sendInit(ctx, sb.net.GuestIP, cfg); err != nil {
+		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
+	}
+	if err := step(stepInit); err != nil {
+		return nil, err
+	}
+
+	sb.startedAt = time.Now()
+	sb.proxy = newSandboxProxy(a, sb)
+	endAt := sb.startedAt.Add(time.Duration(cfg.TimeoutSeconds) * time.Second)
+	a.mu.Lock()
+	sb.status = statusRunning
+	sb.endAt = endAt
+	a.mu.Unlock()
+	if err := a.writeState(sb); err != nil {
+		a.mu.Lock()
+		sb.status = statusCreating
+		a.mu.Unlock()
+		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
+	}
+	if err := step(stepRunning); err != nil {
+		a.mu.Lock()
+		sb.status = statusCreating
+		a.mu.Unlock()
+		return nil, err
+	}
+	a.emit(sb.id, EventRunning)
+	sb.log.Info("sandbox running", "template", cfg.Template, "took", time.Since(start), "address", sb.net.GuestIP)
+	return a.toProto(sb), nil
+}
+
+// resolveConfig validates a request and fills in the defaults. The result
+// is a copy: it is what the state file and GetSandbox report.
+func (a *Agent) resolveConfig(req *agentpb.SandboxConfig) (*agentpb.SandboxConfig, network.Options, error) {
+	if req == nil {
+		req = &agentpb.SandboxConfig{}
+	}
+	cfg := proto.Clone(req).(*agentpb.SandboxConfig)
+	if cfg.Id == "" {
+		cfg.Id = NewID()
+	} else if !validID.MatchString(cfg.Id) {
+		return nil, network.Options{}, errdefs.Invalid("sandbox id %q must be %d characters [a-z0-9]", cfg.Id, IDLength)
+	}
+	if cfg.Template == "" {
+		cfg.Template = DefaultTemplate
+	}
+	if !template.Known(cfg.Template) {
+		return nil, network.Options{}, errdefs.NotFound("unknown template %q", cfg.Template)
+	}
+	if cfg.Vcpus == 0 {
+		cfg.Vcpus = uint32(a.cfg.DefaultVCPUs)
+	}
+	if cfg.MemoryMb == 0 {
+		cfg.MemoryMb = uint32(a.cfg.DefaultMemoryMB)
+	}
+	if cfg.Vcpus > 64 {
+		return nil, network.Options{}, errdefs.Invalid("%d vCPUs is more than 64", cfg.Vcpus)
+	}
+	if cfg.MemoryMb < 64 {
+		return nil, network.Options{}, errdefs.Invalid("memory of %d MiB is below the minimum of 64 MiB", cfg.MemoryMb)
+	}
+	if cfg.DiskBytes < 0 {
+		return nil, network.Options{}, errdefs.Invalid("negative disk size %d", cfg.DiskBytes)
+	}
+	if cfg.DiskBytes == 0 {
+		cfg.DiskBytes = a.cfg.DefaultRootfsSize
+	}
+	if cfg.TimeoutSeconds == 0 {
+		cfg.TimeoutSeconds = uint32(a.cfg.DefaultTimeout / time.Second)
+	}
+	for k := range cfg.EnvVars {
+		if k == "" || strings.ContainsAny(k, "=\x00") {
+			return nil, network.Options{}, errdefs.Invalid("invalid env var name %q", k)
+		}
+	}
+	if cfg.DefaultWorkdir != "" && !strings.HasPrefix(cfg.DefaultWorkdir, "/") {
+		return nil, network.Options{}, errdefs.Invalid("default workdir %q must be absolute", cfg.DefaultWorkdir)
+	}
+	opts := network.Options{Internet: cfg.Internet}
+	var err error
+	if opts.AllowOut, err = parsePrefixes(cfg.AllowOut); err != nil {
+		return nil, network.Options{}, err
+	}
+	if opts.DenyOut, err = parsePrefixes(cfg.DenyOut); err != nil {
+		return nil, network.Options{}, err
+	}
+	return cfg, opts, nil
+}
+
+// parsePrefixes parses IPv4 prefixes; a bare address is a /32.
+func parsePrefixes(in []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, s := range in {
+		var p netip.Prefix
+		var err error
+		if strings.Contains(s, "/") {
+			p, err = netip.ParsePrefix(s)
+		} else {
+			var addr netip.Addr
+			if addr, err = netip.ParseAddr(s); err == nil {
+				p = netip.PrefixFrom(addr, addr.BitLen())
+			}
+		}
+		if err != nil || !p.Addr().Is4() {
+			return nil, errdefs.Invalid("egress rule %q is not an IPv4 address or prefix", s)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}

@@ -1,0 +1,148 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/proto/agentpb"
+)
+
+// envdClient is how the agent itself talks to envd (readiness and /init).
+// It has its own transport, separate from the proxy's, with a response
+// header timeout: envd answers these calls at once or not at all.
+type envdClient struct {
+	http *http.Client
+}
+
+func newEnvdClient() *envdClient {
+	return &envdClient{http: &http.Client{
+		Transport: &http.Transport{
+			DialContext:           (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+			ResponseHeaderTimeout: 10 * time.Second,
+			// Polling opens a connection per attempt; none is worth keeping.
+			DisableKeepAlives: true,
+			ForceAttemptHTTP2: false,
+		},
+	}}
+}
+
+func envdURL(ip netip.Addr, path string) string {
+	return "http://" + net.JoinHostPort(ip.String(), strconv.Itoa(EnvdPort)) + path
+}
+
+// healthy reports whether envd at ip answers GET /health with 204 within
+// timeout.
+func (c *envdClient) healthy(ctx context.Context, ip netip.Addr, timeout time.Duration) bool {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, envdURL(ip, "/health"), nil)
+	if err != nil {
+		return false
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return false
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusNoContent
+}
+
+// waitHealthy polls envd's /health until it answers 204 or ctx is done.
+func (c *envdClient) waitHealthy(ctx context.Context, ip netip.Addr) error {
+	delay := 5 * time.Millisecond
+	for {
+		if c.healthy(ctx, ip, time.Second) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 50*time.Millisecond)
+	}
+}
+
+// initRequest is the body of envd's POST /init.
+type initRequest struct {
+	EnvVars        map[string]string `json:"envVars,omitempty"`
+	AccessToken    *string           `json:"accessToken,omitempty"`
+	DefaultUser    string            `json:"defaultUser,omitempty"`
+	DefaultWorkdir string            `json:"defaultWorkdir,omitempty"`
+	Timestamp      time.Time         `json:"timestamp"`
+}
+
+// sendInit sends the sandbox's env vars, access token, default user and
+// workdir to envd.
+func (c *envdClient) sendInit(ctx context.Context, ip netip.Addr, cfg *agentpb.SandboxConfig) error {
+	body := initRequest{
+		EnvVars:        cfg.EnvVars,
+		DefaultUser:    cfg.DefaultUser,
+		DefaultWorkdir: cfg.DefaultWorkdir,
+		Timestamp:      time.Now().UTC(),
+	}
+	if cfg.AccessToken != "" {
+		body.AccessToken = &cfg.AccessToken
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, envdURL(ip, "/init"), bytes.NewReader(b))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("envd init: %w", err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	switch {
+	case resp.StatusCode == http.StatusBadRequest:
+		// An unknown default user, say: the request's fault.
+		return errdefs.Invalid("envd init: %s", strings.TrimSpace(string(msg)))
+	case resp.StatusCode/100 != 2:
+		return fmt.Errorf("envd init: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return nil
+}
+
+// envdVersion returns the version of the envd in the template at tplPath,
+// asking the binary once per template ("" if it cannot be run here).
+func (a *Agent) envdVersion(ctx context.Context, tplPath string) string {
+	a.versionMu.Lock()
+	v, ok := a.envdVersions[tplPath]
+	a.versionMu.Unlock()
+	if ok {
+		return v
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, filepath.Join(tplPath, "usr/bin/envd"), "--version").Output()
+	if err != nil {
+		a.log.Warn("cannot read envd version", "template", tplPath, "err", err)
+		return ""
+	}
+	v = strings.TrimSpace(string(out))
+	a.versionMu.Lock()
+	a.envdVersions[tplPath] = v
+	a.versionMu.Unlock()
+	return v
+}

@@ -1,0 +1,86 @@
+package agent
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"nestbox.dev/internal/driver"
+)
+
+// monitor finds sandboxes that died on their own (out of memory, a sentry
+// panic, someone killing runsc) every MonitorInterval, removes what is left
+// of them and reports them crashed. A health probe of envd is the cheap
+// first check; only a sandbox that fails it is asked about from the driver,
+// which has the final word. Destroys run in goroutines joined by wg.
+func (a *Agent) monitor(ctx context.Context, wg *sync.WaitGroup) {
+	t := time.NewTicker(a.cfg.MonitorInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, sb := range a.crashed(ctx) {
+			wg.Go(func() {
+				sb.log.Warn("sandbox stopped on its own")
+				if err := a.destroySandbox(context.WithoutCancel(ctx), sb, EventCrashed); err != nil {
+					sb.log.Error("clean up crashed sandbox", "err", err)
+				}
+			})
+		}
+	}
+}
+
+// crashed probes every running sandbox and returns those the driver no
+// longer runs, marked stopping.
+func (a *Agent) crashed(ctx context.Context) []*sandbox {
+	a.mu.Lock()
+	var running []*sandbox
+	for _, sb := range a.sandboxes {
+		if sb.status == statusRunning {
+			running = append(running, sb)
+		}
+	}
+	a.mu.Unlock()
+
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		dead []*sandbox
+	)
+	sem := make(chan struct{}, 8)
+	for _, sb := range running {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			if a.envd.healthy(ctx, sb.net.GuestIP, time.Second) {
+				return
+			}
+			st, err := a.driver.State(ctx, sb.id)
+			if err != nil {
+				sb.log.Warn("crash check", "err", err)
+				return
+			}
+			if st == driver.StateStopped || st == driver.StateNotFound {
+				mu.Lock()
+				dead = append(dead, sb)
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := dead[:0]
+	for _, sb := range dead {
+		// Compare and set: a destroy or timeout may have started meanwhile.
+		if sb.status == statusRunning {
+			sb.status = statusStopping
+			out = append(out, sb)
+		}
+	}
+	return out
+}

@@ -1,0 +1,73 @@
+package agent
+
+import (
+	"context"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/proto/agentpb"
+	"nestbox.dev/internal/proto/agentpb/agentpbconnect"
+)
+
+// service is the Connect API of the agent. Each method translates between
+// the wire and the agent's own methods; errors get their Connect code from
+// errdefs.
+type service struct {
+	a *Agent
+}
+
+var _ agentpbconnect.AgentHandler = service{}
+
+func (s service) CreateSandbox(ctx context.Context, req *connect.Request[agentpb.CreateSandboxRequest]) (*connect.Response[agentpb.CreateSandboxResponse], error) {
+	sb, err := s.a.create(ctx, req.Msg.GetConfig())
+	if err != nil {
+		return nil, errdefs.ToConnect(err)
+	}
+	return connect.NewResponse(&agentpb.CreateSandboxResponse{Sandbox: sb}), nil
+}
+
+func (s service) DestroySandbox(ctx context.Context, req *connect.Request[agentpb.DestroySandboxRequest]) (*connect.Response[agentpb.DestroySandboxResponse], error) {
+	if err := s.a.destroy(ctx, req.Msg.GetId()); err != nil {
+		return nil, errdefs.ToConnect(err)
+	}
+	return connect.NewResponse(&agentpb.DestroySandboxResponse{}), nil
+}
+
+func (s service) GetSandbox(ctx context.Context, req *connect.Request[agentpb.GetSandboxRequest]) (*connect.Response[agentpb.GetSandboxResponse], error) {
+	sb, err := s.a.running(req.Msg.GetId())
+	if err != nil {
+		return nil, errdefs.ToConnect(err)
+	}
+	return connect.NewResponse(&agentpb.GetSandboxResponse{Sandbox: s.a.toProto(sb)}), nil
+}
+
+func (s service) ListSandboxes(ctx context.Context, req *connect.Request[agentpb.ListSandboxesRequest]) (*connect.Response[agentpb.ListSandboxesResponse], error) {
+	return connect.NewResponse(&agentpb.ListSandboxesResponse{Sandboxes: s.a.list()}), nil
+}
+
+func (s service) SetTimeout(ctx context.Context, req *connect.Request[agentpb.SetTimeoutRequest]) (*connect.Response[agentpb.SetTimeoutResponse], error) {
+	endAt, err := s.a.setTimeout(ctx, req.Msg.GetId(), time.Duration(req.Msg.GetTimeoutSeconds())*time.Second)
+	if err != nil {
+		return nil, errdefs.ToConnect(err)
+	}
+	return connect.NewResponse(&agentpb.SetTimeoutResponse{EndAt: timestamppb.New(endAt)}), nil
+}
+
+func (s service) GetSandboxMetrics(ctx context.Context, req *connect.Request[agentpb.GetSandboxMetricsRequest]) (*connect.Response[agentpb.GetSandboxMetricsResponse], error) {
+	m, err := s.a.metrics(ctx, req.Msg.GetId())
+	if err != nil {
+		return nil, errdefs.ToConnect(err)
+	}
+	return connect.NewResponse(&agentpb.GetSandboxMetricsResponse{Metrics: m}), nil
+}
+
+func (s service) Ping(ctx context.Context, req *connect.Request[agentpb.PingRequest]) (*connect.Response[agentpb.PingResponse], error) {
+	resp, err := s.a.ping(ctx)
+	if err != nil {
+		return nil, errdefs.ToConnect(err)
+	}
+	return connect.NewResponse(resp), nil
+}
