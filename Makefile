@@ -66,7 +66,7 @@ test: test-deps lint envd nestbox runsc test-go
 test-go:
 	$(GO) test -race -count=1 -timeout 20m ./...
 
-bench: test-deps
+bench: test-deps envd nestbox runsc
 	@scripts/bench.sh
 
 lint:

@@ -10,8 +10,10 @@ echo "$(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -sr), $
 echo "== envd Go benchmarks"
 go test -run '^$' -bench . -benchtime "${BENCHTIME:-300x}" -count 1 ./internal/envd/...
 
+echo "== host agent benchmarks (real runsc, minimal template)"
+go test -run '^$' -bench . -benchtime "${AGENT_BENCHTIME:-20x}" -count 1 ./internal/agent/
+
 echo "== envd binary and idle memory"
-make -s envd
 size=$(stat -c %s bin/envd)
 port=$((40000 + $$ % 10000))
 bin/envd --dev --port "$port" --log-level error &

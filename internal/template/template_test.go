@@ -116,3 +116,38 @@ func TestAptMirrorFindsSuite(t *testing.T) {
 		t.Fatalf("mirror %q is not a URL", m)
 	}
 }
+
+// TestBaseTemplate builds the Debian template with debootstrap from this
+// machine's APT mirror. Packages are cached across runs in
+// /var/cache/nestbox-test, so only the first run downloads them.
+func TestBaseTemplate(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "debootstrap")
+	if testing.Short() {
+		t.Skip("builds a Debian rootfs (about a minute)")
+	}
+	var progress bytes.Buffer
+	s, err := New(Config{Dir: t.TempDir(), CacheDir: "/var/cache/nestbox-test", Envd: fakeEnvd(t), Progress: &progress})
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := s.Ensure(context.Background(), "base")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress.String())
+	}
+	if !strings.Contains(progress.String(), "debootstrap") {
+		t.Errorf("no progress reported:\n%s", progress.String())
+	}
+	script := `set -e
+id -u user; id -g user; test -d /home/user; stat -c %U /home/user
+for c in bash ls ps ip curl git python3 node sudo; do command -v $c >/dev/null || { echo missing $c; exit 1; }; done
+test -u /usr/bin/sudo && echo sudo-setuid
+test -f /etc/sudoers.d/user && grep -q NOPASSWD /etc/sudoers.d/user && echo sudoers
+test -x /usr/bin/envd && echo envd
+ls /var/cache/apt/archives/*.deb 2>/dev/null | wc -l`
+	out, err := exec.Command("chroot", root, "/bin/bash", "-c", script).CombinedOutput()
+	want := "1000\n1000\nuser\nsudo-setuid\nsudoers\nenvd\n0\n"
+	if err != nil || string(out) != want {
+		t.Fatalf("base template check: %v\ngot:\n%s\nwant:\n%s", err, out, want)
+	}
+}

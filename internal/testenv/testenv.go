@@ -39,3 +39,18 @@ func RequireCommand(t testing.TB, name string) string {
 	}
 	return p
 }
+
+// EnsureUser creates the local account name (with a home directory) unless
+// it exists. It needs root; concurrent callers from other packages are fine.
+func EnsureUser(t testing.TB, name string) {
+	t.Helper()
+	RequireRoot(t)
+	if exec.Command("id", name).Run() == nil {
+		return
+	}
+	out, err := exec.Command("useradd", "-m", "-s", "/bin/sh", name).CombinedOutput()
+	// Another package's tests may have created it at the same time.
+	if exec.Command("id", name).Run() != nil {
+		t.Fatalf("create user %s: %v: %s", name, err, out)
+	}
+}

@@ -114,6 +114,10 @@ func (d *Driver) globalFlags() []string {
 		// The rootfs is a host overlayfs: writes must reach its upper
 		// layer, not a gVisor-internal filestore.
 		"--overlay2=none",
+		// Setuid binaries (sudo, su, ping) work as on a normal machine:
+		// the sandbox's users are the sandbox's business. gVisor ignores
+		// the setuid bit unless told otherwise.
+		"--allow-suid",
 	}, d.cfg.ExtraFlags...)
 }
 

@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"strconv"
@@ -28,15 +27,10 @@ const testUserName = "nestboxtest"
 // missing. It needs root.
 func requireTestUser(t *testing.T) identity.User {
 	t.Helper()
-	testenv.RequireRoot(t)
+	testenv.EnsureUser(t, testUserName)
 	u, err := identity.Lookup(testUserName)
-	if err == nil {
-		return u
-	}
-	out, uerr := exec.Command("useradd", "-m", "-s", "/bin/sh", testUserName).CombinedOutput()
-	// Another package's tests may have created it at the same time.
-	if u, err = identity.Lookup(testUserName); err != nil {
-		t.Fatalf("create user %s: %v: %s", testUserName, uerr, out)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return u
 }
