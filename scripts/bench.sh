@@ -11,7 +11,10 @@ echo "== envd Go benchmarks"
 go test -run '^$' -bench . -benchtime "${BENCHTIME:-300x}" -count 1 ./internal/envd/...
 
 echo "== host agent benchmarks (real runsc, minimal template)"
-go test -run '^$' -bench . -benchtime "${AGENT_BENCHTIME:-20x}" -count 1 ./internal/agent/
+go test -run '^$' -bench 'Create|Destroy|BareRunsc' -benchtime "${AGENT_BENCHTIME:-20x}" -count 1 ./internal/agent/
+
+echo "== density: ${NESTBOX_DENSITY_N:-20} idle base sandboxes"
+go test -run '^$' -bench DensityBase -benchtime 1x -count 1 ./internal/agent/
 
 echo "== envd binary and idle memory"
 size=$(stat -c %s bin/envd)

@@ -262,3 +262,19 @@ func TestSlotAddrs(t *testing.T) {
 		}
 	}
 }
+
+// TestRateLimitInstalled checks the egress shaper's configuration: a token
+// bucket with the configured rate and burst on the guest end of the veth.
+func TestRateLimitInstalled(t *testing.T) {
+	m := newTestManager(t)
+	sb := setup(t, m, "rate", Options{Internet: true})
+	ns := strings.TrimPrefix(sb.NetNS, netnsDir+"/")
+	out, err := exec.Command("tc", "-n", ns, "qdisc", "show", "dev", "eth0").CombinedOutput()
+	if err != nil {
+		t.Fatalf("tc: %v: %s", err, out)
+	}
+	// 200 MiB/s is 1677.7 Mbit/s; tc prints it rounded.
+	if !strings.Contains(string(out), "tbf") || !strings.Contains(string(out), "rate 1677Mbit") || !strings.Contains(string(out), "burst 100Mb") {
+		t.Fatalf("egress shaper on %s: got %q, want tbf rate 1677Mbit burst 100Mb", ns, out)
+	}
+}
