@@ -65,6 +65,9 @@ func parseAgentFlags(args []string, stderr io.Writer) (agent.Config, string, slo
 	fs.StringVar(&cfg.NetworkPrefix, "network-prefix", env("NESTBOX_NETWORK_PREFIX", ""), "prefix of this agent's netns, link and nft names; two agents on one host need different ones (env NESTBOX_NETWORK_PREFIX; default nbx)")
 	fs.StringVar(&cfg.CgroupParent, "cgroup-parent", env("NESTBOX_CGROUP_PARENT", ""), "cgroup under which each sandbox gets its own (env NESTBOX_CGROUP_PARENT; default /nestbox)")
 	fs.StringVar(&size, "default-rootfs-size", env("NESTBOX_DEFAULT_ROOTFS_SIZE", "5Gi"), "writable-layer size of sandboxes that ask for none, e.g. 5Gi (env NESTBOX_DEFAULT_ROOTFS_SIZE)")
+	var rate, burst string
+	fs.StringVar(&rate, "egress-rate", env("NESTBOX_EGRESS_RATE", "200Mi"), "what each sandbox may send, in bytes per second, e.g. 200Mi; 0 for no limit (env NESTBOX_EGRESS_RATE)")
+	fs.StringVar(&burst, "egress-burst", env("NESTBOX_EGRESS_BURST", "100Mi"), "burst above the egress rate, in bytes (env NESTBOX_EGRESS_BURST)")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
 		return cfg, "", 0, err
@@ -80,6 +83,18 @@ func parseAgentFlags(args []string, stderr io.Writer) (agent.Config, string, slo
 		return cfg, "", 0, errors.New("--default-rootfs-size must be positive")
 	}
 	cfg.DefaultRootfsSize = n
+	if cfg.EgressRateBytes, err = parseSize(rate); err != nil {
+		return cfg, "", 0, fmt.Errorf("--egress-rate: %w", err)
+	}
+	if cfg.EgressRateBytes == 0 {
+		cfg.EgressRateBytes = -1 // no limit
+	}
+	if cfg.EgressBurstBytes, err = parseSize(burst); err != nil {
+		return cfg, "", 0, fmt.Errorf("--egress-burst: %w", err)
+	}
+	if cfg.EgressRateBytes > 0 && cfg.EgressBurstBytes == 0 {
+		return cfg, "", 0, errors.New("--egress-burst must be positive when --egress-rate is set")
+	}
 	if cfg.Runsc == "" {
 		return cfg, "", 0, errors.New("no runsc binary: build one with `make runsc` and pass --runsc")
 	}

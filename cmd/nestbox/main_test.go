@@ -55,7 +55,8 @@ func TestAgentFlags(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if cfg.DataDir != "/srv/nestbox" || cfg.DefaultRootfsSize != 2<<30 || listen != "127.0.0.1:5007" || cfg.Runsc != runsc {
+	if cfg.DataDir != "/srv/nestbox" || cfg.DefaultRootfsSize != 2<<30 || listen != "127.0.0.1:5007" || cfg.Runsc != runsc ||
+		cfg.EgressRateBytes != 200<<20 || cfg.EgressBurstBytes != 100<<20 {
 		t.Errorf("from the environment: %+v, listen %s", cfg, listen)
 	}
 
@@ -70,7 +71,12 @@ func TestAgentFlags(t *testing.T) {
 		t.Errorf("from flags: %+v, listen %s", cfg, listen)
 	}
 
+	if cfg, _, _, err := parseAgentFlags([]string{"--egress-rate", "0"}, &bytes.Buffer{}); err != nil || cfg.EgressRateBytes >= 0 {
+		t.Errorf("--egress-rate 0 must mean unlimited (negative): %d, %v", cfg.EgressRateBytes, err)
+	}
 	for _, args := range [][]string{
+		{"--egress-rate", "fast"},
+		{"--egress-rate", "10Mi", "--egress-burst", "0"},
 		{"--default-rootfs-size", "5GB"},
 		{"--default-rootfs-size", "0"},
 		{"extra"},

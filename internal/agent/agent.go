@@ -62,6 +62,11 @@ type Config struct {
 	// Envd is the static envd binary copied into templates; required to
 	// build a template that is not built yet.
 	Envd string
+	// EgressRateBytes and EgressBurstBytes limit what each sandbox sends,
+	// in bytes per second and bytes; zero means 200 MB/s with a 100 MB
+	// burst, negative means unlimited.
+	EgressRateBytes  int64
+	EgressBurstBytes int64
 	// TemplateDir holds the templates; "" means DataDir/templates.
 	TemplateDir string
 	// Progress receives human-readable progress of template builds; nil
@@ -234,7 +239,8 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
-	a.net, err = network.New(ctx, network.Config{CIDR: cfg.NetworkCIDR, Prefix: cfg.NetworkPrefix, Logger: log})
+	a.net, err = network.New(ctx, network.Config{CIDR: cfg.NetworkCIDR, Prefix: cfg.NetworkPrefix,
+		RateBytes: cfg.EgressRateBytes, BurstBytes: cfg.EgressBurstBytes, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}

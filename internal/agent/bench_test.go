@@ -27,19 +27,24 @@ func reportPercentiles(b *testing.B, ds []time.Duration) {
 	b.ReportMetric(at(99), "p99-ms")
 }
 
-// BenchmarkCreateMinimal measures CreateSandbox through the agent's API,
-// from the request until it returns (envd answers and is initialised),
-// for the minimal template. Compare with BenchmarkBareRunsc for the
-// agent's overhead.
-func BenchmarkCreateMinimal(b *testing.B) {
+// BenchmarkCreate measures CreateSandbox through the agent's API, from
+// the request until it returns (envd answers and is initialised), per
+// template. Compare with BenchmarkBareRunsc for the agent's overhead.
+func BenchmarkCreate(b *testing.B) {
+	for _, tpl := range []string{"minimal", "base"} {
+		b.Run(tpl, func(b *testing.B) { benchCreate(b, tpl) })
+	}
+}
+
+func benchCreate(b *testing.B, template string) {
 	h := newTestHost(b)
 	ta := h.startAgent(b, "", nil)
-	ta.destroyRPC(b, ta.create(b, &agentpb.SandboxConfig{}).Id) // builds the template
+	ta.destroyRPC(b, ta.create(b, &agentpb.SandboxConfig{Template: template}).Id) // builds the template
 	var ds []time.Duration
 	b.ResetTimer()
 	for range b.N {
 		start := time.Now()
-		sb := ta.create(b, &agentpb.SandboxConfig{})
+		sb := ta.create(b, &agentpb.SandboxConfig{Template: template})
 		ds = append(ds, time.Since(start))
 		b.StopTimer()
 		ta.destroyRPC(b, sb.Id)
@@ -68,16 +73,26 @@ func BenchmarkDestroy(b *testing.B) {
 
 // BenchmarkBareRunsc measures `runsc run -detach` of the bundle the agent
 // would use, on a network and writable layer prepared beforehand, until
-// envd answers /health: the floor under BenchmarkCreateMinimal.
+// envd answers /health: the floor under BenchmarkCreate.
 func BenchmarkBareRunsc(b *testing.B) {
+	for _, tpl := range []string{"minimal", "base"} {
+		b.Run(tpl, func(b *testing.B) { benchBareRunsc(b, tpl) })
+	}
+}
+
+func benchBareRunsc(b *testing.B, template string) {
 	h := newTestHost(b)
 	ta := h.startAgent(b, "", nil)
 	ctx := context.Background()
-	tpl, err := ta.templates.Ensure(ctx, "minimal")
+	tpl, err := ta.templates.Ensure(ctx, template)
 	if err != nil {
 		b.Fatal(err)
 	}
-	size := int64(256 << 20)
+	info, err := ta.templates.Get(template)
+	if err != nil {
+		b.Fatal(err)
+	}
+	size := rootfs.Size(256<<20, info.SizeBytes)
 	runscRoot := filepath.Join(h.dataDir, "runsc")
 	bareDir := filepath.Join(h.dataDir, "bare")
 	os.MkdirAll(bareDir, 0o700)
@@ -139,7 +154,7 @@ func BenchmarkBareRunsc(b *testing.B) {
 			}
 		}
 		console, _ := os.Create(filepath.Join(p.dir, "console.log"))
-		cmd := exec.Command(h.p.runsc, "--root="+runscRoot, "--platform=systrap", "--overlay2=none",
+		cmd := exec.Command(h.p.runsc, "--root="+runscRoot, "--platform=systrap", "--overlay2=none", "--allow-suid",
 			"--log="+filepath.Join(p.dir, "runsc.log"), "run", "-detach", "-bundle", filepath.Join(p.dir, "bundle"), p.id)
 		cmd.Stdout, cmd.Stderr = console, console
 		b.StartTimer()

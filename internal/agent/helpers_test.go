@@ -51,7 +51,10 @@ const (
 // with SIGKILL).
 func TestMain(m *testing.M) {
 	if addr := os.Getenv("NBA_SERVE_ADDR"); addr != "" {
-		http.ListenAndServe(addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+		http.ListenAndServe(addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			io.Copy(io.Discard, r.Body) // uploads (the rate-limit test) are read whole
+			w.Write([]byte("ok"))
+		}))
 		os.Exit(1)
 	}
 	if cfg := os.Getenv("NBA_AGENT_CHILD"); cfg != "" {

@@ -263,18 +263,28 @@ func TestSlotAddrs(t *testing.T) {
 	}
 }
 
-// TestRateLimitInstalled checks the egress shaper's configuration: a token
-// bucket with the configured rate and burst on the guest end of the veth.
+// TestRateLimitInstalled checks the egress shaper's configuration: the
+// host end's ingress goes to an IFB device with a token bucket of the
+// configured rate and burst. (internal/agent's TestEgressRateLimit checks
+// that it holds back a real sandbox.)
 func TestRateLimitInstalled(t *testing.T) {
 	m := newTestManager(t)
 	sb := setup(t, m, "rate", Options{Internet: true})
-	ns := strings.TrimPrefix(sb.NetNS, netnsDir+"/")
-	out, err := exec.Command("tc", "-n", ns, "qdisc", "show", "dev", "eth0").CombinedOutput()
+	ifb := m.ifbName(sb.Slot)
+	out, err := exec.Command("tc", "qdisc", "show", "dev", ifb).CombinedOutput()
 	if err != nil {
 		t.Fatalf("tc: %v: %s", err, out)
 	}
 	// 200 MiB/s is 1677.7 Mbit/s; tc prints it rounded.
 	if !strings.Contains(string(out), "tbf") || !strings.Contains(string(out), "rate 1677Mbit") || !strings.Contains(string(out), "burst 100Mb") {
-		t.Fatalf("egress shaper on %s: got %q, want tbf rate 1677Mbit burst 100Mb", ns, out)
+		t.Fatalf("egress shaper on %s: got %q, want tbf rate 1677Mbit burst 100Mb", ifb, out)
+	}
+	out, _ = exec.Command("tc", "filter", "show", "dev", sb.HostIf, "parent", "ffff:").CombinedOutput()
+	if !strings.Contains(string(out), "mirred") || !strings.Contains(string(out), ifb) {
+		t.Fatalf("no redirect from %s to %s: %q", sb.HostIf, ifb, out)
+	}
+	m.Teardown(context.Background(), sb)
+	if _, err := net.InterfaceByName(ifb); err == nil {
+		t.Fatalf("%s left after teardown", ifb)
 	}
 }
