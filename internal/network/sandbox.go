@@ -126,6 +126,9 @@ func (m *Manager) limitRate(ctx context.Context, hostIf, ifb string) error {
 	}
 	rate := strconv.FormatInt(m.cfg.RateBytes*8, 10) + "bit"
 	burst := strconv.FormatInt(m.cfg.BurstBytes, 10) + "b"
+	// An agent that died mid-setup may have left this slot's device; the
+	// slot is ours now.
+	run(ctx, "ip", "link", "del", ifb)
 	for _, c := range [][]string{
 		{"ip", "link", "add", ifb, "type", "ifb"},
 		{"ip", "link", "set", ifb, "up"},
