@@ -118,8 +118,9 @@ func (m *Manager) ifbName(slot int) string { return m.cfg.Prefix + "i" + strconv
 // limitRate shapes what the sandbox sends. Its egress is the ingress of the
 // host end of its veth, which is redirected to an IFB device whose token
 // bucket queues rather than drops: gVisor's TCP recovers poorly from a
-// policer's drops (a policed 6 MiB upload took minutes), and gVisor writes
-// to its own interface past any qdisc there.
+// policer's drops (a policed 6 MiB upload took minutes). A tbf on the guest
+// end inside the namespace works as well (measured the same); the host side
+// keeps the shaper out of the namespace that gVisor's netstack owns.
 func (m *Manager) limitRate(ctx context.Context, hostIf, ifb string) error {
 	if m.cfg.RateBytes < 0 {
 		return nil
