@@ -2,6 +2,10 @@ package agent
 
 import (
 	"context"
+	"net"
+	"os/exec"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -10,10 +14,13 @@ import (
 )
 
 // TestEgressRateLimit checks that the egress limit really holds back what a
-// gVisor sandbox sends. With 20 MiB/s and a 4 MiB burst, sending 64 MiB
-// takes at least 3 s; unlimited it takes well under a second here (seen:
-// 0.9 s for the whole test), shaped 3.2 s. The test asserts the lower
-// bound only, with a margin: a functional check, not a performance one.
+// gVisor sandbox sends, without asserting a timing: after a 64 MiB upload
+// at 20 MiB/s with a 4 MiB burst, the sandbox's shaper must have carried
+// the upload (its byte counter) and held packets back (its overlimits
+// counter). Unshaped traffic, or traffic that bypassed the shaper, leaves
+// one of the two near zero (checked: at a 4000 MiB/s limit the same upload
+// shows 0 overlimits and the test fails). The time taken is only logged:
+// 3.2 s here at 20 MiB/s.
 func TestEgressRateLimit(t *testing.T) {
 	h := newTestHost(t)
 	url := startExternal(t)
@@ -33,13 +40,29 @@ func TestEgressRateLimit(t *testing.T) {
 	defer cancel()
 	start := time.Now()
 	out, code, err := sh(ctx, pc, cmd)
-	took := time.Since(start)
 	if err != nil || code != 0 || !strings.Contains(out, "200 OK") {
 		t.Fatalf("upload: exit %d, %v, %q", code, err, out)
 	}
-	t.Logf("%d bytes at 20 MiB/s took %s", size, took)
-	if took < 2500*time.Millisecond {
-		t.Fatalf("64 MiB left a sandbox limited to 20 MiB/s in %s", took)
+	t.Logf("%d bytes at 20 MiB/s took %s", size, time.Since(start))
+
+	// One sandbox on a fresh agent: its shaper is the only IFB device
+	// with the test prefix.
+	links, _ := net.Interfaces()
+	var stats string
+	for _, l := range links {
+		if strings.HasPrefix(l.Name, testPrefix+"i") {
+			b, _ := exec.Command("tc", "-s", "qdisc", "show", "dev", l.Name).CombinedOutput()
+			stats = string(b)
+		}
+	}
+	m := regexp.MustCompile(`Sent (\d+) bytes \d+ pkt \(dropped \d+, overlimits (\d+)`).FindStringSubmatch(stats)
+	if m == nil {
+		t.Fatalf("no shaper statistics found:\n%s", stats)
+	}
+	sent, _ := strconv.ParseInt(m[1], 10, 64)
+	overlimits, _ := strconv.ParseInt(m[2], 10, 64)
+	if sent < size || overlimits == 0 {
+		t.Fatalf("shaper carried %d bytes with %d overlimits, want >= %d bytes and some overlimits:\n%s", sent, overlimits, size, stats)
 	}
 	ta.destroyRPC(t, sb.Id)
 	assertClean(t, h.dataDir)
