@@ -12,25 +12,9 @@ import (
 // panic, someone killing runsc) every MonitorInterval, removes what is left
 // of them and reports them crashed. A health probe of envd is the cheap
 // first check; only a sandbox that fails it is asked about from the driver,
-// which has the final word. Destroys run in goroutines joined by wg.
+// which has the final word.
 func (a *Agent) monitor(ctx context.Context, wg *sync.WaitGroup) {
-	t := time.NewTicker(a.cfg.MonitorInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		for _, sb := range a.crashed(ctx) {
-			wg.Go(func() {
-				sb.log.Warn("sandbox stopped on its own")
-				if err := a.destroySandbox(context.WithoutCancel(ctx), sb, EventCrashed); err != nil {
-					sb.log.Error("clean up crashed sandbox", "err", err)
-				}
-			})
-		}
-	}
+	a.sweep(ctx, wg, a.cfg.MonitorInterval, EventCrashed, func(ctx context.Context, _ time.Time) []*sandbox { return a.crashed(ctx) })
 }
 
 // crashed probes every running sandbox and returns those the driver no

@@ -8,28 +8,35 @@ import (
 	"nestbox.dev/internal/errdefs"
 )
 
-// enforceTimeouts destroys every running sandbox whose end of life has
-// passed, checking every ttlTick (200 ms by default), so a sandbox outlives
-// its timeout by less than a second. Each destroy runs in a goroutine
-// joined by wg; they finish even when ctx is cancelled.
-func (a *Agent) enforceTimeouts(ctx context.Context, wg *sync.WaitGroup) {
-	t := time.NewTicker(a.cfg.ttlTick)
+// sweep calls find every interval until ctx is done and destroys each
+// sandbox it returns (find marks them stopping), reporting event. Each
+// destroy runs in a goroutine joined by wg and finishes even when ctx is
+// cancelled. The timeout enforcer and the crash monitor are both sweeps.
+func (a *Agent) sweep(ctx context.Context, wg *sync.WaitGroup, every time.Duration, event EventType, find func(context.Context, time.Time) []*sandbox) {
+	t := time.NewTicker(every)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			for _, sb := range a.expired(now) {
+			for _, sb := range find(ctx, now) {
 				wg.Go(func() {
-					sb.log.Info("sandbox timed out")
-					if err := a.destroySandbox(context.WithoutCancel(ctx), sb, EventTimedOut); err != nil {
-						sb.log.Error("destroy timed-out sandbox", "err", err)
+					sb.log.Info("removing sandbox", "reason", event)
+					if err := a.destroySandbox(context.WithoutCancel(ctx), sb, event); err != nil {
+						sb.log.Error("remove sandbox", "reason", event, "err", err)
 					}
 				})
 			}
 		}
 	}
+}
+
+// enforceTimeouts destroys every running sandbox whose end of life has
+// passed, checking every ttlTick (200 ms by default), so a sandbox outlives
+// its timeout by less than a second.
+func (a *Agent) enforceTimeouts(ctx context.Context, wg *sync.WaitGroup) {
+	a.sweep(ctx, wg, a.cfg.ttlTick, EventTimedOut, func(_ context.Context, now time.Time) []*sandbox { return a.expired(now) })
 }
 
 // expired returns the running sandboxes whose end has passed and marks

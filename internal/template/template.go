@@ -151,6 +151,13 @@ func (s *Store) build(ctx context.Context, name string, build func(context.Conte
 	}
 	start := time.Now()
 	fmt.Fprintf(s.cfg.Progress, "building template %q\n", name)
+	// A build that was killed (agent crash, power loss) leaves its
+	// temporary directory; builds of a name are serialised, so any left now
+	// is dead.
+	stale, _ := filepath.Glob(filepath.Join(s.cfg.Dir, ".build-"+name+"-*"))
+	for _, d := range stale {
+		os.RemoveAll(d)
+	}
 	tmp := filepath.Join(s.cfg.Dir, ".build-"+name+"-"+randomSuffix())
 	rootfs := filepath.Join(tmp, "rootfs")
 	if err := os.MkdirAll(rootfs, 0o755); err != nil {

@@ -5,10 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"nestbox.dev/internal/envd/keepalive"
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -20,11 +20,6 @@ import (
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/proto/filesystempb"
 )
-
-// DefaultKeepalive is how often WatchDir sends a keepalive event when the
-// client's Keepalive-Ping-Interval header (seconds) does not say; E2B's envd
-// uses the same default.
-const DefaultKeepalive = 90 * time.Second
 
 // WatchDir streams the changes under a directory: first a start event, then
 // one event per change (a change that is several operations at once gives
@@ -48,7 +43,7 @@ func (s *Service) WatchDir(ctx context.Context, req *connect.Request[filesystemp
 	if err := stream.Send(start); err != nil {
 		return err
 	}
-	interval := keepaliveInterval(req.Header())
+	interval := keepalive.Interval(req.Header())
 	keepalive := time.NewTicker(interval)
 	defer keepalive.Stop()
 	for {
@@ -86,16 +81,6 @@ func (s *Service) WatchDir(ctx context.Context, req *connect.Request[filesystemp
 			return errdefs.ToConnect(d.fail(err))
 		}
 	}
-}
-
-// keepaliveInterval reads the Keepalive-Ping-Interval header E2B's SDK
-// sends on streams, in seconds.
-func keepaliveInterval(h http.Header) time.Duration {
-	n, err := strconv.Atoi(h.Get("Keepalive-Ping-Interval"))
-	if err != nil || n <= 0 || n > 24*3600 {
-		return DefaultKeepalive
-	}
-	return time.Duration(n) * time.Second
 }
 
 // dirWatcher follows one directory with inotify and turns fsnotify's events

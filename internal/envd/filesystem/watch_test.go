@@ -241,18 +241,6 @@ func TestWatchDirKeepalive(t *testing.T) {
 	}
 }
 
-func TestKeepaliveInterval(t *testing.T) {
-	for in, want := range map[string]time.Duration{"": DefaultKeepalive, "50": 50 * time.Second, "0": DefaultKeepalive, "-1": DefaultKeepalive, "x": DefaultKeepalive, "999999999": DefaultKeepalive} {
-		h := make(map[string][]string)
-		if in != "" {
-			h["Keepalive-Ping-Interval"] = []string{in}
-		}
-		if got := keepaliveInterval(h); got != want {
-			t.Errorf("keepaliveInterval(%q) = %v, want %v", in, got, want)
-		}
-	}
-}
-
 func TestWatchDirErrors(t *testing.T) {
 	env := newEnv(t, currentUser(t).Name)
 	dir := t.TempDir()

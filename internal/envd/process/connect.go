@@ -2,6 +2,7 @@ package process
 
 import (
 	"context"
+	"nestbox.dev/internal/envd/keepalive"
 
 	"connectrpc.com/connect"
 
@@ -17,7 +18,7 @@ func (s *Service) Connect(ctx context.Context, req *connect.Request[processpb.Co
 	if err != nil {
 		return errdefs.ToConnect(err)
 	}
-	return s.follow(ctx, p, p.subscribe(), keepaliveInterval(req.Header()), func(ev *processpb.ProcessEvent) error {
+	return s.follow(ctx, p, p.subscribe(), keepalive.Interval(req.Header()), func(ev *processpb.ProcessEvent) error {
 		return stream.Send(&processpb.ConnectResponse{Event: ev})
 	})
 }

@@ -2,33 +2,11 @@ package process
 
 import (
 	"context"
-	"net/http"
-	"strconv"
-	"strings"
 	"time"
 
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/proto/processpb"
 )
-
-// Keepalive intervals, from the Keepalive-Ping-Interval request header in
-// seconds. The cap keeps a stream that asked for a long interval below the
-// idle timeouts of common proxies and load balancers (often 5 to 10 min).
-const (
-	keepaliveHeader     = "Keepalive-Ping-Interval"
-	defaultKeepalive    = 90 * time.Second // E2B envd's default
-	maxKeepaliveSeconds = 300
-)
-
-// keepaliveInterval reads the interval a client asked for; an absent,
-// malformed or non-positive value means the default.
-func keepaliveInterval(h http.Header) time.Duration {
-	n, err := strconv.Atoi(strings.TrimSpace(h.Get(keepaliveHeader)))
-	if err != nil || n <= 0 {
-		return defaultKeepalive
-	}
-	return time.Duration(min(n, maxKeepaliveSeconds)) * time.Second
-}
 
 // follow streams p's events to one client through f: the start event, the
 // data events, keepalives every interval, and the end event. It returns

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io/fs"
 	"maps"
+	"nestbox.dev/internal/envd/keepalive"
 	"net/http"
 	"os"
 	"slices"
@@ -36,7 +37,7 @@ func (s *Service) Start(ctx context.Context, req *connect.Request[processpb.Star
 	if err != nil {
 		return errdefs.ToConnect(err)
 	}
-	return s.follow(ctx, p, f, keepaliveInterval(req.Header()), func(ev *processpb.ProcessEvent) error {
+	return s.follow(ctx, p, f, keepalive.Interval(req.Header()), func(ev *processpb.ProcessEvent) error {
 		return stream.Send(&processpb.StartResponse{Event: ev})
 	})
 }

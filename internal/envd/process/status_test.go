@@ -2,11 +2,9 @@ package process
 
 import (
 	"errors"
-	"net/http"
 	"os/exec"
 	"syscall"
 	"testing"
-	"time"
 )
 
 // TestEndEventMatchesProcessState runs commands with os/exec (no Service is
@@ -30,32 +28,6 @@ func TestEndEventMatchesProcessState(t *testing.T) {
 		// E2B's envd sets error to the text of exec's error for a failure.
 		if want := err != nil; (end.Error != nil) != want || (want && end.GetError() != err.Error()) {
 			t.Errorf("%q: end error %v, want %v", script, end.Error, err)
-		}
-	}
-}
-
-func TestKeepaliveInterval(t *testing.T) {
-	tests := []struct {
-		header string
-		want   time.Duration
-	}{
-		{"", defaultKeepalive},
-		{"50", 50 * time.Second},
-		{" 1 ", time.Second},
-		{"0", defaultKeepalive},
-		{"-5", defaultKeepalive},
-		{"1.5", defaultKeepalive},
-		{"soon", defaultKeepalive},
-		{"100000", maxKeepaliveSeconds * time.Second},
-		{"99999999999999999999999", defaultKeepalive},
-	}
-	for _, tt := range tests {
-		h := http.Header{}
-		if tt.header != "" {
-			h.Set(keepaliveHeader, tt.header)
-		}
-		if got := keepaliveInterval(h); got != tt.want {
-			t.Errorf("keepaliveInterval(%q) = %v, want %v", tt.header, got, tt.want)
 		}
 	}
 }
