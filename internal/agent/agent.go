@@ -299,16 +299,22 @@ func (a *Agent) forget(sb *sandbox) {
 	}
 }
 
-// list describes the running sandboxes.
-func (a *Agent) list() []*agentpb.Sandbox {
+// allRunning returns the sandboxes whose status is running, at one instant.
+func (a *Agent) allRunning() []*sandbox {
 	a.mu.Lock()
-	var running []*sandbox
+	defer a.mu.Unlock()
+	var out []*sandbox
 	for _, sb := range a.sandboxes {
 		if sb.status == statusRunning {
-			running = append(running, sb)
+			out = append(out, sb)
 		}
 	}
-	a.mu.Unlock()
+	return out
+}
+
+// list describes the running sandboxes.
+func (a *Agent) list() []*agentpb.Sandbox {
+	running := a.allRunning()
 	out := make([]*agentpb.Sandbox, 0, len(running))
 	for _, sb := range running {
 		out = append(out, a.toProto(sb))

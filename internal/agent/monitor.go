@@ -20,14 +20,7 @@ func (a *Agent) monitor(ctx context.Context, wg *sync.WaitGroup) {
 // crashed probes every running sandbox and returns those the driver no
 // longer runs, marked stopping.
 func (a *Agent) crashed(ctx context.Context) []*sandbox {
-	a.mu.Lock()
-	var running []*sandbox
-	for _, sb := range a.sandboxes {
-		if sb.status == statusRunning {
-			running = append(running, sb)
-		}
-	}
-	a.mu.Unlock()
+	running := a.allRunning()
 
 	var (
 		wg   sync.WaitGroup
