@@ -43,10 +43,17 @@ envd:
 	@if ldd $(BIN)/envd >/dev/null 2>&1; then echo "bin/envd is dynamically linked" >&2; exit 1; fi
 	@echo "built bin/envd (static, $$(du -h $(BIN)/envd | cut -f1))"
 
-# Until the host agent and control plane land, `make run` starts envd on this
-# machine in development mode (port 49983).
-run: envd test-user
-	$(BIN)/envd --dev
+# `make run` installs what the platform needs, builds it, and starts the
+# whole platform on this machine: `nestbox up` (API on 127.0.0.1:8080, state
+# in /var/lib/nestbox; set NESTBOX_LISTEN / NESTBOX_DATA_DIR to change).
+# The first start builds the base and minimal templates.
+run: run-deps build
+	$(BIN)/nestbox up
+
+# What `nestbox up` needs on a fresh Debian machine.
+.PHONY: run-deps
+run-deps:
+	@scripts/ensure-packages.sh
 
 # Prerequisites of the test suite: Debian packages, the pinned E2B SDK and a
 # local `user` account (E2B's default sandbox user).

@@ -13,6 +13,11 @@ go test -run '^$' -bench . -benchtime "${BENCHTIME:-300x}" -count 1 ./internal/e
 echo "== host agent benchmarks (real runsc, minimal template)"
 go test -run '^$' -bench 'Create|Destroy|BareRunsc' -benchtime "${AGENT_BENCHTIME:-20x}" -count 1 ./internal/agent/
 
+echo "== the platform through its API, next to the host agent alone (base template)"
+go test -run '^$' -bench 'CreateToFirstExec|ExecRoundTrip' -benchtime "${API_BENCHTIME:-20x}" -count 1 ./cmd/nestbox/
+echo "== bare runsc in the same run (base template)"
+go test -run '^$' -bench 'BareRunsc/base' -benchtime "${API_BENCHTIME:-20x}" -count 1 ./internal/agent/
+
 echo "== density: ${NESTBOX_DENSITY_N:-20} idle base sandboxes"
 go test -run '^$' -bench DensityBase -benchtime 1x -count 1 ./internal/agent/
 

@@ -1,6 +1,7 @@
 // Command nestbox is Nestbox's one binary. Its subcommands run the platform's
-// roles; today that is the host agent (`nestbox agent`), which owns the
-// sandboxes of one machine.
+// roles (`up`: everything on one machine; `server`: the control plane;
+// `agent`: the host agent) and are its command-line client (`capsule`,
+// `key`, `template`, built on the Go SDK).
 package main
 
 import (
@@ -12,6 +13,8 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+
+	"nestbox.dev/internal/cli"
 )
 
 func main() {
@@ -20,6 +23,10 @@ func main() {
 	stop()
 	if errors.Is(err, flag.ErrHelp) {
 		return
+	}
+	var exit *cli.ExitError
+	if errors.As(err, &exit) {
+		os.Exit(exit.Code) // the remote command's exit code
 	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "nestbox:", err)
@@ -34,13 +41,27 @@ type command struct {
 }
 
 var commands = []command{
+	{"up", "run the whole platform on this machine (control plane + host agent)", runUp},
+	{"server", "run the control plane alone, in front of a host agent", runServer},
 	{"agent", "run the host agent: the sandboxes of this machine and their API", runAgent},
+	{"capsule", "create, list, inspect, use and destroy capsules", clientCommand(cli.Capsule)},
+	{"key", "create, list and revoke API keys", clientCommand(cli.Key)},
+	{"template", "list templates", clientCommand(cli.Template)},
+}
+
+// clientCommand adapts a CLI verb group to a command.
+func clientCommand(fn func(ctx context.Context, args []string, io cli.IO) error) func(context.Context, []string, io.Writer, io.Writer) error {
+	return func(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+		stdio := cli.StdIO()
+		stdio.Stdout, stdio.Stderr = stdout, stderr
+		return fn(ctx, args, stdio)
+	}
 }
 
 func usage(w io.Writer) {
 	fmt.Fprintf(w, "Usage: nestbox <command> [flags]\n\nCommands:\n")
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, "\nRun 'nestbox <command> --help' for a command's flags.\n")
 }

@@ -69,6 +69,9 @@ type Config struct {
 	EgressBurstBytes int64
 	// TemplateDir holds the templates; "" means DataDir/templates.
 	TemplateDir string
+	// TemplateCacheDir keeps downloaded packages between template builds;
+	// "" means TemplateDir/.cache.
+	TemplateCacheDir string
 	// Progress receives human-readable progress of template builds; nil
 	// discards it.
 	Progress io.Writer
@@ -98,6 +101,9 @@ type Config struct {
 	// EventsURL receives lifecycle events as JSON POSTs (the control
 	// plane's /v1/hosts/sandbox-events); "" means events are not sent.
 	EventsURL string
+	// EventsToken is sent as "Authorization: Bearer <token>" with every
+	// event; "" sends no Authorization header.
+	EventsToken string
 	// HostID is sent with every event; "" omits it.
 	HostID string
 	// MonitorInterval is how often running sandboxes are checked for
@@ -218,7 +224,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		log:          log,
 		driver:       cfg.Driver,
 		envd:         newEnvdClient(),
-		events:       newEventQueue(cfg.EventsURL, cfg.HostID, log),
+		events:       newEventQueue(cfg.EventsURL, cfg.EventsToken, cfg.HostID, log),
 		sandboxes:    map[string]*sandbox{},
 		envdVersions: map[string]string{},
 	}
@@ -235,7 +241,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		a.driver = d
 	}
 	var err error
-	a.templates, err = template.New(template.Config{Dir: cfg.TemplateDir, Envd: cfg.Envd, Progress: cfg.Progress, Logger: log})
+	a.templates, err = template.New(template.Config{Dir: cfg.TemplateDir, CacheDir: cfg.TemplateCacheDir, Envd: cfg.Envd, Progress: cfg.Progress, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}

@@ -49,6 +49,7 @@ const maxPendingEvents = 4096
 // backoff until the receiver answers 2xx. push never blocks.
 type eventQueue struct {
 	url    string
+	token  string
 	hostID string
 	log    *slog.Logger
 	client *http.Client
@@ -59,9 +60,10 @@ type eventQueue struct {
 	pending []Event
 }
 
-func newEventQueue(url, hostID string, log *slog.Logger) *eventQueue {
+func newEventQueue(url, token, hostID string, log *slog.Logger) *eventQueue {
 	return &eventQueue{
 		url:    url,
+		token:  token,
 		hostID: hostID,
 		log:    log,
 		client: &http.Client{Timeout: 10 * time.Second},
@@ -149,6 +151,9 @@ func (q *eventQueue) post(ctx context.Context, body []byte) error {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if q.token != "" {
+		req.Header.Set("Authorization", "Bearer "+q.token)
+	}
 	resp, err := q.client.Do(req)
 	if err != nil {
 		return err

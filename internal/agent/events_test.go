@@ -16,10 +16,12 @@ import (
 )
 
 // eventSink is a fake control plane: it records the events posted to it,
-// answering 500 to the first failFirst requests.
+// answering 500 to the first failFirst requests. If token is set, requests
+// without it are refused.
 type eventSink struct {
 	*httptest.Server
 	failFirst int
+	token     string
 
 	// mu guards the fields below.
 	mu       sync.Mutex
@@ -35,6 +37,10 @@ func newEventSink(t *testing.T, failFirst int) *eventSink {
 		s.requests++
 		if r.Method != http.MethodPost || r.URL.Path != "/v1/hosts/sandbox-events" {
 			http.Error(w, "wrong endpoint", http.StatusNotFound)
+			return
+		}
+		if s.token != "" && r.Header.Get("Authorization") != "Bearer "+s.token {
+			http.Error(w, "wrong token", http.StatusUnauthorized)
 			return
 		}
 		if s.requests <= s.failFirst {
@@ -128,7 +134,8 @@ func TestEvents(t *testing.T) {
 // until the receiver acknowledges it and delivers in order.
 func TestEventQueueRetries(t *testing.T) {
 	sink := newEventSink(t, 3)
-	q := newEventQueue(sink.url(), "h", testLogger())
+	sink.token = "host-secret"
+	q := newEventQueue(sink.url(), sink.token, "h", testLogger())
 	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	wg.Go(func() { q.run(ctx) })

@@ -71,3 +71,7 @@ func (s service) Ping(ctx context.Context, req *connect.Request[agentpb.PingRequ
 	}
 	return connect.NewResponse(resp), nil
 }
+
+func (s service) ListTemplates(ctx context.Context, req *connect.Request[agentpb.ListTemplatesRequest]) (*connect.Response[agentpb.ListTemplatesResponse], error) {
+	return connect.NewResponse(&agentpb.ListTemplatesResponse{Templates: s.a.listTemplates()}), nil
+}

@@ -40,3 +40,29 @@ func TestMappings(t *testing.T) {
 		t.Error("ToConnect(nil) != nil")
 	}
 }
+
+func TestCodeAndFromConnect(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{NotFound("capsule x"), "not_found"},
+		{Conflict("busy"), "conflict"},
+		{Invalid("bad"), "invalid_argument"},
+		{TooLarge("big"), "too_large"},
+		{connect.NewError(connect.CodeNotFound, errors.New("no such process")), "not_found"},
+		{connect.NewError(connect.CodeUnavailable, errors.New("down")), "unavailable"},
+		{errors.New("boom"), "internal"},
+	} {
+		if got := Code(tc.err); got != tc.want {
+			t.Errorf("Code(%v): got %q, want %q", tc.err, got, tc.want)
+		}
+	}
+	err := FromConnect(connect.NewError(connect.CodeNotFound, errors.New("no such sandbox")))
+	if !errors.Is(err, ErrNotFound) || err.Error() != "no such sandbox" {
+		t.Fatalf("FromConnect: got %v (%T), want a not-found error with the server's message", err, err)
+	}
+	if FromConnect(nil) != nil {
+		t.Fatal("FromConnect(nil) is not nil")
+	}
+}

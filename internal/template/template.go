@@ -20,6 +20,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -94,6 +95,25 @@ func New(cfg Config) (*Store, error) {
 	}
 	return &Store{cfg: cfg, log: log, building: map[string]*sync.Mutex{}}, nil
 }
+
+// Descriptions of the templates this store can build, by name.
+var descriptions = map[string]string{
+	"minimal": "busybox and envd: the smallest sandbox",
+	"base":    "Debian 12 (bookworm) with bash, sudo, curl, git, python3, nodejs and envd",
+}
+
+// Names lists the templates this store can build, sorted.
+func Names() []string {
+	names := make([]string, 0, len(builders))
+	for n := range builders {
+		names = append(names, n)
+	}
+	slices.Sort(names)
+	return names
+}
+
+// Describe returns a one-line description of a known template.
+func Describe(name string) string { return descriptions[name] }
 
 // Known reports whether name is a template this store can build.
 func Known(name string) bool { _, ok := builders[name]; return ok }

@@ -1107,6 +1107,162 @@ func (x *PingResponse) GetMemoryAllocatedBytes() uint64 {
 	return 0
 }
 
+type ListTemplatesRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTemplatesRequest) Reset() {
+	*x = ListTemplatesRequest{}
+	mi := &file_agent_agent_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTemplatesRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTemplatesRequest) ProtoMessage() {}
+
+func (x *ListTemplatesRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_agent_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTemplatesRequest.ProtoReflect.Descriptor instead.
+func (*ListTemplatesRequest) Descriptor() ([]byte, []int) {
+	return file_agent_agent_proto_rawDescGZIP(), []int{17}
+}
+
+type Template struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Name          string                 `protobuf:"bytes,1,opt,name=name,proto3" json:"name,omitempty"`
+	Description   string                 `protobuf:"bytes,2,opt,name=description,proto3" json:"description,omitempty"`
+	Built         bool                   `protobuf:"varint,3,opt,name=built,proto3" json:"built,omitempty"`
+	SizeBytes     int64                  `protobuf:"varint,4,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	BuiltAt       *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=built_at,json=builtAt,proto3" json:"built_at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Template) Reset() {
+	*x = Template{}
+	mi := &file_agent_agent_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Template) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Template) ProtoMessage() {}
+
+func (x *Template) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_agent_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Template.ProtoReflect.Descriptor instead.
+func (*Template) Descriptor() ([]byte, []int) {
+	return file_agent_agent_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *Template) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Template) GetDescription() string {
+	if x != nil {
+		return x.Description
+	}
+	return ""
+}
+
+func (x *Template) GetBuilt() bool {
+	if x != nil {
+		return x.Built
+	}
+	return false
+}
+
+func (x *Template) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *Template) GetBuiltAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.BuiltAt
+	}
+	return nil
+}
+
+type ListTemplatesResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Templates     []*Template            `protobuf:"bytes,1,rep,name=templates,proto3" json:"templates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListTemplatesResponse) Reset() {
+	*x = ListTemplatesResponse{}
+	mi := &file_agent_agent_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListTemplatesResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListTemplatesResponse) ProtoMessage() {}
+
+func (x *ListTemplatesResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_agent_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListTemplatesResponse.ProtoReflect.Descriptor instead.
+func (*ListTemplatesResponse) Descriptor() ([]byte, []int) {
+	return file_agent_agent_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ListTemplatesResponse) GetTemplates() []*Template {
+	if x != nil {
+		return x.Templates
+	}
+	return nil
+}
+
 var File_agent_agent_proto protoreflect.FileDescriptor
 
 const file_agent_agent_proto_rawDesc = "" +
@@ -1190,12 +1346,22 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\tsandboxes\x18\b \x01(\rR\tsandboxes\x12'\n" +
 	"\x0fvcpus_allocated\x18\t \x01(\rR\x0evcpusAllocated\x124\n" +
 	"\x16memory_allocated_bytes\x18\n" +
-	" \x01(\x04R\x14memoryAllocatedBytes*}\n" +
+	" \x01(\x04R\x14memoryAllocatedBytes\"\x16\n" +
+	"\x14ListTemplatesRequest\"\xac\x01\n" +
+	"\bTemplate\x12\x12\n" +
+	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
+	"\vdescription\x18\x02 \x01(\tR\vdescription\x12\x14\n" +
+	"\x05built\x18\x03 \x01(\bR\x05built\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\x125\n" +
+	"\bbuilt_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\abuiltAt\"Q\n" +
+	"\x15ListTemplatesResponse\x128\n" +
+	"\ttemplates\x18\x01 \x03(\v2\x1a.nestbox.agent.v1.TemplateR\ttemplates*}\n" +
 	"\fSandboxState\x12\x1d\n" +
 	"\x19SANDBOX_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15SANDBOX_STATE_RUNNING\x10\x01\x12\x18\n" +
 	"\x14SANDBOX_STATE_PAUSED\x10\x02\x12\x19\n" +
-	"\x15SANDBOX_STATE_STOPPED\x10\x032\x97\x05\n" +
+	"\x15SANDBOX_STATE_STOPPED\x10\x032\xf9\x05\n" +
 	"\x05Agent\x12`\n" +
 	"\rCreateSandbox\x12&.nestbox.agent.v1.CreateSandboxRequest\x1a'.nestbox.agent.v1.CreateSandboxResponse\x12c\n" +
 	"\x0eDestroySandbox\x12'.nestbox.agent.v1.DestroySandboxRequest\x1a(.nestbox.agent.v1.DestroySandboxResponse\x12W\n" +
@@ -1205,7 +1371,8 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\n" +
 	"SetTimeout\x12#.nestbox.agent.v1.SetTimeoutRequest\x1a$.nestbox.agent.v1.SetTimeoutResponse\x12l\n" +
 	"\x11GetSandboxMetrics\x12*.nestbox.agent.v1.GetSandboxMetricsRequest\x1a+.nestbox.agent.v1.GetSandboxMetricsResponse\x12E\n" +
-	"\x04Ping\x12\x1d.nestbox.agent.v1.PingRequest\x1a\x1e.nestbox.agent.v1.PingResponseB$Z\"nestbox.dev/internal/proto/agentpbb\x06proto3"
+	"\x04Ping\x12\x1d.nestbox.agent.v1.PingRequest\x1a\x1e.nestbox.agent.v1.PingResponse\x12`\n" +
+	"\rListTemplates\x12&.nestbox.agent.v1.ListTemplatesRequest\x1a'.nestbox.agent.v1.ListTemplatesResponseB$Z\"nestbox.dev/internal/proto/agentpbb\x06proto3"
 
 var (
 	file_agent_agent_proto_rawDescOnce sync.Once
@@ -1220,7 +1387,7 @@ func file_agent_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_agent_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_agent_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 19)
+var file_agent_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
 var file_agent_agent_proto_goTypes = []any{
 	(SandboxState)(0),                 // 0: nestbox.agent.v1.SandboxState
 	(*SandboxConfig)(nil),             // 1: nestbox.agent.v1.SandboxConfig
@@ -1240,43 +1407,50 @@ var file_agent_agent_proto_goTypes = []any{
 	(*GetSandboxMetricsResponse)(nil), // 15: nestbox.agent.v1.GetSandboxMetricsResponse
 	(*PingRequest)(nil),               // 16: nestbox.agent.v1.PingRequest
 	(*PingResponse)(nil),              // 17: nestbox.agent.v1.PingResponse
-	nil,                               // 18: nestbox.agent.v1.SandboxConfig.EnvVarsEntry
-	nil,                               // 19: nestbox.agent.v1.SandboxConfig.MetadataEntry
-	(*timestamppb.Timestamp)(nil),     // 20: google.protobuf.Timestamp
+	(*ListTemplatesRequest)(nil),      // 18: nestbox.agent.v1.ListTemplatesRequest
+	(*Template)(nil),                  // 19: nestbox.agent.v1.Template
+	(*ListTemplatesResponse)(nil),     // 20: nestbox.agent.v1.ListTemplatesResponse
+	nil,                               // 21: nestbox.agent.v1.SandboxConfig.EnvVarsEntry
+	nil,                               // 22: nestbox.agent.v1.SandboxConfig.MetadataEntry
+	(*timestamppb.Timestamp)(nil),     // 23: google.protobuf.Timestamp
 }
 var file_agent_agent_proto_depIdxs = []int32{
-	18, // 0: nestbox.agent.v1.SandboxConfig.env_vars:type_name -> nestbox.agent.v1.SandboxConfig.EnvVarsEntry
-	19, // 1: nestbox.agent.v1.SandboxConfig.metadata:type_name -> nestbox.agent.v1.SandboxConfig.MetadataEntry
+	21, // 0: nestbox.agent.v1.SandboxConfig.env_vars:type_name -> nestbox.agent.v1.SandboxConfig.EnvVarsEntry
+	22, // 1: nestbox.agent.v1.SandboxConfig.metadata:type_name -> nestbox.agent.v1.SandboxConfig.MetadataEntry
 	1,  // 2: nestbox.agent.v1.Sandbox.config:type_name -> nestbox.agent.v1.SandboxConfig
 	0,  // 3: nestbox.agent.v1.Sandbox.state:type_name -> nestbox.agent.v1.SandboxState
-	20, // 4: nestbox.agent.v1.Sandbox.started_at:type_name -> google.protobuf.Timestamp
-	20, // 5: nestbox.agent.v1.Sandbox.end_at:type_name -> google.protobuf.Timestamp
+	23, // 4: nestbox.agent.v1.Sandbox.started_at:type_name -> google.protobuf.Timestamp
+	23, // 5: nestbox.agent.v1.Sandbox.end_at:type_name -> google.protobuf.Timestamp
 	1,  // 6: nestbox.agent.v1.CreateSandboxRequest.config:type_name -> nestbox.agent.v1.SandboxConfig
 	2,  // 7: nestbox.agent.v1.CreateSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
 	2,  // 8: nestbox.agent.v1.GetSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
 	2,  // 9: nestbox.agent.v1.ListSandboxesResponse.sandboxes:type_name -> nestbox.agent.v1.Sandbox
-	20, // 10: nestbox.agent.v1.SetTimeoutResponse.end_at:type_name -> google.protobuf.Timestamp
-	20, // 11: nestbox.agent.v1.SandboxMetrics.at:type_name -> google.protobuf.Timestamp
+	23, // 10: nestbox.agent.v1.SetTimeoutResponse.end_at:type_name -> google.protobuf.Timestamp
+	23, // 11: nestbox.agent.v1.SandboxMetrics.at:type_name -> google.protobuf.Timestamp
 	14, // 12: nestbox.agent.v1.GetSandboxMetricsResponse.metrics:type_name -> nestbox.agent.v1.SandboxMetrics
-	3,  // 13: nestbox.agent.v1.Agent.CreateSandbox:input_type -> nestbox.agent.v1.CreateSandboxRequest
-	5,  // 14: nestbox.agent.v1.Agent.DestroySandbox:input_type -> nestbox.agent.v1.DestroySandboxRequest
-	7,  // 15: nestbox.agent.v1.Agent.GetSandbox:input_type -> nestbox.agent.v1.GetSandboxRequest
-	9,  // 16: nestbox.agent.v1.Agent.ListSandboxes:input_type -> nestbox.agent.v1.ListSandboxesRequest
-	11, // 17: nestbox.agent.v1.Agent.SetTimeout:input_type -> nestbox.agent.v1.SetTimeoutRequest
-	13, // 18: nestbox.agent.v1.Agent.GetSandboxMetrics:input_type -> nestbox.agent.v1.GetSandboxMetricsRequest
-	16, // 19: nestbox.agent.v1.Agent.Ping:input_type -> nestbox.agent.v1.PingRequest
-	4,  // 20: nestbox.agent.v1.Agent.CreateSandbox:output_type -> nestbox.agent.v1.CreateSandboxResponse
-	6,  // 21: nestbox.agent.v1.Agent.DestroySandbox:output_type -> nestbox.agent.v1.DestroySandboxResponse
-	8,  // 22: nestbox.agent.v1.Agent.GetSandbox:output_type -> nestbox.agent.v1.GetSandboxResponse
-	10, // 23: nestbox.agent.v1.Agent.ListSandboxes:output_type -> nestbox.agent.v1.ListSandboxesResponse
-	12, // 24: nestbox.agent.v1.Agent.SetTimeout:output_type -> nestbox.agent.v1.SetTimeoutResponse
-	15, // 25: nestbox.agent.v1.Agent.GetSandboxMetrics:output_type -> nestbox.agent.v1.GetSandboxMetricsResponse
-	17, // 26: nestbox.agent.v1.Agent.Ping:output_type -> nestbox.agent.v1.PingResponse
-	20, // [20:27] is the sub-list for method output_type
-	13, // [13:20] is the sub-list for method input_type
-	13, // [13:13] is the sub-list for extension type_name
-	13, // [13:13] is the sub-list for extension extendee
-	0,  // [0:13] is the sub-list for field type_name
+	23, // 13: nestbox.agent.v1.Template.built_at:type_name -> google.protobuf.Timestamp
+	19, // 14: nestbox.agent.v1.ListTemplatesResponse.templates:type_name -> nestbox.agent.v1.Template
+	3,  // 15: nestbox.agent.v1.Agent.CreateSandbox:input_type -> nestbox.agent.v1.CreateSandboxRequest
+	5,  // 16: nestbox.agent.v1.Agent.DestroySandbox:input_type -> nestbox.agent.v1.DestroySandboxRequest
+	7,  // 17: nestbox.agent.v1.Agent.GetSandbox:input_type -> nestbox.agent.v1.GetSandboxRequest
+	9,  // 18: nestbox.agent.v1.Agent.ListSandboxes:input_type -> nestbox.agent.v1.ListSandboxesRequest
+	11, // 19: nestbox.agent.v1.Agent.SetTimeout:input_type -> nestbox.agent.v1.SetTimeoutRequest
+	13, // 20: nestbox.agent.v1.Agent.GetSandboxMetrics:input_type -> nestbox.agent.v1.GetSandboxMetricsRequest
+	16, // 21: nestbox.agent.v1.Agent.Ping:input_type -> nestbox.agent.v1.PingRequest
+	18, // 22: nestbox.agent.v1.Agent.ListTemplates:input_type -> nestbox.agent.v1.ListTemplatesRequest
+	4,  // 23: nestbox.agent.v1.Agent.CreateSandbox:output_type -> nestbox.agent.v1.CreateSandboxResponse
+	6,  // 24: nestbox.agent.v1.Agent.DestroySandbox:output_type -> nestbox.agent.v1.DestroySandboxResponse
+	8,  // 25: nestbox.agent.v1.Agent.GetSandbox:output_type -> nestbox.agent.v1.GetSandboxResponse
+	10, // 26: nestbox.agent.v1.Agent.ListSandboxes:output_type -> nestbox.agent.v1.ListSandboxesResponse
+	12, // 27: nestbox.agent.v1.Agent.SetTimeout:output_type -> nestbox.agent.v1.SetTimeoutResponse
+	15, // 28: nestbox.agent.v1.Agent.GetSandboxMetrics:output_type -> nestbox.agent.v1.GetSandboxMetricsResponse
+	17, // 29: nestbox.agent.v1.Agent.Ping:output_type -> nestbox.agent.v1.PingResponse
+	20, // 30: nestbox.agent.v1.Agent.ListTemplates:output_type -> nestbox.agent.v1.ListTemplatesResponse
+	23, // [23:31] is the sub-list for method output_type
+	15, // [15:23] is the sub-list for method input_type
+	15, // [15:15] is the sub-list for extension type_name
+	15, // [15:15] is the sub-list for extension extendee
+	0,  // [0:15] is the sub-list for field type_name
 }
 
 func init() { file_agent_agent_proto_init() }
@@ -1290,7 +1464,7 @@ func file_agent_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_agent_proto_rawDesc), len(file_agent_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   19,
+			NumMessages:   22,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -51,6 +51,8 @@ const (
 	AgentGetSandboxMetricsProcedure = "/nestbox.agent.v1.Agent/GetSandboxMetrics"
 	// AgentPingProcedure is the fully-qualified name of the Agent's Ping RPC.
 	AgentPingProcedure = "/nestbox.agent.v1.Agent/Ping"
+	// AgentListTemplatesProcedure is the fully-qualified name of the Agent's ListTemplates RPC.
+	AgentListTemplatesProcedure = "/nestbox.agent.v1.Agent/ListTemplates"
 )
 
 // AgentClient is a client for the nestbox.agent.v1.Agent service.
@@ -67,6 +69,9 @@ type AgentClient interface {
 	GetSandboxMetrics(context.Context, *connect.Request[agentpb.GetSandboxMetricsRequest]) (*connect.Response[agentpb.GetSandboxMetricsResponse], error)
 	// Ping reports the host's health, capacity and usage.
 	Ping(context.Context, *connect.Request[agentpb.PingRequest]) (*connect.Response[agentpb.PingResponse], error)
+	// ListTemplates lists the templates this host can start sandboxes from,
+	// built or not (an unbuilt one is built by the first create).
+	ListTemplates(context.Context, *connect.Request[agentpb.ListTemplatesRequest]) (*connect.Response[agentpb.ListTemplatesResponse], error)
 }
 
 // NewAgentClient constructs a client for the nestbox.agent.v1.Agent service. By default, it uses
@@ -122,6 +127,12 @@ func NewAgentClient(httpClient connect.HTTPClient, baseURL string, opts ...conne
 			connect.WithSchema(agentMethods.ByName("Ping")),
 			connect.WithClientOptions(opts...),
 		),
+		listTemplates: connect.NewClient[agentpb.ListTemplatesRequest, agentpb.ListTemplatesResponse](
+			httpClient,
+			baseURL+AgentListTemplatesProcedure,
+			connect.WithSchema(agentMethods.ByName("ListTemplates")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -134,6 +145,7 @@ type agentClient struct {
 	setTimeout        *connect.Client[agentpb.SetTimeoutRequest, agentpb.SetTimeoutResponse]
 	getSandboxMetrics *connect.Client[agentpb.GetSandboxMetricsRequest, agentpb.GetSandboxMetricsResponse]
 	ping              *connect.Client[agentpb.PingRequest, agentpb.PingResponse]
+	listTemplates     *connect.Client[agentpb.ListTemplatesRequest, agentpb.ListTemplatesResponse]
 }
 
 // CreateSandbox calls nestbox.agent.v1.Agent.CreateSandbox.
@@ -171,6 +183,11 @@ func (c *agentClient) Ping(ctx context.Context, req *connect.Request[agentpb.Pin
 	return c.ping.CallUnary(ctx, req)
 }
 
+// ListTemplates calls nestbox.agent.v1.Agent.ListTemplates.
+func (c *agentClient) ListTemplates(ctx context.Context, req *connect.Request[agentpb.ListTemplatesRequest]) (*connect.Response[agentpb.ListTemplatesResponse], error) {
+	return c.listTemplates.CallUnary(ctx, req)
+}
+
 // AgentHandler is an implementation of the nestbox.agent.v1.Agent service.
 type AgentHandler interface {
 	// CreateSandbox returns once the sandbox's envd answers and has been
@@ -185,6 +202,9 @@ type AgentHandler interface {
 	GetSandboxMetrics(context.Context, *connect.Request[agentpb.GetSandboxMetricsRequest]) (*connect.Response[agentpb.GetSandboxMetricsResponse], error)
 	// Ping reports the host's health, capacity and usage.
 	Ping(context.Context, *connect.Request[agentpb.PingRequest]) (*connect.Response[agentpb.PingResponse], error)
+	// ListTemplates lists the templates this host can start sandboxes from,
+	// built or not (an unbuilt one is built by the first create).
+	ListTemplates(context.Context, *connect.Request[agentpb.ListTemplatesRequest]) (*connect.Response[agentpb.ListTemplatesResponse], error)
 }
 
 // NewAgentHandler builds an HTTP handler from the service implementation. It returns the path on
@@ -236,6 +256,12 @@ func NewAgentHandler(svc AgentHandler, opts ...connect.HandlerOption) (string, h
 		connect.WithSchema(agentMethods.ByName("Ping")),
 		connect.WithHandlerOptions(opts...),
 	)
+	agentListTemplatesHandler := connect.NewUnaryHandler(
+		AgentListTemplatesProcedure,
+		svc.ListTemplates,
+		connect.WithSchema(agentMethods.ByName("ListTemplates")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/nestbox.agent.v1.Agent/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AgentCreateSandboxProcedure:
@@ -252,6 +278,8 @@ func NewAgentHandler(svc AgentHandler, opts ...connect.HandlerOption) (string, h
 			agentGetSandboxMetricsHandler.ServeHTTP(w, r)
 		case AgentPingProcedure:
 			agentPingHandler.ServeHTTP(w, r)
+		case AgentListTemplatesProcedure:
+			agentListTemplatesHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -287,4 +315,8 @@ func (UnimplementedAgentHandler) GetSandboxMetrics(context.Context, *connect.Req
 
 func (UnimplementedAgentHandler) Ping(context.Context, *connect.Request[agentpb.PingRequest]) (*connect.Response[agentpb.PingResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("nestbox.agent.v1.Agent.Ping is not implemented"))
+}
+
+func (UnimplementedAgentHandler) ListTemplates(context.Context, *connect.Request[agentpb.ListTemplatesRequest]) (*connect.Response[agentpb.ListTemplatesResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("nestbox.agent.v1.Agent.ListTemplates is not implemented"))
 }

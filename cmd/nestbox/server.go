@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"nestbox.dev/internal/cli"
+	"nestbox.dev/internal/controlplane"
+	"nestbox.dev/internal/events/memory"
+	"nestbox.dev/internal/store/sqlite"
+)
+
+// runServer is `nestbox server`: the control plane alone, in front of a host
+// agent started with `nestbox agent` (given by --agent-url). Until fleet
+// registration lands it drives exactly one agent.
+func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("nestbox server", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var (
+		dataDir, listen, agentURL, publicURL string
+		reconcile                            time.Duration
+		logLevel                             slog.Level
+	)
+	fs.StringVar(&dataDir, "data-dir", env("NESTBOX_DATA_DIR", "/var/lib/nestbox"), "state directory: database, credentials, host token (env NESTBOX_DATA_DIR)")
+	fs.StringVar(&listen, "listen", env("NESTBOX_LISTEN", "127.0.0.1:8080"), "address of the API (env NESTBOX_LISTEN)")
+	fs.StringVar(&agentURL, "agent-url", env("NESTBOX_AGENT_URL", ""), "base URL of the host agent, e.g. http://10.0.0.5:5007 (env NESTBOX_AGENT_URL); start it with --events-token set to <data-dir>/host-token")
+	fs.StringVar(&publicURL, "public-url", env("NESTBOX_PUBLIC_URL", ""), "URL clients reach the API at, saved for the CLI (env NESTBOX_PUBLIC_URL)")
+	fs.DurationVar(&reconcile, "reconcile-interval", 60*time.Second, "how often the control plane reconciles with the agent")
+	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if agentURL == "" {
+		return errors.New("--agent-url is required: the control plane needs a host agent (or run `nestbox up` for both)")
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return err
+	}
+	hostToken, err := controlplane.HostToken(dataDir)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	if publicURL == "" {
+		publicURL = "http://" + loopbackAddr(ln.Addr())
+	}
+	st, err := sqlite.Open(ctx, filepath.Join(dataDir, "nestbox.db"))
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer st.Close()
+	key, err := controlplane.Bootstrap(ctx, st, func(key string) error { return cli.WriteCredentials(dataDir, publicURL, key) })
+	if err != nil {
+		return err
+	}
+	cp, err := controlplane.New(controlplane.Config{
+		Store:             st,
+		Events:            memory.New(),
+		Hosts:             controlplane.NewSingleHost("local", agentURL),
+		Logger:            log,
+		HostToken:         hostToken,
+		ReconcileInterval: reconcile,
+	})
+	if err != nil {
+		return err
+	}
+	if key != "" {
+		fmt.Fprintf(stdout, "API key: %s (shown once; saved in %s)\n", key, filepath.Join(dataDir, "credentials.json"))
+	}
+	log.Info("control plane listening", "url", publicURL, "agent", agentURL)
+	return cp.Run(ctx, ln)
+}

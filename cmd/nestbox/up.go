@@ -1,0 +1,200 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"nestbox.dev/internal/agent"
+	"nestbox.dev/internal/cli"
+	"nestbox.dev/internal/controlplane"
+	"nestbox.dev/internal/events/memory"
+	"nestbox.dev/internal/store/sqlite"
+)
+
+// upConfig is what `nestbox up` runs with.
+type upConfig struct {
+	dataDir, listen, agentListen, publicURL string
+	templates                               []string
+	reconcile                               time.Duration
+	logLevel                                slog.Level
+	agent                                   agent.Config
+}
+
+// runUp is `nestbox up`: the whole platform on this machine in one
+// process: the control plane (SQLite in the data directory, an in-process
+// event stream) and a host agent with the gVisor driver.
+func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg, err := parseUpFlags(args, stderr)
+	if err != nil {
+		return err
+	}
+	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: cfg.logLevel}))
+	if err := os.MkdirAll(cfg.dataDir, 0o700); err != nil {
+		return err
+	}
+	hostToken, err := controlplane.HostToken(cfg.dataDir)
+	if err != nil {
+		return fmt.Errorf("host token: %w", err)
+	}
+	// Listen first: the agent's events and the printed URL need the real
+	// address, and /health answers 503 while templates are built.
+	ln, err := net.Listen("tcp", cfg.listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	local := "http://" + loopbackAddr(ln.Addr())
+	if cfg.publicURL == "" {
+		cfg.publicURL = local
+	}
+	agentLn, err := net.Listen("tcp", cfg.agentListen)
+	if err != nil {
+		return fmt.Errorf("agent listener: %w", err)
+	}
+	defer agentLn.Close()
+
+	acfg := cfg.agent
+	acfg.EventsURL = local + "/v1/hosts/sandbox-events"
+	acfg.EventsToken = hostToken
+	acfg.HostID = "local"
+	acfg.Logger = log.With("component", "agent")
+	acfg.Progress = stderr
+	a, err := agent.New(ctx, acfg)
+	if err != nil {
+		return err
+	}
+
+	st, err := sqlite.Open(ctx, filepath.Join(cfg.dataDir, "nestbox.db"))
+	if err != nil {
+		return fmt.Errorf("open database: %w", err)
+	}
+	defer st.Close()
+	newKey, err := controlplane.Bootstrap(ctx, st, func(key string) error {
+		return cli.WriteCredentials(cfg.dataDir, cfg.publicURL, key)
+	})
+	if err != nil {
+		return err
+	}
+	if newKey == "" {
+		// Keep the saved URL in step with where the platform now listens.
+		if _, key, err := cli.LoadCredentials(cfg.dataDir); err == nil {
+			cli.WriteCredentials(cfg.dataDir, cfg.publicURL, key)
+		}
+	}
+
+	ready := make(chan struct{})
+	cp, err := controlplane.New(controlplane.Config{
+		Store:             st,
+		Events:            memory.New(),
+		Hosts:             controlplane.NewSingleHost("local", "http://"+loopbackAddr(agentLn.Addr())),
+		Logger:            log,
+		HostToken:         hostToken,
+		ReconcileInterval: cfg.reconcile,
+		Ready:             ready,
+	})
+	if err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	errc := make(chan error, 2)
+	wg.Go(func() { a.Run(ctx) })
+	wg.Go(func() { errc <- a.Serve(ctx, agentLn) })
+	wg.Go(func() { errc <- cp.Run(ctx, ln) })
+
+	fmt.Fprintf(stderr, "preparing templates %s (the first start builds them; later starts are instant)\n", strings.Join(cfg.templates, ", "))
+	if err := a.EnsureTemplates(ctx, cfg.templates...); err != nil {
+		cancel()
+		wg.Wait()
+		return err
+	}
+	close(ready)
+	printWelcome(stdout, cfg, newKey)
+
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		log.Error("stopping", "err", err)
+	}
+	cancel()
+	wg.Wait()
+	return err
+}
+
+func printWelcome(w io.Writer, cfg upConfig, newKey string) {
+	creds := filepath.Join(cfg.dataDir, "credentials.json")
+	fmt.Fprintf(w, "Nestbox is up.\n  API URL: %s\n", cfg.publicURL)
+	if newKey != "" {
+		fmt.Fprintf(w, "  API key: %s\n           (shown once; saved in %s for the CLI on this machine)\n", newKey, creds)
+	} else {
+		fmt.Fprintf(w, "  API key: in %s\n", creds)
+	}
+	fmt.Fprintf(w, "Try:\n  nestbox capsule create\n  nestbox capsule exec <id> -- uname -a\n")
+}
+
+// loopbackAddr is addr with an unspecified IP replaced by 127.0.0.1: the
+// address this machine reaches a wildcard listener at.
+func loopbackAddr(addr net.Addr) string {
+	tcp, ok := addr.(*net.TCPAddr)
+	if !ok {
+		return addr.String()
+	}
+	ip := tcp.IP
+	if ip == nil || ip.IsUnspecified() {
+		ip = net.IPv4(127, 0, 0, 1)
+	}
+	return net.JoinHostPort(ip.String(), fmt.Sprint(tcp.Port))
+}
+
+func parseUpFlags(args []string, stderr io.Writer) (upConfig, error) {
+	fs := flag.NewFlagSet("nestbox up", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: nestbox up [flags]\n\nRuns the whole platform on this machine: the control plane (API on --listen,\nSQLite in --data-dir) and a host agent with gVisor. The first start creates an\nadmin, a default team and an API key, prints them and saves them in\n<data-dir>/credentials.json for the CLI.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	var cfg upConfig
+	var templates string
+	fs.StringVar(&cfg.dataDir, "data-dir", env("NESTBOX_DATA_DIR", "/var/lib/nestbox"), "state directory: database, credentials, sandboxes, templates (env NESTBOX_DATA_DIR)")
+	fs.StringVar(&cfg.listen, "listen", env("NESTBOX_LISTEN", "127.0.0.1:8080"), "address of the API (env NESTBOX_LISTEN); use 0.0.0.0:8080 to serve other machines")
+	fs.StringVar(&cfg.agentListen, "agent-listen", env("NESTBOX_AGENT_LISTEN", "127.0.0.1:5007"), "address of the host agent's API, for this machine only (env NESTBOX_AGENT_LISTEN)")
+	fs.StringVar(&cfg.publicURL, "public-url", env("NESTBOX_PUBLIC_URL", ""), "URL clients reach the API at, saved for the CLI (env NESTBOX_PUBLIC_URL; default http://<listen>)")
+	fs.StringVar(&templates, "templates", env("NESTBOX_TEMPLATES", "base,minimal"), "templates to build before serving (env NESTBOX_TEMPLATES)")
+	fs.DurationVar(&cfg.reconcile, "reconcile-interval", 60*time.Second, "how often the control plane reconciles with the agent")
+	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	af := registerAgentFlags(fs)
+	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	if fs.NArg() > 0 {
+		return cfg, fmt.Errorf("unexpected arguments: %v", fs.Args())
+	}
+	if cfg.reconcile < time.Second {
+		return cfg, errors.New("--reconcile-interval must be at least 1s")
+	}
+	for _, t := range strings.Split(templates, ",") {
+		if t = strings.TrimSpace(t); t != "" {
+			cfg.templates = append(cfg.templates, t)
+		}
+	}
+	abs, err := filepath.Abs(cfg.dataDir)
+	if err != nil {
+		return cfg, err
+	}
+	cfg.dataDir = abs
+	cfg.agent, err = af.config(filepath.Join(abs, "agent"))
+	cfg.publicURL = strings.TrimRight(cfg.publicURL, "/")
+	return cfg, err
+}

@@ -1,0 +1,64 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"nestbox.dev"
+)
+
+// capsuleGet is `nestbox capsule get`.
+func capsuleGet(ctx context.Context, args []string, stdio IO) error {
+	c := newCommand(stdio, "capsule get", "[flags] ID", "Show a capsule.")
+	jsonOut := c.fs.Bool("json", false, "print the capsule as JSON")
+	pos, err := c.parse(args, 1, 1)
+	if err != nil {
+		return err
+	}
+	client, err := c.client()
+	if err != nil {
+		return err
+	}
+	cp, err := client.Get(ctx, pos[0])
+	if err != nil {
+		return err
+	}
+	if *jsonOut {
+		return printJSON(stdio.Stdout, cp)
+	}
+	return printCapsule(stdio, cp, time.Now())
+}
+
+func printCapsule(stdio IO, cp nestbox.Capsule, now time.Time) error {
+	net := "yes"
+	if !cp.Internet {
+		net = "no"
+	}
+	if len(cp.AllowOut) > 0 {
+		net += ", allow " + strings.Join(cp.AllowOut, " ")
+	}
+	if len(cp.DenyOut) > 0 {
+		net += ", deny " + strings.Join(cp.DenyOut, " ")
+	}
+	t := newTable(stdio.Stdout, "ID:", cp.ID)
+	t.row("Status:", string(cp.Status))
+	if cp.Error != "" {
+		t.row("Error:", cp.Error)
+	}
+	t.row("Template:", cp.Template)
+	t.row("Resources:", fmt.Sprintf("%d vCPU, %d MiB memory, %d MiB disk", cp.VCPUs, cp.MemoryMB, cp.DiskMB))
+	t.row("Internet:", net)
+	t.row("Metadata:", pairs(cp.Metadata))
+	t.row("Created:", timestamp(&cp.CreatedAt, now))
+	t.row("Started:", timestamp(cp.StartedAt, now))
+	if cp.Status.Final() {
+		t.row("Stopped:", timestamp(cp.StoppedAt, now))
+	} else {
+		t.row("Expires:", timestamp(cp.ExpiresAt, now))
+	}
+	t.row("Host:", cp.HostID)
+	t.row("envd:", cp.EnvdVersion)
+	return t.flush()
+}

@@ -1,0 +1,109 @@
+// Package controlplane assembles the control plane from its parts: the
+// store, the event stream, the lifecycle service over the hosts, and the
+// HTTP server. It also makes the first admin, team and API key of a new
+// installation. cmd/nestbox's `up` and `server` roles import it; the same
+// package lets Nestbox be embedded as a library.
+package controlplane
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"sync"
+	"time"
+
+	"nestbox.dev/internal/events"
+	"nestbox.dev/internal/lifecycle"
+	"nestbox.dev/internal/server"
+	"nestbox.dev/internal/store"
+)
+
+// Config configures a ControlPlane. Store, Events and Hosts are required.
+type Config struct {
+	Store  store.Store
+	Events events.Stream
+	Hosts  lifecycle.Hosts
+	Logger *slog.Logger
+	// HostToken authenticates host agents' event posts.
+	HostToken string
+	// ReconcileInterval: zero means 60 s.
+	ReconcileInterval time.Duration
+	// StuckAfter: zero means 10 minutes.
+	StuckAfter time.Duration
+	// Ready, if not nil, holds API requests off with 503 until closed.
+	Ready <-chan struct{}
+	// ShutdownGrace is how long a stopping control plane lets background
+	// creates and destroys finish; zero means 30 s.
+	ShutdownGrace time.Duration
+}
+
+// ControlPlane is the running control plane.
+type ControlPlane struct {
+	cfg    Config
+	Life   *lifecycle.Service
+	Server *server.Server
+}
+
+// New assembles a ControlPlane; Run starts it.
+func New(cfg Config) (*ControlPlane, error) {
+	if cfg.Store == nil || cfg.Events == nil || cfg.Hosts == nil {
+		return nil, errors.New("controlplane: Store, Events and Hosts are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.ShutdownGrace == 0 {
+		cfg.ShutdownGrace = 30 * time.Second
+	}
+	life, err := lifecycle.New(lifecycle.Config{
+		Store:             cfg.Store,
+		Events:            cfg.Events,
+		Hosts:             cfg.Hosts,
+		Logger:            cfg.Logger.With("component", "lifecycle"),
+		ReconcileInterval: cfg.ReconcileInterval,
+		StuckAfter:        cfg.StuckAfter,
+	})
+	if err != nil {
+		return nil, err
+	}
+	srv, err := server.New(server.Config{
+		Lifecycle: life,
+		Store:     cfg.Store,
+		Logger:    cfg.Logger.With("component", "http"),
+		HostToken: cfg.HostToken,
+		Ready:     cfg.Ready,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return &ControlPlane{cfg: cfg, Life: life, Server: srv}, nil
+}
+
+// Run serves the API on ln and runs the background work until ctx is
+// done, then shuts down gracefully: the listener closes, in-flight
+// requests get 10 s, background lifecycle work gets ShutdownGrace.
+func (cp *ControlPlane) Run(ctx context.Context, ln net.Listener) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { cp.Life.Run(ctx) })
+	wg.Go(func() { cp.forgetGone(ctx) })
+	err := cp.Server.Serve(ctx, ln)
+	wg.Wait()
+	cp.Life.Close(cp.cfg.ShutdownGrace)
+	return err
+}
+
+// forgetGone drops the server's caches of each capsule that reaches a final
+// status, however it got there (destroy, timeout, crash, reconciler).
+func (cp *ControlPlane) forgetGone(ctx context.Context) {
+	ch, err := cp.cfg.Events.Subscribe(ctx)
+	if err != nil {
+		cp.cfg.Logger.Warn("subscribe to capsule events", "err", err)
+		return
+	}
+	for ev := range ch {
+		if ev.To.Final() {
+			cp.Server.Forget(ev.CapsuleID)
+		}
+	}
+}

@@ -1,0 +1,125 @@
+package lifecycle
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"nestbox.dev"
+	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/proto/agentpb"
+	"nestbox.dev/internal/store"
+)
+
+// IDLength is the width of capsule IDs, which are also the host agent's
+// sandbox IDs: fixed width, because runsc matches IDs by prefix.
+const IDLength = 20
+
+// NewID returns a random capsule ID: IDLength characters of [a-z2-7].
+func NewID() string { return strings.ToLower(rand.Text()[:IDLength]) }
+
+// Create records a new capsule of team in StatusStarting and starts it on a
+// host in the background. It returns at once.
+func (s *Service) Create(ctx context.Context, teamID string, req nestbox.CreateCapsuleRequest) (nestbox.Capsule, error) {
+	req, err := s.normalize(req)
+	if err != nil {
+		return nestbox.Capsule{}, err
+	}
+	host, err := s.hosts.Pick(ctx, req)
+	if err != nil {
+		return nestbox.Capsule{}, fmt.Errorf("place capsule: %w", err)
+	}
+	now := s.cfg.Now().UTC()
+	expires := now.Add(time.Duration(req.TimeoutSeconds) * time.Second)
+	c := store.Capsule{
+		Capsule: nestbox.Capsule{
+			ID:        NewID(),
+			TeamID:    teamID,
+			Template:  req.Template,
+			Status:    nestbox.StatusStarting,
+			VCPUs:     req.VCPUs,
+			MemoryMB:  req.MemoryMB,
+			DiskMB:    req.DiskMB,
+			Metadata:  req.Metadata,
+			Internet:  *req.Internet,
+			AllowOut:  req.AllowOut,
+			DenyOut:   req.DenyOut,
+			HostID:    host.ID,
+			CreatedAt: now,
+			ExpiresAt: &expires,
+		},
+		EnvVars:     req.EnvVars,
+		AccessToken: rand.Text(),
+		UpdatedAt:   now,
+	}
+	if err := s.store.CreateCapsule(ctx, c); err != nil {
+		return nestbox.Capsule{}, fmt.Errorf("record capsule: %w", err)
+	}
+	s.publish(ctx, nestbox.CapsuleEvent{CapsuleID: c.ID, To: nestbox.StatusStarting, At: now})
+	s.background(c.ID, func(ctx context.Context) { s.runCreate(ctx, c, host, req.TimeoutSeconds) })
+	return c.Capsule, nil
+}
+
+// runCreate creates the sandbox on its host and records the outcome. If
+// the capsule was moved to StatusStopping meanwhile (a destroy during the
+// create), it finishes that destroy instead.
+func (s *Service) runCreate(ctx context.Context, c store.Capsule, host Host, timeoutSeconds int) {
+	log := s.log.With("capsule", c.ID, "host", host.ID)
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.CreateTimeout)
+	resp, err := host.Agent.CreateSandbox(cctx, connect.NewRequest(&agentpb.CreateSandboxRequest{Config: &agentpb.SandboxConfig{
+		Id:             c.ID,
+		Template:       c.Template,
+		Vcpus:          uint32(c.VCPUs),
+		MemoryMb:       uint32(c.MemoryMB),
+		DiskBytes:      int64(c.DiskMB) << 20,
+		TimeoutSeconds: uint32(timeoutSeconds),
+		EnvVars:        c.EnvVars,
+		Metadata:       c.Metadata,
+		Internet:       c.Internet,
+		AllowOut:       c.AllowOut,
+		DenyOut:        c.DenyOut,
+		AccessToken:    c.AccessToken,
+	}}))
+	cancel()
+	if ctx.Err() != nil {
+		// The control plane is shutting down: the agent unwound the
+		// create. The next reconcile resolves the capsule.
+		log.Info("create interrupted by shutdown")
+		return
+	}
+	// The rest must run to completion even if shutdown begins now.
+	ctx = context.WithoutCancel(ctx)
+	if err != nil {
+		err = errdefs.FromConnect(err)
+		log.Warn("create failed", "err", err)
+		_, terr := s.transition(ctx, c.ID, []nestbox.Status{nestbox.StatusStarting}, store.StatusUpdate{
+			To: nestbox.StatusError, Reason: "create: " + err.Error(), StoppedAt: s.cfg.Now().UTC(),
+		})
+		if errors.Is(terr, errdefs.ErrConflict) {
+			// Destroyed while starting: nothing runs, but the agent may
+			// hold a remnant if the failure was only in answering.
+			s.finishDestroy(ctx, c.ID, host)
+		}
+		return
+	}
+	sb := resp.Msg.GetSandbox()
+	u := store.StatusUpdate{To: nestbox.StatusRunning, EnvdVersion: sb.GetEnvdVersion(), StartedAt: s.cfg.Now().UTC()}
+	if sb.GetEndAt() != nil {
+		u.ExpiresAt = sb.GetEndAt().AsTime().UTC()
+	}
+	_, err = s.transition(ctx, c.ID, []nestbox.Status{nestbox.StatusStarting}, u)
+	switch {
+	case err == nil:
+		log.Info("capsule running")
+	case errors.Is(err, errdefs.ErrConflict):
+		// A destroy came in while the host was creating.
+		s.finishDestroy(ctx, c.ID, host)
+	default:
+		log.Error("record running capsule", "err", err)
+	}
+}

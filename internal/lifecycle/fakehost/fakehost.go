@@ -1,0 +1,202 @@
+// Package fakehost is a hand-written host agent for tests of the control
+// plane: sandboxes are map entries, and a test can hold creates at a gate,
+// fail them, or make the agent unreachable. Test code only.
+package fakehost
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"connectrpc.com/connect"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"nestbox.dev"
+	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/lifecycle"
+	"nestbox.dev/internal/proto/agentpb"
+)
+
+// Agent implements the host agent's Connect client interface in memory.
+// Its methods are safe for concurrent use.
+type Agent struct {
+	// gate, if not nil, holds every create until it is closed or the
+	// create's context ends.
+	Gate chan struct{}
+
+	// mu guards the fields below.
+	mu        sync.Mutex
+	sandboxes map[string]*agentpb.Sandbox
+	failNext  error // returned by the next create
+	down      bool  // every call fails with unavailable
+	creates   int
+}
+
+// New returns an agent with no sandboxes.
+func New() *Agent { return &Agent{sandboxes: map[string]*agentpb.Sandbox{}} }
+
+// FailNextCreate makes the next create fail with err.
+func (f *Agent) FailNextCreate(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failNext = err
+}
+
+// SetDown makes every call fail as an unreachable agent's would, or not.
+func (f *Agent) SetDown(down bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.down = down
+}
+
+// Forget drops a sandbox behind the control plane's back, as a crash would.
+func (f *Agent) Forget(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.sandboxes, id)
+}
+
+// Creates counts the creates that reached the agent.
+func (f *Agent) Creates() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.creates
+}
+
+var errDown = connect.NewError(connect.CodeUnavailable, errors.New("agent is down"))
+
+func (f *Agent) isDown() bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.down
+}
+
+// Has reports whether the agent runs sandbox id.
+func (f *Agent) Has(id string) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	_, ok := f.sandboxes[id]
+	return ok
+}
+
+// Count is the number of sandboxes.
+func (f *Agent) Count() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.sandboxes)
+}
+
+func (f *Agent) CreateSandbox(ctx context.Context, req *connect.Request[agentpb.CreateSandboxRequest]) (*connect.Response[agentpb.CreateSandboxResponse], error) {
+	if f.isDown() {
+		return nil, errDown
+	}
+	if f.Gate != nil {
+		select {
+		case <-f.Gate:
+		case <-ctx.Done():
+			return nil, connect.NewError(connect.CodeCanceled, ctx.Err())
+		}
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.creates++
+	if err := f.failNext; err != nil {
+		f.failNext = nil
+		return nil, err
+	}
+	cfg := req.Msg.GetConfig()
+	sb := &agentpb.Sandbox{
+		Id:          cfg.GetId(),
+		Config:      cfg,
+		State:       agentpb.SandboxState_SANDBOX_STATE_RUNNING,
+		StartedAt:   timestamppb.Now(),
+		EndAt:       timestamppb.New(time.Now().Add(time.Duration(cfg.GetTimeoutSeconds()) * time.Second)),
+		EnvdVersion: "0.6.13",
+	}
+	f.sandboxes[sb.Id] = sb
+	return connect.NewResponse(&agentpb.CreateSandboxResponse{Sandbox: sb}), nil
+}
+
+func (f *Agent) DestroySandbox(ctx context.Context, req *connect.Request[agentpb.DestroySandboxRequest]) (*connect.Response[agentpb.DestroySandboxResponse], error) {
+	if f.isDown() {
+		return nil, errDown
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	delete(f.sandboxes, req.Msg.GetId())
+	return connect.NewResponse(&agentpb.DestroySandboxResponse{}), nil
+}
+
+func (f *Agent) GetSandbox(ctx context.Context, req *connect.Request[agentpb.GetSandboxRequest]) (*connect.Response[agentpb.GetSandboxResponse], error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sb, ok := f.sandboxes[req.Msg.GetId()]
+	if !ok {
+		return nil, connect.NewError(connect.CodeNotFound, errors.New("no such sandbox"))
+	}
+	return connect.NewResponse(&agentpb.GetSandboxResponse{Sandbox: sb}), nil
+}
+
+func (f *Agent) ListSandboxes(ctx context.Context, req *connect.Request[agentpb.ListSandboxesRequest]) (*connect.Response[agentpb.ListSandboxesResponse], error) {
+	if f.isDown() {
+		return nil, errDown
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := &agentpb.ListSandboxesResponse{}
+	for _, sb := range f.sandboxes {
+		out.Sandboxes = append(out.Sandboxes, sb)
+	}
+	return connect.NewResponse(out), nil
+}
+
+func (f *Agent) SetTimeout(ctx context.Context, req *connect.Request[agentpb.SetTimeoutRequest]) (*connect.Response[agentpb.SetTimeoutResponse], error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	sb, ok := f.sandboxes[req.Msg.GetId()]
+	if !ok {
+		return nil, connect.NewError(connect.CodeNotFound, errors.New("no such sandbox"))
+	}
+	sb.EndAt = timestamppb.New(time.Now().Add(time.Duration(req.Msg.GetTimeoutSeconds()) * time.Second))
+	return connect.NewResponse(&agentpb.SetTimeoutResponse{EndAt: sb.EndAt}), nil
+}
+
+func (f *Agent) GetSandboxMetrics(ctx context.Context, req *connect.Request[agentpb.GetSandboxMetricsRequest]) (*connect.Response[agentpb.GetSandboxMetricsResponse], error) {
+	if !f.Has(req.Msg.GetId()) {
+		return nil, connect.NewError(connect.CodeNotFound, errors.New("no such sandbox"))
+	}
+	return connect.NewResponse(&agentpb.GetSandboxMetricsResponse{Metrics: &agentpb.SandboxMetrics{At: timestamppb.Now(), CpuCount: 1, MemoryTotalBytes: 512 << 20}}), nil
+}
+
+func (f *Agent) Ping(ctx context.Context, req *connect.Request[agentpb.PingRequest]) (*connect.Response[agentpb.PingResponse], error) {
+	return connect.NewResponse(&agentpb.PingResponse{Driver: "fake"}), nil
+}
+
+func (f *Agent) ListTemplates(ctx context.Context, req *connect.Request[agentpb.ListTemplatesRequest]) (*connect.Response[agentpb.ListTemplatesResponse], error) {
+	return connect.NewResponse(&agentpb.ListTemplatesResponse{Templates: []*agentpb.Template{{Name: "base", Built: true, SizeBytes: 1 << 20}}}), nil
+}
+
+// Hosts is a lifecycle.Hosts of one host.
+type Hosts struct{ Host lifecycle.Host }
+
+// Pick returns the host.
+func (o Hosts) Pick(context.Context, nestbox.CreateCapsuleRequest) (lifecycle.Host, error) {
+	return o.Host, nil
+}
+
+// All returns the host.
+func (o Hosts) All() []lifecycle.Host { return []lifecycle.Host{o.Host} }
+
+// Get returns the host if id is its ID.
+func (o Hosts) Get(id string) (lifecycle.Host, error) {
+	if id != o.Host.ID {
+		return lifecycle.Host{}, errdefs.NotFound("host %s", id)
+	}
+	return o.Host, nil
+}
+
+// CreateRequest is a minimal create request for sandbox id.
+func CreateRequest(id string) *agentpb.CreateSandboxRequest {
+	return &agentpb.CreateSandboxRequest{Config: &agentpb.SandboxConfig{Id: id, TimeoutSeconds: 300}}
+}

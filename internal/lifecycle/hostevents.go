@@ -1,0 +1,65 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"nestbox.dev"
+	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/store"
+)
+
+// HostEvent is what a host agent reports about one of its sandboxes
+// (POST /v1/hosts/sandbox-events); the JSON shape is the agent's.
+type HostEvent struct {
+	HostID    string    `json:"host_id,omitempty"`
+	SandboxID string    `json:"sandbox_id"`
+	Type      string    `json:"type"`
+	At        time.Time `json:"at"`
+}
+
+// Event types a host agent sends.
+const (
+	hostCreated  = "created"
+	hostRunning  = "running"
+	hostStopped  = "stopped"
+	hostTimedOut = "timed_out"
+	hostCrashed  = "crashed"
+)
+
+// HandleHostEvent applies an agent's event to the store at once, rather
+// than at the next reconcile. Events about unknown sandboxes and events
+// that no longer apply are ignored.
+func (s *Service) HandleHostEvent(ctx context.Context, ev HostEvent) error {
+	var (
+		from []nestbox.Status
+		u    = store.StatusUpdate{At: ev.At.UTC()}
+	)
+	if u.At.IsZero() {
+		u.At = s.cfg.Now().UTC()
+	}
+	switch ev.Type {
+	case hostCreated, hostRunning:
+		return nil // the create's own answer records these
+	case hostStopped:
+		from, u.To, u.Reason = []nestbox.Status{nestbox.StatusRunning, nestbox.StatusStopping}, nestbox.StatusStopped, "stopped by the host"
+	case hostTimedOut:
+		from, u.To, u.Reason = []nestbox.Status{nestbox.StatusRunning, nestbox.StatusStopping}, nestbox.StatusStopped, "timed out"
+	case hostCrashed:
+		from, u.To, u.Reason = []nestbox.Status{nestbox.StatusRunning}, nestbox.StatusError, "the sandbox stopped unexpectedly"
+	default:
+		return errdefs.Invalid("unknown event type %q", ev.Type)
+	}
+	if len(ev.SandboxID) != IDLength {
+		return errdefs.Invalid("sandbox_id %q is not a capsule ID", ev.SandboxID)
+	}
+	if u.To.Final() {
+		u.StoppedAt = u.At
+	}
+	_, err := s.transition(ctx, ev.SandboxID, from, u)
+	if errors.Is(err, errdefs.ErrConflict) || errors.Is(err, errdefs.ErrNotFound) {
+		return nil
+	}
+	return err
+}

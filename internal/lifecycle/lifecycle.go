@@ -1,0 +1,196 @@
+// Package lifecycle is the control plane's capsule lifecycle: it validates a
+// request, records the capsule, answers at once, and drives the host agent
+// in the background under its own context. Every status change is a
+// compare-and-set in the store followed by an event on the stream; waiters
+// block on those events. A reconciler compares the store with what the
+// agents really run and repairs the difference.
+//
+// The HTTP layer (internal/server) is its only caller; it owns no HTTP.
+package lifecycle
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"nestbox.dev"
+	"nestbox.dev/internal/events"
+	"nestbox.dev/internal/proto/agentpb/agentpbconnect"
+	"nestbox.dev/internal/store"
+)
+
+// Defaults of Config.
+const (
+	DefaultTemplate          = "base"
+	DefaultVCPUs             = 1
+	DefaultMemoryMB          = 512
+	DefaultTimeout           = 300 * time.Second
+	DefaultReconcileInterval = 60 * time.Second
+	DefaultStuckAfter        = 10 * time.Minute
+	DefaultCreateTimeout     = 10 * time.Minute
+	// MaxTimeout is the longest lifetime a capsule may be given at once.
+	MaxTimeout = 24 * time.Hour
+)
+
+// Host is a machine with a host agent.
+type Host struct {
+	ID    string
+	Agent agentpbconnect.AgentClient
+	// ProxyURL is the base URL of the agent's /proxy/ (e.g.
+	// http://127.0.0.1:5007): envd and ports of the host's capsules are
+	// reached under ProxyURL/proxy/{id}/{port}/.
+	ProxyURL string
+}
+
+// Hosts knows the hosts capsules can run on.
+type Hosts interface {
+	// Pick chooses the host for a new capsule.
+	Pick(ctx context.Context, req nestbox.CreateCapsuleRequest) (Host, error)
+	// Get returns a host by ID; an unknown ID is errdefs.ErrNotFound.
+	Get(id string) (Host, error)
+	// All lists every host, for the reconciler.
+	All() []Host
+}
+
+// Config configures a Service. Store, Events and Hosts are required; zero
+// values of the rest mean the documented defaults.
+type Config struct {
+	Store  store.Store
+	Events events.Stream
+	Hosts  Hosts
+	Logger *slog.Logger
+
+	// DefaultTemplate is the template of a request that names none; ""
+	// means DefaultTemplate.
+	DefaultTemplate string
+	// ReconcileInterval is how often Run reconciles; zero means 60 s.
+	ReconcileInterval time.Duration
+	// StuckAfter is how long a capsule may sit in a transient status with
+	// no work in flight before the reconciler resolves it; zero means 10
+	// minutes.
+	StuckAfter time.Duration
+	// CreateTimeout bounds one create on a host; zero means 10 minutes
+	// (a first create may build its template).
+	CreateTimeout time.Duration
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Service drives capsules through their lifecycle. Create it with New,
+// start its background work with Run, stop it with Close. Its methods are
+// safe for concurrent use.
+type Service struct {
+	cfg   Config
+	log   *slog.Logger
+	store store.Store
+	ev    events.Stream
+	hosts Hosts
+
+	// ctx is the parent of all background work; cancel stops it. It is not
+	// tied to any request: a capsule outlives the call that created it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	bg     sync.WaitGroup
+
+	// mu guards inflight: capsule IDs with a create or destroy running in
+	// this process, which the reconciler leaves alone.
+	mu       sync.Mutex
+	inflight map[string]int
+}
+
+// New returns a Service. Its background work starts with Run.
+func New(cfg Config) (*Service, error) {
+	if cfg.Store == nil || cfg.Events == nil || cfg.Hosts == nil {
+		return nil, errors.New("lifecycle: Store, Events and Hosts are required")
+	}
+	if cfg.DefaultTemplate == "" {
+		cfg.DefaultTemplate = DefaultTemplate
+	}
+	if cfg.ReconcileInterval == 0 {
+		cfg.ReconcileInterval = DefaultReconcileInterval
+	}
+	if cfg.StuckAfter == 0 {
+		cfg.StuckAfter = DefaultStuckAfter
+	}
+	if cfg.CreateTimeout == 0 {
+		cfg.CreateTimeout = DefaultCreateTimeout
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Service{
+		cfg:      cfg,
+		log:      cfg.Logger,
+		store:    cfg.Store,
+		ev:       cfg.Events,
+		hosts:    cfg.Hosts,
+		ctx:      ctx,
+		cancel:   cancel,
+		inflight: map[string]int{},
+	}, nil
+}
+
+// Run reconciles at once and then every ReconcileInterval, and applies the
+// event stream to the store as a fallback writer, until ctx is done.
+func (s *Service) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Go(func() { s.consume(ctx) })
+	t := time.NewTicker(s.cfg.ReconcileInterval)
+	defer t.Stop()
+	for {
+		if err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
+			s.log.Warn("reconcile", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// Close waits up to grace for background creates and destroys to finish,
+// then cancels the rest. A capsule whose work was cancelled is left in its
+// transient status for the next reconcile to resolve.
+func (s *Service) Close(grace time.Duration) {
+	done := make(chan struct{})
+	go func() { s.bg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(grace):
+		s.cancel()
+		<-done
+	}
+	s.cancel()
+}
+
+// background runs fn for capsule id under the service's context, marking
+// the capsule as in flight meanwhile.
+func (s *Service) background(id string, fn func(ctx context.Context)) {
+	s.mu.Lock()
+	s.inflight[id]++
+	s.mu.Unlock()
+	s.bg.Go(func() {
+		defer func() {
+			s.mu.Lock()
+			if s.inflight[id]--; s.inflight[id] == 0 {
+				delete(s.inflight, id)
+			}
+			s.mu.Unlock()
+		}()
+		fn(s.ctx)
+	})
+}
+
+func (s *Service) isInflight(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.inflight[id] > 0
+}

@@ -1,0 +1,74 @@
+package lifecycle
+
+import (
+	"context"
+	"errors"
+
+	"nestbox.dev"
+	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/store"
+)
+
+// Get returns a capsule of team. A capsule of another team is not found:
+// its existence is not revealed.
+func (s *Service) Get(ctx context.Context, teamID, id string) (nestbox.Capsule, error) {
+	c, err := s.get(ctx, teamID, id)
+	return c.Capsule, err
+}
+
+// Lookup returns the full record of a capsule of team, with its access
+// token, for the layers that talk to its envd.
+func (s *Service) Lookup(ctx context.Context, teamID, id string) (store.Capsule, error) {
+	return s.get(ctx, teamID, id)
+}
+
+func (s *Service) get(ctx context.Context, teamID, id string) (store.Capsule, error) {
+	if len(id) != IDLength {
+		return store.Capsule{}, errdefs.NotFound("capsule %q not found", id)
+	}
+	c, err := s.store.GetCapsule(ctx, id)
+	if errors.Is(err, errdefs.ErrNotFound) || (err == nil && c.TeamID != teamID) {
+		return store.Capsule{}, errdefs.NotFound("capsule %s not found", id)
+	}
+	return c, err
+}
+
+// List returns a page of a team's capsules.
+func (s *Service) List(ctx context.Context, teamID string, f store.CapsuleFilter) (nestbox.CapsuleList, error) {
+	f.TeamID = teamID
+	cs, next, err := s.store.ListCapsules(ctx, f)
+	if err != nil {
+		return nestbox.CapsuleList{}, err
+	}
+	out := nestbox.CapsuleList{Capsules: make([]nestbox.Capsule, len(cs)), NextCursor: next}
+	for i, c := range cs {
+		out.Capsules[i] = c.Capsule
+	}
+	return out, nil
+}
+
+// Events lists a capsule's status history.
+func (s *Service) Events(ctx context.Context, teamID, id string) ([]nestbox.CapsuleEvent, error) {
+	if _, err := s.get(ctx, teamID, id); err != nil {
+		return nil, err
+	}
+	return s.store.CapsuleEvents(ctx, id)
+}
+
+// Running returns a capsule of team that is running, with its host, for
+// exec, files and the port proxy. Any other status is errdefs.ErrConflict
+// (or ErrNotFound).
+func (s *Service) Running(ctx context.Context, teamID, id string) (store.Capsule, Host, error) {
+	c, err := s.get(ctx, teamID, id)
+	if err != nil {
+		return c, Host{}, err
+	}
+	if c.Status != nestbox.StatusRunning {
+		return c, Host{}, errdefs.Conflict("capsule %s is %s, not running", id, c.Status)
+	}
+	h, err := s.hosts.Get(c.HostID)
+	if err != nil {
+		return c, Host{}, errdefs.Unavailable("host %s of capsule %s: %v", c.HostID, id, err)
+	}
+	return c, h, nil
+}

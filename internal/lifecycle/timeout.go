@@ -1,0 +1,58 @@
+package lifecycle
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"connectrpc.com/connect"
+
+	"nestbox.dev"
+	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/proto/agentpb"
+)
+
+// SetTimeout gives a running capsule of team d more life from now.
+func (s *Service) SetTimeout(ctx context.Context, teamID, id string, d time.Duration) (nestbox.Capsule, error) {
+	if d < time.Second || d > MaxTimeout {
+		return nestbox.Capsule{}, errdefs.Invalid("timeout_seconds %d: want 1 to %d", int(d/time.Second), int(MaxTimeout/time.Second))
+	}
+	c, host, err := s.Running(ctx, teamID, id)
+	if err != nil {
+		return c.Capsule, err
+	}
+	resp, err := host.Agent.SetTimeout(ctx, connect.NewRequest(&agentpb.SetTimeoutRequest{Id: id, TimeoutSeconds: uint32(d / time.Second)}))
+	if err != nil {
+		return c.Capsule, fmt.Errorf("set timeout of capsule %s: %w", id, errdefs.FromConnect(err))
+	}
+	end := resp.Msg.GetEndAt().AsTime().UTC()
+	if err := s.store.SetCapsuleExpiry(ctx, id, end); err != nil {
+		return c.Capsule, err
+	}
+	c.ExpiresAt = &end
+	return c.Capsule, nil
+}
+
+// Metrics samples a running capsule's resource use.
+func (s *Service) Metrics(ctx context.Context, teamID, id string) (nestbox.Metrics, error) {
+	_, host, err := s.Running(ctx, teamID, id)
+	if err != nil {
+		return nestbox.Metrics{}, err
+	}
+	resp, err := host.Agent.GetSandboxMetrics(ctx, connect.NewRequest(&agentpb.GetSandboxMetricsRequest{Id: id}))
+	if err != nil {
+		return nestbox.Metrics{}, fmt.Errorf("metrics of capsule %s: %w", id, errdefs.FromConnect(err))
+	}
+	m := resp.Msg.GetMetrics()
+	return nestbox.Metrics{
+		At:               m.GetAt().AsTime().UTC(),
+		CPUUsedPct:       m.GetCpuUsedPct(),
+		CPUCount:         int(m.GetCpuCount()),
+		MemoryUsedBytes:  m.GetMemoryUsedBytes(),
+		MemoryTotalBytes: m.GetMemoryTotalBytes(),
+		DiskUsedBytes:    m.GetDiskUsedBytes(),
+		DiskTotalBytes:   m.GetDiskTotalBytes(),
+		RxBytes:          m.GetRxBytes(),
+		TxBytes:          m.GetTxBytes(),
+	}, nil
+}

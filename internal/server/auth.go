@@ -1,0 +1,86 @@
+package server
+
+import (
+	"context"
+	"crypto/subtle"
+	"net/http"
+	"strings"
+	"time"
+
+	"nestbox.dev/internal/apikey"
+	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/store"
+)
+
+type principalKey struct{}
+
+// principal is who a request acts for: a team, through one of its keys.
+type principal struct {
+	TeamID string
+	Key    store.APIKey
+}
+
+// touchEvery limits how often a key's last use is written.
+const touchEvery = time.Minute
+
+// authenticated wraps h so that it runs only with a valid API key
+// (X-API-Key, or Authorization: Bearer), the key's team in the context.
+func (s *Server) authenticated(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		p, err := s.authenticate(r)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		h(w, r.WithContext(context.WithValue(r.Context(), principalKey{}, p)))
+	}
+}
+
+func (s *Server) authenticate(r *http.Request) (principal, error) {
+	key := r.Header.Get("X-API-Key")
+	if key == "" {
+		if v, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer "); ok {
+			key = strings.TrimSpace(v)
+		}
+	}
+	if key == "" {
+		return principal{}, errdefs.Unauthenticated("an API key is required (X-API-Key header)")
+	}
+	hash, err := apikey.Parse(key)
+	if err != nil {
+		return principal{}, err
+	}
+	k, err := s.store.APIKeyByHash(r.Context(), hash)
+	if err != nil {
+		if errdefs.HTTPStatus(err) == http.StatusNotFound {
+			return principal{}, errdefs.Unauthenticated("invalid API key")
+		}
+		return principal{}, err
+	}
+	now := s.cfg.Now().UTC()
+	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) > touchEvery {
+		if err := s.store.TouchAPIKey(r.Context(), k.ID, now); err != nil {
+			s.log.Warn("record API key use", "key", k.ID, "err", err)
+		}
+	}
+	return principal{TeamID: k.TeamID, Key: k}, nil
+}
+
+// team is the team of an authenticated request.
+func team(r *http.Request) string {
+	p, _ := r.Context().Value(principalKey{}).(principal)
+	return p.TeamID
+}
+
+// hostAuthenticated wraps h so that it runs only for host agents presenting
+// the host token.
+func (s *Server) hostAuthenticated(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if s.cfg.HostToken == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.HostToken)) != 1 {
+			s.writeError(w, r, errdefs.Unauthenticated("a valid host token is required"))
+			return
+		}
+		h(w, r)
+	}
+}

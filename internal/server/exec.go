@@ -1,0 +1,124 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+
+	"nestbox.dev"
+	"nestbox.dev/internal/envdclient"
+	"nestbox.dev/internal/errdefs"
+)
+
+// maxCmdArgs bounds a command line.
+const maxCmdArgs = 4096
+
+// capsuleEnvd resolves the running capsule {id} of the request's team to
+// its envd client.
+func (s *Server) capsuleEnvd(r *http.Request) (*envdclient.Client, error) {
+	c, h, err := s.life.Running(r.Context(), team(r), r.PathValue("id"))
+	if err != nil {
+		return nil, err
+	}
+	return s.envdFor(c, h), nil
+}
+
+func checkExec(req nestbox.ExecRequest) error {
+	if len(req.Cmd) == 0 || req.Cmd[0] == "" {
+		return errdefs.Invalid("cmd: give the program and its arguments, e.g. [\"ls\", \"-l\"]")
+	}
+	if len(req.Cmd) > maxCmdArgs {
+		return errdefs.Invalid("cmd: at most %d arguments", maxCmdArgs)
+	}
+	if req.TimeoutSeconds < 0 {
+		return errdefs.Invalid("timeout_seconds %d: must not be negative", req.TimeoutSeconds)
+	}
+	return nil
+}
+
+func (s *Server) exec(w http.ResponseWriter, r *http.Request) {
+	var req nestbox.ExecRequest
+	if err := s.decodeJSON(w, r, &req, false); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := checkExec(req); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	cl, err := s.capsuleEnvd(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Background {
+		// The process must outlive this request: start it under a context
+		// that the request's end does not cancel, read its "started"
+		// message and let go of the stream.
+		ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+		defer cancel()
+		st, err := cl.Start(ctx, req)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		defer st.Close()
+		msg, err := st.Recv()
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, nestbox.ExecResult{Pid: msg.Pid})
+		return
+	}
+	res, err := cl.Run(r.Context(), req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, res)
+}
+
+func (s *Server) listProcesses(w http.ResponseWriter, r *http.Request) {
+	cl, err := s.capsuleEnvd(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ps, err := cl.List(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if ps == nil {
+		ps = []nestbox.Process{}
+	}
+	writeJSON(w, http.StatusOK, nestbox.ProcessList{Processes: ps})
+}
+
+func (s *Server) signalProcess(w http.ResponseWriter, r *http.Request) {
+	pid, err := strconv.ParseUint(r.PathValue("pid"), 10, 32)
+	if err != nil || pid == 0 {
+		s.writeError(w, r, errdefs.Invalid("pid %q: want a process ID", r.PathValue("pid")))
+		return
+	}
+	var req nestbox.SignalRequest
+	if err := s.decodeJSON(w, r, &req, false); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if req.Signal != "SIGTERM" && req.Signal != "SIGKILL" {
+		s.writeError(w, r, errdefs.Invalid("signal %q: want SIGTERM or SIGKILL", req.Signal))
+		return
+	}
+	cl, err := s.capsuleEnvd(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := cl.Signal(r.Context(), uint32(pid), req.Signal); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

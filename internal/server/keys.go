@@ -1,0 +1,67 @@
+package server
+
+import (
+	"crypto/rand"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"nestbox.dev"
+	"nestbox.dev/internal/apikey"
+	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/store"
+)
+
+const maxKeyName = 100
+
+func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
+	var req nestbox.CreateAPIKeyRequest
+	if err := s.decodeJSON(w, r, &req, false); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	req.Name = strings.TrimSpace(req.Name)
+	if req.Name == "" || utf8.RuneCountInString(req.Name) > maxKeyName {
+		s.writeError(w, r, errdefs.Invalid("name: want 1 to %d characters", maxKeyName))
+		return
+	}
+	key, hash := apikey.New()
+	k := store.APIKey{
+		ID:        "key_" + strings.ToLower(rand.Text()[:16]),
+		TeamID:    team(r),
+		Name:      req.Name,
+		Prefix:    apikey.DisplayPrefix(key),
+		Hash:      hash,
+		CreatedAt: s.cfg.Now().UTC(),
+	}
+	if err := s.store.CreateAPIKey(r.Context(), k); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, nestbox.APIKeyCreated{APIKey: publicKey(k), Key: key})
+}
+
+func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
+	ks, err := s.store.ListAPIKeys(r.Context(), team(r))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := nestbox.APIKeyList{Keys: make([]nestbox.APIKey, len(ks))}
+	for i, k := range ks {
+		out.Keys[i] = publicKey(k)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
+	if err := s.store.DeleteAPIKey(r.Context(), team(r), r.PathValue("id")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func publicKey(k store.APIKey) nestbox.APIKey {
+	return nestbox.APIKey{ID: k.ID, TeamID: k.TeamID, Name: k.Name, Prefix: k.Prefix, CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt}
+}

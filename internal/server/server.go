@@ -1,0 +1,166 @@
+// Package server is the control plane's HTTP layer: the REST API under /v1,
+// its WebSocket streams, the port proxy under /proxy/ and the endpoint host
+// agents post their events to. It authenticates, decodes, calls the
+// lifecycle service or a capsule's envd, and encodes; the logic lives in
+// internal/lifecycle. routes.go maps the whole surface.
+//
+// Imported by internal/controlplane.
+package server
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"nestbox.dev/internal/envdclient"
+	"nestbox.dev/internal/lifecycle"
+	"nestbox.dev/internal/store"
+)
+
+// Config configures a Server. Lifecycle and Store are required.
+type Config struct {
+	Lifecycle *lifecycle.Service
+	Store     store.Store
+	Logger    *slog.Logger
+	// HostToken authenticates host agents posting events (Authorization:
+	// Bearer); "" refuses every host event.
+	HostToken string
+	// MaxBodyBytes bounds JSON request bodies; zero means 1 MiB. File
+	// uploads are streamed and not bounded by it.
+	MaxBodyBytes int64
+	// Ready, if not nil, holds every request off with 503 until it is
+	// closed: the platform is still setting up (building templates).
+	Ready <-chan struct{}
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// Server serves the control plane's HTTP API. Create it with New.
+type Server struct {
+	cfg   Config
+	log   *slog.Logger
+	life  *lifecycle.Service
+	store store.Store
+
+	// envd is the HTTP client for capsules' envd, through the agents'
+	// proxies: request-response RPCs and file streams.
+	envd *http.Client
+	// proxy forwards the port proxy's traffic; its own transport, so that
+	// heavy proxied traffic cannot starve exec and terminal streams.
+	proxy *portProxy
+
+	// mu guards clients: one envd client per capsule.
+	mu      sync.Mutex
+	clients map[string]*envdclient.Client
+}
+
+// New returns a Server.
+func New(cfg Config) (*Server, error) {
+	if cfg.Lifecycle == nil || cfg.Store == nil {
+		return nil, errors.New("server: Lifecycle and Store are required")
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.MaxBodyBytes == 0 {
+		cfg.MaxBodyBytes = 1 << 20
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Server{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		life:    cfg.Lifecycle,
+		store:   cfg.Store,
+		envd:    &http.Client{Transport: newTransport()},
+		clients: map[string]*envdclient.Client{},
+	}
+	s.proxy = newPortProxy(s)
+	return s, nil
+}
+
+// newTransport is an HTTP/1.1 transport to the agents: no head-of-line
+// blocking between unrelated streams, and a response-header timeout of
+// minutes (a large upload is acknowledged only at its end).
+func newTransport() *http.Transport {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:          512,
+		MaxIdleConnsPerHost:   256,
+		IdleConnTimeout:       90 * time.Second,
+		ResponseHeaderTimeout: 5 * time.Minute,
+		ExpectContinueTimeout: time.Second,
+		DisableCompression:    true,
+		Protocols:             &p,
+	}
+}
+
+// HTTPServer returns an http.Server for Handler with the control plane's
+// timeouts: a slow client cannot hold a connection without sending
+// headers, and idle keep-alive connections are closed. There is no write
+// timeout: exec output, terminals and downloads stream for as long as they
+// last.
+func (s *Server) HTTPServer() *http.Server {
+	return &http.Server{
+		Handler:           s.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// Serve serves on ln until ctx is done, then shuts down gracefully:
+// in-flight requests get 10 s to finish.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := s.HTTPServer()
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	err := srv.Shutdown(sctx)
+	if errors.Is(err, context.DeadlineExceeded) {
+		err = srv.Close()
+	}
+	<-errc
+	return err
+}
+
+// envdFor returns the envd client of a running capsule.
+func (s *Server) envdFor(c store.Capsule, h lifecycle.Host) *envdclient.Client {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if cl, ok := s.clients[c.ID]; ok {
+		return cl
+	}
+	cl := envdclient.New(envdclient.Config{
+		BaseURL:     h.ProxyURL + "/proxy/" + c.ID + "/49983",
+		AccessToken: c.AccessToken,
+		HTTPClient:  s.envd,
+	})
+	s.clients[c.ID] = cl
+	return cl
+}
+
+// Forget drops what the server caches about a capsule (its envd client and
+// its port proxies). The control plane calls it when a capsule reaches a
+// final status.
+func (s *Server) Forget(id string) {
+	s.mu.Lock()
+	delete(s.clients, id)
+	s.mu.Unlock()
+	s.proxy.evict(id)
+}

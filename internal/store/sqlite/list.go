@@ -1,0 +1,103 @@
+package sqlite
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"strings"
+
+	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/store"
+)
+
+// Page sizes of ListCapsules.
+const (
+	defaultLimit = 100
+	maxLimit     = 1000
+)
+
+// ListCapsules returns the capsules that match f, newest first (by
+// created_at, then by ID, both descending), at most f.Limit of them, and
+// the cursor of the next page, or "" if this page is the last. A cursor
+// that ListCapsules did not make, or a negative limit, is ErrInvalid.
+func (s *Store) ListCapsules(ctx context.Context, f store.CapsuleFilter) ([]store.Capsule, string, error) {
+	limit := f.Limit
+	switch {
+	case limit < 0:
+		return nil, "", errdefs.Invalid("list capsules: negative limit %d", limit)
+	case limit == 0:
+		limit = defaultLimit
+	case limit > maxLimit:
+		limit = maxLimit
+	}
+	where, args, err := capsuleFilter(f)
+	if err != nil {
+		return nil, "", fmt.Errorf("list capsules: %w", err)
+	}
+	query := "SELECT " + capsuleColumns + " FROM capsules"
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	// One row more than the page tells whether there is a next page
+	// without a second query.
+	query += " ORDER BY created_at DESC, id DESC LIMIT ?"
+	args = append(args, limit+1)
+
+	rows, err := s.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, "", fmt.Errorf("list capsules: %w", err)
+	}
+	defer rows.Close()
+	var cs []store.Capsule
+	for rows.Next() {
+		c, err := scanCapsule(rows)
+		if err != nil {
+			return nil, "", fmt.Errorf("list capsules: %w", err)
+		}
+		cs = append(cs, c)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("list capsules: %w", err)
+	}
+	if len(cs) <= limit {
+		return cs, "", nil
+	}
+	cs = cs[:limit]
+	last := cs[limit-1]
+	return cs, encodeCursor(last.CreatedAt, last.ID), nil
+}
+
+// capsuleFilter is the WHERE clause of f, as conditions to AND and their
+// arguments.
+func capsuleFilter(f store.CapsuleFilter) (where []string, args []any, err error) {
+	if f.TeamID != "" {
+		where = append(where, "team_id = ?")
+		args = append(args, f.TeamID)
+	}
+	if len(f.Statuses) > 0 {
+		where = append(where, "status IN ("+placeholders(len(f.Statuses))+")")
+		for _, st := range f.Statuses {
+			args = append(args, string(st))
+		}
+	}
+	if f.HostID != "" {
+		where = append(where, "host_id = ?")
+		args = append(args, f.HostID)
+	}
+	// json_each rather than json_extract: a key is then a plain
+	// parameter, never part of a JSON path that would need escaping.
+	for _, k := range slices.Sorted(maps.Keys(f.Metadata)) {
+		where = append(where, "EXISTS (SELECT 1 FROM json_each(capsules.metadata) m WHERE m.key = ? AND m.value = ?)")
+		args = append(args, k, f.Metadata[k])
+	}
+	if f.Cursor != "" {
+		createdAt, id, err := decodeCursor(f.Cursor)
+		if err != nil {
+			return nil, nil, err
+		}
+		where = append(where, "(created_at, id) < (?, ?)")
+		args = append(args, createdAt, id)
+	}
+	return where, args, nil
+}

@@ -1,0 +1,165 @@
+// Package store is the control plane's durable state: users, teams, API keys,
+// hosts and capsules. Store is a contract with one conformance suite
+// (storetest) that every implementation runs: SQLite (internal/store/sqlite,
+// the embedded default) today, PostgreSQL for fleets next. Only the control
+// plane imports it.
+//
+// Every capsule status change goes through UpdateCapsuleStatus, a
+// compare-and-set: concurrent API calls, background goroutines and the
+// reconciler can never overwrite each other's work.
+package store
+
+import (
+	"context"
+	"time"
+
+	"nestbox.dev"
+)
+
+// Store is the control plane's database. Implementations are safe for
+// concurrent use. Errors wrap the kinds of internal/errdefs: ErrNotFound for
+// a missing row, ErrAlreadyExists for a duplicate key or unique value,
+// ErrConflict for a failed compare-and-set.
+type Store interface {
+	CreateUser(ctx context.Context, u User) error
+	GetUser(ctx context.Context, id string) (User, error)
+	// CreateTeam creates a team and makes owner its owner, in one
+	// transaction.
+	CreateTeam(ctx context.Context, t Team, owner string) error
+	GetTeam(ctx context.Context, id string) (Team, error)
+	// TeamsOfUser lists the teams a user belongs to, oldest first.
+	TeamsOfUser(ctx context.Context, userID string) ([]Membership, error)
+
+	CreateAPIKey(ctx context.Context, k APIKey) error
+	// APIKeyByHash finds a key by the hash of its secret; revoked keys
+	// are not found.
+	APIKeyByHash(ctx context.Context, hash string) (APIKey, error)
+	// ListAPIKeys lists a team's keys, oldest first.
+	ListAPIKeys(ctx context.Context, teamID string) ([]APIKey, error)
+	// DeleteAPIKey revokes a key of a team; a key of another team is not
+	// found.
+	DeleteAPIKey(ctx context.Context, teamID, id string) error
+	// TouchAPIKey records that a key was used at t.
+	TouchAPIKey(ctx context.Context, id string, t time.Time) error
+
+	// UpsertHost registers a host or updates its address and heartbeat.
+	UpsertHost(ctx context.Context, h Host) error
+	GetHost(ctx context.Context, id string) (Host, error)
+	ListHosts(ctx context.Context) ([]Host, error)
+
+	// CreateCapsule inserts a capsule and its first event (empty From).
+	CreateCapsule(ctx context.Context, c Capsule) error
+	GetCapsule(ctx context.Context, id string) (Capsule, error)
+	// ListCapsules returns a page of capsules, newest first, and the
+	// cursor of the next page ("" when there is none).
+	ListCapsules(ctx context.Context, f CapsuleFilter) ([]Capsule, string, error)
+	// UpdateCapsuleStatus moves a capsule from one of the statuses in from
+	// to u.To, applying u's other fields, and records the change as an
+	// event, in one transaction. If the capsule's status is not in from it
+	// changes nothing and returns an error of kind ErrConflict together
+	// with the capsule as it is; an unknown ID is ErrNotFound.
+	UpdateCapsuleStatus(ctx context.Context, id string, from []nestbox.Status, u StatusUpdate) (Capsule, error)
+	// SetCapsuleExpiry sets when a capsule expires, whatever its status.
+	SetCapsuleExpiry(ctx context.Context, id string, t time.Time) error
+	// CapsuleEvents lists a capsule's status changes, oldest first.
+	CapsuleEvents(ctx context.Context, id string) ([]nestbox.CapsuleEvent, error)
+
+	Close() error
+}
+
+// User is a person who signs in (or the admin made by the first start).
+type User struct {
+	ID        string
+	Email     string
+	Name      string
+	Admin     bool
+	CreatedAt time.Time
+}
+
+// Team owns capsules and API keys.
+type Team struct {
+	ID        string
+	Name      string
+	CreatedAt time.Time
+}
+
+// Role is a user's role in a team.
+type Role string
+
+// The roles of a team's members.
+const (
+	RoleOwner  Role = "owner"
+	RoleAdmin  Role = "admin"
+	RoleMember Role = "member"
+)
+
+// Membership is a user's place in a team.
+type Membership struct {
+	Team Team
+	Role Role
+}
+
+// APIKey is a team's key; Hash is the SHA-256 of the secret, hex-encoded.
+// The secret itself is never stored.
+type APIKey struct {
+	ID         string
+	TeamID     string
+	Name       string
+	Prefix     string
+	Hash       string
+	CreatedBy  string // user ID, may be empty
+	CreatedAt  time.Time
+	LastUsedAt *time.Time
+}
+
+// Host is a machine with a host agent.
+type Host struct {
+	ID string
+	// Address is the agent's base URL, e.g. http://10.0.0.5:5007.
+	Address  string
+	LastSeen time.Time
+	Created  time.Time
+}
+
+// Capsule is a capsule's row. Secrets that the API never shows (the envd
+// access token, environment variables) are stored beside the public view.
+type Capsule struct {
+	nestbox.Capsule
+	EnvVars     map[string]string
+	AccessToken string
+	// UpdatedAt is when the status last changed: the reconciler uses it to
+	// find capsules stuck in a transient status.
+	UpdatedAt time.Time
+}
+
+// StatusUpdate is the change UpdateCapsuleStatus applies. Zero fields are
+// left as they are.
+type StatusUpdate struct {
+	To          nestbox.Status
+	Reason      string // recorded in the event; also Capsule.Error when To is StatusError
+	HostID      string
+	EnvdVersion string
+	StartedAt   time.Time
+	ExpiresAt   time.Time
+	StoppedAt   time.Time
+	At          time.Time // when it happened; zero means now
+}
+
+// CapsuleFilter selects capsules for ListCapsules.
+type CapsuleFilter struct {
+	// TeamID restricts the list to one team; empty lists all teams (for
+	// the reconciler).
+	TeamID string
+	// Statuses keeps capsules in any of these statuses; empty keeps all.
+	Statuses []nestbox.Status
+	// Metadata keeps capsules whose metadata has every one of these
+	// key/value pairs.
+	Metadata map[string]string
+	// HostID keeps capsules placed on this host.
+	HostID string
+	// Limit is the page size; zero means 100, and at most 1000 are
+	// returned.
+	Limit int
+	// Cursor is a NextCursor returned by an earlier call.
+	Cursor string
+}

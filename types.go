@@ -1,0 +1,289 @@
+package nestbox
+
+import "time"
+
+// This file holds the JSON objects of Nestbox's REST API (/v1). The control
+// plane serves exactly these types, so the SDK and the server cannot drift
+// apart; docs/api.md and the OpenAPI spec at /openapi.yaml describe them.
+
+// Status is a capsule's place in its lifecycle. Starting and Stopping are
+// transient: the control plane is working on the capsule in the background.
+type Status string
+
+// The statuses of a capsule.
+const (
+	StatusStarting Status = "starting"
+	StatusRunning  Status = "running"
+	StatusStopping Status = "stopping"
+	StatusStopped  Status = "stopped"
+	StatusError    Status = "error"
+)
+
+// Transient reports whether the control plane is still moving the capsule
+// to another status.
+func (s Status) Transient() bool { return s == StatusStarting || s == StatusStopping }
+
+// Final reports whether the capsule is gone for good.
+func (s Status) Final() bool { return s == StatusStopped || s == StatusError }
+
+// Capsule is a sandbox as the API shows it.
+type Capsule struct {
+	ID       string `json:"id"`
+	TeamID   string `json:"team_id"`
+	Template string `json:"template"`
+	Status   Status `json:"status"`
+	// Error says why the capsule is in StatusError.
+	Error    string            `json:"error,omitempty"`
+	VCPUs    int               `json:"vcpus"`
+	MemoryMB int               `json:"memory_mb"`
+	DiskMB   int               `json:"disk_mb"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+	Internet bool              `json:"internet"`
+	AllowOut []string          `json:"allow_out,omitempty"`
+	DenyOut  []string          `json:"deny_out,omitempty"`
+	HostID   string            `json:"host_id,omitempty"`
+	// EnvdVersion is the version of the agent inside the capsule, known
+	// once it runs.
+	EnvdVersion string     `json:"envd_version,omitempty"`
+	CreatedAt   time.Time  `json:"created_at"`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	// ExpiresAt is when the platform destroys the capsule unless its
+	// timeout is extended.
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+	StoppedAt *time.Time `json:"stopped_at,omitempty"`
+}
+
+// CreateCapsuleRequest is the body of POST /v1/capsules. Zero fields take
+// the documented defaults.
+type CreateCapsuleRequest struct {
+	// Template defaults to "base".
+	Template string `json:"template,omitempty"`
+	// VCPUs defaults to 1, MemoryMB to 512.
+	VCPUs    int `json:"vcpus,omitempty"`
+	MemoryMB int `json:"memory_mb,omitempty"`
+	// DiskMB is the writable layer's size; zero means the host's default.
+	// It is never smaller than the template.
+	DiskMB int `json:"disk_mb,omitempty"`
+	// TimeoutSeconds until the capsule is destroyed; zero means 300.
+	TimeoutSeconds int               `json:"timeout_seconds,omitempty"`
+	EnvVars        map[string]string `json:"env_vars,omitempty"`
+	Metadata       map[string]string `json:"metadata,omitempty"`
+	// Internet defaults to true: outbound traffic is allowed.
+	Internet *bool `json:"internet,omitempty"`
+	// AllowOut and DenyOut are IPv4 addresses or prefixes; allow wins.
+	AllowOut []string `json:"allow_out,omitempty"`
+	DenyOut  []string `json:"deny_out,omitempty"`
+}
+
+// CapsuleList is a page of GET /v1/capsules.
+type CapsuleList struct {
+	Capsules []Capsule `json:"capsules"`
+	// NextCursor, when not empty, fetches the next page (?cursor=).
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// SetTimeoutRequest is the body of POST /v1/capsules/{id}/timeout.
+type SetTimeoutRequest struct {
+	TimeoutSeconds int `json:"timeout_seconds"`
+}
+
+// ExecRequest is the body of POST /v1/capsules/{id}/exec and the first
+// message of the exec WebSocket.
+type ExecRequest struct {
+	// Cmd is the program and its arguments; Cmd[0] is looked up in PATH.
+	Cmd []string          `json:"cmd"`
+	Env map[string]string `json:"env,omitempty"`
+	// Cwd defaults to the user's home directory.
+	Cwd string `json:"cwd,omitempty"`
+	// User defaults to "user"; "root" is allowed.
+	User string `json:"user,omitempty"`
+	// Stdin is written to the process and then closed.
+	Stdin []byte `json:"stdin,omitempty"`
+	// TimeoutSeconds kills the process after that long; zero means 60 for
+	// a one-shot exec, and no limit for a background process or one
+	// followed over the exec WebSocket.
+	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+	// Background returns at once with the pid; the process keeps running.
+	Background bool `json:"background,omitempty"`
+	// Tag names a background process so that it can be found again.
+	Tag string `json:"tag,omitempty"`
+}
+
+// ExecResult is the answer of POST /v1/capsules/{id}/exec.
+type ExecResult struct {
+	Pid uint32 `json:"pid"`
+	// ExitCode, Stdout and Stderr are set for a one-shot exec. ExitCode is
+	// -1 when the process was killed by a signal.
+	ExitCode int    `json:"exit_code"`
+	Stdout   string `json:"stdout,omitempty"`
+	Stderr   string `json:"stderr,omitempty"`
+	// Error is the process's fate in words when it did not exit normally
+	// ("signal: killed", "timed out").
+	Error string `json:"error,omitempty"`
+}
+
+// Process is one process running in a capsule (GET /v1/capsules/{id}/processes).
+type Process struct {
+	Pid  uint32   `json:"pid"`
+	Tag  string   `json:"tag,omitempty"`
+	Cmd  []string `json:"cmd"`
+	Cwd  string   `json:"cwd,omitempty"`
+	User string   `json:"user,omitempty"`
+}
+
+// SignalRequest is the body of POST /v1/capsules/{id}/processes/{pid}/signal.
+type SignalRequest struct {
+	// Signal is "SIGTERM" or "SIGKILL".
+	Signal string `json:"signal"`
+}
+
+// ProcessList is the answer of GET /v1/capsules/{id}/processes.
+type ProcessList struct {
+	Processes []Process `json:"processes"`
+}
+
+// StreamMessage is one JSON text message of the exec WebSocket
+// (GET /v1/capsules/{id}/exec/stream) and the control messages of the PTY
+// WebSocket. Which fields are set depends on Type.
+//
+// Server to client: "started" (Pid, Tag), "stdout" and "stderr" (Data),
+// "exit" (ExitCode, Error), "error" (Code, Error: the stream failed and
+// closes), "rejected" (Code, Error: a client message was refused; the
+// stream goes on).
+// Client to server: "stdin" (Data), "close_stdin", "signal" (Signal:
+// "SIGTERM" or "SIGKILL"), "resize" (Cols, Rows; PTY only).
+type StreamMessage struct {
+	Type string `json:"type"`
+	// Code is the error code of "error" and "rejected" (as in ErrorDetail).
+	Code     string `json:"code,omitempty"`
+	Pid      uint32 `json:"pid,omitempty"`
+	Tag      string `json:"tag,omitempty"`
+	Data     []byte `json:"data,omitempty"`
+	ExitCode int    `json:"exit_code,omitempty"`
+	Error    string `json:"error,omitempty"`
+	Signal   string `json:"signal,omitempty"`
+	Cols     int    `json:"cols,omitempty"`
+	Rows     int    `json:"rows,omitempty"`
+}
+
+// EntryType is the kind of a filesystem entry.
+type EntryType string
+
+// The kinds of filesystem entries.
+const (
+	EntryFile    EntryType = "file"
+	EntryDir     EntryType = "dir"
+	EntrySymlink EntryType = "symlink"
+)
+
+// Entry describes a file or directory in a capsule.
+type Entry struct {
+	Name string    `json:"name"`
+	Path string    `json:"path"`
+	Type EntryType `json:"type"`
+	Size int64     `json:"size"`
+	// Mode is the Unix mode bits (permissions and type), as in stat(2).
+	Mode          uint32    `json:"mode"`
+	Permissions   string    `json:"permissions,omitempty"`
+	Owner         string    `json:"owner,omitempty"`
+	Group         string    `json:"group,omitempty"`
+	ModifiedAt    time.Time `json:"modified_at"`
+	SymlinkTarget string    `json:"symlink_target,omitempty"`
+}
+
+// EntryList is the answer of GET /v1/capsules/{id}/files/list.
+type EntryList struct {
+	Entries []Entry `json:"entries"`
+}
+
+// MakeDirRequest is the body of POST /v1/capsules/{id}/files/mkdir. Parents
+// are created as needed.
+type MakeDirRequest struct {
+	Path string `json:"path"`
+}
+
+// Metrics is a sample of a capsule's resource use.
+type Metrics struct {
+	At               time.Time `json:"at"`
+	CPUUsedPct       float64   `json:"cpu_used_pct"`
+	CPUCount         int       `json:"cpu_count"`
+	MemoryUsedBytes  uint64    `json:"memory_used_bytes"`
+	MemoryTotalBytes uint64    `json:"memory_total_bytes"`
+	DiskUsedBytes    uint64    `json:"disk_used_bytes"`
+	DiskTotalBytes   uint64    `json:"disk_total_bytes"`
+	RxBytes          uint64    `json:"rx_bytes"`
+	TxBytes          uint64    `json:"tx_bytes"`
+}
+
+// CapsuleEvent is one status change of a capsule
+// (GET /v1/capsules/{id}/events).
+type CapsuleEvent struct {
+	CapsuleID string    `json:"capsule_id"`
+	From      Status    `json:"from,omitempty"`
+	To        Status    `json:"to"`
+	Reason    string    `json:"reason,omitempty"`
+	At        time.Time `json:"at"`
+}
+
+// CapsuleEventList is the answer of GET /v1/capsules/{id}/events.
+type CapsuleEventList struct {
+	Events []CapsuleEvent `json:"events"`
+}
+
+// APIKey is a team's API key as listed; the secret itself is shown only
+// once, in APIKeyCreated.
+type APIKey struct {
+	ID     string `json:"id"`
+	TeamID string `json:"team_id"`
+	Name   string `json:"name"`
+	// Prefix is the key's first characters, to recognise it.
+	Prefix     string     `json:"prefix"`
+	CreatedAt  time.Time  `json:"created_at"`
+	LastUsedAt *time.Time `json:"last_used_at,omitempty"`
+}
+
+// CreateAPIKeyRequest is the body of POST /v1/keys.
+type CreateAPIKeyRequest struct {
+	Name string `json:"name"`
+}
+
+// APIKeyCreated is the answer of POST /v1/keys: the only time the secret is
+// shown.
+type APIKeyCreated struct {
+	APIKey
+	// Key is "nbx_" and 40 hex digits. The same secret is accepted as
+	// "e2b_" and the same hex digits, for E2B's SDKs.
+	Key string `json:"key"`
+}
+
+// APIKeyList is the answer of GET /v1/keys.
+type APIKeyList struct {
+	Keys []APIKey `json:"keys"`
+}
+
+// Template is a root filesystem capsules start from.
+type Template struct {
+	Name        string    `json:"name"`
+	Description string    `json:"description,omitempty"`
+	SizeBytes   int64     `json:"size_bytes"`
+	CreatedAt   time.Time `json:"created_at"`
+}
+
+// TemplateList is the answer of GET /v1/templates.
+type TemplateList struct {
+	Templates []Template `json:"templates"`
+}
+
+// ErrorBody is the JSON body of every error answer of /v1.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is a stable machine-readable code and a human message.
+// Codes: invalid_argument, unauthenticated, permission_denied, not_found,
+// already_exists, conflict, too_large, resource_exhausted, no_space,
+// unavailable, deadline_exceeded, unimplemented, internal.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
