@@ -11,24 +11,9 @@ import (
 
 // capsuleGet is `nestbox capsule get`.
 func capsuleGet(ctx context.Context, args []string, stdio IO) error {
-	c := newCommand(stdio, "capsule get", "[flags] ID", "Show a capsule.")
-	jsonOut := c.fs.Bool("json", false, "print the capsule as JSON")
-	pos, err := c.parse(args, 1, 1)
-	if err != nil {
-		return err
-	}
-	client, err := c.client()
-	if err != nil {
-		return err
-	}
-	cp, err := client.Get(ctx, pos[0])
-	if err != nil {
-		return err
-	}
-	if *jsonOut {
-		return printJSON(stdio.Stdout, cp)
-	}
-	return printCapsule(stdio, cp, time.Now())
+	return showCapsule(ctx, args, stdio, "capsule get", "Show a capsule.", "print the capsule as JSON",
+		func(ctx context.Context, h *nestbox.Handle) (nestbox.Capsule, error) { return h.Info(ctx) },
+		func(stdio IO, cp nestbox.Capsule) error { return printCapsule(stdio, cp, time.Now()) })
 }
 
 func printCapsule(stdio IO, cp nestbox.Capsule, now time.Time) error {

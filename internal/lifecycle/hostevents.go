@@ -43,7 +43,7 @@ func (s *Service) HandleHostEvent(ctx context.Context, ev HostEvent) error {
 	case hostCreated, hostRunning:
 		return nil // the create's own answer records these
 	case hostStopped:
-		from, u.To, u.Reason = []nestbox.Status{nestbox.StatusRunning, nestbox.StatusStopping}, nestbox.StatusStopped, "stopped by the host"
+		from, u.To, u.Reason = []nestbox.Status{nestbox.StatusRunning, nestbox.StatusStopping}, nestbox.StatusStopped, "the host destroyed the sandbox"
 	case hostTimedOut:
 		from, u.To, u.Reason = []nestbox.Status{nestbox.StatusRunning, nestbox.StatusStopping}, nestbox.StatusStopped, "timed out"
 	case hostCrashed:
