@@ -25,14 +25,15 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs := flag.NewFlagSet("nestbox server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var (
-		dataDir, listen, agentURL, publicURL string
-		reconcile                            time.Duration
-		logLevel                             slog.Level
+		dataDir, listen, agentURL, publicURL, domain string
+		reconcile                                    time.Duration
+		logLevel                                     slog.Level
 	)
 	fs.StringVar(&dataDir, "data-dir", env("NESTBOX_DATA_DIR", "/var/lib/nestbox"), "state directory: database, credentials, host token (env NESTBOX_DATA_DIR)")
 	fs.StringVar(&listen, "listen", env("NESTBOX_LISTEN", "127.0.0.1:8080"), "address of the API (env NESTBOX_LISTEN)")
 	fs.StringVar(&agentURL, "agent-url", env("NESTBOX_AGENT_URL", ""), "base URL of the host agent, e.g. http://10.0.0.5:5007 (env NESTBOX_AGENT_URL); start it with --events-token set to <data-dir>/host-token")
 	fs.StringVar(&publicURL, "public-url", env("NESTBOX_PUBLIC_URL", ""), "URL clients reach the API at, saved for the CLI (env NESTBOX_PUBLIC_URL)")
+	fs.StringVar(&domain, "domain", env("NESTBOX_DOMAIN", ""), "sandbox domain for {port}-{id}.<domain> host routing and E2B's SDKs (env NESTBOX_DOMAIN)")
 	fs.DurationVar(&reconcile, "reconcile-interval", 60*time.Second, "how often the control plane reconciles with the agent")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	if err := fs.Parse(args); err != nil {
@@ -76,6 +77,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Logger:            log,
 		HostToken:         hostToken,
 		ReconcileInterval: reconcile,
+		Domain:            domain,
 	})
 	if err != nil {
 		return err

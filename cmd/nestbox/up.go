@@ -23,11 +23,11 @@ import (
 
 // upConfig is what `nestbox up` runs with.
 type upConfig struct {
-	dataDir, listen, agentListen, publicURL string
-	templates                               []string
-	reconcile                               time.Duration
-	logLevel                                slog.Level
-	agent                                   agent.Config
+	dataDir, listen, agentListen, publicURL, domain string
+	templates                                       []string
+	reconcile                                       time.Duration
+	logLevel                                        slog.Level
+	agent                                           agent.Config
 }
 
 // runUp is `nestbox up`: the whole platform on this machine in one
@@ -101,6 +101,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		HostToken:         hostToken,
 		ReconcileInterval: cfg.reconcile,
 		Ready:             ready,
+		Domain:            cfg.domain,
 	})
 	if err != nil {
 		return err
@@ -171,6 +172,7 @@ func parseUpFlags(args []string, stderr io.Writer) (upConfig, error) {
 	fs.StringVar(&cfg.listen, "listen", env("NESTBOX_LISTEN", "127.0.0.1:8080"), "address of the API (env NESTBOX_LISTEN); use 0.0.0.0:8080 to serve other machines")
 	fs.StringVar(&cfg.agentListen, "agent-listen", env("NESTBOX_AGENT_LISTEN", "127.0.0.1:5007"), "address of the host agent's API, for this machine only (env NESTBOX_AGENT_LISTEN)")
 	fs.StringVar(&cfg.publicURL, "public-url", env("NESTBOX_PUBLIC_URL", ""), "URL clients reach the API at, saved for the CLI (env NESTBOX_PUBLIC_URL; default http://<listen>)")
+	fs.StringVar(&cfg.domain, "domain", env("NESTBOX_DOMAIN", ""), "sandbox domain: {port}-{id}.<domain> reaches a port of a capsule, and E2B's SDKs build getHost() from it (env NESTBOX_DOMAIN; default: any host name of that shape is routed, and SDKs use their E2B_DOMAIN)")
 	fs.StringVar(&templates, "templates", env("NESTBOX_TEMPLATES", "base,minimal"), "templates to build before serving (env NESTBOX_TEMPLATES)")
 	fs.DurationVar(&cfg.reconcile, "reconcile-interval", 60*time.Second, "how often the control plane reconciles with the agent")
 	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")

@@ -31,6 +31,8 @@ type Config struct {
 	ReconcileInterval time.Duration
 	// StuckAfter: zero means 10 minutes.
 	StuckAfter time.Duration
+	// Domain is the sandbox domain for host routing and E2B's SDKs.
+	Domain string
 	// Ready, if not nil, holds API requests off with 503 until closed.
 	Ready <-chan struct{}
 	// ShutdownGrace is how long a stopping control plane lets background
@@ -73,6 +75,7 @@ func New(cfg Config) (*ControlPlane, error) {
 		Logger:    cfg.Logger.With("component", "http"),
 		HostToken: cfg.HostToken,
 		Ready:     cfg.Ready,
+		Domain:    cfg.Domain,
 	})
 	if err != nil {
 		return nil, err

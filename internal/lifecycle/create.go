@@ -23,9 +23,25 @@ const IDLength = 20
 // NewID returns a random capsule ID: IDLength characters of [a-z2-7].
 func NewID() string { return strings.ToLower(rand.Text()[:IDLength]) }
 
+// CreateOption changes how Create makes a capsule.
+type CreateOption func(*createOptions)
+
+type createOptions struct {
+	noAccessToken bool
+}
+
+// WithoutAccessToken makes a capsule whose envd requires no access token:
+// E2B's insecure sandboxes (secure: false), whose clients talk to envd
+// with no token.
+func WithoutAccessToken() CreateOption { return func(o *createOptions) { o.noAccessToken = true } }
+
 // Create records a new capsule of team in StatusStarting and starts it on a
 // host in the background. It returns at once.
-func (s *Service) Create(ctx context.Context, teamID string, req nestbox.CreateCapsuleRequest) (nestbox.Capsule, error) {
+func (s *Service) Create(ctx context.Context, teamID string, req nestbox.CreateCapsuleRequest, opts ...CreateOption) (nestbox.Capsule, error) {
+	var o createOptions
+	for _, f := range opts {
+		f(&o)
+	}
 	req, err := s.normalize(req)
 	if err != nil {
 		return nestbox.Capsule{}, err
@@ -56,6 +72,9 @@ func (s *Service) Create(ctx context.Context, teamID string, req nestbox.CreateC
 		EnvVars:     req.EnvVars,
 		AccessToken: rand.Text(),
 		UpdatedAt:   now,
+	}
+	if o.noAccessToken {
+		c.AccessToken = ""
 	}
 	if err := s.store.CreateCapsule(ctx, c); err != nil {
 		return nestbox.Capsule{}, fmt.Errorf("record capsule: %w", err)

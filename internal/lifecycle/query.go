@@ -72,3 +72,46 @@ func (s *Service) Running(ctx context.Context, teamID, id string) (store.Capsule
 	}
 	return c, h, nil
 }
+
+// Route returns a running capsule and its host whatever its team: for
+// traffic addressed to a capsule by ID (E2B's routing headers, host names,
+// signed URLs), which envd or the capsule's own server authorises. Any
+// other status is errdefs.ErrNotFound.
+func (s *Service) Route(ctx context.Context, id string) (store.Capsule, Host, error) {
+	if len(id) != IDLength {
+		return store.Capsule{}, Host{}, errdefs.NotFound("sandbox %q not found", id)
+	}
+	c, err := s.store.GetCapsule(ctx, id)
+	if err != nil {
+		return c, Host{}, err
+	}
+	if c.Status != nestbox.StatusRunning {
+		return c, Host{}, errdefs.NotFound("sandbox %s is %s", id, c.Status)
+	}
+	h, err := s.hosts.Get(c.HostID)
+	if err != nil {
+		return c, Host{}, errdefs.Unavailable("host %s of capsule %s: %v", c.HostID, id, err)
+	}
+	return c, h, nil
+}
+
+// EachRunning calls fn for every running capsule of every team until fn
+// returns false.
+func (s *Service) EachRunning(ctx context.Context, fn func(store.Capsule) bool) error {
+	f := store.CapsuleFilter{Statuses: []nestbox.Status{nestbox.StatusRunning}, Limit: 1000}
+	for {
+		cs, next, err := s.store.ListCapsules(ctx, f)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if !fn(c) {
+				return nil
+			}
+		}
+		if next == "" {
+			return nil
+		}
+		f.Cursor = next
+	}
+}

@@ -36,13 +36,26 @@ import (
 //	GET    /v1/templates                             templates
 //	POST   /v1/hosts/sandbox-events                  host token: an agent's event
 //	*      /proxy/{id}/{port}/{path...}              HTTP to a port of a capsule
+//
+// It also serves E2B's dialect (internal/e2bcompat: /sandboxes,
+// /v2/sandboxes) and routes requests addressed to a capsule the ways E2B's
+// SDKs address them (traffic.go).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	for _, r := range s.routes() {
 		mux.HandleFunc(r.pattern, r.handler)
 	}
+	for _, r := range s.e2b.Routes() {
+		mux.HandleFunc(r.Pattern, r.Handler)
+	}
 	mux.HandleFunc("/", s.notFound)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// Traffic for a capsule (E2B's routing) comes first: its paths
+		// (/health, /files) are the capsule's, not the API's.
+		if id, port, ok := s.sandboxTarget(r); ok {
+			s.serveSandbox(w, r, id, port)
+			return
+		}
 		if !s.ready() {
 			w.Header().Set("Retry-After", "5")
 			s.writeError(w, r, errdefs.Unavailable("Nestbox is starting (building templates); try again shortly"))

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"nestbox.dev/internal/e2bcompat"
 	"nestbox.dev/internal/envdclient"
 	"nestbox.dev/internal/lifecycle"
 	"nestbox.dev/internal/store"
@@ -32,6 +33,10 @@ type Config struct {
 	// MaxBodyBytes bounds JSON request bodies; zero means 1 MiB. File
 	// uploads are streamed and not bounded by it.
 	MaxBodyBytes int64
+	// Domain is the sandbox domain of host routing ({port}-{id}.{Domain})
+	// and what E2B's SDKs are told; "" routes such host names under any
+	// domain and tells SDKs none.
+	Domain string
 	// Ready, if not nil, holds every request off with 503 until it is
 	// closed: the platform is still setting up (building templates).
 	Ready <-chan struct{}
@@ -49,6 +54,8 @@ type Server struct {
 	// envd is the HTTP client for capsules' envd, through the agents'
 	// proxies: request-response RPCs and file streams.
 	envd *http.Client
+	// e2b serves E2B's dialect of the API.
+	e2b *e2bcompat.API
 	// proxy forwards the port proxy's traffic; its own transport, so that
 	// heavy proxied traffic cannot starve exec and terminal streams.
 	proxy *portProxy
@@ -81,6 +88,16 @@ func New(cfg Config) (*Server, error) {
 		clients: map[string]*envdclient.Client{},
 	}
 	s.proxy = newPortProxy(s)
+	s.e2b = e2bcompat.New(e2bcompat.Config{
+		Lifecycle: cfg.Lifecycle,
+		Authenticate: func(r *http.Request) (string, error) {
+			p, err := s.authenticate(r)
+			return p.TeamID, err
+		},
+		Domain: cfg.Domain,
+		Logger: cfg.Logger.With("api", "e2b"),
+		Now:    cfg.Now,
+	})
 	return s, nil
 }
 

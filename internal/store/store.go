@@ -50,8 +50,9 @@ type Store interface {
 	// CreateCapsule inserts a capsule and its first event (empty From).
 	CreateCapsule(ctx context.Context, c Capsule) error
 	GetCapsule(ctx context.Context, id string) (Capsule, error)
-	// ListCapsules returns a page of capsules, newest first, and the
-	// cursor of the next page ("" when there is none).
+	// ListCapsules returns a page of capsules, newest first (or oldest
+	// first, f.Oldest), and the cursor of the next page ("" when there is
+	// none).
 	ListCapsules(ctx context.Context, f CapsuleFilter) ([]Capsule, string, error)
 	// UpdateCapsuleStatus moves a capsule from one of the statuses in from
 	// to u.To, applying u's other fields, and records the change as an
@@ -157,6 +158,11 @@ type CapsuleFilter struct {
 	Metadata map[string]string
 	// HostID keeps capsules placed on this host.
 	HostID string
+	// Template keeps capsules of this template.
+	Template string
+	// Oldest lists oldest first instead of newest first. A cursor belongs
+	// to the order that made it.
+	Oldest bool
 	// Limit is the page size; zero means 100, and at most 1000 are
 	// returned.
 	Limit int

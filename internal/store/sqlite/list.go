@@ -18,7 +18,7 @@ const (
 )
 
 // ListCapsules returns the capsules that match f, newest first (by
-// created_at, then by ID, both descending), at most f.Limit of them, and
+// created_at, then by ID, both descending; ascending with f.Oldest), at most f.Limit of them, and
 // the cursor of the next page, or "" if this page is the last. A cursor
 // that ListCapsules did not make, or a negative limit, is ErrInvalid.
 func (s *Store) ListCapsules(ctx context.Context, f store.CapsuleFilter) ([]store.Capsule, string, error) {
@@ -41,7 +41,11 @@ func (s *Store) ListCapsules(ctx context.Context, f store.CapsuleFilter) ([]stor
 	}
 	// One row more than the page tells whether there is a next page
 	// without a second query.
-	query += " ORDER BY created_at DESC, id DESC LIMIT ?"
+	if f.Oldest {
+		query += " ORDER BY created_at ASC, id ASC LIMIT ?"
+	} else {
+		query += " ORDER BY created_at DESC, id DESC LIMIT ?"
+	}
 	args = append(args, limit+1)
 
 	rows, err := s.read.QueryContext(ctx, query, args...)
@@ -85,6 +89,10 @@ func capsuleFilter(f store.CapsuleFilter) (where []string, args []any, err error
 		where = append(where, "host_id = ?")
 		args = append(args, f.HostID)
 	}
+	if f.Template != "" {
+		where = append(where, "template = ?")
+		args = append(args, f.Template)
+	}
 	// json_each rather than json_extract: a key is then a plain
 	// parameter, never part of a JSON path that would need escaping.
 	for _, k := range slices.Sorted(maps.Keys(f.Metadata)) {
@@ -96,7 +104,11 @@ func capsuleFilter(f store.CapsuleFilter) (where []string, args []any, err error
 		if err != nil {
 			return nil, nil, err
 		}
-		where = append(where, "(created_at, id) < (?, ?)")
+		if f.Oldest {
+			where = append(where, "(created_at, id) > (?, ?)")
+		} else {
+			where = append(where, "(created_at, id) < (?, ?)")
+		}
 		args = append(args, createdAt, id)
 	}
 	return where, args, nil

@@ -33,6 +33,9 @@ func testListFilters(t *testing.T, s store.Store) {
 	} {
 		cp := capsule(c.id, c.team, at(int(c.id[0]-'a')))
 		cp.HostID, cp.Status, cp.Metadata = c.host, c.status, c.meta
+		if c.id == "b" {
+			cp.Template = "other"
+		}
 		create(t, s, cp)
 	}
 
@@ -56,6 +59,8 @@ func testListFilters(t *testing.T, s store.Store) {
 		{"missing key", store.CapsuleFilter{Metadata: map[string]string{"nope": "prod"}}, ""},
 		{"team t1 env=prod", store.CapsuleFilter{TeamID: "t1", Metadata: map[string]string{"env": "prod"}}, "ba"},
 		{"team t1 running host h2", store.CapsuleFilter{TeamID: "t1", HostID: "h2", Statuses: []nestbox.Status{nestbox.StatusRunning}}, "c"},
+		{"template other", store.CapsuleFilter{Template: "other"}, "b"},
+		{"template other, oldest first", store.CapsuleFilter{Template: "base", Oldest: true}, "acde"},
 	} {
 		ids, _, err := listAll(ctx, s, tc.f, nil)
 		if err != nil {
@@ -128,6 +133,8 @@ func testListPages(t *testing.T, s store.Store) {
 		{store.CapsuleFilter{Limit: 100}, want, 1},
 		{store.CapsuleFilter{Limit: 4, Metadata: map[string]string{"even": "yes"}}, wantEven, 3},
 		{store.CapsuleFilter{Limit: 2, TeamID: "t1", Statuses: []nestbox.Status{nestbox.StatusStarting}}, want, 11},
+		{store.CapsuleFilter{Limit: 5, Oldest: true}, reversed(want), 5},
+		{store.CapsuleFilter{Limit: 1, Oldest: true, Metadata: map[string]string{"even": "yes"}}, reversed(wantEven), 11},
 	} {
 		ids, pages, err := listAll(ctx, s, tc.f, nil)
 		if err != nil {
@@ -173,6 +180,13 @@ func testListBadCursor(t *testing.T, s store.Store) {
 			t.Errorf("ListCapsules(cursor %q): %v, want ErrInvalid", cursor, err)
 		}
 	}
+}
+
+// reversed returns ids in reverse order.
+func reversed(ids []string) []string {
+	out := slices.Clone(ids)
+	slices.Reverse(out)
+	return out
 }
 
 // newestFirst is the IDs of cs in ListCapsules's order.

@@ -1,0 +1,121 @@
+package e2bcompat
+
+import (
+	"context"
+	"net/http"
+	"slices"
+
+	"nestbox.dev"
+	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/lifecycle"
+)
+
+// newSandbox is E2B's NewSandbox (v1, POST /sandboxes) and NewSandboxV2
+// (POST /v2/sandboxes). Fields Nestbox does not act on (mcp, iam,
+// volumeMounts, autoResume, ...) are accepted and ignored, except those
+// whose silent loss would lose data.
+type newSandbox struct {
+	TemplateID          string            `json:"templateID"`
+	Timeout             *int              `json:"timeout"`
+	Metadata            map[string]string `json:"metadata"`
+	EnvVars             map[string]string `json:"envVars"`
+	AllowInternetAccess *bool             `json:"allow_internet_access"`
+	Network             *struct {
+		AllowOut []string `json:"allowOut"`
+		DenyOut  []string `json:"denyOut"`
+	} `json:"network"`
+	AutoPause *bool `json:"autoPause"`
+	// Secure (v1 only): false makes a sandbox whose envd needs no token.
+	Secure *bool `json:"secure"`
+}
+
+// Default lifetimes of E2B's two create endpoints, in seconds.
+const (
+	defaultTimeoutV1 = 15
+	defaultTimeoutV2 = 300
+)
+
+func (a *API) createV1(w http.ResponseWriter, r *http.Request) {
+	a.create(w, r, defaultTimeoutV1, true)
+}
+func (a *API) createV2(w http.ResponseWriter, r *http.Request) {
+	a.create(w, r, defaultTimeoutV2, false)
+}
+
+// create makes a capsule and answers 201 once it runs, as E2B does.
+func (a *API) create(w http.ResponseWriter, r *http.Request, defaultTimeout int, v1 bool) {
+	var req newSandbox
+	if err := decode(w, r, &req, false); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	creq, opts, err := a.translate(r.Context(), req, defaultTimeout, v1)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	c, err := a.life.Create(r.Context(), team(r), creq, opts...)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.StartTimeout)
+	defer cancel()
+	c, err = a.life.Wait(ctx, team(r), c.ID, nestbox.StatusRunning)
+	switch {
+	case err != nil:
+		a.writeError(w, r, err)
+		return
+	case c.Status == nestbox.StatusError:
+		a.writeError(w, r, &statusError{http.StatusInternalServerError, "sandbox failed to start: " + c.Error})
+		return
+	case c.Status != nestbox.StatusRunning:
+		a.writeError(w, r, errdefs.Unavailable("sandbox %s is %s after %s", c.ID, c.Status, a.cfg.StartTimeout))
+		return
+	}
+	rec, err := a.life.Lookup(r.Context(), team(r), c.ID)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, a.sandboxOf(rec))
+}
+
+// translate turns E2B's create request into Nestbox's.
+func (a *API) translate(ctx context.Context, req newSandbox, defaultTimeout int, v1 bool) (nestbox.CreateCapsuleRequest, []lifecycle.CreateOption, error) {
+	out := nestbox.CreateCapsuleRequest{
+		Template:       req.TemplateID,
+		TimeoutSeconds: defaultTimeout,
+		EnvVars:        req.EnvVars,
+		Metadata:       req.Metadata,
+		Internet:       req.AllowInternetAccess,
+	}
+	if out.Template == "" {
+		out.Template = lifecycle.DefaultTemplate
+	}
+	if req.Timeout != nil {
+		if *req.Timeout <= 0 {
+			return out, nil, errdefs.Invalid("timeout %d: want a positive number of seconds", *req.Timeout)
+		}
+		out.TimeoutSeconds = *req.Timeout
+	}
+	if req.Network != nil {
+		out.AllowOut, out.DenyOut = req.Network.AllowOut, req.Network.DenyOut
+	}
+	if req.AutoPause != nil && *req.AutoPause {
+		// Killing a sandbox its owner asked to keep would lose its state.
+		return out, nil, errdefs.Invalid("autoPause: this Nestbox server cannot pause sandboxes yet")
+	}
+	templates, err := a.life.Templates(ctx)
+	if err != nil {
+		return out, nil, err
+	}
+	if !slices.ContainsFunc(templates, func(t nestbox.Template) bool { return t.Name == out.Template }) {
+		return out, nil, errdefs.NotFound("template %q not found", out.Template)
+	}
+	var opts []lifecycle.CreateOption
+	if v1 && req.Secure != nil && !*req.Secure {
+		opts = append(opts, lifecycle.WithoutAccessToken())
+	}
+	return out, opts, nil
+}
