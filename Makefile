@@ -77,7 +77,7 @@ bench: test-deps envd nestbox runsc
 	@scripts/bench.sh
 
 lint:
-	@out=$$(gofmt -l cmd internal); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l *.go cmd internal); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 
 # Regenerates internal/proto from proto/. The output is committed.

@@ -73,7 +73,11 @@ func TestSignatureMatches(t *testing.T) {
 		{"a read signature used to write", "POST", read, token},
 		{"another user", "GET", func() url.Values { v := q("/a", auth.OpRead, "root", 0); v.Set("username", "user"); return v }(), token},
 		{"another path", "GET", func() url.Values { v := q("/a", auth.OpRead, "", 0); v.Set("path", "/b"); return v }(), token},
-		{"expiry changed", "GET", func() url.Values { v := q("/a", auth.OpRead, "", 1795863515); v.Set("signature_expiration", "1795863516"); return v }(), token},
+		{"expiry changed", "GET", func() url.Values {
+			v := q("/a", auth.OpRead, "", 1795863515)
+			v.Set("signature_expiration", "1795863516")
+			return v
+		}(), token},
 		{"expiry not a number", "GET", func() url.Values { v := q("/a", auth.OpRead, "", 0); v.Set("signature_expiration", "x"); return v }(), token},
 	} {
 		if SignatureMatches(tc.method, tc.q, tc.token) {

@@ -10,13 +10,22 @@ import (
 // clientID fills Sandbox.clientID, which E2B's SDK requires and ignores.
 const clientID = "nestbox"
 
+// ident is what every E2B view of a sandbox starts with.
+type ident struct {
+	SandboxID   string `json:"sandboxID"`
+	TemplateID  string `json:"templateID"`
+	Alias       string `json:"alias,omitempty"`
+	ClientID    string `json:"clientID"`
+	EnvdVersion string `json:"envdVersion"`
+}
+
+func identOf(c nestbox.Capsule) ident {
+	return ident{SandboxID: c.ID, TemplateID: c.Template, Alias: c.Template, ClientID: clientID, EnvdVersion: c.EnvdVersion}
+}
+
 // sandbox is E2B's Sandbox: the answer of create, connect and resume.
 type sandbox struct {
-	SandboxID          string  `json:"sandboxID"`
-	TemplateID         string  `json:"templateID"`
-	Alias              string  `json:"alias,omitempty"`
-	ClientID           string  `json:"clientID"`
-	EnvdVersion        string  `json:"envdVersion"`
+	ident
 	EnvdAccessToken    string  `json:"envdAccessToken,omitempty"`
 	TrafficAccessToken *string `json:"trafficAccessToken"`
 	Domain             *string `json:"domain"`
@@ -24,11 +33,7 @@ type sandbox struct {
 
 // detail is E2B's SandboxDetail (GET /sandboxes/{id}).
 type detail struct {
-	SandboxID           string            `json:"sandboxID"`
-	TemplateID          string            `json:"templateID"`
-	Alias               string            `json:"alias,omitempty"`
-	ClientID            string            `json:"clientID"`
-	EnvdVersion         string            `json:"envdVersion"`
+	ident
 	EnvdAccessToken     string            `json:"envdAccessToken,omitempty"`
 	Domain              *string           `json:"domain"`
 	CPUCount            int               `json:"cpuCount"`
@@ -45,18 +50,14 @@ type detail struct {
 
 // listed is E2B's ListedSandbox (GET /v2/sandboxes and GET /sandboxes).
 type listed struct {
-	SandboxID   string            `json:"sandboxID"`
-	TemplateID  string            `json:"templateID"`
-	Alias       string            `json:"alias,omitempty"`
-	ClientID    string            `json:"clientID"`
-	StartedAt   time.Time         `json:"startedAt"`
-	EndAt       time.Time         `json:"endAt"`
-	CPUCount    int               `json:"cpuCount"`
-	MemoryMB    int               `json:"memoryMB"`
-	DiskSizeMB  int               `json:"diskSizeMB"`
-	EnvdVersion string            `json:"envdVersion"`
-	State       string            `json:"state"`
-	Metadata    map[string]string `json:"metadata,omitempty"`
+	ident
+	StartedAt  time.Time         `json:"startedAt"`
+	EndAt      time.Time         `json:"endAt"`
+	CPUCount   int               `json:"cpuCount"`
+	MemoryMB   int               `json:"memoryMB"`
+	DiskSizeMB int               `json:"diskSizeMB"`
+	State      string            `json:"state"`
+	Metadata   map[string]string `json:"metadata,omitempty"`
 }
 
 type network struct {
@@ -92,11 +93,7 @@ func (a *API) domain() *string {
 
 func (a *API) sandboxOf(c store.Capsule) sandbox {
 	return sandbox{
-		SandboxID:       c.ID,
-		TemplateID:      c.Template,
-		Alias:           c.Template,
-		ClientID:        clientID,
-		EnvdVersion:     c.EnvdVersion,
+		ident:           identOf(c.Capsule),
 		EnvdAccessToken: c.AccessToken,
 		Domain:          a.domain(),
 	}
@@ -121,11 +118,7 @@ func (a *API) detailOf(c store.Capsule) detail {
 	started, end := times(c.Capsule)
 	internet := c.Internet
 	d := detail{
-		SandboxID:           c.ID,
-		TemplateID:          c.Template,
-		Alias:               c.Template,
-		ClientID:            clientID,
-		EnvdVersion:         c.EnvdVersion,
+		ident:               identOf(c.Capsule),
 		EnvdAccessToken:     c.AccessToken,
 		Domain:              a.domain(),
 		CPUCount:            c.VCPUs,
@@ -147,17 +140,13 @@ func (a *API) detailOf(c store.Capsule) detail {
 func listedOf(c nestbox.Capsule) listed {
 	started, end := times(c)
 	return listed{
-		SandboxID:   c.ID,
-		TemplateID:  c.Template,
-		Alias:       c.Template,
-		ClientID:    clientID,
-		StartedAt:   started,
-		EndAt:       end,
-		CPUCount:    c.VCPUs,
-		MemoryMB:    c.MemoryMB,
-		DiskSizeMB:  c.DiskMB,
-		EnvdVersion: c.EnvdVersion,
-		State:       state(c.Status),
-		Metadata:    c.Metadata,
+		ident:      identOf(c),
+		StartedAt:  started,
+		EndAt:      end,
+		CPUCount:   c.VCPUs,
+		MemoryMB:   c.MemoryMB,
+		DiskSizeMB: c.DiskMB,
+		State:      state(c.Status),
+		Metadata:   c.Metadata,
 	}
 }

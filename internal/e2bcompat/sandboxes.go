@@ -52,9 +52,13 @@ type connectRequest struct {
 	Timeout *int `json:"timeout"`
 }
 
-// connect answers 200 with a running sandbox. A timeout in the request
-// extends the sandbox's life to at least that many seconds from now; it
-// never shortens it. (201, "resumed", comes with pause.)
+// defaultConnectTimeout is the life a connect gives a sandbox when the
+// request names none (E2B's ConnectSandboxV2 default).
+const defaultConnectTimeout = 300
+
+// connect answers 200 with a running sandbox, whose life it extends to at
+// least the request's timeout (300 s when omitted) from now; it never
+// shortens it. (201, "resumed", comes with pause.)
 func (a *API) connect(w http.ResponseWriter, r *http.Request) {
 	var req connectRequest
 	if err := decode(w, r, &req, true); err != nil {
@@ -66,13 +70,15 @@ func (a *API) connect(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
+	secs := defaultConnectTimeout
 	if req.Timeout != nil {
-		d := time.Duration(*req.Timeout) * time.Second
-		if c.ExpiresAt == nil || a.cfg.Now().Add(d).After(*c.ExpiresAt) {
-			if _, err := a.life.SetTimeout(r.Context(), team(r), c.ID, d); err != nil {
-				a.writeError(w, r, err)
-				return
-			}
+		secs = *req.Timeout
+	}
+	d := time.Duration(secs) * time.Second
+	if c.ExpiresAt == nil || a.cfg.Now().Add(d).After(*c.ExpiresAt) {
+		if _, err := a.life.SetTimeout(r.Context(), team(r), c.ID, d); err != nil {
+			a.writeError(w, r, err)
+			return
 		}
 	}
 	writeJSON(w, http.StatusOK, a.sandboxOf(c))

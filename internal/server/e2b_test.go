@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"nestbox.dev/internal/apikey"
 )
@@ -246,5 +247,36 @@ func TestSandboxTrafficToUnknownSandbox(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 502 {
 		t.Errorf("signed URL of no sandbox: %d, want 502", resp.StatusCode)
+	}
+}
+
+// TestE2BConnectExtends: a connect gives the sandbox at least its timeout
+// (300 s when the request names none) from now, and never shortens it.
+func TestE2BConnectExtends(t *testing.T) {
+	e := newEnv(t)
+	key := apikey.E2BForm(e.keyA)
+	sb := e.e2bCreate(t, key, "/v2/sandboxes", `{"templateID":"base","timeout":60}`)
+	endAt := func() time.Time {
+		_, b := e.do(t, "GET", "/sandboxes/"+sb.SandboxID, key, nil)
+		var d struct {
+			EndAt time.Time `json:"endAt"`
+		}
+		json.Unmarshal(b, &d)
+		return d.EndAt
+	}
+	if left := time.Until(endAt()); left > 61*time.Second {
+		t.Fatalf("created with 60 s, %s left", left)
+	}
+	if code, b := e.do(t, "POST", "/v2/sandboxes/"+sb.SandboxID+"/connect", key, nil); code != 200 {
+		t.Fatalf("connect: %d %s", code, b)
+	}
+	if left := time.Until(endAt()); left < 290*time.Second {
+		t.Fatalf("after a connect without a timeout, %s left; want about 300 s", left)
+	}
+	if code, b := e.do(t, "POST", "/v2/sandboxes/"+sb.SandboxID+"/connect", key, strings.NewReader(`{"timeout":10}`)); code != 200 {
+		t.Fatalf("connect: %d %s", code, b)
+	}
+	if left := time.Until(endAt()); left < 280*time.Second {
+		t.Fatalf("a connect with a shorter timeout shortened the life to %s", left)
 	}
 }

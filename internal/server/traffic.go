@@ -15,7 +15,7 @@ import (
 const envdPort = 49983
 
 // hostRoute matches a {port}-{capsuleID}.{domain} host name.
-var hostRoute = regexp.MustCompile(`^([1-9][0-9]{0,4})-([a-z0-9]{20})\.(.+)$`)
+var hostRoute = regexp.MustCompile(`^([0-9]{1,5})-([a-z0-9]+)\.(.+)$`)
 
 // sandboxTarget finds where a request addressed to a capsule rather than
 // to the API goes, the way E2B's SDKs address them: the E2b-Sandbox-Id and
@@ -32,8 +32,8 @@ func (s *Server) sandboxTarget(r *http.Request) (id string, port int, ok bool) {
 		}
 		return id, port, true
 	}
-	if m := hostRoute.FindStringSubmatch(strings.ToLower(r.Host)); m != nil && s.domainMatches(m[3]) {
-		port, _ = parsePort(m[1])
+	if m := hostRoute.FindStringSubmatch(strings.ToLower(r.Host)); m != nil && s.hostRouted(m[2], m[3]) {
+		port, _ = parsePort(m[1]) // a bad port is answered as a sandbox that is not there
 		return m[2], port, true
 	}
 	if r.URL.Path == "/files" && e2bcompat.SignedFileRequest(r.URL.Query()) {
@@ -42,13 +42,15 @@ func (s *Server) sandboxTarget(r *http.Request) (id string, port int, ok bool) {
 	return "", 0, false
 }
 
-// domainMatches reports whether host (without the {port}-{id}. part) is
-// the configured sandbox domain; with none configured, any domain is.
-func (s *Server) domainMatches(host string) bool {
+// hostRouted reports whether a {port}-{id}.{domain} host name is sandbox
+// traffic: under the configured sandbox domain, whatever the ID (an
+// unknown one is answered 502); with no domain configured, under any
+// domain, but only with an ID of the capsules' shape.
+func (s *Server) hostRouted(id, domain string) bool {
 	if s.cfg.Domain == "" {
-		return true
+		return len(id) == lifecycle.IDLength
 	}
-	h, _, _ := strings.Cut(host, ":")
+	h, _, _ := strings.Cut(domain, ":")
 	d, _, _ := strings.Cut(s.cfg.Domain, ":")
 	return h == strings.ToLower(d)
 }

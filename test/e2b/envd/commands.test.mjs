@@ -5,7 +5,7 @@ import { after, before, describe, it } from 'node:test'
 
 import { AuthenticationError, CommandExitError, NotFoundError, SandboxError } from 'e2b'
 
-import { INIT_ENV_NAME, INIT_ENV_VALUE, MODE, SECURE, USERS, killQuietly, openSandbox, waitFor } from '../lib/harness.mjs'
+import { INIT_ENV_NAME, INIT_ENV_VALUE, MODE, PLATFORM, SECURE, USERS, killQuietly, openSandbox, waitFor } from '../lib/harness.mjs'
 
 describe(`commands [${MODE}]`, () => {
   let sbx
@@ -239,7 +239,7 @@ describe(`commands [${MODE}]`, () => {
     })
   })
 
-  it('global env vars from /init reach commands; per-call envs override them', { skip: !SECURE && 'secure mode only (/init sets them)' }, async () => {
+  it('global env vars from /init reach commands; per-call envs override them', { skip: !SECURE && !PLATFORM && 'secure and platform modes only (/init sets them)' }, async () => {
     for (const u of USERS) {
       const r = await sbx.commands.run(`echo "$${INIT_ENV_NAME}"`, u.opts)
       assert.equal(r.stdout, `${INIT_ENV_VALUE}\n`, `as ${u.name}`)

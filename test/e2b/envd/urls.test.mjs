@@ -16,6 +16,7 @@ import {
   MODE,
   SANDBOX_ID,
   SECURE,
+  SIGNED,
   USERS,
   openSandbox,
   parseJSON,
@@ -49,14 +50,14 @@ describe(`upload/download URLs [${MODE}]`, () => {
     describe(`as ${u.name}`, () => {
       const o = u.opts
 
-      it(`downloadUrl is ${SECURE ? 'signed' : 'plain'} and works with plain fetch`, async (t) => {
+      it(`downloadUrl is ${SIGNED ? 'signed' : 'plain'} and works with plain fetch`, async (t) => {
         const dir = scratchPath(t, sbx, u.home)
         await sbx.files.write(`${dir}/dl.txt`, 'download me', o)
         const url = new URL(await sbx.downloadUrl(`${dir}/dl.txt`, o))
         assert.equal(url.pathname, '/files')
         assert.equal(url.searchParams.get('path'), `${dir}/dl.txt`)
         assert.equal(url.searchParams.get('username'), o.user ?? null)
-        if (SECURE) assert.match(url.searchParams.get('signature') ?? '', /^v1_[A-Za-z0-9+/]+$/)
+        if (SIGNED) assert.match(url.searchParams.get('signature') ?? '', /^v1_[A-Za-z0-9+/]+$/)
         else assert.equal(url.searchParams.get('signature'), null)
 
         const res = await fetchText(url)
@@ -64,11 +65,11 @@ describe(`upload/download URLs [${MODE}]`, () => {
         assert.equal(res.text, 'download me')
       })
 
-      it(`uploadUrl is ${SECURE ? 'signed' : 'plain'} and accepts a multipart POST from plain fetch`, async (t) => {
+      it(`uploadUrl is ${SIGNED ? 'signed' : 'plain'} and accepts a multipart POST from plain fetch`, async (t) => {
         const dir = scratchPath(t, sbx, u.home)
         const p = `${dir}/up/ul.txt`
         const url = await sbx.uploadUrl(p, o)
-        if (SECURE) assert.match(new URL(url).searchParams.get('signature') ?? '', /^v1_/)
+        if (SIGNED) assert.match(new URL(url).searchParams.get('signature') ?? '', /^v1_/)
 
         const res = await fetchText(url, { method: 'POST', body: uploadForm('uploaded content') })
         assert.equal(res.status, 200, res.text)

@@ -1,5 +1,6 @@
-// Shared helpers of the E2B SDK compatibility suite. The suite runs twice,
-// once per connection mode, and cmd/envd/e2b_test.go sets the environment:
+// Shared helpers of the E2B SDK compatibility suite. The suite runs in three
+// connection modes; cmd/envd/e2b_test.go sets the environment of the first
+// two, cmd/nestbox/e2b_test.go of the third:
 //
 //   debug:  E2B_DEBUG=true. Sandbox.create() returns a fake sandbox that talks
 //           to http://localhost:49983 with no access token (envd has none).
@@ -7,6 +8,10 @@
 //           envd, E2B_API_KEY is set. The Go test has POSTed /init with the
 //           access token (NESTBOX_ENVD_TOKEN) and the global env var
 //           INIT_ENV_NAME=INIT_ENV_VALUE, so the SDK must send X-Access-Token.
+//   platform: E2B_API_URL and E2B_SANDBOX_URL point at a real `nestbox up`;
+//           Sandbox.create() makes a real sandbox (gVisor, the base
+//           template), created with the env var INIT_ENV_NAME, and all envd
+//           traffic goes through the control plane's routing.
 //
 // This file lives outside envd/ so that the test runner never mistakes it
 // for a test file.
@@ -19,6 +24,9 @@ import { Sandbox } from 'e2b'
 export const MODE = process.env.NESTBOX_E2B_MODE ?? (process.env.E2B_DEBUG === 'true' ? 'debug' : 'secure')
 export const SECURE = MODE === 'secure'
 export const DEBUG = MODE === 'debug'
+export const PLATFORM = MODE === 'platform'
+// SIGNED: the sandbox has an access token, so URLs are signed.
+export const SIGNED = SECURE || PLATFORM
 
 // Base URL of envd as the SDK sees it.
 export const ENVD_URL = SECURE ? process.env.E2B_SANDBOX_URL : 'http://localhost:49983'
@@ -34,7 +42,10 @@ export const INIT_ENV_VALUE = 'set-by-init'
 export const SANDBOX_ID = 'sbx1'
 export const BAD_TOKEN_SANDBOX_ID = 'sbx-badtoken'
 
-if (!['debug', 'secure'].includes(MODE)) throw new Error(`unknown NESTBOX_E2B_MODE ${MODE}`)
+if (!['debug', 'secure', 'platform'].includes(MODE)) throw new Error(`unknown NESTBOX_E2B_MODE ${MODE}`)
+if (PLATFORM && (!process.env.E2B_API_URL || !process.env.E2B_SANDBOX_URL)) {
+  throw new Error('platform mode needs E2B_API_URL and E2B_SANDBOX_URL (run through `go test -run TestE2BSDKPlatform ./cmd/nestbox/`)')
+}
 if (SECURE && (!ENVD_URL || !ACCESS_TOKEN || !process.env.E2B_API_URL)) {
   throw new Error('secure mode needs E2B_API_URL, E2B_SANDBOX_URL and NESTBOX_ENVD_TOKEN (run through `go test -run TestE2BSDK ./cmd/envd/`)')
 }
@@ -49,6 +60,11 @@ export const USERS = [
 
 /** Creates (or, in debug mode, fakes) a sandbox through the SDK's public API. */
 export async function openSandbox() {
+  if (PLATFORM) {
+    const sbx = await Sandbox.create({ envs: { [INIT_ENV_NAME]: INIT_ENV_VALUE } })
+    assert.ok(sbx.envdAccessToken, 'a sandbox of the platform must be secured')
+    return sbx
+  }
   const sbx = await Sandbox.create()
   if (SECURE) {
     assert.equal(sbx.sandboxId, SANDBOX_ID)
