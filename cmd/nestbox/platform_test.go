@@ -3,10 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
-	"io"
 	"net/http"
 	"os"
 	"os/exec"
@@ -61,20 +58,9 @@ func requirePlatform(t testing.TB) binaries {
 	return b
 }
 
-// templateDir is where the tests keep templates between runs. Templates
-// carry envd, so the directory is named after envd's hash: a changed envd
-// gets fresh templates.
-func templateDir(t testing.TB, envd string) string {
-	t.Helper()
-	f, err := os.Open(envd)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	io.Copy(h, f)
-	return "/var/cache/nestbox-test/templates-" + hex.EncodeToString(h.Sum(nil))[:12]
-}
+// templateDir is where the tests keep templates between runs; the template
+// store keeps one version per envd in it and removes unused old ones.
+func templateDir(testing.TB, string) string { return "/var/cache/nestbox-test/templates" }
 
 // platform is a running `nestbox up`.
 type platform struct {

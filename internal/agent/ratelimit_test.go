@@ -14,28 +14,30 @@ import (
 )
 
 // TestEgressRateLimit checks that the egress limit really holds back what a
-// gVisor sandbox sends, without asserting a timing: after a 64 MiB upload
-// at 20 MiB/s with a 4 MiB burst, the sandbox's shaper must have carried
+// gVisor sandbox sends, without asserting a timing: after a 32 MiB upload
+// at 6 MiB/s with a 1 MiB burst, the sandbox's shaper must have carried
 // the upload (its byte counter) and held packets back (its overlimits
 // counter). Unshaped traffic, or traffic that bypassed the shaper, leaves
 // one of the two near zero (checked: at a 4000 MiB/s limit the same upload
-// shows 0 overlimits and the test fails). The time taken is only logged:
-// 3.2 s here at 20 MiB/s.
+// shows 0 overlimits and the test fails). The limit is well below what a
+// sandbox sends even on a loaded machine (8 MiB/s measured while the whole
+// suite ran; at 20 MiB/s the sender was then too slow to meet the limit).
+// The time taken is only logged.
 func TestEgressRateLimit(t *testing.T) {
 	h := newTestHost(t)
 	url := startExternal(t)
 	ta := h.startAgent(t, "", func(c *Config) {
-		c.EgressRateBytes = 20 << 20
-		c.EgressBurstBytes = 4 << 20
+		c.EgressRateBytes = 6 << 20
+		c.EgressBurstBytes = 1 << 20
 	})
 	sb := ta.create(t, &agentpb.SandboxConfig{Internet: true})
 	pc := ta.process(sb.Id, "", "")
-	const size = 64 << 20
-	mustSh(t, pc, "head -c 67108864 /dev/zero > /tmp/blob")
+	const size = 32 << 20
+	mustSh(t, pc, "head -c 33554432 /dev/zero > /tmp/blob")
 	host := strings.TrimSuffix(strings.TrimPrefix(url, "http://"), ":8080/")
 	// busybox wget does not send large POST bodies; write the request by
 	// hand. The server answers after reading the whole body.
-	cmd := "{ printf 'POST / HTTP/1.0\\r\\nContent-Length: 67108864\\r\\n\\r\\n'; cat /tmp/blob; } | nc " + host + " 8080 | head -1"
+	cmd := "{ printf 'POST / HTTP/1.0\\r\\nContent-Length: 33554432\\r\\n\\r\\n'; cat /tmp/blob; } | nc " + host + " 8080 | head -1"
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	start := time.Now()
@@ -43,7 +45,7 @@ func TestEgressRateLimit(t *testing.T) {
 	if err != nil || code != 0 || !strings.Contains(out, "200 OK") {
 		t.Fatalf("upload: exit %d, %v, %q", code, err, out)
 	}
-	t.Logf("%d bytes at 20 MiB/s took %s", size, time.Since(start))
+	t.Logf("%d bytes at 6 MiB/s took %s", size, time.Since(start))
 
 	// One sandbox on a fresh agent: its shaper is the only IFB device
 	// with the test prefix.

@@ -1,8 +1,10 @@
 // Package template builds and stores the root filesystems sandboxes start
 // from. A template is an immutable directory: it is built under a temporary
 // name and renamed into place, never edited afterwards (running sandboxes
-// map its files directly), and replaced only by building a new one and
-// renaming. The shipped templates are `minimal` (busybox and envd, built in
+// map its files directly). Templates carry envd, so each version lives in
+// <dir>/<name>@<envd hash>: a new envd gets a new version on the next use,
+// while sandboxes still running on an older one keep it until the last of
+// them is gone, when Prune removes it. The shipped templates are `minimal` (busybox and envd, built in
 // about a second) and `base` (Debian bookworm with a normal userland, built
 // with debootstrap and a package cache that makes rebuilds fast).
 //
@@ -64,6 +66,17 @@ type Store struct {
 	// mu serialises builds of the same template.
 	mu       sync.Mutex
 	building map[string]*sync.Mutex
+
+	// hashMu guards the cached hash of cfg.Envd.
+	hashMu   sync.Mutex
+	hashOf   envdStamp
+	hashSeen string
+}
+
+// envdStamp identifies a version of the envd file without reading it.
+type envdStamp struct {
+	size  int64
+	mtime time.Time
 }
 
 // builders maps a template name to how it is built into dir.
@@ -118,21 +131,89 @@ func Describe(name string) string { return descriptions[name] }
 // Known reports whether name is a template this store can build.
 func Known(name string) bool { _, ok := builders[name]; return ok }
 
-// Path returns where template name lives (whether or not it is built).
-func (s *Store) Path(name string) string { return filepath.Join(s.cfg.Dir, name, "rootfs") }
+// versionLen is how many hex digits of envd's hash name a version.
+const versionLen = 12
 
-// Get returns the info of a built template, or ErrNotFound.
+// dir returns the directory of the current version of template name: the
+// one with the configured envd. Without an envd configured it is the
+// newest version built.
+func (s *Store) dir(name string) (string, error) {
+	if s.cfg.Envd == "" {
+		return s.newest(name), nil
+	}
+	hash, err := s.envdHash()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(s.cfg.Dir, name+"@"+hash[:versionLen]), nil
+}
+
+// newest returns the most recently built version of name, or a path that
+// does not exist.
+func (s *Store) newest(name string) string {
+	best, bestAt := filepath.Join(s.cfg.Dir, name+"@none"), time.Time{}
+	versions, _ := filepath.Glob(filepath.Join(s.cfg.Dir, name+"@*"))
+	for _, v := range versions {
+		if info, err := readInfo(v); err == nil && info.BuiltAt.After(bestAt) {
+			best, bestAt = v, info.BuiltAt
+		}
+	}
+	return best
+}
+
+// envdHash is the sha256 of the configured envd, read again only when the
+// file's size or modification time changes.
+func (s *Store) envdHash() (string, error) {
+	fi, err := os.Stat(s.cfg.Envd)
+	if err != nil {
+		return "", fmt.Errorf("envd: %w", err)
+	}
+	stamp := envdStamp{fi.Size(), fi.ModTime()}
+	s.hashMu.Lock()
+	defer s.hashMu.Unlock()
+	if s.hashSeen != "" && s.hashOf == stamp {
+		return s.hashSeen, nil
+	}
+	h, err := fileHash(s.cfg.Envd)
+	if err != nil {
+		return "", err
+	}
+	s.hashOf, s.hashSeen = stamp, h
+	return h, nil
+}
+
+// Path returns where the current version of template name lives (whether
+// or not it is built).
+func (s *Store) Path(name string) string {
+	d, err := s.dir(name)
+	if err != nil {
+		return filepath.Join(s.cfg.Dir, name+"@unknown", "rootfs")
+	}
+	return filepath.Join(d, "rootfs")
+}
+
+// Get returns the info of the current version of a built template, or
+// ErrNotFound.
 func (s *Store) Get(name string) (Info, error) {
-	b, err := os.ReadFile(filepath.Join(s.cfg.Dir, name, "template.json"))
+	d, err := s.dir(name)
+	if err != nil {
+		return Info{}, err
+	}
+	info, err := readInfo(d)
 	if errors.Is(err, os.ErrNotExist) {
 		return Info{}, errdefs.NotFound("template %q is not built", name)
 	}
+	return info, err
+}
+
+func readInfo(dir string) (Info, error) {
+	b, err := os.ReadFile(filepath.Join(dir, "template.json"))
 	if err != nil {
 		return Info{}, err
 	}
 	var info Info
 	if err := json.Unmarshal(b, &info); err != nil {
-		return Info{}, fmt.Errorf("template %q: %w", name, err)
+		return Info{}, fmt.Errorf("template %s: %w", dir, err)
 	}
 	return info, nil
 }
@@ -153,19 +234,25 @@ func (s *Store) Ensure(ctx context.Context, name string) (string, error) {
 	s.mu.Unlock()
 	m.Lock()
 	defer m.Unlock()
-	if _, err := s.Get(name); err == nil {
-		return s.Path(name), nil
+	dir, err := s.dir(name)
+	if err != nil {
+		return "", err
 	}
-	if err := s.build(ctx, name, build); err != nil {
+	// Versions made for another envd go once no sandbox uses them.
+	defer s.prune(name, dir)
+	if _, err := readInfo(dir); err == nil {
+		return filepath.Join(dir, "rootfs"), nil
+	}
+	if err := s.build(ctx, name, dir, build); err != nil {
 		return "", fmt.Errorf("build template %s: %w", name, err)
 	}
-	return s.Path(name), nil
+	return filepath.Join(dir, "rootfs"), nil
 }
 
 // build makes the template in a temporary directory and renames it into
 // place; a failed or interrupted build leaves only the temporary directory,
 // which the next build removes.
-func (s *Store) build(ctx context.Context, name string, build func(context.Context, *Store, string) error) error {
+func (s *Store) build(ctx context.Context, name, final string, build func(context.Context, *Store, string) error) error {
 	if s.cfg.Envd == "" {
 		return errdefs.Invalid("no envd binary configured")
 	}
@@ -200,7 +287,6 @@ func (s *Store) build(ctx context.Context, name string, build func(context.Conte
 	if err := os.WriteFile(filepath.Join(tmp, "template.json"), b, 0o644); err != nil {
 		return err
 	}
-	final := filepath.Join(s.cfg.Dir, name)
 	if err := os.Rename(tmp, final); err != nil {
 		return fmt.Errorf("install template: %w", err)
 	}
