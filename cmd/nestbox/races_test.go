@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -21,7 +20,6 @@ import (
 	"nestbox.dev/internal/cli"
 	"nestbox.dev/internal/controlplane"
 	"nestbox.dev/internal/proto/agentpb"
-	"nestbox.dev/internal/proto/agentpb/agentpbconnect"
 )
 
 // TestParallelCreateDestroy starts 50 capsules and destroys each at a
@@ -77,59 +75,14 @@ func TestAgentKilledMidCreate(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 
-	cpDir, agentDir := t.TempDir(), t.TempDir()
+	cpDir := t.TempDir()
 	token, err := controlplane.HostToken(cpDir)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cpAddr, agentAddr := freeAddr(t), freeAddr(t)
-	agentArgs := []string{"agent",
-		"--data-dir", agentDir, "--listen", agentAddr,
-		"--runsc", b.runsc, "--envd", b.envd,
-		"--template-dir", templateDir(t, b.envd), "--template-cache-dir", e2ePackageCache,
-		"--network-prefix", "nbf", "--network-cidr", "10.216.0.0/24", "--cgroup-parent", "/nestbox-e2e-agent",
-		"--default-rootfs-size", "1Gi",
-		"--events-url", "http://" + cpAddr + "/v1/hosts/sandbox-events", "--events-token", token, "--host-id", "local",
-	}
-	var agentOut syncBuffer
-	startAgent := func() *exec.Cmd {
-		cmd := exec.Command(bin, agentArgs...)
-		cmd.Stdout, cmd.Stderr = &agentOut, &agentOut
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		waitHTTP(t, "http://"+agentAddr+"/health")
-		return cmd
-	}
-	agentCmd := startAgent()
-	agentClient := agentpbconnect.NewAgentClient(http.DefaultClient, "http://"+agentAddr, connect.WithProtoJSON())
-	t.Cleanup(func() {
-		// Destroy whatever is left, then stop the agent.
-		resp, err := agentClient.ListSandboxes(context.Background(), connect.NewRequest(&agentpb.ListSandboxesRequest{}))
-		if err == nil {
-			for _, sb := range resp.Msg.GetSandboxes() {
-				agentClient.DestroySandbox(context.Background(), connect.NewRequest(&agentpb.DestroySandboxRequest{Id: sb.GetId()}))
-			}
-		}
-		agentCmd.Process.Signal(syscall.SIGTERM)
-		agentCmd.Wait()
-		for range 10 {
-			if syscall.Unmount(filepath.Join(agentDir, "runsc", "null-netns"), syscall.MNT_DETACH) != nil {
-				break
-			}
-		}
-		exec.Command("nft", "delete", "table", "inet", "nbf_nestbox").Run()
-		cgs, _ := filepath.Glob("/sys/fs/cgroup/*/nestbox-e2e-agent")
-		for _, cg := range cgs {
-			os.Remove(cg)
-		}
-		if nss, _ := filepath.Glob("/var/run/netns/nbf-*"); len(nss) > 0 {
-			t.Errorf("network namespaces left: %v", nss)
-		}
-		if t.Failed() {
-			t.Logf("agent output:\n%s", agentOut.String())
-		}
-	})
+	cpAddr := freeAddr(t)
+	agent := startAgentProcess(t, b, bin, cpAddr, token, "nbf", "10.216.0.0/24", "/nestbox-e2e-agent")
+	agentAddr, agentClient := agent.addr, agent.client
 
 	var cpOut syncBuffer
 	cpCtx, cpCancel := context.WithCancel(ctx)
@@ -162,9 +115,8 @@ func TestAgentKilledMidCreate(t *testing.T) {
 		caught = append(caught, h)
 	}
 	time.Sleep(80 * time.Millisecond)
-	agentCmd.Process.Kill()
-	agentCmd.Wait()
-	agentCmd = startAgent()
+	agent.kill()
+	agent.start()
 
 	// The reconciler (every second here) settles everything.
 	deadline := time.Now().Add(time.Minute)
@@ -258,7 +210,7 @@ func freeAddr(t testing.TB) string {
 }
 
 // waitHTTP waits until url answers 200.
-func waitHTTP(t *testing.T, url string) {
+func waitHTTP(t testing.TB, url string) {
 	t.Helper()
 	deadline := time.Now().Add(5 * time.Minute)
 	for time.Now().Before(deadline) {

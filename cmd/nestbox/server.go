@@ -14,8 +14,6 @@ import (
 
 	"nestbox.dev/internal/cli"
 	"nestbox.dev/internal/controlplane"
-	"nestbox.dev/internal/events/memory"
-	"nestbox.dev/internal/store/sqlite"
 )
 
 // runServer is `nestbox server`: the control plane alone, in front of a host
@@ -26,6 +24,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	var (
 		dataDir, listen, agentURL, publicURL, domain string
+		databaseURL, redisURL                        string
 		reconcile                                    time.Duration
 		logLevel                                     slog.Level
 	)
@@ -33,6 +32,8 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&listen, "listen", env("NESTBOX_LISTEN", "127.0.0.1:8080"), "address of the API (env NESTBOX_LISTEN)")
 	fs.StringVar(&agentURL, "agent-url", env("NESTBOX_AGENT_URL", ""), "base URL of the host agent, e.g. http://10.0.0.5:5007 (env NESTBOX_AGENT_URL); start it with --events-token set to <data-dir>/host-token")
 	fs.StringVar(&publicURL, "public-url", env("NESTBOX_PUBLIC_URL", ""), "URL clients reach the API at, saved for the CLI (env NESTBOX_PUBLIC_URL)")
+	fs.StringVar(&databaseURL, "database-url", env("NESTBOX_DATABASE_URL", ""), "PostgreSQL URL, e.g. postgres://nestbox@db/nestbox (env NESTBOX_DATABASE_URL; default: SQLite in the data directory)")
+	fs.StringVar(&redisURL, "redis-url", env("NESTBOX_REDIS_URL", ""), "Redis URL for the event stream, e.g. redis://127.0.0.1:6379/0 (env NESTBOX_REDIS_URL; default: in-process)")
 	fs.StringVar(&domain, "domain", env("NESTBOX_DOMAIN", ""), "sandbox domain for {port}-{id}.<domain> host routing and E2B's SDKs (env NESTBOX_DOMAIN)")
 	fs.DurationVar(&reconcile, "reconcile-interval", 60*time.Second, "how often the control plane reconciles with the agent")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
@@ -61,18 +62,23 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if publicURL == "" {
 		publicURL = "http://" + loopbackAddr(ln.Addr())
 	}
-	st, err := sqlite.Open(ctx, filepath.Join(dataDir, "nestbox.db"))
+	st, err := openStore(ctx, dataDir, databaseURL)
 	if err != nil {
-		return fmt.Errorf("open database: %w", err)
+		return err
 	}
 	defer st.Close()
+	ev, err := openEvents(ctx, redisURL, log)
+	if err != nil {
+		return err
+	}
+	defer ev.Close()
 	key, err := controlplane.Bootstrap(ctx, st, func(key string) error { return cli.WriteCredentials(dataDir, publicURL, key) })
 	if err != nil {
 		return err
 	}
 	cp, err := controlplane.New(controlplane.Config{
 		Store:             st,
-		Events:            memory.New(),
+		Events:            ev,
 		Hosts:             controlplane.NewSingleHost("local", agentURL),
 		Logger:            log,
 		HostToken:         hostToken,

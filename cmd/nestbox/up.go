@@ -17,13 +17,12 @@ import (
 	"nestbox.dev/internal/agent"
 	"nestbox.dev/internal/cli"
 	"nestbox.dev/internal/controlplane"
-	"nestbox.dev/internal/events/memory"
-	"nestbox.dev/internal/store/sqlite"
 )
 
 // upConfig is what `nestbox up` runs with.
 type upConfig struct {
 	dataDir, listen, agentListen, publicURL, domain string
+	databaseURL, redisURL                           string
 	templates                                       []string
 	reconcile                                       time.Duration
 	logLevel                                        slog.Level
@@ -74,11 +73,16 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	st, err := sqlite.Open(ctx, filepath.Join(cfg.dataDir, "nestbox.db"))
+	st, err := openStore(ctx, cfg.dataDir, cfg.databaseURL)
 	if err != nil {
-		return fmt.Errorf("open database: %w", err)
+		return err
 	}
 	defer st.Close()
+	ev, err := openEvents(ctx, cfg.redisURL, log)
+	if err != nil {
+		return err
+	}
+	defer ev.Close()
 	newKey, err := controlplane.Bootstrap(ctx, st, func(key string) error {
 		return cli.WriteCredentials(cfg.dataDir, cfg.publicURL, key)
 	})
@@ -95,7 +99,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ready := make(chan struct{})
 	cp, err := controlplane.New(controlplane.Config{
 		Store:             st,
-		Events:            memory.New(),
+		Events:            ev,
 		Hosts:             controlplane.NewSingleHost("local", "http://"+loopbackAddr(agentLn.Addr())),
 		Logger:            log,
 		HostToken:         hostToken,
@@ -173,6 +177,8 @@ func parseUpFlags(args []string, stderr io.Writer) (upConfig, error) {
 	fs.StringVar(&cfg.agentListen, "agent-listen", env("NESTBOX_AGENT_LISTEN", "127.0.0.1:5007"), "address of the host agent's API, for this machine only (env NESTBOX_AGENT_LISTEN)")
 	fs.StringVar(&cfg.publicURL, "public-url", env("NESTBOX_PUBLIC_URL", ""), "URL clients reach the API at, saved for the CLI (env NESTBOX_PUBLIC_URL; default http://<listen>)")
 	fs.StringVar(&cfg.domain, "domain", env("NESTBOX_DOMAIN", ""), "sandbox domain: {port}-{id}.<domain> reaches a port of a capsule, and E2B's SDKs build getHost() from it (env NESTBOX_DOMAIN; default: any host name of that shape is routed, and SDKs use their E2B_DOMAIN)")
+	fs.StringVar(&cfg.databaseURL, "database-url", env("NESTBOX_DATABASE_URL", ""), "PostgreSQL URL (env NESTBOX_DATABASE_URL; default: SQLite in the data directory)")
+	fs.StringVar(&cfg.redisURL, "redis-url", env("NESTBOX_REDIS_URL", ""), "Redis URL for the event stream (env NESTBOX_REDIS_URL; default: in-process)")
 	fs.StringVar(&templates, "templates", env("NESTBOX_TEMPLATES", "base,minimal"), "templates to build before serving (env NESTBOX_TEMPLATES)")
 	fs.DurationVar(&cfg.reconcile, "reconcile-interval", 60*time.Second, "how often the control plane reconciles with the agent")
 	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")

@@ -54,7 +54,7 @@ func (s *Stream) Publish(_ context.Context, ev nestbox.CapsuleEvent) error {
 		return errdefs.Unavailable("publish event: the event stream is closed")
 	}
 	for sub := range s.subs {
-		sub.push(ev)
+		sub.Push(ev)
 	}
 	return nil
 }
@@ -71,17 +71,17 @@ func (s *Stream) Subscribe(ctx context.Context) (<-chan nestbox.CapsuleEvent, er
 	}
 	sub := newSubscriber(s.bufSize)
 	s.subs[sub] = struct{}{}
-	s.wg.Go(sub.deliver)
+	s.wg.Go(sub.Run)
 	// Registered under mu, so that Close, which also holds mu, sees it.
 	sub.stopWatch = context.AfterFunc(ctx, func() { s.unsubscribe(sub) })
-	return sub.out, nil
+	return sub.Out(), nil
 }
 
 func (s *Stream) unsubscribe(sub *subscriber) {
 	s.mu.Lock()
 	delete(s.subs, sub)
 	s.mu.Unlock()
-	sub.stop()
+	sub.Stop()
 }
 
 // Close ends every subscription (their channels are closed) and waits for
@@ -95,7 +95,7 @@ func (s *Stream) Close() error {
 	s.mu.Unlock()
 	for sub := range subs {
 		sub.stopWatch()
-		sub.stop()
+		sub.Stop()
 	}
 	s.wg.Wait()
 	return nil

@@ -5,12 +5,10 @@ import (
 	"database/sql"
 	"embed"
 	"fmt"
-	"io/fs"
-	"strconv"
-	"strings"
 	"time"
 
 	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/store/migrations"
 )
 
 // Latest is the newest schema version, the one Open migrates to. It must
@@ -32,13 +30,6 @@ const createVersionTable = `CREATE TABLE IF NOT EXISTS schema_migrations (
 	applied_at TEXT NOT NULL
 ) STRICT`
 
-// migration is one schema version: up moves from version-1 to version, down
-// back again.
-type migration struct {
-	version  int
-	up, down string
-}
-
 // Migrate moves db's schema up or down to version target, one version per
 // transaction; 0 removes every table, schema_migrations included. A step
 // that fails is rolled back and leaves db at the version before it.
@@ -50,7 +41,7 @@ func Migrate(ctx context.Context, db *sql.DB, target int) error {
 	if target < 0 || target > Latest {
 		return errdefs.Invalid("migrate to version %d: versions go from 0 to %d", target, Latest)
 	}
-	ms, err := loadMigrations(migrationFiles)
+	ms, err := migrations.Load(migrationFiles, Latest)
 	if err != nil {
 		return err
 	}
@@ -76,7 +67,7 @@ func Migrate(ctx context.Context, db *sql.DB, target int) error {
 
 // migrateStep applies the one migration that brings db closer to target,
 // and reports done when db already is at target.
-func migrateStep(ctx context.Context, db *sql.DB, ms []migration, target int) (done bool, err error) {
+func migrateStep(ctx context.Context, db *sql.DB, ms []migrations.Migration, target int) (done bool, err error) {
 	tx, err := db.BeginTx(ctx, nil)
 	if err != nil {
 		return false, fmt.Errorf("migrate: %w", err)
@@ -95,90 +86,25 @@ func migrateStep(ctx context.Context, db *sql.DB, ms []migration, target int) (d
 		return true, nil
 	case cur < target:
 		m := ms[cur]
-		if _, err := tx.ExecContext(ctx, m.up); err != nil {
-			return false, fmt.Errorf("migrate up to %d: %w", m.version, err)
+		if _, err := tx.ExecContext(ctx, m.Up); err != nil {
+			return false, fmt.Errorf("migrate up to %d: %w", m.Version, err)
 		}
 		_, err = tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-			m.version, formatTime(time.Now()))
+			m.Version, formatTime(time.Now()))
 		if err != nil {
-			return false, fmt.Errorf("migrate up to %d: record version: %w", m.version, err)
+			return false, fmt.Errorf("migrate up to %d: record version: %w", m.Version, err)
 		}
 	default:
 		m := ms[cur-1]
-		if _, err := tx.ExecContext(ctx, m.down); err != nil {
-			return false, fmt.Errorf("migrate down from %d: %w", m.version, err)
+		if _, err := tx.ExecContext(ctx, m.Down); err != nil {
+			return false, fmt.Errorf("migrate down from %d: %w", m.Version, err)
 		}
-		if _, err := tx.ExecContext(ctx, "DELETE FROM schema_migrations WHERE version = ?", m.version); err != nil {
-			return false, fmt.Errorf("migrate down from %d: record version: %w", m.version, err)
+		if _, err := tx.ExecContext(ctx, "DELETE FROM schema_migrations WHERE version = ?", m.Version); err != nil {
+			return false, fmt.Errorf("migrate down from %d: record version: %w", m.Version, err)
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		return false, fmt.Errorf("migrate: commit: %w", err)
 	}
 	return false, nil
-}
-
-// loadMigrations reads the migrations of fsys, in order. Versions must run
-// from 1 to Latest without a gap, each with an up and a down file: a
-// missing file is a bug in the build, not a database to half-migrate.
-func loadMigrations(fsys fs.FS) ([]migration, error) {
-	names, err := fs.Glob(fsys, "migrations/*.sql")
-	if err != nil {
-		return nil, fmt.Errorf("load migrations: %w", err)
-	}
-	ms := make([]migration, Latest)
-	for _, name := range names {
-		v, dir, err := parseMigrationName(strings.TrimPrefix(name, "migrations/"))
-		if err != nil {
-			return nil, fmt.Errorf("load migrations: %w", err)
-		}
-		if v > Latest {
-			return nil, fmt.Errorf("load migrations: %s is newer than Latest (%d)", name, Latest)
-		}
-		b, err := fs.ReadFile(fsys, name)
-		if err != nil {
-			return nil, fmt.Errorf("load migrations: %w", err)
-		}
-		m := &ms[v-1]
-		m.version = v
-		text := &m.down
-		if dir == "up" {
-			text = &m.up
-		}
-		if *text != "" {
-			return nil, fmt.Errorf("load migrations: two %s files for version %d", dir, v)
-		}
-		*text = string(b)
-	}
-	for i, m := range ms {
-		if m.up == "" || m.down == "" {
-			return nil, fmt.Errorf("load migrations: version %d needs an up and a down file", i+1)
-		}
-	}
-	return ms, nil
-}
-
-// parseMigrationName splits "0001_init.up.sql" into 1 and "up".
-func parseMigrationName(name string) (version int, dir string, err error) {
-	base, ok := strings.CutSuffix(name, ".sql")
-	if !ok {
-		return 0, "", fmt.Errorf("migration %q: not a .sql file", name)
-	}
-	switch {
-	case strings.HasSuffix(base, ".up"):
-		dir = "up"
-	case strings.HasSuffix(base, ".down"):
-		dir = "down"
-	default:
-		return 0, "", fmt.Errorf("migration %q: want NNNN_name.up.sql or NNNN_name.down.sql", name)
-	}
-	num, _, ok := strings.Cut(base, "_")
-	if !ok {
-		return 0, "", fmt.Errorf("migration %q: want NNNN_name.up.sql or NNNN_name.down.sql", name)
-	}
-	version, err = strconv.Atoi(num)
-	if err != nil || version < 1 {
-		return 0, "", fmt.Errorf("migration %q: bad version %q", name, num)
-	}
-	return version, dir, nil
 }

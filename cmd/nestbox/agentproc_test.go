@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"syscall"
+	"testing"
+
+	"connectrpc.com/connect"
+
+	"nestbox.dev/internal/proto/agentpb"
+	"nestbox.dev/internal/proto/agentpb/agentpbconnect"
+)
+
+// agentProcess is a `nestbox agent` run as a child process, for tests of
+// the control plane and the agent as separate roles.
+type agentProcess struct {
+	t      testing.TB
+	bin    string
+	args   []string
+	dir    string
+	addr   string
+	client agentpbconnect.AgentClient
+	out    syncBuffer
+	cmd    *exec.Cmd
+}
+
+// startAgentProcess starts an agent that posts its events to the control
+// plane at cpAddr with token, in its own corner of the host (network
+// prefix and range, cgroup). At the end of the test it destroys the
+// agent's sandboxes, stops it, and removes what it leaves on the host.
+func startAgentProcess(t testing.TB, b binaries, bin, cpAddr, token, prefix, cidr, cgroup string) *agentProcess {
+	a := &agentProcess{t: t, bin: bin, dir: t.TempDir(), addr: freeAddr(t)}
+	a.args = []string{"agent",
+		"--data-dir", a.dir, "--listen", a.addr,
+		"--runsc", b.runsc, "--envd", b.envd,
+		"--template-dir", templateDir(t, b.envd), "--template-cache-dir", e2ePackageCache,
+		"--network-prefix", prefix, "--network-cidr", cidr, "--cgroup-parent", cgroup,
+		"--default-rootfs-size", "1Gi",
+		"--events-url", "http://" + cpAddr + "/v1/hosts/sandbox-events", "--events-token", token, "--host-id", "local",
+	}
+	a.client = agentpbconnect.NewAgentClient(http.DefaultClient, "http://"+a.addr, connect.WithProtoJSON())
+	a.start()
+	t.Cleanup(func() {
+		resp, err := a.client.ListSandboxes(context.Background(), connect.NewRequest(&agentpb.ListSandboxesRequest{}))
+		if err == nil {
+			for _, sb := range resp.Msg.GetSandboxes() {
+				a.client.DestroySandbox(context.Background(), connect.NewRequest(&agentpb.DestroySandboxRequest{Id: sb.GetId()}))
+			}
+		}
+		a.cmd.Process.Signal(syscall.SIGTERM)
+		a.cmd.Wait()
+		for range 10 {
+			if syscall.Unmount(filepath.Join(a.dir, "runsc", "null-netns"), syscall.MNT_DETACH) != nil {
+				break
+			}
+		}
+		exec.Command("nft", "delete", "table", "inet", prefix+"_nestbox").Run()
+		cgs, _ := filepath.Glob("/sys/fs/cgroup/*" + cgroup)
+		for _, cg := range cgs {
+			os.Remove(cg)
+		}
+		if nss, _ := filepath.Glob("/var/run/netns/" + prefix + "-*"); len(nss) > 0 {
+			t.Errorf("network namespaces left: %v", nss)
+		}
+		if t.Failed() {
+			t.Logf("agent output:\n%s", a.out.String())
+		}
+	})
+	return a
+}
+
+// start starts the agent and waits until it answers.
+func (a *agentProcess) start() {
+	a.cmd = exec.Command(a.bin, a.args...)
+	a.cmd.Stdout, a.cmd.Stderr = &a.out, &a.out
+	if err := a.cmd.Start(); err != nil {
+		a.t.Fatal(err)
+	}
+	waitHTTP(a.t, "http://"+a.addr+"/health")
+}
+
+// kill stops the agent with SIGKILL, as a crash would.
+func (a *agentProcess) kill() {
+	a.cmd.Process.Kill()
+	a.cmd.Wait()
+}

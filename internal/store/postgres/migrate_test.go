@@ -1,0 +1,149 @@
+package postgres_test
+
+import (
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"nestbox.dev"
+	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/store"
+	"nestbox.dev/internal/store/postgres"
+)
+
+// schemaTables are the tables of version Latest.
+var schemaTables = []string{
+	"api_keys", "capsule_events", "capsules", "hosts", "schema_migrations", "team_members", "teams", "users",
+}
+
+func TestMigrateEmpty(t *testing.T) {
+	db := rawDB(t, freshDB(t))
+	for i, step := range []struct {
+		target int
+		tables []string
+	}{
+		{postgres.Latest, schemaTables},
+		{postgres.Latest, schemaTables}, // already there: nothing to do
+		{0, nil},
+		{0, nil},
+		{postgres.Latest, schemaTables},
+	} {
+		if err := postgres.Migrate(t.Context(), db, step.target); err != nil {
+			t.Fatalf("step %d: Migrate(%d): %v", i, step.target, err)
+		}
+		if got := tables(t, db); !slices.Equal(got, step.tables) {
+			t.Errorf("step %d: tables after Migrate(%d) = %v, want %v", i, step.target, got, step.tables)
+		}
+		if v := version(t, db); v != step.target {
+			t.Errorf("step %d: version after Migrate(%d) = %d", i, step.target, v)
+		}
+	}
+}
+
+// TestMigratePopulated migrates a database with rows in every table down to
+// nothing, foreign keys and all, and up again.
+func TestMigratePopulated(t *testing.T) {
+	dbURL := freshDB(t)
+	populate(t, dbURL)
+	db := rawDB(t, dbURL)
+	for _, table := range schemaTables {
+		var n int
+		if err := db.QueryRow(t.Context(), "SELECT COUNT(*) FROM "+table).Scan(&n); err != nil || n == 0 {
+			t.Fatalf("%s has %d rows (err %v), want some to migrate down", table, n, err)
+		}
+	}
+
+	if err := postgres.Migrate(t.Context(), db, 0); err != nil {
+		t.Fatalf("Migrate(0) of a populated database: %v", err)
+	}
+	if got := tables(t, db); len(got) != 0 {
+		t.Errorf("tables after Migrate(0) = %v, want none", got)
+	}
+	if err := postgres.Migrate(t.Context(), db, postgres.Latest); err != nil {
+		t.Fatalf("Migrate(%d) after Migrate(0): %v", postgres.Latest, err)
+	}
+	if got := tables(t, db); !slices.Equal(got, schemaTables) {
+		t.Errorf("tables after migrating up again = %v, want %v", got, schemaTables)
+	}
+
+	// The schema migrated up again is one the store can use.
+	populate(t, dbURL)
+}
+
+// TestMigrateConcurrently starts several migrations of one database at
+// once, as control planes starting together would: each step is applied
+// once.
+func TestMigrateConcurrently(t *testing.T) {
+	db := rawDB(t, freshDB(t))
+	errs := make(chan error, 8)
+	for range cap(errs) {
+		go func() { errs <- postgres.Migrate(t.Context(), db, postgres.Latest) }()
+	}
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			t.Errorf("concurrent Migrate(%d): %v", postgres.Latest, err)
+		}
+	}
+	if got := tables(t, db); !slices.Equal(got, schemaTables) {
+		t.Errorf("tables after concurrent migrations = %v, want %v", got, schemaTables)
+	}
+	if v := version(t, db); v != postgres.Latest {
+		t.Errorf("version after concurrent migrations = %d, want %d", v, postgres.Latest)
+	}
+}
+
+func TestMigrateBadTarget(t *testing.T) {
+	db := rawDB(t, freshDB(t))
+	for _, target := range []int{-1, postgres.Latest + 1} {
+		if err := postgres.Migrate(t.Context(), db, target); !errors.Is(err, errdefs.ErrInvalid) {
+			t.Errorf("Migrate(%d): %v, want ErrInvalid", target, err)
+		}
+	}
+}
+
+// TestOpenNewerSchema checks that an older binary refuses a database that a
+// newer one migrated, rather than migrating it down and losing data.
+func TestOpenNewerSchema(t *testing.T) {
+	dbURL := freshDB(t)
+	populate(t, dbURL)
+	db := rawDB(t, dbURL)
+	if _, err := db.Exec(t.Context(), "INSERT INTO schema_migrations (version) VALUES ($1)", postgres.Latest+1); err != nil {
+		t.Fatalf("record a newer version: %v", err)
+	}
+	if s, err := postgres.Open(t.Context(), dbURL); err == nil {
+		s.Close()
+		t.Fatal("Open of a database with a newer schema succeeded, want an error")
+	}
+	if got := tables(t, db); !slices.Equal(got, schemaTables) {
+		t.Errorf("tables after the refused Open = %v, want %v", got, schemaTables)
+	}
+}
+
+// populate opens the store at dbURL and puts rows into every table.
+func populate(t *testing.T, dbURL string) {
+	t.Helper()
+	ctx := t.Context()
+	s, err := postgres.Open(ctx, dbURL)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	defer s.Close()
+	now := time.Now()
+	for _, step := range []struct {
+		name string
+		err  error
+	}{
+		{"CreateUser", s.CreateUser(ctx, store.User{ID: "u1", Email: "a@example.com", CreatedAt: now})},
+		{"CreateTeam", s.CreateTeam(ctx, store.Team{ID: "t1", CreatedAt: now}, "u1")},
+		{"CreateAPIKey", s.CreateAPIKey(ctx, store.APIKey{ID: "k1", TeamID: "t1", Hash: "h", CreatedBy: "u1", CreatedAt: now})},
+		{"UpsertHost", s.UpsertHost(ctx, store.Host{ID: "h1", Address: "http://h1", LastSeen: now, Created: now})},
+		{"CreateCapsule", s.CreateCapsule(ctx, store.Capsule{Capsule: nestbox.Capsule{
+			ID: "c1", TeamID: "t1", Status: nestbox.StatusStarting, HostID: "h1", CreatedAt: now,
+		}, UpdatedAt: now})},
+	} {
+		if step.err != nil {
+			t.Fatalf("populate: %s: %v", step.name, step.err)
+		}
+	}
+}
