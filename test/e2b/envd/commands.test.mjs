@@ -49,9 +49,11 @@ describe(`commands [${MODE}]`, () => {
 
       it('output is streamed while the command still runs', async () => {
         const seen = []
-        const h = await sbx.commands.run('echo first; sleep 2; echo second', { ...o, background: true, onStdout: (d) => seen.push(d) })
+        // Generous gaps: on a loaded machine the first line may take a while
+        // through gVisor and the control plane's routing.
+        const h = await sbx.commands.run('echo first; sleep 5; echo second', { ...o, background: true, onStdout: (d) => seen.push(d) })
         try {
-          await waitFor(() => seen.join('').includes('first'), 1500, () => `"first" before the command ends, got ${JSON.stringify(seen)}`)
+          await waitFor(() => seen.join('').includes('first'), 4000, () => `"first" before the command ends, got ${JSON.stringify(seen)}`)
           assert.equal(h.exitCode, undefined, 'still running')
           assert.equal((await h.wait()).stdout, 'first\nsecond\n')
         } finally {
@@ -174,7 +176,9 @@ describe(`commands [${MODE}]`, () => {
       })
 
       it('connect to a running command receives its later output and exit code', async () => {
-        const h = await sbx.commands.run('sleep 0.5; for i in 1 2 3; do echo tick$i; sleep 0.2; done', {
+        // The first tick comes after 2 s: time to disconnect and connect
+        // again even on a loaded machine.
+        const h = await sbx.commands.run('sleep 2; for i in 1 2 3; do echo tick$i; sleep 0.2; done', {
           ...o,
           background: true,
         })

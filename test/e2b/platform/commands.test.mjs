@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict'
 import { after, before, describe, it } from 'node:test'
 
-import { SDK_LABEL, encode, killQuietly, rejectsWithin, sdk, suiteSandbox, waitFor } from '../lib/platform.mjs'
+import { SDK_LABEL, encode, killQuietly, randomName, rejectsWithin, sdk, suiteSandbox, waitFor } from '../lib/platform.mjs'
 
 const { CommandExitError } = sdk
 
@@ -44,7 +44,10 @@ describe(`commands and pty ${SDK_LABEL}`, { concurrency: true }, () => {
   })
 
   it('background + list + connect(pid) + kill: true, then false', async () => {
-    const cmd = 'echo started; sleep 1; echo after-connect; sleep 120'
+    // The command prints its second line only once the test says so (a
+    // file appears), after connect(): no race with a loaded machine.
+    const flag = `/tmp/${randomName('go')}`
+    const cmd = `echo started; while [ ! -e ${flag} ]; do sleep 0.05; done; echo after-connect; sleep 120`
     const h = await sbx.commands.run(cmd, { background: true })
     assert.ok(h.pid > 0, `pid ${h.pid}`)
     const procs = await sbx.commands.list()
@@ -54,6 +57,7 @@ describe(`commands and pty ${SDK_LABEL}`, { concurrency: true }, () => {
 
     const attached = await sbx.commands.connect(h.pid)
     assert.equal(attached.pid, h.pid)
+    await sbx.commands.run(`touch ${flag}`)
     // The attached handle streams what the command prints from then on.
     await waitFor(() => attached.stdout.includes('after-connect\n'), 10_000, () => `after-connect through connect(), got ${JSON.stringify(attached.stdout)}`)
     assert.equal(h.stdout, 'started\nafter-connect\n')
@@ -71,10 +75,13 @@ describe(`commands and pty ${SDK_LABEL}`, { concurrency: true }, () => {
   })
 
   it('reconnecting to a background command receives later output and the exit code', async () => {
-    const h = await sbx.commands.run('sleep 1; echo later; exit 4', { background: true })
+    // It goes on only once the test says so, after reconnecting.
+    const flag = `/tmp/${randomName('go')}`
+    const h = await sbx.commands.run(`while [ ! -e ${flag} ]; do sleep 0.05; done; echo later; exit 4`, { background: true })
     await h.disconnect()
     const seen = []
     const again = await sbx.commands.connect(h.pid, { onStdout: (d) => seen.push(d) })
+    await sbx.commands.run(`touch ${flag}`)
     const err = await rejectsWithin(again.wait(), 15_000, 'wait() after reconnecting')
     assert.ok(err instanceof CommandExitError, `got ${err}`)
     assert.equal(err.exitCode, 4)
