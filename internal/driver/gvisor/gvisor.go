@@ -314,10 +314,21 @@ func (d *Driver) Checkpoint(ctx context.Context, id, imageDir string) error {
 	if err := waitProcessGone(ctx, st.Pid); err != nil {
 		return fmt.Errorf("checkpoint sandbox %s: wait for exit: %w", id, err)
 	}
-	if _, err := d.runsc(ctx, "delete", id); err != nil && !isNotExist(err) {
-		return fmt.Errorf("checkpoint sandbox %s: delete: %w", id, err)
+	// Even then runsc has been seen to refuse the delete for a moment
+	// (a fresh machine, under load): try again for a while.
+	var derr error
+	for attempt := 0; attempt < 100; attempt++ {
+		_, derr = d.runsc(ctx, "delete", id)
+		if derr == nil || isNotExist(derr) {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("checkpoint sandbox %s: delete: %w", id, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
 	}
-	return nil
+	return fmt.Errorf("checkpoint sandbox %s: delete: %w", id, derr)
 }
 
 // Restore starts the sandbox again from imageDir with the same bundle.
