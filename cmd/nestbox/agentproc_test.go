@@ -37,7 +37,7 @@ func startAgentProcess(t testing.TB, b binaries, bin, cpAddr, token, prefix, cid
 	a.args = []string{"agent",
 		"--data-dir", a.dir, "--listen", a.addr,
 		"--runsc", b.runsc, "--envd", b.envd,
-		"--template-dir", templateDir(t, b.envd), "--template-cache-dir", e2ePackageCache,
+		"--template-dir", e2eTemplateDir, "--template-cache-dir", e2ePackageCache,
 		"--network-prefix", prefix, "--network-cidr", cidr, "--cgroup-parent", cgroup,
 		"--default-rootfs-size", "1Gi",
 		"--events-url", "http://" + cpAddr + "/v1/hosts/sandbox-events", "--events-token", token, "--host-id", "local",

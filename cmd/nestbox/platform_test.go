@@ -29,6 +29,9 @@ const (
 	e2eCgroup = "/nestbox-e2e-test"
 	// Packages downloaded for the base template, kept between runs.
 	e2ePackageCache = "/var/cache/nestbox-test/e2e-packages"
+	// Templates, kept between runs; the template store keeps one version
+	// per envd in it and removes unused old ones.
+	e2eTemplateDir = "/var/cache/nestbox-test/templates"
 )
 
 // binaries are the built runsc, envd and (for CLI tests) nestbox.
@@ -58,10 +61,6 @@ func requirePlatform(t testing.TB) binaries {
 	return b
 }
 
-// templateDir is where the tests keep templates between runs; the template
-// store keeps one version per envd in it and removes unused old ones.
-func templateDir(testing.TB, string) string { return "/var/cache/nestbox-test/templates" }
-
 // platform is a running `nestbox up`.
 type platform struct {
 	url, key, dataDir string
@@ -86,7 +85,7 @@ func startUp(t testing.TB, extra ...string) *platform {
 		"--agent-listen", "127.0.0.1:0",
 		"--runsc", b.runsc,
 		"--envd", b.envd,
-		"--template-dir", templateDir(t, b.envd),
+		"--template-dir", e2eTemplateDir,
 		"--template-cache-dir", e2ePackageCache,
 		"--templates", "minimal,base",
 		"--network-prefix", e2ePrefix,

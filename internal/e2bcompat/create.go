@@ -61,7 +61,16 @@ func (a *API) create(w http.ResponseWriter, r *http.Request, defaultTimeout int,
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.StartTimeout)
 	defer cancel()
-	c, err = a.life.Wait(ctx, team(r), c.ID, nestbox.StatusRunning)
+	id := c.ID
+	c, err = a.life.Wait(ctx, team(r), id, nestbox.StatusRunning)
+	if err != nil || c.Status != nestbox.StatusRunning {
+		// The client never learns this sandbox's ID (the answer is an
+		// error, or nobody is left to read it): destroy it rather than
+		// let it run until its timeout.
+		if _, derr := a.life.Destroy(context.WithoutCancel(r.Context()), team(r), id); derr != nil {
+			a.log.Warn("destroy a sandbox whose create failed", "sandbox", id, "err", derr)
+		}
+	}
 	switch {
 	case err != nil:
 		a.writeError(w, r, err)
@@ -70,7 +79,7 @@ func (a *API) create(w http.ResponseWriter, r *http.Request, defaultTimeout int,
 		a.writeError(w, r, &statusError{http.StatusInternalServerError, "sandbox failed to start: " + c.Error})
 		return
 	case c.Status != nestbox.StatusRunning:
-		a.writeError(w, r, errdefs.Unavailable("sandbox %s is %s after %s", c.ID, c.Status, a.cfg.StartTimeout))
+		a.writeError(w, r, errdefs.Unavailable("sandbox %s is %s after %s", id, c.Status, a.cfg.StartTimeout))
 		return
 	}
 	rec, err := a.life.Lookup(r.Context(), team(r), c.ID)

@@ -66,9 +66,14 @@ func (s *Service) Running(ctx context.Context, teamID, id string) (store.Capsule
 	if c.Status != nestbox.StatusRunning {
 		return c, Host{}, errdefs.Conflict("capsule %s is %s, not running", id, c.Status)
 	}
+	return s.withHost(c)
+}
+
+// withHost returns c with the host it runs on.
+func (s *Service) withHost(c store.Capsule) (store.Capsule, Host, error) {
 	h, err := s.hosts.Get(c.HostID)
 	if err != nil {
-		return c, Host{}, errdefs.Unavailable("host %s of capsule %s: %v", c.HostID, id, err)
+		return c, Host{}, errdefs.Unavailable("host %s of capsule %s: %v", c.HostID, c.ID, err)
 	}
 	return c, h, nil
 }
@@ -88,11 +93,7 @@ func (s *Service) Route(ctx context.Context, id string) (store.Capsule, Host, er
 	if c.Status != nestbox.StatusRunning {
 		return c, Host{}, errdefs.NotFound("sandbox %s is %s", id, c.Status)
 	}
-	h, err := s.hosts.Get(c.HostID)
-	if err != nil {
-		return c, Host{}, errdefs.Unavailable("host %s of capsule %s: %v", c.HostID, id, err)
-	}
-	return c, h, nil
+	return s.withHost(c)
 }
 
 // EachRunning calls fn for every running capsule of every team until fn

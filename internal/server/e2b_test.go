@@ -1,12 +1,14 @@
 package server_test
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"nestbox.dev"
 	"nestbox.dev/internal/apikey"
 )
 
@@ -278,5 +280,34 @@ func TestE2BConnectExtends(t *testing.T) {
 	}
 	if left := time.Until(endAt()); left < 280*time.Second {
 		t.Fatalf("a connect with a shorter timeout shortened the life to %s", left)
+	}
+}
+
+// TestE2BCreateAbandoned: a client that gives up on a create never learns
+// the sandbox's ID, so the sandbox is destroyed rather than left running.
+func TestE2BCreateAbandoned(t *testing.T) {
+	e := newEnv(t)
+	e.agent.Gate = make(chan struct{})
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "POST", e.url+"/v2/sandboxes", strings.NewReader(`{"templateID":"base"}`))
+	req.Header.Set("X-API-Key", apikey.E2BForm(e.keyA))
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("create answered %d while the host held it", resp.StatusCode)
+	}
+	close(e.agent.Gate)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		code, b := e.do(t, "GET", "/v1/capsules?status=starting,running,stopping", e.keyA, nil)
+		var list nestbox.CapsuleList
+		json.Unmarshal(b, &list)
+		if code == 200 && len(list.Capsules) == 0 && e.agent.Count() == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the abandoned sandbox lives on: %s, %d on the host", b, e.agent.Count())
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }

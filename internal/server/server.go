@@ -13,7 +13,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"sync"
+	"strconv"
 	"time"
 
 	"nestbox.dev/internal/e2bcompat"
@@ -52,17 +52,14 @@ type Server struct {
 	store store.Store
 
 	// envd is the HTTP client for capsules' envd, through the agents'
-	// proxies: request-response RPCs and file streams.
+	// proxies: request-response RPCs and file streams. An envd client
+	// over it is a few allocations, made per request.
 	envd *http.Client
 	// e2b serves E2B's dialect of the API.
 	e2b *e2bcompat.API
 	// proxy forwards the port proxy's traffic; its own transport, so that
 	// heavy proxied traffic cannot starve exec and terminal streams.
 	proxy *portProxy
-
-	// mu guards clients: one envd client per capsule.
-	mu      sync.Mutex
-	clients map[string]*envdclient.Client
 }
 
 // New returns a Server.
@@ -80,12 +77,11 @@ func New(cfg Config) (*Server, error) {
 		cfg.Now = time.Now
 	}
 	s := &Server{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		life:    cfg.Lifecycle,
-		store:   cfg.Store,
-		envd:    &http.Client{Transport: newTransport()},
-		clients: map[string]*envdclient.Client{},
+		cfg:   cfg,
+		log:   cfg.Logger,
+		life:  cfg.Lifecycle,
+		store: cfg.Store,
+		envd:  &http.Client{Transport: newTransport()},
 	}
 	s.proxy = newPortProxy(s)
 	s.e2b = e2bcompat.New(e2bcompat.Config{
@@ -156,28 +152,16 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	return err
 }
 
-// envdFor returns the envd client of a running capsule.
+// envdFor returns a client of a running capsule's envd.
 func (s *Server) envdFor(c store.Capsule, h lifecycle.Host) *envdclient.Client {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if cl, ok := s.clients[c.ID]; ok {
-		return cl
-	}
-	cl := envdclient.New(envdclient.Config{
-		BaseURL:     h.ProxyURL + "/proxy/" + c.ID + "/49983",
+	return envdclient.New(envdclient.Config{
+		BaseURL:     h.ProxyURL + "/proxy/" + c.ID + "/" + strconv.Itoa(envdPort),
 		AccessToken: c.AccessToken,
 		HTTPClient:  s.envd,
 	})
-	s.clients[c.ID] = cl
-	return cl
 }
 
-// Forget drops what the server caches about a capsule (its envd client and
-// its port proxies). The control plane calls it when a capsule reaches a
+// Forget drops the port proxies of a capsule and cuts the requests still
+// streaming to it. The control plane calls it when a capsule reaches a
 // final status.
-func (s *Server) Forget(id string) {
-	s.mu.Lock()
-	delete(s.clients, id)
-	s.mu.Unlock()
-	s.proxy.evict(id)
-}
+func (s *Server) Forget(id string) { s.proxy.evict(id) }

@@ -292,8 +292,7 @@ func (d *Driver) Resume(ctx context.Context, id string) error {
 // and delete and restore refuse until it has, so Checkpoint waits for runsc
 // to report the sandbox stopped.
 func (d *Driver) Checkpoint(ctx context.Context, id, imageDir string) error {
-	st, err := d.state(ctx, id)
-	if err != nil {
+	if _, err := d.state(ctx, id); err != nil {
 		if isNotExist(err) {
 			return errdefs.NotFound("sandbox %s not found", id)
 		}
@@ -306,16 +305,12 @@ func (d *Driver) Checkpoint(ctx context.Context, id, imageDir string) error {
 		return fmt.Errorf("checkpoint sandbox %s: %w", id, err)
 	}
 	// checkpoint returns before the sandbox process has exited, and runsc
-	// refuses to delete (or restore) the ID until it has: "stopped" in
-	// runsc's state is not enough, the process must be gone.
+	// refuses to delete (or restore) the ID until it has. runsc's state
+	// says "stopped" first; even then the delete was seen refused for a
+	// moment under load, so it is tried again for a while.
 	if err := d.waitStopped(ctx, id); err != nil {
 		return fmt.Errorf("checkpoint sandbox %s: wait for exit: %w", id, err)
 	}
-	if err := waitProcessGone(ctx, st.Pid); err != nil {
-		return fmt.Errorf("checkpoint sandbox %s: wait for exit: %w", id, err)
-	}
-	// Even then runsc has been seen to refuse the delete for a moment
-	// (a fresh machine, under load): try again for a while.
 	var derr error
 	for attempt := 0; attempt < 100; attempt++ {
 		_, derr = d.runsc(ctx, "delete", id)
@@ -344,29 +339,6 @@ func (d *Driver) Restore(ctx context.Context, spec driver.Spec, imageDir string)
 		return fmt.Errorf("restore sandbox %s: %w", spec.ID, err)
 	}
 	return nil
-}
-
-// waitProcessGone polls until process pid has exited: it no longer exists,
-// or it is a zombie waiting for its parent. Zero waits for nothing.
-func waitProcessGone(ctx context.Context, pid int) error {
-	if pid <= 0 {
-		return nil
-	}
-	for {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			return nil // gone
-		}
-		// The state follows the command name, which is in parentheses.
-		if i := bytes.LastIndexByte(b, ')'); i >= 0 && i+2 < len(b) && b[i+2] == 'Z' {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(25 * time.Millisecond):
-		}
-	}
 }
 
 // waitStopped polls runsc until the sandbox is no longer running.
