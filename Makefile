@@ -55,10 +55,12 @@ run: run-deps build
 run-deps:
 	@scripts/ensure-packages.sh
 
-# Prerequisites of the test suite: Debian packages, the pinned E2B SDK and a
-# local `user` account (E2B's default sandbox user).
+# Prerequisites of the test suite: Debian packages, the PostgreSQL and Redis
+# servers the tests use (private instances, started here), the pinned E2B SDK
+# and a local `user` account (E2B's default sandbox user).
 test-deps: test-user
 	@scripts/ensure-packages.sh
+	@scripts/test-services.sh
 	@if [ ! -d $(E2B_TEST_DIR)/node_modules ] || [ $(E2B_TEST_DIR)/package-lock.json -nt $(E2B_TEST_DIR)/node_modules ]; then \
 		echo "installing the pinned E2B SDK for compatibility tests"; \
 		npm ci --prefix $(E2B_TEST_DIR) --no-audit --no-fund --loglevel=error; \
@@ -69,6 +71,12 @@ test-user:
 	@id user >/dev/null 2>&1 || { echo "creating local account 'user'"; useradd -m -s /bin/bash user; }
 
 test: test-deps lint envd nestbox runsc test-go
+
+# The servers scripts/test-services.sh starts; a developer may point the
+# tests at others with the same variables.
+NESTBOX_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable
+NESTBOX_TEST_REDIS_URL    ?= redis://127.0.0.1:56379/0
+export NESTBOX_TEST_POSTGRES_URL NESTBOX_TEST_REDIS_URL
 
 test-go:
 	$(GO) test -race -count=1 -timeout 20m ./...
