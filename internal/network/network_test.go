@@ -698,3 +698,48 @@ func TestRateLimitInstalled(t *testing.T) {
 		t.Fatalf("%s left after teardown", ifb.Attrs().Name)
 	}
 }
+
+// TestReadd checks that Readd puts back the guest address and default
+// route that gVisor takes off the interface when a sandbox starts.
+func TestReadd(t *testing.T) {
+	m := newTestManager(t)
+	sb := setup(t, m, "readd", Options{})
+	if err := ip("-n", nsName(sb), "addr", "flush", "dev", "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Readd(context.Background(), sb); err != nil {
+		t.Fatal(err)
+	}
+	// Twice: a restore may run it on an interface that has the address.
+	if err := m.Readd(context.Background(), sb); err != nil {
+		t.Fatalf("second readd: %v", err)
+	}
+	nsh, err := netns.GetFromPath(sb.NetNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	eth0, err := h.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs, _ := h.AddrList(eth0, netlink.FAMILY_V4)
+	if len(addrs) != 1 || addrs[0].IPNet.String() != sb.GuestPrefix().String() {
+		t.Errorf("addresses after readd: %v, want %s", addrs, sb.GuestPrefix())
+	}
+	routes, _ := h.RouteList(eth0, netlink.FAMILY_V4)
+	hasDefault := false
+	for _, r := range routes {
+		if (r.Dst == nil || r.Dst.String() == "0.0.0.0/0") && r.Gw.Equal(sb.HostIP.AsSlice()) {
+			hasDefault = true
+		}
+	}
+	if !hasDefault {
+		t.Errorf("no default route via %s after readd: %v", sb.HostIP, routes)
+	}
+}
