@@ -125,7 +125,7 @@ func repoRoot() string {
 func requirePrereqs(t testing.TB) prereqs {
 	t.Helper()
 	testenv.RequireRoot(t)
-	for _, tool := range []string{"ip", "nft", "tc", "mkfs.ext4", "mount"} {
+	for _, tool := range []string{"ip", "nft", "mkfs.ext4", "mount"} {
 		testenv.RequireCommand(t, tool)
 	}
 	p := prereqs{runsc: os.Getenv("NESTBOX_RUNSC"), envd: os.Getenv("NESTBOX_ENVD")}
