@@ -238,6 +238,31 @@ func TestOperatorDenyList(t *testing.T) {
 	}
 }
 
+// TestDenyBeforeAllow checks the order of the rules themselves, beneath
+// Setup's refusal: a sandbox chain written with an allow list naming the
+// denied fake hosts (as a Setup without the check would write it) still
+// does not reach them, while its allow list works for the public one.
+func TestDenyBeforeAllow(t *testing.T) {
+	m := newTestManager(t)
+	startExternal(t)
+	sb := setup(t, m, "order", Options{})
+	opts := Options{AllowOut: []netip.Prefix{netip.MustParsePrefix(extAddr + "/32")}}
+	for _, d := range fakeDenied {
+		opts.AllowOut = append(opts.AllowOut, netip.PrefixFrom(netip.MustParseAddr(d.addr), 32))
+	}
+	if err := m.applyRules(sb, opts); err != nil {
+		t.Fatal(err)
+	}
+	if !reach(sb, "http://"+extAddr+":8080/") {
+		t.Fatal("control: the allowed fake public host is not reachable")
+	}
+	for _, d := range fakeDenied {
+		if reach(sb, "http://"+d.addr+":8080/") {
+			t.Errorf("an allow rule opened %s (%s), which the deny list blocks", d.addr, d.name)
+		}
+	}
+}
+
 // TestDenyListIsWhatBlocks is the control of TestOperatorDenyList: with an
 // empty operator list the same fake hosts answer, so the blocking there
 // is the deny list's doing, not a routing accident.
