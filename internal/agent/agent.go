@@ -5,7 +5,7 @@
 // for sandboxes that died, and posts lifecycle events to the control plane.
 //
 // It composes the packages that do the work: template (root filesystems),
-// network (netns, veth, nft, tc), rootfs (the copy-on-write writable layer)
+// network (netns, veth, nft rules, shaping), rootfs (the copy-on-write writable layer)
 // and a driver (gVisor's runsc by default). Every sandbox has a directory
 // <data>/sandboxes/<id> holding a crash-only state file: a restarted agent
 // adopts the sandboxes that still run and removes every leftover of those
