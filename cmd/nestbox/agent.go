@@ -8,11 +8,13 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync"
 
 	"nestbox.dev/internal/agent"
+	"nestbox.dev/internal/egress"
 )
 
 // runAgent is `nestbox agent`: it serves the host agent until ctx is done.
@@ -70,7 +72,7 @@ func parseAgentFlags(args []string, stderr io.Writer) (agent.Config, string, slo
 // `nestbox up`.
 type agentFlags struct {
 	runsc, envd, templateDir, templateCache, networkCIDR, networkPrefix, cgroupParent string
-	size, rate, burst                                                                 string
+	size, rate, burst, egressDeny                                                     string
 	eventsURL, eventsToken, hostID                                                    string
 }
 
@@ -90,6 +92,7 @@ func registerAgentFlags(fs *flag.FlagSet) *agentFlags {
 	fs.StringVar(&f.size, "default-rootfs-size", env("NESTBOX_DEFAULT_ROOTFS_SIZE", "5Gi"), "writable-layer size of sandboxes that ask for none, e.g. 5Gi (env NESTBOX_DEFAULT_ROOTFS_SIZE)")
 	fs.StringVar(&f.rate, "egress-rate", env("NESTBOX_EGRESS_RATE", "200Mi"), "what each sandbox may send, in bytes per second, e.g. 200Mi; 0 for no limit (env NESTBOX_EGRESS_RATE)")
 	fs.StringVar(&f.burst, "egress-burst", env("NESTBOX_EGRESS_BURST", "100Mi"), "burst above the egress rate, in bytes (env NESTBOX_EGRESS_BURST)")
+	fs.StringVar(&f.egressDeny, "egress-deny", env("NESTBOX_EGRESS_DENY", "default"), "destinations no sandbox may reach whatever its allow list says: comma-separated IPv4 addresses and prefixes, \"default\" for the built-in list (metadata, private, shared and reserved ranges), \"\" for none; the sandbox pool and the host's own addresses are always denied (env NESTBOX_EGRESS_DENY)")
 	return &f
 }
 
@@ -127,6 +130,12 @@ func (f *agentFlags) config(dataDir string) (agent.Config, error) {
 	}
 	if cfg.EgressRateBytes > 0 && cfg.EgressBurstBytes == 0 {
 		return cfg, errors.New("--egress-burst must be positive when --egress-rate is set")
+	}
+	if cfg.EgressDeny, err = egress.ParseList(f.egressDeny); err != nil {
+		return cfg, fmt.Errorf("--egress-deny: %w", err)
+	}
+	if cfg.EgressDeny == nil {
+		cfg.EgressDeny = []netip.Prefix{} // "" is an empty list, not the default
 	}
 	if cfg.Runsc == "" {
 		return cfg, errors.New("no runsc binary: build one with `make runsc` and pass --runsc")

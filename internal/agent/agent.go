@@ -5,7 +5,7 @@
 // for sandboxes that died, and posts lifecycle events to the control plane.
 //
 // It composes the packages that do the work: template (root filesystems),
-// network (netns, veth, nft, tc), rootfs (the copy-on-write writable layer)
+// network (netns, veth, nft rules, shaping), rootfs (the copy-on-write writable layer)
 // and a driver (gVisor's runsc by default). Every sandbox has a directory
 // <data>/sandboxes/<id> holding a crash-only state file: a restarted agent
 // adopts the sandboxes that still run and removes every leftover of those
@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -82,6 +83,11 @@ type Config struct {
 	// on one host need different prefixes and ranges.
 	NetworkCIDR   string
 	NetworkPrefix string
+	// EgressDeny is the operator's egress deny list: destinations no
+	// sandbox reaches whatever its options say; nil means
+	// egress.DefaultDeny(). The pool and the host's own addresses are
+	// always denied as well.
+	EgressDeny []netip.Prefix
 
 	// DefaultRootfsSize is the writable-layer size of a sandbox that asks
 	// for none; zero means DefaultRootfsSize. A layer is never smaller than
@@ -246,7 +252,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a.net, err = network.New(ctx, network.Config{CIDR: cfg.NetworkCIDR, Prefix: cfg.NetworkPrefix,
-		RateBytes: cfg.EgressRateBytes, BurstBytes: cfg.EgressBurstBytes, Logger: log})
+		RateBytes: cfg.EgressRateBytes, BurstBytes: cfg.EgressBurstBytes, EgressDeny: cfg.EgressDeny, Logger: log})
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/network"
 	"nestbox.dev/internal/proto/agentpb"
 )
 
@@ -29,7 +30,9 @@ type envdClient struct {
 func newEnvdClient() *envdClient {
 	return &envdClient{http: &http.Client{
 		Transport: &http.Transport{
-			DialContext:           (&net.Dialer{Timeout: 2 * time.Second}).DialContext,
+			// Marked: the host's rules let only the agent's sockets reach
+			// a sandbox.
+			DialContext:           (&net.Dialer{Timeout: 2 * time.Second, Control: network.MarkControl}).DialContext,
 			ResponseHeaderTimeout: 10 * time.Second,
 			// Polling opens a connection per attempt; none is worth keeping.
 			DisableKeepAlives: true,

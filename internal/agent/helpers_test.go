@@ -33,8 +33,9 @@ import (
 
 // The tests' own corner of the host: a network prefix and range no other
 // package's tests use, a cgroup parent, and a fake "internet host" at a
-// benchmarking address (198.18.0.0/15) in a namespace of its own, so no
-// packet leaves the machine. Tests in this package run one after another:
+// documentation address (203.0.113.0/24, which the default egress deny
+// list lets through) in a namespace of its own, so no packet leaves the
+// machine. Tests in this package run one after another:
 // agents with one prefix treat each other's namespaces as leftovers.
 const (
 	testPrefix = "nba"
@@ -42,8 +43,8 @@ const (
 	testCgroup = "/nestbox-agent-test"
 	extNS      = "nbatest-ext" // not "nba-...": that would be a sandbox's
 	extLink    = "nbatx0"
-	extHost    = "198.18.4.1"
-	extAddr    = "198.18.4.2"
+	extHost    = "203.0.113.5"
+	extAddr    = "203.0.113.6"
 )
 
 // TestMain doubles as a tiny HTTP server started inside network namespaces
@@ -124,7 +125,7 @@ func repoRoot() string {
 func requirePrereqs(t testing.TB) prereqs {
 	t.Helper()
 	testenv.RequireRoot(t)
-	for _, tool := range []string{"ip", "nft", "tc", "mkfs.ext4", "mount"} {
+	for _, tool := range []string{"ip", "nft", "mkfs.ext4", "mount"} {
 		testenv.RequireCommand(t, tool)
 	}
 	p := prereqs{runsc: os.Getenv("NESTBOX_RUNSC"), envd: os.Getenv("NESTBOX_ENVD")}

@@ -18,11 +18,29 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
+
 	"nestbox.dev/internal/proto/agentpb"
 )
 
-// startExternal makes the fake internet host: a namespace of its own
-// behind a veth at extAddr, serving "ok" on :8080.
+// fakeDenied are addresses in ranges the default egress deny list blocks.
+// The fake outside host answers on each of them too, and they are routed
+// to it only for traffic from the tests' pool (a policy-routing rule and
+// table of the tests' own), so the host's own routing is untouched and a
+// blocked probe is blocked by the rules, not by a missing route.
+var fakeDenied = []struct{ name, addr string }{
+	{"metadata", "169.254.169.254"},
+	{"10/8", "10.254.77.7"},
+	{"172.16/12", "172.31.77.7"},
+	{"192.168/16", "192.168.254.7"},
+	{"100.64/10", "100.127.77.7"},
+}
+
+const extTable = "4214" // routing table and rule priority of the fake hosts
+
+// startExternal makes the fake outside host: a namespace of its own
+// behind a veth at extAddr (and every fakeDenied address), serving "ok" on
+// :8080. It returns the URL of its public address.
 func startExternal(t *testing.T) string {
 	t.Helper()
 	run := func(args ...string) error {
@@ -32,9 +50,14 @@ func startExternal(t *testing.T) string {
 		}
 		return nil
 	}
-	run("netns", "del", extNS)
-	run("link", "del", extLink)
-	for _, s := range [][]string{
+	cleanup := func() {
+		run("rule", "del", "priority", extTable)
+		run("route", "flush", "table", extTable)
+		run("link", "del", extLink)
+		run("netns", "del", extNS)
+	}
+	cleanup()
+	steps := [][]string{
 		{"netns", "add", extNS},
 		{"-n", extNS, "link", "set", "lo", "up"},
 		{"link", "add", extLink, "type", "veth", "peer", "name", "eth0", "netns", extNS},
@@ -43,22 +66,29 @@ func startExternal(t *testing.T) string {
 		{"-n", extNS, "addr", "add", extAddr + "/30", "dev", "eth0"},
 		{"-n", extNS, "link", "set", "eth0", "up"},
 		{"-n", extNS, "route", "add", "default", "via", extHost},
-	} {
+		{"rule", "add", "priority", extTable, "from", testCIDR, "lookup", extTable},
+	}
+	for _, d := range fakeDenied {
+		steps = append(steps,
+			[]string{"-n", extNS, "addr", "add", d.addr + "/32", "dev", "eth0"},
+			[]string{"route", "add", d.addr + "/32", "via", extAddr, "dev", extLink, "table", extTable})
+	}
+	for _, s := range steps {
 		if err := run(s...); err != nil {
+			cleanup()
 			t.Fatal(err)
 		}
 	}
 	self, _ := os.Executable()
 	srv := exec.Command("ip", "netns", "exec", extNS, self)
-	srv.Env = append(os.Environ(), "NBA_SERVE_ADDR="+extAddr+":8080")
+	srv.Env = append(os.Environ(), "NBA_SERVE_ADDR=:8080")
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		srv.Process.Kill()
 		srv.Wait()
-		run("link", "del", extLink)
-		run("netns", "del", extNS)
+		cleanup()
 	})
 	url := "http://" + extAddr + ":8080/"
 	for range 200 {
@@ -163,20 +193,25 @@ func TestIsolation(t *testing.T) {
 	}
 
 	t.Run("network", func(t *testing.T) {
-		// The host reaches both sandboxes (that is how the agent talks to
-		// envd) and the agent's port is open on their gateways' addresses.
+		// The agent reaches both sandboxes (with its marked sockets) and
+		// the agent's port is open on their gateways' addresses.
 		for _, sb := range []*agentpb.Sandbox{offline, online} {
-			if code, _ := httpGet(t, http.DefaultClient, fmt.Sprintf("http://%s:%d/health", sb.Address, EnvdPort)); code != http.StatusNoContent {
-				t.Fatalf("host cannot reach %s's envd: %d", sb.Id, code)
+			if code, _ := httpGet(t, markedClient(), fmt.Sprintf("http://%s:%d/health", sb.Address, EnvdPort)); code != http.StatusNoContent {
+				t.Fatalf("a marked socket cannot reach %s's envd: %d", sb.Id, code)
 			}
 			gw := netip.MustParseAddr(sb.Address).Prev().String()
 			if code, _ := httpGet(t, http.DefaultClient, "http://"+net.JoinHostPort(gw, agentPort)+"/health"); code != http.StatusOK {
 				t.Fatalf("agent not reachable on %s from the host: %d", gw, code)
 			}
 		}
+		hostIP := hostAddress(t)
 		probes := []probe{
-			{online, ext, true, "internet on"},
+			{online, ext, true, "internet on (the control: the fake host answers)"},
 			{offline, ext, false, "internet off"},
+			{online, "http://" + net.JoinHostPort(hostIP.String(), agentPort) + "/health", false, "the host's own address"},
+		}
+		for _, d := range fakeDenied {
+			probes = append(probes, probe{online, "http://" + d.addr + ":8080/", false, "internet on, " + d.name})
 		}
 		for _, pair := range [][2]*agentpb.Sandbox{{offline, online}, {online, offline}} {
 			from, to := pair[0], pair[1]
@@ -187,6 +222,35 @@ func TestIsolation(t *testing.T) {
 			}
 		}
 		reachAll(t, probes)
+	})
+
+	t.Run("allow_out cannot open the deny list", func(t *testing.T) {
+		names := []string{hostAddress(t).String(), netip.MustParseAddr(online.Address).Prev().String(), offline.Address}
+		for _, d := range fakeDenied {
+			names = append(names, d.addr)
+		}
+		for _, a := range names {
+			_, err := ta.tryCreate(&agentpb.SandboxConfig{Internet: true, AllowOut: []string{a}})
+			if connect.CodeOf(err) != connect.CodeInvalidArgument {
+				t.Errorf("create with allow_out %s: got %v, want invalid_argument", a, err)
+			}
+		}
+	})
+
+	t.Run("local processes cannot reach envd", func(t *testing.T) {
+		// A plain socket of any local process: dropped by the output
+		// chain. The agent's own (marked) traffic works: the sandbox
+		// answers through the agent's proxy.
+		addr := net.JoinHostPort(online.Address, fmt.Sprint(EnvdPort))
+		if c, err := net.DialTimeout("tcp", addr, 2*time.Second); err == nil {
+			c.Close()
+			t.Fatalf("an unmarked local socket connected to %s", addr)
+		}
+		mustSh(t, pcOn, "echo still reachable through the agent")
+	})
+
+	t.Run("spoofed source", func(t *testing.T) {
+		spoofCheck(t, ta.lookup(online.Id).net)
 	})
 
 	t.Run("disk full", func(t *testing.T) {

@@ -12,6 +12,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"nestbox.dev/internal/network"
 )
 
 // Dial retries of the proxy while a freshly opened port comes up: attempt n
@@ -58,13 +60,14 @@ func newSandboxProxy(a *Agent, sb *sandbox) *sandboxProxy {
 // port refuses connections (a server that is still starting). It refuses
 // to dial once the sandbox is gone: its address may belong to a new
 // sandbox already.
-func (p *sandboxProxy) dial(ctx context.Context, network, addr string) (net.Conn, error) {
-	d := net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}
+func (p *sandboxProxy) dial(ctx context.Context, netw, addr string) (net.Conn, error) {
+	// Marked: the host's rules let only the agent's sockets reach a sandbox.
+	d := net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: network.MarkControl}
 	for attempt := 1; ; attempt++ {
 		if p.isClosed() {
 			return nil, errSandboxGone
 		}
-		c, err := d.DialContext(ctx, network, addr)
+		c, err := d.DialContext(ctx, netw, addr)
 		if err == nil {
 			return c, nil
 		}

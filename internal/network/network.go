@@ -1,25 +1,33 @@
 // Package network gives each sandbox its own network namespace on the host:
 // a veth pair whose host end is the sandbox's only way out, an address pair
 // from a slot allocator over a private range, NAT to the outside when the
-// sandbox may use the internet, per-sandbox egress allow and deny lists, an
-// egress rate limit, and rules that keep sandboxes away from each other and
-// from every port of the host itself. It drives the kernel through the `ip`,
-// `nft` and `tc` commands.
+// sandbox may use the internet, the operator's egress deny list (evaluated
+// before any per-sandbox allow rule), per-sandbox allow and deny lists, an
+// egress rate limit, a per-sandbox conntrack limit, anti-spoofing, and rules
+// that keep sandboxes away from each other, from every address of the host
+// and keep local processes other than the agent away from the sandboxes.
+//
+// It drives the kernel over netlink, in-process: links, addresses, routes,
+// namespaces and qdiscs with github.com/vishvananda/netlink and netns, the
+// nft table with github.com/google/nftables. Nothing is forked, and a
+// missing object is recognised by its errno, never by error text.
 //
 // Imported by the host agent.
 package network
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
-	"os/exec"
-	"strings"
+	"slices"
 	"sync"
+	"syscall"
 
+	"golang.org/x/sys/unix"
+
+	"nestbox.dev/internal/egress"
 	"nestbox.dev/internal/errdefs"
 )
 
@@ -30,9 +38,34 @@ const (
 	// 200 MB/s sustained with a 100 MB burst.
 	DefaultRate  = 200 << 20
 	DefaultBurst = 100 << 20
-	netnsDir     = "/var/run/netns"
-	table        = "nestbox"
+	// DefaultConntrackLimit is how many connections (conntrack entries)
+	// one sandbox may have through the host at once.
+	DefaultConntrackLimit = 8192
+	netnsDir              = "/var/run/netns"
+	table                 = "nestbox"
 )
+
+// AgentMark is the socket mark (SO_MARK) of the agent's own connections to
+// sandboxes. The host's rules drop every packet toward a sandbox that does
+// not carry it, so a local process cannot reach a sandbox's envd; setting
+// a mark needs CAP_NET_ADMIN, so an unprivileged user cannot forge it.
+const AgentMark = 0x6e627800
+
+// MarkControl marks a socket with AgentMark. Use it as net.Dialer.Control
+// for every connection of the agent to a sandbox. It fails without
+// CAP_NET_ADMIN.
+func MarkControl(network, address string, c syscall.RawConn) error {
+	var serr error
+	if err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_MARK, AgentMark)
+	}); err != nil {
+		return err
+	}
+	if serr != nil {
+		return fmt.Errorf("mark socket to %s: %w", address, serr)
+	}
+	return nil
+}
 
 // Config configures a Manager. Zero values mean the documented defaults.
 type Config struct {
@@ -47,16 +80,24 @@ type Config struct {
 	// defaults, negative means unlimited.
 	RateBytes  int64
 	BurstBytes int64
-	Logger     *slog.Logger
+	// EgressDeny is the operator's deny list: destinations no sandbox
+	// reaches whatever its options say. nil means egress.DefaultDeny();
+	// an empty non-nil list denies nothing beyond what is always denied:
+	// the pool itself and every address of the host.
+	EgressDeny []netip.Prefix
+	// ConntrackLimit bounds the connections each sandbox has open through
+	// the host; zero means DefaultConntrackLimit.
+	ConntrackLimit int
+	Logger         *slog.Logger
 }
 
 // Options are one sandbox's network settings.
 type Options struct {
 	// Internet lets the sandbox open connections beyond the host (NATed).
 	Internet bool
-	// AllowOut and DenyOut are destination prefixes. Allow wins over
-	// deny; deny wins over Internet. Private and link-local ranges are
-	// denied unless allowed.
+	// AllowOut and DenyOut are destination prefixes. The operator's deny
+	// list comes before both, and an AllowOut entry overlapping it is
+	// rejected; then allow wins over deny, and deny wins over Internet.
 	AllowOut []netip.Prefix
 	DenyOut  []netip.Prefix
 }
@@ -86,6 +127,15 @@ type Manager struct {
 	// mu guards used.
 	mu   sync.Mutex
 	used map[int]string // slot -> sandbox id
+
+	// denyMu guards denied: what the nft deny set holds now (the
+	// operator's list, the pool and the host's addresses, merged).
+	denyMu sync.Mutex
+	denied []netip.Prefix
+
+	// failAfter, if set, runs after every step of Setup and fails the
+	// setup when it returns an error (tests inject failures with it).
+	failAfter func(step string) error
 }
 
 // New checks the configuration, enables forwarding and installs the
@@ -104,6 +154,20 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if cfg.BurstBytes == 0 {
 		cfg.BurstBytes = DefaultBurst
 	}
+	if cfg.ConntrackLimit == 0 {
+		cfg.ConntrackLimit = DefaultConntrackLimit
+	}
+	if cfg.ConntrackLimit < 0 {
+		return nil, errdefs.Invalid("conntrack limit %d is negative", cfg.ConntrackLimit)
+	}
+	if cfg.EgressDeny == nil {
+		cfg.EgressDeny = egress.DefaultDeny()
+	}
+	for _, p := range cfg.EgressDeny {
+		if !p.IsValid() || !p.Addr().Is4() {
+			return nil, errdefs.Invalid("egress deny entry %s: only IPv4 prefixes are supported", p)
+		}
+	}
 	pool, err := netip.ParsePrefix(cfg.CIDR)
 	if err != nil || !pool.Addr().Is4() || pool.Bits() > 28 {
 		return nil, errdefs.Invalid("network pool %q must be an IPv4 prefix of /28 or larger", cfg.CIDR)
@@ -113,11 +177,6 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	for _, tool := range []string{"ip", "nft", "tc"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			return nil, fmt.Errorf("network: %s is not installed: %w", tool, err)
-		}
-	}
 	m := &Manager{cfg: cfg, log: log, pool: pool, nslots: 1 << (30 - pool.Bits()), used: map[int]string{}}
 	if err := os.MkdirAll(netnsDir, 0o755); err != nil {
 		return nil, err
@@ -126,50 +185,62 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
 		return nil, fmt.Errorf("enable ip forwarding: %w", err)
 	}
-	if err := m.installBase(ctx); err != nil {
+	deny, err := m.denyList()
+	if err != nil {
 		return nil, err
 	}
+	if err := m.installBase(deny); err != nil {
+		return nil, err
+	}
+	m.denied = deny
 	return m, nil
 }
 
-func (m *Manager) ifPattern() string { return m.cfg.Prefix + "h*" }
-
-// installBase writes the host-wide rules in one atomic nft transaction.
-func (m *Manager) installBase(ctx context.Context) error {
-	t := m.tableName()
-	hostIfs := m.ifPattern()
-	script := fmt.Sprintf(`
-table inet %[1]s {
-  map egress { type ifname : verdict; }
-  chain forward { type filter hook forward priority filter; policy accept; }
-  chain input { type filter hook input priority filter; policy accept; }
-  chain postrouting { type nat hook postrouting priority srcnat; policy accept; }
-}
-flush chain inet %[1]s forward
-flush chain inet %[1]s input
-flush chain inet %[1]s postrouting
-add rule inet %[1]s forward iifname "%[2]s" oifname "%[2]s" drop
-add rule inet %[1]s forward oifname "%[2]s" ct state established,related accept
-add rule inet %[1]s forward oifname "%[2]s" drop
-add rule inet %[1]s forward iifname vmap @egress
-add rule inet %[1]s forward iifname "%[2]s" drop
-add rule inet %[1]s input iifname "%[2]s" ct state established,related accept
-add rule inet %[1]s input iifname "%[2]s" drop
-add rule inet %[1]s postrouting ip saddr %[3]s oifname != "%[2]s" masquerade
-`, t, hostIfs, m.pool)
-	if err := nft(ctx, script); err != nil {
-		return fmt.Errorf("install host rules: %w", err)
+// denyList is everything a sandbox may never reach: the operator's list,
+// the pool (other sandboxes and the host's ends of their links) and every
+// address on the host's interfaces now, merged into disjoint prefixes.
+func (m *Manager) denyList() ([]netip.Prefix, error) {
+	list := append(slices.Clone(m.cfg.EgressDeny), m.pool)
+	host, err := hostAddrs()
+	if err != nil {
+		return nil, fmt.Errorf("list host addresses: %w", err)
 	}
-	return nil
+	for _, a := range host {
+		list = append(list, netip.PrefixFrom(a, 32))
+	}
+	return mergePrefixes(list), nil
 }
+
+// refreshDeny rewrites the deny set if the host's addresses changed since
+// it was written (DHCP, a new interface).
+func (m *Manager) refreshDeny() ([]netip.Prefix, error) {
+	deny, err := m.denyList()
+	if err != nil {
+		return nil, err
+	}
+	m.denyMu.Lock()
+	defer m.denyMu.Unlock()
+	if slices.Equal(deny, m.denied) {
+		return deny, nil
+	}
+	if err := m.writeDeny(deny); err != nil {
+		return nil, err
+	}
+	m.denied = deny
+	return deny, nil
+}
+
+// EgressDeny returns what sandboxes may never reach, as the host's rules
+// have it now: the operator's list, the pool and the host's addresses.
+func (m *Manager) EgressDeny() []netip.Prefix {
+	m.denyMu.Lock()
+	defer m.denyMu.Unlock()
+	return slices.Clone(m.denied)
+}
+
+func (m *Manager) ifPattern() string { return m.cfg.Prefix + "h" }
 
 func (m *Manager) tableName() string { return m.cfg.Prefix + "_" + table }
-
-// Close removes the host-wide rules. Call it only when no sandbox of this
-// manager runs any more (tests, uninstall); an agent that restarts keeps them.
-func (m *Manager) Close(ctx context.Context) error {
-	return nft(ctx, fmt.Sprintf("delete table inet %s\n", m.tableName()))
-}
 
 // slotAddrs returns the host and guest address of a slot.
 func (m *Manager) slotAddrs(slot int) (host, guest netip.Addr) {
@@ -202,36 +273,19 @@ func (m *Manager) release(slot int, id string) {
 	}
 }
 
-// Adopt marks the slot of a sandbox that survived an agent restart as used.
+// Adopt marks the slot of a sandbox that survived an agent restart as used
+// and makes sure the host knows its address (a sandbox set up by an older
+// agent has no anti-spoofing entry yet, and would otherwise be cut off).
 func (m *Manager) Adopt(sb Sandbox) error {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if owner, ok := m.used[sb.Slot]; ok && owner != sb.ID {
+		m.mu.Unlock()
 		return errdefs.Conflict("network slot %d is used by %s and %s", sb.Slot, owner, sb.ID)
 	}
 	m.used[sb.Slot] = sb.ID
-	return nil
-}
-
-// run runs a command and returns its error with stderr.
-func run(ctx context.Context, name string, args ...string) error {
-	cmd := exec.CommandContext(ctx, name, args...)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
-	}
-	return nil
-}
-
-// nft runs an nft script as one transaction.
-func nft(ctx context.Context, script string) error {
-	cmd := exec.CommandContext(ctx, "nft", "-f", "-")
-	cmd.Stdin = strings.NewReader(script)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("nft: %w: %s", err, strings.TrimSpace(stderr.String()))
+	m.mu.Unlock()
+	if err := m.addGuest(sb); err != nil {
+		return fmt.Errorf("adopt network of %s: %w", sb.ID, err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package network
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -9,33 +10,60 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/nftables"
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
 
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/testenv"
 )
 
-// The test network: its own prefix and pool, and a fake "internet host" in
-// a namespace of its own at a benchmarking address (198.18.0.0/15), so no
-// packet leaves this machine.
+// The test network: its own prefix and pool, and fake outside hosts in a
+// namespace of its own, so no packet leaves this machine. The fake
+// "public" host is at a documentation address (203.0.113.0/24, not in the
+// default deny list); the same namespace also answers on one address of
+// each range the deny list blocks. Those addresses are routed only for
+// traffic from the test pool (a policy-routing rule and table of the
+// test's own), so the host's own routing (its real metadata service, say)
+// is untouched.
 const (
-	testPrefix = "nbt"
-	testPool   = "10.213.0.0/24"
-	extNS      = "nbt-ext"
-	extHost    = "198.18.0.1"
-	extAddr    = "198.18.0.2"
+	testPrefix  = "nbt"
+	testPool    = "10.213.0.0/24"
+	extNS       = "nbt-ext"
+	extLink     = "nbtx0"
+	extHost     = "203.0.113.1"
+	extAddr     = "203.0.113.2"
+	extTable    = 4213
+	extRulePrio = 4213
 )
 
-func newTestManager(t *testing.T) *Manager {
+// fakeDenied are addresses in the ranges the default deny list blocks,
+// served by the fake outside host.
+var fakeDenied = []struct{ name, addr string }{
+	{"metadata", "169.254.169.254"},
+	{"10/8", "10.254.77.7"},
+	{"172.16/12", "172.31.77.7"},
+	{"192.168/16", "192.168.254.7"},
+	{"100.64/10", "100.127.77.7"},
+}
+
+func newTestManager(t testing.TB, edit ...func(*Config)) *Manager {
 	t.Helper()
 	testenv.RequireRoot(t)
-	for _, tool := range []string{"ip", "nft", "tc", "curl"} {
+	for _, tool := range []string{"ip", "curl"} {
 		testenv.RequireCommand(t, tool)
 	}
 	ctx := context.Background()
-	m, err := New(ctx, Config{CIDR: testPool, Prefix: testPrefix})
+	cfg := Config{CIDR: testPool, Prefix: testPrefix}
+	for _, e := range edit {
+		e(&cfg)
+	}
+	m, err := New(ctx, cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,66 +75,108 @@ func newTestManager(t *testing.T) *Manager {
 // namespaces (re-executing the test binary under `ip netns exec`).
 func TestMain(m *testing.M) {
 	if addr := os.Getenv("NBT_SERVE_ADDR"); addr != "" {
-		http.ListenAndServe(addr, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) }))
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })}
+		var lns []net.Listener
+		for _, a := range strings.Split(addr, ",") {
+			ln, err := net.Listen("tcp", a)
+			if err != nil {
+				fmt.Fprintln(os.Stderr, err)
+				os.Exit(2)
+			}
+			lns = append(lns, ln)
+		}
+		for _, ln := range lns[1:] {
+			go srv.Serve(ln)
+		}
+		srv.Serve(lns[0])
 		os.Exit(1)
 	}
 	os.Exit(m.Run())
 }
 
-func serveIn(ns, addr string) *exec.Cmd {
+func serveIn(ns, addrs string) *exec.Cmd {
 	self, _ := os.Executable()
 	cmd := exec.Command("ip", "netns", "exec", ns, self)
-	cmd.Env = append(os.Environ(), "NBT_SERVE_ADDR="+addr)
+	cmd.Env = append(os.Environ(), "NBT_SERVE_ADDR="+addrs)
 	return cmd
 }
 
-// startExternal makes the fake internet host with an HTTP server on :8080.
+// ip runs an ip(8) command of the tests' scaffolding.
+func ip(args ...string) error {
+	out, err := exec.Command("ip", args...).CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("ip %s: %v: %s", strings.Join(args, " "), err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// startExternal makes the fake outside hosts, each with an HTTP server on
+// :8080.
 func startExternal(t *testing.T) {
 	t.Helper()
-	run(context.Background(), "ip", "netns", "del", extNS)
-	run(context.Background(), "ip", "link", "del", "nbtx0")
-	for _, s := range [][]string{
+	cleanup := func() {
+		ip("rule", "del", "priority", fmt.Sprint(extRulePrio))
+		ip("route", "flush", "table", fmt.Sprint(extTable))
+		ip("link", "del", extLink)
+		ip("netns", "del", extNS)
+	}
+	cleanup()
+	steps := [][]string{
 		{"netns", "add", extNS},
 		{"-n", extNS, "link", "set", "lo", "up"},
-		{"link", "add", "nbtx0", "type", "veth", "peer", "name", "eth0", "netns", extNS},
-		{"addr", "add", extHost + "/30", "dev", "nbtx0"},
-		{"link", "set", "nbtx0", "up"},
+		{"link", "add", extLink, "type", "veth", "peer", "name", "eth0", "netns", extNS},
+		{"addr", "add", extHost + "/30", "dev", extLink},
+		{"link", "set", extLink, "up"},
 		{"-n", extNS, "addr", "add", extAddr + "/30", "dev", "eth0"},
 		{"-n", extNS, "link", "set", "eth0", "up"},
 		{"-n", extNS, "route", "add", "default", "via", extHost},
-	} {
-		if err := run(context.Background(), "ip", s...); err != nil {
+		{"rule", "add", "priority", fmt.Sprint(extRulePrio), "from", testPool, "lookup", fmt.Sprint(extTable)},
+	}
+	listen := extAddr + ":8080"
+	for _, d := range fakeDenied {
+		steps = append(steps,
+			[]string{"-n", extNS, "addr", "add", d.addr + "/32", "dev", "eth0"},
+			[]string{"route", "add", d.addr + "/32", "via", extAddr, "dev", extLink, "table", fmt.Sprint(extTable)})
+		listen += "," + d.addr + ":8080"
+	}
+	for _, s := range steps {
+		if err := ip(s...); err != nil {
+			cleanup()
 			t.Fatal(err)
 		}
 	}
-	srv := serveIn(extNS, extAddr+":8080")
+	srv := serveIn(extNS, listen)
+	srv.Stderr = os.Stderr
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		srv.Process.Kill()
 		srv.Wait()
-		run(context.Background(), "ip", "link", "del", "nbtx0")
-		run(context.Background(), "ip", "netns", "del", extNS)
+		cleanup()
 	})
-	for i := 0; i < 100; i++ {
+	for range 100 {
 		if exec.Command("ip", "netns", "exec", extNS, "curl", "-s", "-o", "/dev/null", "-m", "1", "http://"+extAddr+":8080/").Run() == nil {
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	out, _ := exec.Command("ip", "netns", "exec", extNS, "curl", "-sv", "-m", "1", "http://"+extAddr+":8080/").CombinedOutput()
-	ps, _ := exec.Command("sh", "-c", "ps -ef | grep http.server; ip -n "+extNS+" addr").CombinedOutput()
-	t.Fatalf("fake external host did not come up: %s\n%s", out, ps)
+	t.Fatal("fake external host did not come up")
 }
 
-// reach reports whether a client in sb's namespace can fetch url.
-func reach(sb Sandbox, url string) bool {
-	ns := strings.TrimPrefix(sb.NetNS, netnsDir+"/")
-	return exec.Command("ip", "netns", "exec", ns, "curl", "-s", "-o", "/dev/null", "-m", "2", url).Run() == nil
+func nsName(sb Sandbox) string { return strings.TrimPrefix(sb.NetNS, netnsDir+"/") }
+
+// reach reports whether a client in sb's namespace can fetch url; with
+// from, the client binds that source address.
+func reach(sb Sandbox, url string, from ...string) bool {
+	args := []string{"netns", "exec", nsName(sb), "curl", "-s", "-o", "/dev/null", "-m", "2"}
+	if len(from) > 0 {
+		args = append(args, "--interface", from[0])
+	}
+	return exec.Command("ip", append(args, url)...).Run() == nil
 }
 
-func setup(t *testing.T, m *Manager, id string, opts Options) Sandbox {
+func setup(t testing.TB, m *Manager, id string, opts Options) Sandbox {
 	t.Helper()
 	sb, err := m.Setup(context.Background(), id, opts)
 	if err != nil {
@@ -120,7 +190,7 @@ func TestEgressPolicy(t *testing.T) {
 	m := newTestManager(t)
 	startExternal(t)
 	ext := "http://" + extAddr + ":8080/"
-	extPrefix := netip.MustParsePrefix("198.18.0.0/15")
+	extPrefix := netip.MustParsePrefix("203.0.113.0/24")
 	for _, tc := range []struct {
 		name string
 		opts Options
@@ -130,7 +200,7 @@ func TestEgressPolicy(t *testing.T) {
 		{"offline", Options{Internet: false}, false},
 		{"denied", Options{Internet: true, DenyOut: []netip.Prefix{extPrefix}}, false},
 		{"allowed while offline", Options{AllowOut: []netip.Prefix{netip.MustParsePrefix(extAddr + "/32")}}, true},
-		{"allow beats deny", Options{Internet: true, AllowOut: []netip.Prefix{extPrefix}, DenyOut: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}, true},
+		{"allow beats deny", Options{Internet: true, AllowOut: []netip.Prefix{netip.MustParsePrefix(extAddr + "/31")}, DenyOut: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			sb := setup(t, m, "egress-"+strings.ReplaceAll(tc.name, " ", "-"), tc.opts)
@@ -141,14 +211,104 @@ func TestEgressPolicy(t *testing.T) {
 	}
 }
 
+// TestOperatorDenyList checks that the default deny list keeps a sandbox
+// with internet on from the metadata address and every private range, and
+// that no allow list opens them. TestDenyListIsWhatBlocks is its control.
+func TestOperatorDenyList(t *testing.T) {
+	m := newTestManager(t)
+	startExternal(t)
+	sb := setup(t, m, "deny", Options{Internet: true})
+	if !reach(sb, "http://"+extAddr+":8080/") {
+		t.Fatal("control: the fake public host is not reachable with internet on")
+	}
+	for _, d := range fakeDenied {
+		if reach(sb, "http://"+d.addr+":8080/") {
+			t.Errorf("reached %s (%s) with internet on", d.addr, d.name)
+		}
+	}
+	// Allow lists naming them are refused.
+	for _, d := range fakeDenied {
+		allow := []netip.Prefix{netip.PrefixFrom(netip.MustParseAddr(d.addr), 32)}
+		if _, err := m.Setup(context.Background(), "deny-allow", Options{Internet: true, AllowOut: allow}); !errors.Is(err, errdefs.ErrInvalid) {
+			t.Errorf("allow_out %s (%s): got %v, want an invalid-argument error", d.addr, d.name, err)
+		}
+	}
+	if len(m.used) != 1 {
+		t.Errorf("refused setups hold slots: %v", m.used)
+	}
+}
+
+// TestDenyBeforeAllow checks the order of the rules themselves, beneath
+// Setup's refusal: a sandbox chain written with an allow list naming the
+// denied fake hosts (as a Setup without the check would write it) still
+// does not reach them, while its allow list works for the public one.
+func TestDenyBeforeAllow(t *testing.T) {
+	m := newTestManager(t)
+	startExternal(t)
+	sb := setup(t, m, "order", Options{})
+	opts := Options{AllowOut: []netip.Prefix{netip.MustParsePrefix(extAddr + "/32")}}
+	for _, d := range fakeDenied {
+		opts.AllowOut = append(opts.AllowOut, netip.PrefixFrom(netip.MustParseAddr(d.addr), 32))
+	}
+	if err := m.applyRules(sb, opts); err != nil {
+		t.Fatal(err)
+	}
+	if !reach(sb, "http://"+extAddr+":8080/") {
+		t.Fatal("control: the allowed fake public host is not reachable")
+	}
+	for _, d := range fakeDenied {
+		if reach(sb, "http://"+d.addr+":8080/") {
+			t.Errorf("an allow rule opened %s (%s), which the deny list blocks", d.addr, d.name)
+		}
+	}
+}
+
+// TestDenyListIsWhatBlocks is the control of TestOperatorDenyList: with an
+// empty operator list the same fake hosts answer, so the blocking there
+// is the deny list's doing, not a routing accident.
+func TestDenyListIsWhatBlocks(t *testing.T) {
+	m := newTestManager(t, func(c *Config) { c.EgressDeny = []netip.Prefix{} })
+	startExternal(t)
+	sb := setup(t, m, "nodeny", Options{Internet: true})
+	for _, d := range fakeDenied {
+		if !reach(sb, "http://"+d.addr+":8080/") {
+			t.Errorf("control: %s (%s) not reachable without a deny list", d.addr, d.name)
+		}
+	}
+}
+
+// TestHostAddressesAlwaysDenied checks that the host's own addresses and
+// the pool are denied even with an empty operator list, and allow lists
+// naming them are refused.
+func TestHostAddressesAlwaysDenied(t *testing.T) {
+	m := newTestManager(t, func(c *Config) { c.EgressDeny = []netip.Prefix{} })
+	host, err := hostAddrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := setup(t, m, "host-other", Options{})
+	addrs := append(host, other.HostIP, other.GuestIP)
+	for _, a := range addrs {
+		allow := []netip.Prefix{netip.PrefixFrom(a, 32)}
+		if _, err := m.Setup(context.Background(), "host-allow", Options{AllowOut: allow}); !errors.Is(err, errdefs.ErrInvalid) {
+			t.Errorf("allow_out %s (an address of the host or the pool): got %v, want invalid", a, err)
+		}
+	}
+	deny := m.EgressDeny()
+	for _, a := range addrs {
+		if !slices.ContainsFunc(deny, func(p netip.Prefix) bool { return p.Contains(a) }) {
+			t.Errorf("%s is not in the deny set %v", a, deny)
+		}
+	}
+}
+
 func TestIsolation(t *testing.T) {
 	m := newTestManager(t)
 	a := setup(t, m, "iso-a", Options{Internet: true})
 	b := setup(t, m, "iso-b", Options{Internet: true})
 
 	// A service in B's namespace.
-	nsB := strings.TrimPrefix(b.NetNS, netnsDir+"/")
-	srv := serveIn(nsB, b.GuestIP.String()+":8081")
+	srv := serveIn(nsName(b), b.GuestIP.String()+":8081")
 	if err := srv.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -162,18 +322,26 @@ func TestIsolation(t *testing.T) {
 	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
 	port := ln.Addr().(*net.TCPAddr).Port
 
-	// The host reaches B's service (that is how the agent talks to envd).
-	bURL := fmt.Sprintf("http://%s:8081/", b.GuestIP)
-	ok := false
-	for i := 0; i < 100 && !ok; i++ {
-		ok = exec.Command("curl", "-s", "-o", "/dev/null", "-m", "1", bURL).Run() == nil
-		if !ok {
-			time.Sleep(50 * time.Millisecond)
+	// The agent (a marked socket) reaches B's service.
+	bAddr := net.JoinHostPort(b.GuestIP.String(), "8081")
+	marked := &net.Dialer{Timeout: time.Second, Control: MarkControl}
+	var c net.Conn
+	for range 100 {
+		if c, err = marked.Dial("tcp", bAddr); err == nil {
+			break
 		}
+		time.Sleep(50 * time.Millisecond)
 	}
-	if !ok {
-		t.Fatal("host cannot reach a service in sandbox B")
+	if err != nil {
+		t.Fatalf("a marked socket cannot reach a service in sandbox B: %v", err)
 	}
+	c.Close()
+	// Any other local process does not.
+	if c, err := (&net.Dialer{Timeout: time.Second}).Dial("tcp", bAddr); err == nil {
+		c.Close()
+		t.Error("an unmarked local socket reached a service in sandbox B")
+	}
+	bURL := "http://" + bAddr + "/"
 	if reach(a, bURL) {
 		t.Error("sandbox A reached sandbox B")
 	}
@@ -184,6 +352,168 @@ func TestIsolation(t *testing.T) {
 	}
 	if reach(a, fmt.Sprintf("http://127.0.0.1:%d/", port)) {
 		t.Error("sandbox A reached the host's loopback")
+	}
+	host, _ := hostAddrs()
+	for _, h := range host {
+		if !h.IsLoopback() && reach(a, fmt.Sprintf("http://%s:%d/", h, port)) {
+			t.Errorf("sandbox A reached the host's port %d on %s", port, h)
+		}
+	}
+}
+
+// TestAntiSpoofing checks that a sandbox sends only from its own address:
+// datagrams from another address of the sandbox's interface (another
+// sandbox's, and an outside one) do not reach the fake outside host while
+// those from the genuine address do; and IPv6 is off on both ends of its
+// link.
+func TestAntiSpoofing(t *testing.T) {
+	m := newTestManager(t)
+	startExternal(t)
+	sb := setup(t, m, "spoof", Options{Internet: true})
+	other := setup(t, m, "spoof-other", Options{Internet: true})
+	spoofed := []netip.Addr{other.GuestIP, netip.MustParseAddr("203.0.113.77")}
+	for _, a := range spoofed {
+		if err := ip("-n", nsName(sb), "addr", "add", a.String()+"/32", "dev", "eth0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got := listenUDPIn(t, extNS, extAddr+":9999")
+	nsh, err := netns.GetFromPath(sb.NetNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nsh.Close()
+	send := func(from netip.Addr, tag string) {
+		t.Helper()
+		if err := onThreadIn(nsh, func() error {
+			c, err := net.DialUDP("udp4", &net.UDPAddr{IP: from.AsSlice()}, &net.UDPAddr{IP: net.ParseIP(extAddr), Port: 9999})
+			if err != nil {
+				return err
+			}
+			defer c.Close()
+			_, err = c.Write([]byte(tag))
+			return err
+		}); err != nil {
+			t.Fatalf("send from %s: %v", from, err)
+		}
+	}
+	send(sb.GuestIP, "genuine")
+	waitFor(t, got, "genuine")
+	for _, a := range spoofed {
+		send(a, "spoofed "+a.String())
+	}
+	// The same path keeps the order: once this one is in, a spoofed one
+	// that got through would be too.
+	send(sb.GuestIP, "after")
+	for _, tag := range waitFor(t, got, "after") {
+		if strings.HasPrefix(tag, "spoofed") {
+			t.Errorf("a datagram from a spoofed source arrived: %q", tag)
+		}
+	}
+
+	if b, _ := os.ReadFile("/proc/sys/net/ipv6/conf/" + sb.HostIf + "/disable_ipv6"); strings.TrimSpace(string(b)) != "1" {
+		t.Errorf("IPv6 on %s: disable_ipv6=%q, want 1", sb.HostIf, b)
+	}
+	var inside []byte
+	if err := onThreadIn(nsh, func() (err error) {
+		inside, err = os.ReadFile("/proc/sys/net/ipv6/conf/eth0/disable_ipv6")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if strings.TrimSpace(string(inside)) != "1" {
+		t.Errorf("IPv6 on the guest end: disable_ipv6=%q, want 1", inside)
+	}
+}
+
+// listenUDPIn receives datagrams on addr inside namespace ns and sends
+// their payloads to the returned channel until the test ends.
+func listenUDPIn(t *testing.T, ns, addr string) <-chan string {
+	t.Helper()
+	nsh, err := netns.GetFromName(ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nsh.Close()
+	var pc net.PacketConn
+	if err := onThreadIn(nsh, func() (err error) {
+		pc, err = net.ListenPacket("udp4", addr)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	got := make(chan string, 64)
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				close(got)
+				return
+			}
+			got <- string(buf[:n])
+		}
+	}()
+	return got
+}
+
+// waitFor reads payloads until want arrives (failing after 10 s) and
+// returns all it read.
+func waitFor(t *testing.T, got <-chan string, want string) []string {
+	t.Helper()
+	var seen []string
+	timeout := time.After(10 * time.Second)
+	for {
+		select {
+		case p, ok := <-got:
+			if !ok {
+				t.Fatalf("listener closed before %q arrived", want)
+			}
+			seen = append(seen, p)
+			if p == want {
+				return seen
+			}
+		case <-timeout:
+			t.Fatalf("%q did not arrive (got %q)", want, seen)
+		}
+	}
+}
+
+// TestConntrackLimit checks that one sandbox cannot hold more connections
+// through the host than its limit.
+func TestConntrackLimit(t *testing.T) {
+	const limit = 3
+	m := newTestManager(t, func(c *Config) { c.ConntrackLimit = limit })
+	startExternal(t)
+	sb := setup(t, m, "conntrack", Options{Internet: true})
+	nsh, err := netns.GetFromPath(sb.NetNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nsh.Close()
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	var opened int
+	for range limit + 2 {
+		var c net.Conn
+		// The socket is made on a thread inside the namespace and stays
+		// there.
+		err := onThreadIn(nsh, func() (err error) {
+			c, err = net.DialTimeout("tcp", extAddr+":8080", 2*time.Second)
+			return err
+		})
+		if err == nil {
+			conns = append(conns, c)
+			opened++
+		}
+	}
+	if opened != limit {
+		t.Fatalf("opened %d connections with a limit of %d", opened, limit)
 	}
 }
 
@@ -217,10 +547,10 @@ func TestFailedSetupUnwinds(t *testing.T) {
 	ctx := context.Background()
 	// A namespace of that name already exists: setup fails at its first
 	// step and must leave the slot free and the existing namespace alone.
-	if err := run(ctx, "ip", "netns", "add", testPrefix+"-busy"); err != nil {
+	if err := ip("netns", "add", testPrefix+"-busy"); err != nil {
 		t.Fatal(err)
 	}
-	defer run(ctx, "ip", "netns", "del", testPrefix+"-busy")
+	defer ip("netns", "del", testPrefix+"-busy")
 	if _, err := m.Setup(ctx, "busy", Options{}); err == nil {
 		t.Fatal("setup over an existing namespace succeeded")
 	}
@@ -239,17 +569,76 @@ func TestFailedSetupUnwinds(t *testing.T) {
 	}
 }
 
+// TestFailureAfterEveryStep fails Setup after each of its steps in turn
+// and checks that nothing of the sandbox is left: namespace, links, IFB,
+// nft chain and elements, slot.
+func TestFailureAfterEveryStep(t *testing.T) {
+	m := newTestManager(t)
+	ctx := context.Background()
+	var steps []string
+	m.failAfter = func(step string) error { steps = append(steps, step); return nil }
+	sb, err := m.Setup(ctx, "steps", Options{Internet: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Teardown(ctx, sb); err != nil {
+		t.Fatal(err)
+	}
+	if len(steps) < 10 {
+		t.Fatalf("only %d steps seen: %v", len(steps), steps)
+	}
+	injected := errors.New("injected")
+	for _, at := range steps {
+		t.Run(at, func(t *testing.T) {
+			m.failAfter = func(step string) error {
+				if step == at {
+					return injected
+				}
+				return nil
+			}
+			defer func() { m.failAfter = nil }()
+			sb, err := m.Setup(ctx, "fail-"+at, Options{Internet: true, AllowOut: []netip.Prefix{netip.MustParsePrefix("203.0.113.128/25")}})
+			if !errors.Is(err, injected) {
+				t.Fatalf("setup failing after %s: got %v", at, err)
+			}
+			// Setup returns what it was building, so that the names can
+			// be checked.
+			assertGone(t, m, sb)
+			if len(m.used) != 0 {
+				t.Errorf("slots used after failing at %s: %v", at, m.used)
+			}
+		})
+	}
+}
+
 func assertGone(t *testing.T, m *Manager, sb Sandbox) {
 	t.Helper()
 	if _, err := os.Stat(sb.NetNS); err == nil {
 		t.Errorf("netns %s still exists", sb.NetNS)
 	}
-	if _, err := net.InterfaceByName(sb.HostIf); err == nil {
-		t.Errorf("link %s still exists", sb.HostIf)
+	for _, link := range []string{sb.HostIf, m.ifbName(sb.Slot)} {
+		if _, err := net.InterfaceByName(link); err == nil {
+			t.Errorf("link %s still exists", link)
+		}
 	}
-	out, _ := exec.Command("nft", "list", "table", "inet", m.tableName()).CombinedOutput()
-	if strings.Contains(string(out), fmt.Sprintf("chain sb%d ", sb.Slot)) || strings.Contains(string(out), `"`+sb.HostIf+`"`) {
-		t.Errorf("nft rules of %s remain:\n%s", sb.ID, out)
+	c, err := nftables.New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch, err := c.ListChain(m.table(), m.chainName(sb.Slot)); err == nil && ch != nil {
+		t.Errorf("nft chain %s of %s remains", ch.Name, sb.ID)
+	}
+	egressMap, _, guests := m.sets()
+	for _, s := range []*nftables.Set{egressMap, guests} {
+		els, err := c.GetSetElements(s)
+		if err != nil {
+			t.Fatalf("list %s: %v", s.Name, err)
+		}
+		for _, e := range els {
+			if bytes.HasPrefix(e.Key, ifnameKey(sb.HostIf)) {
+				t.Errorf("nft element of %s remains in @%s", sb.HostIf, s.Name)
+			}
+		}
 	}
 }
 
@@ -263,6 +652,21 @@ func TestSlotAddrs(t *testing.T) {
 	}
 }
 
+func TestMergePrefixes(t *testing.T) {
+	in := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("10.200.0.0/16"),
+		netip.MustParsePrefix("192.0.2.2/32"), netip.MustParsePrefix("11.0.0.0/8"), netip.MustParsePrefix("10.0.0.0/8")}
+	got := mergePrefixes(in)
+	want := []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("11.0.0.0/8"), netip.MustParsePrefix("192.0.2.2/32")}
+	if !slices.Equal(got, want) {
+		t.Fatalf("merge %v: got %v, want %v", in, got, want)
+	}
+	// 10/8 and 11/8 touch: one interval, 10.0.0.0 to 12.0.0.0.
+	els := denyElements(got)
+	if len(els) != 4 || !bytes.Equal(els[0].Key, []byte{10, 0, 0, 0}) || !bytes.Equal(els[1].Key, []byte{12, 0, 0, 0}) || !els[1].IntervalEnd {
+		t.Fatalf("interval elements of %v: %+v", got, els)
+	}
+}
+
 // TestRateLimitInstalled checks the egress shaper's configuration: the
 // host end's ingress goes to an IFB device with a token bucket of the
 // configured rate and burst. (internal/agent's TestEgressRateLimit checks
@@ -270,21 +674,97 @@ func TestSlotAddrs(t *testing.T) {
 func TestRateLimitInstalled(t *testing.T) {
 	m := newTestManager(t)
 	sb := setup(t, m, "rate", Options{Internet: true})
-	ifb := m.ifbName(sb.Slot)
-	out, err := exec.Command("tc", "qdisc", "show", "dev", ifb).CombinedOutput()
+	ifb, err := netlink.LinkByName(m.ifbName(sb.Slot))
 	if err != nil {
-		t.Fatalf("tc: %v: %s", err, out)
+		t.Fatal(err)
 	}
-	// 200 MiB/s is 1677.7 Mbit/s; tc prints it rounded.
-	if !strings.Contains(string(out), "tbf") || !strings.Contains(string(out), "rate 1677Mbit") || !strings.Contains(string(out), "burst 100Mb") {
-		t.Fatalf("egress shaper on %s: got %q, want tbf rate 1677Mbit burst 100Mb", ifb, out)
+	qs, err := netlink.QdiscList(ifb)
+	if err != nil {
+		t.Fatal(err)
 	}
-	out, _ = exec.Command("tc", "filter", "show", "dev", sb.HostIf, "parent", "ffff:").CombinedOutput()
-	if !strings.Contains(string(out), "mirred") || !strings.Contains(string(out), ifb) {
-		t.Fatalf("no redirect from %s to %s: %q", sb.HostIf, ifb, out)
+	var tbf *netlink.Tbf
+	for _, q := range qs {
+		if q, ok := q.(*netlink.Tbf); ok {
+			tbf = q
+		}
+	}
+	if tbf == nil {
+		t.Fatalf("no tbf on %s: %v", ifb.Attrs().Name, qs)
+	}
+	if tbf.Rate != DefaultRate {
+		t.Errorf("tbf rate %d, want %d", tbf.Rate, DefaultRate)
+	}
+	if burst := netlink.Xmitsize(tbf.Rate, tbf.Buffer); burst < DefaultBurst*99/100 || burst > DefaultBurst*101/100 {
+		t.Errorf("tbf burst %d, want %d", burst, DefaultBurst)
+	}
+	host, err := netlink.LinkByName(sb.HostIf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	filters, err := netlink.FilterList(host, netlink.MakeHandle(0xffff, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	redirected := false
+	for _, f := range filters {
+		if u, ok := f.(*netlink.U32); ok {
+			for _, a := range u.Actions {
+				if mir, ok := a.(*netlink.MirredAction); ok && mir.Ifindex == ifb.Attrs().Index && mir.MirredAction == netlink.TCA_EGRESS_REDIR {
+					redirected = true
+				}
+			}
+		}
+	}
+	if !redirected {
+		t.Fatalf("no redirect from %s to %s: %v", sb.HostIf, ifb.Attrs().Name, filters)
 	}
 	m.Teardown(context.Background(), sb)
-	if _, err := net.InterfaceByName(ifb); err == nil {
-		t.Fatalf("%s left after teardown", ifb)
+	if _, err := net.InterfaceByName(ifb.Attrs().Name); err == nil {
+		t.Fatalf("%s left after teardown", ifb.Attrs().Name)
+	}
+}
+
+// TestReadd checks that Readd puts back the guest address and default
+// route that gVisor takes off the interface when a sandbox starts.
+func TestReadd(t *testing.T) {
+	m := newTestManager(t)
+	sb := setup(t, m, "readd", Options{})
+	if err := ip("-n", nsName(sb), "addr", "flush", "dev", "eth0"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Readd(context.Background(), sb); err != nil {
+		t.Fatal(err)
+	}
+	// Twice: a restore may run it on an interface that has the address.
+	if err := m.Readd(context.Background(), sb); err != nil {
+		t.Fatalf("second readd: %v", err)
+	}
+	nsh, err := netns.GetFromPath(sb.NetNS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer h.Close()
+	eth0, err := h.LinkByName("eth0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addrs, _ := h.AddrList(eth0, netlink.FAMILY_V4)
+	if len(addrs) != 1 || addrs[0].IPNet.String() != sb.GuestPrefix().String() {
+		t.Errorf("addresses after readd: %v, want %s", addrs, sb.GuestPrefix())
+	}
+	routes, _ := h.RouteList(eth0, netlink.FAMILY_V4)
+	hasDefault := false
+	for _, r := range routes {
+		if (r.Dst == nil || r.Dst.String() == "0.0.0.0/0") && r.Gw.Equal(sb.HostIP.AsSlice()) {
+			hasDefault = true
+		}
+	}
+	if !hasDefault {
+		t.Errorf("no default route via %s after readd: %v", sb.HostIP, routes)
 	}
 }

@@ -10,19 +10,45 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netns"
+	"golang.org/x/sys/unix"
+
+	"nestbox.dev/internal/egress"
 	"nestbox.dev/internal/errdefs"
 )
 
-// privateRanges are denied to sandboxes unless explicitly allowed: the
-// host's LAN, cloud metadata services and carrier-grade NAT space.
-var privateRanges = []string{"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16", "100.64.0.0/10", "0.0.0.0/8", "224.0.0.0/4", "240.0.0.0/4"}
-
-func (m *Manager) names(id string, slot int) (netns, hostIf, chain string) {
-	return m.cfg.Prefix + "-" + id, m.cfg.Prefix + "h" + strconv.Itoa(slot), "sb" + strconv.Itoa(slot)
+func (m *Manager) names(id string, slot int) (ns, hostIf string) {
+	return m.cfg.Prefix + "-" + id, m.cfg.Prefix + "h" + strconv.Itoa(slot)
 }
 
+func (m *Manager) ifbName(slot int) string { return m.cfg.Prefix + "i" + strconv.Itoa(slot) }
+
+// The steps of Setup, in order; failAfter runs after each.
+const (
+	stepNetNS      = "netns"
+	stepLoopback   = "loopback"
+	stepVeth       = "veth"
+	stepHostIPv6   = "host-ipv6-off"
+	stepHostAddr   = "host-address"
+	stepHostUp     = "host-up"
+	stepGuestIPv6  = "guest-ipv6-off"
+	stepGuestAddr  = "guest-address"
+	stepGuestUp    = "guest-up"
+	stepRoute      = "default-route"
+	stepRules      = "rules"
+	stepIFB        = "ifb"
+	stepIFBUp      = "ifb-up"
+	stepShaper     = "shaper"
+	stepIngress    = "ingress-qdisc"
+	stepRedirect   = "ingress-redirect"
+	guestInterface = "eth0"
+)
+
 // Setup builds the network of sandbox id. On error everything it made is
-// removed again.
+// removed again and the slot is free. An AllowOut entry that overlaps what
+// the host always denies (the operator's list, the pool, the host's
+// addresses) is rejected with errdefs.Invalid.
 func (m *Manager) Setup(ctx context.Context, id string, opts Options) (sb Sandbox, err error) {
 	if id == "" || strings.ContainsAny(id, "/ \x00") || len(id) > 200 {
 		return Sandbox{}, errdefs.Invalid("invalid sandbox id %q", id)
@@ -32,135 +58,226 @@ func (m *Manager) Setup(ctx context.Context, id string, opts Options) (sb Sandbo
 			return Sandbox{}, errdefs.Invalid("egress rule %s: only IPv4 prefixes are supported", p)
 		}
 	}
+	deny, err := m.refreshDeny()
+	if err != nil {
+		return Sandbox{}, fmt.Errorf("set up network of %s: %w", id, err)
+	}
+	if err := egress.Check(opts.AllowOut, deny); err != nil {
+		return Sandbox{}, fmt.Errorf("set up network of %s: %w", id, err)
+	}
 	slot, err := m.allocate(id)
 	if err != nil {
 		return Sandbox{}, err
 	}
-	netns, hostIf, _ := m.names(id, slot)
+	nsName, hostIf := m.names(id, slot)
 	host, guest := m.slotAddrs(slot)
-	sb = Sandbox{ID: id, Slot: slot, NetNS: filepath.Join(netnsDir, netns), HostIf: hostIf, HostIP: host, GuestIP: guest, Bits: 30}
+	sb = Sandbox{ID: id, Slot: slot, NetNS: filepath.Join(netnsDir, nsName), HostIf: hostIf, HostIP: host, GuestIP: guest, Bits: 30}
+	ifb := m.ifbName(slot)
+	root := &netlink.Handle{} // the host's namespace
 
 	// A cleanup stack: each step that makes something pushes its undo,
 	// and a failure unwinds exactly what this call made.
-	var undo []func()
+	var undo []func() error
 	defer func() {
 		if err != nil {
 			for i := len(undo) - 1; i >= 0; i-- {
-				undo[i]()
+				if uerr := undo[i](); uerr != nil {
+					m.log.Error("undo network setup", "sandbox", id, "err", uerr)
+				}
 			}
 			m.release(slot, id)
 		}
 	}()
-	bg := context.WithoutCancel(ctx)
-	steps := []struct {
-		args []string
-		undo func()
-	}{
-		{[]string{"netns", "add", netns}, func() { run(bg, "ip", "netns", "del", netns) }},
-		{[]string{"-n", netns, "link", "set", "lo", "up"}, nil},
-		// The guest end is created inside the namespace as eth0, so
-		// names never collide between sandboxes.
-		{[]string{"link", "add", hostIf, "type", "veth", "peer", "name", "eth0", "netns", netns}, func() { run(bg, "ip", "link", "del", hostIf) }},
-		{[]string{"addr", "add", netip.PrefixFrom(host, 30).String(), "dev", hostIf}, nil},
-		{[]string{"link", "set", hostIf, "up"}, nil},
-		{[]string{"-n", netns, "addr", "add", sb.GuestPrefix().String(), "dev", "eth0"}, nil},
-		{[]string{"-n", netns, "link", "set", "eth0", "up"}, nil},
-		{[]string{"-n", netns, "route", "add", "default", "via", host.String()}, nil},
-	}
-	for _, s := range steps {
-		if err := run(ctx, "ip", s.args...); err != nil {
-			return sb, fmt.Errorf("set up network of %s: %w", id, err)
+	step := func(name string, do func() error, undoFn func() error) error {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("set up network of %s: %w", id, err)
 		}
-		if s.undo != nil {
-			undo = append(undo, s.undo)
+		if err := do(); err != nil {
+			return fmt.Errorf("set up network of %s: %s: %w", id, name, err)
 		}
+		if undoFn != nil {
+			undo = append(undo, undoFn)
+		}
+		if m.failAfter != nil {
+			if err := m.failAfter(name); err != nil {
+				return fmt.Errorf("set up network of %s: after %s: %w", id, name, err)
+			}
+		}
+		return nil
 	}
-	undo = append(undo, func() { m.removeRules(bg, sb) })
-	if err := m.applyRules(ctx, sb, opts); err != nil {
-		return sb, fmt.Errorf("set up network of %s: %w", id, err)
+
+	var (
+		nsh         netns.NsHandle = -1
+		nsl         *netlink.Handle
+		hostLink    netlink.Link
+		guestLink   netlink.Link
+		ifbLink     netlink.Link
+		guestPrefix = sb.GuestPrefix()
+	)
+	defer func() {
+		if nsl != nil {
+			nsl.Close()
+		}
+		if nsh.IsOpen() {
+			nsh.Close()
+		}
+	}()
+	if err := step(stepNetNS, func() error {
+		if err := newNamedNS(nsName); err != nil {
+			return err
+		}
+		var err error
+		if nsh, err = netns.GetFromPath(sb.NetNS); err == nil {
+			nsl, err = netlink.NewHandleAt(nsh)
+		}
+		if err != nil {
+			// The namespace is ours; the undo is not pushed yet.
+			return errors.Join(err, deleteNamedNS(nsName))
+		}
+		return nil
+	}, func() error { return deleteNamedNS(nsName) }); err != nil {
+		return sb, err
 	}
-	undo = append(undo, func() { run(bg, "ip", "link", "del", m.ifbName(slot)) })
-	if err := m.limitRate(ctx, hostIf, m.ifbName(slot)); err != nil {
-		return sb, fmt.Errorf("set up network of %s: %w", id, err)
+	if err := step(stepLoopback, func() error {
+		lo, err := nsl.LinkByName("lo")
+		if err == nil {
+			err = nsl.LinkSetUp(lo)
+		}
+		return err
+	}, nil); err != nil {
+		return sb, err
+	}
+	// The guest end is created inside the namespace as eth0, so names
+	// never collide between sandboxes.
+	if err := step(stepVeth, func() error {
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: hostIf}, PeerName: guestInterface, PeerNamespace: netlink.NsFd(int(nsh))}
+		if err := root.LinkAdd(veth); err != nil {
+			return err
+		}
+		var err error
+		if hostLink, err = root.LinkByName(hostIf); err == nil {
+			guestLink, err = nsl.LinkByName(guestInterface)
+		}
+		if err != nil {
+			return errors.Join(err, deleteLink(root, hostIf))
+		}
+		return nil
+	}, func() error { return deleteLink(root, hostIf) }); err != nil {
+		return sb, err
+	}
+	// IPv6 off on both ends before they are up: no link-local address,
+	// nothing for a sandbox to reach the host by.
+	if err := step(stepHostIPv6, func() error { return disableIPv6(hostIf) }, nil); err != nil {
+		return sb, err
+	}
+	if err := step(stepHostAddr, func() error {
+		return root.AddrAdd(hostLink, &netlink.Addr{IPNet: ipNet(netip.PrefixFrom(host, sb.Bits))})
+	}, nil); err != nil {
+		return sb, err
+	}
+	if err := step(stepHostUp, func() error { return root.LinkSetUp(hostLink) }, nil); err != nil {
+		return sb, err
+	}
+	if err := step(stepGuestIPv6, func() error {
+		return onThreadIn(nsh, func() error { return disableIPv6(guestInterface) })
+	}, nil); err != nil {
+		return sb, err
+	}
+	if err := step(stepGuestAddr, func() error {
+		return nsl.AddrAdd(guestLink, &netlink.Addr{IPNet: ipNet(guestPrefix)})
+	}, nil); err != nil {
+		return sb, err
+	}
+	if err := step(stepGuestUp, func() error { return nsl.LinkSetUp(guestLink) }, nil); err != nil {
+		return sb, err
+	}
+	if err := step(stepRoute, func() error {
+		return nsl.RouteAdd(&netlink.Route{LinkIndex: guestLink.Attrs().Index, Gw: host.AsSlice()})
+	}, nil); err != nil {
+		return sb, err
+	}
+	if err := step(stepRules, func() error { return m.applyRules(sb, opts) }, func() error { return m.removeRules(sb) }); err != nil {
+		return sb, err
+	}
+	if m.cfg.RateBytes < 0 {
+		return sb, nil
+	}
+	// Shaping: the sandbox's egress is the ingress of the host end, which
+	// is redirected to an IFB device whose token bucket queues rather
+	// than drops: gVisor's TCP recovers poorly from a policer's drops (a
+	// policed 6 MiB upload took minutes). A tbf on the guest end inside
+	// the namespace works as well (measured the same); the host side keeps
+	// the shaper out of the namespace that gVisor's netstack owns.
+	if err := step(stepIFB, func() error {
+		// An agent that died mid-setup may have left this slot's device;
+		// the slot is ours now.
+		if err := deleteLink(root, ifb); err != nil {
+			return err
+		}
+		if err := root.LinkAdd(&netlink.Ifb{LinkAttrs: netlink.LinkAttrs{Name: ifb}}); err != nil {
+			return err
+		}
+		var err error
+		if ifbLink, err = root.LinkByName(ifb); err != nil {
+			return errors.Join(err, deleteLink(root, ifb))
+		}
+		return nil
+	}, func() error { return deleteLink(root, ifb) }); err != nil {
+		return sb, err
+	}
+	if err := step(stepIFBUp, func() error { return root.LinkSetUp(ifbLink) }, nil); err != nil {
+		return sb, err
+	}
+	if err := step(stepShaper, func() error {
+		rate, burst := uint64(m.cfg.RateBytes), uint32(min(m.cfg.BurstBytes, 1<<31))
+		// As tc's "latency 50ms": the queue holds 50 ms at the rate on
+		// top of the burst.
+		limit := uint32(min(rate/20+uint64(burst), 1<<31))
+		return root.QdiscAdd(&netlink.Tbf{
+			QdiscAttrs: netlink.QdiscAttrs{LinkIndex: ifbLink.Attrs().Index, Handle: netlink.MakeHandle(1, 0), Parent: netlink.HANDLE_ROOT},
+			Rate:       rate, Limit: limit, Buffer: netlink.Xmittime(rate, burst),
+		})
+	}, nil); err != nil {
+		return sb, err
+	}
+	if err := step(stepIngress, func() error {
+		return root.QdiscAdd(&netlink.Ingress{QdiscAttrs: netlink.QdiscAttrs{
+			LinkIndex: hostLink.Attrs().Index, Handle: netlink.MakeHandle(0xffff, 0), Parent: netlink.HANDLE_INGRESS}})
+	}, nil); err != nil {
+		return sb, err
+	}
+	if err := step(stepRedirect, func() error {
+		return root.FilterAdd(&netlink.U32{
+			FilterAttrs: netlink.FilterAttrs{LinkIndex: hostLink.Attrs().Index, Parent: netlink.MakeHandle(0xffff, 0),
+				Priority: 1, Protocol: unix.ETH_P_ALL},
+			Actions: []netlink.Action{netlink.NewMirredAction(ifbLink.Attrs().Index)},
+		})
+	}, nil); err != nil {
+		return sb, err
 	}
 	return sb, nil
 }
 
-// applyRules installs the sandbox's egress chain and hooks it to its link.
-func (m *Manager) applyRules(ctx context.Context, sb Sandbox, opts Options) error {
-	_, hostIf, chain := m.names(sb.ID, sb.Slot)
-	t := m.tableName()
-	var b strings.Builder
-	fmt.Fprintf(&b, "add chain inet %s %s\nflush chain inet %s %s\n", t, chain, t, chain)
-	rule := func(format string, args ...any) {
-		fmt.Fprintf(&b, "add rule inet %s %s %s\n", t, chain, fmt.Sprintf(format, args...))
-	}
-	// Traffic to the sandbox's own host address is input, not forward,
-	// and the input chain drops it; nothing to do for it here.
-	for _, p := range opts.AllowOut {
-		rule("ip daddr %s accept", p.Masked())
-	}
-	for _, p := range opts.DenyOut {
-		rule("ip daddr %s drop", p.Masked())
-	}
-	if !opts.Internet {
-		rule("drop")
-	} else {
-		rule("ip daddr { %s } drop", strings.Join(privateRanges, ", "))
-		rule("accept")
-	}
-	fmt.Fprintf(&b, "add element inet %s egress { \"%s\" : jump %s }\n", t, hostIf, chain)
-	return nft(ctx, b.String())
-}
-
-func (m *Manager) ifbName(slot int) string { return m.cfg.Prefix + "i" + strconv.Itoa(slot) }
-
-// limitRate shapes what the sandbox sends. Its egress is the ingress of the
-// host end of its veth, which is redirected to an IFB device whose token
-// bucket queues rather than drops: gVisor's TCP recovers poorly from a
-// policer's drops (a policed 6 MiB upload took minutes). A tbf on the guest
-// end inside the namespace works as well (measured the same); the host side
-// keeps the shaper out of the namespace that gVisor's netstack owns.
-func (m *Manager) limitRate(ctx context.Context, hostIf, ifb string) error {
-	if m.cfg.RateBytes < 0 {
-		return nil
-	}
-	rate := strconv.FormatInt(m.cfg.RateBytes*8, 10) + "bit"
-	burst := strconv.FormatInt(m.cfg.BurstBytes, 10) + "b"
-	// An agent that died mid-setup may have left this slot's device; the
-	// slot is ours now.
-	run(ctx, "ip", "link", "del", ifb)
-	for _, c := range [][]string{
-		{"ip", "link", "add", ifb, "type", "ifb"},
-		{"ip", "link", "set", ifb, "up"},
-		{"tc", "qdisc", "add", "dev", ifb, "root", "tbf", "rate", rate, "burst", burst, "latency", "50ms"},
-		{"tc", "qdisc", "add", "dev", hostIf, "handle", "ffff:", "ingress"},
-		{"tc", "filter", "add", "dev", hostIf, "parent", "ffff:", "protocol", "all", "u32", "match", "u32", "0", "0",
-			"action", "mirred", "egress", "redirect", "dev", ifb},
-	} {
-		if err := run(ctx, c[0], c[1:]...); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // Teardown removes everything Setup made for sb. It is idempotent and goes
-// on past errors, returning the first.
+// on past errors, returning them joined.
 func (m *Manager) Teardown(ctx context.Context, sb Sandbox) error {
-	netns, hostIf, _ := m.names(sb.ID, sb.Slot)
+	nsName, hostIf := m.names(sb.ID, sb.Slot)
+	if sb.HostIf == "" {
+		sb.HostIf = hostIf
+	}
+	root := &netlink.Handle{}
 	var errs []error
-	if err := m.removeRules(ctx, sb); err != nil {
+	if err := m.removeRules(sb); err != nil {
 		errs = append(errs, err)
 	}
 	// Deleting either end deletes the pair; deleting the namespace deletes
 	// the guest end.
 	for _, link := range []string{hostIf, m.ifbName(sb.Slot)} {
-		if err := run(ctx, "ip", "link", "del", link); err != nil && !isMissing(err) {
+		if err := deleteLink(root, link); err != nil {
 			errs = append(errs, err)
 		}
 	}
-	if err := run(ctx, "ip", "netns", "del", netns); err != nil && !isMissing(err) {
+	if err := deleteNamedNS(nsName); err != nil {
 		errs = append(errs, err)
 	}
 	if len(errs) == 0 {
@@ -169,41 +286,43 @@ func (m *Manager) Teardown(ctx context.Context, sb Sandbox) error {
 	return errors.Join(errs...)
 }
 
-// removeRules deletes the sandbox's egress chain and its map element.
-func (m *Manager) removeRules(ctx context.Context, sb Sandbox) error {
-	_, hostIf, chain := m.names(sb.ID, sb.Slot)
-	t := m.tableName()
-	var errs []error
-	// The map element first: the chain cannot go while it is referenced.
-	if err := nft(ctx, fmt.Sprintf("delete element inet %s egress { \"%s\" }\n", t, hostIf)); err != nil && !isMissing(err) {
-		errs = append(errs, err)
-	}
-	if err := nft(ctx, fmt.Sprintf("delete chain inet %s %s\n", t, chain)); err != nil && !isMissing(err) {
-		errs = append(errs, err)
-	}
-	return errors.Join(errs...)
-}
-
-func isMissing(err error) bool {
-	s := err.Error()
-	return strings.Contains(s, "No such file or directory") || strings.Contains(s, "Cannot find device") ||
-		strings.Contains(s, "does not exist") || strings.Contains(s, "No such") || strings.Contains(s, "not found")
-}
-
 // Readd puts the sandbox's address and route back on its interface. gVisor
 // takes the address off the interface when a sandbox starts, and a restore
 // needs it there again.
 func (m *Manager) Readd(ctx context.Context, sb Sandbox) error {
-	netns, _, _ := m.names(sb.ID, sb.Slot)
-	run(ctx, "ip", "-n", netns, "addr", "flush", "dev", "eth0")
-	for _, s := range [][]string{
-		{"-n", netns, "addr", "add", sb.GuestPrefix().String(), "dev", "eth0"},
-		{"-n", netns, "link", "set", "eth0", "up"},
-		{"-n", netns, "route", "replace", "default", "via", sb.HostIP.String()},
-	} {
-		if err := run(ctx, "ip", s...); err != nil {
-			return fmt.Errorf("re-add address of %s: %w", sb.ID, err)
+	nsName, _ := m.names(sb.ID, sb.Slot)
+	fail := func(err error) error { return fmt.Errorf("re-add address of %s: %w", sb.ID, err) }
+	nsh, err := netns.GetFromName(nsName)
+	if err != nil {
+		return fail(err)
+	}
+	defer nsh.Close()
+	h, err := netlink.NewHandleAt(nsh)
+	if err != nil {
+		return fail(err)
+	}
+	defer h.Close()
+	eth0, err := h.LinkByName(guestInterface)
+	if err != nil {
+		return fail(err)
+	}
+	addrs, err := h.AddrList(eth0, netlink.FAMILY_ALL)
+	if err != nil {
+		return fail(err)
+	}
+	for _, a := range addrs {
+		if err := h.AddrDel(eth0, &a); err != nil && !isNotFound(err) && !errors.Is(err, unix.EADDRNOTAVAIL) {
+			return fail(err)
 		}
+	}
+	if err := h.AddrAdd(eth0, &netlink.Addr{IPNet: ipNet(sb.GuestPrefix())}); err != nil {
+		return fail(err)
+	}
+	if err := h.LinkSetUp(eth0); err != nil {
+		return fail(err)
+	}
+	if err := h.RouteReplace(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: sb.HostIP.AsSlice()}); err != nil {
+		return fail(err)
 	}
 	return nil
 }
