@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"nestbox.dev/internal/agent"
@@ -18,9 +19,19 @@ import (
 // runAgent is `nestbox agent`: it serves the host agent until ctx is done.
 // Sandboxes keep running when it stops; the next start adopts them.
 func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, listen, logLevel, err := parseAgentFlags(args, stderr)
+	cfg, listen, logLevel, tokenFile, err := parseAgentFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.Token == "" {
+		tok, created, err := agent.TokenFile(tokenFile)
+		if err != nil {
+			return err
+		}
+		if created {
+			fmt.Fprintf(stderr, "made the agent token %s: copy it to the control plane's machine (mode 0600) and start `nestbox server --agent-token-file <copy>`\n", tokenFile)
+		}
+		cfg.Token = tok
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
 	cfg.Progress = stderr
@@ -41,29 +52,72 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // parseAgentFlags reads the agent's flags; each defaults to an environment
-// variable, then to a built-in value.
-func parseAgentFlags(args []string, stderr io.Writer) (agent.Config, string, slog.Level, error) {
+// variable, then to a built-in value. Secrets never come from argv (any
+// local user sees it in ps): the agent token is read from env
+// NESTBOX_AGENT_TOKEN or, when that is unset, from tokenFile (made on first
+// use); the events token from NESTBOX_EVENTS_TOKEN or --events-token-file.
+func parseAgentFlags(args []string, stderr io.Writer) (cfg agent.Config, listen string, logLevel slog.Level, tokenFile string, err error) {
 	fs := flag.NewFlagSet("nestbox agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var (
-		dataDir, listen string
-		logLevel        slog.Level
-	)
+	var dataDir, eventsTokenFile, refused string
 	fs.StringVar(&dataDir, "data-dir", env("NESTBOX_DATA_DIR", "/var/lib/nestbox"), "state directory: sandboxes, templates, runtime state (env NESTBOX_DATA_DIR)")
 	fs.StringVar(&listen, "listen", env("NESTBOX_AGENT_LISTEN", "127.0.0.1:5007"), "address of the agent's API and sandbox proxy (env NESTBOX_AGENT_LISTEN)")
 	af := registerAgentFlags(fs)
 	fs.StringVar(&af.eventsURL, "events-url", env("NESTBOX_EVENTS_URL", ""), "URL to POST sandbox events to, e.g. http://cp:8080/v1/hosts/sandbox-events; empty sends none (env NESTBOX_EVENTS_URL)")
-	fs.StringVar(&af.eventsToken, "events-token", env("NESTBOX_EVENTS_TOKEN", ""), "bearer token sent with events: the control plane's host token (env NESTBOX_EVENTS_TOKEN)")
+	fs.StringVar(&eventsTokenFile, "events-token-file", env("NESTBOX_EVENTS_TOKEN_FILE", ""), "file holding the bearer token sent with events: a copy of the control plane's <data-dir>/host-token (env NESTBOX_EVENTS_TOKEN_FILE; or the token itself in env NESTBOX_EVENTS_TOKEN)")
+	fs.StringVar(&refused, "events-token", "", "refused: a token on the command line is visible to every local user; use --events-token-file or env NESTBOX_EVENTS_TOKEN")
+	fs.StringVar(&tokenFile, "token-file", env("NESTBOX_AGENT_TOKEN_FILE", ""), "file holding the token every caller of this agent must present, made on first use (env NESTBOX_AGENT_TOKEN_FILE; default <data-dir>/agent-token; or the token itself in env NESTBOX_AGENT_TOKEN)")
 	fs.StringVar(&af.hostID, "host-id", env("NESTBOX_HOST_ID", ""), "this host's ID in events (env NESTBOX_HOST_ID)")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		return agent.Config{}, "", 0, err
+	if err = fs.Parse(args); err != nil {
+		return cfg, "", 0, "", err
 	}
 	if fs.NArg() > 0 {
-		return agent.Config{}, "", 0, fmt.Errorf("unexpected arguments: %v", fs.Args())
+		return cfg, "", 0, "", fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	cfg, err := af.config(dataDir)
-	return cfg, listen, logLevel, err
+	if refused != "" {
+		return cfg, "", 0, "", errors.New("--events-token is refused: a token on the command line is visible to every local user; put it in a file (mode 0600) and pass --events-token-file, or set env NESTBOX_EVENTS_TOKEN")
+	}
+	af.eventsToken = os.Getenv("NESTBOX_EVENTS_TOKEN")
+	if af.eventsToken == "" && eventsTokenFile != "" {
+		if af.eventsToken, err = readSecretFile(eventsTokenFile); err != nil {
+			return cfg, "", 0, "", fmt.Errorf("--events-token-file: %w", err)
+		}
+	}
+	cfg, err = af.config(dataDir)
+	if err != nil {
+		return cfg, "", 0, "", err
+	}
+	if tokenFile == "" {
+		tokenFile = filepath.Join(cfg.DataDir, "agent-token")
+	}
+	if tok := os.Getenv("NESTBOX_AGENT_TOKEN"); tok != "" {
+		if err := agent.CheckToken(tok); err != nil {
+			return cfg, "", 0, "", fmt.Errorf("NESTBOX_AGENT_TOKEN: %w", err)
+		}
+		cfg.Token = tok
+	}
+	return cfg, listen, logLevel, tokenFile, nil
+}
+
+// readSecretFile reads a token from a file that only its owner may read.
+func readSecretFile(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("%s is readable by others (mode %v): chmod 600 it", path, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return tok, nil
 }
 
 // agentFlags are the host agent's settings shared by `nestbox agent` and

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"nestbox.dev/internal/agent"
 	"nestbox.dev/internal/cli"
 	"nestbox.dev/internal/controlplane"
 )
@@ -24,13 +25,15 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	var (
 		dataDir, listen, agentURL, publicURL, domain string
+		agentTokenFile                               string
 		databaseURL, redisURL                        string
 		reconcile                                    time.Duration
 		logLevel                                     slog.Level
 	)
 	fs.StringVar(&dataDir, "data-dir", env("NESTBOX_DATA_DIR", "/var/lib/nestbox"), "state directory: database, credentials, host token (env NESTBOX_DATA_DIR)")
 	fs.StringVar(&listen, "listen", env("NESTBOX_LISTEN", "127.0.0.1:8080"), "address of the API (env NESTBOX_LISTEN)")
-	fs.StringVar(&agentURL, "agent-url", env("NESTBOX_AGENT_URL", ""), "base URL of the host agent, e.g. http://10.0.0.5:5007 (env NESTBOX_AGENT_URL); start it with --events-token set to <data-dir>/host-token")
+	fs.StringVar(&agentURL, "agent-url", env("NESTBOX_AGENT_URL", ""), "base URL of the host agent, e.g. http://10.0.0.5:5007 (env NESTBOX_AGENT_URL); start it with --events-token-file pointing at a copy of <data-dir>/host-token")
+	fs.StringVar(&agentTokenFile, "agent-token-file", env("NESTBOX_AGENT_TOKEN_FILE", ""), "a copy (mode 0600) of the agent's <agent-data-dir>/agent-token: the token the agent requires (env NESTBOX_AGENT_TOKEN_FILE; or the token itself in env NESTBOX_AGENT_TOKEN)")
 	fs.StringVar(&publicURL, "public-url", env("NESTBOX_PUBLIC_URL", ""), "URL clients reach the API at, saved for the CLI (env NESTBOX_PUBLIC_URL)")
 	fs.StringVar(&databaseURL, "database-url", env("NESTBOX_DATABASE_URL", ""), "PostgreSQL URL, e.g. postgres://nestbox@db/nestbox (env NESTBOX_DATABASE_URL; default: SQLite in the data directory)")
 	fs.StringVar(&redisURL, "redis-url", env("NESTBOX_REDIS_URL", ""), "Redis URL for the event stream, e.g. redis://127.0.0.1:6379/0 (env NESTBOX_REDIS_URL; default: in-process)")
@@ -45,6 +48,18 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if agentURL == "" {
 		return errors.New("--agent-url is required: the control plane needs a host agent (or run `nestbox up` for both)")
+	}
+	agentToken := os.Getenv("NESTBOX_AGENT_TOKEN")
+	if agentToken == "" {
+		if agentTokenFile == "" {
+			return errors.New("no agent token: copy the agent's <agent-data-dir>/agent-token to this machine (mode 0600) and pass --agent-token-file, or set env NESTBOX_AGENT_TOKEN")
+		}
+		var err error
+		if agentToken, err = agent.ReadTokenFile(agentTokenFile); err != nil {
+			return fmt.Errorf("--agent-token-file: %w", err)
+		}
+	} else if err := agent.CheckToken(agentToken); err != nil {
+		return fmt.Errorf("NESTBOX_AGENT_TOKEN: %w", err)
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
@@ -79,7 +94,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cp, err := controlplane.New(controlplane.Config{
 		Store:             st,
 		Events:            ev,
-		Hosts:             controlplane.NewSingleHost("local", agentURL),
+		Hosts:             controlplane.NewSingleHost("local", agentURL, agentToken),
 		Logger:            log,
 		HostToken:         hostToken,
 		ReconcileInterval: reconcile,

@@ -51,6 +51,10 @@ type Config struct {
 	// DataDir holds the agent's state: sandboxes/<id> per sandbox,
 	// templates/ and runsc/ (runsc's state). Required.
 	DataDir string
+	// Token is the secret every request but GET /health must present
+	// (see authenticate); at least 32 characters. Required: an agent
+	// lets whoever reaches it run code as root in every sandbox.
+	Token string
 	// Driver runs sandboxes; nil means gVisor with Runsc, its state under
 	// DataDir/runsc and CgroupParent.
 	Driver driver.Driver
@@ -187,6 +191,9 @@ const (
 func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.DataDir == "" || !filepath.IsAbs(cfg.DataDir) {
 		return nil, errdefs.Invalid("agent: data dir must be an absolute path, got %q", cfg.DataDir)
+	}
+	if err := CheckToken(cfg.Token); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
 	}
 	if cfg.DefaultRootfsSize == 0 {
 		cfg.DefaultRootfsSize = DefaultRootfsSize

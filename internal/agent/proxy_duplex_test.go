@@ -53,7 +53,7 @@ func TestProxyKeepsResponsesWhole(t *testing.T) {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			resp, err := http.Post(url, "application/octet-stream", bytes.NewReader(body))
+			resp, err := authClient.Post(url, "application/octet-stream", bytes.NewReader(body))
 			if err != nil {
 				bad.Add(1)
 				return
