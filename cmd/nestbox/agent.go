@@ -125,6 +125,8 @@ func readSecretFile(path string) (string, error) {
 type agentFlags struct {
 	runsc, envd, templateDir, templateCache, networkCIDR, networkPrefix, cgroupParent string
 	size, rate, burst                                                                 string
+	memReserve, diskReserve                                                           string
+	pidsLimit, maxSandboxes                                                           int
 	eventsURL, eventsToken, hostID                                                    string
 }
 
@@ -144,7 +146,26 @@ func registerAgentFlags(fs *flag.FlagSet) *agentFlags {
 	fs.StringVar(&f.size, "default-rootfs-size", env("NESTBOX_DEFAULT_ROOTFS_SIZE", "5Gi"), "writable-layer size of sandboxes that ask for none, e.g. 5Gi (env NESTBOX_DEFAULT_ROOTFS_SIZE)")
 	fs.StringVar(&f.rate, "egress-rate", env("NESTBOX_EGRESS_RATE", "200Mi"), "what each sandbox may send, in bytes per second, e.g. 200Mi; 0 for no limit (env NESTBOX_EGRESS_RATE)")
 	fs.StringVar(&f.burst, "egress-burst", env("NESTBOX_EGRESS_BURST", "100Mi"), "burst above the egress rate, in bytes (env NESTBOX_EGRESS_BURST)")
+	fs.StringVar(&f.memReserve, "memory-reserve", env("NESTBOX_MEMORY_RESERVE", ""), "host memory never given to sandboxes, e.g. 2Gi; \"none\" for none (env NESTBOX_MEMORY_RESERVE; default max(1Gi, 10%))")
+	fs.StringVar(&f.diskReserve, "disk-reserve", env("NESTBOX_DISK_RESERVE", ""), "free space kept on the data dir's file system, e.g. 10Gi; \"none\" for none (env NESTBOX_DISK_RESERVE; default max(2Gi, 5%))")
+	fs.IntVar(&f.pidsLimit, "pids-limit", 0, "host pids limit of each sandbox, gVisor's own threads included (default 1024)")
+	fs.IntVar(&f.maxSandboxes, "max-sandboxes", 0, "most sandboxes this host runs (default: as many as PIDs, memory and disk allow)")
 	return &f
+}
+
+// parseReserve parses a reserve flag: "" is the default (0), "none" is -1.
+func parseReserve(s string) (int64, error) {
+	switch s {
+	case "":
+		return 0, nil
+	case "none":
+		return -1, nil
+	}
+	n, err := parseSize(s)
+	if err == nil && n == 0 {
+		n = -1
+	}
+	return n, err
 }
 
 // config checks the flags and makes the agent's Config.
@@ -170,6 +191,16 @@ func (f *agentFlags) config(dataDir string) (agent.Config, error) {
 		return cfg, errors.New("--default-rootfs-size must be positive")
 	}
 	cfg.DefaultRootfsSize = n
+	if cfg.MemoryReserveBytes, err = parseReserve(f.memReserve); err != nil {
+		return cfg, fmt.Errorf("--memory-reserve: %w", err)
+	}
+	if cfg.DiskReserveBytes, err = parseReserve(f.diskReserve); err != nil {
+		return cfg, fmt.Errorf("--disk-reserve: %w", err)
+	}
+	if f.pidsLimit < 0 || f.maxSandboxes < 0 {
+		return cfg, errors.New("--pids-limit and --max-sandboxes must not be negative")
+	}
+	cfg.PidsLimit, cfg.MaxSandboxes = int64(f.pidsLimit), f.maxSandboxes
 	if cfg.EgressRateBytes, err = parseSize(f.rate); err != nil {
 		return cfg, fmt.Errorf("--egress-rate: %w", err)
 	}

@@ -98,6 +98,23 @@ type Config struct {
 	// nothing; zero means DefaultVCPUs and DefaultMemoryMB.
 	DefaultVCPUs    int
 	DefaultMemoryMB int
+	// PidsLimit is each sandbox's host pids limit (gVisor's own threads
+	// count: about 1.5 host tasks per process inside, ~25 idle); zero
+	// means gvisor.DefaultPidsLimit. It also bounds how many sandboxes the
+	// host admits: their limits together stay under three quarters of the
+	// host's PIDs.
+	PidsLimit int64
+	// MemoryReserveBytes is host memory never given to sandboxes: a create
+	// whose memory would pass MemTotal minus it is refused. Zero means
+	// max(1 GiB, 10% of MemTotal); negative, none.
+	MemoryReserveBytes int64
+	// DiskReserveBytes is free space kept on the data dir's file system
+	// (which may hold the database too): a create that would promise it to
+	// writable layers is refused. Zero means max(2 GiB, 5%); negative, none.
+	DiskReserveBytes int64
+	// MaxSandboxes caps the sandboxes of this host; zero means only the
+	// PIDs, memory and disk bounds.
+	MaxSandboxes int
 	// ReadyTimeout bounds the wait for a new sandbox's envd to answer;
 	// zero means 30 s.
 	ReadyTimeout time.Duration
@@ -207,6 +224,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.DefaultMemoryMB == 0 {
 		cfg.DefaultMemoryMB = DefaultMemoryMB
 	}
+	if cfg.PidsLimit == 0 {
+		cfg.PidsLimit = gvisor.DefaultPidsLimit
+	}
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 30 * time.Second
 	}
@@ -240,6 +260,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 			Runsc:        cfg.Runsc,
 			Root:         filepath.Join(cfg.DataDir, "runsc"),
 			CgroupParent: cfg.CgroupParent,
+			PidsLimit:    cfg.PidsLimit,
 			Logger:       log,
 		})
 		if err != nil {

@@ -99,12 +99,22 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 	}
 	// Register first, holding op: a concurrent create of the same ID fails
 	// and a concurrent destroy waits for this create to finish.
+	// Admission and registration happen under one hold of a.mu, so two
+	// creates cannot both take the last room.
+	capacity, err := a.measure()
+	if err != nil {
+		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
+	}
 	sb.op.Lock()
 	defer sb.op.Unlock()
 	a.mu.Lock()
 	if _, ok := a.sandboxes[sb.id]; ok {
 		a.mu.Unlock()
 		return nil, errdefs.AlreadyExists("sandbox %s exists", sb.id)
+	}
+	if err := a.admit(capacity, cfg); err != nil {
+		a.mu.Unlock()
+		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
 	}
 	a.sandboxes[sb.id] = sb
 	a.mu.Unlock()

@@ -38,13 +38,20 @@ type Config struct {
 	// own; "" means /nestbox.
 	CgroupParent string
 	// PidsLimit is the host pids limit of one sandbox. It counts gVisor's
-	// own threads and stub processes too (about 1.5 per process inside), and
-	// hitting it kills the whole sandbox, so it is generous: zero means 16384.
+	// own threads and stub processes too (about 1.5 per process inside),
+	// and reaching it may end the whole sandbox. Zero means
+	// DefaultPidsLimit.
 	PidsLimit int64
 	// ExtraFlags are appended to every runsc invocation (e.g. --debug).
 	ExtraFlags []string
 	Logger     *slog.Logger
 }
+
+// DefaultPidsLimit is the default host pids limit of a sandbox: room for
+// several hundred processes inside, and small enough that many sandboxes
+// fork-bombing at once stay far below a host's PIDs (pid_max is often
+// 32768).
+const DefaultPidsLimit = 1024
 
 // Driver runs sandboxes with runsc. It keeps no state in memory: runsc's
 // state directory and the sandbox directories are the truth, so a restarted
@@ -75,7 +82,7 @@ func New(cfg Config) (*Driver, error) {
 		cfg.CgroupParent = "/nestbox"
 	}
 	if cfg.PidsLimit == 0 {
-		cfg.PidsLimit = 16384
+		cfg.PidsLimit = DefaultPidsLimit
 	}
 	if err := os.MkdirAll(cfg.Root, 0o700); err != nil {
 		return nil, fmt.Errorf("gvisor driver: %w", err)
