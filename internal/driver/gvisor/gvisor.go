@@ -42,6 +42,13 @@ type Config struct {
 	// and reaching it may end the whole sandbox. Zero means
 	// DefaultPidsLimit.
 	PidsLimit int64
+	// CommandTimeout bounds each runsc command but the ones that start a
+	// sandbox (state, delete, list, pause, kill...): a hung runsc is
+	// killed then, and the command fails with errdefs.ErrDeadlineExceeded.
+	// Zero means 30 s.
+	CommandTimeout time.Duration
+	// StartTimeout bounds runsc run and restore; zero means 2 minutes.
+	StartTimeout time.Duration
 	// ExtraFlags are appended to every runsc invocation (e.g. --debug).
 	ExtraFlags []string
 	Logger     *slog.Logger
@@ -84,6 +91,12 @@ func New(cfg Config) (*Driver, error) {
 	if cfg.PidsLimit == 0 {
 		cfg.PidsLimit = DefaultPidsLimit
 	}
+	if cfg.CommandTimeout == 0 {
+		cfg.CommandTimeout = 30 * time.Second
+	}
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = 2 * time.Minute
+	}
 	if err := os.MkdirAll(cfg.Root, 0o700); err != nil {
 		return nil, fmt.Errorf("gvisor driver: %w", err)
 	}
@@ -97,14 +110,30 @@ func New(cfg Config) (*Driver, error) {
 // Name returns "gvisor".
 func (d *Driver) Name() string { return "gvisor" }
 
-// runsc runs one runsc command and returns its stdout. Errors carry stderr.
+// runsc runs one runsc command, for at most CommandTimeout, and returns
+// its stdout. Errors carry stderr.
 func (d *Driver) runsc(ctx context.Context, args ...string) ([]byte, error) {
+	return d.runscWithin(ctx, d.cfg.CommandTimeout, args...)
+}
+
+// runscWithin runs one runsc command for at most timeout: then it is
+// killed (SIGKILL), and the error is errdefs.ErrDeadlineExceeded. A
+// hung runsc cannot hold a sandbox's lifecycle forever.
+func (d *Driver) runscWithin(ctx context.Context, timeout time.Duration, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	full := append(d.globalFlags(), args...)
 	cmd := exec.CommandContext(ctx, d.cfg.Runsc, full...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Stdin = nil
+	// A child of runsc that keeps the output pipes open must not hold
+	// Wait past the kill.
+	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Run(); err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return stdout.Bytes(), fmt.Errorf("runsc %s: killed after %s: %w", args[0], timeout, errdefs.ErrDeadlineExceeded)
+		}
 		msg := strings.TrimSpace(stderr.String())
 		if msg == "" {
 			msg = err.Error()
@@ -183,9 +212,15 @@ func (d *Driver) start(ctx context.Context, spec driver.Spec, args ...string) er
 		full = append(full, "--network=none")
 	}
 	full = append(full, args...)
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.StartTimeout)
+	defer cancel()
 	cmd := exec.CommandContext(ctx, d.cfg.Runsc, full...)
 	cmd.Stdout, cmd.Stderr = console, console
+	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Run(); err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("runsc %s: killed after %s: %w", args[0], d.cfg.StartTimeout, errdefs.ErrDeadlineExceeded)
+		}
 		return fmt.Errorf("runsc %s: %w (see %s)", args[0], err, filepath.Join(spec.Dir, "runsc.log"))
 	}
 	return nil
@@ -308,7 +343,8 @@ func (d *Driver) Checkpoint(ctx context.Context, id, imageDir string) error {
 	if err := os.MkdirAll(imageDir, 0o700); err != nil {
 		return fmt.Errorf("checkpoint sandbox %s: %w", id, err)
 	}
-	if _, err := d.runsc(ctx, "checkpoint", "-image-path="+imageDir, id); err != nil {
+	// Writing the memory image takes ~4 ms per MiB: the start bound.
+	if _, err := d.runscWithin(ctx, d.cfg.StartTimeout, "checkpoint", "-image-path="+imageDir, id); err != nil {
 		return fmt.Errorf("checkpoint sandbox %s: %w", id, err)
 	}
 	// checkpoint returns before the sandbox process has exited, and runsc
