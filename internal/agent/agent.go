@@ -112,6 +112,11 @@ type Config struct {
 	// (which may hold the database too): a create that would promise it to
 	// writable layers is refused. Zero means max(2 GiB, 5%); negative, none.
 	DiskReserveBytes int64
+	// LogMaxBytes caps each host-side log of a sandbox (its console and
+	// runsc's log), checked every MonitorInterval; zero means
+	// DefaultLogMaxBytes. Between checks the sandbox's disk limit bounds
+	// them: they live on its writable layer.
+	LogMaxBytes int64
 	// MaxSandboxes caps the sandboxes of this host; zero means only the
 	// PIDs, memory and disk bounds.
 	MaxSandboxes int
@@ -226,6 +231,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	if cfg.PidsLimit == 0 {
 		cfg.PidsLimit = gvisor.DefaultPidsLimit
+	}
+	if cfg.LogMaxBytes == 0 {
+		cfg.LogMaxBytes = DefaultLogMaxBytes
 	}
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 30 * time.Second

@@ -199,6 +199,11 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
 	}
 	undo.push(stepRootfs, func(ctx context.Context) error { return rootfs.Unmount(ctx, sb.layer) })
+	// The logs live on the layer's file system, beside (not in) what the
+	// sandbox sees: they count against its disk limit and go with it.
+	if err := os.Mkdir(logDir(sb), 0o700); err != nil {
+		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
+	}
 	if err := step(stepRootfs); err != nil {
 		return nil, err
 	}
@@ -214,6 +219,7 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 	spec := driver.Spec{
 		ID:       sb.id,
 		Dir:      sb.dir,
+		LogDir:   logDir(sb),
 		Rootfs:   sb.layer.Root,
 		NetNS:    sb.net.NetNS,
 		VCPUs:    int(cfg.Vcpus),

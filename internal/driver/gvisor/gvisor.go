@@ -176,7 +176,8 @@ func isNotExist(err error) bool {
 func bundleDir(spec driver.Spec) string { return filepath.Join(spec.Dir, "bundle") }
 
 // Create writes the bundle and starts the sandbox detached. envd's output
-// goes to <dir>/console.log.
+// goes to <log dir>/console.log, runsc's own log to <log dir>/runsc.log
+// (warnings only: no --debug-log, whose size the tenant would control).
 func (d *Driver) Create(ctx context.Context, spec driver.Spec) error {
 	if err := validate(spec); err != nil {
 		return err
@@ -200,12 +201,17 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) error {
 // start runs a detached runsc command whose sandbox inherits console.log as
 // stdout and stderr.
 func (d *Driver) start(ctx context.Context, spec driver.Spec, args ...string) error {
-	console, err := os.OpenFile(filepath.Join(spec.Dir, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logDir := spec.LogDir
+	if logDir == "" {
+		logDir = spec.Dir
+	}
+	console, err := os.OpenFile(filepath.Join(logDir, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
 	defer console.Close()
-	full := append(d.globalFlags(), "--log="+filepath.Join(spec.Dir, "runsc.log"))
+	runscLog := filepath.Join(logDir, "runsc.log")
+	full := append(d.globalFlags(), "--log="+runscLog)
 	if spec.NetNS == "" {
 		// A fresh network namespace has loopback down; with no namespace
 		// given, let gVisor make a loopback-only network itself.
@@ -221,7 +227,7 @@ func (d *Driver) start(ctx context.Context, spec driver.Spec, args ...string) er
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return fmt.Errorf("runsc %s: killed after %s: %w", args[0], d.cfg.StartTimeout, errdefs.ErrDeadlineExceeded)
 		}
-		return fmt.Errorf("runsc %s: %w (see %s)", args[0], err, filepath.Join(spec.Dir, "runsc.log"))
+		return fmt.Errorf("runsc %s: %w (see %s)", args[0], err, runscLog)
 	}
 	return nil
 }
