@@ -121,7 +121,8 @@ func authenticate(token string, next http.Handler) http.Handler {
 			// The sandbox never sees the agent's credential.
 			r.Header.Del(ProxyAuthHeader)
 		}
-		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+		// An agent without a token (New refuses to make one) serves nobody.
+		if token == "" || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="nestbox-agent"`)
 			if !proxied && r.Method == http.MethodPost && strings.Count(r.URL.Path, "/") == 2 {
 				// A Connect call: answer in its error format.

@@ -113,6 +113,16 @@ func TestAuthenticate(t *testing.T) {
 		}
 	}
 
+	// A handler without a token serves nobody, not even "Bearer ".
+	empty := httptest.NewServer(authenticate("", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached = r })))
+	defer empty.Close()
+	reached = nil
+	req, _ := http.NewRequest("POST", empty.URL+"/nestbox.agent.v1.Agent/ListSandboxes", nil)
+	req.Header.Set("Authorization", "Bearer ")
+	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusUnauthorized || reached != nil {
+		t.Errorf("empty token with \"Bearer \": %v, %v; want 401", resp, err)
+	}
+
 	// A Connect client gets a Connect error.
 	c := agentpbconnect.NewAgentClient(http.DefaultClient, ts.URL)
 	_, err := c.ListSandboxes(context.Background(), connect.NewRequest(&agentpb.ListSandboxesRequest{}))
