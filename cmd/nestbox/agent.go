@@ -66,6 +66,8 @@ func parseAgentFlags(args []string, stderr io.Writer) (cfg agent.Config, listen 
 	fs.StringVar(&af.eventsURL, "events-url", env("NESTBOX_EVENTS_URL", ""), "URL to POST sandbox events to, e.g. http://cp:8080/v1/hosts/sandbox-events; empty sends none (env NESTBOX_EVENTS_URL)")
 	fs.StringVar(&eventsTokenFile, "events-token-file", env("NESTBOX_EVENTS_TOKEN_FILE", ""), "file holding the bearer token sent with events: a copy of the control plane's <data-dir>/host-token (env NESTBOX_EVENTS_TOKEN_FILE; or the token itself in env NESTBOX_EVENTS_TOKEN)")
 	fs.StringVar(&refused, "events-token", "", "refused: a token on the command line is visible to every local user; use --events-token-file or env NESTBOX_EVENTS_TOKEN")
+	fs.StringVar(&cfg.TLSCertFile, "tls-cert", env("NESTBOX_AGENT_TLS_CERT", ""), "PEM certificate: serve HTTPS, so the token and the traffic are encrypted across machines (env NESTBOX_AGENT_TLS_CERT; give the server its CA with --agent-ca)")
+	fs.StringVar(&cfg.TLSKeyFile, "tls-key", env("NESTBOX_AGENT_TLS_KEY", ""), "PEM key of --tls-cert (env NESTBOX_AGENT_TLS_KEY)")
 	fs.StringVar(&tokenFile, "token-file", env("NESTBOX_AGENT_TOKEN_FILE", ""), "file holding the token every caller of this agent must present, made on first use (env NESTBOX_AGENT_TOKEN_FILE; default <data-dir>/agent-token; or the token itself in env NESTBOX_AGENT_TOKEN)")
 	fs.StringVar(&af.hostID, "host-id", env("NESTBOX_HOST_ID", ""), "this host's ID in events (env NESTBOX_HOST_ID)")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
@@ -84,10 +86,12 @@ func parseAgentFlags(args []string, stderr io.Writer) (cfg agent.Config, listen 
 			return cfg, "", 0, "", fmt.Errorf("--events-token-file: %w", err)
 		}
 	}
+	tlsCert, tlsKey := cfg.TLSCertFile, cfg.TLSKeyFile
 	cfg, err = af.config(dataDir)
 	if err != nil {
 		return cfg, "", 0, "", err
 	}
+	cfg.TLSCertFile, cfg.TLSKeyFile = tlsCert, tlsKey
 	if tokenFile == "" {
 		tokenFile = filepath.Join(cfg.DataDir, "agent-token")
 	}

@@ -106,7 +106,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cp, err := controlplane.New(controlplane.Config{
 		Store:             st,
 		Events:            ev,
-		Hosts:             controlplane.NewSingleHost("local", "http://"+loopbackAddr(agentLn.Addr()), agentToken),
+		Hosts:             controlplane.NewSingleHost(controlplane.HostConfig{ID: "local", URL: "http://" + loopbackAddr(agentLn.Addr()), Token: agentToken}),
 		Logger:            log,
 		HostToken:         hostToken,
 		ReconcileInterval: cfg.reconcile,

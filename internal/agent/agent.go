@@ -51,6 +51,10 @@ type Config struct {
 	// DataDir holds the agent's state: sandboxes/<id> per sandbox,
 	// templates/ and runsc/ (runsc's state). Required.
 	DataDir string
+	// TLSCertFile and TLSKeyFile, if set, make Serve speak HTTPS with
+	// that certificate (PEM files), so that the token and the traffic are
+	// encrypted across machines; "" serves plain HTTP.
+	TLSCertFile, TLSKeyFile string
 	// Token is the secret every request but GET /health must present
 	// (see authenticate); at least 32 characters. Required: an agent
 	// lets whoever reaches it run code as root in every sandbox.
@@ -216,6 +220,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	if err := CheckToken(cfg.Token); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		return nil, errdefs.Invalid("agent: a TLS certificate needs its key, and a key its certificate")
 	}
 	if cfg.DefaultRootfsSize == 0 {
 		cfg.DefaultRootfsSize = DefaultRootfsSize

@@ -2,6 +2,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"net/http"
 	"strings"
@@ -30,6 +31,12 @@ const pingTTL = time.Second
 type SingleHost struct {
 	host lifecycle.Host
 	now  func() time.Time
+	tls  *tls.Config
+
+	// tmu guards transports: the callers' transports and their clones
+	// that verify the agent with tls.
+	tmu        sync.Mutex
+	transports map[*http.Transport]*http.Transport
 
 	// mu guards the cached Ping answer.
 	mu       sync.Mutex
@@ -37,26 +44,60 @@ type SingleHost struct {
 	pingedAt time.Time
 }
 
-// NewSingleHost returns the host set of the agent at url (e.g.
-// http://127.0.0.1:5007), known as id, which requires token (see
-// agent.Config.Token) on every request.
-func NewSingleHost(id, url, token string) *SingleHost {
-	url = strings.TrimRight(url, "/")
+// HostConfig describes the agent of a host.
+type HostConfig struct {
+	// ID names the host; URL is its agent's base URL, e.g.
+	// http://127.0.0.1:5007 or https://10.0.0.5:5007. Required.
+	ID, URL string
+	// Token is what the agent requires on every request (see
+	// agent.Config.Token). Required.
+	Token string
+	// TLS verifies an https agent, e.g. with its CA as RootCAs; nil means
+	// the system's roots.
+	TLS *tls.Config
+}
+
+// NewSingleHost returns the host set of the one agent cfg describes.
+func NewSingleHost(cfg HostConfig) *SingleHost {
+	url := strings.TrimRight(cfg.URL, "/")
+	s := &SingleHost{now: time.Now, tls: cfg.TLS, transports: map[*http.Transport]*http.Transport{}}
 	var p http.Protocols
 	p.SetHTTP1(true) // no head-of-line blocking between unrelated calls
-	authorize := func(rt http.RoundTripper) http.RoundTripper { return agentAuth{token: token, next: rt} }
+	authorize := func(rt http.RoundTripper) http.RoundTripper {
+		return agentAuth{token: cfg.Token, next: s.withTLS(rt)}
+	}
 	hc := &http.Client{Transport: authorize(&http.Transport{
 		Protocols:             &p,
 		MaxIdleConnsPerHost:   64,
 		IdleConnTimeout:       90 * time.Second,
 		ResponseHeaderTimeout: 10 * time.Minute, // a create may build a template
 	})}
-	return &SingleHost{now: time.Now, host: lifecycle.Host{
-		ID:        id,
+	s.host = lifecycle.Host{
+		ID:        cfg.ID,
 		Agent:     agentpbconnect.NewAgentClient(hc, url, connect.WithProtoJSON()),
 		ProxyURL:  url,
 		Authorize: authorize,
-	}}
+	}
+	return s
+}
+
+// withTLS returns rt set up to verify the agent with s.tls: for each of
+// the callers' transports (they keep separate pools on purpose) one clone
+// with the TLS config, made once.
+func (s *SingleHost) withTLS(rt http.RoundTripper) http.RoundTripper {
+	t, ok := rt.(*http.Transport)
+	if s.tls == nil || !ok {
+		return rt
+	}
+	s.tmu.Lock()
+	defer s.tmu.Unlock()
+	c, ok := s.transports[t]
+	if !ok {
+		c = t.Clone()
+		c.TLSClientConfig = s.tls.Clone()
+		s.transports[t] = c
+	}
+	return c
 }
 
 // agentAuth adds the agent token to every request: as Authorization on the

@@ -2,6 +2,8 @@ package controlplane
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -48,7 +50,7 @@ func TestSingleHostAuthorizes(t *testing.T) {
 	ts := httptest.NewServer(mux)
 	defer ts.Close()
 
-	hs := NewSingleHost("h1", ts.URL, testAgentToken)
+	hs := NewSingleHost(HostConfig{ID: "h1", URL: ts.URL, Token: testAgentToken})
 	h, err := hs.Pick(context.Background(), nestbox.CreateCapsuleRequest{})
 	if err != nil {
 		t.Fatal(err)
@@ -68,6 +70,46 @@ func TestSingleHostAuthorizes(t *testing.T) {
 	}
 	if got := proxied.Get("Authorization"); got != "Basic dXNlcjo=" {
 		t.Errorf("proxied request's own Authorization: %q, want it kept", got)
+	}
+}
+
+// TestSingleHostTLS checks an https agent: the host set verifies it with
+// the configured CA on Connect calls and on the callers' own transports
+// (envd, port proxy), and a host set without the CA cannot reach it.
+func TestSingleHostTLS(t *testing.T) {
+	pa := &pingAgent{resp: &agentpb.PingResponse{Cpus: 4, MemoryTotalBytes: 8 << 30}}
+	var proxied http.Header
+	mux := http.NewServeMux()
+	mux.Handle(agentpbconnect.NewAgentHandler(pa))
+	mux.HandleFunc("/proxy/", func(w http.ResponseWriter, r *http.Request) { proxied = r.Header.Clone() })
+	ts := httptest.NewTLSServer(mux)
+	defer ts.Close()
+	pool := x509.NewCertPool()
+	pool.AddCert(ts.Certificate())
+
+	hs := NewSingleHost(HostConfig{ID: "h1", URL: ts.URL, Token: testAgentToken, TLS: &tls.Config{RootCAs: pool}})
+	h, err := hs.Pick(context.Background(), nestbox.CreateCapsuleRequest{})
+	if err != nil {
+		t.Fatalf("Pick of an https agent: %v", err)
+	}
+	base := &http.Transport{}
+	for range 2 { // the clone of a caller's transport is made once
+		resp, err := (&http.Client{Transport: h.Transport(base)}).Get(h.ProxyURL + "/proxy/abc/49983/health")
+		if err != nil {
+			t.Fatalf("proxied request over TLS: %v", err)
+		}
+		resp.Body.Close()
+	}
+	// One clone for the Connect client's transport, one for the caller's.
+	if len(hs.transports) != 2 {
+		t.Errorf("%d TLS clones of two transports, want 2", len(hs.transports))
+	}
+	if got := proxied.Get(agentProxyAuthHeader); got != "Bearer "+testAgentToken {
+		t.Errorf("proxied request's %s over TLS: %q", agentProxyAuthHeader, got)
+	}
+	untrusting := NewSingleHost(HostConfig{ID: "h1", URL: ts.URL, Token: testAgentToken})
+	if _, err := untrusting.Pick(context.Background(), nestbox.CreateCapsuleRequest{}); !errors.Is(err, errdefs.ErrUnavailable) {
+		t.Errorf("Pick of an https agent without its CA: %v, want unavailable", err)
 	}
 }
 
@@ -97,7 +139,7 @@ func TestSingleHostPickRefusesFullHost(t *testing.T) {
 		mux := http.NewServeMux()
 		mux.Handle(agentpbconnect.NewAgentHandler(pa))
 		ts := httptest.NewServer(mux)
-		hs := NewSingleHost("h1", ts.URL, testAgentToken)
+		hs := NewSingleHost(HostConfig{ID: "h1", URL: ts.URL, Token: testAgentToken})
 		now := time.Now()
 		hs.now = func() time.Time { return now } // a stopped clock: the cache never expires
 		for range 3 {
@@ -118,7 +160,7 @@ func TestSingleHostPickRefusesFullHost(t *testing.T) {
 	}
 
 	// A host that does not answer is unavailable.
-	hs := NewSingleHost("h1", "http://127.0.0.1:1", testAgentToken)
+	hs := NewSingleHost(HostConfig{ID: "h1", URL: "http://127.0.0.1:1", Token: testAgentToken})
 	if _, err := hs.Pick(context.Background(), nestbox.CreateCapsuleRequest{}); !errors.Is(err, errdefs.ErrUnavailable) {
 		t.Errorf("Pick of a host that does not answer: %v, want unavailable", err)
 	}
