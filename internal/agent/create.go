@@ -126,7 +126,8 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 		if err == nil {
 			return
 		}
-		bg := context.WithoutCancel(ctx)
+		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
+		defer cancel()
 		if uerr := undo.unwind(bg); uerr != nil {
 			sb.log.Error("cleanup after failed create left something behind", "err", uerr)
 		}
