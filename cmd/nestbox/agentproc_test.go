@@ -43,12 +43,8 @@ func startAgentProcess(t testing.TB, b binaries, bin, cpAddr, token, prefix, cid
 	if err := os.WriteFile(eventsToken, []byte(token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	// The agent's own token, as `nestbox agent` would make it.
+	// The agent makes its own token at its first start.
 	a.tokenFile = filepath.Join(a.dir, "agent-token")
-	agentToken, _, err := agent.TokenFile(a.tokenFile)
-	if err != nil {
-		t.Fatal(err)
-	}
 	a.args = []string{"agent",
 		"--data-dir", a.dir, "--listen", a.addr,
 		"--runsc", b.runsc, "--envd", b.envd,
@@ -57,8 +53,16 @@ func startAgentProcess(t testing.TB, b binaries, bin, cpAddr, token, prefix, cid
 		"--default-rootfs-size", "1Gi",
 		"--events-url", "http://" + cpAddr + "/v1/hosts/sandbox-events", "--events-token-file", eventsToken, "--host-id", "local",
 	}
-	a.client = agentpbconnect.NewAgentClient(agentHTTPClient(agentToken), "http://"+a.addr, connect.WithProtoJSON())
 	a.start()
+	agentToken, err := agent.ReadTokenFile(a.tokenFile)
+	if err != nil {
+		a.kill()
+		t.Fatalf("the agent's token file after its first start: %v", err)
+	}
+	if !strings.Contains(a.out.String(), "copy it to the control plane") {
+		t.Errorf("the agent did not say where its new token is:\n%s", a.out.String())
+	}
+	a.client = agentpbconnect.NewAgentClient(agentHTTPClient(agentToken), "http://"+a.addr, connect.WithProtoJSON())
 	t.Cleanup(func() {
 		resp, err := a.client.ListSandboxes(context.Background(), connect.NewRequest(&agentpb.ListSandboxesRequest{}))
 		if err == nil {
