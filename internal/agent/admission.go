@@ -16,6 +16,7 @@ import (
 // hostCapacity is what this machine can give to sandboxes, measured now.
 type hostCapacity struct {
 	memTotal, memReserve uint64 // bytes
+	memAvail             uint64 // MemAvailable, for Ping
 	diskAvail, diskTotal uint64 // bytes, of the data dir's file system
 	diskReserve          uint64
 	maxSandboxes         uint32 // from the host's PID capacity and Config.MaxSandboxes
@@ -33,7 +34,7 @@ func (a *Agent) measure() (hostCapacity, error) {
 	if err != nil {
 		return c, fmt.Errorf("host memory: %w", err)
 	}
-	c.memTotal = mem["MemTotal"]
+	c.memTotal, c.memAvail = mem["MemTotal"], mem["MemAvailable"]
 	switch {
 	case a.cfg.MemoryReserveBytes > 0:
 		c.memReserve = uint64(a.cfg.MemoryReserveBytes)

@@ -73,12 +73,8 @@ func (a *Agent) ping(ctx context.Context) (*agentpb.PingResponse, error) {
 	if err != nil {
 		return nil, fmt.Errorf("ping: %w", err)
 	}
-	mem, err := readMeminfo()
-	if err != nil {
-		return nil, fmt.Errorf("ping: %w", err)
-	}
 	resp.MemoryTotalBytes = c.memTotal
-	resp.MemoryAvailableBytes = mem["MemAvailable"]
+	resp.MemoryAvailableBytes = c.memAvail
 	resp.MemoryReservedBytes = c.memReserve
 	resp.DiskTotalBytes = c.diskTotal
 	resp.DiskAvailableBytes = c.diskAvail
