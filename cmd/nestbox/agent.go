@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 
 	"nestbox.dev/internal/agent"
@@ -20,9 +21,19 @@ import (
 // runAgent is `nestbox agent`: it serves the host agent until ctx is done.
 // Sandboxes keep running when it stops; the next start adopts them.
 func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, listen, logLevel, err := parseAgentFlags(args, stderr)
+	cfg, listen, logLevel, tokenFile, err := parseAgentFlags(args, stderr)
 	if err != nil {
 		return err
+	}
+	if cfg.Token == "" {
+		tok, created, err := agent.TokenFile(tokenFile)
+		if err != nil {
+			return err
+		}
+		if created {
+			fmt.Fprintf(stderr, "made the agent token %s: copy it to the control plane's machine (mode 0600) and start `nestbox server --agent-token-file <copy>`\n", tokenFile)
+		}
+		cfg.Token = tok
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
 	cfg.Progress = stderr
@@ -43,29 +54,76 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 }
 
 // parseAgentFlags reads the agent's flags; each defaults to an environment
-// variable, then to a built-in value.
-func parseAgentFlags(args []string, stderr io.Writer) (agent.Config, string, slog.Level, error) {
+// variable, then to a built-in value. Secrets never come from argv (any
+// local user sees it in ps): the agent token is read from env
+// NESTBOX_AGENT_TOKEN or, when that is unset, from tokenFile (made on first
+// use); the events token from NESTBOX_EVENTS_TOKEN or --events-token-file.
+func parseAgentFlags(args []string, stderr io.Writer) (cfg agent.Config, listen string, logLevel slog.Level, tokenFile string, err error) {
 	fs := flag.NewFlagSet("nestbox agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var (
-		dataDir, listen string
-		logLevel        slog.Level
-	)
+	var dataDir, eventsTokenFile, refused string
 	fs.StringVar(&dataDir, "data-dir", env("NESTBOX_DATA_DIR", "/var/lib/nestbox"), "state directory: sandboxes, templates, runtime state (env NESTBOX_DATA_DIR)")
 	fs.StringVar(&listen, "listen", env("NESTBOX_AGENT_LISTEN", "127.0.0.1:5007"), "address of the agent's API and sandbox proxy (env NESTBOX_AGENT_LISTEN)")
 	af := registerAgentFlags(fs)
 	fs.StringVar(&af.eventsURL, "events-url", env("NESTBOX_EVENTS_URL", ""), "URL to POST sandbox events to, e.g. http://cp:8080/v1/hosts/sandbox-events; empty sends none (env NESTBOX_EVENTS_URL)")
-	fs.StringVar(&af.eventsToken, "events-token", env("NESTBOX_EVENTS_TOKEN", ""), "bearer token sent with events: the control plane's host token (env NESTBOX_EVENTS_TOKEN)")
+	fs.StringVar(&eventsTokenFile, "events-token-file", env("NESTBOX_EVENTS_TOKEN_FILE", ""), "file holding the bearer token sent with events: a copy of the control plane's <data-dir>/host-token (env NESTBOX_EVENTS_TOKEN_FILE; or the token itself in env NESTBOX_EVENTS_TOKEN)")
+	fs.StringVar(&refused, "events-token", "", "refused: a token on the command line is visible to every local user; use --events-token-file or env NESTBOX_EVENTS_TOKEN")
+	fs.StringVar(&cfg.TLSCertFile, "tls-cert", env("NESTBOX_AGENT_TLS_CERT", ""), "PEM certificate: serve HTTPS, so the token and the traffic are encrypted across machines (env NESTBOX_AGENT_TLS_CERT; give the server its CA with --agent-ca)")
+	fs.StringVar(&cfg.TLSKeyFile, "tls-key", env("NESTBOX_AGENT_TLS_KEY", ""), "PEM key of --tls-cert (env NESTBOX_AGENT_TLS_KEY)")
+	fs.StringVar(&tokenFile, "token-file", env("NESTBOX_AGENT_TOKEN_FILE", ""), "file holding the token every caller of this agent must present, made on first use (env NESTBOX_AGENT_TOKEN_FILE; default <data-dir>/agent-token; or the token itself in env NESTBOX_AGENT_TOKEN)")
 	fs.StringVar(&af.hostID, "host-id", env("NESTBOX_HOST_ID", ""), "this host's ID in events (env NESTBOX_HOST_ID)")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
-	if err := fs.Parse(args); err != nil {
-		return agent.Config{}, "", 0, err
+	if err = fs.Parse(args); err != nil {
+		return cfg, "", 0, "", err
 	}
 	if fs.NArg() > 0 {
-		return agent.Config{}, "", 0, fmt.Errorf("unexpected arguments: %v", fs.Args())
+		return cfg, "", 0, "", fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	cfg, err := af.config(dataDir)
-	return cfg, listen, logLevel, err
+	if refused != "" {
+		return cfg, "", 0, "", errors.New("--events-token is refused: a token on the command line is visible to every local user; put it in a file (mode 0600) and pass --events-token-file, or set env NESTBOX_EVENTS_TOKEN")
+	}
+	af.eventsToken = os.Getenv("NESTBOX_EVENTS_TOKEN")
+	if af.eventsToken == "" && eventsTokenFile != "" {
+		if af.eventsToken, err = readSecretFile(eventsTokenFile); err != nil {
+			return cfg, "", 0, "", fmt.Errorf("--events-token-file: %w", err)
+		}
+	}
+	tlsCert, tlsKey := cfg.TLSCertFile, cfg.TLSKeyFile
+	cfg, err = af.config(dataDir)
+	if err != nil {
+		return cfg, "", 0, "", err
+	}
+	cfg.TLSCertFile, cfg.TLSKeyFile = tlsCert, tlsKey
+	if tokenFile == "" {
+		tokenFile = filepath.Join(cfg.DataDir, "agent-token")
+	}
+	if tok := os.Getenv("NESTBOX_AGENT_TOKEN"); tok != "" {
+		if err := agent.CheckToken(tok); err != nil {
+			return cfg, "", 0, "", fmt.Errorf("NESTBOX_AGENT_TOKEN: %w", err)
+		}
+		cfg.Token = tok
+	}
+	return cfg, listen, logLevel, tokenFile, nil
+}
+
+// readSecretFile reads a token from a file that only its owner may read.
+func readSecretFile(path string) (string, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return "", err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return "", fmt.Errorf("%s is readable by others (mode %v): chmod 600 it", path, st.Mode().Perm())
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return "", err
+	}
+	tok := strings.TrimSpace(string(b))
+	if tok == "" {
+		return "", fmt.Errorf("%s is empty", path)
+	}
+	return tok, nil
 }
 
 // agentFlags are the host agent's settings shared by `nestbox agent` and
@@ -73,6 +131,8 @@ func parseAgentFlags(args []string, stderr io.Writer) (agent.Config, string, slo
 type agentFlags struct {
 	runsc, envd, templateDir, templateCache, networkCIDR, networkPrefix, cgroupParent string
 	size, rate, burst, egressDeny                                                     string
+	memReserve, diskReserve                                                           string
+	pidsLimit, maxSandboxes                                                           int
 	eventsURL, eventsToken, hostID                                                    string
 }
 
@@ -93,7 +153,26 @@ func registerAgentFlags(fs *flag.FlagSet) *agentFlags {
 	fs.StringVar(&f.rate, "egress-rate", env("NESTBOX_EGRESS_RATE", "200Mi"), "what each sandbox may send, in bytes per second, e.g. 200Mi; 0 for no limit (env NESTBOX_EGRESS_RATE)")
 	fs.StringVar(&f.burst, "egress-burst", env("NESTBOX_EGRESS_BURST", "100Mi"), "burst above the egress rate, in bytes (env NESTBOX_EGRESS_BURST)")
 	fs.StringVar(&f.egressDeny, "egress-deny", env("NESTBOX_EGRESS_DENY", "default"), "destinations no sandbox may reach whatever its allow list says: comma-separated IPv4 addresses and prefixes, \"default\" for the built-in list (metadata, private, shared and reserved ranges), \"\" for none; the sandbox pool and the host's own addresses are always denied (env NESTBOX_EGRESS_DENY)")
+	fs.StringVar(&f.memReserve, "memory-reserve", env("NESTBOX_MEMORY_RESERVE", ""), "host memory never given to sandboxes, e.g. 2Gi; \"none\" for none (env NESTBOX_MEMORY_RESERVE; default max(1Gi, 10%))")
+	fs.StringVar(&f.diskReserve, "disk-reserve", env("NESTBOX_DISK_RESERVE", ""), "free space kept on the data dir's file system, e.g. 10Gi; \"none\" for none (env NESTBOX_DISK_RESERVE; default max(2Gi, 5%))")
+	fs.IntVar(&f.pidsLimit, "pids-limit", 0, "host pids limit of each sandbox, gVisor's own threads included (default 1024)")
+	fs.IntVar(&f.maxSandboxes, "max-sandboxes", 0, "most sandboxes this host runs (default: as many as PIDs, memory and disk allow)")
 	return &f
+}
+
+// parseReserve parses a reserve flag: "" is the default (0), "none" is -1.
+func parseReserve(s string) (int64, error) {
+	switch s {
+	case "":
+		return 0, nil
+	case "none":
+		return -1, nil
+	}
+	n, err := parseSize(s)
+	if err == nil && n == 0 {
+		n = -1
+	}
+	return n, err
 }
 
 // config checks the flags and makes the agent's Config.
@@ -119,6 +198,16 @@ func (f *agentFlags) config(dataDir string) (agent.Config, error) {
 		return cfg, errors.New("--default-rootfs-size must be positive")
 	}
 	cfg.DefaultRootfsSize = n
+	if cfg.MemoryReserveBytes, err = parseReserve(f.memReserve); err != nil {
+		return cfg, fmt.Errorf("--memory-reserve: %w", err)
+	}
+	if cfg.DiskReserveBytes, err = parseReserve(f.diskReserve); err != nil {
+		return cfg, fmt.Errorf("--disk-reserve: %w", err)
+	}
+	if f.pidsLimit < 0 || f.maxSandboxes < 0 {
+		return cfg, errors.New("--pids-limit and --max-sandboxes must not be negative")
+	}
+	cfg.PidsLimit, cfg.MaxSandboxes = int64(f.pidsLimit), f.maxSandboxes
 	if cfg.EgressRateBytes, err = parseSize(f.rate); err != nil {
 		return cfg, fmt.Errorf("--egress-rate: %w", err)
 	}

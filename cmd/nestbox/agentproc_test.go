@@ -6,11 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
 	"connectrpc.com/connect"
 
+	"nestbox.dev/internal/agent"
 	"nestbox.dev/internal/proto/agentpb"
 	"nestbox.dev/internal/proto/agentpb/agentpbconnect"
 )
@@ -18,14 +20,17 @@ import (
 // agentProcess is a `nestbox agent` run as a child process, for tests of
 // the control plane and the agent as separate roles.
 type agentProcess struct {
-	t      testing.TB
-	bin    string
-	args   []string
-	dir    string
-	addr   string
-	client agentpbconnect.AgentClient
-	out    syncBuffer
-	cmd    *exec.Cmd
+	t    testing.TB
+	bin  string
+	args []string
+	dir  string
+	addr string
+	// tokenFile is the agent's token file, for `nestbox server
+	// --agent-token-file`.
+	tokenFile string
+	client    agentpbconnect.AgentClient
+	out       syncBuffer
+	cmd       *exec.Cmd
 }
 
 // startAgentProcess starts an agent that posts its events to the control
@@ -34,16 +39,30 @@ type agentProcess struct {
 // agent's sandboxes, stops it, and removes what it leaves on the host.
 func startAgentProcess(t testing.TB, b binaries, bin, cpAddr, token, prefix, cidr, cgroup string) *agentProcess {
 	a := &agentProcess{t: t, bin: bin, dir: t.TempDir(), addr: freeAddr(t)}
+	eventsToken := filepath.Join(t.TempDir(), "host-token")
+	if err := os.WriteFile(eventsToken, []byte(token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	// The agent makes its own token at its first start.
+	a.tokenFile = filepath.Join(a.dir, "agent-token")
 	a.args = []string{"agent",
 		"--data-dir", a.dir, "--listen", a.addr,
 		"--runsc", b.runsc, "--envd", b.envd,
 		"--template-dir", e2eTemplateDir, "--template-cache-dir", e2ePackageCache,
 		"--network-prefix", prefix, "--network-cidr", cidr, "--cgroup-parent", cgroup,
 		"--default-rootfs-size", "1Gi",
-		"--events-url", "http://" + cpAddr + "/v1/hosts/sandbox-events", "--events-token", token, "--host-id", "local",
+		"--events-url", "http://" + cpAddr + "/v1/hosts/sandbox-events", "--events-token-file", eventsToken, "--host-id", "local",
 	}
-	a.client = agentpbconnect.NewAgentClient(http.DefaultClient, "http://"+a.addr, connect.WithProtoJSON())
 	a.start()
+	agentToken, err := agent.ReadTokenFile(a.tokenFile)
+	if err != nil {
+		a.kill()
+		t.Fatalf("the agent's token file after its first start: %v", err)
+	}
+	if !strings.Contains(a.out.String(), "copy it to the control plane") {
+		t.Errorf("the agent did not say where its new token is:\n%s", a.out.String())
+	}
+	a.client = agentpbconnect.NewAgentClient(agentHTTPClient(agentToken), "http://"+a.addr, connect.WithProtoJSON())
 	t.Cleanup(func() {
 		resp, err := a.client.ListSandboxes(context.Background(), connect.NewRequest(&agentpb.ListSandboxesRequest{}))
 		if err == nil {
@@ -71,6 +90,24 @@ func startAgentProcess(t testing.TB, b binaries, bin, cpAddr, token, prefix, cid
 		}
 	})
 	return a
+}
+
+// agentHTTPClient is an HTTP client of an agent requiring token, which it
+// presents as the control plane does.
+func agentHTTPClient(token string) *http.Client {
+	return &http.Client{Transport: agentAuth(token)}
+}
+
+type agentAuth string
+
+func (tok agentAuth) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	if strings.HasPrefix(r.URL.Path, "/proxy/") {
+		r.Header.Set(agent.ProxyAuthHeader, "Bearer "+string(tok))
+	} else {
+		r.Header.Set("Authorization", "Bearer "+string(tok))
+	}
+	return http.DefaultTransport.RoundTrip(r)
 }
 
 // start starts the agent and waits until it answers.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"net/http"
+	"path/filepath"
 	"slices"
 	"sync"
 	"testing"
@@ -12,6 +13,7 @@ import (
 	"connectrpc.com/connect"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/agent"
 	"nestbox.dev/internal/envdclient"
 	"nestbox.dev/internal/lifecycle"
 	"nestbox.dev/internal/proto/agentpb"
@@ -37,6 +39,7 @@ func reportPercentiles(b *testing.B, ds []time.Duration) {
 type benchPlatform struct {
 	*platform
 	agentURL string
+	http     *http.Client // presents the agent token
 	agent    agentpbconnect.AgentClient
 }
 
@@ -45,8 +48,12 @@ func startBenchPlatform(b *testing.B) benchPlatform {
 	// The reconciler would destroy the sandboxes made on the agent
 	// directly, which the control plane does not know.
 	p := startUp(b, "--agent-listen", addr, "--reconcile-interval", "1h")
-	return benchPlatform{platform: p, agentURL: "http://" + addr,
-		agent: agentpbconnect.NewAgentClient(http.DefaultClient, "http://"+addr, connect.WithProtoJSON())}
+	tok, err := agent.ReadTokenFile(filepath.Join(p.dataDir, "agent-token"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return benchPlatform{platform: p, agentURL: "http://" + addr, http: agentHTTPClient(tok),
+		agent: agentpbconnect.NewAgentClient(agentHTTPClient(tok), "http://"+addr, connect.WithProtoJSON())}
 }
 
 // BenchmarkCreateToFirstExec measures from the create request until the
@@ -107,7 +114,7 @@ func BenchmarkCreateToFirstExec(b *testing.B) {
 			if err != nil {
 				b.Fatal(err)
 			}
-			envd := envdclient.New(envdclient.Config{BaseURL: p.agentURL + "/proxy/" + id + "/49983", AccessToken: token})
+			envd := envdclient.New(envdclient.Config{BaseURL: p.agentURL + "/proxy/" + id + "/49983", AccessToken: token, HTTPClient: p.http})
 			if res, err := envd.Run(ctx, nestbox.ExecRequest{Cmd: []string{"true"}}); err != nil || res.ExitCode != 0 {
 				b.Fatalf("exec: %+v, %v", res, err)
 			}
@@ -163,7 +170,7 @@ func BenchmarkExecRoundTrip(b *testing.B) {
 			b.Fatal(err)
 		}
 		defer p.agent.DestroySandbox(ctx, connect.NewRequest(&agentpb.DestroySandboxRequest{Id: id}))
-		envd := envdclient.New(envdclient.Config{BaseURL: p.agentURL + "/proxy/" + id + "/49983", AccessToken: token})
+		envd := envdclient.New(envdclient.Config{BaseURL: p.agentURL + "/proxy/" + id + "/49983", AccessToken: token, HTTPClient: p.http})
 		var ds []time.Duration
 		b.ResetTimer()
 		for range b.N {

@@ -82,7 +82,7 @@ func TestServerWithPostgresAndRedis(t *testing.T) {
 	cpCtx, cpCancel := context.WithCancel(ctx)
 	cpDone := make(chan error, 1)
 	go func() {
-		cpDone <- runServer(cpCtx, []string{"--data-dir", cpDir, "--listen", cpAddr, "--agent-url", "http://" + agent.addr,
+		cpDone <- runServer(cpCtx, []string{"--data-dir", cpDir, "--listen", cpAddr, "--agent-url", "http://" + agent.addr, "--agent-token-file", agent.tokenFile,
 			"--database-url", dbURL, "--redis-url", redisURL(), "--log-level", "warn"}, &cpOut, &cpOut)
 	}()
 	defer func() {

@@ -51,7 +51,7 @@ func TestAgentFlags(t *testing.T) {
 	t.Setenv("NESTBOX_DEFAULT_ROOTFS_SIZE", "2Gi")
 	t.Setenv("NESTBOX_AGENT_LISTEN", "")
 
-	cfg, listen, _, err := parseAgentFlags(nil, &bytes.Buffer{})
+	cfg, listen, _, tokenFile, err := parseAgentFlags(nil, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,9 +59,12 @@ func TestAgentFlags(t *testing.T) {
 		cfg.EgressRateBytes != 200<<20 || cfg.EgressBurstBytes != 100<<20 {
 		t.Errorf("from the environment: %+v, listen %s", cfg, listen)
 	}
+	if tokenFile != "/srv/nestbox/agent-token" || cfg.Token != "" {
+		t.Errorf("agent token: file %q, token %q; want <data-dir>/agent-token, read later", tokenFile, cfg.Token)
+	}
 
 	// Flags win over the environment.
-	cfg, listen, _, err = parseAgentFlags([]string{"--data-dir", "/data", "--default-rootfs-size", "512Mi",
+	cfg, listen, _, _, err = parseAgentFlags([]string{"--data-dir", "/data", "--default-rootfs-size", "512Mi",
 		"--listen", "0.0.0.0:9000", "--events-url", "http://cp/v1/hosts/sandbox-events", "--network-cidr", "10.9.0.0/16"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
@@ -71,7 +74,7 @@ func TestAgentFlags(t *testing.T) {
 		t.Errorf("from flags: %+v, listen %s", cfg, listen)
 	}
 
-	if cfg, _, _, err := parseAgentFlags([]string{"--egress-rate", "0"}, &bytes.Buffer{}); err != nil || cfg.EgressRateBytes >= 0 {
+	if cfg, _, _, _, err := parseAgentFlags([]string{"--egress-rate", "0"}, &bytes.Buffer{}); err != nil || cfg.EgressRateBytes >= 0 {
 		t.Errorf("--egress-rate 0 must mean unlimited (negative): %d, %v", cfg.EgressRateBytes, err)
 	}
 	for _, args := range [][]string{
@@ -81,13 +84,70 @@ func TestAgentFlags(t *testing.T) {
 		{"--default-rootfs-size", "0"},
 		{"extra"},
 	} {
-		if _, _, _, err := parseAgentFlags(args, &bytes.Buffer{}); err == nil {
+		if _, _, _, _, err := parseAgentFlags(args, &bytes.Buffer{}); err == nil {
 			t.Errorf("%v accepted", args)
 		}
 	}
 	t.Setenv("NESTBOX_RUNSC", "")
-	if _, _, _, err := parseAgentFlags([]string{"--runsc", ""}, &bytes.Buffer{}); err == nil {
+	if _, _, _, _, err := parseAgentFlags([]string{"--runsc", ""}, &bytes.Buffer{}); err == nil {
 		t.Error("no runsc accepted")
+	}
+}
+
+// TestAgentSecretsNotOnArgv checks that the agent's secrets come from
+// files or the environment, never from the command line (where ps shows
+// them to every local user).
+func TestAgentSecretsNotOnArgv(t *testing.T) {
+	dir := t.TempDir()
+	runsc := filepath.Join(dir, "runsc")
+	os.WriteFile(runsc, nil, 0o755)
+	t.Setenv("NESTBOX_RUNSC", runsc)
+	t.Setenv("NESTBOX_EVENTS_TOKEN", "")
+	t.Setenv("NESTBOX_AGENT_TOKEN", "")
+
+	_, _, _, _, err := parseAgentFlags([]string{"--events-token", "s3cret"}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "--events-token-file") {
+		t.Errorf("--events-token: got %v, want a refusal naming --events-token-file", err)
+	}
+
+	file := filepath.Join(dir, "host-token")
+	os.WriteFile(file, []byte("from-the-file\n"), 0o600)
+	cfg, _, _, _, err := parseAgentFlags([]string{"--events-token-file", file}, &bytes.Buffer{})
+	if err != nil || cfg.EventsToken != "from-the-file" {
+		t.Errorf("--events-token-file: token %q, %v", cfg.EventsToken, err)
+	}
+	os.Chmod(file, 0o644)
+	if _, _, _, _, err := parseAgentFlags([]string{"--events-token-file", file}, &bytes.Buffer{}); err == nil {
+		t.Error("an events token file readable by others was accepted")
+	}
+	t.Setenv("NESTBOX_EVENTS_TOKEN", "from-the-env")
+	if cfg, _, _, _, err := parseAgentFlags(nil, &bytes.Buffer{}); err != nil || cfg.EventsToken != "from-the-env" {
+		t.Errorf("NESTBOX_EVENTS_TOKEN: token %q, %v", cfg.EventsToken, err)
+	}
+
+	t.Setenv("NESTBOX_AGENT_TOKEN", "short")
+	if _, _, _, _, err := parseAgentFlags(nil, &bytes.Buffer{}); err == nil {
+		t.Error("a 5-character agent token was accepted")
+	}
+	long := strings.Repeat("k", 64)
+	t.Setenv("NESTBOX_AGENT_TOKEN", long)
+	if cfg, _, _, _, err := parseAgentFlags(nil, &bytes.Buffer{}); err != nil || cfg.Token != long {
+		t.Errorf("NESTBOX_AGENT_TOKEN: token %q, %v", cfg.Token, err)
+	}
+}
+
+// TestServerNeedsAgentToken checks that `nestbox server` refuses to start
+// without the agent's token, and does not take it from argv.
+func TestServerNeedsAgentToken(t *testing.T) {
+	t.Setenv("NESTBOX_AGENT_TOKEN", "")
+	t.Setenv("NESTBOX_AGENT_TOKEN_FILE", "")
+	err := runServer(context.Background(), []string{"--data-dir", t.TempDir(), "--agent-url", "http://127.0.0.1:1"}, &bytes.Buffer{}, &bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "--agent-token-file") {
+		t.Errorf("server without an agent token: got %v, want a refusal naming --agent-token-file", err)
+	}
+	var stderr bytes.Buffer
+	if err := runServer(context.Background(), []string{"--agent-token", "x"}, &bytes.Buffer{}, &stderr); err == nil {
+		t.Error("--agent-token on argv accepted")
 	}
 }
 

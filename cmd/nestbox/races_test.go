@@ -88,7 +88,7 @@ func TestAgentKilledMidCreate(t *testing.T) {
 	cpCtx, cpCancel := context.WithCancel(ctx)
 	cpDone := make(chan error, 1)
 	go func() {
-		cpDone <- runServer(cpCtx, []string{"--data-dir", cpDir, "--listen", cpAddr, "--agent-url", "http://" + agentAddr, "--reconcile-interval", "1s", "--log-level", "warn"}, &cpOut, &cpOut)
+		cpDone <- runServer(cpCtx, []string{"--data-dir", cpDir, "--listen", cpAddr, "--agent-url", "http://" + agentAddr, "--agent-token-file", agent.tokenFile, "--reconcile-interval", "1s", "--log-level", "warn"}, &cpOut, &cpOut)
 	}()
 	defer func() { cpCancel(); <-cpDone }()
 	waitHTTP(t, "http://"+cpAddr+"/health")

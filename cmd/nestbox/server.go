@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"path/filepath"
 	"time"
 
+	"nestbox.dev/internal/agent"
 	"nestbox.dev/internal/cli"
 	"nestbox.dev/internal/controlplane"
 )
@@ -24,13 +27,16 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	var (
 		dataDir, listen, agentURL, publicURL, domain string
+		agentTokenFile, agentCA                      string
 		databaseURL, redisURL                        string
 		reconcile                                    time.Duration
 		logLevel                                     slog.Level
 	)
 	fs.StringVar(&dataDir, "data-dir", env("NESTBOX_DATA_DIR", "/var/lib/nestbox"), "state directory: database, credentials, host token (env NESTBOX_DATA_DIR)")
 	fs.StringVar(&listen, "listen", env("NESTBOX_LISTEN", "127.0.0.1:8080"), "address of the API (env NESTBOX_LISTEN)")
-	fs.StringVar(&agentURL, "agent-url", env("NESTBOX_AGENT_URL", ""), "base URL of the host agent, e.g. http://10.0.0.5:5007 (env NESTBOX_AGENT_URL); start it with --events-token set to <data-dir>/host-token")
+	fs.StringVar(&agentURL, "agent-url", env("NESTBOX_AGENT_URL", ""), "base URL of the host agent, e.g. http://10.0.0.5:5007 (env NESTBOX_AGENT_URL); start it with --events-token-file pointing at a copy of <data-dir>/host-token")
+	fs.StringVar(&agentTokenFile, "agent-token-file", env("NESTBOX_AGENT_TOKEN_FILE", ""), "a copy (mode 0600) of the agent's <agent-data-dir>/agent-token: the token the agent requires (env NESTBOX_AGENT_TOKEN_FILE; or the token itself in env NESTBOX_AGENT_TOKEN)")
+	fs.StringVar(&agentCA, "agent-ca", env("NESTBOX_AGENT_CA", ""), "PEM file of the CA (or the certificate itself) that signed the agent's --tls-cert, for an https --agent-url (env NESTBOX_AGENT_CA; default: the system's roots)")
 	fs.StringVar(&publicURL, "public-url", env("NESTBOX_PUBLIC_URL", ""), "URL clients reach the API at, saved for the CLI (env NESTBOX_PUBLIC_URL)")
 	fs.StringVar(&databaseURL, "database-url", env("NESTBOX_DATABASE_URL", ""), "PostgreSQL URL, e.g. postgres://nestbox@db/nestbox (env NESTBOX_DATABASE_URL; default: SQLite in the data directory)")
 	fs.StringVar(&redisURL, "redis-url", env("NESTBOX_REDIS_URL", ""), "Redis URL for the event stream, e.g. redis://127.0.0.1:6379/0 (env NESTBOX_REDIS_URL; default: in-process)")
@@ -45,6 +51,30 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	if agentURL == "" {
 		return errors.New("--agent-url is required: the control plane needs a host agent (or run `nestbox up` for both)")
+	}
+	agentToken := os.Getenv("NESTBOX_AGENT_TOKEN")
+	if agentToken == "" {
+		if agentTokenFile == "" {
+			return errors.New("no agent token: copy the agent's <agent-data-dir>/agent-token to this machine (mode 0600) and pass --agent-token-file, or set env NESTBOX_AGENT_TOKEN")
+		}
+		var err error
+		if agentToken, err = agent.ReadTokenFile(agentTokenFile); err != nil {
+			return fmt.Errorf("--agent-token-file: %w", err)
+		}
+	} else if err := agent.CheckToken(agentToken); err != nil {
+		return fmt.Errorf("NESTBOX_AGENT_TOKEN: %w", err)
+	}
+	var agentTLS *tls.Config
+	if agentCA != "" {
+		pem, err := os.ReadFile(agentCA)
+		if err != nil {
+			return fmt.Errorf("--agent-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return fmt.Errorf("--agent-ca: no PEM certificate in %s", agentCA)
+		}
+		agentTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
@@ -79,7 +109,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	cp, err := controlplane.New(controlplane.Config{
 		Store:             st,
 		Events:            ev,
-		Hosts:             controlplane.NewSingleHost("local", agentURL),
+		Hosts:             controlplane.NewSingleHost(controlplane.HostConfig{ID: "local", URL: agentURL, Token: agentToken, TLS: agentTLS}),
 		Logger:            log,
 		HostToken:         hostToken,
 		ReconcileInterval: reconcile,

@@ -45,6 +45,11 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return fmt.Errorf("host token: %w", err)
 	}
+	// The agent and the control plane share its token through the file.
+	agentToken, _, err := agent.TokenFile(filepath.Join(cfg.dataDir, "agent-token"))
+	if err != nil {
+		return err
+	}
 	// Listen first: the agent's events and the printed URL need the real
 	// address, and /health answers 503 while templates are built.
 	ln, err := net.Listen("tcp", cfg.listen)
@@ -66,6 +71,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	acfg.EventsURL = local + "/v1/hosts/sandbox-events"
 	acfg.EventsToken = hostToken
 	acfg.HostID = "local"
+	acfg.Token = agentToken
 	acfg.Logger = log.With("component", "agent")
 	acfg.Progress = stderr
 	a, err := agent.New(ctx, acfg)
@@ -100,7 +106,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	cp, err := controlplane.New(controlplane.Config{
 		Store:             st,
 		Events:            ev,
-		Hosts:             controlplane.NewSingleHost("local", "http://"+loopbackAddr(agentLn.Addr())),
+		Hosts:             controlplane.NewSingleHost(controlplane.HostConfig{ID: "local", URL: "http://" + loopbackAddr(agentLn.Addr()), Token: agentToken}),
 		Logger:            log,
 		HostToken:         hostToken,
 		ReconcileInterval: cfg.reconcile,

@@ -52,6 +52,14 @@ type Config struct {
 	// DataDir holds the agent's state: sandboxes/<id> per sandbox,
 	// templates/ and runsc/ (runsc's state). Required.
 	DataDir string
+	// TLSCertFile and TLSKeyFile, if set, make Serve speak HTTPS with
+	// that certificate (PEM files), so that the token and the traffic are
+	// encrypted across machines; "" serves plain HTTP.
+	TLSCertFile, TLSKeyFile string
+	// Token is the secret every request but GET /health must present
+	// (see authenticate); at least 32 characters. Required: an agent
+	// lets whoever reaches it run code as root in every sandbox.
+	Token string
 	// Driver runs sandboxes; nil means gVisor with Runsc, its state under
 	// DataDir/runsc and CgroupParent.
 	Driver driver.Driver
@@ -100,6 +108,28 @@ type Config struct {
 	// nothing; zero means DefaultVCPUs and DefaultMemoryMB.
 	DefaultVCPUs    int
 	DefaultMemoryMB int
+	// PidsLimit is each sandbox's host pids limit (gVisor's own threads
+	// count: about 1.5 host tasks per process inside, ~25 idle); zero
+	// means gvisor.DefaultPidsLimit. It also bounds how many sandboxes the
+	// host admits: their limits together stay under three quarters of the
+	// host's PIDs.
+	PidsLimit int64
+	// MemoryReserveBytes is host memory never given to sandboxes: a create
+	// whose memory would pass MemTotal minus it is refused. Zero means
+	// max(1 GiB, 10% of MemTotal); negative, none.
+	MemoryReserveBytes int64
+	// DiskReserveBytes is free space kept on the data dir's file system
+	// (which may hold the database too): a create that would promise it to
+	// writable layers is refused. Zero means max(2 GiB, 5%); negative, none.
+	DiskReserveBytes int64
+	// LogMaxBytes caps each host-side log of a sandbox (its console and
+	// runsc's log), checked every MonitorInterval; zero means
+	// DefaultLogMaxBytes. Between checks the sandbox's disk limit bounds
+	// them: they live on its writable layer.
+	LogMaxBytes int64
+	// MaxSandboxes caps the sandboxes of this host; zero means only the
+	// PIDs, memory and disk bounds.
+	MaxSandboxes int
 	// ReadyTimeout bounds the wait for a new sandbox's envd to answer;
 	// zero means 30 s.
 	ReadyTimeout time.Duration
@@ -194,6 +224,12 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.DataDir == "" || !filepath.IsAbs(cfg.DataDir) {
 		return nil, errdefs.Invalid("agent: data dir must be an absolute path, got %q", cfg.DataDir)
 	}
+	if err := CheckToken(cfg.Token); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
+		return nil, errdefs.Invalid("agent: a TLS certificate needs its key, and a key its certificate")
+	}
 	if cfg.DefaultRootfsSize == 0 {
 		cfg.DefaultRootfsSize = DefaultRootfsSize
 	}
@@ -205,6 +241,12 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	if cfg.DefaultMemoryMB == 0 {
 		cfg.DefaultMemoryMB = DefaultMemoryMB
+	}
+	if cfg.PidsLimit == 0 {
+		cfg.PidsLimit = gvisor.DefaultPidsLimit
+	}
+	if cfg.LogMaxBytes == 0 {
+		cfg.LogMaxBytes = DefaultLogMaxBytes
 	}
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 30 * time.Second
@@ -239,6 +281,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 			Runsc:        cfg.Runsc,
 			Root:         filepath.Join(cfg.DataDir, "runsc"),
 			CgroupParent: cfg.CgroupParent,
+			PidsLimit:    cfg.PidsLimit,
 			Logger:       log,
 		})
 		if err != nil {

@@ -99,12 +99,22 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 	}
 	// Register first, holding op: a concurrent create of the same ID fails
 	// and a concurrent destroy waits for this create to finish.
+	// Admission and registration happen under one hold of a.mu, so two
+	// creates cannot both take the last room.
+	capacity, err := a.measure()
+	if err != nil {
+		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
+	}
 	sb.op.Lock()
 	defer sb.op.Unlock()
 	a.mu.Lock()
 	if _, ok := a.sandboxes[sb.id]; ok {
 		a.mu.Unlock()
 		return nil, errdefs.AlreadyExists("sandbox %s exists", sb.id)
+	}
+	if err := a.admit(capacity, cfg); err != nil {
+		a.mu.Unlock()
+		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
 	}
 	a.sandboxes[sb.id] = sb
 	a.mu.Unlock()
@@ -116,7 +126,8 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 		if err == nil {
 			return
 		}
-		bg := context.WithoutCancel(ctx)
+		bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
+		defer cancel()
 		if uerr := undo.unwind(bg); uerr != nil {
 			sb.log.Error("cleanup after failed create left something behind", "err", uerr)
 		}
@@ -189,6 +200,11 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
 	}
 	undo.push(stepRootfs, func(ctx context.Context) error { return rootfs.Unmount(ctx, sb.layer) })
+	// The logs live on the layer's file system, beside (not in) what the
+	// sandbox sees: they count against its disk limit and go with it.
+	if err := os.Mkdir(logDir(sb), 0o700); err != nil {
+		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
+	}
 	if err := step(stepRootfs); err != nil {
 		return nil, err
 	}
@@ -204,6 +220,7 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 	spec := driver.Spec{
 		ID:       sb.id,
 		Dir:      sb.dir,
+		LogDir:   logDir(sb),
 		Rootfs:   sb.layer.Root,
 		NetNS:    sb.net.NetNS,
 		VCPUs:    int(cfg.Vcpus),

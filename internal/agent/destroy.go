@@ -16,12 +16,21 @@ func (a *Agent) destroy(ctx context.Context, id string) error {
 	return a.destroySandbox(ctx, sb, EventStopped)
 }
 
+// teardownTimeout bounds a whole teardown (a destroy, or the undo of a
+// failed create): every command it runs (runsc, ip, nft, tc) is killed by
+// then, so a hung one cannot hold the sandbox's lock forever. Each runsc
+// command has a shorter bound of its own.
+const teardownTimeout = 2 * time.Minute
+
 // destroySandbox removes sb and reports why with an event of type reason.
 // It is safe to call concurrently for the same sandbox: the first caller
 // removes it, the others find it gone. The removal is not tied to the
-// caller's cancellation: a half-removed sandbox helps nobody.
+// caller's cancellation (a half-removed sandbox helps nobody) but to
+// teardownTimeout; what a timed-out teardown leaves, the next destroy or
+// a restarted agent removes.
 func (a *Agent) destroySandbox(ctx context.Context, sb *sandbox, reason EventType) error {
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
+	defer cancel()
 	sb.op.Lock()
 	defer sb.op.Unlock()
 	a.mu.Lock()

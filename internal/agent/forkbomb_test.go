@@ -2,9 +2,12 @@ package agent
 
 import (
 	"context"
-	"os/exec"
+	"fmt"
+	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -15,65 +18,151 @@ import (
 	"nestbox.dev/internal/proto/processpb"
 )
 
-// TestForkBombStaysInside runs a fork bomb in one sandbox. Whatever happens
-// to that sandbox (gVisor ends it when it reaches its host pids limit),
-// another sandbox keeps answering, the host's process count stays bounded
-// by the limit, and destroying both leaves nothing behind. The pids limit
-// is lowered for the test so the bomb hits it quickly on 2 cores.
+// TestForkBombStaysInside runs fork bombs in sandboxes at the default pids
+// limit and at a low one. It counts each bomb's own pids cgroup (not the
+// host's threads, which other work on the machine moves): the bomb must
+// reach its limit (pids.events "max" > 0, or the sandbox ended), never
+// pass it, and while three bombs run at once the agent still creates,
+// runs a command in and destroys another sandbox. Destroying them all
+// leaves nothing.
 func TestForkBombStaysInside(t *testing.T) {
-	const pidsLimit = 512
-	h := newTestHost(t)
-	before := hostTasks()
-	ta := h.startAgent(t, "", func(c *Config) {
-		d, err := gvisor.New(gvisor.Config{Runsc: c.Runsc, Root: filepath.Join(c.DataDir, "runsc"), CgroupParent: c.CgroupParent, PidsLimit: pidsLimit})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.Driver = d
-	})
-	bomb := ta.create(t, &agentpb.SandboxConfig{})
-	calm := ta.create(t, &agentpb.SandboxConfig{})
+	for _, tc := range []struct {
+		name  string
+		limit int64 // 0: the default
+		bombs int
+	}{
+		{"default-limit", 0, 3},
+		{"low-limit", 256, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newTestHost(t)
+			limit := tc.limit
+			if limit == 0 {
+				limit = gvisor.DefaultPidsLimit
+			}
+			ta := h.startAgent(t, "", func(c *Config) {
+				if tc.limit == 0 {
+					return // the agent's own driver, as in production
+				}
+				d, err := gvisor.New(gvisor.Config{Runsc: c.Runsc, Root: filepath.Join(c.DataDir, "runsc"), CgroupParent: c.CgroupParent, PidsLimit: tc.limit})
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.Driver = d
+			})
+			var bombs []*agentpb.Sandbox
+			for range tc.bombs {
+				bombs = append(bombs, ta.create(t, &agentpb.SandboxConfig{}))
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			for _, b := range bombs {
+				if got := readCgroupInt(t, b.Id, "pids.max"); got != limit {
+					t.Fatalf("pids.max of %s: %d, want %d", b.Id, got, limit)
+				}
+				stream, err := ta.process(b.Id, "", "").Start(ctx, connect.NewRequest(&processpb.StartRequest{
+					Process: &processpb.ProcessConfig{Cmd: "/bin/sh", Args: []string{"-c", "f(){ f | f & }; f"}},
+				}))
+				if err != nil {
+					t.Fatal(err)
+				}
+				stream.Receive() // the start event; the stream may never end
+				defer stream.Close()
+			}
 
-	// Start the bomb without waiting for it: its stream may never end.
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	pc := ta.process(bomb.Id, "", "")
-	stream, err := pc.Start(ctx, connect.NewRequest(&processpb.StartRequest{
-		Process: &processpb.ProcessConfig{Cmd: "/bin/sh", Args: []string{"-c", "f(){ f | f & }; f"}},
-	}))
-	if err != nil {
-		t.Fatal(err)
+			// While they run: peak use of each bomb's cgroup, and a whole
+			// lifecycle of another sandbox.
+			peaks := make([]int64, len(bombs))
+			var mu sync.Mutex
+			stop := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Go(func() {
+				for {
+					for i, b := range bombs {
+						if n, ok := cgroupInt(b.Id, "pids.current"); ok {
+							mu.Lock()
+							peaks[i] = max(peaks[i], n)
+							mu.Unlock()
+						}
+					}
+					select {
+					case <-stop:
+						return
+					case <-time.After(100 * time.Millisecond):
+					}
+				}
+			})
+			time.Sleep(3 * time.Second) // let the bombs reach their limits
+			start := time.Now()
+			calm, err := ta.tryCreate(&agentpb.SandboxConfig{})
+			if err != nil {
+				t.Fatalf("create during %d fork bombs: %v", len(bombs), err)
+			}
+			if out := mustSh(t, ta.process(calm.Id, "", ""), "echo calm"); out != "calm\n" {
+				t.Errorf("a new sandbox answered %q during the fork bombs", out)
+			}
+			ta.destroyRPC(t, calm.Id)
+			t.Logf("create + exec + destroy of another sandbox during %d bombs: %s", len(bombs), time.Since(start))
+			time.Sleep(2 * time.Second)
+			close(stop)
+			wg.Wait()
+
+			for i, b := range bombs {
+				maxHits, ok := cgroupEventsMax(b.Id)
+				alive := ta.exists(t, b.Id)
+				t.Logf("bomb %d: peak pids.current %d of pids.max %d, pids.events max %d, sandbox alive: %v", i, peaks[i], limit, maxHits, alive)
+				if peaks[i] > limit {
+					t.Errorf("bomb %d used %d pids, over its limit %d", i, peaks[i], limit)
+				}
+				// The bomb must have reached the limit, or the test proves
+				// nothing: the cgroup counted refusals, or gVisor ended the
+				// sandbox when it hit the limit.
+				if ok && maxHits == 0 && alive {
+					t.Errorf("bomb %d never reached its pids limit (peak %d)", i, peaks[i])
+				}
+			}
+			for _, b := range bombs {
+				ta.destroyRPC(t, b.Id)
+			}
+			assertClean(t, h.dataDir)
+		})
 	}
-	stream.Receive() // the start event
-	peak := 0
-	for deadline := time.Now().Add(8 * time.Second); time.Now().Before(deadline); time.Sleep(500 * time.Millisecond) {
-		peak = max(peak, hostTasks()-before)
-		out := mustSh(t, ta.process(calm.Id, "", ""), "echo calm")
-		if out != "calm\n" {
-			t.Fatalf("the other sandbox answered %q during the fork bomb", out)
-		}
-	}
-	stream.Close()
-	t.Logf("host tasks gained at peak: %d; bomb sandbox still exists: %v", peak, ta.exists(t, bomb.Id))
-	// The bomb must really have forked, or the test proves nothing.
-	if peak < 100 {
-		t.Errorf("the fork bomb added only %d host tasks", peak)
-	}
-	// Both sandboxes count; each may hold at most pidsLimit host tasks,
-	// plus what the agent's own goroutines and runsc invocations use.
-	if bound := 2*pidsLimit + 200; peak > bound {
-		t.Errorf("host gained %d tasks during the fork bomb, want at most %d", peak, bound)
-	}
-	ta.destroyRPC(t, bomb.Id)
-	ta.destroyRPC(t, calm.Id)
-	assertClean(t, h.dataDir)
 }
 
-// hostTasks counts the host's threads (what pids limits count).
-func hostTasks() int {
-	out, err := exec.Command("ps", "-eLo", "pid", "--no-headers").Output()
+func cgroupFile(id, name string) string {
+	return filepath.Join("/sys/fs/cgroup/pids", testCgroup, id, name)
+}
+
+// cgroupInt reads a number from a sandbox's pids cgroup; false if the
+// cgroup is gone.
+func cgroupInt(id, name string) (int64, bool) {
+	b, err := os.ReadFile(cgroupFile(id, name))
 	if err != nil {
-		return 0
+		return 0, false
 	}
-	return len(strings.Split(strings.TrimSpace(string(out)), "\n"))
+	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return n, err == nil
+}
+
+func readCgroupInt(t *testing.T, id, name string) int64 {
+	t.Helper()
+	n, ok := cgroupInt(id, name)
+	if !ok {
+		t.Fatalf("cannot read %s", cgroupFile(id, name))
+	}
+	return n
+}
+
+// cgroupEventsMax is the "max" counter of pids.events: how many forks the
+// limit refused.
+func cgroupEventsMax(id string) (int64, bool) {
+	b, err := os.ReadFile(cgroupFile(id, "pids.events"))
+	if err != nil {
+		return 0, false
+	}
+	var n int64
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "max %d", &n); err != nil {
+		return 0, false
+	}
+	return n, true
 }

@@ -84,6 +84,7 @@ func childAgent(raw string) int {
 	}
 	ctx := context.Background()
 	a, err := New(ctx, Config{
+		Token:   testToken,
 		DataDir: c.DataDir, Runsc: c.Runsc, Envd: c.Envd, TemplateDir: c.TemplateDir, CgroupParent: c.CgroupParent,
 		NetworkCIDR: c.NetworkCIDR, NetworkPrefix: c.NetworkPrefix, DefaultRootfsSize: c.DefaultRootfsSize,
 		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
@@ -193,6 +194,7 @@ func newTestHost(t testing.TB) *testHost {
 func (h *testHost) config() Config {
 	return Config{
 		DataDir:           h.dataDir,
+		Token:             testToken,
 		Runsc:             h.p.runsc,
 		Envd:              h.p.envd,
 		TemplateDir:       templatesDir,
@@ -256,7 +258,7 @@ func (h *testHost) startAgent(t testing.TB, listen string, edit func(*Config)) *
 		base:  "http://" + ln.Addr().String(),
 		stop:  func() { once.Do(func() { cancel(); wg.Wait() }) },
 	}
-	ta.client = agentpbconnect.NewAgentClient(http.DefaultClient, ta.base)
+	ta.client = agentpbconnect.NewAgentClient(authClient, ta.base)
 	t.Cleanup(func() {
 		if !ta.killed {
 			ta.destroyAll(t)
@@ -354,8 +356,28 @@ func (e envdAuth) RoundTrip(r *http.Request) (*http.Response, error) {
 	if e.user != "" {
 		r.Header.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(e.user+":")))
 	}
+	return agentAuth{}.RoundTrip(r)
+}
+
+// testToken is the agent token of the test agents.
+const testToken = "test-agent-token-0123456789abcdef0123456789abcdef"
+
+// agentAuth presents testToken as the control plane does: Authorization
+// on the API, ProxyAuthHeader on /proxy/.
+type agentAuth struct{}
+
+func (agentAuth) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	if strings.HasPrefix(r.URL.Path, "/proxy/") {
+		r.Header.Set(ProxyAuthHeader, "Bearer "+testToken)
+	} else {
+		r.Header.Set("Authorization", "Bearer "+testToken)
+	}
 	return http.DefaultTransport.RoundTrip(r)
 }
+
+// authClient is an HTTP client of the test agents.
+var authClient = &http.Client{Transport: agentAuth{}}
 
 // envdBase is the base URL of sandbox id's envd through the agent's proxy.
 func (ta *testAgent) envdBase(id string) string {

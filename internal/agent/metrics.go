@@ -69,24 +69,24 @@ func (a *Agent) ping(ctx context.Context) (*agentpb.PingResponse, error) {
 		Driver:  a.driver.Name(),
 		Cpus:    uint32(runtime.NumCPU()),
 	}
-	mem, err := readMeminfo()
+	c, err := a.measure()
 	if err != nil {
 		return nil, fmt.Errorf("ping: %w", err)
 	}
-	resp.MemoryTotalBytes = mem["MemTotal"]
-	resp.MemoryAvailableBytes = mem["MemAvailable"]
-	var fs unix.Statfs_t
-	if err := unix.Statfs(a.cfg.DataDir, &fs); err != nil {
-		return nil, fmt.Errorf("ping: data dir: %w", err)
-	}
-	resp.DiskTotalBytes = fs.Blocks * uint64(fs.Bsize)
-	resp.DiskAvailableBytes = fs.Bavail * uint64(fs.Bsize)
+	resp.MemoryTotalBytes = c.memTotal
+	resp.MemoryAvailableBytes = c.memAvail
+	resp.MemoryReservedBytes = c.memReserve
+	resp.DiskTotalBytes = c.diskTotal
+	resp.DiskAvailableBytes = c.diskAvail
+	resp.DiskReservedBytes = c.diskReserve
+	resp.MaxSandboxes = c.maxSandboxes
 	a.mu.Lock()
 	for _, sb := range a.sandboxes {
 		// Creating and stopping sandboxes hold their resources too.
 		resp.Sandboxes++
 		resp.VcpusAllocated += sb.cfg.Vcpus
 		resp.MemoryAllocatedBytes += uint64(sb.cfg.MemoryMb) << 20
+		resp.DiskAllocatedBytes += uint64(max(sb.cfg.DiskBytes, 0))
 	}
 	a.mu.Unlock()
 	return resp, nil

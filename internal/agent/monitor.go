@@ -12,7 +12,7 @@ import (
 // panic, someone killing runsc) every MonitorInterval, removes what is left
 // of them and reports them crashed. A health probe of envd is the cheap
 // first check; only a sandbox that fails it is asked about from the driver,
-// which has the final word.
+// which has the final word. It also caps the sandboxes' logs.
 func (a *Agent) monitor(ctx context.Context, wg *sync.WaitGroup) {
 	a.sweep(ctx, wg, a.cfg.MonitorInterval, EventCrashed, func(ctx context.Context, _ time.Time) []*sandbox { return a.crashed(ctx) })
 }
@@ -20,6 +20,7 @@ func (a *Agent) monitor(ctx context.Context, wg *sync.WaitGroup) {
 // crashed probes every running sandbox and returns those the driver no
 // longer runs, marked stopping.
 func (a *Agent) crashed(ctx context.Context) []*sandbox {
+	a.trimLogs()
 	running := a.allRunning()
 
 	var (

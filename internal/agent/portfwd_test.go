@@ -27,7 +27,7 @@ func TestLoopbackServiceReachable(t *testing.T) {
 	var body string
 	// The forwarder scans every second; the proxy retries dials briefly.
 	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
-		resp, err := http.Get(url)
+		resp, err := authClient.Get(url)
 		if err != nil {
 			continue
 		}

@@ -28,10 +28,10 @@ func TestProxy(t *testing.T) {
 	mustSh(t, pc, "mkdir -p /tmp/www/dir && echo hello > /tmp/www/dir/index.html && (sleep 0.3; exec httpd -f -p 8080 -h /tmp/www) >/dev/null 2>&1 &")
 	base := ta.base + "/proxy/" + sb.Id + "/8080"
 
-	if code, body := httpGet(t, http.DefaultClient, base+"/dir/"); code != http.StatusOK || body != "hello\n" {
+	if code, body := httpGet(t, authClient, base+"/dir/"); code != http.StatusOK || body != "hello\n" {
 		t.Errorf("GET dir/ while the server starts: %d %q", code, body)
 	}
-	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	noRedirect := &http.Client{Transport: agentAuth{}, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	resp, err := noRedirect.Get(base + "/dir")
 	if err != nil {
 		t.Fatal(err)
@@ -41,11 +41,11 @@ func TestProxy(t *testing.T) {
 		t.Errorf("redirect of dir: %d to %q, want 302 to %q", resp.StatusCode, resp.Header.Get("Location"), want)
 	}
 	// Following it lands on the directory through the proxy.
-	if code, body := httpGet(t, http.DefaultClient, base+"/dir"); code != http.StatusOK || body != "hello\n" {
+	if code, body := httpGet(t, authClient, base+"/dir"); code != http.StatusOK || body != "hello\n" {
 		t.Errorf("GET dir following redirects: %d %q", code, body)
 	}
 
-	code, body := httpGet(t, http.DefaultClient, ta.base+"/proxy/"+sb.Id+"/8081/")
+	code, body := httpGet(t, authClient, ta.base+"/proxy/"+sb.Id+"/8081/")
 	var e struct {
 		Code    int    `json:"code"`
 		Message string `json:"message"`
@@ -54,7 +54,7 @@ func TestProxy(t *testing.T) {
 	if code != http.StatusBadGateway || e.Code != 502 || !strings.Contains(e.Message, "port is not open") {
 		t.Errorf("closed port: %d %s", code, body)
 	}
-	resp, err = http.Get(ta.base + "/proxy/" + sb.Id + "/notaport/")
+	resp, err = authClient.Get(ta.base + "/proxy/" + sb.Id + "/notaport/")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,7 +60,7 @@ func startChildAgent(t *testing.T, h *testHost) (agentpbconnect.AgentClient, str
 	select {
 	case a := <-addr:
 		base := "http://" + a
-		return agentpbconnect.NewAgentClient(http.DefaultClient, base), base, kill
+		return agentpbconnect.NewAgentClient(authClient, base), base, kill
 	case <-time.After(time.Minute):
 		t.Fatal("child agent did not start")
 	}

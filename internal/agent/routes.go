@@ -11,9 +11,10 @@ import (
 // Handler maps the agent's whole HTTP surface:
 //
 //	POST /nestbox.agent.v1.Agent/*      the Connect API (see proto/agent)
-//	GET  /health                        200 while the agent serves
+//	GET  /health                        200 while the agent serves (open)
 //	*    /proxy/{id}/{port}/{path...}   HTTP to a port of a sandbox
 //
+// Everything but GET /health needs the agent token (see authenticate).
 // The proxy is matched before the mux, which would clean and redirect
 // paths that the sandbox's server must see as they were sent.
 func (a *Agent) Handler() http.Handler {
@@ -22,13 +23,13 @@ func (a *Agent) Handler() http.Handler {
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return authenticate(a.cfg.Token, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/proxy/") {
 			a.serveProxy(w, r)
 			return
 		}
 		mux.ServeHTTP(w, r)
-	})
+	}))
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

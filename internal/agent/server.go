@@ -24,13 +24,19 @@ func (a *Agent) Server(addr string) *http.Server {
 	}
 }
 
-// Serve serves the agent's API on ln until ctx is done, then shuts the
-// server down, giving requests in flight a few seconds. Sandboxes are not
-// touched.
+// Serve serves the agent's API on ln (HTTPS if Config.TLSCertFile is set)
+// until ctx is done, then shuts the server down, giving requests in flight
+// a few seconds. Sandboxes are not touched.
 func (a *Agent) Serve(ctx context.Context, ln net.Listener) error {
 	srv := a.Server(ln.Addr().String())
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
+	go func() {
+		if a.cfg.TLSCertFile != "" {
+			errc <- srv.ServeTLS(ln, a.cfg.TLSCertFile, a.cfg.TLSKeyFile)
+			return
+		}
+		errc <- srv.Serve(ln)
+	}()
 	select {
 	case err := <-errc:
 		return err

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"nestbox.dev/internal/network"
@@ -136,7 +137,7 @@ func (a *Agent) toProto(sb *sandbox) *agentpb.Sandbox {
 	a.mu.Unlock()
 	out := &agentpb.Sandbox{
 		Id:          sb.id,
-		Config:      sb.cfg,
+		Config:      publicConfig(sb.cfg),
 		State:       agentpb.SandboxState_SANDBOX_STATE_RUNNING,
 		Address:     sb.net.GuestIP.String(),
 		EnvdVersion: sb.envdVersion,
@@ -150,5 +151,18 @@ func (a *Agent) toProto(sb *sandbox) *agentpb.Sandbox {
 	if !endAt.IsZero() {
 		out.EndAt = timestamppb.New(endAt)
 	}
+	return out
+}
+
+// publicConfig is cfg without its secrets (the env vars' values and envd's
+// access token): answers of the API never carry them; the control plane
+// has them already and nothing else needs them.
+func publicConfig(cfg *agentpb.SandboxConfig) *agentpb.SandboxConfig {
+	if cfg == nil {
+		return nil
+	}
+	out := proto.Clone(cfg).(*agentpb.SandboxConfig)
+	out.EnvVars = nil
+	out.AccessToken = ""
 	return out
 }

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/events"
 	"nestbox.dev/internal/lifecycle"
 	"nestbox.dev/internal/server"
@@ -25,7 +26,9 @@ type Config struct {
 	Events events.Stream
 	Hosts  lifecycle.Hosts
 	Logger *slog.Logger
-	// HostToken authenticates host agents' event posts.
+	// HostToken authenticates the event posts of the host agent of the one
+	// host in Hosts, and binds them to it: they may report on that host's
+	// capsules only.
 	HostToken string
 	// ReconcileInterval: zero means 60 s.
 	ReconcileInterval time.Duration
@@ -69,11 +72,20 @@ func New(cfg Config) (*ControlPlane, error) {
 	if err != nil {
 		return nil, err
 	}
+	hosts := cfg.Hosts.All()
+	if cfg.HostToken != "" && len(hosts) != 1 {
+		return nil, errdefs.Invalid("controlplane: one host token for %d hosts: a token must belong to one host", len(hosts))
+	}
+	var hostID string
+	if len(hosts) == 1 {
+		hostID = hosts[0].ID
+	}
 	srv, err := server.New(server.Config{
 		Lifecycle: life,
 		Store:     cfg.Store,
 		Logger:    cfg.Logger.With("component", "http"),
 		HostToken: cfg.HostToken,
+		HostID:    hostID,
 		Ready:     cfg.Ready,
 		Domain:    cfg.Domain,
 	})

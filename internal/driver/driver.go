@@ -23,6 +23,11 @@ type Spec struct {
 	// removed with the sandbox. The driver keeps its files (bundle, logs,
 	// runtime state) under it and nowhere else.
 	Dir string
+	// LogDir is where the driver writes the sandbox's console output and
+	// its own logs, which the tenant can grow; "" means Dir. The agent
+	// puts it on the sandbox's writable-layer file system, so that they
+	// count against the sandbox's own disk limit, not the host's.
+	LogDir string
 	// Rootfs is the prepared root filesystem: a directory for gVisor, an
 	// image file for Firecracker. The driver does not remove it.
 	Rootfs string

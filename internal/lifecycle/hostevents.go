@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"nestbox.dev"
@@ -11,7 +12,8 @@ import (
 )
 
 // HostEvent is what a host agent reports about one of its sandboxes
-// (POST /v1/hosts/sandbox-events); the JSON shape is the agent's.
+// (POST /v1/hosts/sandbox-events); the JSON shape is the agent's. The HTTP
+// layer sets HostID to the host whose token authenticated the event.
 type HostEvent struct {
 	HostID    string    `json:"host_id,omitempty"`
 	SandboxID string    `json:"sandbox_id"`
@@ -30,7 +32,9 @@ const (
 
 // HandleHostEvent applies an agent's event to the store at once, rather
 // than at the next reconcile. Events about unknown sandboxes and events
-// that no longer apply are ignored.
+// that no longer apply are ignored. An event whose HostID is set may only
+// be about a capsule on that host: one about another host's capsule is
+// errdefs.ErrPermission and changes nothing.
 func (s *Service) HandleHostEvent(ctx context.Context, ev HostEvent) error {
 	var (
 		from []nestbox.Status
@@ -53,6 +57,18 @@ func (s *Service) HandleHostEvent(ctx context.Context, ev HostEvent) error {
 	}
 	if len(ev.SandboxID) != IDLength {
 		return errdefs.Invalid("sandbox_id %q is not a capsule ID", ev.SandboxID)
+	}
+	if ev.HostID != "" {
+		c, err := s.store.GetCapsule(ctx, ev.SandboxID)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("host event for %s: %w", ev.SandboxID, err)
+		}
+		if c.HostID != ev.HostID {
+			return errdefs.Permission("capsule %s is not on host %s", ev.SandboxID, ev.HostID)
+		}
 	}
 	if u.To.Final() {
 		u.StoppedAt = u.At

@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -42,6 +43,19 @@ type Host struct {
 	// http://127.0.0.1:5007): envd and ports of the host's capsules are
 	// reached under ProxyURL/proxy/{id}/{port}/.
 	ProxyURL string
+	// Authorize wraps a transport to ProxyURL so that its requests carry
+	// the agent's credential; nil means none is needed. Agent is
+	// authorized already.
+	Authorize func(http.RoundTripper) http.RoundTripper
+}
+
+// Transport returns rt wrapped by h.Authorize: the transport for requests
+// to h's ProxyURL.
+func (h Host) Transport(rt http.RoundTripper) http.RoundTripper {
+	if h.Authorize == nil {
+		return rt
+	}
+	return h.Authorize(rt)
 }
 
 // Hosts knows the hosts capsules can run on.

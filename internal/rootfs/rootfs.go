@@ -50,9 +50,28 @@ func Size(requested, templateBytes int64) int64 {
 	return (size + 4095) &^ 4095
 }
 
+// The steps of Mount, in order; a test hook runs after each.
+const (
+	stepImage   = "image"   // dir/upper.img exists, sized
+	stepFormat  = "format"  // it holds an ext4 file system
+	stepDirs    = "dirs"    // dir/upper and dir/rootfs exist
+	stepLoop    = "loop"    // the image is mounted on a loop device
+	stepUpper   = "upper"   // upper/ and work/ exist in it
+	stepOverlay = "overlay" // the overlay is mounted at dir/rootfs
+)
+
+var mountSteps = []string{stepImage, stepFormat, stepDirs, stepLoop, stepUpper, stepOverlay}
+
 // Mount creates dir/upper.img of size bytes, mounts it and an overlay over
-// lower at dir/rootfs. On error nothing it made is left behind.
-func Mount(ctx context.Context, lower, dir string, size int64) (l Layer, err error) {
+// lower at dir/rootfs. On error nothing it made is left behind: no file, no
+// mount, no loop device.
+func Mount(ctx context.Context, lower, dir string, size int64) (Layer, error) {
+	return mount(ctx, lower, dir, size, nil)
+}
+
+// mount is Mount with a hook run after each step (nil: none); an error of
+// the hook fails the mount there, as a failure of the next step would.
+func mount(ctx context.Context, lower, dir string, size int64, after func(step string) error) (l Layer, err error) {
 	if !filepath.IsAbs(lower) || !filepath.IsAbs(dir) {
 		return Layer{}, errdefs.Invalid("rootfs paths must be absolute")
 	}
@@ -69,20 +88,32 @@ func Mount(ctx context.Context, lower, dir string, size int64) (l Layer, err err
 		Lower:      lower,
 		SizeBytes:  size,
 	}
-	var undo []func()
+	var undo []func() error
 	defer func() {
 		if err != nil {
+			var errs []error
 			for i := len(undo) - 1; i >= 0; i-- {
-				undo[i]()
+				if uerr := undo[i](); uerr != nil {
+					errs = append(errs, uerr)
+				}
+			}
+			if len(errs) > 0 {
+				err = fmt.Errorf("%w (and undoing it: %w)", err, errors.Join(errs...))
 			}
 		}
 	}()
+	step := func(name string) error {
+		if after == nil {
+			return nil
+		}
+		return after(name)
+	}
 
 	f, err := os.OpenFile(l.Image, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
 	if err != nil {
 		return l, fmt.Errorf("create writable layer: %w", err)
 	}
-	undo = append(undo, func() { os.Remove(l.Image) })
+	undo = append(undo, func() error { return removeIfExists(l.Image) })
 	err = f.Truncate(size)
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -90,34 +121,60 @@ func Mount(ctx context.Context, lower, dir string, size int64) (l Layer, err err
 	if err != nil {
 		return l, fmt.Errorf("size writable layer: %w", err)
 	}
+	if err := step(stepImage); err != nil {
+		return l, err
+	}
 	// No journal: the layer lives and dies with one sandbox. Lazy init
 	// keeps mkfs at tens of milliseconds for any size.
 	if err := run(ctx, "mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal",
 		"-E", "lazy_itable_init=1,lazy_journal_init=1,nodiscard", l.Image); err != nil {
 		return l, fmt.Errorf("format writable layer: %w", err)
 	}
+	if err := step(stepFormat); err != nil {
+		return l, err
+	}
+	undo = append(undo, func() error { return errors.Join(removeIfExists(l.UpperMount), removeIfExists(l.Root)) })
 	for _, d := range []string{l.UpperMount, l.Root} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return l, err
 		}
 	}
-	undo = append(undo, func() { os.Remove(l.UpperMount); os.Remove(l.Root) })
+	if err := step(stepDirs); err != nil {
+		return l, err
+	}
 	// mount(8) sets up the loop device with autoclear: unmounting frees it.
 	if err := run(ctx, "mount", "-o", "loop,noatime", l.Image, l.UpperMount); err != nil {
 		return l, fmt.Errorf("mount writable layer: %w", err)
 	}
-	undo = append(undo, func() { unmount(l.UpperMount) })
+	undo = append(undo, func() error { return unmount(l.UpperMount) })
+	if err := step(stepLoop); err != nil {
+		return l, err
+	}
 	for _, d := range []string{"upper", "work"} {
 		if err := os.Mkdir(filepath.Join(l.UpperMount, d), 0o755); err != nil {
 			return l, err
 		}
+	}
+	if err := step(stepUpper); err != nil {
+		return l, err
 	}
 	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s",
 		lower, filepath.Join(l.UpperMount, "upper"), filepath.Join(l.UpperMount, "work"))
 	if err := unix.Mount("overlay", l.Root, "overlay", 0, opts); err != nil {
 		return l, fmt.Errorf("mount overlay: %w", err)
 	}
+	undo = append(undo, func() error { return unmount(l.Root) })
+	if err := step(stepOverlay); err != nil {
+		return l, err
+	}
 	return l, nil
+}
+
+func removeIfExists(path string) error {
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return err
+	}
+	return nil
 }
 
 // Unmount unmounts the overlay and the writable layer and removes the
@@ -143,10 +200,17 @@ func Unmount(ctx context.Context, l Layer) error {
 	return errors.Join(errs...)
 }
 
-// unmount unmounts path if it is a mount point. A busy mount is detached
-// lazily: the sandbox is gone, whatever still holds it lets go soon.
+// unmountAttempts bounds unmount: mounts stacked on one path (runsc may
+// mount over a path more than once) take one attempt each, and a mount
+// that will not go must not spin the caller forever.
+const unmountAttempts = 32
+
+// unmount unmounts path, and every mount stacked on it, if it is a mount
+// point. A busy mount is detached lazily: the sandbox is gone, whatever
+// still holds it lets go soon. After unmountAttempts it gives up with an
+// error saying what is still mounted.
 func unmount(path string) error {
-	for {
+	for range unmountAttempts {
 		mounted, err := isMountPoint(path)
 		if err != nil || !mounted {
 			return err
@@ -160,6 +224,7 @@ func unmount(path string) error {
 			}
 		}
 	}
+	return fmt.Errorf("unmount %s: still mounted after %d attempts (see /proc/self/mountinfo): %w", path, unmountAttempts, errdefs.ErrUnavailable)
 }
 
 // isMountPoint reports whether path is in /proc/self/mountinfo.

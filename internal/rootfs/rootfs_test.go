@@ -100,6 +100,89 @@ func TestFailedMountLeavesNothing(t *testing.T) {
 	assertClean(t, dir)
 }
 
+// TestFailedMountUndoesEachStep fails Mount after each of its steps in
+// turn, once the step's resource exists (the hook checks that the image,
+// the loop device and the mounts are really there), and checks that the
+// failed Mount leaves no file, no mount and no loop device on the image.
+func TestFailedMountUndoesEachStep(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "mkfs.ext4")
+	ctx := context.Background()
+	lower := lowerDir(t)
+	injected := errors.New("injected failure")
+	for _, failAt := range mountSteps {
+		dir := t.TempDir()
+		var made []string
+		_, err := mount(ctx, lower, dir, MinSize, func(step string) error {
+			// What must exist once this step is done.
+			switch step {
+			case stepImage, stepFormat:
+				if _, err := os.Stat(filepath.Join(dir, "upper.img")); err != nil {
+					t.Errorf("after %s: %v", step, err)
+				}
+			case stepLoop:
+				if len(loopsBacking(dir)) == 0 {
+					t.Errorf("after %s: no loop device backs the image", step)
+				}
+				if !mounted(filepath.Join(dir, "upper")) {
+					t.Errorf("after %s: the image is not mounted", step)
+				}
+			case stepOverlay:
+				if !mounted(filepath.Join(dir, "rootfs")) {
+					t.Errorf("after %s: the overlay is not mounted", step)
+				}
+			}
+			made = append(made, step)
+			if step == failAt {
+				return injected
+			}
+			return nil
+		})
+		if !errors.Is(err, injected) {
+			t.Errorf("fail at %s: Mount returned %v, want the injected failure", failAt, err)
+		}
+		if made[len(made)-1] != failAt {
+			t.Errorf("fail at %s: the steps done were %v", failAt, made)
+		}
+		assertClean(t, dir)
+	}
+}
+
+// TestUnmountStacked checks that unmount removes every mount stacked on a
+// path, and returns.
+func TestUnmountStacked(t *testing.T) {
+	testenv.RequireRoot(t)
+	dir := t.TempDir()
+	for range 3 {
+		if err := unix.Mount("tmpfs", dir, "tmpfs", 0, "size=1m"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := unmount(dir); err != nil {
+		t.Fatal(err)
+	}
+	if mounted(dir) {
+		t.Error("still mounted after unmount")
+	}
+}
+
+func mounted(path string) bool {
+	ok, _ := isMountPoint(path)
+	return ok
+}
+
+// loopsBacking lists the loop devices whose backing file is under dir.
+func loopsBacking(dir string) []string {
+	var out []string
+	loops, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
+	for _, lf := range loops {
+		if b, _ := os.ReadFile(lf); strings.HasPrefix(strings.TrimSpace(string(b)), dir+"/") {
+			out = append(out, lf)
+		}
+	}
+	return out
+}
+
 func assertClean(t *testing.T, dir string) {
 	t.Helper()
 	entries, _ := os.ReadDir(dir)
@@ -110,11 +193,8 @@ func assertClean(t *testing.T, dir string) {
 	if strings.Contains(string(b), dir) {
 		t.Errorf("mounts under %s remain", dir)
 	}
-	loops, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
-	for _, lf := range loops {
-		if b, _ := os.ReadFile(lf); strings.Contains(string(b), dir) {
-			t.Errorf("loop device %s still backs %s", lf, b)
-		}
+	for _, lf := range loopsBacking(dir) {
+		t.Errorf("loop device %s still backs a file in %s", lf, dir)
 	}
 }
 

@@ -73,14 +73,23 @@ func team(r *http.Request) string {
 }
 
 // hostAuthenticated wraps h so that it runs only for host agents presenting
-// the host token.
+// a host token; the host the token belongs to is in the request's context
+// (authenticatedHost).
 func (s *Server) hostAuthenticated(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if s.cfg.HostToken == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.HostToken)) != 1 {
+		if s.cfg.HostToken == "" || s.cfg.HostID == "" || subtle.ConstantTimeCompare([]byte(tok), []byte(s.cfg.HostToken)) != 1 {
 			s.writeError(w, r, errdefs.Unauthenticated("a valid host token is required"))
 			return
 		}
-		h(w, r)
+		h(w, r.WithContext(context.WithValue(r.Context(), hostKey{}, s.cfg.HostID)))
 	}
+}
+
+type hostKey struct{}
+
+// authenticatedHost is the host whose token authenticated r.
+func authenticatedHost(r *http.Request) string {
+	id, _ := r.Context().Value(hostKey{}).(string)
+	return id
 }

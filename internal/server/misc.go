@@ -5,6 +5,7 @@ import (
 	"net/http"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/lifecycle"
 )
 
@@ -38,6 +39,13 @@ func (s *Server) hostEvent(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	// A host reports on its own capsules only.
+	host := authenticatedHost(r)
+	if ev.HostID != "" && ev.HostID != host {
+		s.writeError(w, r, errdefs.Permission("the host token is not host %q's", ev.HostID))
+		return
+	}
+	ev.HostID = host
 	if err := s.life.HandleHostEvent(r.Context(), ev); err != nil {
 		s.writeError(w, r, err)
 		return

@@ -90,7 +90,7 @@ func (p *portProxy) get(id string, port int, routed bool, h lifecycle.Host) (*ht
 	}
 	prefix := "/proxy/" + id + "/" + strconv.Itoa(port)
 	rp := &httputil.ReverseProxy{
-		Transport:     p.transport,
+		Transport:     h.Transport(p.transport),
 		FlushInterval: -1, // stream every write: Connect streams, server-sent events
 		Rewrite: func(pr *httputil.ProxyRequest) {
 			pr.Out.URL.Scheme, pr.Out.URL.Host = target.Scheme, target.Host

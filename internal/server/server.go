@@ -27,9 +27,13 @@ type Config struct {
 	Lifecycle *lifecycle.Service
 	Store     store.Store
 	Logger    *slog.Logger
-	// HostToken authenticates host agents posting events (Authorization:
-	// Bearer); "" refuses every host event.
+	// HostToken authenticates the host agent HostID posting events
+	// (Authorization: Bearer); "" refuses every host event. An event it
+	// authenticates may name only HostID and that host's capsules.
 	HostToken string
+	// HostID is the host HostToken belongs to; "" refuses every host
+	// event.
+	HostID string
 	// MaxBodyBytes bounds JSON request bodies; zero means 1 MiB. File
 	// uploads are streamed and not bounded by it.
 	MaxBodyBytes int64
@@ -157,7 +161,7 @@ func (s *Server) envdFor(c store.Capsule, h lifecycle.Host) *envdclient.Client {
 	return envdclient.New(envdclient.Config{
 		BaseURL:     h.ProxyURL + "/proxy/" + c.ID + "/" + strconv.Itoa(envdPort),
 		AccessToken: c.AccessToken,
-		HTTPClient:  s.envd,
+		HTTPClient:  &http.Client{Transport: h.Transport(s.envd.Transport)},
 	})
 }
 

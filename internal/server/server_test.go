@@ -65,7 +65,7 @@ func newEnv(t *testing.T) *env {
 	}
 	t.Cleanup(func() { life.Close(10 * time.Second) })
 	e.ready = make(chan struct{})
-	srv, err := server.New(server.Config{Lifecycle: life, Store: st, HostToken: hostToken, Ready: e.ready})
+	srv, err := server.New(server.Config{Lifecycle: life, Store: st, HostToken: hostToken, HostID: "h1", Ready: e.ready})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -324,6 +324,28 @@ func TestHostEvents(t *testing.T) {
 	}
 	if code := post(hostToken, `{"sandbox_id":"x","type":"boom"}`); code != 400 {
 		t.Fatalf("malformed event: %d", code)
+	}
+	// The token is host h1's: it may not speak for another host, nor
+	// about a capsule on another host, and such events change nothing.
+	other := c
+	other.ID, other.HostID, other.Status = lifecycle.NewID(), "h2", nestbox.StatusRunning
+	if err := e.store.CreateCapsule(context.Background(), store.Capsule{Capsule: other, UpdatedAt: time.Now().UTC()}); err != nil {
+		t.Fatal(err)
+	}
+	at := `","at":"` + time.Now().UTC().Format(time.RFC3339Nano) + `"}`
+	for _, tc := range []struct{ name, body string }{
+		{"another host's id", `{"host_id":"h2","sandbox_id":"` + c.ID + `","type":"crashed` + at},
+		{"a capsule on another host", `{"sandbox_id":"` + other.ID + `","type":"crashed` + at},
+		{"a capsule on another host, own host id", `{"host_id":"h1","sandbox_id":"` + other.ID + `","type":"crashed` + at},
+	} {
+		if code := post(hostToken, tc.body); code != 403 {
+			t.Errorf("event naming %s: %d, want 403", tc.name, code)
+		}
+	}
+	for _, id := range []string{c.ID, other.ID} {
+		if got, err := e.store.GetCapsule(context.Background(), id); err != nil || got.Status != nestbox.StatusRunning {
+			t.Errorf("capsule %s after refused events: %s, %v; want running", id, got.Status, err)
+		}
 	}
 	if code := post(hostToken, ev); code != 204 {
 		t.Fatalf("event: %d", code)

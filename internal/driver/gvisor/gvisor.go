@@ -38,13 +38,27 @@ type Config struct {
 	// own; "" means /nestbox.
 	CgroupParent string
 	// PidsLimit is the host pids limit of one sandbox. It counts gVisor's
-	// own threads and stub processes too (about 1.5 per process inside), and
-	// hitting it kills the whole sandbox, so it is generous: zero means 16384.
+	// own threads and stub processes too (about 1.5 per process inside),
+	// and reaching it may end the whole sandbox. Zero means
+	// DefaultPidsLimit.
 	PidsLimit int64
+	// CommandTimeout bounds each runsc command but the ones that start a
+	// sandbox (state, delete, list, pause, kill...): a hung runsc is
+	// killed then, and the command fails with errdefs.ErrDeadlineExceeded.
+	// Zero means 30 s.
+	CommandTimeout time.Duration
+	// StartTimeout bounds runsc run and restore; zero means 2 minutes.
+	StartTimeout time.Duration
 	// ExtraFlags are appended to every runsc invocation (e.g. --debug).
 	ExtraFlags []string
 	Logger     *slog.Logger
 }
+
+// DefaultPidsLimit is the default host pids limit of a sandbox: room for
+// several hundred processes inside, and small enough that many sandboxes
+// fork-bombing at once stay far below a host's PIDs (pid_max is often
+// 32768).
+const DefaultPidsLimit = 1024
 
 // Driver runs sandboxes with runsc. It keeps no state in memory: runsc's
 // state directory and the sandbox directories are the truth, so a restarted
@@ -75,7 +89,13 @@ func New(cfg Config) (*Driver, error) {
 		cfg.CgroupParent = "/nestbox"
 	}
 	if cfg.PidsLimit == 0 {
-		cfg.PidsLimit = 16384
+		cfg.PidsLimit = DefaultPidsLimit
+	}
+	if cfg.CommandTimeout == 0 {
+		cfg.CommandTimeout = 30 * time.Second
+	}
+	if cfg.StartTimeout == 0 {
+		cfg.StartTimeout = 2 * time.Minute
 	}
 	if err := os.MkdirAll(cfg.Root, 0o700); err != nil {
 		return nil, fmt.Errorf("gvisor driver: %w", err)
@@ -90,14 +110,30 @@ func New(cfg Config) (*Driver, error) {
 // Name returns "gvisor".
 func (d *Driver) Name() string { return "gvisor" }
 
-// runsc runs one runsc command and returns its stdout. Errors carry stderr.
+// runsc runs one runsc command, for at most CommandTimeout, and returns
+// its stdout. Errors carry stderr.
 func (d *Driver) runsc(ctx context.Context, args ...string) ([]byte, error) {
+	return d.runscWithin(ctx, d.cfg.CommandTimeout, args...)
+}
+
+// runscWithin runs one runsc command for at most timeout: then it is
+// killed (SIGKILL), and the error is errdefs.ErrDeadlineExceeded. A
+// hung runsc cannot hold a sandbox's lifecycle forever.
+func (d *Driver) runscWithin(ctx context.Context, timeout time.Duration, args ...string) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	full := append(d.globalFlags(), args...)
 	cmd := exec.CommandContext(ctx, d.cfg.Runsc, full...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Stdin = nil
+	// A child of runsc that keeps the output pipes open must not hold
+	// Wait past the kill.
+	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Run(); err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return stdout.Bytes(), fmt.Errorf("runsc %s: killed after %s: %w", args[0], timeout, errdefs.ErrDeadlineExceeded)
+		}
 		msg := strings.TrimSpace(stderr.String())
 		if msg == "" {
 			msg = err.Error()
@@ -140,7 +176,8 @@ func isNotExist(err error) bool {
 func bundleDir(spec driver.Spec) string { return filepath.Join(spec.Dir, "bundle") }
 
 // Create writes the bundle and starts the sandbox detached. envd's output
-// goes to <dir>/console.log.
+// goes to <log dir>/console.log, runsc's own log to <log dir>/runsc.log
+// (warnings only: no --debug-log, whose size the tenant would control).
 func (d *Driver) Create(ctx context.Context, spec driver.Spec) error {
 	if err := validate(spec); err != nil {
 		return err
@@ -164,22 +201,33 @@ func (d *Driver) Create(ctx context.Context, spec driver.Spec) error {
 // start runs a detached runsc command whose sandbox inherits console.log as
 // stdout and stderr.
 func (d *Driver) start(ctx context.Context, spec driver.Spec, args ...string) error {
-	console, err := os.OpenFile(filepath.Join(spec.Dir, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	logDir := spec.LogDir
+	if logDir == "" {
+		logDir = spec.Dir
+	}
+	console, err := os.OpenFile(filepath.Join(logDir, "console.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 	if err != nil {
 		return err
 	}
 	defer console.Close()
-	full := append(d.globalFlags(), "--log="+filepath.Join(spec.Dir, "runsc.log"))
+	runscLog := filepath.Join(logDir, "runsc.log")
+	full := append(d.globalFlags(), "--log="+runscLog)
 	if spec.NetNS == "" {
 		// A fresh network namespace has loopback down; with no namespace
 		// given, let gVisor make a loopback-only network itself.
 		full = append(full, "--network=none")
 	}
 	full = append(full, args...)
+	ctx, cancel := context.WithTimeout(ctx, d.cfg.StartTimeout)
+	defer cancel()
 	cmd := exec.CommandContext(ctx, d.cfg.Runsc, full...)
 	cmd.Stdout, cmd.Stderr = console, console
+	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("runsc %s: %w (see %s)", args[0], err, filepath.Join(spec.Dir, "runsc.log"))
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fmt.Errorf("runsc %s: killed after %s: %w", args[0], d.cfg.StartTimeout, errdefs.ErrDeadlineExceeded)
+		}
+		return fmt.Errorf("runsc %s: %w (see %s)", args[0], err, runscLog)
 	}
 	return nil
 }
@@ -301,7 +349,8 @@ func (d *Driver) Checkpoint(ctx context.Context, id, imageDir string) error {
 	if err := os.MkdirAll(imageDir, 0o700); err != nil {
 		return fmt.Errorf("checkpoint sandbox %s: %w", id, err)
 	}
-	if _, err := d.runsc(ctx, "checkpoint", "-image-path="+imageDir, id); err != nil {
+	// Writing the memory image takes ~4 ms per MiB: the start bound.
+	if _, err := d.runscWithin(ctx, d.cfg.StartTimeout, "checkpoint", "-image-path="+imageDir, id); err != nil {
 		return fmt.Errorf("checkpoint sandbox %s: %w", id, err)
 	}
 	// checkpoint returns before the sandbox process has exited, and runsc

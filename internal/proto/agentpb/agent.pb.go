@@ -90,14 +90,16 @@ type SandboxConfig struct {
 	// than the template.
 	DiskBytes int64 `protobuf:"varint,5,opt,name=disk_bytes,json=diskBytes,proto3" json:"disk_bytes,omitempty"`
 	// Seconds until the agent destroys the sandbox; zero means 300.
-	TimeoutSeconds uint32            `protobuf:"varint,6,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
-	EnvVars        map[string]string `protobuf:"bytes,7,rep,name=env_vars,json=envVars,proto3" json:"env_vars,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Metadata       map[string]string `protobuf:"bytes,8,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	Internet       bool              `protobuf:"varint,9,opt,name=internet,proto3" json:"internet,omitempty"`
+	TimeoutSeconds uint32 `protobuf:"varint,6,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
+	// Secret: set on create, never returned (Sandbox.config leaves it empty).
+	EnvVars  map[string]string `protobuf:"bytes,7,rep,name=env_vars,json=envVars,proto3" json:"env_vars,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Metadata map[string]string `protobuf:"bytes,8,rep,name=metadata,proto3" json:"metadata,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	Internet bool              `protobuf:"varint,9,opt,name=internet,proto3" json:"internet,omitempty"`
 	// IPv4 prefixes ("1.1.1.1", "10.0.0.0/8"); allow wins over deny.
 	AllowOut []string `protobuf:"bytes,10,rep,name=allow_out,json=allowOut,proto3" json:"allow_out,omitempty"`
 	DenyOut  []string `protobuf:"bytes,11,rep,name=deny_out,json=denyOut,proto3" json:"deny_out,omitempty"`
-	// Token envd requires on every request; empty means none.
+	// Token envd requires on every request; empty means none. Secret: set on
+	// create, never returned (Sandbox.config leaves it empty).
 	AccessToken    string `protobuf:"bytes,12,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
 	DefaultUser    string `protobuf:"bytes,13,opt,name=default_user,json=defaultUser,proto3" json:"default_user,omitempty"`
 	DefaultWorkdir string `protobuf:"bytes,14,opt,name=default_workdir,json=defaultWorkdir,proto3" json:"default_workdir,omitempty"`
@@ -234,8 +236,12 @@ func (x *SandboxConfig) GetDefaultWorkdir() string {
 }
 
 type Sandbox struct {
-	state     protoimpl.MessageState `protogen:"open.v1"`
-	Id        string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The sandbox's config with the defaults filled in, without its secrets:
+	// env_vars and access_token are always empty here. The control plane
+	// keeps them; the agent's answers, which any holder of the agent token
+	// can read, do not carry them.
 	Config    *SandboxConfig         `protobuf:"bytes,2,opt,name=config,proto3" json:"config,omitempty"`
 	State     SandboxState           `protobuf:"varint,3,opt,name=state,proto3,enum=nestbox.agent.v1.SandboxState" json:"state,omitempty"`
 	StartedAt *timestamppb.Timestamp `protobuf:"bytes,4,opt,name=started_at,json=startedAt,proto3" json:"started_at,omitempty"`
@@ -1003,8 +1009,18 @@ type PingResponse struct {
 	Sandboxes            uint32                 `protobuf:"varint,8,opt,name=sandboxes,proto3" json:"sandboxes,omitempty"`
 	VcpusAllocated       uint32                 `protobuf:"varint,9,opt,name=vcpus_allocated,json=vcpusAllocated,proto3" json:"vcpus_allocated,omitempty"`
 	MemoryAllocatedBytes uint64                 `protobuf:"varint,10,opt,name=memory_allocated_bytes,json=memoryAllocatedBytes,proto3" json:"memory_allocated_bytes,omitempty"`
-	unknownFields        protoimpl.UnknownFields
-	sizeCache            protoimpl.SizeCache
+	// Admission: a create is refused (resource_exhausted) when the memory of
+	// all sandboxes plus its own would pass memory_total_bytes -
+	// memory_reserved_bytes, when it would leave less than
+	// disk_reserved_bytes free on the data dir's file system (writable
+	// layers count at their full size, disk_allocated_bytes in all, though
+	// they are sparse), or when max_sandboxes run already.
+	MemoryReservedBytes uint64 `protobuf:"varint,11,opt,name=memory_reserved_bytes,json=memoryReservedBytes,proto3" json:"memory_reserved_bytes,omitempty"`
+	DiskReservedBytes   uint64 `protobuf:"varint,12,opt,name=disk_reserved_bytes,json=diskReservedBytes,proto3" json:"disk_reserved_bytes,omitempty"`
+	DiskAllocatedBytes  uint64 `protobuf:"varint,13,opt,name=disk_allocated_bytes,json=diskAllocatedBytes,proto3" json:"disk_allocated_bytes,omitempty"`
+	MaxSandboxes        uint32 `protobuf:"varint,14,opt,name=max_sandboxes,json=maxSandboxes,proto3" json:"max_sandboxes,omitempty"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
 }
 
 func (x *PingResponse) Reset() {
@@ -1103,6 +1119,34 @@ func (x *PingResponse) GetVcpusAllocated() uint32 {
 func (x *PingResponse) GetMemoryAllocatedBytes() uint64 {
 	if x != nil {
 		return x.MemoryAllocatedBytes
+	}
+	return 0
+}
+
+func (x *PingResponse) GetMemoryReservedBytes() uint64 {
+	if x != nil {
+		return x.MemoryReservedBytes
+	}
+	return 0
+}
+
+func (x *PingResponse) GetDiskReservedBytes() uint64 {
+	if x != nil {
+		return x.DiskReservedBytes
+	}
+	return 0
+}
+
+func (x *PingResponse) GetDiskAllocatedBytes() uint64 {
+	if x != nil {
+		return x.DiskAllocatedBytes
+	}
+	return 0
+}
+
+func (x *PingResponse) GetMaxSandboxes() uint32 {
+	if x != nil {
+		return x.MaxSandboxes
 	}
 	return 0
 }
@@ -1334,7 +1378,7 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\btx_bytes\x18\t \x01(\x04R\atxBytes\"W\n" +
 	"\x19GetSandboxMetricsResponse\x12:\n" +
 	"\ametrics\x18\x01 \x01(\v2 .nestbox.agent.v1.SandboxMetricsR\ametrics\"\r\n" +
-	"\vPingRequest\"\x91\x03\n" +
+	"\vPingRequest\"\xcc\x04\n" +
 	"\fPingResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
 	"\x06driver\x18\x02 \x01(\tR\x06driver\x12\x12\n" +
@@ -1346,7 +1390,11 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\tsandboxes\x18\b \x01(\rR\tsandboxes\x12'\n" +
 	"\x0fvcpus_allocated\x18\t \x01(\rR\x0evcpusAllocated\x124\n" +
 	"\x16memory_allocated_bytes\x18\n" +
-	" \x01(\x04R\x14memoryAllocatedBytes\"\x16\n" +
+	" \x01(\x04R\x14memoryAllocatedBytes\x122\n" +
+	"\x15memory_reserved_bytes\x18\v \x01(\x04R\x13memoryReservedBytes\x12.\n" +
+	"\x13disk_reserved_bytes\x18\f \x01(\x04R\x11diskReservedBytes\x120\n" +
+	"\x14disk_allocated_bytes\x18\r \x01(\x04R\x12diskAllocatedBytes\x12#\n" +
+	"\rmax_sandboxes\x18\x0e \x01(\rR\fmaxSandboxes\"\x16\n" +
 	"\x14ListTemplatesRequest\"\xac\x01\n" +
 	"\bTemplate\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +

@@ -1,0 +1,83 @@
+package agent
+
+import (
+	"errors"
+	"testing"
+
+	"connectrpc.com/connect"
+
+	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/proto/agentpb"
+)
+
+// TestAdmit checks each bound of admit on a made-up host: 8 GiB of memory
+// with 1 GiB reserved, 20 GiB free with 2 GiB reserved, at most 4
+// sandboxes; one sandbox of 4 GiB memory and a 10 GiB layer holding 3 GiB
+// runs already.
+func TestAdmit(t *testing.T) {
+	a := &Agent{sandboxes: map[string]*sandbox{
+		"a": {cfg: &agentpb.SandboxConfig{MemoryMb: 4096, DiskBytes: 10 << 30}},
+	}}
+	c := hostCapacity{memTotal: 8 << 30, memReserve: 1 << 30, diskAvail: 20 << 30, diskReserve: 2 << 30,
+		maxSandboxes: 4, pidsLimit: 1024, allocated: map[string]uint64{"a": 3 << 30}}
+	for _, tc := range []struct {
+		name     string
+		mem      uint32
+		disk     int64
+		running  int // extra sandboxes of 0 MiB and 0 bytes
+		admitted bool
+	}{
+		{"fits", 3072, 11 << 30, 0, true},
+		{"one MiB too much memory", 3073, 1 << 30, 0, false},
+		// 20 free - 7 promised to a - 2 reserve = 11 GiB for the new one.
+		{"one MiB too much disk", 512, 11<<30 + 1<<20, 0, false},
+		{"the maximum runs", 64, 1 << 20, 3, false},
+		{"below the maximum", 64, 1 << 20, 2, true},
+	} {
+		for k := range a.sandboxes {
+			if k != "a" {
+				delete(a.sandboxes, k)
+			}
+		}
+		for i := range tc.running {
+			a.sandboxes[string(rune('b'+i))] = &sandbox{cfg: &agentpb.SandboxConfig{}}
+		}
+		err := a.admit(c, &agentpb.SandboxConfig{MemoryMb: tc.mem, DiskBytes: tc.disk})
+		if tc.admitted != (err == nil) || (err != nil && !errors.Is(err, errdefs.ErrExhausted)) {
+			t.Errorf("%s: admit: %v, want admitted %v (or resource exhausted)", tc.name, err, tc.admitted)
+		}
+	}
+}
+
+// TestAdmissionRefusesOvercommit runs a real agent whose memory reserve
+// leaves room for one 256 MiB sandbox: the second create is refused with
+// resource_exhausted and leaves nothing; after a destroy there is room
+// again. Ping reports the capacity the refusal is based on.
+func TestAdmissionRefusesOvercommit(t *testing.T) {
+	h := newTestHost(t)
+	mem, err := readMeminfo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ta := h.startAgent(t, "", func(c *Config) { c.MemoryReserveBytes = int64(mem["MemTotal"]) - 400<<20 })
+	first := ta.create(t, &agentpb.SandboxConfig{MemoryMb: 256})
+	_, err = ta.tryCreate(&agentpb.SandboxConfig{MemoryMb: 256})
+	if connect.CodeOf(err) != connect.CodeResourceExhausted {
+		t.Fatalf("second create: %v, want resource_exhausted", err)
+	}
+	t.Logf("refusal: %v", err)
+	if n := len(ta.list()); n != 1 {
+		t.Errorf("%d sandboxes after the refused create, want 1", n)
+	}
+	ping, err := ta.client.Ping(t.Context(), connect.NewRequest(&agentpb.PingRequest{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := ping.Msg; p.MemoryReservedBytes != mem["MemTotal"]-400<<20 || p.DiskReservedBytes < 2<<30 || p.MaxSandboxes == 0 || p.DiskAllocatedBytes == 0 {
+		t.Errorf("ping capacity: %v", p)
+	}
+	ta.destroyRPC(t, first.Id)
+	second := ta.create(t, &agentpb.SandboxConfig{MemoryMb: 256})
+	ta.destroyRPC(t, second.Id)
+	assertClean(t, h.dataDir)
+}

@@ -1,0 +1,150 @@
+package agent
+
+import (
+	"crypto/rand"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"connectrpc.com/connect"
+
+	"nestbox.dev/internal/errdefs"
+)
+
+// ProxyAuthHeader carries the agent token on /proxy/ requests. Their
+// Authorization header belongs to whatever serves the port (envd reads its
+// user from it, a tenant's app may use it), so the agent's credential
+// travels in a header of its own, which the agent removes before the
+// request goes on to the sandbox.
+const ProxyAuthHeader = "Nestbox-Agent-Authorization"
+
+// minTokenLen is the shortest token the agent accepts: 32 random bytes in
+// hex are 64 characters; a shorter secret is a mistake, not a choice.
+const minTokenLen = 32
+
+// TokenFile returns the agent token kept in path, making a new one (32
+// random bytes, hex) on first use: the file is written 0600 in a directory
+// made 0700. created reports that the token is new (the caller prints
+// where it is, so it can be copied to the control plane).
+func TokenFile(path string) (token string, created bool, err error) {
+	tok, err := ReadTokenFile(path)
+	if err == nil {
+		return tok, false, nil
+	}
+	if !errors.Is(err, os.ErrNotExist) {
+		return "", false, err
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", false, fmt.Errorf("agent token: %w", err)
+	}
+	b := make([]byte, 32)
+	rand.Read(b)
+	tok = hex.EncodeToString(b)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, os.ErrExist) {
+		// Another process made it first: use theirs.
+		tok, err := ReadTokenFile(path)
+		return tok, false, err
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("agent token: %w", err)
+	}
+	_, err = f.WriteString(tok + "\n")
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(path)
+		return "", false, fmt.Errorf("agent token: write %s: %w", path, err)
+	}
+	return tok, true, nil
+}
+
+// ReadTokenFile reads a token file as TokenFile writes it. A missing file
+// is os.ErrNotExist; a file readable by others, or holding a token shorter
+// than 32 characters, is refused.
+func ReadTokenFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return "", err
+	}
+	if st.Mode().Perm()&0o077 != 0 {
+		return "", errdefs.Invalid("token file %s is readable by others (mode %v): chmod 600 it", path, st.Mode().Perm())
+	}
+	b := make([]byte, 4096)
+	n, _ := f.Read(b)
+	tok := strings.TrimSpace(string(b[:n]))
+	if err := CheckToken(tok); err != nil {
+		return "", fmt.Errorf("token file %s: %w", path, err)
+	}
+	return tok, nil
+}
+
+// CheckToken refuses tokens too short to be secrets.
+func CheckToken(tok string) error {
+	if len(tok) < minTokenLen {
+		return errdefs.Invalid("the agent token must be at least %d characters, got %d", minTokenLen, len(tok))
+	}
+	return nil
+}
+
+// authenticate wraps next so that it runs only for requests presenting the
+// agent token: "Authorization: Bearer <token>" on the API, the
+// ProxyAuthHeader on /proxy/. Only GET /health, which says nothing but
+// "ok", is open. The comparison takes constant time. A request without the
+// token gets 401 before any work: a Connect error (unauthenticated) on the
+// API, a JSON body elsewhere.
+func authenticate(token string, next http.Handler) http.Handler {
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/health" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			next.ServeHTTP(w, r)
+			return
+		}
+		header := "Authorization"
+		proxied := strings.HasPrefix(r.URL.Path, "/proxy/")
+		if proxied {
+			header = ProxyAuthHeader
+		}
+		got := r.Header.Get(header)
+		if proxied {
+			// The sandbox never sees the agent's credential.
+			r.Header.Del(ProxyAuthHeader)
+		}
+		// An agent without a token (New refuses to make one) serves nobody.
+		if token == "" || subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="nestbox-agent"`)
+			if !proxied && r.Method == http.MethodPost && strings.Count(r.URL.Path, "/") == 2 {
+				// A Connect call: answer in its error format.
+				connectError(w, connect.CodeUnauthenticated, "a valid agent token is required")
+				return
+			}
+			writeJSONError(w, http.StatusUnauthorized, "a valid agent token is required", nil)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// connectError writes a unary Connect error: HTTP status from the code,
+// JSON body {"code": "...", "message": "..."}.
+func connectError(w http.ResponseWriter, code connect.Code, msg string) {
+	status := http.StatusInternalServerError
+	switch code {
+	case connect.CodeUnauthenticated:
+		status = http.StatusUnauthorized
+	case connect.CodePermissionDenied:
+		status = http.StatusForbidden
+	}
+	writeJSON(w, status, map[string]string{"code": code.String(), "message": msg})
+}
