@@ -132,6 +132,7 @@ type agentFlags struct {
 	runsc, envd, templateDir, templateCache, networkCIDR, networkPrefix, cgroupParent string
 	size, rate, burst, egressDeny                                                     string
 	memReserve, diskReserve                                                           string
+	memOvercommit, diskOvercommit                                                     float64
 	pidsLimit, maxSandboxes                                                           int
 	eventsURL, eventsToken, hostID                                                    string
 }
@@ -156,7 +157,9 @@ func registerAgentFlags(fs *flag.FlagSet) *agentFlags {
 	fs.StringVar(&f.memReserve, "memory-reserve", env("NESTBOX_MEMORY_RESERVE", ""), "host memory never given to sandboxes, e.g. 2Gi; \"none\" for none (env NESTBOX_MEMORY_RESERVE; default max(1Gi, 10%))")
 	fs.StringVar(&f.diskReserve, "disk-reserve", env("NESTBOX_DISK_RESERVE", ""), "free space kept on the data dir's file system, e.g. 10Gi; \"none\" for none (env NESTBOX_DISK_RESERVE; default max(2Gi, 5%))")
 	fs.IntVar(&f.pidsLimit, "pids-limit", 0, "host pids limit of each sandbox, gVisor's own threads included (default 1024)")
-	fs.IntVar(&f.maxSandboxes, "max-sandboxes", 0, "most sandboxes this host runs (default: as many as PIDs, memory and disk allow)")
+	fs.Float64Var(&f.memOvercommit, "memory-overcommit", 0, "how far the sandboxes' memory limits together may exceed the host's memory less the reserve (default 16; 1 for none)")
+	fs.Float64Var(&f.diskOvercommit, "disk-overcommit", 0, "how far the writable layers' sizes together may exceed the free disk above the reserve (default 16; 1 for none)")
+	fs.IntVar(&f.maxSandboxes, "max-sandboxes", 0, "most sandboxes this host runs (default: as many as memory and disk allow)")
 	return &f
 }
 
@@ -204,9 +207,10 @@ func (f *agentFlags) config(dataDir string) (agent.Config, error) {
 	if cfg.DiskReserveBytes, err = parseReserve(f.diskReserve); err != nil {
 		return cfg, fmt.Errorf("--disk-reserve: %w", err)
 	}
-	if f.pidsLimit < 0 || f.maxSandboxes < 0 {
-		return cfg, errors.New("--pids-limit and --max-sandboxes must not be negative")
+	if f.pidsLimit < 0 || f.maxSandboxes < 0 || f.memOvercommit < 0 || f.diskOvercommit < 0 {
+		return cfg, errors.New("--pids-limit, --max-sandboxes and the overcommit ratios must not be negative")
 	}
+	cfg.MemoryOvercommit, cfg.DiskOvercommit = f.memOvercommit, f.diskOvercommit
 	cfg.PidsLimit, cfg.MaxSandboxes = int64(f.pidsLimit), f.maxSandboxes
 	if cfg.EgressRateBytes, err = parseSize(f.rate); err != nil {
 		return cfg, fmt.Errorf("--egress-rate: %w", err)

@@ -2,9 +2,6 @@ package agent
 
 import (
 	"fmt"
-	"os"
-	"strconv"
-	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -16,11 +13,12 @@ import (
 // hostCapacity is what this machine can give to sandboxes, measured now.
 type hostCapacity struct {
 	memTotal, memReserve uint64 // bytes
-	memAvail             uint64 // MemAvailable, for Ping
+	memAvail             uint64 // MemAvailable
+	memCommitLimit       uint64 // what the sandboxes' memory limits may add up to
 	diskAvail, diskTotal uint64 // bytes, of the data dir's file system
 	diskReserve          uint64
-	maxSandboxes         uint32 // from the host's PID capacity and Config.MaxSandboxes
-	pidsLimit            int64  // of each sandbox
+	diskOvercommit       float64 // Config.DiskOvercommit
+	maxSandboxes         uint32  // Config.MaxSandboxes; 0: none
 	// allocated is, per sandbox, the bytes its writable layer occupies on
 	// disk already (sparse images grow as the tenant writes).
 	allocated map[string]uint64
@@ -29,7 +27,7 @@ type hostCapacity struct {
 // measure reads the host's capacity. It does file system calls: call it
 // without a.mu held.
 func (a *Agent) measure() (hostCapacity, error) {
-	c := hostCapacity{pidsLimit: a.cfg.PidsLimit, allocated: map[string]uint64{}}
+	c := hostCapacity{maxSandboxes: uint32(max(a.cfg.MaxSandboxes, 0)), diskOvercommit: a.cfg.DiskOvercommit, allocated: map[string]uint64{}}
 	mem, err := readMeminfo()
 	if err != nil {
 		return c, fmt.Errorf("host memory: %w", err)
@@ -41,6 +39,7 @@ func (a *Agent) measure() (hostCapacity, error) {
 	case a.cfg.MemoryReserveBytes == 0:
 		c.memReserve = max(1<<30, c.memTotal/10)
 	}
+	c.memCommitLimit = uint64(float64(c.memTotal-min(c.memReserve, c.memTotal)) * a.cfg.MemoryOvercommit)
 	var fs unix.Statfs_t
 	if err := unix.Statfs(a.cfg.DataDir, &fs); err != nil {
 		return c, fmt.Errorf("data dir: %w", err)
@@ -53,18 +52,6 @@ func (a *Agent) measure() (hostCapacity, error) {
 	case a.cfg.DiskReserveBytes == 0:
 		c.diskReserve = max(2<<30, c.diskTotal/20)
 	}
-	// The host's PIDs: every sandbox may use up to pidsLimit of them, and
-	// the host keeps a quarter (at least 4096) for itself, so that even
-	// every sandbox fork-bombing at once cannot starve the host.
-	hostPIDs := min(readProcInt("/proc/sys/kernel/pid_max"), readProcInt("/proc/sys/kernel/threads-max"))
-	if hostPIDs > 0 && c.pidsLimit > 0 {
-		usable := hostPIDs - max(4096, hostPIDs/4)
-		c.maxSandboxes = uint32(max(usable, 0) / c.pidsLimit)
-	}
-	if m := a.cfg.MaxSandboxes; m > 0 && (c.maxSandboxes == 0 || uint32(m) < c.maxSandboxes) {
-		c.maxSandboxes = uint32(m)
-	}
-
 	a.mu.Lock()
 	images := map[string]string{}
 	for id, sb := range a.sandboxes {
@@ -97,27 +84,27 @@ func (a *Agent) admit(c hostCapacity, cfg *agentpb.SandboxConfig) error {
 		diskPromised += size - min(c.allocated[id], size)
 	}
 	if c.maxSandboxes > 0 && uint32(n) >= c.maxSandboxes {
-		return fmt.Errorf("this host runs its maximum of %d sandboxes (each may use %d of the host's PIDs): %w", c.maxSandboxes, c.pidsLimit, errdefs.ErrExhausted)
+		return fmt.Errorf("this host runs its maximum of %d sandboxes: %w", c.maxSandboxes, errdefs.ErrExhausted)
+	}
+	if c.memAvail < c.memReserve {
+		return fmt.Errorf("this host is short of memory: %d MiB available, %d MiB kept for the host: %w",
+			c.memAvail>>20, c.memReserve>>20, errdefs.ErrExhausted)
 	}
 	mem := uint64(cfg.MemoryMb) << 20
-	if limit := c.memTotal - min(c.memReserve, c.memTotal); memUsed+mem > limit {
-		return fmt.Errorf("this host has no memory for %d MiB more: %d of %d MiB are given to sandboxes (%d MiB kept for the host): %w",
-			mem>>20, memUsed>>20, limit>>20, c.memReserve>>20, errdefs.ErrExhausted)
+	if memUsed+mem > c.memCommitLimit {
+		return fmt.Errorf("this host has no memory for %d MiB more: the sandboxes' limits add up to %d of the %d MiB it commits: %w",
+			mem>>20, memUsed>>20, c.memCommitLimit>>20, errdefs.ErrExhausted)
 	}
+	if c.diskAvail < c.diskReserve {
+		return fmt.Errorf("this host is short of disk: %d MiB free, %d MiB kept in reserve: %w",
+			c.diskAvail>>20, c.diskReserve>>20, errdefs.ErrExhausted)
+	}
+	// Writable layers are sparse: what they may still grow by together is
+	// bounded by the free space above the reserve, times the overcommit.
 	disk := uint64(max(cfg.DiskBytes, 0))
-	if free := c.diskAvail - min(diskPromised, c.diskAvail); free < disk || free-disk < c.diskReserve {
-		return fmt.Errorf("this host has no disk for a %d MiB writable layer: %d MiB free, %d MiB promised to the layers of running sandboxes, %d MiB kept in reserve: %w",
-			disk>>20, c.diskAvail>>20, diskPromised>>20, c.diskReserve>>20, errdefs.ErrExhausted)
+	if budget := uint64(float64(c.diskAvail-c.diskReserve) * c.diskOvercommit); diskPromised+disk > budget {
+		return fmt.Errorf("this host has no disk for a %d MiB writable layer: the layers of running sandboxes may grow by %d MiB, of the %d MiB it commits (%d MiB free, %d MiB kept in reserve): %w",
+			disk>>20, diskPromised>>20, budget>>20, c.diskAvail>>20, c.diskReserve>>20, errdefs.ErrExhausted)
 	}
 	return nil
-}
-
-// readProcInt reads a number from a /proc file; 0 if it cannot.
-func readProcInt(path string) int64 {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	return n
 }

@@ -8,6 +8,7 @@ import (
 
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/proto/agentpb"
+	"nestbox.dev/internal/testenv"
 )
 
 // TestAdmit checks each bound of admit on a made-up host: 8 GiB of memory
@@ -18,21 +19,25 @@ func TestAdmit(t *testing.T) {
 	a := &Agent{sandboxes: map[string]*sandbox{
 		"a": {cfg: &agentpb.SandboxConfig{MemoryMb: 4096, DiskBytes: 10 << 30}},
 	}}
-	c := hostCapacity{memTotal: 8 << 30, memReserve: 1 << 30, diskAvail: 20 << 30, diskReserve: 2 << 30,
-		maxSandboxes: 4, pidsLimit: 1024, allocated: map[string]uint64{"a": 3 << 30}}
+	c := hostCapacity{memTotal: 8 << 30, memReserve: 1 << 30, memAvail: 5 << 30, memCommitLimit: 7 << 30,
+		diskAvail: 20 << 30, diskReserve: 2 << 30, diskOvercommit: 1, maxSandboxes: 4, allocated: map[string]uint64{"a": 3 << 30}}
 	for _, tc := range []struct {
 		name     string
 		mem      uint32
 		disk     int64
 		running  int // extra sandboxes of 0 MiB and 0 bytes
+		avail    uint64
 		admitted bool
 	}{
-		{"fits", 3072, 11 << 30, 0, true},
-		{"one MiB too much memory", 3073, 1 << 30, 0, false},
+		{"fits", 3072, 11 << 30, 0, 0, true},
+		{"one MiB past the commit limit", 3073, 1 << 30, 0, 0, false},
+		{"memory short now", 64, 1 << 20, 0, 1<<30 - 1, false},
+		{"memory just enough now", 64, 1 << 20, 0, 1 << 30, true},
 		// 20 free - 7 promised to a - 2 reserve = 11 GiB for the new one.
-		{"one MiB too much disk", 512, 11<<30 + 1<<20, 0, false},
-		{"the maximum runs", 64, 1 << 20, 3, false},
-		{"below the maximum", 64, 1 << 20, 2, true},
+		{"one MiB too much disk", 512, 11<<30 + 1<<20, 0, 0, false},
+		{"disk short now", 64, 1 << 20, 0, 0, false},
+		{"the maximum runs", 64, 1 << 20, 3, 0, false},
+		{"below the maximum", 64, 1 << 20, 2, 0, true},
 	} {
 		for k := range a.sandboxes {
 			if k != "a" {
@@ -42,6 +47,13 @@ func TestAdmit(t *testing.T) {
 		for i := range tc.running {
 			a.sandboxes[string(rune('b'+i))] = &sandbox{cfg: &agentpb.SandboxConfig{}}
 		}
+		c := c
+		if tc.avail != 0 {
+			c.memAvail = tc.avail
+		}
+		if tc.name == "disk short now" {
+			c.diskAvail = c.diskReserve - 1
+		}
 		err := a.admit(c, &agentpb.SandboxConfig{MemoryMb: tc.mem, DiskBytes: tc.disk})
 		if tc.admitted != (err == nil) || (err != nil && !errors.Is(err, errdefs.ErrExhausted)) {
 			t.Errorf("%s: admit: %v, want admitted %v (or resource exhausted)", tc.name, err, tc.admitted)
@@ -49,8 +61,8 @@ func TestAdmit(t *testing.T) {
 	}
 }
 
-// TestAdmissionRefusesOvercommit runs a real agent whose memory reserve
-// leaves room for one 256 MiB sandbox: the second create is refused with
+// TestAdmissionRefusesOvercommit runs a real agent whose overcommit ratio
+// commits 400 MiB to sandboxes, room for one of 256 MiB: the second create is refused with
 // resource_exhausted and leaves nothing; after a destroy there is room
 // again. Ping reports the capacity the refusal is based on.
 func TestAdmissionRefusesOvercommit(t *testing.T) {
@@ -59,7 +71,13 @@ func TestAdmissionRefusesOvercommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ta := h.startAgent(t, "", func(c *Config) { c.MemoryReserveBytes = int64(mem["MemTotal"]) - 400<<20 })
+	const reserve = 1 << 30
+	if mem["MemAvailable"] < 2*reserve {
+		testenv.Missing(t, "2 GiB of available memory")
+	}
+	ratio := float64(400<<20) / float64(mem["MemTotal"]-reserve)
+	ta := h.startAgent(t, "", func(c *Config) { c.MemoryReserveBytes, c.MemoryOvercommit = reserve, ratio })
+
 	first := ta.create(t, &agentpb.SandboxConfig{MemoryMb: 256})
 	_, err = ta.tryCreate(&agentpb.SandboxConfig{MemoryMb: 256})
 	if connect.CodeOf(err) != connect.CodeResourceExhausted {
@@ -73,7 +91,7 @@ func TestAdmissionRefusesOvercommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := ping.Msg; p.MemoryReservedBytes != mem["MemTotal"]-400<<20 || p.DiskReservedBytes < 2<<30 || p.MaxSandboxes == 0 || p.DiskAllocatedBytes == 0 {
+	if p := ping.Msg; p.MemoryReservedBytes != reserve || p.MemoryCommitLimitBytes > 400<<20 || p.MemoryCommitLimitBytes < 399<<20 || p.DiskReservedBytes < 2<<30 || p.DiskAllocatedBytes == 0 {
 		t.Errorf("ping capacity: %v", p)
 	}
 	ta.destroyRPC(t, first.Id)

@@ -43,6 +43,15 @@ const (
 	DefaultVCPUs      = 2
 	DefaultMemoryMB   = 512
 	DefaultTemplate   = "minimal"
+	// DefaultMemoryOvercommit lets the sandboxes' memory limits add up to
+	// 16 times what the host gives them: an idle sandbox uses ~20 MiB of a
+	// 512 MiB limit. The MemAvailable check of admission is the guard
+	// against memory that is short now.
+	DefaultMemoryOvercommit = 16
+	// DefaultDiskOvercommit lets the writable layers' sizes (5 GiB each by
+	// default) add up to 16 times the free space: a layer holds what the
+	// tenant writes, most of them little.
+	DefaultDiskOvercommit = 16
 	// EnvdPort is where envd listens inside every sandbox.
 	EnvdPort = 49983
 )
@@ -110,18 +119,28 @@ type Config struct {
 	DefaultMemoryMB int
 	// PidsLimit is each sandbox's host pids limit (gVisor's own threads
 	// count: about 1.5 host tasks per process inside, ~25 idle); zero
-	// means gvisor.DefaultPidsLimit. It also bounds how many sandboxes the
-	// host admits: their limits together stay under three quarters of the
-	// host's PIDs.
+	// means gvisor.DefaultPidsLimit. All sandboxes together are held under
+	// the driver's host-wide cap (gvisor.Config.TotalPidsLimit), so many
+	// sandboxes fork-bombing at once cannot starve the host.
 	PidsLimit int64
-	// MemoryReserveBytes is host memory never given to sandboxes: a create
-	// whose memory would pass MemTotal minus it is refused. Zero means
+	// MemoryReserveBytes is host memory never given to sandboxes: while
+	// MemAvailable is under it, creates are refused. Zero means
 	// max(1 GiB, 10% of MemTotal); negative, none.
 	MemoryReserveBytes int64
+	// MemoryOvercommit is how far the sandboxes' memory limits together may
+	// exceed the host's memory less the reserve: an idle gVisor sandbox
+	// uses ~20 MiB of its limit, so 1 would leave most of the host idle.
+	// Zero means DefaultMemoryOvercommit; 1 means no overcommit, and less
+	// than 1 keeps part of the host's memory from sandboxes.
+	MemoryOvercommit float64
 	// DiskReserveBytes is free space kept on the data dir's file system
-	// (which may hold the database too): a create that would promise it to
-	// writable layers is refused. Zero means max(2 GiB, 5%); negative, none.
+	// (which may hold the database too): while less is free, creates are
+	// refused. Zero means max(2 GiB, 5%); negative, none.
 	DiskReserveBytes int64
+	// DiskOvercommit is how far what the sparse writable layers may still
+	// grow by together may exceed the free space above the reserve. Zero
+	// means DefaultDiskOvercommit; 1 means every layer could fill itself.
+	DiskOvercommit float64
 	// LogMaxBytes caps each host-side log of a sandbox (its console and
 	// runsc's log), checked every MonitorInterval; zero means
 	// DefaultLogMaxBytes. Between checks the sandbox's disk limit bounds
@@ -241,6 +260,15 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	if cfg.DefaultMemoryMB == 0 {
 		cfg.DefaultMemoryMB = DefaultMemoryMB
+	}
+	if cfg.MemoryOvercommit == 0 {
+		cfg.MemoryOvercommit = DefaultMemoryOvercommit
+	}
+	if cfg.DiskOvercommit == 0 {
+		cfg.DiskOvercommit = DefaultDiskOvercommit
+	}
+	if cfg.MemoryOvercommit < 0 || cfg.DiskOvercommit < 0 {
+		return nil, errdefs.Invalid("overcommit ratios must be positive")
 	}
 	if cfg.PidsLimit == 0 {
 		cfg.PidsLimit = gvisor.DefaultPidsLimit

@@ -23,16 +23,20 @@ import (
 // host's threads, which other work on the machine moves): the bomb must
 // reach its limit (pids.events "max" > 0, or the sandbox ended), never
 // pass it, and while three bombs run at once the agent still creates,
-// runs a command in and destroys another sandbox. Destroying them all
-// leaves nothing.
+// runs a command in and destroys another sandbox. With a low host-wide cap
+// (the parent cgroup's pids.max), bombs whose own limits add up past it
+// stop at the cap together, and the agent still destroys them. Destroying
+// them all leaves nothing.
 func TestForkBombStaysInside(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		limit int64 // 0: the default
+		total int64 // the parent's cap; 0: the default
 		bombs int
 	}{
-		{"default-limit", 0, 3},
-		{"low-limit", 256, 1},
+		{"default-limit", 0, 0, 3},
+		{"low-limit", 256, 0, 1},
+		{"host-wide-cap", 0, 1500, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newTestHost(t)
@@ -40,11 +44,15 @@ func TestForkBombStaysInside(t *testing.T) {
 			if limit == 0 {
 				limit = gvisor.DefaultPidsLimit
 			}
+			if tc.total > 0 {
+				// The next driver resets the cap; until then, none.
+				t.Cleanup(func() { os.WriteFile(parentCgroupFile("pids.max"), []byte("max"), 0o644) })
+			}
 			ta := h.startAgent(t, "", func(c *Config) {
-				if tc.limit == 0 {
+				if tc.limit == 0 && tc.total == 0 {
 					return // the agent's own driver, as in production
 				}
-				d, err := gvisor.New(gvisor.Config{Runsc: c.Runsc, Root: filepath.Join(c.DataDir, "runsc"), CgroupParent: c.CgroupParent, PidsLimit: tc.limit})
+				d, err := gvisor.New(gvisor.Config{Runsc: c.Runsc, Root: filepath.Join(c.DataDir, "runsc"), CgroupParent: c.CgroupParent, PidsLimit: tc.limit, TotalPidsLimit: tc.total})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -73,6 +81,7 @@ func TestForkBombStaysInside(t *testing.T) {
 			// While they run: peak use of each bomb's cgroup, and a whole
 			// lifecycle of another sandbox.
 			peaks := make([]int64, len(bombs))
+			var parentPeak int64
 			var mu sync.Mutex
 			stop := make(chan struct{})
 			var wg sync.WaitGroup
@@ -85,6 +94,12 @@ func TestForkBombStaysInside(t *testing.T) {
 							mu.Unlock()
 						}
 					}
+					if n, err := os.ReadFile(parentCgroupFile("pids.current")); err == nil {
+						v, _ := strconv.ParseInt(strings.TrimSpace(string(n)), 10, 64)
+						mu.Lock()
+						parentPeak = max(parentPeak, v)
+						mu.Unlock()
+					}
 					select {
 					case <-stop:
 						return
@@ -93,6 +108,32 @@ func TestForkBombStaysInside(t *testing.T) {
 				}
 			})
 			time.Sleep(3 * time.Second) // let the bombs reach their limits
+			if tc.total > 0 {
+				// The cap is full: no new sandbox could start, by design.
+				time.Sleep(2 * time.Second)
+				close(stop)
+				wg.Wait()
+				// cgroup v1 counts a refused fork in the forking task's own
+				// cgroup, v2 in the one whose limit refused it.
+				hits := parentEventsMax(t)
+				for _, b := range bombs {
+					n, _ := cgroupEventsMax(b.Id)
+					hits += n
+				}
+				t.Logf("parent cgroup: peak pids.current %d of %d; refused forks %d", parentPeak, tc.total, hits)
+				if parentPeak > tc.total {
+					t.Errorf("the sandboxes used %d pids together, over the host-wide cap %d", parentPeak, tc.total)
+				}
+				if hits == 0 || parentPeak < tc.total-64 {
+					t.Errorf("the bombs never reached the host-wide cap (peak %d of %d, %d refused forks)", parentPeak, tc.total, hits)
+				}
+
+				for _, b := range bombs {
+					ta.destroyRPC(t, b.Id)
+				}
+				assertClean(t, h.dataDir)
+				return
+			}
 			start := time.Now()
 			calm, err := ta.tryCreate(&agentpb.SandboxConfig{})
 			if err != nil {
@@ -127,6 +168,24 @@ func TestForkBombStaysInside(t *testing.T) {
 			assertClean(t, h.dataDir)
 		})
 	}
+}
+
+func parentCgroupFile(name string) string {
+	return filepath.Join("/sys/fs/cgroup/pids", testCgroup, name)
+}
+
+// parentEventsMax is the "max" counter of the parent cgroup's pids.events.
+func parentEventsMax(t *testing.T) int64 {
+	t.Helper()
+	b, err := os.ReadFile(parentCgroupFile("pids.events"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), "max %d", &n); err != nil {
+		t.Fatalf("pids.events %q: %v", b, err)
+	}
+	return n
 }
 
 func cgroupFile(id, name string) string {

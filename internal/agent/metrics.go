@@ -76,6 +76,7 @@ func (a *Agent) ping(ctx context.Context) (*agentpb.PingResponse, error) {
 	resp.MemoryTotalBytes = c.memTotal
 	resp.MemoryAvailableBytes = c.memAvail
 	resp.MemoryReservedBytes = c.memReserve
+	resp.MemoryCommitLimitBytes = c.memCommitLimit
 	resp.DiskTotalBytes = c.diskTotal
 	resp.DiskAvailableBytes = c.diskAvail
 	resp.DiskReservedBytes = c.diskReserve

@@ -118,8 +118,8 @@ func (a agentAuth) RoundTrip(r *http.Request) (*http.Response, error) {
 	return a.next.RoundTrip(r)
 }
 
-// Pick returns the one host if it has room for req: enough memory left
-// within what it gives to sandboxes, free disk above its reserve, fewer
+// Pick returns the one host if it has room for req: memory available above
+// its reserve and left within what it commits to sandboxes, free disk above its reserve, fewer
 // sandboxes than its maximum, and at least as many cores as req's vCPUs.
 // A full host is errdefs.ErrExhausted (429); one that does not answer,
 // errdefs.Unavailable. The host's Ping is cached for a second, so a burst
@@ -135,9 +135,13 @@ func (s *SingleHost) Pick(ctx context.Context, req nestbox.CreateCapsuleRequest)
 	if p.MaxSandboxes > 0 && p.Sandboxes >= p.MaxSandboxes {
 		return lifecycle.Host{}, fmt.Errorf("host %s runs its maximum of %d capsules: %w", s.host.ID, p.MaxSandboxes, errdefs.ErrExhausted)
 	}
+	if p.MemoryTotalBytes > 0 && p.MemoryAvailableBytes < p.MemoryReservedBytes {
+		return lifecycle.Host{}, fmt.Errorf("host %s is short of memory (%d MiB available, %d MiB kept for the host): %w",
+			s.host.ID, p.MemoryAvailableBytes>>20, p.MemoryReservedBytes>>20, errdefs.ErrExhausted)
+	}
 	mem := uint64(max(req.MemoryMB, 0)) << 20
-	if limit := p.MemoryTotalBytes - min(p.MemoryReservedBytes, p.MemoryTotalBytes); p.MemoryTotalBytes > 0 && p.MemoryAllocatedBytes+mem > limit {
-		return lifecycle.Host{}, fmt.Errorf("host %s has no memory left for %d MiB more (%d of %d MiB given to capsules): %w",
+	if limit := p.MemoryCommitLimitBytes; limit > 0 && p.MemoryAllocatedBytes+mem > limit {
+		return lifecycle.Host{}, fmt.Errorf("host %s has no memory left for %d MiB more (the capsules' limits add up to %d of the %d MiB it commits): %w",
 			s.host.ID, mem>>20, p.MemoryAllocatedBytes>>20, limit>>20, errdefs.ErrExhausted)
 	}
 	if p.DiskTotalBytes > 0 && p.DiskAvailableBytes < p.DiskReservedBytes {

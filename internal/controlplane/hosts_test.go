@@ -116,7 +116,8 @@ func TestSingleHostTLS(t *testing.T) {
 // TestSingleHostPickRefusesFullHost checks Pick against the host's
 // capacity, and that a burst of picks costs one Ping.
 func TestSingleHostPickRefusesFullHost(t *testing.T) {
-	roomy := &agentpb.PingResponse{Cpus: 2, MemoryTotalBytes: 8 << 30, MemoryReservedBytes: 1 << 30, MemoryAllocatedBytes: 6 << 30,
+	roomy := &agentpb.PingResponse{Cpus: 2, MemoryTotalBytes: 8 << 30, MemoryAvailableBytes: 6 << 30, MemoryReservedBytes: 1 << 30,
+		MemoryCommitLimitBytes: 7 << 30, MemoryAllocatedBytes: 6 << 30,
 		DiskTotalBytes: 100 << 30, DiskAvailableBytes: 50 << 30, DiskReservedBytes: 5 << 30, Sandboxes: 3, MaxSandboxes: 10}
 	for _, tc := range []struct {
 		name string
@@ -125,7 +126,8 @@ func TestSingleHostPickRefusesFullHost(t *testing.T) {
 		want error
 	}{
 		{"room", nil, nestbox.CreateCapsuleRequest{VCPUs: 2, MemoryMB: 1024}, nil},
-		{"memory full", nil, nestbox.CreateCapsuleRequest{MemoryMB: 1025}, errdefs.ErrExhausted},
+		{"memory limits full", nil, nestbox.CreateCapsuleRequest{MemoryMB: 1025}, errdefs.ErrExhausted},
+		{"memory short now", func(p *agentpb.PingResponse) { p.MemoryAvailableBytes = 1<<30 - 1 }, nestbox.CreateCapsuleRequest{MemoryMB: 64}, errdefs.ErrExhausted},
 		{"more vcpus than cores", nil, nestbox.CreateCapsuleRequest{VCPUs: 3}, errdefs.ErrInvalid},
 		{"disk below reserve", func(p *agentpb.PingResponse) { p.DiskAvailableBytes = 4 << 30 }, nestbox.CreateCapsuleRequest{}, errdefs.ErrExhausted},
 		{"sandbox maximum", func(p *agentpb.PingResponse) { p.Sandboxes = 10 }, nestbox.CreateCapsuleRequest{}, errdefs.ErrExhausted},

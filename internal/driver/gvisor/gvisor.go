@@ -42,6 +42,10 @@ type Config struct {
 	// and reaching it may end the whole sandbox. Zero means
 	// DefaultPidsLimit.
 	PidsLimit int64
+	// TotalPidsLimit is the pids limit of CgroupParent: all sandboxes
+	// together. Zero means three quarters of the host's PIDs (at least
+	// 4096 kept for the host); negative leaves the parent's limit alone.
+	TotalPidsLimit int64
 	// CommandTimeout bounds each runsc command but the ones that start a
 	// sandbox (state, delete, list, pause, kill...): a hung runsc is
 	// killed then, and the command fails with errdefs.ErrDeadlineExceeded.
@@ -55,9 +59,8 @@ type Config struct {
 }
 
 // DefaultPidsLimit is the default host pids limit of a sandbox: room for
-// several hundred processes inside, and small enough that many sandboxes
-// fork-bombing at once stay far below a host's PIDs (pid_max is often
-// 32768).
+// several hundred processes inside. Many sandboxes fork-bombing at once are
+// held by the parent cgroup's limit (TotalPidsLimit) instead.
 const DefaultPidsLimit = 1024
 
 // Driver runs sandboxes with runsc. It keeps no state in memory: runsc's
@@ -90,6 +93,14 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.PidsLimit == 0 {
 		cfg.PidsLimit = DefaultPidsLimit
+	}
+	if cfg.TotalPidsLimit == 0 {
+		cfg.TotalPidsLimit = hostPidsCap()
+	}
+	if cfg.TotalPidsLimit > 0 {
+		if err := limitParentPids(cfg.CgroupParent, cfg.TotalPidsLimit); err != nil {
+			return nil, fmt.Errorf("gvisor driver: %w", err)
+		}
 	}
 	if cfg.CommandTimeout == 0 {
 		cfg.CommandTimeout = 30 * time.Second

@@ -1009,18 +1009,22 @@ type PingResponse struct {
 	Sandboxes            uint32                 `protobuf:"varint,8,opt,name=sandboxes,proto3" json:"sandboxes,omitempty"`
 	VcpusAllocated       uint32                 `protobuf:"varint,9,opt,name=vcpus_allocated,json=vcpusAllocated,proto3" json:"vcpus_allocated,omitempty"`
 	MemoryAllocatedBytes uint64                 `protobuf:"varint,10,opt,name=memory_allocated_bytes,json=memoryAllocatedBytes,proto3" json:"memory_allocated_bytes,omitempty"`
-	// Admission: a create is refused (resource_exhausted) when the memory of
-	// all sandboxes plus its own would pass memory_total_bytes -
-	// memory_reserved_bytes, when it would leave less than
+	// Admission: a create is refused (resource_exhausted) when
+	// memory_available_bytes is under memory_reserved_bytes (the host is
+	// short of memory now), when the memory limits of all sandboxes plus its
+	// own would pass memory_commit_limit_bytes (the host's memory less the
+	// reserve, times the operator's overcommit ratio: an idle gVisor sandbox
+	// uses a small part of its limit), when it would leave less than
 	// disk_reserved_bytes free on the data dir's file system (writable
 	// layers count at their full size, disk_allocated_bytes in all, though
-	// they are sparse), or when max_sandboxes run already.
-	MemoryReservedBytes uint64 `protobuf:"varint,11,opt,name=memory_reserved_bytes,json=memoryReservedBytes,proto3" json:"memory_reserved_bytes,omitempty"`
-	DiskReservedBytes   uint64 `protobuf:"varint,12,opt,name=disk_reserved_bytes,json=diskReservedBytes,proto3" json:"disk_reserved_bytes,omitempty"`
-	DiskAllocatedBytes  uint64 `protobuf:"varint,13,opt,name=disk_allocated_bytes,json=diskAllocatedBytes,proto3" json:"disk_allocated_bytes,omitempty"`
-	MaxSandboxes        uint32 `protobuf:"varint,14,opt,name=max_sandboxes,json=maxSandboxes,proto3" json:"max_sandboxes,omitempty"`
-	unknownFields       protoimpl.UnknownFields
-	sizeCache           protoimpl.SizeCache
+	// they are sparse), or when max_sandboxes (0: no maximum) run already.
+	MemoryReservedBytes    uint64 `protobuf:"varint,11,opt,name=memory_reserved_bytes,json=memoryReservedBytes,proto3" json:"memory_reserved_bytes,omitempty"`
+	DiskReservedBytes      uint64 `protobuf:"varint,12,opt,name=disk_reserved_bytes,json=diskReservedBytes,proto3" json:"disk_reserved_bytes,omitempty"`
+	DiskAllocatedBytes     uint64 `protobuf:"varint,13,opt,name=disk_allocated_bytes,json=diskAllocatedBytes,proto3" json:"disk_allocated_bytes,omitempty"`
+	MaxSandboxes           uint32 `protobuf:"varint,14,opt,name=max_sandboxes,json=maxSandboxes,proto3" json:"max_sandboxes,omitempty"`
+	MemoryCommitLimitBytes uint64 `protobuf:"varint,15,opt,name=memory_commit_limit_bytes,json=memoryCommitLimitBytes,proto3" json:"memory_commit_limit_bytes,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *PingResponse) Reset() {
@@ -1147,6 +1151,13 @@ func (x *PingResponse) GetDiskAllocatedBytes() uint64 {
 func (x *PingResponse) GetMaxSandboxes() uint32 {
 	if x != nil {
 		return x.MaxSandboxes
+	}
+	return 0
+}
+
+func (x *PingResponse) GetMemoryCommitLimitBytes() uint64 {
+	if x != nil {
+		return x.MemoryCommitLimitBytes
 	}
 	return 0
 }
@@ -1378,7 +1389,7 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\btx_bytes\x18\t \x01(\x04R\atxBytes\"W\n" +
 	"\x19GetSandboxMetricsResponse\x12:\n" +
 	"\ametrics\x18\x01 \x01(\v2 .nestbox.agent.v1.SandboxMetricsR\ametrics\"\r\n" +
-	"\vPingRequest\"\xcc\x04\n" +
+	"\vPingRequest\"\x87\x05\n" +
 	"\fPingResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
 	"\x06driver\x18\x02 \x01(\tR\x06driver\x12\x12\n" +
@@ -1394,7 +1405,8 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\x15memory_reserved_bytes\x18\v \x01(\x04R\x13memoryReservedBytes\x12.\n" +
 	"\x13disk_reserved_bytes\x18\f \x01(\x04R\x11diskReservedBytes\x120\n" +
 	"\x14disk_allocated_bytes\x18\r \x01(\x04R\x12diskAllocatedBytes\x12#\n" +
-	"\rmax_sandboxes\x18\x0e \x01(\rR\fmaxSandboxes\"\x16\n" +
+	"\rmax_sandboxes\x18\x0e \x01(\rR\fmaxSandboxes\x129\n" +
+	"\x19memory_commit_limit_bytes\x18\x0f \x01(\x04R\x16memoryCommitLimitBytes\"\x16\n" +
 	"\x14ListTemplatesRequest\"\xac\x01\n" +
 	"\bTemplate\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +

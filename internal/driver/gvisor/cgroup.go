@@ -1,0 +1,67 @@
+package gvisor
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// cgroupRoot is where the host's cgroup file systems are mounted.
+const cgroupRoot = "/sys/fs/cgroup"
+
+// hostPidsCap is the default pids limit of the parent cgroup of all
+// sandboxes: three quarters of what the host can run (the smaller of
+// pid_max and threads-max), and never less than 4096 left to the host.
+// Zero if neither can be read.
+func hostPidsCap() int64 {
+	host := min(readProcInt("/proc/sys/kernel/pid_max"), readProcInt("/proc/sys/kernel/threads-max"))
+	if host <= 0 {
+		return 0
+	}
+	return max(host-max(4096, host/4), 1024)
+}
+
+// limitParentPids sets pids.max of the cgroup parent, creating it. The
+// kernel counts every task of the sandboxes below it against that one
+// limit, so sandboxes fork-bombing at once stop there, well before the
+// host's own processes (the agent among them) cannot fork. cgroup v1
+// (a pids hierarchy) and v2 (the unified hierarchy) are both handled.
+//
+// The parent cgroup is long-lived, shared by every sandbox of the agent,
+// and left in place when the agent stops (runsc creates and removes only
+// the sandboxes' own cgroups below it).
+func limitParentPids(parent string, limit int64) error {
+	dir := filepath.Join(cgroupRoot, "pids", parent)
+	if _, err := os.Stat(filepath.Join(cgroupRoot, "pids")); err != nil {
+		// cgroup v2: enable the pids controller for the root's children.
+		if _, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers")); err != nil {
+			return fmt.Errorf("no pids cgroup controller under %s", cgroupRoot)
+		}
+		dir = filepath.Join(cgroupRoot, parent)
+		ctl := filepath.Join(cgroupRoot, "cgroup.subtree_control")
+		if b, _ := os.ReadFile(ctl); !strings.Contains(string(b), "pids") {
+			if err := os.WriteFile(ctl, []byte("+pids"), 0o644); err != nil {
+				return fmt.Errorf("enable the pids controller: %w", err)
+			}
+		}
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("make cgroup %s: %w", dir, err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "pids.max"), []byte(strconv.FormatInt(limit, 10)), 0o644); err != nil {
+		return fmt.Errorf("set %s/pids.max: %w", dir, err)
+	}
+	return nil
+}
+
+// readProcInt reads a number from a /proc file; 0 if it cannot.
+func readProcInt(path string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return n
+}

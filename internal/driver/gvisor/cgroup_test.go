@@ -1,0 +1,49 @@
+package gvisor
+
+import (
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"nestbox.dev/internal/testenv"
+)
+
+// TestParentPidsCap checks that a new driver sets the host-wide pids cap on
+// its cgroup parent, and that the default leaves the host a quarter of its
+// PIDs (at least 4096).
+func TestParentPidsCap(t *testing.T) {
+	testenv.RequireRoot(t)
+	if _, err := os.Stat("/sys/fs/cgroup/pids"); err != nil {
+		testenv.Missing(t, "a cgroup v1 pids hierarchy")
+	}
+	runsc := filepath.Join(t.TempDir(), "runsc")
+	if err := os.WriteFile(runsc, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	parent := "/nestbox-test-pidscap"
+	t.Cleanup(func() { os.Remove(filepath.Join("/sys/fs/cgroup/pids", parent)) })
+	for _, tc := range []struct {
+		total int64
+		want  int64
+	}{
+		{2345, 2345},
+		{0, hostPidsCap()},
+	} {
+		if _, err := New(Config{Runsc: runsc, Root: t.TempDir(), CgroupParent: parent, TotalPidsLimit: tc.total}); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/pids", parent, "pids.max"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := strings.TrimSpace(string(b)); got != strconv.FormatInt(tc.want, 10) {
+			t.Errorf("TotalPidsLimit %d: pids.max %s, want %d", tc.total, got, tc.want)
+		}
+	}
+	host := min(readProcInt("/proc/sys/kernel/pid_max"), readProcInt("/proc/sys/kernel/threads-max"))
+	if c := hostPidsCap(); host-c < min(4096, host) && c != 1024 {
+		t.Errorf("default cap %d leaves the host %d of its %d PIDs", c, host-c, host)
+	}
+}
