@@ -14,7 +14,7 @@ import (
 
 // schemaTables are the tables of version Latest.
 var schemaTables = []string{
-	"api_keys", "capsule_events", "capsules", "hosts", "schema_migrations", "team_members", "teams", "users",
+	"api_keys", "capsule_events", "capsules", "hosts", "schema_migrations", "team_limits", "team_members", "teams", "users",
 }
 
 func TestMigrateEmpty(t *testing.T) {
@@ -130,6 +130,7 @@ func populate(t *testing.T, dbURL string) {
 	}
 	defer s.Close()
 	now := time.Now()
+	limit := 5
 	for _, step := range []struct {
 		name string
 		err  error
@@ -137,6 +138,7 @@ func populate(t *testing.T, dbURL string) {
 		{"CreateUser", s.CreateUser(ctx, store.User{ID: "u1", Email: "a@example.com", CreatedAt: now})},
 		{"CreateTeam", s.CreateTeam(ctx, store.Team{ID: "t1", CreatedAt: now}, "u1")},
 		{"CreateAPIKey", s.CreateAPIKey(ctx, store.APIKey{ID: "k1", TeamID: "t1", Hash: "h", CreatedBy: "u1", CreatedAt: now})},
+		{"SetTeamLimits", s.SetTeamLimits(ctx, "t1", store.TeamLimits{Capsules: &limit})},
 		{"UpsertHost", s.UpsertHost(ctx, store.Host{ID: "h1", Address: "http://h1", LastSeen: now, Created: now})},
 		{"CreateCapsule", s.CreateCapsule(ctx, store.Capsule{Capsule: nestbox.Capsule{
 			ID: "c1", TeamID: "t1", Status: nestbox.StatusStarting, HostID: "h1", CreatedAt: now,
