@@ -24,6 +24,10 @@ type Agent struct {
 	// gate, if not nil, holds every create until it is closed or the
 	// create's context ends.
 	Gate chan struct{}
+	// OnList, if not nil, runs after ListSandboxes has taken its
+	// snapshot and before it answers: a test makes things happen between
+	// the host's answer and the caller's next step. Set it before use.
+	OnList func()
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -143,10 +147,13 @@ func (f *Agent) ListSandboxes(ctx context.Context, req *connect.Request[agentpb.
 		return nil, errDown
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	out := &agentpb.ListSandboxesResponse{}
 	for _, sb := range f.sandboxes {
 		out.Sandboxes = append(out.Sandboxes, sb)
+	}
+	f.mu.Unlock()
+	if f.OnList != nil {
+		f.OnList()
 	}
 	return connect.NewResponse(out), nil
 }
