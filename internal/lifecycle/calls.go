@@ -22,20 +22,24 @@ const (
 	callDestroy
 )
 
-// Deadlines of the calls whose length is not configured.
+// Default deadlines (Config.QueryTimeout, Config.DestroyTimeout).
 const (
-	queryDeadline   = 10 * time.Second
-	destroyDeadline = 2 * time.Minute
+	DefaultQueryTimeout   = 10 * time.Second
+	DefaultDestroyTimeout = 2 * time.Minute
 )
 
-// callContext returns ctx bounded by the deadline of a call of kind k.
+// callContext returns ctx bounded by the deadline of a call of kind k:
+//
+//	callQuery    Config.QueryTimeout    10 s
+//	callCreate   Config.CreateTimeout   10 min
+//	callDestroy  Config.DestroyTimeout  2 min
 func (s *Service) callContext(ctx context.Context, k agentCall) (context.Context, context.CancelFunc) {
-	d := queryDeadline
+	d := s.cfg.QueryTimeout
 	switch k {
 	case callCreate:
 		d = s.cfg.CreateTimeout
 	case callDestroy:
-		d = destroyDeadline
+		d = s.cfg.DestroyTimeout
 	}
 	return context.WithTimeout(ctx, d)
 }

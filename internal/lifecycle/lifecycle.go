@@ -92,6 +92,11 @@ type Config struct {
 	// CreateTimeout bounds one create on a host; zero means 10 minutes
 	// (a first create may build its template).
 	CreateTimeout time.Duration
+	// QueryTimeout bounds a call a host agent answers from memory (list,
+	// get, templates, ping, metrics, set timeout); zero means 10 s.
+	QueryTimeout time.Duration
+	// DestroyTimeout bounds one destroy on a host; zero means 2 minutes.
+	DestroyTimeout time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
@@ -171,6 +176,8 @@ func New(cfg Config) (*Service, error) {
 	if cfg.CreateTimeout == 0 {
 		cfg.CreateTimeout = DefaultCreateTimeout
 	}
+	cfg.QueryTimeout = cmp.Or(cfg.QueryTimeout, DefaultQueryTimeout)
+	cfg.DestroyTimeout = cmp.Or(cfg.DestroyTimeout, DefaultDestroyTimeout)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
