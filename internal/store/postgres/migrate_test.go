@@ -17,6 +17,11 @@ var schemaTables = []string{
 	"api_keys", "capsule_events", "capsules", "hosts", "schema_migrations", "team_limits", "team_members", "teams", "users",
 }
 
+// v1Tables are the tables of version 1, before team_limits (200).
+var v1Tables = []string{
+	"api_keys", "capsule_events", "capsules", "hosts", "schema_migrations", "team_members", "teams", "users",
+}
+
 func TestMigrateEmpty(t *testing.T) {
 	db := rawDB(t, freshDB(t))
 	for i, step := range []struct {
@@ -27,6 +32,13 @@ func TestMigrateEmpty(t *testing.T) {
 		{postgres.Latest, schemaTables}, // already there: nothing to do
 		{0, nil},
 		{0, nil},
+		{postgres.Latest, schemaTables},
+		// Down and up across the gap between versions 1 and 200.
+		{1, v1Tables},
+		{postgres.Latest, schemaTables},
+		{1, v1Tables},
+		{0, nil},
+		{1, v1Tables},
 		{postgres.Latest, schemaTables},
 	} {
 		if err := postgres.Migrate(t.Context(), db, step.target); err != nil {

@@ -18,6 +18,11 @@ var schemaTables = []string{
 	"api_keys", "capsule_events", "capsules", "hosts", "schema_migrations", "team_limits", "team_members", "teams", "users",
 }
 
+// v1Tables are the tables of version 1, before team_limits (200).
+var v1Tables = []string{
+	"api_keys", "capsule_events", "capsules", "hosts", "schema_migrations", "team_members", "teams", "users",
+}
+
 func TestMigrateEmpty(t *testing.T) {
 	db := rawDB(t, filepath.Join(t.TempDir(), "nestbox.db"))
 	for i, step := range []struct {
@@ -28,6 +33,13 @@ func TestMigrateEmpty(t *testing.T) {
 		{sqlite.Latest, schemaTables}, // already there: nothing to do
 		{0, nil},
 		{0, nil},
+		{sqlite.Latest, schemaTables},
+		// Down and up across the gap between versions 1 and 200.
+		{1, v1Tables},
+		{sqlite.Latest, schemaTables},
+		{1, v1Tables},
+		{0, nil},
+		{1, v1Tables},
 		{sqlite.Latest, schemaTables},
 	} {
 		if err := sqlite.Migrate(t.Context(), db, step.target); err != nil {
