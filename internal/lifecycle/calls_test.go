@@ -19,7 +19,7 @@ import (
 // a call has none.)
 func TestAgentCallDeadlines(t *testing.T) {
 	f := newFixture(t, func(c *Config) {
-		c.QueryTimeout, c.CreateTimeout, c.DestroyTimeout = 100*time.Millisecond, 300*time.Millisecond, 100*time.Millisecond
+		c.QueryTimeout, c.CreateTimeout, c.DestroyTimeout = time.Second, 2*time.Second, time.Second
 	})
 	ctx := context.Background()
 	running, err := f.svc.Create(ctx, team, nestbox.CreateCapsuleRequest{})
