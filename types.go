@@ -223,6 +223,15 @@ type CapsuleEvent struct {
 	To        Status    `json:"to"`
 	Reason    string    `json:"reason,omitempty"`
 	At        time.Time `json:"at"`
+
+	// The rest of the change, carried on the control plane's event stream
+	// so that a consumer applying an unrecorded change applies all of it.
+	// The history (GET /v1/capsules/{id}/events) leaves them out.
+	HostID      string     `json:"host_id,omitempty"`
+	EnvdVersion string     `json:"envd_version,omitempty"`
+	StartedAt   *time.Time `json:"started_at,omitempty"`
+	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+	StoppedAt   *time.Time `json:"stopped_at,omitempty"`
 }
 
 // CapsuleEventList is the answer of GET /v1/capsules/{id}/events.

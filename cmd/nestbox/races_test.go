@@ -26,7 +26,8 @@ import (
 // random moment, many while they are still starting. Every capsule must
 // end in a final status and the host must end with no sandbox.
 func TestParallelCreateDestroy(t *testing.T) {
-	p := startUp(t)
+	// 50 live capsules at once: more than a team's default quota.
+	p := startUp(t, "--team-max-capsules", "-1", "--team-max-vcpus", "-1")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	var wg sync.WaitGroup

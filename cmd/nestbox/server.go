@@ -43,7 +43,12 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&domain, "domain", env("NESTBOX_DOMAIN", ""), "sandbox domain for {port}-{id}.<domain> host routing and E2B's SDKs (env NESTBOX_DOMAIN)")
 	fs.DurationVar(&reconcile, "reconcile-interval", 60*time.Second, "how often the control plane reconciles with the agent")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	lf := registerLimitFlags(fs, true)
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	limits, err := lf.limits()
+	if err != nil {
 		return err
 	}
 	if fs.NArg() > 0 {
@@ -114,6 +119,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		HostToken:         hostToken,
 		ReconcileInterval: reconcile,
 		Domain:            domain,
+		Limits:            limits,
 	})
 	if err != nil {
 		return err

@@ -17,6 +17,7 @@ import (
 	"nestbox.dev/internal/agent"
 	"nestbox.dev/internal/cli"
 	"nestbox.dev/internal/controlplane"
+	"nestbox.dev/internal/lifecycle"
 )
 
 // upConfig is what `nestbox up` runs with.
@@ -27,6 +28,9 @@ type upConfig struct {
 	reconcile                                       time.Duration
 	logLevel                                        slog.Level
 	agent                                           agent.Config
+	// limits are the control plane's limits on capsules. Their EgressDeny
+	// is the agent's --egress-deny, so that both refuse the same.
+	limits lifecycle.Limits
 }
 
 // runUp is `nestbox up`: the whole platform on this machine in one
@@ -110,6 +114,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Logger:            log,
 		HostToken:         hostToken,
 		ReconcileInterval: cfg.reconcile,
+		Limits:            cfg.limits,
 		Ready:             ready,
 		Domain:            cfg.domain,
 	})
@@ -189,7 +194,12 @@ func parseUpFlags(args []string, stderr io.Writer) (upConfig, error) {
 	fs.DurationVar(&cfg.reconcile, "reconcile-interval", 60*time.Second, "how often the control plane reconciles with the agent")
 	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	af := registerAgentFlags(fs)
+	lf := registerLimitFlags(fs, false)
 	if err := fs.Parse(args); err != nil {
+		return cfg, err
+	}
+	var err error
+	if cfg.limits, err = lf.limits(); err != nil {
 		return cfg, err
 	}
 	if fs.NArg() > 0 {
@@ -208,7 +218,11 @@ func parseUpFlags(args []string, stderr io.Writer) (upConfig, error) {
 		return cfg, err
 	}
 	cfg.dataDir = abs
-	cfg.agent, err = af.config(filepath.Join(abs, "agent"))
+	if cfg.agent, err = af.config(filepath.Join(abs, "agent")); err != nil {
+		return cfg, err
+	}
+	// The control plane refuses at create what the agent would refuse.
+	cfg.limits.EgressDeny = cfg.agent.EgressDeny
 	cfg.publicURL = strings.TrimRight(cfg.publicURL, "/")
-	return cfg, err
+	return cfg, nil
 }

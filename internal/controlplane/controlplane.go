@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"nestbox.dev"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/events"
 	"nestbox.dev/internal/lifecycle"
@@ -41,6 +42,9 @@ type Config struct {
 	// ShutdownGrace is how long a stopping control plane lets background
 	// creates and destroys finish; zero means 30 s.
 	ShutdownGrace time.Duration
+	// Limits are the operator's limits on tenants' capsules (per capsule,
+	// per team, egress); zero fields are lifecycle's defaults.
+	Limits lifecycle.Limits
 }
 
 // ControlPlane is the running control plane.
@@ -68,6 +72,7 @@ func New(cfg Config) (*ControlPlane, error) {
 		Logger:            cfg.Logger.With("component", "lifecycle"),
 		ReconcileInterval: cfg.ReconcileInterval,
 		StuckAfter:        cfg.StuckAfter,
+		Limits:            cfg.Limits,
 	})
 	if err != nil {
 		return nil, err
@@ -109,16 +114,13 @@ func (cp *ControlPlane) Run(ctx context.Context, ln net.Listener) error {
 }
 
 // forgetGone drops the server's caches of each capsule that reaches a final
-// status, however it got there (destroy, timeout, crash, reconciler).
+// status, however it got there (destroy, timeout, crash, reconciler). It
+// follows the stream through failures (events.Follow): a stream down at
+// start or restarted later delays an eviction, never ends them.
 func (cp *ControlPlane) forgetGone(ctx context.Context) {
-	ch, err := cp.cfg.Events.Subscribe(ctx)
-	if err != nil {
-		cp.cfg.Logger.Warn("subscribe to capsule events", "err", err)
-		return
-	}
-	for ev := range ch {
+	events.Follow(ctx, cp.cfg.Events, cp.cfg.Logger.With("component", "proxy-eviction"), func(ev nestbox.CapsuleEvent) {
 		if ev.To.Final() {
 			cp.Server.Forget(ev.CapsuleID)
 		}
-	}
+	})
 }

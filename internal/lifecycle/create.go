@@ -36,7 +36,10 @@ type createOptions struct {
 func WithoutAccessToken() CreateOption { return func(o *createOptions) { o.noAccessToken = true } }
 
 // Create records a new capsule of team in StatusStarting and starts it on a
-// host in the background. It returns at once.
+// host in the background. It returns at once. A request that passes a
+// per-capsule limit is errdefs.ErrInvalid, an unknown template
+// errdefs.ErrNotFound, a capsule that would pass the team's quota
+// errdefs.ErrExhausted; in every case nothing is created.
 func (s *Service) Create(ctx context.Context, teamID string, req nestbox.CreateCapsuleRequest, opts ...CreateOption) (nestbox.Capsule, error) {
 	var o createOptions
 	for _, f := range opts {
@@ -44,6 +47,9 @@ func (s *Service) Create(ctx context.Context, teamID string, req nestbox.CreateC
 	}
 	req, err := s.normalize(req)
 	if err != nil {
+		return nestbox.Capsule{}, err
+	}
+	if err := s.checkTemplate(ctx, req.Template); err != nil {
 		return nestbox.Capsule{}, err
 	}
 	host, err := s.hosts.Pick(ctx, req)
@@ -76,7 +82,7 @@ func (s *Service) Create(ctx context.Context, teamID string, req nestbox.CreateC
 	if o.noAccessToken {
 		c.AccessToken = ""
 	}
-	if err := s.store.CreateCapsule(ctx, c); err != nil {
+	if err := s.store.CreateCapsuleWithin(ctx, c, s.cfg.TeamQuota); err != nil {
 		return nestbox.Capsule{}, fmt.Errorf("record capsule: %w", err)
 	}
 	s.publish(ctx, nestbox.CapsuleEvent{CapsuleID: c.ID, To: nestbox.StatusStarting, At: now})
@@ -89,7 +95,7 @@ func (s *Service) Create(ctx context.Context, teamID string, req nestbox.CreateC
 // create), it finishes that destroy instead.
 func (s *Service) runCreate(ctx context.Context, c store.Capsule, host Host, timeoutSeconds int) {
 	log := s.log.With("capsule", c.ID, "host", host.ID)
-	cctx, cancel := context.WithTimeout(ctx, s.cfg.CreateTimeout)
+	cctx, cancel := s.callContext(ctx, callCreate)
 	resp, err := host.Agent.CreateSandbox(cctx, connect.NewRequest(&agentpb.CreateSandboxRequest{Config: &agentpb.SandboxConfig{
 		Id:             c.ID,
 		Template:       c.Template,

@@ -57,7 +57,7 @@ func (s *Service) finishDestroy(ctx context.Context, id string, host Host) {
 	log := s.log.With("capsule", id, "host", host.ID)
 	var err error
 	for attempt := 1; attempt <= 3; attempt++ {
-		if err = destroyOnHost(ctx, host, id); err == nil {
+		if err = s.destroyOnHost(ctx, host, id); err == nil {
 			break
 		}
 		log.Warn("destroy failed", "attempt", attempt, "err", err)
@@ -77,8 +77,8 @@ func (s *Service) finishDestroy(ctx context.Context, id string, host Host) {
 }
 
 // destroyOnHost asks a host to destroy a sandbox; an unknown one is fine.
-func destroyOnHost(ctx context.Context, host Host, id string) error {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+func (s *Service) destroyOnHost(ctx context.Context, host Host, id string) error {
+	ctx, cancel := s.callContext(ctx, callDestroy)
 	defer cancel()
 	_, err := host.Agent.DestroySandbox(ctx, connect.NewRequest(&agentpb.DestroySandboxRequest{Id: id}))
 	if err = errdefs.FromConnect(err); err != nil && !errors.Is(err, errdefs.ErrNotFound) {

@@ -9,14 +9,19 @@
 package lifecycle
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"log/slog"
 	"net/http"
+	"net/netip"
+	"runtime"
 	"sync"
 	"time"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/egress"
+	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/events"
 	"nestbox.dev/internal/proto/agentpb/agentpbconnect"
 	"nestbox.dev/internal/store"
@@ -31,14 +36,27 @@ const (
 	DefaultReconcileInterval = 60 * time.Second
 	DefaultStuckAfter        = 10 * time.Minute
 	DefaultCreateTimeout     = 10 * time.Minute
-	// MaxTimeout is the longest lifetime a capsule may be given at once.
-	MaxTimeout = 24 * time.Hour
+
+	// DefaultMaxLifetime is how long a capsule may live from its creation,
+	// however often its timeout is extended.
+	DefaultMaxLifetime = 24 * time.Hour
+	// Per-capsule maxima besides vCPUs (whose default is the host's cores).
+	DefaultMaxMemoryMB = 8 << 10
+	DefaultMaxDiskMB   = 20 << 10
+
+	// Per-team defaults, sized for one small machine: what a team may hold
+	// at once in capsules that are not stopped or in error.
+	DefaultTeamCapsules = 20
+	DefaultTeamVCPUs    = 20
+	DefaultTeamMemoryMB = 16 << 10
 )
 
 // Host is a machine with a host agent.
 type Host struct {
 	ID    string
 	Agent agentpbconnect.AgentClient
+	// Cores is the host's number of CPU cores; zero means unknown.
+	Cores int
 	// ProxyURL is the base URL of the agent's /proxy/ (e.g.
 	// http://127.0.0.1:5007): envd and ports of the host's capsules are
 	// reached under ProxyURL/proxy/{id}/{port}/.
@@ -88,8 +106,43 @@ type Config struct {
 	// CreateTimeout bounds one create on a host; zero means 10 minutes
 	// (a first create may build its template).
 	CreateTimeout time.Duration
+	// QueryTimeout bounds a call a host agent answers from memory (list,
+	// get, templates, ping, metrics, set timeout); zero means 10 s.
+	QueryTimeout time.Duration
+	// DestroyTimeout bounds one destroy on a host; zero means 2 minutes.
+	DestroyTimeout time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+
+	// Limits are the operator's limits on what tenants may ask for.
+	Limits
+}
+
+// Limits are the operator's limits on tenants' capsules; the zero value of
+// each field is its documented default.
+type Limits struct {
+	// EgressDeny is the operator's egress deny list: a create whose
+	// allow_out overlaps it is refused. nil means egress.DefaultDeny().
+	EgressDeny []netip.Prefix
+
+	// Limits of one capsule. MaxVCPUs zero means the most cores any host
+	// reports (Host.Cores), or runtime.NumCPU() when none does (one
+	// machine); MaxMemoryMB zero means DefaultMaxMemoryMB, MaxDiskMB zero
+	// DefaultMaxDiskMB.
+	MaxVCPUs    int
+	MaxMemoryMB int
+	MaxDiskMB   int
+	// MaxLifetime caps a capsule's life from its creation: neither the
+	// create's timeout nor SetTimeout can take it past CreatedAt +
+	// MaxLifetime. Zero means DefaultMaxLifetime; the operator raises it
+	// to allow more.
+	MaxLifetime time.Duration
+
+	// TeamQuota is what a team may hold at once in live capsules, unless
+	// the store has the team's own limits (which override it field by
+	// field). A zero field means its DefaultTeam* value, a negative one
+	// no limit.
+	TeamQuota store.Quota
 }
 
 // Service drives capsules through their lifecycle. Create it with New,
@@ -112,6 +165,12 @@ type Service struct {
 	// this process, which the reconciler leaves alone.
 	mu       sync.Mutex
 	inflight map[string]int
+
+	// started is when this Service was made: a capsule whose transient
+	// status was set before it has no work in flight here (the process
+	// that started the work is gone), so the reconciler resolves it at
+	// once instead of after StuckAfter.
+	started time.Time
 }
 
 // New returns a Service. Its background work starts with Run.
@@ -131,11 +190,30 @@ func New(cfg Config) (*Service, error) {
 	if cfg.CreateTimeout == 0 {
 		cfg.CreateTimeout = DefaultCreateTimeout
 	}
+	cfg.QueryTimeout = cmp.Or(cfg.QueryTimeout, DefaultQueryTimeout)
+	cfg.DestroyTimeout = cmp.Or(cfg.DestroyTimeout, DefaultDestroyTimeout)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.EgressDeny == nil {
+		cfg.EgressDeny = egress.DefaultDeny()
+	}
+	if cfg.MaxVCPUs == 0 {
+		cfg.MaxVCPUs = hostCores(cfg.Hosts.All())
+	}
+	cfg.MaxMemoryMB = cmp.Or(cfg.MaxMemoryMB, DefaultMaxMemoryMB)
+	cfg.MaxDiskMB = cmp.Or(cfg.MaxDiskMB, DefaultMaxDiskMB)
+	cfg.MaxLifetime = cmp.Or(cfg.MaxLifetime, DefaultMaxLifetime)
+	if cfg.MaxVCPUs < 1 || cfg.MaxMemoryMB < minMemoryMB || cfg.MaxDiskMB < 0 || cfg.MaxLifetime < time.Second {
+		return nil, errdefs.Invalid("lifecycle: per-capsule maxima must be at least 1 vCPU, %d MB of memory, 0 MB of disk and 1 s of lifetime", minMemoryMB)
+	}
+	cfg.TeamQuota = store.Quota{
+		Capsules: quotaField(cfg.TeamQuota.Capsules, DefaultTeamCapsules),
+		VCPUs:    quotaField(cfg.TeamQuota.VCPUs, DefaultTeamVCPUs),
+		MemoryMB: quotaField(cfg.TeamQuota.MemoryMB, DefaultTeamMemoryMB),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{
@@ -147,11 +225,40 @@ func New(cfg Config) (*Service, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 		inflight: map[string]int{},
+		started:  cfg.Now().UTC(),
 	}, nil
 }
 
+// hostCores is the most cores of any host, or this machine's when no host
+// reports its own.
+func hostCores(hosts []Host) int {
+	n := 0
+	for _, h := range hosts {
+		n = max(n, h.Cores)
+	}
+	if n == 0 {
+		n = runtime.NumCPU()
+	}
+	return n
+}
+
+// quotaField turns a Config.TeamQuota field into a store.Quota one: zero
+// is the default, negative is no limit (the store's zero).
+func quotaField(v, def int) int {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return 0
+	}
+	return v
+}
+
 // Run reconciles at once and then every ReconcileInterval, and applies the
-// event stream to the store as a fallback writer, until ctx is done.
+// event stream to the store as a fallback writer, until ctx is done. The
+// first pass resolves at once the capsules a previous control plane left
+// starting or stopping (see Reconcile); run it under the component's
+// context, in the background.
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.consume(ctx) })

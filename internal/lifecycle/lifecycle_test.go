@@ -59,6 +59,9 @@ func newFixture(t *testing.T, tweak ...func(*Config)) *fixture {
 	return &fixture{svc: svc, agent: ag, store: st, events: cfg.Events}
 }
 
+// unlimited lifts the team quota, for tests that make many capsules.
+func unlimited(c *Config) { c.TeamQuota = store.Quota{Capsules: -1, VCPUs: -1, MemoryMB: -1} }
+
 // settle waits for a capsule to reach a final status or want.
 func (f *fixture) settle(t *testing.T, id string, want nestbox.Status) nestbox.Capsule {
 	t.Helper()
@@ -196,7 +199,7 @@ func count(ss []nestbox.Status, s nestbox.Status) int {
 // TestRandomInterleaving runs 50 creates and destroys at random moments:
 // every capsule ends stopped and the agent ends empty.
 func TestRandomInterleaving(t *testing.T) {
-	f := newFixture(t)
+	f := newFixture(t, unlimited)
 	var wg sync.WaitGroup
 	ids := make([]string, 50)
 	for i := range ids {

@@ -18,10 +18,20 @@ import (
 //   - a capsule the host no longer runs becomes stopped (its time was up)
 //     or error;
 //   - a capsule stuck in a transient status with no work in flight is
-//     resolved by asking the host;
+//     resolved by asking the host; one whose status was set before this
+//     Service started (a restarted control plane) is stuck at once;
 //   - a sandbox the store does not know, or knows as gone, is destroyed.
 //
 // A host that does not answer is skipped until the next round.
+//
+// Consistency with concurrent creates holds by construction: the store is
+// read before the host is asked, so every capsule the pass acts on was
+// recorded before the host's answer was made. A capsule recorded running
+// had its sandbox before that (the create answers first, the store is
+// written after), so a list without it means the sandbox is gone; and even
+// then the pass asks the host again for that one capsule (GetSandbox)
+// before declaring it lost. Each repair is a compare-and-set from the
+// status that was read, so a change made meanwhile wins.
 func (s *Service) Reconcile(ctx context.Context) error {
 	var errs []error
 	for _, h := range s.hosts.All() {
@@ -33,7 +43,22 @@ func (s *Service) Reconcile(ctx context.Context) error {
 }
 
 func (s *Service) reconcileHost(ctx context.Context, h Host) error {
-	resp, err := h.Agent.ListSandboxes(ctx, connect.NewRequest(&agentpb.ListSandboxesRequest{}))
+	var live []store.Capsule
+	f := store.CapsuleFilter{HostID: h.ID, Statuses: []nestbox.Status{nestbox.StatusStarting, nestbox.StatusRunning, nestbox.StatusStopping}, Limit: 1000}
+	for {
+		cs, next, err := s.store.ListCapsules(ctx, f)
+		if err != nil {
+			return err
+		}
+		live = append(live, cs...)
+		if next == "" {
+			break
+		}
+		f.Cursor = next
+	}
+	lctx, cancel := s.callContext(ctx, callQuery)
+	resp, err := h.Agent.ListSandboxes(lctx, connect.NewRequest(&agentpb.ListSandboxesRequest{}))
+	cancel()
 	if err != nil {
 		return fmt.Errorf("list sandboxes: %w", errdefs.FromConnect(err))
 	}
@@ -43,28 +68,18 @@ func (s *Service) reconcileHost(ctx context.Context, h Host) error {
 	}
 	known := map[string]bool{}
 	var errs []error
-	f := store.CapsuleFilter{HostID: h.ID, Statuses: []nestbox.Status{nestbox.StatusStarting, nestbox.StatusRunning, nestbox.StatusStopping}, Limit: 1000}
-	for {
-		cs, next, err := s.store.ListCapsules(ctx, f)
-		if err != nil {
-			return err
+	for _, c := range live {
+		known[c.ID] = true
+		if err := s.reconcileCapsule(ctx, h, c, onHost); err != nil {
+			errs = append(errs, err)
 		}
-		for _, c := range cs {
-			known[c.ID] = true
-			if err := s.reconcileCapsule(ctx, h, c, onHost); err != nil {
-				errs = append(errs, err)
-			}
-		}
-		if next == "" {
-			break
-		}
-		f.Cursor = next
 	}
 	for id := range onHost {
 		if known[id] || s.isInflight(id) {
 			continue
 		}
-		// Re-check: the capsule may have been created since the list.
+		// Re-check: the capsule may have been created since the store
+		// was read.
 		c, err := s.store.GetCapsule(ctx, id)
 		if err == nil && !c.Status.Final() {
 			continue
@@ -74,11 +89,26 @@ func (s *Service) reconcileHost(ctx context.Context, h Host) error {
 			continue
 		}
 		s.log.Info("reconcile: destroying a sandbox the store has no live capsule for", "sandbox", id, "host", h.ID)
-		if err := destroyOnHost(ctx, h, id); err != nil {
+		if err := s.destroyOnHost(ctx, h, id); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// confirmGone asks the host about one sandbox that its list left out, and
+// reports whether the host really does not run it.
+func (s *Service) confirmGone(ctx context.Context, h Host, id string) (bool, error) {
+	ctx, cancel := s.callContext(ctx, callQuery)
+	defer cancel()
+	resp, err := h.Agent.GetSandbox(ctx, connect.NewRequest(&agentpb.GetSandboxRequest{Id: id}))
+	if err = errdefs.FromConnect(err); errors.Is(err, errdefs.ErrNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("get sandbox %s on host %s: %w", id, h.ID, err)
+	}
+	return resp.Msg.GetSandbox().GetState() != agentpb.SandboxState_SANDBOX_STATE_RUNNING, nil
 }
 
 func (s *Service) reconcileCapsule(ctx context.Context, h Host, c store.Capsule, onHost map[string]bool) error {
@@ -87,12 +117,18 @@ func (s *Service) reconcileCapsule(ctx context.Context, h Host, c store.Capsule,
 	}
 	running, present := onHost[c.ID]
 	now := s.cfg.Now().UTC()
-	stuck := now.Sub(c.UpdatedAt) > s.cfg.StuckAfter
+	// A transient status set before this Service started belongs to work
+	// of a process that is gone: nothing will finish it.
+	stuck := now.Sub(c.UpdatedAt) > s.cfg.StuckAfter || c.UpdatedAt.Before(s.started)
 	var u store.StatusUpdate
 	switch c.Status {
 	case nestbox.StatusRunning:
 		if running {
 			return nil
+		}
+		gone, err := s.confirmGone(ctx, h, c.ID)
+		if err != nil || !gone {
+			return err
 		}
 		// The host lost it. If its time was up, that was the timeout.
 		u = store.StatusUpdate{To: nestbox.StatusError, Reason: "the host no longer has this sandbox", StoppedAt: now}
@@ -108,14 +144,14 @@ func (s *Service) reconcileCapsule(ctx context.Context, h Host, c store.Capsule,
 		} else {
 			u = store.StatusUpdate{To: nestbox.StatusError, Reason: "the create did not finish", StoppedAt: now}
 			if present {
-				if err := destroyOnHost(ctx, h, c.ID); err != nil {
+				if err := s.destroyOnHost(ctx, h, c.ID); err != nil {
 					return err
 				}
 			}
 		}
 	case nestbox.StatusStopping:
 		if present {
-			if err := destroyOnHost(ctx, h, c.ID); err != nil {
+			if err := s.destroyOnHost(ctx, h, c.ID); err != nil {
 				return err
 			}
 		}

@@ -20,7 +20,9 @@ func (s *Service) Templates(ctx context.Context) ([]nestbox.Template, error) {
 	byName := map[string]nestbox.Template{}
 	var lastErr error
 	for _, h := range s.hosts.All() {
-		resp, err := h.Agent.ListTemplates(ctx, connect.NewRequest(&agentpb.ListTemplatesRequest{}))
+		cctx, cancel := s.callContext(ctx, callQuery)
+		resp, err := h.Agent.ListTemplates(cctx, connect.NewRequest(&agentpb.ListTemplatesRequest{}))
+		cancel()
 		if err != nil {
 			lastErr = fmt.Errorf("templates of host %s: %w", h.ID, errdefs.FromConnect(err))
 			continue
@@ -46,4 +48,18 @@ func (s *Service) Templates(ctx context.Context) ([]nestbox.Template, error) {
 	}
 	slices.SortFunc(out, func(a, b nestbox.Template) int { return strings.Compare(a.Name, b.Name) })
 	return out, nil
+}
+
+// checkTemplate refuses, with errdefs.ErrNotFound, a template no host
+// offers, so that a create for it fails at once rather than in the
+// background.
+func (s *Service) checkTemplate(ctx context.Context, name string) error {
+	ts, err := s.Templates(ctx)
+	if err != nil {
+		return fmt.Errorf("check template %q: %w", name, err)
+	}
+	if !slices.ContainsFunc(ts, func(t nestbox.Template) bool { return t.Name == name }) {
+		return errdefs.NotFound("template %q not found", name)
+	}
+	return nil
 }

@@ -3,9 +3,11 @@ package lifecycle
 import (
 	"context"
 	"errors"
+	"time"
 
 	"nestbox.dev"
 	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/events"
 	"nestbox.dev/internal/store"
 )
 
@@ -20,7 +22,7 @@ func (s *Service) transition(ctx context.Context, id string, from []nestbox.Stat
 	if len(from) == 1 {
 		prev = from[0]
 	}
-	ev := nestbox.CapsuleEvent{CapsuleID: id, From: prev, To: u.To, Reason: u.Reason, At: u.At}
+	ev := eventOf(id, prev, u)
 	c, err := s.store.UpdateCapsuleStatus(ctx, id, from, u)
 	switch {
 	case err == nil:
@@ -41,23 +43,50 @@ func (s *Service) publish(ctx context.Context, ev nestbox.CapsuleEvent) {
 	}
 }
 
-// consume applies the event stream to the store: an event whose change is
-// not recorded yet (its writer failed after publishing, or wrote through
-// another control plane instance) is applied by compare-and-set, which
-// makes applying one twice harmless.
-func (s *Service) consume(ctx context.Context) {
-	ch, err := s.ev.Subscribe(ctx)
-	if err != nil {
-		s.log.Warn("subscribe to capsule events", "err", err)
-		return
-	}
-	for ev := range ch {
-		if ev.From == "" || ev.To == "" {
-			continue // a first event or a gap marker: nothing to apply
+// eventOf is the event of the change u from status from: every field of u
+// travels with it, so that a consumer that applies it applies all of it.
+func eventOf(id string, from nestbox.Status, u store.StatusUpdate) nestbox.CapsuleEvent {
+	ev := nestbox.CapsuleEvent{CapsuleID: id, From: from, To: u.To, Reason: u.Reason, At: u.At, HostID: u.HostID, EnvdVersion: u.EnvdVersion}
+	for _, f := range []struct {
+		dst **time.Time
+		v   time.Time
+	}{{&ev.StartedAt, u.StartedAt}, {&ev.ExpiresAt, u.ExpiresAt}, {&ev.StoppedAt, u.StoppedAt}} {
+		if !f.v.IsZero() {
+			*f.dst = &f.v
 		}
-		_, err := s.store.UpdateCapsuleStatus(ctx, ev.CapsuleID, []nestbox.Status{ev.From}, store.StatusUpdate{To: ev.To, Reason: ev.Reason, At: ev.At})
+	}
+	return ev
+}
+
+// updateOf is the inverse of eventOf.
+func updateOf(ev nestbox.CapsuleEvent) store.StatusUpdate {
+	u := store.StatusUpdate{To: ev.To, Reason: ev.Reason, At: ev.At, HostID: ev.HostID, EnvdVersion: ev.EnvdVersion}
+	for _, f := range []struct {
+		dst *time.Time
+		v   *time.Time
+	}{{&u.StartedAt, ev.StartedAt}, {&u.ExpiresAt, ev.ExpiresAt}, {&u.StoppedAt, ev.StoppedAt}} {
+		if f.v != nil {
+			*f.dst = *f.v
+		}
+	}
+	return u
+}
+
+// consume applies the event stream to the store until ctx is done: an
+// event whose change is not recorded yet (its writer failed after
+// publishing, or wrote through another control plane instance) is applied,
+// with every field of the change, by compare-and-set, which makes applying
+// one twice harmless. A stream that fails is subscribed to again with
+// backoff (events.Follow), so a stream down at start or restarted later
+// costs latency, never the consumer.
+func (s *Service) consume(ctx context.Context) {
+	events.Follow(ctx, s.ev, s.log, func(ev nestbox.CapsuleEvent) {
+		if ev.From == "" || ev.To == "" {
+			return // a first event or a gap marker: nothing to apply
+		}
+		_, err := s.store.UpdateCapsuleStatus(ctx, ev.CapsuleID, []nestbox.Status{ev.From}, updateOf(ev))
 		if err != nil && !errors.Is(err, errdefs.ErrConflict) && !errors.Is(err, errdefs.ErrNotFound) && ctx.Err() == nil {
 			s.log.Warn("apply capsule event", "capsule", ev.CapsuleID, "to", ev.To, "err", err)
 		}
-	}
+	})
 }

@@ -7,15 +7,14 @@ import (
 	"time"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/egress"
 	"nestbox.dev/internal/errdefs"
 )
 
-// Limits of a create request.
+// Limits of a create request that no configuration changes; the maxima of
+// vCPUs, memory, disk and lifetime are in Config.
 const (
-	maxVCPUs        = 64
 	minMemoryMB     = 64
-	maxMemoryMB     = 256 << 10
-	maxDiskMB       = 1 << 20
 	maxMapEntries   = 100
 	maxKeyLen       = 256
 	maxValueLen     = 8 << 10
@@ -39,23 +38,23 @@ func (s *Service) normalize(req nestbox.CreateCapsuleRequest) (nestbox.CreateCap
 	switch {
 	case req.VCPUs == 0:
 		req.VCPUs = DefaultVCPUs
-	case req.VCPUs < 0 || req.VCPUs > maxVCPUs:
-		return req, errdefs.Invalid("vcpus %d: want 1 to %d", req.VCPUs, maxVCPUs)
+	case req.VCPUs < 0 || req.VCPUs > s.cfg.MaxVCPUs:
+		return req, errdefs.Invalid("vcpus %d: want 1 to %d", req.VCPUs, s.cfg.MaxVCPUs)
 	}
 	switch {
 	case req.MemoryMB == 0:
 		req.MemoryMB = DefaultMemoryMB
-	case req.MemoryMB < minMemoryMB || req.MemoryMB > maxMemoryMB:
-		return req, errdefs.Invalid("memory_mb %d: want %d to %d", req.MemoryMB, minMemoryMB, maxMemoryMB)
+	case req.MemoryMB < minMemoryMB || req.MemoryMB > s.cfg.MaxMemoryMB:
+		return req, errdefs.Invalid("memory_mb %d: want %d to %d", req.MemoryMB, minMemoryMB, s.cfg.MaxMemoryMB)
 	}
-	if req.DiskMB < 0 || req.DiskMB > maxDiskMB {
-		return req, errdefs.Invalid("disk_mb %d: want 0 (the host's default) to %d", req.DiskMB, maxDiskMB)
+	if req.DiskMB < 0 || req.DiskMB > s.cfg.MaxDiskMB {
+		return req, errdefs.Invalid("disk_mb %d: want 0 (the host's default) to %d", req.DiskMB, s.cfg.MaxDiskMB)
 	}
 	switch {
 	case req.TimeoutSeconds == 0:
-		req.TimeoutSeconds = int(DefaultTimeout / time.Second)
-	case req.TimeoutSeconds < 0 || time.Duration(req.TimeoutSeconds)*time.Second > MaxTimeout:
-		return req, errdefs.Invalid("timeout_seconds %d: want 1 to %d", req.TimeoutSeconds, int(MaxTimeout/time.Second))
+		req.TimeoutSeconds = int(min(DefaultTimeout, s.cfg.MaxLifetime) / time.Second)
+	case req.TimeoutSeconds < 0 || time.Duration(req.TimeoutSeconds)*time.Second > s.cfg.MaxLifetime:
+		return req, errdefs.Invalid("timeout_seconds %d: want 1 to %d (the longest a capsule may live)", req.TimeoutSeconds, int(s.cfg.MaxLifetime/time.Second))
 	}
 	if err := checkMap("env_vars", req.EnvVars, validEnvName); err != nil {
 		return req, err
@@ -67,6 +66,7 @@ func (s *Service) normalize(req nestbox.CreateCapsuleRequest) (nestbox.CreateCap
 		yes := true
 		req.Internet = &yes
 	}
+	var allow []netip.Prefix
 	for _, list := range []struct {
 		name string
 		v    []string
@@ -74,11 +74,20 @@ func (s *Service) normalize(req nestbox.CreateCapsuleRequest) (nestbox.CreateCap
 		if len(list.v) > maxPrefixes {
 			return req, errdefs.Invalid("%s: at most %d entries", list.name, maxPrefixes)
 		}
-		for _, p := range list.v {
-			if err := checkPrefix(p); err != nil {
+		for _, v := range list.v {
+			p, err := egress.ParsePrefix(v)
+			if err != nil {
 				return req, errdefs.Invalid("%s: %v", list.name, err)
 			}
+			if list.name == "allow_out" {
+				allow = append(allow, p)
+			}
 		}
+	}
+	// An allow entry the operator denies would be dropped by the host
+	// anyway; refusing it tells the tenant so.
+	if err := egress.Check(allow, s.cfg.EgressDeny); err != nil {
+		return req, err
 	}
 	return req, nil
 }
@@ -100,22 +109,6 @@ func checkMap(field string, m map[string]string, validKey *regexp.Regexp) error 
 		if strings.ContainsRune(k, 0) || strings.ContainsRune(v, 0) {
 			return errdefs.Invalid("%s: %q contains a NUL byte", field, k)
 		}
-	}
-	return nil
-}
-
-// checkPrefix accepts an IPv4 address or prefix, as the agent does.
-func checkPrefix(s string) error {
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil || !p.Addr().Is4() {
-			return errdefs.Invalid("%q is not an IPv4 prefix", s)
-		}
-		return nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil || !a.Is4() {
-		return errdefs.Invalid("%q is not an IPv4 address", s)
 	}
 	return nil
 }

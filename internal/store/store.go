@@ -11,9 +11,11 @@ package store
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/errdefs"
 )
 
 // Store is the control plane's database. Implementations are safe for
@@ -49,6 +51,20 @@ type Store interface {
 
 	// CreateCapsule inserts a capsule and its first event (empty From).
 	CreateCapsule(ctx context.Context, c Capsule) error
+	// CreateCapsuleWithin is CreateCapsule under a quota: in the same
+	// transaction it counts the team's live capsules (every status but
+	// stopped and error) and refuses, with an error of kind ErrExhausted
+	// and nothing inserted, if adding c would pass a limit. The limits
+	// are the team's own (TeamLimits) where set, else q's. Concurrent
+	// calls for one team are serialised, so the limit holds under any
+	// interleaving.
+	CreateCapsuleWithin(ctx context.Context, c Capsule, q Quota) error
+	// TeamLimits returns a team's own limits; a team that has none set
+	// gets the zero TeamLimits (every field nil).
+	TeamLimits(ctx context.Context, teamID string) (TeamLimits, error)
+	// SetTeamLimits replaces a team's own limits; an unknown team is
+	// ErrNotFound.
+	SetTeamLimits(ctx context.Context, teamID string, l TeamLimits) error
 	GetCapsule(ctx context.Context, id string) (Capsule, error)
 	// ListCapsules returns a page of capsules, newest first (or oldest
 	// first, f.Oldest), and the cursor of the next page ("" when there is
@@ -144,6 +160,58 @@ type StatusUpdate struct {
 	ExpiresAt   time.Time
 	StoppedAt   time.Time
 	At          time.Time // when it happened; zero means now
+}
+
+// Quota is what a team may hold at once in live capsules: how many, their
+// vCPUs and their memory in total. A zero field is no limit.
+type Quota struct {
+	Capsules int
+	VCPUs    int
+	MemoryMB int
+}
+
+// TeamLimits are a team's own limits, which override the operator's default
+// Quota field by field. A nil field means the default; a pointer to zero
+// means no limit.
+type TeamLimits struct {
+	Capsules *int
+	VCPUs    *int
+	MemoryMB *int
+}
+
+// Apply returns q with l's set fields in place of q's.
+func (l TeamLimits) Apply(q Quota) Quota {
+	for _, f := range []struct {
+		dst *int
+		src *int
+	}{{&q.Capsules, l.Capsules}, {&q.VCPUs, l.VCPUs}, {&q.MemoryMB, l.MemoryMB}} {
+		if f.src != nil {
+			*f.dst = *f.src
+		}
+	}
+	return q
+}
+
+// Usage is what a team's live capsules hold.
+type Usage struct {
+	Capsules int
+	VCPUs    int
+	MemoryMB int
+}
+
+// Admit reports, as an error of kind ErrExhausted naming the limit, whether
+// one more capsule c on top of u would pass a limit of q. Both stores call
+// it inside their create transaction.
+func (q Quota) Admit(teamID string, u Usage, c Capsule) error {
+	switch {
+	case q.Capsules > 0 && u.Capsules+1 > q.Capsules:
+		return fmt.Errorf("team %s has %d live capsules, its limit: %w", teamID, u.Capsules, errdefs.ErrExhausted)
+	case q.VCPUs > 0 && u.VCPUs+c.VCPUs > q.VCPUs:
+		return fmt.Errorf("team %s: %d more vCPUs would pass its limit of %d (%d in use): %w", teamID, c.VCPUs, q.VCPUs, u.VCPUs, errdefs.ErrExhausted)
+	case q.MemoryMB > 0 && u.MemoryMB+c.MemoryMB > q.MemoryMB:
+		return fmt.Errorf("team %s: %d MB more memory would pass its limit of %d MB (%d MB in use): %w", teamID, c.MemoryMB, q.MemoryMB, u.MemoryMB, errdefs.ErrExhausted)
+	}
+	return nil
 }
 
 // CapsuleFilter selects capsules for ListCapsules.

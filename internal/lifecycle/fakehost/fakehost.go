@@ -24,12 +24,17 @@ type Agent struct {
 	// gate, if not nil, holds every create until it is closed or the
 	// create's context ends.
 	Gate chan struct{}
+	// OnList, if not nil, runs after ListSandboxes has taken its
+	// snapshot and before it answers: a test makes things happen between
+	// the host's answer and the caller's next step. Set it before use.
+	OnList func()
 
 	// mu guards the fields below.
 	mu        sync.Mutex
 	sandboxes map[string]*agentpb.Sandbox
 	failNext  error // returned by the next create
 	down      bool  // every call fails with unavailable
+	hung      bool  // every call blocks until its context ends
 	creates   int
 }
 
@@ -48,6 +53,27 @@ func (f *Agent) SetDown(down bool) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.down = down
+}
+
+// SetHung makes every call block until its context ends, as an agent that
+// accepts connections but never answers would, or not.
+func (f *Agent) SetHung(hung bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.hung = hung
+}
+
+// hang blocks until ctx ends if the agent is hung, and then returns the
+// error a client sees.
+func (f *Agent) hang(ctx context.Context) error {
+	f.mu.Lock()
+	hung := f.hung
+	f.mu.Unlock()
+	if !hung {
+		return nil
+	}
+	<-ctx.Done()
+	return connect.NewError(connect.CodeDeadlineExceeded, ctx.Err())
 }
 
 // Forget drops a sandbox behind the control plane's back, as a crash would.
@@ -88,6 +114,9 @@ func (f *Agent) Count() int {
 }
 
 func (f *Agent) CreateSandbox(ctx context.Context, req *connect.Request[agentpb.CreateSandboxRequest]) (*connect.Response[agentpb.CreateSandboxResponse], error) {
+	if err := f.hang(ctx); err != nil {
+		return nil, err
+	}
 	if f.isDown() {
 		return nil, errDown
 	}
@@ -119,6 +148,9 @@ func (f *Agent) CreateSandbox(ctx context.Context, req *connect.Request[agentpb.
 }
 
 func (f *Agent) DestroySandbox(ctx context.Context, req *connect.Request[agentpb.DestroySandboxRequest]) (*connect.Response[agentpb.DestroySandboxResponse], error) {
+	if err := f.hang(ctx); err != nil {
+		return nil, err
+	}
 	if f.isDown() {
 		return nil, errDown
 	}
@@ -129,6 +161,9 @@ func (f *Agent) DestroySandbox(ctx context.Context, req *connect.Request[agentpb
 }
 
 func (f *Agent) GetSandbox(ctx context.Context, req *connect.Request[agentpb.GetSandboxRequest]) (*connect.Response[agentpb.GetSandboxResponse], error) {
+	if err := f.hang(ctx); err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	sb, ok := f.sandboxes[req.Msg.GetId()]
@@ -139,19 +174,28 @@ func (f *Agent) GetSandbox(ctx context.Context, req *connect.Request[agentpb.Get
 }
 
 func (f *Agent) ListSandboxes(ctx context.Context, req *connect.Request[agentpb.ListSandboxesRequest]) (*connect.Response[agentpb.ListSandboxesResponse], error) {
+	if err := f.hang(ctx); err != nil {
+		return nil, err
+	}
 	if f.isDown() {
 		return nil, errDown
 	}
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	out := &agentpb.ListSandboxesResponse{}
 	for _, sb := range f.sandboxes {
 		out.Sandboxes = append(out.Sandboxes, sb)
+	}
+	f.mu.Unlock()
+	if f.OnList != nil {
+		f.OnList()
 	}
 	return connect.NewResponse(out), nil
 }
 
 func (f *Agent) SetTimeout(ctx context.Context, req *connect.Request[agentpb.SetTimeoutRequest]) (*connect.Response[agentpb.SetTimeoutResponse], error) {
+	if err := f.hang(ctx); err != nil {
+		return nil, err
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	sb, ok := f.sandboxes[req.Msg.GetId()]
@@ -163,6 +207,9 @@ func (f *Agent) SetTimeout(ctx context.Context, req *connect.Request[agentpb.Set
 }
 
 func (f *Agent) GetSandboxMetrics(ctx context.Context, req *connect.Request[agentpb.GetSandboxMetricsRequest]) (*connect.Response[agentpb.GetSandboxMetricsResponse], error) {
+	if err := f.hang(ctx); err != nil {
+		return nil, err
+	}
 	if !f.Has(req.Msg.GetId()) {
 		return nil, connect.NewError(connect.CodeNotFound, errors.New("no such sandbox"))
 	}
@@ -170,10 +217,16 @@ func (f *Agent) GetSandboxMetrics(ctx context.Context, req *connect.Request[agen
 }
 
 func (f *Agent) Ping(ctx context.Context, req *connect.Request[agentpb.PingRequest]) (*connect.Response[agentpb.PingResponse], error) {
+	if err := f.hang(ctx); err != nil {
+		return nil, err
+	}
 	return connect.NewResponse(&agentpb.PingResponse{Driver: "fake"}), nil
 }
 
 func (f *Agent) ListTemplates(ctx context.Context, req *connect.Request[agentpb.ListTemplatesRequest]) (*connect.Response[agentpb.ListTemplatesResponse], error) {
+	if err := f.hang(ctx); err != nil {
+		return nil, err
+	}
 	return connect.NewResponse(&agentpb.ListTemplatesResponse{Templates: []*agentpb.Template{{Name: "base", Built: true, SizeBytes: 1 << 20}}}), nil
 }
 

@@ -47,3 +47,51 @@ func TestLoadMigrationsRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestGaps checks that versions of parallel branches (0001, 0100, 0200)
+// load in order and that Next walks them one by one, up and down.
+func TestGaps(t *testing.T) {
+	file := &fstest.MapFile{Data: []byte("SELECT 1;")}
+	fsys := fstest.MapFS{}
+	for _, f := range []string{"0200_b", "0001_init", "0100_a"} {
+		fsys["migrations/"+f+".up.sql"] = file
+		fsys["migrations/"+f+".down.sql"] = file
+	}
+	ms, err := Load(fsys, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for _, m := range ms {
+		got = append(got, m.Version)
+	}
+	if len(got) != 3 || got[0] != 1 || got[1] != 100 || got[2] != 200 {
+		t.Fatalf("versions %v, want [1 100 200]", got)
+	}
+	for _, tc := range []struct {
+		cur, target, step int
+		up, done          bool
+	}{
+		{0, 200, 1, true, false},
+		{1, 200, 100, true, false},
+		{100, 200, 200, true, false},
+		{200, 200, 0, false, true},
+		{200, 0, 200, false, false},
+		{100, 1, 100, false, false},
+		{1, 0, 1, false, false},
+		{0, 0, 0, false, true},
+	} {
+		m, up, done, err := Next(ms, tc.cur, tc.target)
+		if err != nil || m.Version != tc.step || up != tc.up || done != tc.done {
+			t.Errorf("Next(%d, %d) = %d, up %v, done %v, %v; want %d, %v, %v", tc.cur, tc.target, m.Version, up, done, err, tc.step, tc.up, tc.done)
+		}
+	}
+	for _, tc := range [][2]int{{50, 200}, {201, 200}, {1, 50}} {
+		if _, _, _, err := Next(ms, tc[0], tc[1]); err == nil {
+			t.Errorf("Next(%d, %d) succeeded, want an error for an unknown version", tc[0], tc[1])
+		}
+	}
+	if _, err := Load(fsys, 300); err == nil {
+		t.Error("Load with Latest 300 and no 0300 files succeeded")
+	}
+}

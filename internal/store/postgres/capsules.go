@@ -21,10 +21,21 @@ const capsuleColumns = `id, team_id, template, status, error, vcpus, memory_mb, 
 // c.CreatedAt) in one transaction. A taken ID is ErrAlreadyExists, an
 // unknown team ErrNotFound.
 func (s *Store) CreateCapsule(ctx context.Context, c store.Capsule) error {
+	return s.createCapsule(ctx, c, nil)
+}
+
+// createCapsule is CreateCapsule with check, if not nil, run first in the
+// same transaction: an error from it inserts nothing.
+func (s *Store) createCapsule(ctx context.Context, c store.Capsule, check func(tx pgx.Tx) error) error {
 	if c.Status == "" {
 		return errdefs.Invalid("create capsule %s: no status", c.ID)
 	}
 	err := s.inTx(ctx, func(tx pgx.Tx) error {
+		if check != nil {
+			if err := check(tx); err != nil {
+				return err
+			}
+		}
 		_, err := tx.Exec(ctx, "INSERT INTO capsules ("+capsuleColumns+`)
 			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)`,
 			c.ID, c.TeamID, c.Template, string(c.Status), c.Error, c.VCPUs, c.MemoryMB, c.DiskMB,

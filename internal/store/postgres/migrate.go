@@ -15,9 +15,9 @@ import (
 )
 
 // Latest is the newest schema version, the one Open migrates to. It must
-// equal the highest version under migrations/; Migrate refuses to run
-// otherwise.
-const Latest = 1
+// equal the highest version under migrations/ (versions may have gaps);
+// Migrate refuses to run otherwise.
+const Latest = 200
 
 // migrationFiles holds NNNN_name.up.sql and NNNN_name.down.sql for every
 // version from 1 to Latest. A file may hold several statements.
@@ -84,20 +84,20 @@ func migrateStep(ctx context.Context, db *pgxpool.Pool, ms []migrations.Migratio
 	if err := tx.QueryRow(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&cur); err != nil {
 		return false, fmt.Errorf("migrate: read version: %w", err)
 	}
-	if cur > len(ms) {
-		return false, fmt.Errorf("migrate: database is at schema version %d, newer than this build's %d", cur, len(ms))
+	m, up, atTarget, err := migrations.Next(ms, cur, target)
+	if err != nil {
+		return false, err
 	}
 	switch {
-	case cur == target && target == 0:
+	case atTarget && target == 0:
 		// Nothing left but the migrator's own table.
 		if _, err := tx.Exec(ctx, "DROP TABLE schema_migrations"); err != nil {
 			return false, fmt.Errorf("migrate: drop schema_migrations: %w", err)
 		}
 		done = true
-	case cur == target:
+	case atTarget:
 		return true, nil
-	case cur < target:
-		m := ms[cur]
+	case up:
 		if err := execScript(ctx, tx, m.Up); err != nil {
 			return false, fmt.Errorf("migrate up to %d: %w", m.Version, err)
 		}
@@ -105,7 +105,6 @@ func migrateStep(ctx context.Context, db *pgxpool.Pool, ms []migrations.Migratio
 			return false, fmt.Errorf("migrate up to %d: record version: %w", m.Version, err)
 		}
 	default:
-		m := ms[cur-1]
 		if err := execScript(ctx, tx, m.Down); err != nil {
 			return false, fmt.Errorf("migrate down from %d: %w", m.Version, err)
 		}

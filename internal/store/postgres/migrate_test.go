@@ -14,6 +14,11 @@ import (
 
 // schemaTables are the tables of version Latest.
 var schemaTables = []string{
+	"api_keys", "capsule_events", "capsules", "hosts", "schema_migrations", "team_limits", "team_members", "teams", "users",
+}
+
+// v1Tables are the tables of version 1, before team_limits (200).
+var v1Tables = []string{
 	"api_keys", "capsule_events", "capsules", "hosts", "schema_migrations", "team_members", "teams", "users",
 }
 
@@ -27,6 +32,13 @@ func TestMigrateEmpty(t *testing.T) {
 		{postgres.Latest, schemaTables}, // already there: nothing to do
 		{0, nil},
 		{0, nil},
+		{postgres.Latest, schemaTables},
+		// Down and up across the gap between versions 1 and 200.
+		{1, v1Tables},
+		{postgres.Latest, schemaTables},
+		{1, v1Tables},
+		{0, nil},
+		{1, v1Tables},
 		{postgres.Latest, schemaTables},
 	} {
 		if err := postgres.Migrate(t.Context(), db, step.target); err != nil {
@@ -130,6 +142,7 @@ func populate(t *testing.T, dbURL string) {
 	}
 	defer s.Close()
 	now := time.Now()
+	limit := 5
 	for _, step := range []struct {
 		name string
 		err  error
@@ -137,6 +150,7 @@ func populate(t *testing.T, dbURL string) {
 		{"CreateUser", s.CreateUser(ctx, store.User{ID: "u1", Email: "a@example.com", CreatedAt: now})},
 		{"CreateTeam", s.CreateTeam(ctx, store.Team{ID: "t1", CreatedAt: now}, "u1")},
 		{"CreateAPIKey", s.CreateAPIKey(ctx, store.APIKey{ID: "k1", TeamID: "t1", Hash: "h", CreatedBy: "u1", CreatedAt: now})},
+		{"SetTeamLimits", s.SetTeamLimits(ctx, "t1", store.TeamLimits{Capsules: &limit})},
 		{"UpsertHost", s.UpsertHost(ctx, store.Host{ID: "h1", Address: "http://h1", LastSeen: now, Created: now})},
 		{"CreateCapsule", s.CreateCapsule(ctx, store.Capsule{Capsule: nestbox.Capsule{
 			ID: "c1", TeamID: "t1", Status: nestbox.StatusStarting, HostID: "h1", CreatedAt: now,

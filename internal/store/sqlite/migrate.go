@@ -12,9 +12,9 @@ import (
 )
 
 // Latest is the newest schema version, the one Open migrates to. It must
-// equal the highest version under migrations/; Migrate refuses to run
-// otherwise.
-const Latest = 1
+// equal the highest version under migrations/ (versions may have gaps);
+// Migrate refuses to run otherwise.
+const Latest = 200
 
 // migrationFiles holds NNNN_name.up.sql and NNNN_name.down.sql for every
 // version from 1 to Latest. A file may hold several statements.
@@ -78,14 +78,14 @@ func migrateStep(ctx context.Context, db *sql.DB, ms []migrations.Migration, tar
 	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&cur); err != nil {
 		return false, fmt.Errorf("migrate: read version: %w", err)
 	}
-	if cur > len(ms) {
-		return false, fmt.Errorf("migrate: database is at schema version %d, newer than this build's %d", cur, len(ms))
+	m, up, atTarget, err := migrations.Next(ms, cur, target)
+	if err != nil {
+		return false, err
 	}
 	switch {
-	case cur == target:
+	case atTarget:
 		return true, nil
-	case cur < target:
-		m := ms[cur]
+	case up:
 		if _, err := tx.ExecContext(ctx, m.Up); err != nil {
 			return false, fmt.Errorf("migrate up to %d: %w", m.Version, err)
 		}
@@ -95,7 +95,6 @@ func migrateStep(ctx context.Context, db *sql.DB, ms []migrations.Migration, tar
 			return false, fmt.Errorf("migrate up to %d: record version: %w", m.Version, err)
 		}
 	default:
-		m := ms[cur-1]
 		if _, err := tx.ExecContext(ctx, m.Down); err != nil {
 			return false, fmt.Errorf("migrate down from %d: %w", m.Version, err)
 		}

@@ -42,6 +42,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"StatusConflict", testStatusConflict},
 		{"StatusRace", testStatusRace},
 		{"ConcurrentWrites", testConcurrentWrites},
+		{"QuotaRace", testQuotaRace},
+		{"QuotaLimits", testQuotaLimits},
+		{"TeamLimits", testTeamLimits},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newStore(t)) })
 	}

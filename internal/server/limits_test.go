@@ -1,0 +1,74 @@
+package server_test
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"testing"
+
+	"nestbox.dev/internal/apikey"
+	"nestbox.dev/internal/store"
+)
+
+// TestCreateLimitsOverHTTP checks how both create surfaces answer a request
+// the lifecycle refuses at admission: an allow_out the egress deny list
+// blocks is 400, an unknown template 404, a team over its quota 429; each
+// with the surface's error body, and nothing created.
+func TestCreateLimitsOverHTTP(t *testing.T) {
+	e := newEnv(t)
+	e2bKey := apikey.E2BForm(e.keyA)
+	for _, tc := range []struct {
+		name, path, key, body string
+		want                  int
+		code                  string // Nestbox's error code
+	}{
+		{"metadata in allow_out", "/v1/capsules", e.keyA, `{"allow_out":["169.254.169.254"]}`, 400, "invalid_argument"},
+		{"private range in allow_out", "/v1/capsules", e.keyA, `{"allow_out":["8.8.8.8","10.0.0.0/8"]}`, 400, "invalid_argument"},
+		{"unknown template", "/v1/capsules", e.keyA, `{"template":"nope"}`, 404, "not_found"},
+		{"too many vCPUs", "/v1/capsules", e.keyA, `{"vcpus":100000}`, 400, "invalid_argument"},
+		{"E2B: metadata in allowOut", "/v2/sandboxes", e2bKey, `{"templateID":"base","network":{"allowOut":["169.254.169.254"]}}`, 400, ""},
+		{"E2B: private range in allowOut", "/v2/sandboxes", e2bKey, `{"templateID":"base","network":{"allowOut":["192.168.1.1"]}}`, 400, ""},
+	} {
+		code, b := e.do(t, "POST", tc.path, tc.key, strings.NewReader(tc.body))
+		if code != tc.want {
+			t.Errorf("%s: %d %s, want %d", tc.name, code, b, tc.want)
+			continue
+		}
+		if tc.code != "" {
+			if got := errorCode(t, b); got != tc.code {
+				t.Errorf("%s: code %q, want %q", tc.name, got, tc.code)
+			}
+		} else {
+			e2bError(t, code, b)
+		}
+	}
+	if n := e.agent.Creates(); n != 0 {
+		t.Fatalf("%d refused creates reached the host", n)
+	}
+
+	// A team limited to one live capsule: the second create is 429 on
+	// both surfaces.
+	one := 1
+	if err := e.store.SetTeamLimits(context.Background(), "team_a", store.TeamLimits{Capsules: &one}); err != nil {
+		t.Fatal(err)
+	}
+	e.e2bCreate(t, e2bKey, "/v2/sandboxes", `{"templateID":"base"}`)
+	code, b := e.do(t, "POST", "/v1/capsules", e.keyA, strings.NewReader(`{}`))
+	if code != http.StatusTooManyRequests || errorCode(t, b) != "resource_exhausted" {
+		t.Errorf("native create over the quota: %d %s, want 429 resource_exhausted", code, b)
+	}
+	code, b = e.do(t, "POST", "/v2/sandboxes", e2bKey, strings.NewReader(`{"templateID":"base"}`))
+	if code != http.StatusTooManyRequests {
+		t.Errorf("E2B create over the quota: %d %s, want 429", code, b)
+	} else {
+		e2bError(t, code, b)
+	}
+	// Another team is not limited by it.
+	code, b = e.do(t, "POST", "/v1/capsules", e.keyB, strings.NewReader(`{}`))
+	if code != http.StatusAccepted {
+		t.Errorf("create of another team: %d %s", code, b)
+	}
+	if n := e.agent.Creates(); n != 2 {
+		t.Fatalf("%d creates reached the host, want 2", n)
+	}
+}

@@ -1,0 +1,2 @@
+DROP INDEX capsules_team_status;
+DROP TABLE team_limits;
