@@ -47,3 +47,41 @@ func TestLoadMigrationsRejects(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadWithGaps: branches take separate version ranges (1, 100, 200);
+// Load orders them and Next/At step through them.
+func TestLoadWithGaps(t *testing.T) {
+	file := &fstest.MapFile{Data: []byte("SELECT 1;")}
+	fsys := fstest.MapFS{}
+	for _, n := range []string{"0001_init", "0100_a", "0200_b"} {
+		fsys["migrations/"+n+".up.sql"] = file
+		fsys["migrations/"+n+".down.sql"] = file
+	}
+	ms, err := Load(fsys, 200)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []int
+	for _, m := range ms {
+		got = append(got, m.Version)
+	}
+	if len(got) != 3 || got[0] != 1 || got[1] != 100 || got[2] != 200 {
+		t.Fatalf("versions %v, want [1 100 200]", got)
+	}
+	for _, tc := range []struct{ cur, next int }{{0, 1}, {1, 100}, {100, 200}} {
+		if m, ok := Next(ms, tc.cur); !ok || m.Version != tc.next {
+			t.Errorf("Next(%d) = %d %v, want %d", tc.cur, m.Version, ok, tc.next)
+		}
+	}
+	if _, ok := Next(ms, 200); ok {
+		t.Error("Next(200) found a migration above the latest")
+	}
+	for v, want := range map[int]bool{0: true, 1: true, 100: true, 200: true, 2: false, 150: false} {
+		if Known(ms, v) != want {
+			t.Errorf("Known(%d) = %v, want %v", v, !want, want)
+		}
+	}
+	if _, err := Load(fsys, 300); err == nil {
+		t.Error("Load with latest 300 and no 0300 files: no error")
+	}
+}

@@ -13,11 +13,11 @@ import (
 
 // Latest is the newest schema version, the one Open migrates to. It must
 // equal the highest version under migrations/; Migrate refuses to run
-// otherwise.
-const Latest = 1
+// otherwise. Versions leave gaps (see internal/store/migrations).
+const Latest = 100
 
 // migrationFiles holds NNNN_name.up.sql and NNNN_name.down.sql for every
-// version from 1 to Latest. A file may hold several statements.
+// version from 1 to Latest (with gaps). A file may hold several statements.
 //
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
@@ -44,6 +44,9 @@ func Migrate(ctx context.Context, db *sql.DB, target int) error {
 	ms, err := migrations.Load(migrationFiles, Latest)
 	if err != nil {
 		return err
+	}
+	if !migrations.Known(ms, target) {
+		return errdefs.Invalid("migrate to version %d: no such schema version", target)
 	}
 	if _, err := db.ExecContext(ctx, createVersionTable); err != nil {
 		return fmt.Errorf("migrate: create schema_migrations: %w", err)
@@ -78,14 +81,17 @@ func migrateStep(ctx context.Context, db *sql.DB, ms []migrations.Migration, tar
 	if err := tx.QueryRowContext(ctx, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations").Scan(&cur); err != nil {
 		return false, fmt.Errorf("migrate: read version: %w", err)
 	}
-	if cur > len(ms) {
-		return false, fmt.Errorf("migrate: database is at schema version %d, newer than this build's %d", cur, len(ms))
+	if cur > Latest {
+		return false, fmt.Errorf("migrate: database is at schema version %d, newer than this build's %d", cur, Latest)
+	}
+	if !migrations.Known(ms, cur) {
+		return false, fmt.Errorf("migrate: database is at schema version %d, which this build does not know", cur)
 	}
 	switch {
 	case cur == target:
 		return true, nil
 	case cur < target:
-		m := ms[cur]
+		m, _ := migrations.Next(ms, cur) // cur < target, both known
 		if _, err := tx.ExecContext(ctx, m.Up); err != nil {
 			return false, fmt.Errorf("migrate up to %d: %w", m.Version, err)
 		}
@@ -95,7 +101,7 @@ func migrateStep(ctx context.Context, db *sql.DB, ms []migrations.Migration, tar
 			return false, fmt.Errorf("migrate up to %d: record version: %w", m.Version, err)
 		}
 	default:
-		m := ms[cur-1]
+		m, _ := migrations.At(ms, cur) // cur is known
 		if _, err := tx.ExecContext(ctx, m.Down); err != nil {
 			return false, fmt.Errorf("migrate down from %d: %w", m.Version, err)
 		}
