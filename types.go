@@ -129,6 +129,11 @@ type ExecResult struct {
 	ExitCode int    `json:"exit_code"`
 	Stdout   string `json:"stdout,omitempty"`
 	Stderr   string `json:"stderr,omitempty"`
+	// StdoutTruncated and StderrTruncated say that the stream was longer
+	// than the server keeps of a one-shot exec (8 MiB each by default, less
+	// when many execs are in flight): Stdout or Stderr holds its start.
+	StdoutTruncated bool `json:"stdout_truncated,omitempty"`
+	StderrTruncated bool `json:"stderr_truncated,omitempty"`
 	// Error is the process's fate in words when it did not exit normally
 	// ("signal: killed", "timed out").
 	Error string `json:"error,omitempty"`

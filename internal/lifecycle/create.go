@@ -76,6 +76,9 @@ func (s *Service) Create(ctx context.Context, teamID string, req nestbox.CreateC
 	if o.noAccessToken {
 		c.AccessToken = ""
 	}
+	if req.PublicTraffic != nil && !*req.PublicTraffic {
+		c.TrafficAccessToken = rand.Text()
+	}
 	if err := s.store.CreateCapsule(ctx, c); err != nil {
 		return nestbox.Capsule{}, fmt.Errorf("record capsule: %w", err)
 	}
