@@ -21,9 +21,10 @@ const tokenRefresh = time.Second
 // come (a miss waits for the next refresh rather than causing one), and a
 // capsule that ends is dropped at once by forget.
 type tokenIndex struct {
-	life  *lifecycle.Service
-	now   func() time.Time
-	every time.Duration
+	// running calls fn for each running capsule (lifecycle's EachRunning).
+	running func(ctx context.Context, fn func(store.Capsule) bool) error
+	now     func() time.Time
+	every   time.Duration
 
 	// mu guards the fields below; it is held during a rebuild, so that
 	// concurrent requests share one.
@@ -33,7 +34,7 @@ type tokenIndex struct {
 }
 
 func newTokenIndex(life *lifecycle.Service, now func() time.Time) *tokenIndex {
-	return &tokenIndex{life: life, now: now, every: tokenRefresh}
+	return &tokenIndex{running: life.EachRunning, now: now, every: tokenRefresh}
 }
 
 // find returns the ID of a running capsule whose token satisfies match, or
@@ -84,7 +85,7 @@ func (x *tokenIndex) scan(match func(token string) bool) string {
 // rebuild re-reads the running capsules; the caller holds mu.
 func (x *tokenIndex) rebuild(ctx context.Context) error {
 	m := map[string]string{}
-	err := x.life.EachRunning(ctx, func(c store.Capsule) bool {
+	err := x.running(ctx, func(c store.Capsule) bool {
 		if c.AccessToken != "" {
 			m[c.ID] = c.AccessToken
 		}
