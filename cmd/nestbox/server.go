@@ -84,6 +84,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		HostToken:         hostToken,
 		ReconcileInterval: reconcile,
 		Domain:            domain,
+		PublicURL:         publicURL,
 	})
 	if err != nil {
 		return err

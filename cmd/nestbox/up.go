@@ -106,6 +106,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		ReconcileInterval: cfg.reconcile,
 		Ready:             ready,
 		Domain:            cfg.domain,
+		PublicURL:         cfg.publicURL,
 	})
 	if err != nil {
 		return err
