@@ -19,10 +19,12 @@ const (
 	// full again by then.
 	limiterIdle = time.Minute
 	// limiterSweepAt is the number of buckets past which idle ones are
-	// dropped; limiterMax the number past which all are (a flood of
-	// addresses must not grow memory without bound).
-	limiterSweepAt = 4096
-	limiterMax     = 1 << 16
+	// dropped, at most once per limiterSweepEvery (a sweep walks them all,
+	// so it must not run per new address); limiterMax the number past which
+	// all are (a flood of addresses must not grow memory without bound).
+	limiterSweepAt    = 4096
+	limiterSweepEvery = 10 * time.Second
+	limiterMax        = 1 << 16
 )
 
 // ipLimiter is a token bucket per client address (per /64 for IPv6, which
@@ -33,9 +35,10 @@ type ipLimiter struct {
 	burst int
 	now   func() time.Time
 
-	// mu guards buckets.
+	// mu guards buckets and swept.
 	mu      sync.Mutex
 	buckets map[netip.Prefix]*bucket
+	swept   time.Time // the last sweep
 }
 
 type bucket struct {
@@ -77,8 +80,11 @@ func (l *ipLimiter) allow(addr netip.Addr) bool {
 	defer l.mu.Unlock()
 	b, ok := l.buckets[key]
 	if !ok {
-		if len(l.buckets) >= limiterSweepAt {
+		if len(l.buckets) >= limiterSweepAt && now.Sub(l.swept) >= limiterSweepEvery {
 			l.sweep(now)
+		}
+		if len(l.buckets) >= limiterMax {
+			clear(l.buckets)
 		}
 		b = &bucket{lim: rate.NewLimiter(l.limit, l.burst)}
 		l.buckets[key] = b
@@ -87,17 +93,14 @@ func (l *ipLimiter) allow(addr netip.Addr) bool {
 	return b.lim.AllowN(now, 1)
 }
 
-// sweep drops the buckets unused for limiterIdle, or every bucket if that
-// leaves too many; the caller holds mu.
+// sweep drops the buckets unused for limiterIdle; the caller holds mu.
 func (l *ipLimiter) sweep(now time.Time) {
 	for k, b := range l.buckets {
 		if now.Sub(b.seen) > limiterIdle {
 			delete(l.buckets, k)
 		}
 	}
-	if len(l.buckets) >= limiterMax {
-		clear(l.buckets)
-	}
+	l.swept = now
 }
 
 // clientIP is the address of the peer that sent r: the connection's,
