@@ -362,6 +362,8 @@ func TestForeignHostNotRouted(t *testing.T) {
 			{"8080-" + c.ID + ".evil.example", false, false},
 			{"8080-" + c.ID + ".nestbox.test.evil.example", false, false},
 			{"8080-" + c.ID + ".localhost.evil.example", false, false},
+			{"8080-" + c.ID + ".sub.localhost", false, false},
+			{"8080-" + c.ID + ".api.nestbox.test", false, false},
 			{"evil.example", true, false},
 			{"localhost.evil.example:3000", true, false},
 			{"localhost:3000", true, true},
