@@ -44,9 +44,15 @@ type Capsule struct {
 	HostID   string            `json:"host_id,omitempty"`
 	// EnvdVersion is the version of the agent inside the capsule, known
 	// once it runs.
-	EnvdVersion string     `json:"envd_version,omitempty"`
-	CreatedAt   time.Time  `json:"created_at"`
-	StartedAt   *time.Time `json:"started_at,omitempty"`
+	EnvdVersion string `json:"envd_version,omitempty"`
+	// TrafficAccessToken is set when the capsule's ports are private
+	// (CreateCapsuleRequest.PublicTraffic false): traffic routed to them
+	// without an API key (E2B's routing headers, {port}-{id}.{domain} host
+	// names) must send it in the e2b-traffic-access-token header. Empty
+	// means public.
+	TrafficAccessToken string     `json:"traffic_access_token,omitempty"`
+	CreatedAt          time.Time  `json:"created_at"`
+	StartedAt          *time.Time `json:"started_at,omitempty"`
 	// ExpiresAt is when the platform destroys the capsule unless its
 	// timeout is extended.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
@@ -73,6 +79,12 @@ type CreateCapsuleRequest struct {
 	// AllowOut and DenyOut are IPv4 addresses or prefixes; allow wins.
 	AllowOut []string `json:"allow_out,omitempty"`
 	DenyOut  []string `json:"deny_out,omitempty"`
+	// PublicTraffic defaults to true: anyone who knows the capsule's ID
+	// reaches its ports through the sandbox routes. False gives the capsule
+	// a TrafficAccessToken that such traffic must carry (E2B's
+	// network.allowPublicTraffic). envd's port keeps its own access token
+	// either way, and /proxy/{id}/{port} needs the team's API key.
+	PublicTraffic *bool `json:"public_traffic,omitempty"`
 }
 
 // CapsuleList is a page of GET /v1/capsules.
@@ -117,6 +129,11 @@ type ExecResult struct {
 	ExitCode int    `json:"exit_code"`
 	Stdout   string `json:"stdout,omitempty"`
 	Stderr   string `json:"stderr,omitempty"`
+	// StdoutTruncated and StderrTruncated say that the stream was longer
+	// than the server keeps of a one-shot exec (8 MiB each by default, less
+	// when many execs are in flight): Stdout or Stderr holds its start.
+	StdoutTruncated bool `json:"stdout_truncated,omitempty"`
+	StderrTruncated bool `json:"stderr_truncated,omitempty"`
 	// Error is the process's fate in words when it did not exit normally
 	// ("signal: killed", "timed out").
 	Error string `json:"error,omitempty"`

@@ -120,6 +120,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		ReconcileInterval: reconcile,
 		Domain:            domain,
 		Limits:            limits,
+		PublicURL:         publicURL,
 	})
 	if err != nil {
 		return err

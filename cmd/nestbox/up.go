@@ -117,6 +117,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Limits:            cfg.limits,
 		Ready:             ready,
 		Domain:            cfg.domain,
+		PublicURL:         cfg.publicURL,
 	})
 	if err != nil {
 		return err

@@ -21,6 +21,7 @@ func capsuleCreate(ctx context.Context, args []string, stdio IO) error {
 		allowOut        listFlag
 		denyOut         listFlag
 		noInternet      bool
+		privatePorts    bool
 		noWait, jsonOut bool
 	)
 	c.fs.StringVar(&req.Template, "template", "", "template to start from (default base)")
@@ -33,6 +34,7 @@ func capsuleCreate(ctx context.Context, args []string, stdio IO) error {
 	c.fs.BoolVar(&noInternet, "no-internet", false, "block outbound traffic except --allow-out")
 	c.fs.Var(&allowOut, "allow-out", "allow outbound traffic to this IPv4 `CIDR` (repeatable; wins over --deny-out)")
 	c.fs.Var(&denyOut, "deny-out", "deny outbound traffic to this IPv4 `CIDR` (repeatable)")
+	c.fs.BoolVar(&privatePorts, "private-ports", false, "require the capsule's traffic access token (see --json) on requests to its ports that carry no API key")
 	c.fs.BoolVar(&noWait, "no-wait", false, "print the ID at once, while the capsule starts")
 	c.fs.BoolVar(&jsonOut, "json", false, "print the capsule as JSON")
 	if _, err := c.parse(args, 0, 0); err != nil {
@@ -50,6 +52,9 @@ func capsuleCreate(ctx context.Context, args []string, stdio IO) error {
 	}
 	if noInternet {
 		req.Internet = new(bool)
+	}
+	if privatePorts {
+		req.PublicTraffic = new(bool)
 	}
 	req.AllowOut, req.DenyOut = allowOut, denyOut
 	client, err := c.client()

@@ -14,7 +14,7 @@ func TestCreatePrintsID(t *testing.T) {
 	f := newFakeServer(t)
 	res := f.run(t, Capsule, "", "create", "--template", "base", "--vcpus", "2", "--memory", "1024",
 		"--timeout", "90s", "--env", "A=1", "--env", "B=x=y", "--metadata", "job=7", "--no-internet",
-		"--allow-out", "10.0.0.0/8", "--deny-out", "1.2.3.4")
+		"--allow-out", "10.0.0.0/8", "--deny-out", "1.2.3.4", "--private-ports")
 	if res.err != nil {
 		t.Fatalf("create: %v (stderr %q)", res.err, res.stderr)
 	}
@@ -26,6 +26,7 @@ func TestCreatePrintsID(t *testing.T) {
 		Template: "base", VCPUs: 2, MemoryMB: 1024, TimeoutSeconds: 90,
 		EnvVars: map[string]string{"A": "1", "B": "x=y"}, Metadata: map[string]string{"job": "7"},
 		Internet: &no, AllowOut: []string{"10.0.0.0/8"}, DenyOut: []string{"1.2.3.4"},
+		PublicTraffic: &no,
 	}
 	if !reflect.DeepEqual(f.created[0], want) {
 		t.Errorf("server got %+v, want %+v", f.created[0], want)

@@ -37,6 +37,8 @@ type Config struct {
 	StuckAfter time.Duration
 	// Domain is the sandbox domain for host routing and E2B's SDKs.
 	Domain string
+	// PublicURL is where clients reach the API (server.Config.PublicURL).
+	PublicURL string
 	// Ready, if not nil, holds API requests off with 503 until closed.
 	Ready <-chan struct{}
 	// ShutdownGrace is how long a stopping control plane lets background
@@ -93,6 +95,7 @@ func New(cfg Config) (*ControlPlane, error) {
 		HostID:    hostID,
 		Ready:     cfg.Ready,
 		Domain:    cfg.Domain,
+		PublicURL: cfg.PublicURL,
 	})
 	if err != nil {
 		return nil, err

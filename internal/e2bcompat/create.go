@@ -23,6 +23,10 @@ type newSandbox struct {
 	Network             *struct {
 		AllowOut []string `json:"allowOut"`
 		DenyOut  []string `json:"denyOut"`
+		// AllowPublicTraffic false makes the sandbox's ports private:
+		// requests to them must carry the create answer's
+		// trafficAccessToken (header e2b-traffic-access-token).
+		AllowPublicTraffic *bool `json:"allowPublicTraffic"`
 	} `json:"network"`
 	AutoPause *bool `json:"autoPause"`
 	// Secure (v1 only): false makes a sandbox whose envd needs no token.
@@ -110,6 +114,7 @@ func (a *API) translate(ctx context.Context, req newSandbox, defaultTimeout int,
 	}
 	if req.Network != nil {
 		out.AllowOut, out.DenyOut = req.Network.AllowOut, req.Network.DenyOut
+		out.PublicTraffic = req.Network.AllowPublicTraffic
 	}
 	if req.AutoPause != nil && *req.AutoPause {
 		// Killing a sandbox its owner asked to keep would lose its state.

@@ -61,8 +61,9 @@ type listed struct {
 }
 
 type network struct {
-	AllowOut []string `json:"allowOut,omitempty"`
-	DenyOut  []string `json:"denyOut,omitempty"`
+	AllowOut           []string `json:"allowOut,omitempty"`
+	DenyOut            []string `json:"denyOut,omitempty"`
+	AllowPublicTraffic *bool    `json:"allowPublicTraffic,omitempty"`
 }
 
 type lifecycleInfo struct {
@@ -92,11 +93,16 @@ func (a *API) domain() *string {
 }
 
 func (a *API) sandboxOf(c store.Capsule) sandbox {
-	return sandbox{
+	sb := sandbox{
 		ident:           identOf(c.Capsule),
 		EnvdAccessToken: c.AccessToken,
 		Domain:          a.domain(),
 	}
+	if c.TrafficAccessToken != "" {
+		tok := c.TrafficAccessToken
+		sb.TrafficAccessToken = &tok
+	}
+	return sb
 }
 
 // state is E2B's word for a capsule's status; every status the E2B
@@ -131,8 +137,12 @@ func (a *API) detailOf(c store.Capsule) detail {
 		AllowInternetAccess: &internet,
 		Lifecycle:           lifecycleInfo{OnTimeout: "kill"},
 	}
-	if len(c.AllowOut) > 0 || len(c.DenyOut) > 0 {
+	if len(c.AllowOut) > 0 || len(c.DenyOut) > 0 || c.TrafficAccessToken != "" {
 		d.Network = &network{AllowOut: c.AllowOut, DenyOut: c.DenyOut}
+		if c.TrafficAccessToken != "" {
+			private := false
+			d.Network.AllowPublicTraffic = &private
+		}
 	}
 	return d
 }

@@ -99,6 +99,7 @@ func (c *Client) Run(ctx context.Context, req nestbox.ExecRequest) (nestbox.Exec
 		}
 	}
 	res.Stdout, res.Stderr = stdout.String(), stderr.String()
+	res.StdoutTruncated, res.StderrTruncated = stdout.over, stderr.over
 	var notes []string
 	if res.Error != "" {
 		notes = append(notes, res.Error)

@@ -82,6 +82,9 @@ func (s *Service) Create(ctx context.Context, teamID string, req nestbox.CreateC
 	if o.noAccessToken {
 		c.AccessToken = ""
 	}
+	if req.PublicTraffic != nil && !*req.PublicTraffic {
+		c.TrafficAccessToken = rand.Text()
+	}
 	if err := s.store.CreateCapsuleWithin(ctx, c, s.cfg.TeamQuota); err != nil {
 		return nestbox.Capsule{}, fmt.Errorf("record capsule: %w", err)
 	}

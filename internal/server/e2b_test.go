@@ -233,7 +233,7 @@ func TestSandboxTrafficToUnknownSandbox(t *testing.T) {
 	// A host name of a sandbox that does not exist, and a signed URL
 	// nobody signed.
 	req, _ := http.NewRequest("GET", e.url+"/", nil)
-	req.Host = "8080-aaaaaaaaaaaaaaaaaaaa.nestbox.test"
+	req.Host = "8080-aaaaaaaaaaaaaaaaaaaa.localhost"
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)

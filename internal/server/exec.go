@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"strconv"
 
@@ -16,11 +17,17 @@ const maxCmdArgs = 4096
 // capsuleEnvd resolves the running capsule {id} of the request's team to
 // its envd client.
 func (s *Server) capsuleEnvd(r *http.Request) (*envdclient.Client, error) {
+	return s.capsuleEnvdOutput(r, 0)
+}
+
+// capsuleEnvdOutput is capsuleEnvd for a client whose Run keeps maxOutput
+// bytes of each stream.
+func (s *Server) capsuleEnvdOutput(r *http.Request, maxOutput int) (*envdclient.Client, error) {
 	c, h, err := s.life.Running(r.Context(), team(r), r.PathValue("id"))
 	if err != nil {
 		return nil, err
 	}
-	return s.envdFor(c, h), nil
+	return s.envdFor(c, h, maxOutput), nil
 }
 
 func checkExec(req nestbox.ExecRequest) error {
@@ -46,29 +53,51 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	if !req.Background {
+		s.runOnce(w, r, req)
+		return
+	}
 	cl, err := s.capsuleEnvd(r)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if req.Background {
-		// The process must outlive this request: start it under a context
-		// that the request's end does not cancel, read its "started"
-		// message and let go of the stream.
-		ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
-		defer cancel()
-		st, err := cl.Start(ctx, req)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		defer st.Close()
-		msg, err := st.Recv()
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, nestbox.ExecResult{Pid: msg.Pid})
+	// The process must outlive this request: start it under a context
+	// that the request's end does not cancel, read its "started" message
+	// and let go of the stream.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
+	defer cancel()
+	st, err := cl.Start(ctx, req)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	defer st.Close()
+	msg, err := st.Recv()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, nestbox.ExecResult{Pid: msg.Pid})
+}
+
+// runOnce runs a one-shot exec. The output it holds until the process
+// ends is bounded: per stream by Config.ExecOutputBytes, and across the
+// execs in flight by the output budget, of which each reserves its two
+// streams' share before it starts (less when the budget runs low; none
+// left is 429).
+func (s *Server) runOnce(w http.ResponseWriter, r *http.Request, req nestbox.ExecRequest) {
+	granted := s.output.take(2 * int64(s.cfg.ExecOutputBytes))
+	defer s.output.give(granted)
+	perStream := int(granted / 2)
+	if perStream < min(minExecOutput, s.cfg.ExecOutputBytes) {
+		w.Header().Set("Retry-After", "1")
+		s.writeError(w, r, fmt.Errorf("exec: the server holds the output of too many commands; retry shortly: %w", errdefs.ErrExhausted))
+		return
+	}
+	cl, err := s.capsuleEnvdOutput(r, perStream)
+	if err != nil {
+		s.writeError(w, r, err)
 		return
 	}
 	res, err := cl.Run(r.Context(), req)

@@ -31,6 +31,9 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 	}
 	var served []string
 	for _, r := range (&Server{}).routes() {
+		if r.prefix != "" {
+			continue // the port proxy, checked below
+		}
 		served = append(served, r.pattern)
 	}
 	slices.Sort(documented)

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
 	"net/http"
 	"net/http/httputil"
@@ -10,6 +11,7 @@ import (
 	"strings"
 	"sync"
 
+	"nestbox.dev/internal/apikey"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/lifecycle"
 )
@@ -102,10 +104,7 @@ func (p *portProxy) get(id string, port int, routed bool, h lifecycle.Host) (*ht
 				}
 			}
 			pr.Out.Host = pr.In.Host
-			// Credentials of the platform stay with the platform.
-			pr.Out.Header.Del("X-API-Key")
-			pr.Out.Header.Del("E2b-Sandbox-Id")
-			pr.Out.Header.Del("E2b-Sandbox-Port")
+			stripCredentials(pr.Out.Header)
 			pr.SetXForwarded()
 		},
 		ModifyResponse: func(resp *http.Response) error {
@@ -186,4 +185,81 @@ func parsePort(s string) (int, bool) {
 		return 0, false
 	}
 	return port, true
+}
+
+// cookiePrefix is the prefix of the names of cookies the control plane
+// sets (none today; a dashboard session would use it): they are the
+// platform's, not the capsule's.
+const cookiePrefix = "nestbox_"
+
+// stripCredentials removes from the headers of a request bound for a
+// capsule every credential and routing header that is the control plane's:
+// X-API-Key, any Authorization but envd's Basic user (re-encoded from the
+// user name alone: a password, or an API key given as one, is dropped),
+// Proxy-Authorization, the control plane's cookies, and E2B's routing and
+// traffic-token headers. It is the one place that does so; every proxied
+// request passes through it (the port proxy's Rewrite) before anything
+// adds the control plane's own credentials towards the agent. envd's
+// X-Access-Token stays: it is the capsule's, not the platform's.
+func stripCredentials(h http.Header) {
+	h.Del("X-API-Key")
+	h.Del("Proxy-Authorization")
+	h.Del("E2b-Sandbox-Id")
+	h.Del("E2b-Sandbox-Port")
+	h.Del(trafficTokenHeader)
+	if user, ok := basicUser(h.Values("Authorization")); ok {
+		h.Set("Authorization", "Basic "+base64.StdEncoding.EncodeToString([]byte(user+":")))
+	} else {
+		h.Del("Authorization")
+	}
+	stripCookies(h)
+}
+
+// basicUser returns the user of a single "Authorization: Basic" value, as
+// envd reads it to pick a process's user (E2B's SDKs send
+// base64("user:")). A user name shaped like an API key is not one.
+func basicUser(vals []string) (string, bool) {
+	if len(vals) != 1 {
+		return "", false
+	}
+	scheme, cred, ok := strings.Cut(vals[0], " ")
+	if !ok || !strings.EqualFold(scheme, "Basic") {
+		return "", false
+	}
+	b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(cred))
+	if err != nil {
+		return "", false
+	}
+	user, _, _ := strings.Cut(string(b), ":")
+	if user == "" || strings.ContainsAny(user, "\x00\r\n") {
+		return "", false
+	}
+	if _, err := apikey.Parse(user); err == nil {
+		return "", false
+	}
+	return user, true
+}
+
+// stripCookies drops the control plane's cookies from the Cookie headers,
+// keeping the capsule's own.
+func stripCookies(h http.Header) {
+	vals := h.Values("Cookie")
+	if len(vals) == 0 {
+		return
+	}
+	var keep []string
+	for _, v := range vals {
+		for _, part := range strings.Split(v, ";") {
+			part = strings.TrimSpace(part)
+			name, _, _ := strings.Cut(part, "=")
+			if part == "" || strings.HasPrefix(strings.ToLower(name), cookiePrefix) {
+				continue
+			}
+			keep = append(keep, part)
+		}
+	}
+	h.Del("Cookie")
+	if len(keep) > 0 {
+		h.Set("Cookie", strings.Join(keep, "; "))
+	}
 }

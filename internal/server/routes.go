@@ -42,7 +42,12 @@ import (
 // SDKs address them (traffic.go).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
+	var raw []route
 	for _, r := range s.routes() {
+		if r.prefix != "" {
+			raw = append(raw, r)
+			continue
+		}
 		mux.HandleFunc(r.pattern, r.handler)
 	}
 	for _, r := range s.e2b.Routes() {
@@ -61,11 +66,11 @@ func (s *Server) Handler() http.Handler {
 			s.writeError(w, r, errdefs.Unavailable("Nestbox is starting (building templates); try again shortly"))
 			return
 		}
-		// The proxy sees paths as they were sent: the mux would clean
-		// them and redirect.
-		if strings.HasPrefix(r.URL.Path, "/proxy/") {
-			s.authenticated(s.serveProxy)(w, r)
-			return
+		for _, rt := range raw {
+			if strings.HasPrefix(r.URL.Path, rt.prefix) {
+				rt.handler(w, r)
+				return
+			}
 		}
 		mux.ServeHTTP(w, r)
 	})
@@ -86,36 +91,41 @@ func (s *Server) ready() bool {
 type route struct {
 	pattern string
 	handler http.HandlerFunc
+	// prefix, if set, matches the route by this prefix of the path as it
+	// was sent, before the mux (which would clean the path and redirect):
+	// the port proxy's paths are the capsule's. pattern documents it.
+	prefix string
 }
 
 // routes is the table behind Handler, also read by the OpenAPI test.
 func (s *Server) routes() []route {
 	a := s.authenticated
 	return []route{
-		{"GET /health", s.health},
-		{"GET /openapi.yaml", s.openAPI},
-		{"POST /v1/capsules", a(s.createCapsule)},
-		{"GET /v1/capsules", a(s.listCapsules)},
-		{"GET /v1/capsules/{id}", a(s.getCapsule)},
-		{"DELETE /v1/capsules/{id}", a(s.deleteCapsule)},
-		{"POST /v1/capsules/{id}/timeout", a(s.setTimeout)},
-		{"GET /v1/capsules/{id}/metrics", a(s.capsuleMetrics)},
-		{"GET /v1/capsules/{id}/events", a(s.capsuleEvents)},
-		{"POST /v1/capsules/{id}/exec", a(s.exec)},
-		{"GET /v1/capsules/{id}/exec/stream", a(s.execStream)},
-		{"GET /v1/capsules/{id}/processes", a(s.listProcesses)},
-		{"POST /v1/capsules/{id}/processes/{pid}/signal", a(s.signalProcess)},
-		{"GET /v1/capsules/{id}/pty", a(s.pty)},
-		{"GET /v1/capsules/{id}/files", a(s.fileRoute(s.download))},
-		{"PUT /v1/capsules/{id}/files", a(s.fileRoute(s.upload))},
-		{"DELETE /v1/capsules/{id}/files", a(s.fileRoute(s.removeFile))},
-		{"GET /v1/capsules/{id}/files/list", a(s.fileRoute(s.listDir))},
-		{"GET /v1/capsules/{id}/files/stat", a(s.fileRoute(s.stat))},
-		{"POST /v1/capsules/{id}/files/mkdir", a(s.makeDir)},
-		{"POST /v1/keys", a(s.createKey)},
-		{"GET /v1/keys", a(s.listKeys)},
-		{"DELETE /v1/keys/{id}", a(s.deleteKey)},
-		{"GET /v1/templates", a(s.listTemplates)},
-		{"POST /v1/hosts/sandbox-events", s.hostAuthenticated(s.hostEvent)},
+		{"GET /health", s.health, ""},
+		{"GET /openapi.yaml", s.openAPI, ""},
+		{"POST /v1/capsules", a(s.createCapsule), ""},
+		{"GET /v1/capsules", a(s.listCapsules), ""},
+		{"GET /v1/capsules/{id}", a(s.getCapsule), ""},
+		{"DELETE /v1/capsules/{id}", a(s.deleteCapsule), ""},
+		{"POST /v1/capsules/{id}/timeout", a(s.setTimeout), ""},
+		{"GET /v1/capsules/{id}/metrics", a(s.capsuleMetrics), ""},
+		{"GET /v1/capsules/{id}/events", a(s.capsuleEvents), ""},
+		{"POST /v1/capsules/{id}/exec", a(s.exec), ""},
+		{"GET /v1/capsules/{id}/exec/stream", a(s.execStream), ""},
+		{"GET /v1/capsules/{id}/processes", a(s.listProcesses), ""},
+		{"POST /v1/capsules/{id}/processes/{pid}/signal", a(s.signalProcess), ""},
+		{"GET /v1/capsules/{id}/pty", a(s.pty), ""},
+		{"GET /v1/capsules/{id}/files", a(s.fileRoute(s.download)), ""},
+		{"PUT /v1/capsules/{id}/files", a(s.fileRoute(s.upload)), ""},
+		{"DELETE /v1/capsules/{id}/files", a(s.fileRoute(s.removeFile)), ""},
+		{"GET /v1/capsules/{id}/files/list", a(s.fileRoute(s.listDir)), ""},
+		{"GET /v1/capsules/{id}/files/stat", a(s.fileRoute(s.stat)), ""},
+		{"POST /v1/capsules/{id}/files/mkdir", a(s.makeDir), ""},
+		{"POST /v1/keys", a(s.createKey), ""},
+		{"GET /v1/keys", a(s.listKeys), ""},
+		{"DELETE /v1/keys/{id}", a(s.deleteKey), ""},
+		{"GET /v1/templates", a(s.listTemplates), ""},
+		{"POST /v1/hosts/sandbox-events", s.hostAuthenticated(s.hostEvent), ""},
+		{"* /proxy/{id}/{port}/{path...}", a(s.serveProxy), "/proxy/"},
 	}
 }

@@ -10,10 +10,13 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/url"
 	"strconv"
+	"strings"
 	"time"
 
 	"nestbox.dev/internal/e2bcompat"
@@ -38,9 +41,27 @@ type Config struct {
 	// uploads are streamed and not bounded by it.
 	MaxBodyBytes int64
 	// Domain is the sandbox domain of host routing ({port}-{id}.{Domain})
-	// and what E2B's SDKs are told; "" routes such host names under any
-	// domain and tells SDKs none.
+	// and what E2B's SDKs are told; "" routes only {port}-{id}.localhost
+	// and tells SDKs none.
 	Domain string
+	// PublicURL is where clients reach the API, e.g.
+	// "https://nestbox.example.com". Its origin is the one browser Origin
+	// the API's WebSockets accept ("" accepts only an Origin whose host is
+	// the request's Host), and its host may carry E2B's sandbox headers.
+	PublicURL string
+	// TrafficRate and TrafficBurst bound, per client address, the requests
+	// routed to capsules without an API key (E2B's routing headers, host
+	// names, signed URLs); beyond them the answer is 429. Zero means 200
+	// per second with a burst of 400; a negative TrafficRate, no limit.
+	TrafficRate  float64
+	TrafficBurst int
+	// ExecOutputBytes bounds what a one-shot exec keeps of stdout and of
+	// stderr each; zero means 8 MiB. ExecOutputTotalBytes bounds that
+	// output across all one-shot execs in flight; zero means 256 MiB. Output
+	// beyond either is dropped and the answer flags it
+	// (stdout_truncated, stderr_truncated).
+	ExecOutputBytes      int
+	ExecOutputTotalBytes int64
 	// Ready, if not nil, holds every request off with 503 until it is
 	// closed: the platform is still setting up (building templates).
 	Ready <-chan struct{}
@@ -64,6 +85,16 @@ type Server struct {
 	// proxy forwards the port proxy's traffic; its own transport, so that
 	// heavy proxied traffic cannot starve exec and terminal streams.
 	proxy *portProxy
+	// domain is Config.Domain's host; publicHost and publicOrigin are
+	// Config.PublicURL's host and scheme://host (all lower-cased, "" when
+	// not configured).
+	domain, publicHost, publicOrigin string
+	// tokens finds the capsule of a header-less signed URL.
+	tokens *tokenIndex
+	// limiter bounds sandbox traffic per client address; nil: no limit.
+	limiter *ipLimiter
+	// output is the byte budget of one-shot exec output.
+	output *byteBudget
 }
 
 // New returns a Server.
@@ -80,12 +111,33 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.ExecOutputBytes == 0 {
+		cfg.ExecOutputBytes = defaultExecOutput
+	}
+	if cfg.ExecOutputTotalBytes == 0 {
+		cfg.ExecOutputTotalBytes = defaultExecOutputTotal
+	}
+	if cfg.ExecOutputBytes < 0 || cfg.ExecOutputTotalBytes < 0 {
+		return nil, errors.New("server: ExecOutputBytes and ExecOutputTotalBytes must not be negative")
+	}
 	s := &Server{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		life:  cfg.Lifecycle,
-		store: cfg.Store,
-		envd:  &http.Client{Transport: newTransport()},
+		cfg:     cfg,
+		log:     cfg.Logger,
+		life:    cfg.Lifecycle,
+		store:   cfg.Store,
+		envd:    &http.Client{Transport: newTransport()},
+		domain:  domainHost(cfg.Domain),
+		tokens:  newTokenIndex(cfg.Lifecycle, cfg.Now),
+		limiter: newIPLimiter(cfg.TrafficRate, cfg.TrafficBurst, cfg.Now),
+		output:  newByteBudget(cfg.ExecOutputTotalBytes),
+	}
+	if cfg.PublicURL != "" {
+		u, err := url.Parse(cfg.PublicURL)
+		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+			return nil, fmt.Errorf("server: PublicURL %q: want http(s)://host[:port]", cfg.PublicURL)
+		}
+		s.publicOrigin = strings.ToLower(u.Scheme + "://" + u.Host)
+		s.publicHost = domainHost(u.Host)
 	}
 	s.proxy = newPortProxy(s)
 	s.e2b = e2bcompat.New(e2bcompat.Config{
@@ -157,15 +209,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 }
 
 // envdFor returns a client of a running capsule's envd.
-func (s *Server) envdFor(c store.Capsule, h lifecycle.Host) *envdclient.Client {
+// maxOutput bounds what its Run keeps of each output stream (zero: the
+// client's default).
+func (s *Server) envdFor(c store.Capsule, h lifecycle.Host, maxOutput int) *envdclient.Client {
 	return envdclient.New(envdclient.Config{
-		BaseURL:     h.ProxyURL + "/proxy/" + c.ID + "/" + strconv.Itoa(envdPort),
-		AccessToken: c.AccessToken,
-		HTTPClient:  &http.Client{Transport: h.Transport(s.envd.Transport)},
+		BaseURL:        h.ProxyURL + "/proxy/" + c.ID + "/" + strconv.Itoa(envdPort),
+		AccessToken:    c.AccessToken,
+		HTTPClient:     &http.Client{Transport: h.Transport(s.envd.Transport)},
+		MaxOutputBytes: maxOutput,
 	})
 }
 
 // Forget drops the port proxies of a capsule and cuts the requests still
 // streaming to it. The control plane calls it when a capsule reaches a
 // final status.
-func (s *Server) Forget(id string) { s.proxy.evict(id) }
+func (s *Server) Forget(id string) {
+	s.proxy.evict(id)
+	s.tokens.forget(id)
+}

@@ -31,10 +31,36 @@ type env struct {
 	agent      *fakehost.Agent
 	store      store.Store
 	ready      chan struct{}
+	srv        *server.Server
 }
 
-func newEnv(t *testing.T) *env {
+// envOption changes the control plane newEnv builds.
+type envOption func(*envConfig)
+
+type envConfig struct {
+	proxyURL string // the fake host's proxy URL
+	server   func(*server.Config)
+	// wrap, if set, wraps the store the lifecycle service uses.
+	wrap func(store.Store) store.Store
+}
+
+// withStore wraps the store the lifecycle service uses.
+func withStore(wrap func(store.Store) store.Store) envOption {
+	return func(c *envConfig) { c.wrap = wrap }
+}
+
+// withAgentProxy points the fake host's proxy URL at url.
+func withAgentProxy(url string) envOption { return func(c *envConfig) { c.proxyURL = url } }
+
+// withConfig edits the server's Config.
+func withConfig(f func(*server.Config)) envOption { return func(c *envConfig) { c.server = f } }
+
+func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Helper()
+	ec := envConfig{proxyURL: "http://127.0.0.1:1", server: func(*server.Config) {}}
+	for _, o := range opts {
+		o(&ec)
+	}
 	ctx := context.Background()
 	st, err := sqlite.Open(ctx, filepath.Join(t.TempDir(), "nestbox.db"))
 	if err != nil {
@@ -59,17 +85,24 @@ func newEnv(t *testing.T) *env {
 		}
 		*tm.key = key
 	}
-	life, err := lifecycle.New(lifecycle.Config{Store: st, Events: memory.New(), Hosts: fakehost.Hosts{Host: lifecycle.Host{ID: "h1", Agent: e.agent, ProxyURL: "http://127.0.0.1:1"}}})
+	var lst store.Store = st
+	if ec.wrap != nil {
+		lst = ec.wrap(st)
+	}
+	life, err := lifecycle.New(lifecycle.Config{Store: lst, Events: memory.New(), Hosts: fakehost.Hosts{Host: lifecycle.Host{ID: "h1", Agent: e.agent, ProxyURL: ec.proxyURL}}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { life.Close(10 * time.Second) })
 	e.ready = make(chan struct{})
-	srv, err := server.New(server.Config{Lifecycle: life, Store: st, HostToken: hostToken, HostID: "h1", Ready: e.ready})
+	cfg := server.Config{Lifecycle: life, Store: st, HostToken: hostToken, HostID: "h1", Ready: e.ready}
+	ec.server(&cfg)
+	srv, err := server.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	close(e.ready)
+	e.srv = srv
 	ts := httptest.NewServer(srv.Handler())
 	t.Cleanup(ts.Close)
 	e.url = ts.URL

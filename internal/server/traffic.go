@@ -1,28 +1,39 @@
 package server
 
 import (
+	"crypto/subtle"
 	"encoding/json"
+	"net"
 	"net/http"
+	"net/netip"
 	"regexp"
 	"strings"
 
 	"nestbox.dev/internal/e2bcompat"
-	"nestbox.dev/internal/lifecycle"
-	"nestbox.dev/internal/store"
 )
 
 // envdPort is where envd listens in every capsule.
 const envdPort = 49983
 
-// hostRoute matches a {port}-{capsuleID}.{domain} host name.
+// trafficTokenHeader carries a private capsule's traffic access token
+// (E2B's name; Go canonicalises it).
+const trafficTokenHeader = "E2b-Traffic-Access-Token"
+
+// hostRoute matches a {port}-{capsuleID}.{rest} host name (port removed).
 var hostRoute = regexp.MustCompile(`^([0-9]{1,5})-([a-z0-9]+)\.(.+)$`)
 
 // sandboxTarget finds where a request addressed to a capsule rather than
 // to the API goes, the way E2B's SDKs address them: the E2b-Sandbox-Id and
 // E2b-Sandbox-Port headers, a {port}-{id}.{domain} host name, or a
 // header-less /files URL signed with a capsule's token. ok is false for
-// API requests.
+// API requests. Only requests whose Host is one of ours are sandbox
+// traffic (sandboxHost): a page that rebinds its own name to a listener on
+// 127.0.0.1 sends its own name as Host, and reaches nothing.
 func (s *Server) sandboxTarget(r *http.Request) (id string, port int, ok bool) {
+	host, ok := s.sandboxHost(r.Host)
+	if !ok {
+		return "", 0, false
+	}
 	if id = r.Header.Get("E2b-Sandbox-Id"); id != "" {
 		port = envdPort
 		if v := r.Header.Get("E2b-Sandbox-Port"); v != "" {
@@ -32,7 +43,7 @@ func (s *Server) sandboxTarget(r *http.Request) (id string, port int, ok bool) {
 		}
 		return id, port, true
 	}
-	if m := hostRoute.FindStringSubmatch(strings.ToLower(r.Host)); m != nil && s.hostRouted(m[2], m[3]) {
+	if m := hostRoute.FindStringSubmatch(host); m != nil && s.routedDomain(m[3]) {
 		port, _ = parsePort(m[1]) // a bad port is answered as a sandbox that is not there
 		return m[2], port, true
 	}
@@ -42,30 +53,58 @@ func (s *Server) sandboxTarget(r *http.Request) (id string, port int, ok bool) {
 	return "", 0, false
 }
 
-// hostRouted reports whether a {port}-{id}.{domain} host name is sandbox
-// traffic: under the configured sandbox domain, whatever the ID (an
-// unknown one is answered 502); with no domain configured, under any
-// domain, but only with an ID of the capsules' shape.
-func (s *Server) hostRouted(id, domain string) bool {
-	if s.cfg.Domain == "" {
-		return len(id) == lifecycle.IDLength
+// sandboxHost reports whether a request's Host may carry sandbox traffic,
+// and returns it lower-cased without its port and trailing dot: localhost
+// and its subdomains, IP literals, the sandbox domain and its subdomains,
+// and the host of the API's public URL.
+func (s *Server) sandboxHost(hostport string) (string, bool) {
+	host := strings.ToLower(hostport)
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
 	}
-	h, _, _ := strings.Cut(domain, ":")
-	d, _, _ := strings.Cut(s.cfg.Domain, ":")
-	return h == strings.ToLower(d)
+	host = strings.TrimSuffix(host, ".")
+	switch {
+	case host == "":
+		return "", false
+	case host == "localhost" || strings.HasSuffix(host, ".localhost"):
+		return host, true
+	case s.domain != "" && (host == s.domain || strings.HasSuffix(host, "."+s.domain)):
+		return host, true
+	case s.publicHost != "" && host == s.publicHost:
+		return host, true
+	}
+	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil && a.Zone() == "" {
+		return host, true
+	}
+	return "", false
+}
+
+// routedDomain reports whether the rest of a {port}-{id}.{rest} host name
+// is one host routing serves: the configured sandbox domain, or localhost.
+// Without a configured domain no other name is routed, whatever it looks
+// like.
+func (s *Server) routedDomain(rest string) bool {
+	return rest == "localhost" || (s.domain != "" && rest == s.domain)
+}
+
+// domainHost is the host part of a configured domain ("example.com:8443"
+// gives "example.com"), lower-cased.
+func domainHost(d string) string {
+	d = strings.ToLower(d)
+	if h, _, err := net.SplitHostPort(d); err == nil {
+		d = h
+	}
+	return strings.TrimSuffix(d, ".")
 }
 
 // signedTarget returns the running capsule whose token signed r's URL, or
-// "" if none did.
+// "" if none did. The header-less form names no capsule, so the signature
+// is checked against the token of each running capsule, from an in-memory
+// index (tokenIndex), not the store.
 func (s *Server) signedTarget(r *http.Request) string {
 	q := r.URL.Query()
-	var id string
-	err := s.life.EachRunning(r.Context(), func(c store.Capsule) bool {
-		if e2bcompat.SignatureMatches(r.Method, q, c.AccessToken) {
-			id = c.ID
-			return false
-		}
-		return true
+	id, err := s.tokens.find(r.Context(), func(token string) bool {
+		return e2bcompat.SignatureMatches(r.Method, q, token)
 	})
 	if err != nil {
 		s.log.Warn("route a signed URL", "err", err)
@@ -75,19 +114,29 @@ func (s *Server) signedTarget(r *http.Request) string {
 
 // serveSandbox forwards a request addressed to a capsule. No API key is
 // needed: envd checks its own access token, and ports are the capsule's
-// business. A capsule that is not running answers 502 with the JSON body
-// E2B's proxy sends.
+// business unless it is private (a traffic access token). A capsule that
+// is not running answers 502 with the JSON body E2B's proxy sends.
 func (s *Server) serveSandbox(w http.ResponseWriter, r *http.Request, id string, port int) {
-	var (
-		h   lifecycle.Host
-		err error
-	)
-	if port != 0 {
-		_, h, err = s.life.Route(r.Context(), id)
+	if !s.limiter.allow(clientIP(r)) {
+		w.Header().Set("Retry-After", "1")
+		writeE2BError(w, http.StatusTooManyRequests, "too many requests to sandboxes from this address; slow down")
+		return
 	}
+	c, h, err := s.life.Route(r.Context(), id)
 	if port == 0 || err != nil {
 		writeSandboxGone(w, id, "The sandbox was not found")
 		return
+	}
+	if c.TrafficAccessToken != "" && port != envdPort {
+		got := r.Header.Get(trafficTokenHeader)
+		if got == "" {
+			writeSandboxDenied(w, id, "this sandbox's ports are private: send its traffic access token in the "+trafficTokenHeader+" header")
+			return
+		}
+		if subtle.ConstantTimeCompare([]byte(got), []byte(c.TrafficAccessToken)) != 1 {
+			writeSandboxDenied(w, id, "invalid traffic access token")
+			return
+		}
 	}
 	if err := s.proxy.forward(w, r, id, port, true, h); err != nil {
 		writeSandboxGone(w, id, err.Error())
@@ -100,4 +149,19 @@ func writeSandboxGone(w http.ResponseWriter, id, msg string) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusBadGateway)
 	json.NewEncoder(w).Encode(map[string]any{"sandboxId": id, "message": msg, "code": http.StatusBadGateway})
+}
+
+// writeSandboxDenied answers 403 for a private capsule's port reached
+// without its traffic access token, in the shape of writeSandboxGone.
+func writeSandboxDenied(w http.ResponseWriter, id, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusForbidden)
+	json.NewEncoder(w).Encode(map[string]any{"sandboxId": id, "message": msg, "code": http.StatusForbidden})
+}
+
+// writeE2BError answers in E2B's error shape, {"code": int, "message"}.
+func writeE2BError(w http.ResponseWriter, status int, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"code": status, "message": msg})
 }

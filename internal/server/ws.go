@@ -6,6 +6,8 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/url"
+	"strings"
 	"time"
 
 	"github.com/coder/websocket"
@@ -22,9 +24,34 @@ const (
 	wsStartWithin = 30 * time.Second // for the first message of an exec stream
 )
 
-// acceptWS upgrades r. API keys, not cookies, authenticate these streams,
-// so a page of another origin gains nothing from opening one: the origin
-// check is off.
+// checkOrigin refuses a WebSocket opened by a browser page of another
+// origin than the API's own (Config.PublicURL's, or without one the
+// request's Host). API keys, not cookies, authenticate these streams, so
+// such a page would need the key anyway; the check keeps it that way
+// should a cookie ever authenticate. Clients other than browsers send no
+// Origin and pass.
+func (s *Server) checkOrigin(r *http.Request) error {
+	o := r.Header.Get("Origin")
+	if o == "" {
+		return nil
+	}
+	u, err := url.Parse(o)
+	if err != nil || u.Host == "" || u.Scheme == "" {
+		return errdefs.Permission("Origin %q: not this API's origin", o)
+	}
+	if s.publicOrigin != "" {
+		if strings.ToLower(u.Scheme+"://"+u.Host) != s.publicOrigin {
+			return errdefs.Permission("Origin %q: not this API's origin (%s)", o, s.publicOrigin)
+		}
+		return nil
+	}
+	if !strings.EqualFold(u.Host, r.Host) {
+		return errdefs.Permission("Origin %q: not this API's origin", o)
+	}
+	return nil
+}
+
+// acceptWS upgrades r, whose Origin checkOrigin has accepted.
 func acceptWS(w http.ResponseWriter, r *http.Request) (*websocket.Conn, error) {
 	conn, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
@@ -103,6 +130,10 @@ type streamHandlers struct {
 // context is not the request's: the hijacked connection outlives it.
 // Leaving the stream never ends the process.
 func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, h streamHandlers) {
+	if err := s.checkOrigin(r); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	cl, err := s.capsuleEnvd(r)
 	if err != nil {
 		s.writeError(w, r, err)

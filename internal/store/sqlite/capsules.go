@@ -14,7 +14,7 @@ import (
 // capsuleColumns are the columns scanCapsule reads, in its order.
 const capsuleColumns = `id, team_id, template, status, error, vcpus, memory_mb, disk_mb,
 	metadata, internet, allow_out, deny_out, host_id, envd_version, env_vars, access_token,
-	created_at, updated_at, started_at, expires_at, stopped_at`
+	created_at, updated_at, started_at, expires_at, stopped_at, traffic_access_token`
 
 // CreateCapsule inserts c and its first event (from "" to c.Status, at
 // c.CreatedAt) in one transaction. A taken ID is ErrAlreadyExists, an
@@ -36,12 +36,12 @@ func (s *Store) createCapsule(ctx context.Context, c store.Capsule, check func(t
 			}
 		}
 		_, err := tx.ExecContext(ctx, "INSERT INTO capsules ("+capsuleColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.TeamID, c.Template, string(c.Status), c.Error, c.VCPUs, c.MemoryMB, c.DiskMB,
 			formatMap(c.Metadata), boolInt(c.Internet), formatList(c.AllowOut), formatList(c.DenyOut),
 			c.HostID, c.EnvdVersion, formatMap(c.EnvVars), c.AccessToken,
 			formatTime(c.CreatedAt), formatTime(c.UpdatedAt),
-			formatTimePtr(c.StartedAt), formatTimePtr(c.ExpiresAt), formatTimePtr(c.StoppedAt))
+			formatTimePtr(c.StartedAt), formatTimePtr(c.ExpiresAt), formatTimePtr(c.StoppedAt), c.TrafficAccessToken)
 		if err != nil {
 			return kindOf(err)
 		}
@@ -96,6 +96,6 @@ func scanCapsule(row scanner) (store.Capsule, error) {
 		mapCol{&c.Metadata}, &c.Internet, listCol{&c.AllowOut}, listCol{&c.DenyOut},
 		&c.HostID, &c.EnvdVersion, mapCol{&c.EnvVars}, &c.AccessToken,
 		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt},
-		nullTimeCol{&c.StartedAt}, nullTimeCol{&c.ExpiresAt}, nullTimeCol{&c.StoppedAt})
+		nullTimeCol{&c.StartedAt}, nullTimeCol{&c.ExpiresAt}, nullTimeCol{&c.StoppedAt}, &c.TrafficAccessToken)
 	return c, err
 }

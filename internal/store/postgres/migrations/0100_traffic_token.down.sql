@@ -1,0 +1,1 @@
+ALTER TABLE capsules DROP COLUMN traffic_access_token;
