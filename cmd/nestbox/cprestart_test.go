@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/http"
 	"os/exec"
 	"sort"
 	"testing"
@@ -18,26 +19,51 @@ import (
 // serverProcess is a `nestbox server` run as a child process, so that a
 // test can SIGKILL it as a crash would.
 type serverProcess struct {
-	t    testing.TB
-	bin  string
-	args []string
-	addr string
-	out  syncBuffer
-	cmd  *exec.Cmd
+	t      testing.TB
+	bin    string
+	args   []string
+	addr   string
+	out    syncBuffer
+	cmd    *exec.Cmd
+	exited chan error
 }
 
+// start runs the server and waits for its /health; a server that exits
+// first fails the test at once, with its output.
 func (s *serverProcess) start() {
+	s.t.Helper()
 	s.cmd = exec.Command(s.bin, s.args...)
 	s.cmd.Stdout, s.cmd.Stderr = &s.out, &s.out
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatal(err)
 	}
-	waitHTTP(s.t, "http://"+s.addr+"/health")
+	s.exited = make(chan error, 1)
+	go func() { s.exited <- s.cmd.Wait() }()
+	url := "http://" + s.addr + "/health"
+	for deadline := time.Now().Add(5 * time.Minute); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		select {
+		case err := <-s.exited:
+			s.exited <- err
+			s.t.Fatalf("nestbox server exited before answering: %v\n%s", err, s.out.String())
+		default:
+		}
+		if resp, err := http.Get(url); err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				return
+			}
+		}
+	}
+	s.t.Fatalf("%s did not answer", url)
 }
 
 func (s *serverProcess) kill() {
+	if s.exited == nil {
+		return
+	}
 	s.cmd.Process.Kill()
-	s.cmd.Wait()
+	err := <-s.exited
+	s.exited <- err // kill may be called again
 }
 
 // TestServerKilledMidCreate runs `nestbox server` and `nestbox agent` as
@@ -62,7 +88,7 @@ func TestServerKilledMidCreate(t *testing.T) {
 	agent := startAgentProcess(t, b, bin, cpAddr, token, "nbk", "10.217.0.0/24", "/nestbox-e2e-cpkill")
 	srv := &serverProcess{t: t, bin: bin, addr: cpAddr, args: []string{"server",
 		"--data-dir", cpDir, "--listen", cpAddr, "--agent-url", "http://" + agent.addr,
-		"--reconcile-interval", "1h", "--log-level", "info"}}
+		"--agent-token-file", agent.tokenFile, "--reconcile-interval", "1h", "--log-level", "info"}}
 	srv.start()
 	t.Cleanup(func() {
 		srv.kill()

@@ -194,11 +194,18 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
 	}
 	size := rootfs.Size(cfg.DiskBytes, info.SizeBytes)
+	// Admission of other creates reads every sandbox's size and layer
+	// under a.mu: change them under it too.
+	a.mu.Lock()
 	cfg.DiskBytes = size
-	sb.layer, err = rootfs.Mount(ctx, sb.tplPath, sb.dir, size)
+	a.mu.Unlock()
+	layer, err := rootfs.Mount(ctx, sb.tplPath, sb.dir, size)
 	if err != nil {
 		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
 	}
+	a.mu.Lock()
+	sb.layer = layer
+	a.mu.Unlock()
 	undo.push(stepRootfs, func(ctx context.Context) error { return rootfs.Unmount(ctx, sb.layer) })
 	// The logs live on the layer's file system, beside (not in) what the
 	// sandbox sees: they count against its disk limit and go with it.

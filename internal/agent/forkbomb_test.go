@@ -124,7 +124,9 @@ func TestForkBombStaysInside(t *testing.T) {
 				if parentPeak > tc.total {
 					t.Errorf("the sandboxes used %d pids together, over the host-wide cap %d", parentPeak, tc.total)
 				}
-				if hits == 0 || parentPeak < tc.total-64 {
+				// The cap must have been reached: the sandboxes' own limits
+				// (1024 each) add up past it, so only the cap stops them.
+				if parentPeak < tc.total-64 {
 					t.Errorf("the bombs never reached the host-wide cap (peak %d of %d, %d refused forks)", parentPeak, tc.total, hits)
 				}
 

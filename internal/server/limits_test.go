@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"nestbox.dev/internal/apikey"
 	"nestbox.dev/internal/store"
@@ -68,6 +69,12 @@ func TestCreateLimitsOverHTTP(t *testing.T) {
 	if code != http.StatusAccepted {
 		t.Errorf("create of another team: %d %s", code, b)
 	}
+	// The admitted creates reach the host in the background (202).
+	deadline := time.Now().Add(10 * time.Second)
+	for e.agent.Creates() < 2 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // a refused create would show up by now too
 	if n := e.agent.Creates(); n != 2 {
 		t.Fatalf("%d creates reached the host, want 2", n)
 	}
