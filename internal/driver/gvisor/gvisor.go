@@ -19,6 +19,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"time"
 
 	"nestbox.dev/internal/driver"
@@ -138,6 +139,10 @@ func (d *Driver) runscWithin(ctx context.Context, timeout time.Duration, args ..
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
 	cmd.Stdin = nil
+	// Its own process group: a Ctrl-C in the terminal of `nestbox up`
+	// (SIGINT to the foreground group) must not kill a runsc delete or
+	// run half-way; the agent stops on its own terms.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// A child of runsc that keeps the output pipes open must not hold
 	// Wait past the kill.
 	cmd.WaitDelay = 2 * time.Second
