@@ -107,10 +107,26 @@ func TestForkBombStaysInside(t *testing.T) {
 					}
 				}
 			})
-			time.Sleep(3 * time.Second) // let the bombs reach their limits
+			// Let the bombs reach their limits (each its own, or the cap
+			// together); a loaded machine takes longer, so wait for it.
+			reached := func() bool {
+				mu.Lock()
+				defer mu.Unlock()
+				if tc.total > 0 {
+					return parentPeak >= tc.total-64
+				}
+				for i, b := range bombs {
+					if n, ok := cgroupEventsMax(b.Id); peaks[i] < limit && (!ok || n == 0) {
+						return false
+					}
+				}
+				return true
+			}
+			for deadline := time.Now().Add(time.Minute); !reached() && time.Now().Before(deadline); {
+				time.Sleep(200 * time.Millisecond)
+			}
 			if tc.total > 0 {
 				// The cap is full: no new sandbox could start, by design.
-				time.Sleep(2 * time.Second)
 				close(stop)
 				wg.Wait()
 				// cgroup v1 counts a refused fork in the forking task's own
