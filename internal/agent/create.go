@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"nestbox.dev/internal/driver"
+	"nestbox.dev/internal/egress"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/network"
 	"nestbox.dev/internal/proto/agentpb"
@@ -347,20 +348,11 @@ func (a *Agent) resolveConfig(req *agentpb.SandboxConfig) (*agentpb.SandboxConfi
 func parsePrefixes(in []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	for _, s := range in {
-		var p netip.Prefix
-		var err error
-		if strings.Contains(s, "/") {
-			p, err = netip.ParsePrefix(s)
-		} else {
-			var addr netip.Addr
-			if addr, err = netip.ParseAddr(s); err == nil {
-				p = netip.PrefixFrom(addr, addr.BitLen())
-			}
+		p, err := egress.ParsePrefix(s)
+		if err != nil {
+			return nil, fmt.Errorf("egress rule: %w", err)
 		}
-		if err != nil || !p.Addr().Is4() {
-			return nil, errdefs.Invalid("egress rule %q is not an IPv4 address or prefix", s)
-		}
-		out = append(out, p.Masked())
+		out = append(out, p)
 	}
 	return out, nil
 }
