@@ -8,10 +8,8 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 
 	"nestbox.dev/internal/agent"
@@ -25,6 +23,9 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if err != nil {
 		return err
 	}
+	// Read once; no child (runsc, mount, mkfs) may inherit them.
+	os.Unsetenv("NESTBOX_AGENT_TOKEN")
+	os.Unsetenv("NESTBOX_EVENTS_TOKEN")
 	if cfg.Token == "" {
 		tok, created, err := agent.TokenFile(tokenFile)
 		if err != nil {
@@ -61,15 +62,15 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 func parseAgentFlags(args []string, stderr io.Writer) (cfg agent.Config, listen string, logLevel slog.Level, tokenFile string, err error) {
 	fs := flag.NewFlagSet("nestbox agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var dataDir, eventsTokenFile, refused string
+	var dataDir, eventsTokenFile, refused, tlsCert, tlsKey string
 	fs.StringVar(&dataDir, "data-dir", env("NESTBOX_DATA_DIR", "/var/lib/nestbox"), "state directory: sandboxes, templates, runtime state (env NESTBOX_DATA_DIR)")
 	fs.StringVar(&listen, "listen", env("NESTBOX_AGENT_LISTEN", "127.0.0.1:5007"), "address of the agent's API and sandbox proxy (env NESTBOX_AGENT_LISTEN)")
 	af := registerAgentFlags(fs)
 	fs.StringVar(&af.eventsURL, "events-url", env("NESTBOX_EVENTS_URL", ""), "URL to POST sandbox events to, e.g. http://cp:8080/v1/hosts/sandbox-events; empty sends none (env NESTBOX_EVENTS_URL)")
 	fs.StringVar(&eventsTokenFile, "events-token-file", env("NESTBOX_EVENTS_TOKEN_FILE", ""), "file holding the bearer token sent with events: a copy of the control plane's <data-dir>/host-token (env NESTBOX_EVENTS_TOKEN_FILE; or the token itself in env NESTBOX_EVENTS_TOKEN)")
 	fs.StringVar(&refused, "events-token", "", "refused: a token on the command line is visible to every local user; use --events-token-file or env NESTBOX_EVENTS_TOKEN")
-	fs.StringVar(&cfg.TLSCertFile, "tls-cert", env("NESTBOX_AGENT_TLS_CERT", ""), "PEM certificate: serve HTTPS, so the token and the traffic are encrypted across machines (env NESTBOX_AGENT_TLS_CERT; give the server its CA with --agent-ca)")
-	fs.StringVar(&cfg.TLSKeyFile, "tls-key", env("NESTBOX_AGENT_TLS_KEY", ""), "PEM key of --tls-cert (env NESTBOX_AGENT_TLS_KEY)")
+	fs.StringVar(&tlsCert, "tls-cert", env("NESTBOX_AGENT_TLS_CERT", ""), "PEM certificate: serve HTTPS, so the token and the traffic are encrypted across machines (env NESTBOX_AGENT_TLS_CERT; give the server its CA with --agent-ca)")
+	fs.StringVar(&tlsKey, "tls-key", env("NESTBOX_AGENT_TLS_KEY", ""), "PEM key of --tls-cert (env NESTBOX_AGENT_TLS_KEY)")
 	fs.StringVar(&tokenFile, "token-file", env("NESTBOX_AGENT_TOKEN_FILE", ""), "file holding the token every caller of this agent must present, made on first use (env NESTBOX_AGENT_TOKEN_FILE; default <data-dir>/agent-token; or the token itself in env NESTBOX_AGENT_TOKEN)")
 	fs.StringVar(&af.hostID, "host-id", env("NESTBOX_HOST_ID", ""), "this host's ID in events (env NESTBOX_HOST_ID)")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
@@ -84,11 +85,10 @@ func parseAgentFlags(args []string, stderr io.Writer) (cfg agent.Config, listen 
 	}
 	af.eventsToken = os.Getenv("NESTBOX_EVENTS_TOKEN")
 	if af.eventsToken == "" && eventsTokenFile != "" {
-		if af.eventsToken, err = readSecretFile(eventsTokenFile); err != nil {
+		if af.eventsToken, err = agent.ReadTokenFile(eventsTokenFile); err != nil {
 			return cfg, "", 0, "", fmt.Errorf("--events-token-file: %w", err)
 		}
 	}
-	tlsCert, tlsKey := cfg.TLSCertFile, cfg.TLSKeyFile
 	cfg, err = af.config(dataDir)
 	if err != nil {
 		return cfg, "", 0, "", err
@@ -104,26 +104,6 @@ func parseAgentFlags(args []string, stderr io.Writer) (cfg agent.Config, listen 
 		cfg.Token = tok
 	}
 	return cfg, listen, logLevel, tokenFile, nil
-}
-
-// readSecretFile reads a token from a file that only its owner may read.
-func readSecretFile(path string) (string, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return "", err
-	}
-	if st.Mode().Perm()&0o077 != 0 {
-		return "", fmt.Errorf("%s is readable by others (mode %v): chmod 600 it", path, st.Mode().Perm())
-	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return "", err
-	}
-	tok := strings.TrimSpace(string(b))
-	if tok == "" {
-		return "", fmt.Errorf("%s is empty", path)
-	}
-	return tok, nil
 }
 
 // agentFlags are the host agent's settings shared by `nestbox agent` and
@@ -226,9 +206,6 @@ func (f *agentFlags) config(dataDir string) (agent.Config, error) {
 	}
 	if cfg.EgressDeny, err = egress.ParseList(f.egressDeny); err != nil {
 		return cfg, fmt.Errorf("--egress-deny: %w", err)
-	}
-	if cfg.EgressDeny == nil {
-		cfg.EgressDeny = []netip.Prefix{} // "" is an empty list, not the default
 	}
 	if cfg.Runsc == "" {
 		return cfg, errors.New("no runsc binary: build one with `make runsc` and pass --runsc")

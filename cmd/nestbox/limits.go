@@ -3,7 +3,6 @@ package main
 import (
 	"errors"
 	"flag"
-	"net/netip"
 	"time"
 
 	"nestbox.dev/internal/egress"
@@ -57,10 +56,6 @@ func (lf *limitFlags) limits() (lifecycle.Limits, error) {
 		deny, err := egress.ParseList(*lf.egressDeny)
 		if err != nil {
 			return l, err
-		}
-		// An empty, non-nil list is the operator's "deny nothing".
-		if deny == nil {
-			deny = []netip.Prefix{}
 		}
 		l.EgressDeny = deny
 	}

@@ -111,9 +111,10 @@ func TestAgentSecretsNotOnArgv(t *testing.T) {
 	}
 
 	file := filepath.Join(dir, "host-token")
-	os.WriteFile(file, []byte("from-the-file\n"), 0o600)
+	const fromFile = "from-the-file-0123456789abcdef0123456789"
+	os.WriteFile(file, []byte(fromFile+"\n"), 0o600)
 	cfg, _, _, _, err := parseAgentFlags([]string{"--events-token-file", file}, &bytes.Buffer{})
-	if err != nil || cfg.EventsToken != "from-the-file" {
+	if err != nil || cfg.EventsToken != fromFile {
 		t.Errorf("--events-token-file: token %q, %v", cfg.EventsToken, err)
 	}
 	os.Chmod(file, 0o644)

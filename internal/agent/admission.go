@@ -24,9 +24,10 @@ type hostCapacity struct {
 	allocated map[string]uint64
 }
 
-// measure reads the host's capacity. It does file system calls: call it
-// without a.mu held.
-func (a *Agent) measure() (hostCapacity, error) {
+// measure reads the host's capacity; with layers, also what each
+// sandbox's writable layer holds (one stat per sandbox, which only
+// admission needs). It does file system calls: call it without a.mu held.
+func (a *Agent) measure(layers bool) (hostCapacity, error) {
 	c := hostCapacity{maxSandboxes: uint32(max(a.cfg.MaxSandboxes, 0)), diskOvercommit: a.cfg.DiskOvercommit, allocated: map[string]uint64{}}
 	mem, err := readMeminfo()
 	if err != nil {
@@ -51,6 +52,9 @@ func (a *Agent) measure() (hostCapacity, error) {
 		c.diskReserve = uint64(a.cfg.DiskReserveBytes)
 	case a.cfg.DiskReserveBytes == 0:
 		c.diskReserve = max(2<<30, c.diskTotal/20)
+	}
+	if !layers {
+		return c, nil
 	}
 	a.mu.Lock()
 	images := map[string]string{}

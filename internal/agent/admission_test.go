@@ -25,19 +25,20 @@ func TestAdmit(t *testing.T) {
 		name     string
 		mem      uint32
 		disk     int64
-		running  int // extra sandboxes of 0 MiB and 0 bytes
-		avail    uint64
+		running  int    // extra sandboxes of 0 MiB and 0 bytes
+		avail    uint64 // MemAvailable; 0: the default
+		diskFree uint64 // free disk; 0: the default
 		admitted bool
 	}{
-		{"fits", 3072, 11 << 30, 0, 0, true},
-		{"one MiB past the commit limit", 3073, 1 << 30, 0, 0, false},
-		{"memory short now", 64, 1 << 20, 0, 1<<30 - 1, false},
-		{"memory just enough now", 64, 1 << 20, 0, 1 << 30, true},
+		{"fits", 3072, 11 << 30, 0, 0, 0, true},
+		{"one MiB past the commit limit", 3073, 1 << 30, 0, 0, 0, false},
+		{"memory short now", 64, 1 << 20, 0, 1<<30 - 1, 0, false},
+		{"memory just enough now", 64, 1 << 20, 0, 1 << 30, 0, true},
 		// 20 free - 7 promised to a - 2 reserve = 11 GiB for the new one.
-		{"one MiB too much disk", 512, 11<<30 + 1<<20, 0, 0, false},
-		{"disk short now", 64, 1 << 20, 0, 0, false},
-		{"the maximum runs", 64, 1 << 20, 3, 0, false},
-		{"below the maximum", 64, 1 << 20, 2, 0, true},
+		{"one MiB too much disk", 512, 11<<30 + 1<<20, 0, 0, 0, false},
+		{"disk short now", 64, 1 << 20, 0, 0, 2<<30 - 1, false},
+		{"the maximum runs", 64, 1 << 20, 3, 0, 0, false},
+		{"below the maximum", 64, 1 << 20, 2, 0, 0, true},
 	} {
 		for k := range a.sandboxes {
 			if k != "a" {
@@ -51,8 +52,8 @@ func TestAdmit(t *testing.T) {
 		if tc.avail != 0 {
 			c.memAvail = tc.avail
 		}
-		if tc.name == "disk short now" {
-			c.diskAvail = c.diskReserve - 1
+		if tc.diskFree != 0 {
+			c.diskAvail = tc.diskFree
 		}
 		err := a.admit(c, &agentpb.SandboxConfig{MemoryMb: tc.mem, DiskBytes: tc.disk})
 		if tc.admitted != (err == nil) || (err != nil && !errors.Is(err, errdefs.ErrExhausted)) {

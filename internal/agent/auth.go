@@ -93,7 +93,7 @@ func ReadTokenFile(path string) (string, error) {
 // CheckToken refuses tokens too short to be secrets.
 func CheckToken(tok string) error {
 	if len(tok) < minTokenLen {
-		return errdefs.Invalid("the agent token must be at least %d characters, got %d", minTokenLen, len(tok))
+		return errdefs.Invalid("a token must be at least %d characters, got %d", minTokenLen, len(tok))
 	}
 	return nil
 }

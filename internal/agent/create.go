@@ -102,7 +102,7 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 	// and a concurrent destroy waits for this create to finish.
 	// Admission and registration happen under one hold of a.mu, so two
 	// creates cannot both take the last room.
-	capacity, err := a.measure()
+	capacity, err := a.measure(true)
 	if err != nil {
 		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
 	}

@@ -69,7 +69,7 @@ func (a *Agent) ping(ctx context.Context) (*agentpb.PingResponse, error) {
 		Driver:  a.driver.Name(),
 		Cpus:    uint32(runtime.NumCPU()),
 	}
-	c, err := a.measure()
+	c, err := a.measure(false)
 	if err != nil {
 		return nil, fmt.Errorf("ping: %w", err)
 	}

@@ -16,7 +16,7 @@ import (
 	"nestbox.dev/internal/errdefs"
 )
 
-// DefaultDeny is the deny list used when the operator configures none.
+// defaultDeny is the deny list used when the operator configures none.
 // Each entry says why it is there.
 var defaultDeny = []string{
 	"0.0.0.0/8",      // "this network"; 0.0.0.0 reaches the host's listeners
@@ -59,13 +59,15 @@ func ParsePrefix(s string) (netip.Prefix, error) {
 }
 
 // ParseList parses a comma-separated list of prefixes (a flag's value).
-// "" gives an empty list; "default" gives DefaultDeny.
+// "" gives an empty, non-nil list (deny nothing), so that it is not
+// mistaken for an unset list (nil: the default); "default" gives
+// DefaultDeny.
 func ParseList(s string) ([]netip.Prefix, error) {
 	s = strings.TrimSpace(s)
+	out := []netip.Prefix{}
 	if s == "" {
-		return nil, nil
+		return out, nil
 	}
-	var out []netip.Prefix
 	for _, f := range strings.Split(s, ",") {
 		f = strings.TrimSpace(f)
 		if f == "default" {
@@ -89,7 +91,7 @@ func Check(allow []netip.Prefix, deny []netip.Prefix) error {
 	for _, a := range allow {
 		for _, d := range deny {
 			if a.Overlaps(d) {
-				return errdefs.Invalid("allow_out %s overlaps %s, which the operator's egress deny list blocks", a, d)
+				return errdefs.Invalid("allow_out %s overlaps %s, which the host's egress deny list blocks", a, d)
 			}
 		}
 	}

@@ -46,7 +46,7 @@ func TestParseList(t *testing.T) {
 	if len(got) != len(defaultDeny)+1 || got[len(got)-1] != netip.MustParsePrefix("203.0.113.7/32") {
 		t.Fatalf("ParseList = %v", got)
 	}
-	if l, err := ParseList(""); err != nil || l != nil {
+	if l, err := ParseList(""); err != nil || l == nil || len(l) != 0 {
 		t.Fatalf("ParseList(\"\") = %v, %v", l, err)
 	}
 	for _, bad := range []string{"::1", "10.0.0.0/33", "x", "1.2.3.4,"} {

@@ -63,6 +63,10 @@ func newNamedNS(name string) error {
 		ns, nerr := netns.NewNamed(name)
 		if nerr == nil {
 			ns.Close()
+		} else if !errors.Is(nerr, os.ErrExist) {
+			// NewNamed makes the mount point before the bind mount: a
+			// failed mount must not leave it to block the name forever.
+			os.Remove(filepath.Join(netnsDir, name))
 		}
 		if err := netns.Set(orig); err != nil {
 			errc <- errors.Join(nerr, fmt.Errorf("leave new network namespace: %w", err))

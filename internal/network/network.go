@@ -206,7 +206,9 @@ func (m *Manager) denyList() ([]netip.Prefix, error) {
 		return nil, fmt.Errorf("list host addresses: %w", err)
 	}
 	for _, a := range host {
-		list = append(list, netip.PrefixFrom(a, 32))
+		if !m.pool.Contains(a) { // the sandboxes' host ends are in the pool already
+			list = append(list, netip.PrefixFrom(a, 32))
+		}
 	}
 	return mergePrefixes(list), nil
 }
@@ -214,12 +216,14 @@ func (m *Manager) denyList() ([]netip.Prefix, error) {
 // refreshDeny rewrites the deny set if the host's addresses changed since
 // it was written (DHCP, a new interface).
 func (m *Manager) refreshDeny() ([]netip.Prefix, error) {
+	// Under the lock from the read on: two Setups must not write an older
+	// list over a newer one.
+	m.denyMu.Lock()
+	defer m.denyMu.Unlock()
 	deny, err := m.denyList()
 	if err != nil {
 		return nil, err
 	}
-	m.denyMu.Lock()
-	defer m.denyMu.Unlock()
 	if slices.Equal(deny, m.denied) {
 		return deny, nil
 	}
@@ -285,6 +289,7 @@ func (m *Manager) Adopt(sb Sandbox) error {
 	m.used[sb.Slot] = sb.ID
 	m.mu.Unlock()
 	if err := m.addGuest(sb); err != nil {
+		m.release(sb.Slot, sb.ID)
 		return fmt.Errorf("adopt network of %s: %w", sb.ID, err)
 	}
 	return nil

@@ -262,6 +262,12 @@ func (m *Manager) Setup(ctx context.Context, id string, opts Options) (sb Sandbo
 // on past errors, returning them joined.
 func (m *Manager) Teardown(ctx context.Context, sb Sandbox) error {
 	nsName, hostIf := m.names(sb.ID, sb.Slot)
+	if sb.Slot < 0 {
+		// A leftover whose slot is unknown: its links and rules cannot be
+		// named (they carry the slot), so remove what can be, the
+		// namespace and with it the guest end of the pair.
+		return deleteNamedNS(nsName)
+	}
 	if sb.HostIf == "" {
 		sb.HostIf = hostIf
 	}

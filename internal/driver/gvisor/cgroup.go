@@ -12,15 +12,16 @@ import (
 const cgroupRoot = "/sys/fs/cgroup"
 
 // hostPidsCap is the default pids limit of the parent cgroup of all
-// sandboxes: three quarters of what the host can run (the smaller of
-// pid_max and threads-max), and never less than 4096 left to the host.
-// Zero if neither can be read.
-func hostPidsCap() int64 {
-	host := min(readProcInt("/proc/sys/kernel/pid_max"), readProcInt("/proc/sys/kernel/threads-max"))
-	if host <= 0 {
-		return 0
-	}
-	return max(host-max(4096, host/4), 1024)
+// sandboxes on a host that can run host tasks (the smaller of pid_max and
+// threads-max): three quarters of them, and at least 4096 left to the
+// host; 0 (no cap) when that leaves nothing or host is unknown.
+func hostPidsCap(host int64) int64 {
+	return max(host-max(4096, host/4), 0)
+}
+
+// hostPIDs is what this host can run: min(pid_max, threads-max), or 0.
+func hostPIDs() int64 {
+	return min(readProcInt("/proc/sys/kernel/pid_max"), readProcInt("/proc/sys/kernel/threads-max"))
 }
 
 // limitParentPids sets pids.max of the cgroup parent, creating it. The

@@ -29,7 +29,7 @@ func TestParentPidsCap(t *testing.T) {
 		want  int64
 	}{
 		{2345, 2345},
-		{0, hostPidsCap()},
+		{0, hostPidsCap(hostPIDs())},
 	} {
 		if _, err := New(Config{Runsc: runsc, Root: t.TempDir(), CgroupParent: parent, TotalPidsLimit: tc.total}); err != nil {
 			t.Fatal(err)
@@ -42,8 +42,19 @@ func TestParentPidsCap(t *testing.T) {
 			t.Errorf("TotalPidsLimit %d: pids.max %s, want %d", tc.total, got, tc.want)
 		}
 	}
-	host := min(readProcInt("/proc/sys/kernel/pid_max"), readProcInt("/proc/sys/kernel/threads-max"))
-	if c := hostPidsCap(); host-c < min(4096, host) && c != 1024 {
-		t.Errorf("default cap %d leaves the host %d of its %d PIDs", c, host-c, host)
+}
+
+// TestHostPidsCap checks the default cap's arithmetic on fixed hosts.
+func TestHostPidsCap(t *testing.T) {
+	for _, tc := range []struct{ host, want int64 }{
+		{0, 0},
+		{4096, 0},      // nothing to spare: no cap
+		{5000, 904},    // 4096 kept for the host
+		{32768, 24576}, // a quarter kept
+		{4194304, 3145728},
+	} {
+		if got := hostPidsCap(tc.host); got != tc.want {
+			t.Errorf("hostPidsCap(%d) = %d, want %d", tc.host, got, tc.want)
+		}
 	}
 }

@@ -31,7 +31,7 @@ func hangingRunsc(t *testing.T) (runsc, pidFile string) {
 // fail with deadline exceeded instead of blocking the sandbox forever.
 func TestHungRunscIsKilled(t *testing.T) {
 	runsc, pidFile := hangingRunsc(t)
-	d, err := New(Config{Runsc: runsc, Root: filepath.Join(t.TempDir(), "root"), CgroupParent: "/nestbox-test", CommandTimeout: 300 * time.Millisecond})
+	d, err := New(Config{Runsc: runsc, Root: filepath.Join(t.TempDir(), "root"), TotalPidsLimit: -1, CommandTimeout: 300 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -96,7 +97,7 @@ func New(cfg Config) (*Driver, error) {
 		cfg.PidsLimit = DefaultPidsLimit
 	}
 	if cfg.TotalPidsLimit == 0 {
-		cfg.TotalPidsLimit = hostPidsCap()
+		cfg.TotalPidsLimit = hostPidsCap(hostPIDs())
 	}
 	if cfg.TotalPidsLimit > 0 {
 		if err := limitParentPids(cfg.CgroupParent, cfg.TotalPidsLimit); err != nil {
@@ -134,18 +135,8 @@ func (d *Driver) runsc(ctx context.Context, args ...string) ([]byte, error) {
 func (d *Driver) runscWithin(ctx context.Context, timeout time.Duration, args ...string) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	full := append(d.globalFlags(), args...)
-	cmd := exec.CommandContext(ctx, d.cfg.Runsc, full...)
 	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	cmd.Stdin = nil
-	// Its own process group: a Ctrl-C in the terminal of `nestbox up`
-	// (SIGINT to the foreground group) must not kill a runsc delete or
-	// run half-way; the agent stops on its own terms.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	// A child of runsc that keeps the output pipes open must not hold
-	// Wait past the kill.
-	cmd.WaitDelay = 2 * time.Second
+	cmd := d.command(ctx, append(d.globalFlags(), args...), &stdout, &stderr)
 	if err := cmd.Run(); err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return stdout.Bytes(), fmt.Errorf("runsc %s: killed after %s: %w", args[0], timeout, errdefs.ErrDeadlineExceeded)
@@ -157,6 +148,20 @@ func (d *Driver) runscWithin(ctx context.Context, timeout time.Duration, args ..
 		return stdout.Bytes(), &runscError{args: args, msg: msg}
 	}
 	return stdout.Bytes(), nil
+}
+
+// command is one runsc invocation under ctx. It runs in its own process
+// group: a Ctrl-C in the terminal of `nestbox up` (SIGINT to the
+// foreground group) must not kill a runsc run or delete half-way; the
+// agent stops on its own terms. A child of runsc that keeps the output
+// pipes open must not hold Wait past a kill.
+func (d *Driver) command(ctx context.Context, args []string, stdout, stderr io.Writer) *exec.Cmd {
+	cmd := exec.CommandContext(ctx, d.cfg.Runsc, args...)
+	cmd.Stdin = nil
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 2 * time.Second
+	return cmd
 }
 
 func (d *Driver) globalFlags() []string {
@@ -236,9 +241,7 @@ func (d *Driver) start(ctx context.Context, spec driver.Spec, args ...string) er
 	full = append(full, args...)
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.StartTimeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, d.cfg.Runsc, full...)
-	cmd.Stdout, cmd.Stderr = console, console
-	cmd.WaitDelay = 2 * time.Second
+	cmd := d.command(ctx, full, console, console)
 	if err := cmd.Run(); err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 			return fmt.Errorf("runsc %s: killed after %s: %w", args[0], d.cfg.StartTimeout, errdefs.ErrDeadlineExceeded)

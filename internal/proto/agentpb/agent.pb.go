@@ -1014,10 +1014,11 @@ type PingResponse struct {
 	// short of memory now), when the memory limits of all sandboxes plus its
 	// own would pass memory_commit_limit_bytes (the host's memory less the
 	// reserve, times the operator's overcommit ratio: an idle gVisor sandbox
-	// uses a small part of its limit), when it would leave less than
-	// disk_reserved_bytes free on the data dir's file system (writable
-	// layers count at their full size, disk_allocated_bytes in all, though
-	// they are sparse), or when max_sandboxes (0: no maximum) run already.
+	// uses a small part of its limit), when disk_available_bytes is under
+	// disk_reserved_bytes, when what the sparse writable layers may still
+	// grow by (disk_allocated_bytes is their sizes in all) would pass the
+	// free space above the reserve times the disk overcommit ratio, or when
+	// max_sandboxes (0: no maximum) run already.
 	MemoryReservedBytes    uint64 `protobuf:"varint,11,opt,name=memory_reserved_bytes,json=memoryReservedBytes,proto3" json:"memory_reserved_bytes,omitempty"`
 	DiskReservedBytes      uint64 `protobuf:"varint,12,opt,name=disk_reserved_bytes,json=diskReservedBytes,proto3" json:"disk_reserved_bytes,omitempty"`
 	DiskAllocatedBytes     uint64 `protobuf:"varint,13,opt,name=disk_allocated_bytes,json=diskAllocatedBytes,proto3" json:"disk_allocated_bytes,omitempty"`
