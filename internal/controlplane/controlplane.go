@@ -119,11 +119,36 @@ func (cp *ControlPlane) Run(ctx context.Context, ln net.Listener) error {
 // forgetGone drops the server's caches of each capsule that reaches a final
 // status, however it got there (destroy, timeout, crash, reconciler). It
 // follows the stream through failures (events.Follow): a stream down at
-// start or restarted later delays an eviction, never ends them.
+// start or restarted later delays an eviction, never ends them. After a
+// gap in the stream (Follow's marker, To == "") the events of capsules
+// that ended meanwhile are lost, so each capsule with cached proxies is
+// looked up instead, and forgotten unless it still runs.
 func (cp *ControlPlane) forgetGone(ctx context.Context) {
-	events.Follow(ctx, cp.cfg.Events, cp.cfg.Logger.With("component", "proxy-eviction"), func(ev nestbox.CapsuleEvent) {
-		if ev.To.Final() {
+	log := cp.cfg.Logger.With("component", "proxy-eviction")
+	events.Follow(ctx, cp.cfg.Events, log, func(ev nestbox.CapsuleEvent) {
+		switch {
+		case ev.To == "":
+			cp.forgetNotRunning(ctx, log)
+		case ev.To.Final():
 			cp.Server.Forget(ev.CapsuleID)
 		}
 	})
+}
+
+// forgetNotRunning forgets each capsule the server holds proxies for that
+// is not running, or not in the store. A capsule the store cannot be asked
+// about is kept: the next gap or its final event drops it.
+func (cp *ControlPlane) forgetNotRunning(ctx context.Context, log *slog.Logger) {
+	for _, id := range cp.Server.Proxied() {
+		c, err := cp.cfg.Store.GetCapsule(ctx, id)
+		switch {
+		case errors.Is(err, errdefs.ErrNotFound):
+		case err != nil:
+			log.Warn("check a proxied capsule after missed events", "capsule", id, "err", err)
+			continue
+		case c.Status == nestbox.StatusRunning:
+			continue
+		}
+		cp.Server.Forget(id)
+	}
 }

@@ -151,15 +151,14 @@ func (s *SingleHost) Pick(ctx context.Context, req nestbox.CreateCapsuleRequest)
 	return s.host, nil
 }
 
-// capacity returns the host's Ping answer, at most pingTTL old.
+// capacity returns the host's Ping answer, at most pingTTL old. Its
+// deadline is ctx's: lifecycle bounds Pick as an agent query (calls.go).
 func (s *SingleHost) capacity(ctx context.Context) (*agentpb.PingResponse, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.ping != nil && s.now().Sub(s.pingedAt) < pingTTL {
 		return s.ping, nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
 	resp, err := s.host.Agent.Ping(ctx, connect.NewRequest(&agentpb.PingRequest{}))
 	if err != nil {
 		return nil, errdefs.Unavailable("host %s does not answer: %v", s.host.ID, err)

@@ -13,11 +13,12 @@ import (
 )
 
 // scriptedStream fails its first fails subscribes, and closes the channel
-// of every subscription after delivering one event, as a stream that drops
-// its subscribers would.
+// of every subscription after delivering one event (none if empty), as a
+// stream that drops its subscribers would.
 type scriptedStream struct {
 	mu    sync.Mutex
 	fails int
+	empty bool
 	calls int
 }
 
@@ -32,8 +33,11 @@ func (s *scriptedStream) Subscribe(ctx context.Context) (<-chan nestbox.CapsuleE
 		return nil, errdefs.Unavailable("down")
 	}
 	ch := make(chan nestbox.CapsuleEvent, 1)
+	defer close(ch)
+	if s.empty {
+		return ch, nil
+	}
 	ch <- nestbox.CapsuleEvent{CapsuleID: "c", To: nestbox.StatusRunning, Reason: "subscription " + string(rune('0'+s.calls))}
-	close(ch)
 	return ch, nil
 }
 
@@ -65,5 +69,32 @@ func TestFollowResubscribes(t *testing.T) {
 	}
 	if got[0].Reason != "subscription 3" {
 		t.Fatalf("first event %+v: want it from the third subscribe (two failed)", got[0])
+	}
+}
+
+// TestFollowBacksOffEmptySubscriptions: a stream that accepts each
+// subscription and drops it at once, without an event, is resubscribed
+// after a doubling backoff (100, 200, 400, 800 ms: 4 subscribes in the
+// first 1.2 s), not every 100 ms (12). Only an upper bound is checked: a
+// slow machine makes fewer subscribes, never more.
+func TestFollowBacksOffEmptySubscriptions(t *testing.T) {
+	s := &scriptedStream{empty: true}
+	ctx, cancel := context.WithTimeout(context.Background(), 1200*time.Millisecond)
+	defer cancel()
+	markers := 0
+	events.Follow(ctx, s, slog.New(slog.DiscardHandler), func(ev nestbox.CapsuleEvent) {
+		if ev.To != "" {
+			t.Errorf("event %+v from a stream that sends none", ev)
+		}
+		markers++
+	})
+	s.mu.Lock()
+	calls := s.calls
+	s.mu.Unlock()
+	if calls > 6 {
+		t.Errorf("%d subscribes in 1.2 s to a stream that drops them empty, want at most 6 (the backoff was reset)", calls)
+	}
+	if calls == 0 || markers != calls-1 {
+		t.Errorf("%d gap markers for %d subscribes, want one per resubscribe", markers, calls)
 	}
 }

@@ -52,7 +52,9 @@ func (s *Service) Create(ctx context.Context, teamID string, req nestbox.CreateC
 	if err := s.checkTemplate(ctx, req.Template); err != nil {
 		return nestbox.Capsule{}, err
 	}
-	host, err := s.hosts.Pick(ctx, req)
+	pctx, cancel := s.callContext(ctx, callQuery)
+	host, err := s.hosts.Pick(pctx, req)
+	cancel()
 	if err != nil {
 		return nestbox.Capsule{}, fmt.Errorf("place capsule: %w", err)
 	}

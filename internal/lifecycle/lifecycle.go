@@ -78,7 +78,8 @@ func (h Host) Transport(rt http.RoundTripper) http.RoundTripper {
 
 // Hosts knows the hosts capsules can run on.
 type Hosts interface {
-	// Pick chooses the host for a new capsule.
+	// Pick chooses the host for a new capsule. It may ask the hosts'
+	// agents; ctx carries the deadline of an agent query (callQuery).
 	Pick(ctx context.Context, req nestbox.CreateCapsuleRequest) (Host, error)
 	// Get returns a host by ID; an unknown ID is errdefs.ErrNotFound.
 	Get(id string) (Host, error)
@@ -171,6 +172,9 @@ type Service struct {
 	// that started the work is gone), so the reconciler resolves it at
 	// once instead of after StuckAfter.
 	started time.Time
+
+	// offered caches the templates the hosts offer, for checkTemplate.
+	offered templateCache
 }
 
 // New returns a Service. Its background work starts with Run.

@@ -12,6 +12,7 @@ import (
 	"nestbox.dev"
 	"nestbox.dev/internal/errdefs"
 	. "nestbox.dev/internal/lifecycle"
+	"nestbox.dev/internal/lifecycle/fakehost"
 	"nestbox.dev/internal/store"
 )
 
@@ -126,7 +127,7 @@ func TestMaxVCPUsDefault(t *testing.T) {
 	f := newFixture(t, func(c *Config) {
 		h := c.Hosts.All()[0]
 		h.Cores = 3
-		c.Hosts = oneHost{h}
+		c.Hosts = fakehost.Hosts{Host: h}
 	})
 	if _, err := f.svc.Create(context.Background(), team, nestbox.CreateCapsuleRequest{VCPUs: 4}); !errors.Is(err, errdefs.ErrInvalid) {
 		t.Errorf("4 vCPUs on a 3-core host: %v, want invalid", err)
@@ -134,17 +135,6 @@ func TestMaxVCPUsDefault(t *testing.T) {
 	if _, err := f.svc.Create(context.Background(), team, nestbox.CreateCapsuleRequest{VCPUs: 3}); err != nil {
 		t.Errorf("3 vCPUs on a 3-core host: %v", err)
 	}
-}
-
-type oneHost struct{ h Host }
-
-func (o oneHost) Pick(context.Context, nestbox.CreateCapsuleRequest) (Host, error) { return o.h, nil }
-func (o oneHost) All() []Host                                                      { return []Host{o.h} }
-func (o oneHost) Get(id string) (Host, error) {
-	if id != o.h.ID {
-		return Host{}, errdefs.NotFound("host %s", id)
-	}
-	return o.h, nil
 }
 
 // clock is a settable fake clock.

@@ -479,6 +479,41 @@ func TestSignedURLIndex(t *testing.T) {
 	}
 }
 
+// TestSignedURLRateLimitedFirst: the per-address limit answers a signed
+// URL before the token index looks for its capsule, so an address over its
+// limit cannot make the server scan the running capsules (here: rebuild
+// the index from the store).
+func TestSignedURLRateLimitedFirst(t *testing.T) {
+	agent := newAgentProxy(t)
+	var cs *countingStore
+	clk := &clock{now: time.Now()}
+	e := newEnv(t, withAgentProxy(agent.url),
+		withStore(func(s store.Store) store.Store { cs = &countingStore{Store: s}; return cs }),
+		withConfig(func(c *server.Config) { c.Now, c.TrafficRate, c.TrafficBurst = clk.Now, 0.001, 1 }))
+	c := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{})
+	rec, err := e.store.GetCapsule(t.Context(), c.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	get := func() int {
+		sig := auth.Sign("/f", auth.OpRead, "", rec.AccessToken, 0)
+		req, _ := http.NewRequest("GET", e.url+"/files?path=/f&signature="+url.QueryEscape(sig), nil)
+		code, _ := send(t, req)
+		return code
+	}
+	if code := get(); code != 200 {
+		t.Fatalf("signed URL within the burst: %d", code)
+	}
+	before := cs.count()
+	clk.advance(2 * time.Second) // the index is stale; the bucket is still empty
+	if code := get(); code != http.StatusTooManyRequests {
+		t.Fatalf("signed URL beyond the burst: %d, want 429", code)
+	}
+	if n := cs.count() - before; n != 0 {
+		t.Errorf("a rate-limited signed URL scanned the store %d times, want 0", n)
+	}
+}
+
 // TestSandboxTrafficRateLimit: routed traffic beyond the per-address
 // bucket is answered 429 in E2B's error shape, with Retry-After.
 func TestSandboxTrafficRateLimit(t *testing.T) {

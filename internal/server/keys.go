@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/rand"
+	"fmt"
 	"net/http"
 	"strings"
 	"unicode/utf8"
@@ -14,6 +15,9 @@ import (
 
 const maxKeyName = 100
 
+// defaultMaxKeysPerTeam is Config.MaxKeysPerTeam's default.
+const defaultMaxKeysPerTeam = 100
+
 func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 	var req nestbox.CreateAPIKeyRequest
 	if err := s.decodeJSON(w, r, &req, false); err != nil {
@@ -23,6 +27,17 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 	req.Name = strings.TrimSpace(req.Name)
 	if req.Name == "" || utf8.RuneCountInString(req.Name) > maxKeyName {
 		s.writeError(w, r, errdefs.Invalid("name: want 1 to %d characters", maxKeyName))
+		return
+	}
+	// Counted, not enforced in the store: concurrent creates may pass the
+	// limit by a few, which is all it must stop (keys without bound).
+	ks, err := s.store.ListAPIKeys(r.Context(), team(r))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if len(ks) >= s.cfg.MaxKeysPerTeam {
+		s.writeError(w, r, fmt.Errorf("the team has %d API keys, its limit; delete one first: %w", len(ks), errdefs.ErrExhausted))
 		return
 	}
 	key, hash := apikey.New()

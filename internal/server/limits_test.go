@@ -2,12 +2,15 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"nestbox.dev"
 	"nestbox.dev/internal/apikey"
+	"nestbox.dev/internal/server"
 	"nestbox.dev/internal/store"
 )
 
@@ -64,6 +67,12 @@ func TestCreateLimitsOverHTTP(t *testing.T) {
 	} else {
 		e2bError(t, code, b)
 	}
+	// A refused create is refused before any work starts in the
+	// background: the host has seen at most the one admitted create, now
+	// and later.
+	if n := e.agent.Creates(); n > 1 {
+		t.Fatalf("%d creates reached the host after one admitted and two refused", n)
+	}
 	// Another team is not limited by it.
 	code, b = e.do(t, "POST", "/v1/capsules", e.keyB, strings.NewReader(`{}`))
 	if code != http.StatusAccepted {
@@ -74,8 +83,36 @@ func TestCreateLimitsOverHTTP(t *testing.T) {
 	for e.agent.Creates() < 2 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	time.Sleep(50 * time.Millisecond) // a refused create would show up by now too
 	if n := e.agent.Creates(); n != 2 {
 		t.Fatalf("%d creates reached the host, want 2", n)
+	}
+}
+
+// TestKeyLimit: a team at MaxKeysPerTeam (here 3, with the one the test
+// env made) gets 429 resource_exhausted for another key, until it deletes
+// one; another team is not limited by it.
+func TestKeyLimit(t *testing.T) {
+	e := newEnv(t, withConfig(func(c *server.Config) { c.MaxKeysPerTeam = 3 }))
+	var ids []string
+	for i := range 2 {
+		code, b := e.do(t, "POST", "/v1/keys", e.keyA, strings.NewReader(`{"name":"k"}`))
+		var k nestbox.APIKeyCreated
+		if json.Unmarshal(b, &k); code != http.StatusCreated {
+			t.Fatalf("key %d of 3: %d %s", i+2, code, b)
+		}
+		ids = append(ids, k.ID)
+	}
+	code, b := e.do(t, "POST", "/v1/keys", e.keyA, strings.NewReader(`{"name":"k"}`))
+	if code != http.StatusTooManyRequests || errorCode(t, b) != "resource_exhausted" {
+		t.Fatalf("key 4 of 3: %d %s, want 429 resource_exhausted", code, b)
+	}
+	if code, b := e.do(t, "POST", "/v1/keys", e.keyB, strings.NewReader(`{"name":"k"}`)); code != http.StatusCreated {
+		t.Errorf("key 2 of another team: %d %s", code, b)
+	}
+	if code, b := e.do(t, "DELETE", "/v1/keys/"+ids[0], e.keyA, nil); code != http.StatusNoContent {
+		t.Fatalf("delete a key: %d %s", code, b)
+	}
+	if code, b := e.do(t, "POST", "/v1/keys", e.keyA, strings.NewReader(`{"name":"k"}`)); code != http.StatusCreated {
+		t.Errorf("a key after deleting one at the limit: %d %s", code, b)
 	}
 }

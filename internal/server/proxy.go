@@ -71,6 +71,18 @@ func (p *portProxy) evict(id string) {
 	}
 }
 
+// capsules returns the IDs of the capsules that have cached proxies or
+// requests in flight (an entry in live, which get makes before any proxy).
+func (p *portProxy) capsules() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	ids := make([]string, 0, len(p.live))
+	for id := range p.live {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
 // get returns the reverse proxy for a capsule's port and the context the
 // request must run under.
 func (p *portProxy) get(id string, port int, routed bool, h lifecycle.Host) (*httputil.ReverseProxy, context.Context, error) {
@@ -119,7 +131,7 @@ func (p *portProxy) get(id string, port int, routed bool, h lifecycle.Host) (*ht
 			}
 			err = errdefs.Unavailable("capsule %s port %d: %v", id, port, err)
 			if routed {
-				writeSandboxGone(w, id, err.Error())
+				writeSandboxError(w, http.StatusBadGateway, id, err.Error())
 				return
 			}
 			p.s.writeError(w, r, err)

@@ -21,7 +21,9 @@ const (
 	// limiterSweepAt is the number of buckets past which idle ones are
 	// dropped, at most once per limiterSweepEvery (a sweep walks them all,
 	// so it must not run per new address); limiterMax the number past which
-	// all are (a flood of addresses must not grow memory without bound).
+	// new addresses share one overflow bucket (a flood of addresses must
+	// not grow memory without bound, nor reset the buckets of addresses
+	// already seen: one IPv6 /48 alone holds 65,536 /64s).
 	limiterSweepAt    = 4096
 	limiterSweepEvery = 10 * time.Second
 	limiterMax        = 1 << 16
@@ -35,10 +37,11 @@ type ipLimiter struct {
 	burst int
 	now   func() time.Time
 
-	// mu guards buckets and swept.
-	mu      sync.Mutex
-	buckets map[netip.Prefix]*bucket
-	swept   time.Time // the last sweep
+	// mu guards buckets, overflow and swept.
+	mu       sync.Mutex
+	buckets  map[netip.Prefix]*bucket
+	overflow *bucket   // shared by new addresses while buckets is full
+	swept    time.Time // the last sweep
 }
 
 type bucket struct {
@@ -58,11 +61,18 @@ func newIPLimiter(perSecond float64, burst int, now func() time.Time) *ipLimiter
 	if burst <= 0 {
 		burst = defaultTrafficBurst
 	}
-	return &ipLimiter{limit: rate.Limit(perSecond), burst: burst, now: now, buckets: map[netip.Prefix]*bucket{}}
+	return &ipLimiter{
+		limit:    rate.Limit(perSecond),
+		burst:    burst,
+		now:      now,
+		buckets:  map[netip.Prefix]*bucket{},
+		overflow: &bucket{lim: rate.NewLimiter(rate.Limit(perSecond), burst)},
+	}
 }
 
 // allow takes one token of addr's bucket. An address that cannot be read
-// shares one bucket with every other such.
+// shares one bucket with every other such, and so do the new addresses
+// that arrive while limiterMax buckets are in use and none is idle.
 func (l *ipLimiter) allow(addr netip.Addr) bool {
 	if l == nil {
 		return true
@@ -84,10 +94,11 @@ func (l *ipLimiter) allow(addr netip.Addr) bool {
 			l.sweep(now)
 		}
 		if len(l.buckets) >= limiterMax {
-			clear(l.buckets)
+			b = l.overflow
+		} else {
+			b = &bucket{lim: rate.NewLimiter(l.limit, l.burst)}
+			l.buckets[key] = b
 		}
-		b = &bucket{lim: rate.NewLimiter(l.limit, l.burst)}
-		l.buckets[key] = b
 	}
 	b.seen = now
 	return b.lim.AllowN(now, 1)

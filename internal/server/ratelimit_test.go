@@ -56,6 +56,40 @@ func TestIPLimiter(t *testing.T) {
 	}
 }
 
+// TestIPLimiterOverflow: a flood of new addresses while the bucket map is
+// full and none is idle shares one overflow bucket; it does not reset the
+// exhausted bucket of an address already seen.
+func TestIPLimiterOverflow(t *testing.T) {
+	now := time.Unix(1_700_000_000, 0)
+	l := newIPLimiter(1, 2, func() time.Time { return now })
+	a := netip.MustParseAddr("192.0.2.1")
+	l.allow(a)
+	l.allow(a)
+	if l.allow(a) {
+		t.Fatalf("%s allowed a third request of a burst of 2", a)
+	}
+	allowed := 0
+	for i := range limiterMax + 10 {
+		// A /64 each, all within 2001:db8::/32.
+		addr := netip.AddrFrom16([16]byte{0x20, 0x01, 0x0d, 0xb8, byte(i >> 16), byte(i >> 8), byte(i), 15: 1})
+		if l.allow(addr) && i >= limiterMax {
+			allowed++
+		}
+	}
+	if l.allow(a) {
+		t.Errorf("%s allowed after a flood of new addresses: its exhausted bucket was reset", a)
+	}
+	if allowed > 2 {
+		t.Errorf("%d requests of new addresses past the limit allowed, want at most the overflow bucket's burst of 2", allowed)
+	}
+	l.mu.Lock()
+	n := len(l.buckets)
+	l.mu.Unlock()
+	if n > limiterMax {
+		t.Errorf("%d buckets after a flood of addresses, want at most %d", n, limiterMax)
+	}
+}
+
 // TestByteBudget: takes never exceed what is free, and gives restore it.
 func TestByteBudget(t *testing.T) {
 	b := newByteBudget(100)

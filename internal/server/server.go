@@ -62,6 +62,9 @@ type Config struct {
 	// (stdout_truncated, stderr_truncated).
 	ExecOutputBytes      int
 	ExecOutputTotalBytes int64
+	// MaxKeysPerTeam bounds the API keys a team may hold; a create at the
+	// limit is 429 (resource_exhausted). Zero means 100.
+	MaxKeysPerTeam int
 	// Ready, if not nil, holds every request off with 503 until it is
 	// closed: the platform is still setting up (building templates).
 	Ready <-chan struct{}
@@ -116,6 +119,9 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.ExecOutputTotalBytes == 0 {
 		cfg.ExecOutputTotalBytes = defaultExecOutputTotal
+	}
+	if cfg.MaxKeysPerTeam == 0 {
+		cfg.MaxKeysPerTeam = defaultMaxKeysPerTeam
 	}
 	if cfg.ExecOutputBytes < 0 || cfg.ExecOutputTotalBytes < 0 {
 		return nil, errors.New("server: ExecOutputBytes and ExecOutputTotalBytes must not be negative")
@@ -226,4 +232,11 @@ func (s *Server) envdFor(c store.Capsule, h lifecycle.Host, maxOutput int) *envd
 func (s *Server) Forget(id string) {
 	s.proxy.evict(id)
 	s.tokens.forget(id)
+}
+
+// Proxied returns the IDs of the capsules the server holds port proxies
+// for: what Forget would drop. The control plane checks them against the
+// store after missing events, when a capsule may have ended unseen.
+func (s *Server) Proxied() []string {
+	return s.proxy.capsules()
 }

@@ -26,7 +26,9 @@ var hostRoute = regexp.MustCompile(`^([0-9]{1,5})-([a-z0-9]+)\.(.+)$`)
 // to the API goes, the way E2B's SDKs address them: the E2b-Sandbox-Id and
 // E2b-Sandbox-Port headers, a {port}-{id}.{domain} host name, or a
 // header-less /files URL signed with a capsule's token. ok is false for
-// API requests. Only requests whose Host is one of ours are sandbox
+// API requests. id is "" for the signed form, which names no capsule:
+// serveSandbox finds it (signedTarget) after the per-address rate limit,
+// since that scans the token of every running capsule. Only requests whose Host is one of ours are sandbox
 // traffic (sandboxHost): a page that rebinds its own name to a listener on
 // 127.0.0.1 sends its own name as Host, and reaches nothing.
 func (s *Server) sandboxTarget(r *http.Request) (id string, port int, ok bool) {
@@ -48,7 +50,7 @@ func (s *Server) sandboxTarget(r *http.Request) (id string, port int, ok bool) {
 		return m[2], port, true
 	}
 	if r.URL.Path == "/files" && e2bcompat.SignedFileRequest(r.URL.Query()) {
-		return s.signedTarget(r), envdPort, true
+		return "", envdPort, true
 	}
 	return "", 0, false
 }
@@ -122,41 +124,42 @@ func (s *Server) serveSandbox(w http.ResponseWriter, r *http.Request, id string,
 		writeE2BError(w, http.StatusTooManyRequests, "too many requests to sandboxes from this address; slow down")
 		return
 	}
+	if id == "" {
+		id = s.signedTarget(r)
+	}
+	if id == "" || port == 0 {
+		writeSandboxError(w, http.StatusBadGateway, id, "The sandbox was not found")
+		return
+	}
 	c, h, err := s.life.Route(r.Context(), id)
-	if port == 0 || err != nil {
-		writeSandboxGone(w, id, "The sandbox was not found")
+	if err != nil {
+		writeSandboxError(w, http.StatusBadGateway, id, "The sandbox was not found")
 		return
 	}
 	if c.TrafficAccessToken != "" && port != envdPort {
 		got := r.Header.Get(trafficTokenHeader)
 		if got == "" {
-			writeSandboxDenied(w, id, "this sandbox's ports are private: send its traffic access token in the "+trafficTokenHeader+" header")
+			writeSandboxError(w, http.StatusForbidden, id, "this sandbox's ports are private: send its traffic access token in the "+trafficTokenHeader+" header")
 			return
 		}
 		if subtle.ConstantTimeCompare([]byte(got), []byte(c.TrafficAccessToken)) != 1 {
-			writeSandboxDenied(w, id, "invalid traffic access token")
+			writeSandboxError(w, http.StatusForbidden, id, "invalid traffic access token")
 			return
 		}
 	}
 	if err := s.proxy.forward(w, r, id, port, true, h); err != nil {
-		writeSandboxGone(w, id, err.Error())
+		writeSandboxError(w, http.StatusBadGateway, id, err.Error())
 	}
 }
 
-// writeSandboxGone answers 502 as E2B's proxy does for a sandbox it cannot
-// reach: the SDK reads it as "not running".
-func writeSandboxGone(w http.ResponseWriter, id, msg string) {
+// writeSandboxError answers in the JSON shape of E2B's proxy,
+// {"sandboxId", "message", "code"}: 502 for a sandbox it cannot reach
+// (the SDK reads it as "not running"), 403 for a private capsule's port
+// reached without its traffic access token.
+func writeSandboxError(w http.ResponseWriter, status int, id, msg string) {
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusBadGateway)
-	json.NewEncoder(w).Encode(map[string]any{"sandboxId": id, "message": msg, "code": http.StatusBadGateway})
-}
-
-// writeSandboxDenied answers 403 for a private capsule's port reached
-// without its traffic access token, in the shape of writeSandboxGone.
-func writeSandboxDenied(w http.ResponseWriter, id, msg string) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusForbidden)
-	json.NewEncoder(w).Encode(map[string]any{"sandboxId": id, "message": msg, "code": http.StatusForbidden})
+	w.WriteHeader(status)
+	json.NewEncoder(w).Encode(map[string]any{"sandboxId": id, "message": msg, "code": status})
 }
 
 // writeE2BError answers in E2B's error shape, {"code": int, "message"}.
