@@ -22,7 +22,7 @@ type limitFlags struct {
 // --egress-deny too (`nestbox up` gets it from the agent's flags).
 func registerLimitFlags(fs *flag.FlagSet, withEgress bool) *limitFlags {
 	lf := &limitFlags{}
-	fs.IntVar(&lf.maxVCPUs, "max-vcpus", 0, "most vCPUs one capsule may ask for (0: the host's cores)")
+	fs.IntVar(&lf.maxVCPUs, "max-vcpus", 0, "most vCPUs one capsule may ask for (0: 64); a host also refuses more than its cores")
 	fs.IntVar(&lf.maxMemoryMB, "max-memory-mb", lifecycle.DefaultMaxMemoryMB, "most memory one capsule may ask for, in MB")
 	fs.IntVar(&lf.maxDiskMB, "max-disk-mb", lifecycle.DefaultMaxDiskMB, "most disk one capsule may ask for, in MB")
 	fs.DurationVar(&lf.maxLifetime, "max-lifetime", lifecycle.DefaultMaxLifetime, "longest a capsule may live from its creation; extending its timeout cannot pass it")

@@ -45,22 +45,26 @@ func TokenFile(path string) (token string, created bool, err error) {
 	b := make([]byte, 32)
 	rand.Read(b)
 	tok = hex.EncodeToString(b)
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
-	if errors.Is(err, os.ErrExist) {
-		// Another process made it first: use theirs.
-		tok, err := ReadTokenFile(path)
-		return tok, false, err
-	}
+	// Written whole to a temporary file, then linked into place: a
+	// concurrent reader never sees a half-written token, and of two
+	// processes making it at once the first link wins.
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return "", false, fmt.Errorf("agent token: %w", err)
 	}
-	_, err = f.WriteString(tok + "\n")
-	if cerr := f.Close(); err == nil {
+	defer os.Remove(tmp.Name())
+	_, err = tmp.WriteString(tok + "\n")
+	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
-		os.Remove(path)
-		return "", false, fmt.Errorf("agent token: write %s: %w", path, err)
+		return "", false, fmt.Errorf("agent token: write %s: %w", tmp.Name(), err)
+	}
+	if err := os.Link(tmp.Name(), path); errors.Is(err, os.ErrExist) {
+		tok, err := ReadTokenFile(path) // another process made it first
+		return tok, false, err
+	} else if err != nil {
+		return "", false, fmt.Errorf("agent token: %w", err)
 	}
 	return tok, true, nil
 }
@@ -126,7 +130,7 @@ func authenticate(token string, next http.Handler) http.Handler {
 			w.Header().Set("WWW-Authenticate", `Bearer realm="nestbox-agent"`)
 			if !proxied && r.Method == http.MethodPost && strings.Count(r.URL.Path, "/") == 2 {
 				// A Connect call: answer in its error format.
-				connectError(w, connect.CodeUnauthenticated, "a valid agent token is required")
+				connect.NewErrorWriter().Write(w, r, connect.NewError(connect.CodeUnauthenticated, errors.New("a valid agent token is required")))
 				return
 			}
 			writeJSONError(w, http.StatusUnauthorized, "a valid agent token is required", nil)
@@ -134,17 +138,4 @@ func authenticate(token string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
-}
-
-// connectError writes a unary Connect error: HTTP status from the code,
-// JSON body {"code": "...", "message": "..."}.
-func connectError(w http.ResponseWriter, code connect.Code, msg string) {
-	status := http.StatusInternalServerError
-	switch code {
-	case connect.CodeUnauthenticated:
-		status = http.StatusUnauthorized
-	case connect.CodePermissionDenied:
-		status = http.StatusForbidden
-	}
-	writeJSON(w, status, map[string]string{"code": code.String(), "message": msg})
 }

@@ -33,6 +33,13 @@ func (a *Agent) trimLogs() {
 // trimLog rotates path once it is larger than max: its last max/4 bytes
 // replace path.1, and path is truncated.
 func trimLog(path string, max int64) error {
+	// The common case, a small log, costs one stat and no open.
+	if st, err := os.Stat(path); err != nil || st.Size() <= max {
+		if os.IsNotExist(err) {
+			return nil
+		}
+		return err
+	}
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
 	if os.IsNotExist(err) {
 		return nil

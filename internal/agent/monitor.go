@@ -14,13 +14,15 @@ import (
 // first check; only a sandbox that fails it is asked about from the driver,
 // which has the final word. It also caps the sandboxes' logs.
 func (a *Agent) monitor(ctx context.Context, wg *sync.WaitGroup) {
-	a.sweep(ctx, wg, a.cfg.MonitorInterval, EventCrashed, func(ctx context.Context, _ time.Time) []*sandbox { return a.crashed(ctx) })
+	a.sweep(ctx, wg, a.cfg.MonitorInterval, EventCrashed, func(ctx context.Context, _ time.Time) []*sandbox {
+		a.trimLogs()
+		return a.crashed(ctx)
+	})
 }
 
 // crashed probes every running sandbox and returns those the driver no
 // longer runs, marked stopping.
 func (a *Agent) crashed(ctx context.Context) []*sandbox {
-	a.trimLogs()
 	running := a.allRunning()
 
 	var (

@@ -15,7 +15,6 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
-	"runtime"
 	"sync"
 	"time"
 
@@ -40,7 +39,8 @@ const (
 	// DefaultMaxLifetime is how long a capsule may live from its creation,
 	// however often its timeout is extended.
 	DefaultMaxLifetime = 24 * time.Hour
-	// Per-capsule maxima besides vCPUs (whose default is the host's cores).
+	// Per-capsule maxima. A host refuses more vCPUs than its cores too.
+	DefaultMaxVCPUs    = 64
 	DefaultMaxMemoryMB = 8 << 10
 	DefaultMaxDiskMB   = 20 << 10
 
@@ -55,8 +55,6 @@ const (
 type Host struct {
 	ID    string
 	Agent agentpbconnect.AgentClient
-	// Cores is the host's number of CPU cores; zero means unknown.
-	Cores int
 	// ProxyURL is the base URL of the agent's /proxy/ (e.g.
 	// http://127.0.0.1:5007): envd and ports of the host's capsules are
 	// reached under ProxyURL/proxy/{id}/{port}/.
@@ -126,10 +124,10 @@ type Limits struct {
 	// allow_out overlaps it is refused. nil means egress.DefaultDeny().
 	EgressDeny []netip.Prefix
 
-	// Limits of one capsule. MaxVCPUs zero means the most cores any host
-	// reports (Host.Cores), or runtime.NumCPU() when none does (one
-	// machine); MaxMemoryMB zero means DefaultMaxMemoryMB, MaxDiskMB zero
-	// DefaultMaxDiskMB.
+	// Limits of one capsule. MaxVCPUs zero means DefaultMaxVCPUs (the
+	// host set refuses more vCPUs than the picked host has cores, which it
+	// alone knows); MaxMemoryMB zero means DefaultMaxMemoryMB, MaxDiskMB
+	// zero DefaultMaxDiskMB.
 	MaxVCPUs    int
 	MaxMemoryMB int
 	MaxDiskMB   int
@@ -205,9 +203,7 @@ func New(cfg Config) (*Service, error) {
 	if cfg.EgressDeny == nil {
 		cfg.EgressDeny = egress.DefaultDeny()
 	}
-	if cfg.MaxVCPUs == 0 {
-		cfg.MaxVCPUs = hostCores(cfg.Hosts.All())
-	}
+	cfg.MaxVCPUs = cmp.Or(cfg.MaxVCPUs, DefaultMaxVCPUs)
 	cfg.MaxMemoryMB = cmp.Or(cfg.MaxMemoryMB, DefaultMaxMemoryMB)
 	cfg.MaxDiskMB = cmp.Or(cfg.MaxDiskMB, DefaultMaxDiskMB)
 	cfg.MaxLifetime = cmp.Or(cfg.MaxLifetime, DefaultMaxLifetime)
@@ -231,19 +227,6 @@ func New(cfg Config) (*Service, error) {
 		inflight: map[string]int{},
 		started:  cfg.Now().UTC(),
 	}, nil
-}
-
-// hostCores is the most cores of any host, or this machine's when no host
-// reports its own.
-func hostCores(hosts []Host) int {
-	n := 0
-	for _, h := range hosts {
-		n = max(n, h.Cores)
-	}
-	if n == 0 {
-		n = runtime.NumCPU()
-	}
-	return n
 }
 
 // quotaField turns a Config.TeamQuota field into a store.Quota one: zero

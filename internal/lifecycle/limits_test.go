@@ -12,7 +12,6 @@ import (
 	"nestbox.dev"
 	"nestbox.dev/internal/errdefs"
 	. "nestbox.dev/internal/lifecycle"
-	"nestbox.dev/internal/lifecycle/fakehost"
 	"nestbox.dev/internal/store"
 )
 
@@ -121,19 +120,16 @@ func TestPerCapsuleLimits(t *testing.T) {
 	}
 }
 
-// TestMaxVCPUsDefault: with no MaxVCPUs, a host's reported cores cap a
-// capsule's vCPUs.
+// TestMaxVCPUsDefault: with no MaxVCPUs, DefaultMaxVCPUs caps a
+// capsule's vCPUs (each host's own cores are checked when it is picked:
+// controlplane's TestSingleHostPickRefusesFullHost).
 func TestMaxVCPUsDefault(t *testing.T) {
-	f := newFixture(t, func(c *Config) {
-		h := c.Hosts.All()[0]
-		h.Cores = 3
-		c.Hosts = fakehost.Hosts{Host: h}
-	})
-	if _, err := f.svc.Create(context.Background(), team, nestbox.CreateCapsuleRequest{VCPUs: 4}); !errors.Is(err, errdefs.ErrInvalid) {
-		t.Errorf("4 vCPUs on a 3-core host: %v, want invalid", err)
+	f := newFixture(t)
+	if _, err := f.svc.Create(context.Background(), team, nestbox.CreateCapsuleRequest{VCPUs: DefaultMaxVCPUs + 1}); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("%d vCPUs: %v, want invalid", DefaultMaxVCPUs+1, err)
 	}
-	if _, err := f.svc.Create(context.Background(), team, nestbox.CreateCapsuleRequest{VCPUs: 3}); err != nil {
-		t.Errorf("3 vCPUs on a 3-core host: %v", err)
+	if _, err := f.svc.Create(context.Background(), team, nestbox.CreateCapsuleRequest{VCPUs: 2}); err != nil {
+		t.Errorf("2 vCPUs: %v", err)
 	}
 }
 
