@@ -381,9 +381,22 @@ func denyElements(list []netip.Prefix) []nftables.SetElement {
 	return els
 }
 
-// hostAddrs lists the IPv4 addresses on the host's interfaces.
+// dumpAttempts bounds the re-reads of an interrupted netlink dump.
+const dumpAttempts = 10
+
+// hostAddrs lists the IPv4 addresses on the host's interfaces. The kernel
+// marks a dump interrupted when an address changes while it is read (other
+// sandboxes' links come and go all the time); such a dump may miss an
+// address, so it is read again rather than used.
 func hostAddrs() ([]netip.Addr, error) {
-	addrs, err := netlink.AddrList(nil, netlink.FAMILY_V4)
+	var addrs []netlink.Addr
+	var err error
+	for range dumpAttempts {
+		addrs, err = netlink.AddrList(nil, netlink.FAMILY_V4)
+		if !errors.Is(err, netlink.ErrDumpInterrupted) {
+			break
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
