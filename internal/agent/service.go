@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"connectrpc.com/connect"
@@ -74,4 +75,12 @@ func (s service) Ping(ctx context.Context, req *connect.Request[agentpb.PingRequ
 
 func (s service) ListTemplates(ctx context.Context, req *connect.Request[agentpb.ListTemplatesRequest]) (*connect.Response[agentpb.ListTemplatesResponse], error) {
 	return connect.NewResponse(&agentpb.ListTemplatesResponse{Templates: s.a.listTemplates()}), nil
+}
+
+func (s service) PauseSandbox(ctx context.Context, req *connect.Request[agentpb.PauseSandboxRequest]) (*connect.Response[agentpb.PauseSandboxResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("pause is not built yet"))
+}
+
+func (s service) ResumeSandbox(ctx context.Context, req *connect.Request[agentpb.ResumeSandboxRequest]) (*connect.Response[agentpb.ResumeSandboxResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("resume is not built yet"))
 }

@@ -253,3 +253,13 @@ func (o Hosts) Get(id string) (lifecycle.Host, error) {
 func CreateRequest(id string) *agentpb.CreateSandboxRequest {
 	return &agentpb.CreateSandboxRequest{Config: &agentpb.SandboxConfig{Id: id, TimeoutSeconds: 300}}
 }
+
+// PauseSandbox is not modelled yet.
+func (f *Agent) PauseSandbox(ctx context.Context, req *connect.Request[agentpb.PauseSandboxRequest]) (*connect.Response[agentpb.PauseSandboxResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("fakehost: pause"))
+}
+
+// ResumeSandbox is not modelled yet.
+func (f *Agent) ResumeSandbox(ctx context.Context, req *connect.Request[agentpb.ResumeSandboxRequest]) (*connect.Response[agentpb.ResumeSandboxResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("fakehost: resume"))
+}

@@ -103,8 +103,13 @@ type SandboxConfig struct {
 	AccessToken    string `protobuf:"bytes,12,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
 	DefaultUser    string `protobuf:"bytes,13,opt,name=default_user,json=defaultUser,proto3" json:"default_user,omitempty"`
 	DefaultWorkdir string `protobuf:"bytes,14,opt,name=default_workdir,json=defaultWorkdir,proto3" json:"default_workdir,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// At the end of its timeout the agent pauses the sandbox instead of
+	// destroying it (and posts a "paused" event with reason "timeout").
+	AutoPause bool `protobuf:"varint,15,opt,name=auto_pause,json=autoPause,proto3" json:"auto_pause,omitempty"`
+	// With auto_pause: keep only the disk, not the memory.
+	AutoPauseFilesystemOnly bool `protobuf:"varint,16,opt,name=auto_pause_filesystem_only,json=autoPauseFilesystemOnly,proto3" json:"auto_pause_filesystem_only,omitempty"`
+	unknownFields           protoimpl.UnknownFields
+	sizeCache               protoimpl.SizeCache
 }
 
 func (x *SandboxConfig) Reset() {
@@ -235,6 +240,20 @@ func (x *SandboxConfig) GetDefaultWorkdir() string {
 	return ""
 }
 
+func (x *SandboxConfig) GetAutoPause() bool {
+	if x != nil {
+		return x.AutoPause
+	}
+	return false
+}
+
+func (x *SandboxConfig) GetAutoPauseFilesystemOnly() bool {
+	if x != nil {
+		return x.AutoPauseFilesystemOnly
+	}
+	return false
+}
+
 type Sandbox struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
 	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
@@ -248,10 +267,17 @@ type Sandbox struct {
 	EndAt     *timestamppb.Timestamp `protobuf:"bytes,5,opt,name=end_at,json=endAt,proto3" json:"end_at,omitempty"`
 	// Address of the sandbox on the host's private network; callers should
 	// use the agent's /proxy/{id}/{port}/ instead.
-	Address       string `protobuf:"bytes,6,opt,name=address,proto3" json:"address,omitempty"`
-	EnvdVersion   string `protobuf:"bytes,7,opt,name=envd_version,json=envdVersion,proto3" json:"envd_version,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Address     string `protobuf:"bytes,6,opt,name=address,proto3" json:"address,omitempty"`
+	EnvdVersion string `protobuf:"bytes,7,opt,name=envd_version,json=envdVersion,proto3" json:"envd_version,omitempty"`
+	// When the sandbox was last paused; empty unless PAUSED.
+	PausedAt *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=paused_at,json=pausedAt,proto3" json:"paused_at,omitempty"`
+	// Where a PAUSED sandbox is: "memory" (frozen, resumes in milliseconds)
+	// or "disk" (checkpointed); "" unless PAUSED.
+	PauseTier string `protobuf:"bytes,9,opt,name=pause_tier,json=pauseTier,proto3" json:"pause_tier,omitempty"`
+	// The sandbox was paused without its memory: resume boots it fresh.
+	FilesystemOnly bool `protobuf:"varint,10,opt,name=filesystem_only,json=filesystemOnly,proto3" json:"filesystem_only,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Sandbox) Reset() {
@@ -331,6 +357,27 @@ func (x *Sandbox) GetEnvdVersion() string {
 		return x.EnvdVersion
 	}
 	return ""
+}
+
+func (x *Sandbox) GetPausedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.PausedAt
+	}
+	return nil
+}
+
+func (x *Sandbox) GetPauseTier() string {
+	if x != nil {
+		return x.PauseTier
+	}
+	return ""
+}
+
+func (x *Sandbox) GetFilesystemOnly() bool {
+	if x != nil {
+		return x.FilesystemOnly
+	}
+	return false
 }
 
 type CreateSandboxRequest struct {
@@ -766,8 +813,13 @@ func (x *SetTimeoutResponse) GetEndAt() *timestamppb.Timestamp {
 }
 
 type GetSandboxMetricsRequest struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// With either set, the answer's history holds the samples the agent
+	// kept (a bounded ring per sandbox) taken in [start, end]; an unset
+	// bound is open.
+	Start         *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=start,proto3" json:"start,omitempty"`
+	End           *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=end,proto3" json:"end,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -807,6 +859,20 @@ func (x *GetSandboxMetricsRequest) GetId() string {
 		return x.Id
 	}
 	return ""
+}
+
+func (x *GetSandboxMetricsRequest) GetStart() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Start
+	}
+	return nil
+}
+
+func (x *GetSandboxMetricsRequest) GetEnd() *timestamppb.Timestamp {
+	if x != nil {
+		return x.End
+	}
+	return nil
 }
 
 type SandboxMetrics struct {
@@ -918,8 +984,12 @@ func (x *SandboxMetrics) GetTxBytes() uint64 {
 }
 
 type GetSandboxMetricsResponse struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Metrics       *SandboxMetrics        `protobuf:"bytes,1,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// A reading taken now.
+	Metrics *SandboxMetrics `protobuf:"bytes,1,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	// Kept samples in the requested range, oldest first; empty unless a
+	// range was asked for.
+	History       []*SandboxMetrics `protobuf:"bytes,2,rep,name=history,proto3" json:"history,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -957,6 +1027,13 @@ func (*GetSandboxMetricsResponse) Descriptor() ([]byte, []int) {
 func (x *GetSandboxMetricsResponse) GetMetrics() *SandboxMetrics {
 	if x != nil {
 		return x.Metrics
+	}
+	return nil
+}
+
+func (x *GetSandboxMetricsResponse) GetHistory() []*SandboxMetrics {
+	if x != nil {
+		return x.History
 	}
 	return nil
 }
@@ -1163,6 +1240,219 @@ func (x *PingResponse) GetMemoryCommitLimitBytes() uint64 {
 	return 0
 }
 
+type PauseSandboxRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Keep only the disk; resume boots a fresh sandbox from it.
+	FilesystemOnly bool `protobuf:"varint,2,opt,name=filesystem_only,json=filesystemOnly,proto3" json:"filesystem_only,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
+}
+
+func (x *PauseSandboxRequest) Reset() {
+	*x = PauseSandboxRequest{}
+	mi := &file_agent_agent_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseSandboxRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseSandboxRequest) ProtoMessage() {}
+
+func (x *PauseSandboxRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_agent_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseSandboxRequest.ProtoReflect.Descriptor instead.
+func (*PauseSandboxRequest) Descriptor() ([]byte, []int) {
+	return file_agent_agent_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *PauseSandboxRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *PauseSandboxRequest) GetFilesystemOnly() bool {
+	if x != nil {
+		return x.FilesystemOnly
+	}
+	return false
+}
+
+type PauseSandboxResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sandbox       *Sandbox               `protobuf:"bytes,1,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *PauseSandboxResponse) Reset() {
+	*x = PauseSandboxResponse{}
+	mi := &file_agent_agent_proto_msgTypes[18]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *PauseSandboxResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*PauseSandboxResponse) ProtoMessage() {}
+
+func (x *PauseSandboxResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_agent_proto_msgTypes[18]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use PauseSandboxResponse.ProtoReflect.Descriptor instead.
+func (*PauseSandboxResponse) Descriptor() ([]byte, []int) {
+	return file_agent_agent_proto_rawDescGZIP(), []int{18}
+}
+
+func (x *PauseSandboxResponse) GetSandbox() *Sandbox {
+	if x != nil {
+		return x.Sandbox
+	}
+	return nil
+}
+
+type ResumeSandboxRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Seconds until the resumed sandbox's end of life; zero means 300.
+	TimeoutSeconds uint32 `protobuf:"varint,2,opt,name=timeout_seconds,json=timeoutSeconds,proto3" json:"timeout_seconds,omitempty"`
+	// Secrets for a sandbox paused filesystem_only, which boots fresh and is
+	// initialised again as at create; ignored when memory was kept (envd
+	// still holds them). Never returned.
+	EnvVars       map[string]string `protobuf:"bytes,3,rep,name=env_vars,json=envVars,proto3" json:"env_vars,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	AccessToken   string            `protobuf:"bytes,4,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeSandboxRequest) Reset() {
+	*x = ResumeSandboxRequest{}
+	mi := &file_agent_agent_proto_msgTypes[19]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeSandboxRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeSandboxRequest) ProtoMessage() {}
+
+func (x *ResumeSandboxRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_agent_proto_msgTypes[19]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeSandboxRequest.ProtoReflect.Descriptor instead.
+func (*ResumeSandboxRequest) Descriptor() ([]byte, []int) {
+	return file_agent_agent_proto_rawDescGZIP(), []int{19}
+}
+
+func (x *ResumeSandboxRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ResumeSandboxRequest) GetTimeoutSeconds() uint32 {
+	if x != nil {
+		return x.TimeoutSeconds
+	}
+	return 0
+}
+
+func (x *ResumeSandboxRequest) GetEnvVars() map[string]string {
+	if x != nil {
+		return x.EnvVars
+	}
+	return nil
+}
+
+func (x *ResumeSandboxRequest) GetAccessToken() string {
+	if x != nil {
+		return x.AccessToken
+	}
+	return ""
+}
+
+type ResumeSandboxResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Sandbox       *Sandbox               `protobuf:"bytes,1,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ResumeSandboxResponse) Reset() {
+	*x = ResumeSandboxResponse{}
+	mi := &file_agent_agent_proto_msgTypes[20]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ResumeSandboxResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ResumeSandboxResponse) ProtoMessage() {}
+
+func (x *ResumeSandboxResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_agent_proto_msgTypes[20]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ResumeSandboxResponse.ProtoReflect.Descriptor instead.
+func (*ResumeSandboxResponse) Descriptor() ([]byte, []int) {
+	return file_agent_agent_proto_rawDescGZIP(), []int{20}
+}
+
+func (x *ResumeSandboxResponse) GetSandbox() *Sandbox {
+	if x != nil {
+		return x.Sandbox
+	}
+	return nil
+}
+
 type ListTemplatesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1171,7 +1461,7 @@ type ListTemplatesRequest struct {
 
 func (x *ListTemplatesRequest) Reset() {
 	*x = ListTemplatesRequest{}
-	mi := &file_agent_agent_proto_msgTypes[17]
+	mi := &file_agent_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1183,7 +1473,7 @@ func (x *ListTemplatesRequest) String() string {
 func (*ListTemplatesRequest) ProtoMessage() {}
 
 func (x *ListTemplatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[17]
+	mi := &file_agent_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1196,7 +1486,7 @@ func (x *ListTemplatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTemplatesRequest.ProtoReflect.Descriptor instead.
 func (*ListTemplatesRequest) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{17}
+	return file_agent_agent_proto_rawDescGZIP(), []int{21}
 }
 
 type Template struct {
@@ -1212,7 +1502,7 @@ type Template struct {
 
 func (x *Template) Reset() {
 	*x = Template{}
-	mi := &file_agent_agent_proto_msgTypes[18]
+	mi := &file_agent_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1224,7 +1514,7 @@ func (x *Template) String() string {
 func (*Template) ProtoMessage() {}
 
 func (x *Template) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[18]
+	mi := &file_agent_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1237,7 +1527,7 @@ func (x *Template) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Template.ProtoReflect.Descriptor instead.
 func (*Template) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{18}
+	return file_agent_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *Template) GetName() string {
@@ -1284,7 +1574,7 @@ type ListTemplatesResponse struct {
 
 func (x *ListTemplatesResponse) Reset() {
 	*x = ListTemplatesResponse{}
-	mi := &file_agent_agent_proto_msgTypes[19]
+	mi := &file_agent_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1296,7 +1586,7 @@ func (x *ListTemplatesResponse) String() string {
 func (*ListTemplatesResponse) ProtoMessage() {}
 
 func (x *ListTemplatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[19]
+	mi := &file_agent_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1309,7 +1599,7 @@ func (x *ListTemplatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTemplatesResponse.ProtoReflect.Descriptor instead.
 func (*ListTemplatesResponse) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{19}
+	return file_agent_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ListTemplatesResponse) GetTemplates() []*Template {
@@ -1323,7 +1613,7 @@ var File_agent_agent_proto protoreflect.FileDescriptor
 
 const file_agent_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x11agent/agent.proto\x12\x10nestbox.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x86\x05\n" +
+	"\x11agent/agent.proto\x12\x10nestbox.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x05\n" +
 	"\rSandboxConfig\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\btemplate\x18\x02 \x01(\tR\btemplate\x12\x14\n" +
@@ -1340,13 +1630,16 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\bdeny_out\x18\v \x03(\tR\adenyOut\x12!\n" +
 	"\faccess_token\x18\f \x01(\tR\vaccessToken\x12!\n" +
 	"\fdefault_user\x18\r \x01(\tR\vdefaultUser\x12'\n" +
-	"\x0fdefault_workdir\x18\x0e \x01(\tR\x0edefaultWorkdir\x1a:\n" +
+	"\x0fdefault_workdir\x18\x0e \x01(\tR\x0edefaultWorkdir\x12\x1d\n" +
+	"\n" +
+	"auto_pause\x18\x0f \x01(\bR\tautoPause\x12;\n" +
+	"\x1aauto_pause_filesystem_only\x18\x10 \x01(\bR\x17autoPauseFilesystemOnly\x1a:\n" +
 	"\fEnvVarsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb3\x02\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb4\x03\n" +
 	"\aSandbox\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x127\n" +
 	"\x06config\x18\x02 \x01(\v2\x1f.nestbox.agent.v1.SandboxConfigR\x06config\x124\n" +
@@ -1355,7 +1648,12 @@ const file_agent_agent_proto_rawDesc = "" +
 	"started_at\x18\x04 \x01(\v2\x1a.google.protobuf.TimestampR\tstartedAt\x121\n" +
 	"\x06end_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\x05endAt\x12\x18\n" +
 	"\aaddress\x18\x06 \x01(\tR\aaddress\x12!\n" +
-	"\fenvd_version\x18\a \x01(\tR\venvdVersion\"O\n" +
+	"\fenvd_version\x18\a \x01(\tR\venvdVersion\x127\n" +
+	"\tpaused_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\bpausedAt\x12\x1d\n" +
+	"\n" +
+	"pause_tier\x18\t \x01(\tR\tpauseTier\x12'\n" +
+	"\x0ffilesystem_only\x18\n" +
+	" \x01(\bR\x0efilesystemOnly\"O\n" +
 	"\x14CreateSandboxRequest\x127\n" +
 	"\x06config\x18\x01 \x01(\v2\x1f.nestbox.agent.v1.SandboxConfigR\x06config\"L\n" +
 	"\x15CreateSandboxResponse\x123\n" +
@@ -1374,9 +1672,11 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x0ftimeout_seconds\x18\x02 \x01(\rR\x0etimeoutSeconds\"G\n" +
 	"\x12SetTimeoutResponse\x121\n" +
-	"\x06end_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05endAt\"*\n" +
+	"\x06end_at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x05endAt\"\x8a\x01\n" +
 	"\x18GetSandboxMetricsRequest\x12\x0e\n" +
-	"\x02id\x18\x01 \x01(\tR\x02id\"\xdd\x02\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x120\n" +
+	"\x05start\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x05start\x12,\n" +
+	"\x03end\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\x03end\"\xdd\x02\n" +
 	"\x0eSandboxMetrics\x12*\n" +
 	"\x02at\x18\x01 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12 \n" +
 	"\fcpu_used_pct\x18\x02 \x01(\x01R\n" +
@@ -1387,9 +1687,10 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\x0fdisk_used_bytes\x18\x06 \x01(\x04R\rdiskUsedBytes\x12(\n" +
 	"\x10disk_total_bytes\x18\a \x01(\x04R\x0ediskTotalBytes\x12\x19\n" +
 	"\brx_bytes\x18\b \x01(\x04R\arxBytes\x12\x19\n" +
-	"\btx_bytes\x18\t \x01(\x04R\atxBytes\"W\n" +
+	"\btx_bytes\x18\t \x01(\x04R\atxBytes\"\x93\x01\n" +
 	"\x19GetSandboxMetricsResponse\x12:\n" +
-	"\ametrics\x18\x01 \x01(\v2 .nestbox.agent.v1.SandboxMetricsR\ametrics\"\r\n" +
+	"\ametrics\x18\x01 \x01(\v2 .nestbox.agent.v1.SandboxMetricsR\ametrics\x12:\n" +
+	"\ahistory\x18\x02 \x03(\v2 .nestbox.agent.v1.SandboxMetricsR\ahistory\"\r\n" +
 	"\vPingRequest\"\x87\x05\n" +
 	"\fPingResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
@@ -1407,7 +1708,22 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\x13disk_reserved_bytes\x18\f \x01(\x04R\x11diskReservedBytes\x120\n" +
 	"\x14disk_allocated_bytes\x18\r \x01(\x04R\x12diskAllocatedBytes\x12#\n" +
 	"\rmax_sandboxes\x18\x0e \x01(\rR\fmaxSandboxes\x129\n" +
-	"\x19memory_commit_limit_bytes\x18\x0f \x01(\x04R\x16memoryCommitLimitBytes\"\x16\n" +
+	"\x19memory_commit_limit_bytes\x18\x0f \x01(\x04R\x16memoryCommitLimitBytes\"N\n" +
+	"\x13PauseSandboxRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
+	"\x0ffilesystem_only\x18\x02 \x01(\bR\x0efilesystemOnly\"K\n" +
+	"\x14PauseSandboxResponse\x123\n" +
+	"\asandbox\x18\x01 \x01(\v2\x19.nestbox.agent.v1.SandboxR\asandbox\"\xfe\x01\n" +
+	"\x14ResumeSandboxRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
+	"\x0ftimeout_seconds\x18\x02 \x01(\rR\x0etimeoutSeconds\x12N\n" +
+	"\benv_vars\x18\x03 \x03(\v23.nestbox.agent.v1.ResumeSandboxRequest.EnvVarsEntryR\aenvVars\x12!\n" +
+	"\faccess_token\x18\x04 \x01(\tR\vaccessToken\x1a:\n" +
+	"\fEnvVarsEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"L\n" +
+	"\x15ResumeSandboxResponse\x123\n" +
+	"\asandbox\x18\x01 \x01(\v2\x19.nestbox.agent.v1.SandboxR\asandbox\"\x16\n" +
 	"\x14ListTemplatesRequest\"\xac\x01\n" +
 	"\bTemplate\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
@@ -1422,7 +1738,7 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\x19SANDBOX_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15SANDBOX_STATE_RUNNING\x10\x01\x12\x18\n" +
 	"\x14SANDBOX_STATE_PAUSED\x10\x02\x12\x19\n" +
-	"\x15SANDBOX_STATE_STOPPED\x10\x032\xf9\x05\n" +
+	"\x15SANDBOX_STATE_STOPPED\x10\x032\xba\a\n" +
 	"\x05Agent\x12`\n" +
 	"\rCreateSandbox\x12&.nestbox.agent.v1.CreateSandboxRequest\x1a'.nestbox.agent.v1.CreateSandboxResponse\x12c\n" +
 	"\x0eDestroySandbox\x12'.nestbox.agent.v1.DestroySandboxRequest\x1a(.nestbox.agent.v1.DestroySandboxResponse\x12W\n" +
@@ -1433,7 +1749,9 @@ const file_agent_agent_proto_rawDesc = "" +
 	"SetTimeout\x12#.nestbox.agent.v1.SetTimeoutRequest\x1a$.nestbox.agent.v1.SetTimeoutResponse\x12l\n" +
 	"\x11GetSandboxMetrics\x12*.nestbox.agent.v1.GetSandboxMetricsRequest\x1a+.nestbox.agent.v1.GetSandboxMetricsResponse\x12E\n" +
 	"\x04Ping\x12\x1d.nestbox.agent.v1.PingRequest\x1a\x1e.nestbox.agent.v1.PingResponse\x12`\n" +
-	"\rListTemplates\x12&.nestbox.agent.v1.ListTemplatesRequest\x1a'.nestbox.agent.v1.ListTemplatesResponseB$Z\"nestbox.dev/internal/proto/agentpbb\x06proto3"
+	"\rListTemplates\x12&.nestbox.agent.v1.ListTemplatesRequest\x1a'.nestbox.agent.v1.ListTemplatesResponse\x12]\n" +
+	"\fPauseSandbox\x12%.nestbox.agent.v1.PauseSandboxRequest\x1a&.nestbox.agent.v1.PauseSandboxResponse\x12`\n" +
+	"\rResumeSandbox\x12&.nestbox.agent.v1.ResumeSandboxRequest\x1a'.nestbox.agent.v1.ResumeSandboxResponseB$Z\"nestbox.dev/internal/proto/agentpbb\x06proto3"
 
 var (
 	file_agent_agent_proto_rawDescOnce sync.Once
@@ -1448,7 +1766,7 @@ func file_agent_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_agent_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_agent_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 22)
+var file_agent_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
 var file_agent_agent_proto_goTypes = []any{
 	(SandboxState)(0),                 // 0: nestbox.agent.v1.SandboxState
 	(*SandboxConfig)(nil),             // 1: nestbox.agent.v1.SandboxConfig
@@ -1468,50 +1786,66 @@ var file_agent_agent_proto_goTypes = []any{
 	(*GetSandboxMetricsResponse)(nil), // 15: nestbox.agent.v1.GetSandboxMetricsResponse
 	(*PingRequest)(nil),               // 16: nestbox.agent.v1.PingRequest
 	(*PingResponse)(nil),              // 17: nestbox.agent.v1.PingResponse
-	(*ListTemplatesRequest)(nil),      // 18: nestbox.agent.v1.ListTemplatesRequest
-	(*Template)(nil),                  // 19: nestbox.agent.v1.Template
-	(*ListTemplatesResponse)(nil),     // 20: nestbox.agent.v1.ListTemplatesResponse
-	nil,                               // 21: nestbox.agent.v1.SandboxConfig.EnvVarsEntry
-	nil,                               // 22: nestbox.agent.v1.SandboxConfig.MetadataEntry
-	(*timestamppb.Timestamp)(nil),     // 23: google.protobuf.Timestamp
+	(*PauseSandboxRequest)(nil),       // 18: nestbox.agent.v1.PauseSandboxRequest
+	(*PauseSandboxResponse)(nil),      // 19: nestbox.agent.v1.PauseSandboxResponse
+	(*ResumeSandboxRequest)(nil),      // 20: nestbox.agent.v1.ResumeSandboxRequest
+	(*ResumeSandboxResponse)(nil),     // 21: nestbox.agent.v1.ResumeSandboxResponse
+	(*ListTemplatesRequest)(nil),      // 22: nestbox.agent.v1.ListTemplatesRequest
+	(*Template)(nil),                  // 23: nestbox.agent.v1.Template
+	(*ListTemplatesResponse)(nil),     // 24: nestbox.agent.v1.ListTemplatesResponse
+	nil,                               // 25: nestbox.agent.v1.SandboxConfig.EnvVarsEntry
+	nil,                               // 26: nestbox.agent.v1.SandboxConfig.MetadataEntry
+	nil,                               // 27: nestbox.agent.v1.ResumeSandboxRequest.EnvVarsEntry
+	(*timestamppb.Timestamp)(nil),     // 28: google.protobuf.Timestamp
 }
 var file_agent_agent_proto_depIdxs = []int32{
-	21, // 0: nestbox.agent.v1.SandboxConfig.env_vars:type_name -> nestbox.agent.v1.SandboxConfig.EnvVarsEntry
-	22, // 1: nestbox.agent.v1.SandboxConfig.metadata:type_name -> nestbox.agent.v1.SandboxConfig.MetadataEntry
+	25, // 0: nestbox.agent.v1.SandboxConfig.env_vars:type_name -> nestbox.agent.v1.SandboxConfig.EnvVarsEntry
+	26, // 1: nestbox.agent.v1.SandboxConfig.metadata:type_name -> nestbox.agent.v1.SandboxConfig.MetadataEntry
 	1,  // 2: nestbox.agent.v1.Sandbox.config:type_name -> nestbox.agent.v1.SandboxConfig
 	0,  // 3: nestbox.agent.v1.Sandbox.state:type_name -> nestbox.agent.v1.SandboxState
-	23, // 4: nestbox.agent.v1.Sandbox.started_at:type_name -> google.protobuf.Timestamp
-	23, // 5: nestbox.agent.v1.Sandbox.end_at:type_name -> google.protobuf.Timestamp
-	1,  // 6: nestbox.agent.v1.CreateSandboxRequest.config:type_name -> nestbox.agent.v1.SandboxConfig
-	2,  // 7: nestbox.agent.v1.CreateSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
-	2,  // 8: nestbox.agent.v1.GetSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
-	2,  // 9: nestbox.agent.v1.ListSandboxesResponse.sandboxes:type_name -> nestbox.agent.v1.Sandbox
-	23, // 10: nestbox.agent.v1.SetTimeoutResponse.end_at:type_name -> google.protobuf.Timestamp
-	23, // 11: nestbox.agent.v1.SandboxMetrics.at:type_name -> google.protobuf.Timestamp
-	14, // 12: nestbox.agent.v1.GetSandboxMetricsResponse.metrics:type_name -> nestbox.agent.v1.SandboxMetrics
-	23, // 13: nestbox.agent.v1.Template.built_at:type_name -> google.protobuf.Timestamp
-	19, // 14: nestbox.agent.v1.ListTemplatesResponse.templates:type_name -> nestbox.agent.v1.Template
-	3,  // 15: nestbox.agent.v1.Agent.CreateSandbox:input_type -> nestbox.agent.v1.CreateSandboxRequest
-	5,  // 16: nestbox.agent.v1.Agent.DestroySandbox:input_type -> nestbox.agent.v1.DestroySandboxRequest
-	7,  // 17: nestbox.agent.v1.Agent.GetSandbox:input_type -> nestbox.agent.v1.GetSandboxRequest
-	9,  // 18: nestbox.agent.v1.Agent.ListSandboxes:input_type -> nestbox.agent.v1.ListSandboxesRequest
-	11, // 19: nestbox.agent.v1.Agent.SetTimeout:input_type -> nestbox.agent.v1.SetTimeoutRequest
-	13, // 20: nestbox.agent.v1.Agent.GetSandboxMetrics:input_type -> nestbox.agent.v1.GetSandboxMetricsRequest
-	16, // 21: nestbox.agent.v1.Agent.Ping:input_type -> nestbox.agent.v1.PingRequest
-	18, // 22: nestbox.agent.v1.Agent.ListTemplates:input_type -> nestbox.agent.v1.ListTemplatesRequest
-	4,  // 23: nestbox.agent.v1.Agent.CreateSandbox:output_type -> nestbox.agent.v1.CreateSandboxResponse
-	6,  // 24: nestbox.agent.v1.Agent.DestroySandbox:output_type -> nestbox.agent.v1.DestroySandboxResponse
-	8,  // 25: nestbox.agent.v1.Agent.GetSandbox:output_type -> nestbox.agent.v1.GetSandboxResponse
-	10, // 26: nestbox.agent.v1.Agent.ListSandboxes:output_type -> nestbox.agent.v1.ListSandboxesResponse
-	12, // 27: nestbox.agent.v1.Agent.SetTimeout:output_type -> nestbox.agent.v1.SetTimeoutResponse
-	15, // 28: nestbox.agent.v1.Agent.GetSandboxMetrics:output_type -> nestbox.agent.v1.GetSandboxMetricsResponse
-	17, // 29: nestbox.agent.v1.Agent.Ping:output_type -> nestbox.agent.v1.PingResponse
-	20, // 30: nestbox.agent.v1.Agent.ListTemplates:output_type -> nestbox.agent.v1.ListTemplatesResponse
-	23, // [23:31] is the sub-list for method output_type
-	15, // [15:23] is the sub-list for method input_type
-	15, // [15:15] is the sub-list for extension type_name
-	15, // [15:15] is the sub-list for extension extendee
-	0,  // [0:15] is the sub-list for field type_name
+	28, // 4: nestbox.agent.v1.Sandbox.started_at:type_name -> google.protobuf.Timestamp
+	28, // 5: nestbox.agent.v1.Sandbox.end_at:type_name -> google.protobuf.Timestamp
+	28, // 6: nestbox.agent.v1.Sandbox.paused_at:type_name -> google.protobuf.Timestamp
+	1,  // 7: nestbox.agent.v1.CreateSandboxRequest.config:type_name -> nestbox.agent.v1.SandboxConfig
+	2,  // 8: nestbox.agent.v1.CreateSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
+	2,  // 9: nestbox.agent.v1.GetSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
+	2,  // 10: nestbox.agent.v1.ListSandboxesResponse.sandboxes:type_name -> nestbox.agent.v1.Sandbox
+	28, // 11: nestbox.agent.v1.SetTimeoutResponse.end_at:type_name -> google.protobuf.Timestamp
+	28, // 12: nestbox.agent.v1.GetSandboxMetricsRequest.start:type_name -> google.protobuf.Timestamp
+	28, // 13: nestbox.agent.v1.GetSandboxMetricsRequest.end:type_name -> google.protobuf.Timestamp
+	28, // 14: nestbox.agent.v1.SandboxMetrics.at:type_name -> google.protobuf.Timestamp
+	14, // 15: nestbox.agent.v1.GetSandboxMetricsResponse.metrics:type_name -> nestbox.agent.v1.SandboxMetrics
+	14, // 16: nestbox.agent.v1.GetSandboxMetricsResponse.history:type_name -> nestbox.agent.v1.SandboxMetrics
+	2,  // 17: nestbox.agent.v1.PauseSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
+	27, // 18: nestbox.agent.v1.ResumeSandboxRequest.env_vars:type_name -> nestbox.agent.v1.ResumeSandboxRequest.EnvVarsEntry
+	2,  // 19: nestbox.agent.v1.ResumeSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
+	28, // 20: nestbox.agent.v1.Template.built_at:type_name -> google.protobuf.Timestamp
+	23, // 21: nestbox.agent.v1.ListTemplatesResponse.templates:type_name -> nestbox.agent.v1.Template
+	3,  // 22: nestbox.agent.v1.Agent.CreateSandbox:input_type -> nestbox.agent.v1.CreateSandboxRequest
+	5,  // 23: nestbox.agent.v1.Agent.DestroySandbox:input_type -> nestbox.agent.v1.DestroySandboxRequest
+	7,  // 24: nestbox.agent.v1.Agent.GetSandbox:input_type -> nestbox.agent.v1.GetSandboxRequest
+	9,  // 25: nestbox.agent.v1.Agent.ListSandboxes:input_type -> nestbox.agent.v1.ListSandboxesRequest
+	11, // 26: nestbox.agent.v1.Agent.SetTimeout:input_type -> nestbox.agent.v1.SetTimeoutRequest
+	13, // 27: nestbox.agent.v1.Agent.GetSandboxMetrics:input_type -> nestbox.agent.v1.GetSandboxMetricsRequest
+	16, // 28: nestbox.agent.v1.Agent.Ping:input_type -> nestbox.agent.v1.PingRequest
+	22, // 29: nestbox.agent.v1.Agent.ListTemplates:input_type -> nestbox.agent.v1.ListTemplatesRequest
+	18, // 30: nestbox.agent.v1.Agent.PauseSandbox:input_type -> nestbox.agent.v1.PauseSandboxRequest
+	20, // 31: nestbox.agent.v1.Agent.ResumeSandbox:input_type -> nestbox.agent.v1.ResumeSandboxRequest
+	4,  // 32: nestbox.agent.v1.Agent.CreateSandbox:output_type -> nestbox.agent.v1.CreateSandboxResponse
+	6,  // 33: nestbox.agent.v1.Agent.DestroySandbox:output_type -> nestbox.agent.v1.DestroySandboxResponse
+	8,  // 34: nestbox.agent.v1.Agent.GetSandbox:output_type -> nestbox.agent.v1.GetSandboxResponse
+	10, // 35: nestbox.agent.v1.Agent.ListSandboxes:output_type -> nestbox.agent.v1.ListSandboxesResponse
+	12, // 36: nestbox.agent.v1.Agent.SetTimeout:output_type -> nestbox.agent.v1.SetTimeoutResponse
+	15, // 37: nestbox.agent.v1.Agent.GetSandboxMetrics:output_type -> nestbox.agent.v1.GetSandboxMetricsResponse
+	17, // 38: nestbox.agent.v1.Agent.Ping:output_type -> nestbox.agent.v1.PingResponse
+	24, // 39: nestbox.agent.v1.Agent.ListTemplates:output_type -> nestbox.agent.v1.ListTemplatesResponse
+	19, // 40: nestbox.agent.v1.Agent.PauseSandbox:output_type -> nestbox.agent.v1.PauseSandboxResponse
+	21, // 41: nestbox.agent.v1.Agent.ResumeSandbox:output_type -> nestbox.agent.v1.ResumeSandboxResponse
+	32, // [32:42] is the sub-list for method output_type
+	22, // [22:32] is the sub-list for method input_type
+	22, // [22:22] is the sub-list for extension type_name
+	22, // [22:22] is the sub-list for extension extendee
+	0,  // [0:22] is the sub-list for field type_name
 }
 
 func init() { file_agent_agent_proto_init() }
@@ -1525,7 +1859,7 @@ func file_agent_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_agent_proto_rawDesc), len(file_agent_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   22,
+			NumMessages:   27,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

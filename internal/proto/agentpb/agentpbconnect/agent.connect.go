@@ -53,6 +53,10 @@ const (
 	AgentPingProcedure = "/nestbox.agent.v1.Agent/Ping"
 	// AgentListTemplatesProcedure is the fully-qualified name of the Agent's ListTemplates RPC.
 	AgentListTemplatesProcedure = "/nestbox.agent.v1.Agent/ListTemplates"
+	// AgentPauseSandboxProcedure is the fully-qualified name of the Agent's PauseSandbox RPC.
+	AgentPauseSandboxProcedure = "/nestbox.agent.v1.Agent/PauseSandbox"
+	// AgentResumeSandboxProcedure is the fully-qualified name of the Agent's ResumeSandbox RPC.
+	AgentResumeSandboxProcedure = "/nestbox.agent.v1.Agent/ResumeSandbox"
 )
 
 // AgentClient is a client for the nestbox.agent.v1.Agent service.
@@ -72,6 +76,23 @@ type AgentClient interface {
 	// ListTemplates lists the templates this host can start sandboxes from,
 	// built or not (an unbuilt one is built by the first create).
 	ListTemplates(context.Context, *connect.Request[agentpb.ListTemplatesRequest]) (*connect.Response[agentpb.ListTemplatesResponse], error)
+	// PauseSandbox stops a running sandbox and keeps it on disk: its memory
+	// image and state (unless filesystem_only) and its writable layer. It
+	// returns once the sandbox is paused; a paused sandbox holds no memory,
+	// CPU or network slot (the agent may keep it frozen in memory for a
+	// grace period first, which is still PAUSED to callers). Pausing a
+	// paused sandbox is failed_precondition. On failure the sandbox is
+	// either still running (partial snapshot files removed) or gone
+	// (GetSandbox says not_found); the agent never leaves it half-paused.
+	PauseSandbox(context.Context, *connect.Request[agentpb.PauseSandboxRequest]) (*connect.Response[agentpb.PauseSandboxResponse], error)
+	// ResumeSandbox restores a paused sandbox with the same processes,
+	// memory and files (or boots it fresh from its disk if it was paused
+	// filesystem_only) and returns once envd answers. A snapshot that fails
+	// its checksum is never restored: data_loss, files kept. A failed
+	// resume leaves the sandbox paused if its snapshot is intact and nothing
+	// was started, else destroys what it started (never a frozen sandbox
+	// claiming to run).
+	ResumeSandbox(context.Context, *connect.Request[agentpb.ResumeSandboxRequest]) (*connect.Response[agentpb.ResumeSandboxResponse], error)
 }
 
 // NewAgentClient constructs a client for the nestbox.agent.v1.Agent service. By default, it uses
@@ -133,6 +154,18 @@ func NewAgentClient(httpClient connect.HTTPClient, baseURL string, opts ...conne
 			connect.WithSchema(agentMethods.ByName("ListTemplates")),
 			connect.WithClientOptions(opts...),
 		),
+		pauseSandbox: connect.NewClient[agentpb.PauseSandboxRequest, agentpb.PauseSandboxResponse](
+			httpClient,
+			baseURL+AgentPauseSandboxProcedure,
+			connect.WithSchema(agentMethods.ByName("PauseSandbox")),
+			connect.WithClientOptions(opts...),
+		),
+		resumeSandbox: connect.NewClient[agentpb.ResumeSandboxRequest, agentpb.ResumeSandboxResponse](
+			httpClient,
+			baseURL+AgentResumeSandboxProcedure,
+			connect.WithSchema(agentMethods.ByName("ResumeSandbox")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -146,6 +179,8 @@ type agentClient struct {
 	getSandboxMetrics *connect.Client[agentpb.GetSandboxMetricsRequest, agentpb.GetSandboxMetricsResponse]
 	ping              *connect.Client[agentpb.PingRequest, agentpb.PingResponse]
 	listTemplates     *connect.Client[agentpb.ListTemplatesRequest, agentpb.ListTemplatesResponse]
+	pauseSandbox      *connect.Client[agentpb.PauseSandboxRequest, agentpb.PauseSandboxResponse]
+	resumeSandbox     *connect.Client[agentpb.ResumeSandboxRequest, agentpb.ResumeSandboxResponse]
 }
 
 // CreateSandbox calls nestbox.agent.v1.Agent.CreateSandbox.
@@ -188,6 +223,16 @@ func (c *agentClient) ListTemplates(ctx context.Context, req *connect.Request[ag
 	return c.listTemplates.CallUnary(ctx, req)
 }
 
+// PauseSandbox calls nestbox.agent.v1.Agent.PauseSandbox.
+func (c *agentClient) PauseSandbox(ctx context.Context, req *connect.Request[agentpb.PauseSandboxRequest]) (*connect.Response[agentpb.PauseSandboxResponse], error) {
+	return c.pauseSandbox.CallUnary(ctx, req)
+}
+
+// ResumeSandbox calls nestbox.agent.v1.Agent.ResumeSandbox.
+func (c *agentClient) ResumeSandbox(ctx context.Context, req *connect.Request[agentpb.ResumeSandboxRequest]) (*connect.Response[agentpb.ResumeSandboxResponse], error) {
+	return c.resumeSandbox.CallUnary(ctx, req)
+}
+
 // AgentHandler is an implementation of the nestbox.agent.v1.Agent service.
 type AgentHandler interface {
 	// CreateSandbox returns once the sandbox's envd answers and has been
@@ -205,6 +250,23 @@ type AgentHandler interface {
 	// ListTemplates lists the templates this host can start sandboxes from,
 	// built or not (an unbuilt one is built by the first create).
 	ListTemplates(context.Context, *connect.Request[agentpb.ListTemplatesRequest]) (*connect.Response[agentpb.ListTemplatesResponse], error)
+	// PauseSandbox stops a running sandbox and keeps it on disk: its memory
+	// image and state (unless filesystem_only) and its writable layer. It
+	// returns once the sandbox is paused; a paused sandbox holds no memory,
+	// CPU or network slot (the agent may keep it frozen in memory for a
+	// grace period first, which is still PAUSED to callers). Pausing a
+	// paused sandbox is failed_precondition. On failure the sandbox is
+	// either still running (partial snapshot files removed) or gone
+	// (GetSandbox says not_found); the agent never leaves it half-paused.
+	PauseSandbox(context.Context, *connect.Request[agentpb.PauseSandboxRequest]) (*connect.Response[agentpb.PauseSandboxResponse], error)
+	// ResumeSandbox restores a paused sandbox with the same processes,
+	// memory and files (or boots it fresh from its disk if it was paused
+	// filesystem_only) and returns once envd answers. A snapshot that fails
+	// its checksum is never restored: data_loss, files kept. A failed
+	// resume leaves the sandbox paused if its snapshot is intact and nothing
+	// was started, else destroys what it started (never a frozen sandbox
+	// claiming to run).
+	ResumeSandbox(context.Context, *connect.Request[agentpb.ResumeSandboxRequest]) (*connect.Response[agentpb.ResumeSandboxResponse], error)
 }
 
 // NewAgentHandler builds an HTTP handler from the service implementation. It returns the path on
@@ -262,6 +324,18 @@ func NewAgentHandler(svc AgentHandler, opts ...connect.HandlerOption) (string, h
 		connect.WithSchema(agentMethods.ByName("ListTemplates")),
 		connect.WithHandlerOptions(opts...),
 	)
+	agentPauseSandboxHandler := connect.NewUnaryHandler(
+		AgentPauseSandboxProcedure,
+		svc.PauseSandbox,
+		connect.WithSchema(agentMethods.ByName("PauseSandbox")),
+		connect.WithHandlerOptions(opts...),
+	)
+	agentResumeSandboxHandler := connect.NewUnaryHandler(
+		AgentResumeSandboxProcedure,
+		svc.ResumeSandbox,
+		connect.WithSchema(agentMethods.ByName("ResumeSandbox")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/nestbox.agent.v1.Agent/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AgentCreateSandboxProcedure:
@@ -280,6 +354,10 @@ func NewAgentHandler(svc AgentHandler, opts ...connect.HandlerOption) (string, h
 			agentPingHandler.ServeHTTP(w, r)
 		case AgentListTemplatesProcedure:
 			agentListTemplatesHandler.ServeHTTP(w, r)
+		case AgentPauseSandboxProcedure:
+			agentPauseSandboxHandler.ServeHTTP(w, r)
+		case AgentResumeSandboxProcedure:
+			agentResumeSandboxHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -319,4 +397,12 @@ func (UnimplementedAgentHandler) Ping(context.Context, *connect.Request[agentpb.
 
 func (UnimplementedAgentHandler) ListTemplates(context.Context, *connect.Request[agentpb.ListTemplatesRequest]) (*connect.Response[agentpb.ListTemplatesResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("nestbox.agent.v1.Agent.ListTemplates is not implemented"))
+}
+
+func (UnimplementedAgentHandler) PauseSandbox(context.Context, *connect.Request[agentpb.PauseSandboxRequest]) (*connect.Response[agentpb.PauseSandboxResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("nestbox.agent.v1.Agent.PauseSandbox is not implemented"))
+}
+
+func (UnimplementedAgentHandler) ResumeSandbox(context.Context, *connect.Request[agentpb.ResumeSandboxRequest]) (*connect.Response[agentpb.ResumeSandboxResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("nestbox.agent.v1.Agent.ResumeSandbox is not implemented"))
 }
