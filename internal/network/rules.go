@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/google/nftables"
 	"github.com/google/nftables/binaryutil"
@@ -382,7 +383,7 @@ func denyElements(list []netip.Prefix) []nftables.SetElement {
 }
 
 // dumpAttempts bounds the re-reads of an interrupted netlink dump.
-const dumpAttempts = 10
+const dumpAttempts = 20
 
 // hostAddrs lists the IPv4 addresses on the host's interfaces. The kernel
 // marks a dump interrupted when an address changes while it is read (other
@@ -391,11 +392,12 @@ const dumpAttempts = 10
 func hostAddrs() ([]netip.Addr, error) {
 	var addrs []netlink.Addr
 	var err error
-	for range dumpAttempts {
+	for i := range dumpAttempts {
 		addrs, err = netlink.AddrList(nil, netlink.FAMILY_V4)
 		if !errors.Is(err, netlink.ErrDumpInterrupted) {
 			break
 		}
+		time.Sleep(time.Duration(i+1) * time.Millisecond)
 	}
 	if err != nil {
 		return nil, err
