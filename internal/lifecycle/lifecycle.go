@@ -35,6 +35,7 @@ const (
 	DefaultReconcileInterval = 60 * time.Second
 	DefaultStuckAfter        = 10 * time.Minute
 	DefaultCreateTimeout     = 10 * time.Minute
+	DefaultAutoResumeWait    = 2 * time.Minute
 
 	// DefaultMaxLifetime is how long a capsule may live from its creation,
 	// however often its timeout is extended.
@@ -110,6 +111,14 @@ type Config struct {
 	QueryTimeout time.Duration
 	// DestroyTimeout bounds one destroy on a host; zero means 2 minutes.
 	DestroyTimeout time.Duration
+	// PauseTimeout and ResumeTimeout bound one pause or resume on a
+	// host; zero means 5 minutes each (a multi-GiB memory image).
+	PauseTimeout  time.Duration
+	ResumeTimeout time.Duration
+	// AutoResumeWait bounds how long a request routed to a paused
+	// capsule with auto-resume waits for the resume; zero means 2
+	// minutes.
+	AutoResumeWait time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
@@ -194,6 +203,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	cfg.QueryTimeout = cmp.Or(cfg.QueryTimeout, DefaultQueryTimeout)
 	cfg.DestroyTimeout = cmp.Or(cfg.DestroyTimeout, DefaultDestroyTimeout)
+	cfg.PauseTimeout = cmp.Or(cfg.PauseTimeout, DefaultPauseTimeout)
+	cfg.ResumeTimeout = cmp.Or(cfg.ResumeTimeout, DefaultResumeTimeout)
+	cfg.AutoResumeWait = cmp.Or(cfg.AutoResumeWait, DefaultAutoResumeWait)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
