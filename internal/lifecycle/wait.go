@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/capsulestate"
 )
 
 // waitPoll is how often Wait re-reads the store besides listening to
@@ -57,4 +58,11 @@ func (s *Service) waitUntil(ctx context.Context, teamID, id string, done func(ne
 			}
 		}
 	}
+}
+
+// WaitSettled blocks until a capsule of team is in a status that is not
+// transient (its pause, resume, create or destroy ended, however it ended),
+// or ctx is done, and returns it as it is then.
+func (s *Service) WaitSettled(ctx context.Context, teamID, id string) (nestbox.Capsule, error) {
+	return s.waitUntil(ctx, teamID, id, func(st nestbox.Status) bool { return !capsulestate.Transient(st) })
 }

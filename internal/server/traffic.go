@@ -131,6 +131,10 @@ func (s *Server) serveSandbox(w http.ResponseWriter, r *http.Request, id string,
 		writeSandboxError(w, http.StatusBadGateway, id, "The sandbox was not found")
 		return
 	}
+	// Route resumes a paused capsule created with auto-resume and waits
+	// for it; a paused one without auto-resume gets E2B's answer for a
+	// paused sandbox, the same 502 as a missing one (/health reads 502
+	// while paused).
 	c, h, err := s.life.Route(r.Context(), id)
 	if err != nil {
 		writeSandboxError(w, http.StatusBadGateway, id, "The sandbox was not found")
