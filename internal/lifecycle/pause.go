@@ -260,12 +260,25 @@ func (s *Service) runResume(ctx context.Context, c store.Capsule, host Host, tim
 // paused one without auto-resume is ErrPaused (with errdefs.ErrConflict),
 // any other status errdefs.ErrConflict, an unknown ID errdefs.ErrNotFound.
 func (s *Service) EnsureRunning(ctx context.Context, id string) (store.Capsule, Host, error) {
+	return s.EnsureRunningIf(ctx, id, nil)
+}
+
+// EnsureRunningIf is EnsureRunning with allow, if not nil, asked first
+// about the capsule as stored: an error from it is returned before
+// anything is resumed, so that traffic a capsule would refuse (a private
+// port without its traffic token) cannot wake it.
+func (s *Service) EnsureRunningIf(ctx context.Context, id string, allow func(store.Capsule) error) (store.Capsule, Host, error) {
 	if len(id) != IDLength {
 		return store.Capsule{}, Host{}, errdefs.NotFound("capsule %q not found", id)
 	}
 	c, err := s.store.GetCapsule(ctx, id)
 	if err != nil {
 		return c, Host{}, err
+	}
+	if allow != nil {
+		if err := allow(c); err != nil {
+			return c, Host{}, err
+		}
 	}
 	return s.ensureRunning(ctx, c)
 }

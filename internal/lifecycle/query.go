@@ -95,8 +95,11 @@ func (s *Service) withHost(c store.Capsule) (store.Capsule, Host, error) {
 // signed URLs), which envd or the capsule's own server authorises. It is
 // EnsureRunning: a paused capsule with auto-resume is resumed and waited
 // for; one without is ErrPaused; any other status errdefs.ErrNotFound.
-func (s *Service) Route(ctx context.Context, id string) (store.Capsule, Host, error) {
-	c, h, err := s.EnsureRunning(ctx, id)
+//
+// allow, if not nil, is asked about the capsule before anything is
+// resumed (see EnsureRunningIf); its error is returned as it is.
+func (s *Service) Route(ctx context.Context, id string, allow func(store.Capsule) error) (store.Capsule, Host, error) {
+	c, h, err := s.EnsureRunningIf(ctx, id, allow)
 	if err != nil && !errors.Is(err, ErrPaused) && errors.Is(err, errdefs.ErrConflict) {
 		return c, Host{}, errdefs.NotFound("sandbox %s is %s", id, c.Status)
 	}

@@ -108,4 +108,24 @@ func TestAutoResumeOnTraffic(t *testing.T) {
 	if json.Unmarshal(body, &got); got.Status != nestbox.StatusPaused {
 		t.Errorf("a capsule without auto_resume is %s after routed traffic, want paused", got.Status)
 	}
+
+	// A private capsule with auto-resume: traffic without its token is
+	// refused before anything is resumed.
+	private := false
+	locked := e.paused(t, e.keyA, nestbox.CreateCapsuleRequest{AutoResume: true, PublicTraffic: &private})
+	req, _ = http.NewRequest("GET", e.url+"/x", nil)
+	req.Header.Set("E2b-Sandbox-Id", locked.ID)
+	req.Header.Set("E2b-Sandbox-Port", "8080")
+	resp, err = http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 403 {
+		t.Errorf("tokenless traffic to a private paused capsule: %d, want 403", resp.StatusCode)
+	}
+	_, body = e.do(t, "GET", "/v1/capsules/"+locked.ID, e.keyA, nil)
+	if json.Unmarshal(body, &got); got.Status != nestbox.StatusPaused {
+		t.Errorf("tokenless traffic woke a private capsule: it is %s, want paused", got.Status)
+	}
 }
