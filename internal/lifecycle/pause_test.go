@@ -323,3 +323,44 @@ func TestConsumerABA(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestHostMissing: a host silent for MissingAfter passes makes its
+// running and paused capsules missing; when it answers again they go back
+// to what it holds.
+func TestHostMissing(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.MissingAfter = 2 })
+	ctx := context.Background()
+	run := f.running(t, nestbox.CreateCapsuleRequest{})
+	paused := f.running(t, nestbox.CreateCapsuleRequest{})
+	if _, err := f.svc.Pause(ctx, team, paused.ID, PauseOptions{Memory: true}); err != nil {
+		t.Fatal(err)
+	}
+	f.settle(t, paused.ID, nestbox.StatusPaused)
+	f.agent.SetDown(true)
+	for pass, want := range []nestbox.Status{nestbox.StatusRunning, nestbox.StatusMissing} {
+		if err := f.svc.Reconcile(ctx); !errors.Is(err, errdefs.ErrUnavailable) {
+			t.Fatalf("pass %d with the host down: %v, want unavailable", pass, err)
+		}
+		if got, _ := f.svc.Get(ctx, team, run.ID); got.Status != want {
+			t.Errorf("after %d silent passes the running capsule is %s, want %s", pass+1, got.Status, want)
+		}
+	}
+	if got, _ := f.svc.Get(ctx, team, paused.ID); got.Status != nestbox.StatusMissing {
+		t.Errorf("the paused capsule of a silent host is %s, want missing", got.Status)
+	}
+	if _, _, err := f.svc.Running(ctx, team, run.ID); !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("Running(missing): %v, want conflict", err)
+	}
+	f.agent.SetDown(false)
+	if err := f.svc.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		id   string
+		want nestbox.Status
+	}{{run.ID, nestbox.StatusRunning}, {paused.ID, nestbox.StatusPaused}} {
+		if got, _ := f.svc.Get(ctx, team, tc.id); got.Status != tc.want {
+			t.Errorf("capsule %s after the host answers: %s, want %s", tc.id, got.Status, tc.want)
+		}
+	}
+}

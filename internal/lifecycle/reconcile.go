@@ -36,11 +36,67 @@ import (
 func (s *Service) Reconcile(ctx context.Context) error {
 	var errs []error
 	for _, h := range s.hosts.All() {
-		if err := s.reconcileHost(ctx, h); err != nil {
+		err := s.reconcileHost(ctx, h)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("host %s: %w", h.ID, err))
+		}
+		if silent := s.countSilence(h.ID, err); silent == s.cfg.MissingAfter {
+			if err := s.markMissing(ctx, h); err != nil {
+				errs = append(errs, fmt.Errorf("host %s: %w", h.ID, err))
+			}
 		}
 	}
 	return errors.Join(errs...)
+}
+
+// countSilence counts the reconcile passes in a row that could not list
+// host id's sandboxes (err is the pass's error) and returns the count.
+func (s *Service) countSilence(id string, err error) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var cerr *listError
+	if err == nil || !errors.As(err, &cerr) {
+		delete(s.silent, id)
+		return 0
+	}
+	s.silent[id]++
+	return s.silent[id]
+}
+
+// listError is a host that did not answer its list.
+type listError struct{ err error }
+
+func (e *listError) Error() string { return "list sandboxes: " + e.err.Error() }
+func (e *listError) Unwrap() error { return e.err }
+
+// markMissing moves the running and paused capsules of a host that has
+// not answered Config.MissingAfter passes in a row to StatusMissing: they
+// may still run there, nobody can tell. The first pass that hears from
+// the host again resolves them.
+func (s *Service) markMissing(ctx context.Context, h Host) error {
+	f := store.CapsuleFilter{HostID: h.ID, Statuses: []nestbox.Status{nestbox.StatusRunning, nestbox.StatusPaused}, Limit: 1000}
+	var errs []error
+	for {
+		cs, next, err := s.store.ListCapsules(ctx, f)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if s.isInflight(c.ID) {
+				continue
+			}
+			_, err := s.transition(ctx, c.ID, []nestbox.Status{c.Status}, store.StatusUpdate{
+				To: nestbox.StatusMissing, Reason: fmt.Sprintf("host %s has not answered %d reconcile passes", h.ID, s.cfg.MissingAfter), Generation: c.Generation,
+			})
+			if err != nil && !errors.Is(err, errdefs.ErrConflict) {
+				errs = append(errs, err)
+			}
+		}
+		if next == "" {
+			return errors.Join(errs...)
+		}
+		f.Cursor = next
+	}
 }
 
 func (s *Service) reconcileHost(ctx context.Context, h Host) error {
@@ -61,7 +117,7 @@ func (s *Service) reconcileHost(ctx context.Context, h Host) error {
 	resp, err := h.Agent.ListSandboxes(lctx, connect.NewRequest(&agentpb.ListSandboxesRequest{}))
 	cancel()
 	if err != nil {
-		return fmt.Errorf("list sandboxes: %w", errdefs.FromConnect(err))
+		return &listError{errdefs.FromConnect(err)}
 	}
 	onHost := map[string]bool{}
 	state := map[string]agentpb.SandboxState{}
