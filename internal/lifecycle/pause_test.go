@@ -210,12 +210,26 @@ func TestEnsureRunning(t *testing.T) {
 func TestHostAutoPause(t *testing.T) {
 	f := newFixture(t)
 	ctx := context.Background()
-	c := f.running(t, nestbox.CreateCapsuleRequest{AutoPause: true, AutoResume: true})
+	noMemory := false
+	c := f.running(t, nestbox.CreateCapsuleRequest{AutoPause: true, AutoPauseMemory: &noMemory, AutoResume: true})
+	if !c.AutoPause || c.AutoPauseMemory || !c.AutoResume {
+		t.Errorf("capsule options auto_pause %v, auto_pause_memory %v, auto_resume %v; want true, false, true", c.AutoPause, c.AutoPauseMemory, c.AutoResume)
+	}
+	resp, err := f.agent.GetSandbox(ctx, connect.NewRequest(&agentpb.GetSandboxRequest{Id: c.ID}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := resp.Msg.GetSandbox().GetConfig(); !cfg.GetAutoPause() || !cfg.GetAutoPauseFilesystemOnly() {
+		t.Errorf("agent config auto_pause %v, filesystem only %v; want both true", cfg.GetAutoPause(), cfg.GetAutoPauseFilesystemOnly())
+	}
 	f.agent.AutoPause(c.ID)
 	if err := f.svc.HandleHostEvent(ctx, HostEvent{HostID: "h1", SandboxID: c.ID, Type: "paused", Reason: "timeout", At: time.Now()}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := f.svc.Get(ctx, team, c.ID)
+	if row, _ := f.store.GetCapsule(ctx, c.ID); row.PausedMemory {
+		t.Error("an auto-pause without memory recorded paused_memory true")
+	}
 	if err != nil || got.Status != nestbox.StatusPaused || got.PausedAt == nil {
 		t.Fatalf("after the paused event: %s (paused at %v), %v; want paused", got.Status, got.PausedAt, err)
 	}
