@@ -256,7 +256,8 @@ func (s *Service) runResume(ctx context.Context, c store.Capsule, host Host, tim
 // host: for every request routed to a capsule (the API's exec, files, PTY
 // and port proxy, E2B's sandbox traffic and connect). A paused capsule
 // created with auto-resume is resumed, and a starting, pausing or
-// resuming one waited for, at most Config.AutoResumeWait (and ctx); a
+// resuming one waited for (a pausing one without auto-resume then gets
+// ErrPaused), at most Config.AutoResumeWait (and ctx); a
 // paused one without auto-resume is ErrPaused (with errdefs.ErrConflict),
 // any other status errdefs.ErrConflict, an unknown ID errdefs.ErrNotFound.
 func (s *Service) EnsureRunning(ctx context.Context, id string) (store.Capsule, Host, error) {
@@ -297,7 +298,8 @@ func (s *Service) ensureRunning(ctx context.Context, c store.Capsule) (store.Cap
 			if c, err = s.resume(wctx, c, ResumeOptions{}); err != nil && !errors.Is(err, errdefs.ErrConflict) {
 				return c, Host{}, err
 			}
-		case !capsulestate.Transient(c.Status):
+		case !capsulestate.Transient(c.Status) || c.Status == nestbox.StatusStopping:
+			// A stopping capsule will not run again: no point waiting.
 			return c, Host{}, errdefs.Conflict("capsule %s is %s, not running", c.ID, c.Status)
 		}
 		if wctx.Err() != nil {

@@ -378,3 +378,38 @@ func TestHostMissing(t *testing.T) {
 		}
 	}
 }
+
+// TestEnsureRunningDuringPause: a request routed to a capsule with
+// auto-resume while it pauses waits for the pause, resumes it, and gets
+// it running.
+func TestEnsureRunningDuringPause(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	c := f.running(t, nestbox.CreateCapsuleRequest{AutoResume: true})
+	release := f.agent.HoldPauses()
+	if _, err := f.svc.Pause(ctx, team, c.ID, PauseOptions{Memory: true}); err != nil {
+		t.Fatal(err)
+	}
+	type result struct {
+		st  nestbox.Status
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		got, _, err := f.svc.EnsureRunning(ctx, c.ID)
+		done <- result{got.Status, err}
+	}()
+	release()
+	select {
+	case r := <-done:
+		if r.err != nil || r.st != nestbox.StatusRunning {
+			t.Fatalf("EnsureRunning during a pause = %s, %v; want running", r.st, r.err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("EnsureRunning during a pause did not return")
+	}
+	want := []nestbox.Status{nestbox.StatusStarting, nestbox.StatusRunning, nestbox.StatusPausing, nestbox.StatusPaused, nestbox.StatusResuming, nestbox.StatusRunning}
+	if got := statuses(t, f.store, c.ID); !slices.Equal(got, want) {
+		t.Errorf("history %v, want %v", got, want)
+	}
+}
