@@ -23,13 +23,13 @@ func capsuleExec(ctx context.Context, args []string, stdio IO) error {
 	var (
 		user, cwd string
 		env       = pairsFlag{}
-		timeout   time.Duration
+		timeout   timeoutFlag
 		jsonOut   bool
 	)
 	c.fs.StringVar(&user, "user", "", "run as this user (default user)")
 	c.fs.StringVar(&cwd, "cwd", "", "working directory (default: the user's home)")
 	c.fs.Var(env, "env", "environment variable `KEY=VALUE` (repeatable)")
-	c.fs.DurationVar(&timeout, "timeout", 0, "kill the command after this long (default: the server's)")
+	c.fs.Var(&timeout, "timeout", "kill the command after this `duration`, e.g. 90s (default: none, or 60s with --json; 0 is refused)")
 	c.fs.BoolVar(&jsonOut, "json", false, "collect the output and print the result as JSON at the end")
 	id, cmd, err := parseExecArgs(c, args)
 	if err != nil {
@@ -42,7 +42,7 @@ func capsuleExec(ctx context.Context, args []string, stdio IO) error {
 	h := client.Capsule(id)
 	opts := []nestbox.ExecOption{nestbox.WithCwd(cwd), nestbox.WithUser(user), nestbox.WithEnv(env)}
 	if timeout > 0 {
-		opts = append(opts, nestbox.WithTimeout(timeout))
+		opts = append(opts, nestbox.WithTimeout(time.Duration(timeout)))
 	}
 	passStdin := stdio.Term == nil
 

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -120,12 +121,13 @@ func (f *fakeServer) create(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.created = append(f.created, req)
+	// Defaults are resolved as the control plane does: at once, but the
+	// disk only when the capsule starts (the host picks it).
+	expires := time.Now().Add(time.Duration(cmp.Or(req.TimeoutSeconds, 300)) * time.Second)
 	c := &nestbox.Capsule{
-		ID: fmt.Sprintf("cap%d", len(f.created)), Template: req.Template, Status: nestbox.StatusStarting,
-		Metadata: req.Metadata, CreatedAt: time.Now(),
-	}
-	if c.Template == "" {
-		c.Template = "base"
+		ID: fmt.Sprintf("cap%d", len(f.created)), Template: cmp.Or(req.Template, "base"), Status: nestbox.StatusStarting,
+		VCPUs: cmp.Or(req.VCPUs, 1), MemoryMB: cmp.Or(req.MemoryMB, 512), DiskMB: req.DiskMB,
+		Metadata: req.Metadata, CreatedAt: time.Now(), ExpiresAt: &expires,
 	}
 	f.capsules = append(f.capsules, c)
 	fakeJSON(w, http.StatusAccepted, c)
@@ -177,6 +179,7 @@ func (f *fakeServer) get(w http.ResponseWriter, r *http.Request) {
 		switch c.Status {
 		case nestbox.StatusStarting:
 			c.Status = nestbox.StatusRunning
+			c.DiskMB = cmp.Or(c.DiskMB, 5120)
 			if c.Template == "broken" {
 				c.Status, c.Error = nestbox.StatusError, "template broken has no init"
 			}
