@@ -246,6 +246,10 @@ func (f *fakeServer) exec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.execReqs = append(f.execReqs, req)
+	if req.Cmd[0] == "nosuchprog" {
+		fakeJSON(w, http.StatusOK, nestbox.ExecResult{ExitCode: 127, Error: `start process "nosuchprog": executable file not found in $PATH`})
+		return
+	}
 	out, errOut, code := runFake(req.Cmd, req.Stdin)
 	fakeJSON(w, http.StatusOK, nestbox.ExecResult{Pid: 10, ExitCode: code, Stdout: out, Stderr: errOut})
 }
@@ -285,6 +289,14 @@ func (f *fakeServer) execStream(w http.ResponseWriter, r *http.Request) {
 	exit := func(code int, reason string) {
 		send(nestbox.StreamMessage{Type: "exit", ExitCode: code, Error: reason})
 		conn.Close(websocket.StatusNormalClosure, "")
+	}
+	// As the control plane answers a program that cannot start.
+	for prog, code := range map[string]string{"nosuchprog": "not_found", "/etc/passwd": "permission_denied"} {
+		if req.Cmd[0] == prog {
+			send(nestbox.StreamMessage{Type: "error", Code: code, Error: `start process "` + prog + `": cannot`})
+			conn.Close(websocket.StatusNormalClosure, "")
+			return
+		}
 	}
 	send(nestbox.StreamMessage{Type: "started", Pid: 10})
 	var stdin bytes.Buffer
