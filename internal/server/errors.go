@@ -86,6 +86,5 @@ func jsonError(err error) error {
 	return errdefs.Invalid("invalid body: %v", err)
 }
 
-
 // statusOf is the HTTP status writeError would answer err with.
 func statusOf(err error) int { return errdefs.HTTPStatus(errdefs.FromConnect(err)) }
