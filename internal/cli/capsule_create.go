@@ -92,18 +92,19 @@ func capsuleCreate(ctx context.Context, args []string, stdio IO) error {
 	return err
 }
 
-// resources says what a capsule was given, e.g. "1 vCPU, 512 MiB memory,
-// 5120 MiB disk".
+// resources says what a capsule was given, e.g. "1 vCPU, 512.0 MiB
+// memory, 5.0 GiB disk": sizes as `capsule metrics` prints its totals,
+// which are the same numbers.
 func resources(cp nestbox.Capsule) string {
 	disk := "the host's default disk (set when it starts)"
 	if cp.DiskMB > 0 {
-		disk = fmt.Sprintf("%d MiB disk", cp.DiskMB)
+		disk = bytesIEC(uint64(cp.DiskMB)<<20) + " disk"
 	}
 	cpus := "vCPUs"
 	if cp.VCPUs == 1 {
 		cpus = "vCPU"
 	}
-	return fmt.Sprintf("%d %s, %d MiB memory, %s", cp.VCPUs, cpus, cp.MemoryMB, disk)
+	return fmt.Sprintf("%d %s, %s memory, %s", cp.VCPUs, cpus, bytesIEC(uint64(max(cp.MemoryMB, 0))<<20), disk)
 }
 
 // lifetime says when a capsule ends, e.g. "destroyed at 10:23:53 (in 5m)".

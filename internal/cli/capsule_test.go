@@ -233,7 +233,7 @@ func TestCreateSaysWhatWasUsed(t *testing.T) {
 	if res.stdout != "cap1\n" {
 		t.Errorf("stdout %q, want the ID alone", res.stdout)
 	}
-	for _, want := range []string{"cap1: base, 1 vCPU, 2048 MiB memory, 10240 MiB disk", "destroyed at", "(in 1m30s)"} {
+	for _, want := range []string{"cap1: base, 1 vCPU, 2.0 GiB memory, 10.0 GiB disk", "destroyed at", "(in 1m30s)"} {
 		if !strings.Contains(res.stderr, want) {
 			t.Errorf("stderr %q does not say %q", res.stderr, want)
 		}
@@ -244,10 +244,37 @@ func TestCreateSaysWhatWasUsed(t *testing.T) {
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
-	if want := "cap2: base, 1 vCPU, 512 MiB memory, 5120 MiB disk, destroyed at"; !strings.Contains(res.stderr, want) || !strings.Contains(res.stderr, "(in 5m0s)") {
+	if want := "cap2: base, 1 vCPU, 512.0 MiB memory, 5.0 GiB disk, destroyed at"; !strings.Contains(res.stderr, want) || !strings.Contains(res.stderr, "(in 5m0s)") {
 		t.Errorf("stderr %q, want %q ... (in 5m0s)", res.stderr, want)
 	}
 	if g := f.created[1]; g.VCPUs != 0 || g.MemoryMB != 0 || g.DiskMB != 0 || g.TimeoutSeconds != 0 {
 		t.Errorf("flags left out were sent as %+v, want zero (the server's defaults)", g)
+	}
+}
+
+// TestSizesAgree: get, ls --json and metrics show a capsule's disk and
+// memory as the same numbers (the platform reports the capsule's recorded
+// sizes as the metrics' totals).
+func TestSizesAgree(t *testing.T) {
+	f := newFakeServer(t)
+	res := f.run(t, Capsule, "", "create")
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	get := f.run(t, Capsule, "", "get", "cap1")
+	metrics := f.run(t, Capsule, "", "metrics", "cap1")
+	ls := f.run(t, Capsule, "", "ls", "--json")
+	if get.err != nil || metrics.err != nil || ls.err != nil {
+		t.Fatal(get.err, metrics.err, ls.err)
+	}
+	if !strings.Contains(get.stdout, "512.0 MiB memory, 5.0 GiB disk") || strings.Contains(get.stdout, "0 MiB disk") {
+		t.Errorf("get:\n%s", get.stdout)
+	}
+	if !strings.Contains(metrics.stdout, "/ 5.0 GiB") || !strings.Contains(metrics.stdout, "/ 512.0 MiB") {
+		t.Errorf("metrics:\n%s", metrics.stdout)
+	}
+	var list nestbox.CapsuleList
+	if err := json.Unmarshal([]byte(ls.stdout), &list); err != nil || len(list.Capsules) != 1 || list.Capsules[0].DiskMB != 5120 {
+		t.Errorf("ls --json: %s, %v", ls.stdout, err)
 	}
 }

@@ -80,7 +80,7 @@ func (f *fakeServer) addCapsule(id string, metadata map[string]string) {
 	created := time.Now().Add(-3 * time.Minute)
 	expires := time.Now().Add(2 * time.Minute)
 	f.capsules = append(f.capsules, &nestbox.Capsule{
-		ID: id, Template: "base", Status: nestbox.StatusRunning, VCPUs: 1, MemoryMB: 512,
+		ID: id, Template: "base", Status: nestbox.StatusRunning, VCPUs: 1, MemoryMB: 512, DiskMB: 5120,
 		Metadata: metadata, Internet: true, CreatedAt: created, ExpiresAt: &expires,
 	})
 }
@@ -216,7 +216,9 @@ func (f *fakeServer) metrics(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if c := f.capsule(w, r); c != nil {
-		fakeJSON(w, http.StatusOK, nestbox.Metrics{CPUUsedPct: 12.5, CPUCount: 2, MemoryUsedBytes: 100 << 20, MemoryTotalBytes: 512 << 20})
+		// The totals are the capsule's sizes, as the platform reports them.
+		fakeJSON(w, http.StatusOK, nestbox.Metrics{CPUUsedPct: 12.5, CPUCount: 2, MemoryUsedBytes: 100 << 20, MemoryTotalBytes: uint64(c.MemoryMB) << 20,
+			DiskUsedBytes: 48 << 10, DiskTotalBytes: uint64(c.DiskMB) << 20})
 	}
 }
 

@@ -156,10 +156,13 @@ type StatusUpdate struct {
 	Reason      string // recorded in the event; also Capsule.Error when To is StatusError
 	HostID      string
 	EnvdVersion string
-	StartedAt   time.Time
-	ExpiresAt   time.Time
-	StoppedAt   time.Time
-	At          time.Time // when it happened; zero means now
+	// DiskMB is the disk size the host gave the capsule (its default
+	// resolved), set when it starts.
+	DiskMB    int
+	StartedAt time.Time
+	ExpiresAt time.Time
+	StoppedAt time.Time
+	At        time.Time // when it happened; zero means now
 }
 
 // Quota is what a team may hold at once in live capsules: how many, their
