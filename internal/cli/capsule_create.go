@@ -12,7 +12,8 @@ import (
 // capsuleCreate is `nestbox capsule create`: it prints the new capsule's
 // ID (or, with --json, the capsule) once it runs.
 func capsuleCreate(ctx context.Context, args []string, stdio IO) error {
-	c := newCommand(stdio, "capsule create", "[flags]", "Create a capsule, wait until it runs and print its ID.")
+	c := newCommand(stdio, "capsule create", "[flags]", "Create a capsule, wait until it runs and print its ID. Stderr says what it got: template,\n"+
+		"vCPUs, memory, disk (defaults resolved) and when it will be destroyed.")
 	var (
 		req             nestbox.CreateCapsuleRequest
 		vcpus           countFlag
