@@ -290,6 +290,7 @@ type CapsuleEvent struct {
 	// The history (GET /v1/capsules/{id}/events) leaves them out.
 	HostID      string     `json:"host_id,omitempty"`
 	EnvdVersion string     `json:"envd_version,omitempty"`
+	DiskMB      int        `json:"disk_mb,omitempty"`
 	StartedAt   *time.Time `json:"started_at,omitempty"`
 	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
 	StoppedAt   *time.Time `json:"stopped_at,omitempty"`

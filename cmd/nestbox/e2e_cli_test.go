@@ -5,12 +5,15 @@ import (
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -114,6 +117,30 @@ func TestEndToEndCLI(t *testing.T) {
 
 	if m := must("capsule", "metrics", id, "--json"); !strings.Contains(m, "memory_total_bytes") {
 		t.Fatalf("capsule metrics --json: %s", m)
+	}
+
+	// Issue 10's input a user gets wrong. One source of sizes: the disk
+	// the host gave the capsule is recorded, and metrics report it.
+	var m nestbox.Metrics
+	if err := json.Unmarshal([]byte(must("capsule", "metrics", id, "--json")), &m); err != nil || c.DiskMB <= 0 || m.DiskTotalBytes != uint64(c.DiskMB)<<20 {
+		t.Errorf("capsule get says disk_mb %d, metrics disk_total_bytes %d (%v); want the same size", c.DiskMB, m.DiskTotalBytes, err)
+	}
+	// More vCPUs than the host's cores: refused, naming them.
+	_, errOut, code = run(nil, "capsule", "create", "--vcpus", strconv.Itoa(runtime.NumCPU()+1))
+	if code != 1 || !strings.Contains(errOut, fmt.Sprintf("host's %d cores", runtime.NumCPU())) {
+		t.Errorf("create with more vCPUs than cores: exit %d, %q", code, errOut)
+	}
+	// A missing program, a file that is not executable: as in a shell.
+	for prog, want := range map[string]int{"nosuchprog": 127, "/etc/passwd": 126} {
+		_, errOut, code = run(nil, "capsule", "exec", id, "--", prog)
+		if code != want || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || strings.Count(errOut, "start process") != 1 {
+			t.Errorf("exec %s: exit %d, stderr %q; want %d and one line", prog, code, errOut, want)
+		}
+	}
+	// A global flag before the group is taken (a wrong key proves it).
+	_, errOut, code = run(nil, "--api-key", "nbx_"+strings.Repeat("0", 40), "capsule", "ls")
+	if code != 1 || !strings.Contains(errOut, "unauthenticated") {
+		t.Errorf("--api-key before the group: exit %d, %q", code, errOut)
 	}
 	if tl := must("template", "ls"); !strings.Contains(tl, "base") || !strings.Contains(tl, "minimal") {
 		t.Fatalf("template ls:\n%s", tl)

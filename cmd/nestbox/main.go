@@ -40,6 +40,10 @@ type command struct {
 	run           func(ctx context.Context, args []string, stdout, stderr io.Writer) error
 }
 
+// clientCommands are the commands that take cli.GlobalFlags before their
+// name.
+var clientCommands = map[string]bool{"capsule": true, "key": true, "template": true}
+
 var commands = []command{
 	{"up", "run the whole platform on this machine (control plane + host agent)", runUp},
 	{"server", "run the control plane alone, in front of a host agent", runServer},
@@ -59,30 +63,50 @@ func clientCommand(fn func(ctx context.Context, args []string, io cli.IO) error)
 }
 
 func usage(w io.Writer) {
-	fmt.Fprintf(w, "Usage: nestbox <command> [flags]\n\nCommands:\n")
+	fmt.Fprintf(w, "Usage: nestbox [global flags] <command> [flags]\n\nCommands:\n")
 	for _, c := range commands {
 		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
+	fmt.Fprintf(w, "\nGlobal flags, before or after the command (capsule, key, template):\n")
+	fmt.Fprintf(w, "  --url URL       control plane URL (env NESTBOX_URL)\n")
+	fmt.Fprintf(w, "  --api-key KEY   API key (env NESTBOX_API_KEY)\n")
 	fmt.Fprintf(w, "\nRun 'nestbox <command> --help' for a command's flags.\n")
 }
 
 // run dispatches to a subcommand. --help prints the commands to stdout and
 // returns flag.ErrHelp.
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	global, args, err := cli.SplitGlobal(args)
+	if err != nil {
+		usage(stderr)
+		return err
+	}
+	if len(global) > 0 && len(args) > 0 && !clientCommands[args[0]] && !isHelp(args[0]) {
+		usage(stderr)
+		return fmt.Errorf("%s is a flag of the client commands (capsule, key, template), not of %q", global[0], args[0])
+	}
 	if len(args) == 0 {
 		usage(stderr)
 		return errors.New("no command given")
 	}
-	switch args[0] {
-	case "-h", "-help", "--help", "help":
+	if isHelp(args[0]) {
 		usage(stdout)
 		return flag.ErrHelp
 	}
 	for _, c := range commands {
 		if c.name == args[0] {
-			return c.run(ctx, args[1:], stdout, stderr)
+			// The client verbs read the global flags in front of theirs.
+			return c.run(ctx, append(global, args[1:]...), stdout, stderr)
 		}
 	}
 	usage(stderr)
 	return fmt.Errorf("unknown command %q", args[0])
+}
+
+func isHelp(arg string) bool {
+	switch arg {
+	case "-h", "-help", "--help", "help":
+		return true
+	}
+	return false
 }

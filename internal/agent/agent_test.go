@@ -82,6 +82,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	if mm := m.Msg.Metrics; mm.MemoryUsedBytes == 0 || mm.MemoryTotalBytes != 256<<20 || mm.DiskTotalBytes == 0 ||
+		mm.DiskTotalBytes != uint64(got.Msg.Sandbox.Config.GetDiskBytes()) || // the size the control plane records
 		mm.DiskUsedBytes < 8<<20 || mm.CpuCount != 2 || mm.CpuUsedPct < 0 || mm.CpuUsedPct > 100 {
 		t.Errorf("metrics: %v", mm)
 	}

@@ -56,7 +56,10 @@ func (a *Agent) metrics(ctx context.Context, id string) (*agentpb.SandboxMetrics
 		if err := unix.Statfs(sb.layer.UpperMount, &fs); err != nil {
 			return nil, fmt.Errorf("metrics of sandbox %s: disk: %w", id, err)
 		}
-		m.DiskTotalBytes = fs.Blocks * uint64(fs.Bsize)
+		// The total is the layer's size, as the memory total is the limit:
+		// the size the capsule records (disk_mb), so that its answers agree.
+		// The file system in the layer holds a little less (its metadata).
+		m.DiskTotalBytes = uint64(max(sb.cfg.DiskBytes, 0))
 		m.DiskUsedBytes = (fs.Blocks - fs.Bfree) * uint64(fs.Bsize)
 	}
 	return m, nil

@@ -12,10 +12,13 @@ import (
 // capsuleCreate is `nestbox capsule create`: it prints the new capsule's
 // ID (or, with --json, the capsule) once it runs.
 func capsuleCreate(ctx context.Context, args []string, stdio IO) error {
-	c := newCommand(stdio, "capsule create", "[flags]", "Create a capsule, wait until it runs and print its ID.")
+	c := newCommand(stdio, "capsule create", "[flags]", "Create a capsule, wait until it runs and print its ID. Stderr says what it got: template,\n"+
+		"vCPUs, memory, disk (defaults resolved) and when it will be destroyed.")
 	var (
 		req             nestbox.CreateCapsuleRequest
-		timeout         time.Duration
+		vcpus           countFlag
+		memory, disk    mibFlag
+		timeout         timeoutFlag
 		env             = pairsFlag{}
 		metadata        = pairsFlag{}
 		allowOut        listFlag
@@ -25,10 +28,10 @@ func capsuleCreate(ctx context.Context, args []string, stdio IO) error {
 		noWait, jsonOut bool
 	)
 	c.fs.StringVar(&req.Template, "template", "", "template to start from (default base)")
-	c.fs.IntVar(&req.VCPUs, "vcpus", 0, "virtual CPUs (default 1)")
-	c.fs.IntVar(&req.MemoryMB, "memory", 0, "memory in MiB (default 512)")
-	c.fs.IntVar(&req.DiskMB, "disk", 0, "writable disk in MiB (default: the host's)")
-	c.fs.DurationVar(&timeout, "timeout", 0, "destroy the capsule after this long, e.g. 30m (default 5m)")
+	c.fs.Var(&vcpus, "vcpus", "virtual `CPUs`, at most the host's cores (default 1)")
+	c.fs.Var(&memory, "memory", "memory `size`: MiB, or with Mi, Gi (e.g. 512, 2Gi) (default 512 MiB)")
+	c.fs.Var(&disk, "disk", "writable disk `size`: MiB, or with Mi, Gi, Ti (default: the host's, 5Gi unless its operator set another)")
+	c.fs.Var(&timeout, "timeout", "destroy the capsule after this `duration`, e.g. 90s, 30m (default 5m; 0 is refused)")
 	c.fs.Var(env, "env", "environment variable `KEY=VALUE` of the capsule's processes (repeatable)")
 	c.fs.Var(metadata, "metadata", "metadata `KEY=VALUE` to find the capsule by (repeatable)")
 	c.fs.BoolVar(&noInternet, "no-internet", false, "block outbound traffic except --allow-out")
@@ -40,10 +43,8 @@ func capsuleCreate(ctx context.Context, args []string, stdio IO) error {
 	if _, err := c.parse(args, 0, 0); err != nil {
 		return err
 	}
-	if timeout < 0 {
-		return c.usageError("--timeout must be positive")
-	}
-	req.TimeoutSeconds = int((timeout + time.Second - 1) / time.Second)
+	req.VCPUs, req.MemoryMB, req.DiskMB = int(vcpus), int(memory), int(disk)
+	req.TimeoutSeconds = timeout.seconds()
 	if len(env) > 0 {
 		req.EnvVars = env
 	}
@@ -83,8 +84,36 @@ func capsuleCreate(ctx context.Context, args []string, stdio IO) error {
 	if jsonOut {
 		return printJSON(stdio.Stdout, cp)
 	}
+	if !noWait {
+		// What the server made of the request, defaults resolved: the ID
+		// alone goes to stdout, for scripts.
+		fmt.Fprintf(stdio.Stderr, "capsule %s: %s, %s, %s\n", cp.ID, cp.Template, resources(cp), lifetime(cp, time.Now()))
+	}
 	_, err = fmt.Fprintln(stdio.Stdout, cp.ID)
 	return err
+}
+
+// resources says what a capsule was given, e.g. "1 vCPU, 512.0 MiB
+// memory, 5.0 GiB disk": sizes as `capsule metrics` prints its totals,
+// which are the same numbers.
+func resources(cp nestbox.Capsule) string {
+	disk := "the host's default disk (set when it starts)"
+	if cp.DiskMB > 0 {
+		disk = bytesIEC(uint64(cp.DiskMB)<<20) + " disk"
+	}
+	cpus := "vCPUs"
+	if cp.VCPUs == 1 {
+		cpus = "vCPU"
+	}
+	return fmt.Sprintf("%d %s, %s memory, %s", cp.VCPUs, cpus, bytesIEC(uint64(max(cp.MemoryMB, 0))<<20), disk)
+}
+
+// lifetime says when a capsule ends, e.g. "destroyed at 10:23:53 (in 5m)".
+func lifetime(cp nestbox.Capsule, now time.Time) string {
+	if cp.ExpiresAt == nil || cp.ExpiresAt.IsZero() {
+		return "no end of life reported"
+	}
+	return fmt.Sprintf("destroyed at %s (in %s)", cp.ExpiresAt.Local().Format(time.TimeOnly), cp.ExpiresAt.Sub(now).Round(time.Second))
 }
 
 // waitRunning waits for a new capsule, showing progress on a terminal.

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -23,13 +24,13 @@ func capsuleExec(ctx context.Context, args []string, stdio IO) error {
 	var (
 		user, cwd string
 		env       = pairsFlag{}
-		timeout   time.Duration
+		timeout   timeoutFlag
 		jsonOut   bool
 	)
 	c.fs.StringVar(&user, "user", "", "run as this user (default user)")
 	c.fs.StringVar(&cwd, "cwd", "", "working directory (default: the user's home)")
 	c.fs.Var(env, "env", "environment variable `KEY=VALUE` (repeatable)")
-	c.fs.DurationVar(&timeout, "timeout", 0, "kill the command after this long (default: the server's)")
+	c.fs.Var(&timeout, "timeout", "kill the command after this `duration`, e.g. 90s (default: none, or 60s with --json; 0 is refused)")
 	c.fs.BoolVar(&jsonOut, "json", false, "collect the output and print the result as JSON at the end")
 	id, cmd, err := parseExecArgs(c, args)
 	if err != nil {
@@ -42,7 +43,7 @@ func capsuleExec(ctx context.Context, args []string, stdio IO) error {
 	h := client.Capsule(id)
 	opts := []nestbox.ExecOption{nestbox.WithCwd(cwd), nestbox.WithUser(user), nestbox.WithEnv(env)}
 	if timeout > 0 {
-		opts = append(opts, nestbox.WithTimeout(timeout))
+		opts = append(opts, nestbox.WithTimeout(time.Duration(timeout)))
 	}
 	passStdin := stdio.Term == nil
 
@@ -58,6 +59,11 @@ func capsuleExec(ctx context.Context, args []string, stdio IO) error {
 		if err != nil {
 			return err
 		}
+		if res.ExitCode == exitNotFound || res.ExitCode == exitNotExecutable {
+			if res.Pid == 0 && res.Error != "" {
+				fmt.Fprintf(stdio.Stderr, "nestbox: %s\n", res.Error)
+			}
+		}
 		if err := printJSON(stdio.Stdout, res); err != nil {
 			return err
 		}
@@ -68,6 +74,10 @@ func capsuleExec(ctx context.Context, args []string, stdio IO) error {
 	streamCtx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancel()
 	p, err := h.ExecStream(streamCtx, nestbox.NewExecRequest(cmd, opts...), nestbox.WithOutput(stdio.Stdout, stdio.Stderr))
+	if code, msg, ok := cannotStart(err); ok {
+		fmt.Fprintf(stdio.Stderr, "nestbox: %s\n", msg)
+		return exitError(code)
+	}
 	if err != nil {
 		return err
 	}
@@ -137,4 +147,28 @@ func parseExecArgs(c *command, args []string) (id string, cmd []string, err erro
 		return "", nil, c.usageError("want a capsule ID and a command")
 	}
 	return rest[0], rest[1:], nil
+}
+
+// Exit codes of a command that could not start, as POSIX shells give them.
+const (
+	exitNotFound      = 127
+	exitNotExecutable = 126
+)
+
+// cannotStart returns the shell's exit code and the message of an exec
+// stream whose program is missing (127) or cannot be executed (126): the
+// stream's error before "started" (an APIError of no HTTP status, the
+// HTTP ones being the capsule's) says not_found or permission_denied.
+func cannotStart(err error) (code int, msg string, ok bool) {
+	var ae *nestbox.APIError
+	if !errors.As(err, &ae) || ae.StatusCode != 0 {
+		return 0, "", false
+	}
+	switch ae.Code {
+	case "not_found":
+		return exitNotFound, ae.Message, true
+	case "permission_denied":
+		return exitNotExecutable, ae.Message, true
+	}
+	return 0, "", false
 }

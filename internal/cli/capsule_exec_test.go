@@ -264,3 +264,33 @@ func TestShellWithoutTerminal(t *testing.T) {
 		t.Errorf("pty query %q, want the default size", f.ptyQueries[0])
 	}
 }
+
+// TestExecCannotStart: a program that is missing or not executable exits
+// as in a shell, 127 or 126, with one line on stderr; a missing capsule
+// stays an error (exit 1).
+func TestExecCannotStart(t *testing.T) {
+	f := newFakeServer(t)
+	f.addCapsule("c1", nil)
+	for _, tc := range []struct {
+		args []string
+		code int
+	}{
+		{[]string{"exec", "c1", "--", "nosuchprog"}, 127},
+		{[]string{"exec", "c1", "--", "/etc/passwd"}, 126},
+		{[]string{"exec", "--json", "c1", "--", "nosuchprog"}, 127},
+	} {
+		res := f.run(t, Capsule, "", tc.args...)
+		var exit *ExitError
+		if !errors.As(res.err, &exit) || exit.Code != tc.code {
+			t.Errorf("%q: err %v, want exit %d", tc.args, res.err, tc.code)
+		}
+		if lines := strings.Split(strings.TrimSuffix(res.stderr, "\n"), "\n"); len(lines) != 1 || strings.Count(res.stderr, "start process") != 1 {
+			t.Errorf("%q: stderr %q, want one line naming the operation once", tc.args, res.stderr)
+		}
+	}
+	res := f.run(t, Capsule, "", "exec", "nope", "--", "nosuchprog")
+	var exit *ExitError
+	if res.err == nil || errors.As(res.err, &exit) {
+		t.Errorf("exec in a missing capsule: %v, want an error, not an exit code", res.err)
+	}
+}

@@ -2,7 +2,6 @@ package cli
 
 import (
 	"context"
-	"fmt"
 	"strings"
 	"time"
 
@@ -33,7 +32,7 @@ func printCapsule(stdio IO, cp nestbox.Capsule, now time.Time) error {
 		t.row("Error:", cp.Error)
 	}
 	t.row("Template:", cp.Template)
-	t.row("Resources:", fmt.Sprintf("%d vCPU, %d MiB memory, %d MiB disk", cp.VCPUs, cp.MemoryMB, cp.DiskMB))
+	t.row("Resources:", resources(cp))
 	t.row("Internet:", net)
 	t.row("Metadata:", pairs(cp.Metadata))
 	t.row("Created:", timestamp(&cp.CreatedAt, now))

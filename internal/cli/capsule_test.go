@@ -189,3 +189,92 @@ func TestGetRemoveLogsMetrics(t *testing.T) {
 		}
 	}
 }
+
+// TestCreateRefusesZeroAndBadValues: a flag given as 0, which the API
+// would take for "the default", is refused before anything is sent, and
+// so is a value the server would misread.
+func TestCreateRefusesZeroAndBadValues(t *testing.T) {
+	f := newFakeServer(t)
+	for _, tc := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--timeout", "0"}, "0 does not mean"},
+		{[]string{"--timeout", "300"}, "give a unit, e.g. 300s"},
+		{[]string{"--timeout", "-1m"}, "positive"},
+		{[]string{"--vcpus", "0"}, "at least 1"},
+		{[]string{"--vcpus", "-3"}, "at least 1"},
+		{[]string{"--memory", "0"}, "at least 1 MiB"},
+		{[]string{"--memory", "1.5Gi"}, "whole number"},
+		{[]string{"--disk", "0"}, "at least 1 MiB"},
+	} {
+		res := f.run(t, Capsule, "", append([]string{"create"}, tc.args...)...)
+		if res.err == nil || !strings.Contains(res.err.Error(), tc.want) || !strings.Contains(res.err.Error(), tc.args[0][1:]) {
+			t.Errorf("create %q: err %v, want one naming %s and saying %q", tc.args, res.err, tc.args[0], tc.want)
+		}
+	}
+	if len(f.created) != 0 {
+		t.Errorf("refused flags still sent %d creates", len(f.created))
+	}
+}
+
+// TestCreateSaysWhatWasUsed: sizes with units reach the API in MiB, and
+// create says on stderr what the server resolved (defaults included),
+// while stdout stays the ID alone.
+func TestCreateSaysWhatWasUsed(t *testing.T) {
+	f := newFakeServer(t)
+	res := f.run(t, Capsule, "", "create", "--memory", "2Gi", "--disk", "10Gi", "--timeout", "90s")
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if got := f.created[0]; got.MemoryMB != 2048 || got.DiskMB != 10240 || got.TimeoutSeconds != 90 {
+		t.Errorf("server got %+v, want 2048 MiB memory, 10240 MiB disk, 90 s", got)
+	}
+	if res.stdout != "cap1\n" {
+		t.Errorf("stdout %q, want the ID alone", res.stdout)
+	}
+	for _, want := range []string{"cap1: base, 1 vCPU, 2.0 GiB memory, 10.0 GiB disk", "destroyed at", "(in 1m30s)"} {
+		if !strings.Contains(res.stderr, want) {
+			t.Errorf("stderr %q does not say %q", res.stderr, want)
+		}
+	}
+
+	// Nothing given: the server's defaults, and the disk the host chose.
+	res = f.run(t, Capsule, "", "create")
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	if want := "cap2: base, 1 vCPU, 512.0 MiB memory, 5.0 GiB disk, destroyed at"; !strings.Contains(res.stderr, want) || !strings.Contains(res.stderr, "(in 5m0s)") {
+		t.Errorf("stderr %q, want %q ... (in 5m0s)", res.stderr, want)
+	}
+	if g := f.created[1]; g.VCPUs != 0 || g.MemoryMB != 0 || g.DiskMB != 0 || g.TimeoutSeconds != 0 {
+		t.Errorf("flags left out were sent as %+v, want zero (the server's defaults)", g)
+	}
+}
+
+// TestSizesAgree: get, ls --json and metrics show a capsule's disk and
+// memory as the same numbers (the platform reports the capsule's recorded
+// sizes as the metrics' totals).
+func TestSizesAgree(t *testing.T) {
+	f := newFakeServer(t)
+	res := f.run(t, Capsule, "", "create")
+	if res.err != nil {
+		t.Fatal(res.err)
+	}
+	get := f.run(t, Capsule, "", "get", "cap1")
+	metrics := f.run(t, Capsule, "", "metrics", "cap1")
+	ls := f.run(t, Capsule, "", "ls", "--json")
+	if get.err != nil || metrics.err != nil || ls.err != nil {
+		t.Fatal(get.err, metrics.err, ls.err)
+	}
+	if !strings.Contains(get.stdout, "512.0 MiB memory, 5.0 GiB disk") || strings.Contains(get.stdout, "0 MiB disk") {
+		t.Errorf("get:\n%s", get.stdout)
+	}
+	if !strings.Contains(metrics.stdout, "/ 5.0 GiB") || !strings.Contains(metrics.stdout, "/ 512.0 MiB") {
+		t.Errorf("metrics:\n%s", metrics.stdout)
+	}
+	var list nestbox.CapsuleList
+	if err := json.Unmarshal([]byte(ls.stdout), &list); err != nil || len(list.Capsules) != 1 || list.Capsules[0].DiskMB != 5120 {
+		t.Errorf("ls --json: %s, %v", ls.stdout, err)
+	}
+}

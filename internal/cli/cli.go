@@ -28,6 +28,10 @@ type IO struct {
 	StderrIsTerminal bool
 	// Getenv reads an environment variable; nil means os.Getenv.
 	Getenv func(key string) string
+	// URL and APIKey are the connection given by global flags before the
+	// verb (see GlobalFlags); a verb's own --url and --api-key win, and
+	// empty means the environment, then the credentials file.
+	URL, APIKey string
 }
 
 func (s IO) getenv(key string) string {
@@ -123,6 +127,11 @@ func Template(ctx context.Context, args []string, stdio IO) error {
 // dispatch runs the verb named by args[0]. Help goes to Stdout and
 // returns flag.ErrHelp.
 func dispatch(ctx context.Context, group string, verbs []verb, args []string, stdio IO) error {
+	args, stdio, err := withGlobal(args, stdio)
+	if err != nil {
+		groupUsage(stdio.Stderr, group, verbs)
+		return fmt.Errorf("%s: %w", group, err)
+	}
 	if len(args) == 0 {
 		groupUsage(stdio.Stderr, group, verbs)
 		return fmt.Errorf("%s: no command given", group)
@@ -143,6 +152,7 @@ func dispatch(ctx context.Context, group string, verbs []verb, args []string, st
 
 func groupUsage(w io.Writer, group string, verbs []verb) {
 	fmt.Fprintf(w, "Usage: nestbox %s <command> [flags]\n\nCommands:\n", group)
+	defer fmt.Fprintf(w, "The flags --url and --api-key may also come before the command: nestbox %s %s <command>.\n", GlobalUsage, group)
 	for _, v := range verbs {
 		fmt.Fprintf(w, "  %-8s %s\n", v.name, v.summary)
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -83,7 +84,7 @@ func (f *fakeServer) addCapsule(id string, metadata map[string]string) {
 	created := time.Now().Add(-3 * time.Minute)
 	expires := time.Now().Add(2 * time.Minute)
 	f.capsules = append(f.capsules, &nestbox.Capsule{
-		ID: id, Template: "base", Status: nestbox.StatusRunning, VCPUs: 1, MemoryMB: 512,
+		ID: id, Template: "base", Status: nestbox.StatusRunning, VCPUs: 1, MemoryMB: 512, DiskMB: 5120,
 		Metadata: metadata, Internet: true, CreatedAt: created, ExpiresAt: &expires,
 	})
 }
@@ -124,12 +125,13 @@ func (f *fakeServer) create(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.created = append(f.created, req)
+	// Defaults are resolved as the control plane does: at once, but the
+	// disk only when the capsule starts (the host picks it).
+	expires := time.Now().Add(time.Duration(cmp.Or(req.TimeoutSeconds, 300)) * time.Second)
 	c := &nestbox.Capsule{
-		ID: fmt.Sprintf("cap%d", len(f.created)), Template: req.Template, Status: nestbox.StatusStarting,
-		Metadata: req.Metadata, CreatedAt: time.Now(),
-	}
-	if c.Template == "" {
-		c.Template = "base"
+		ID: fmt.Sprintf("cap%d", len(f.created)), Template: cmp.Or(req.Template, "base"), Status: nestbox.StatusStarting,
+		VCPUs: cmp.Or(req.VCPUs, 1), MemoryMB: cmp.Or(req.MemoryMB, 512), DiskMB: req.DiskMB,
+		Metadata: req.Metadata, CreatedAt: time.Now(), ExpiresAt: &expires,
 	}
 	f.capsules = append(f.capsules, c)
 	fakeJSON(w, http.StatusAccepted, c)
@@ -181,6 +183,7 @@ func (f *fakeServer) get(w http.ResponseWriter, r *http.Request) {
 		switch c.Status {
 		case nestbox.StatusStarting:
 			c.Status = nestbox.StatusRunning
+			c.DiskMB = cmp.Or(c.DiskMB, 5120)
 			if c.Template == "broken" {
 				c.Status, c.Error = nestbox.StatusError, "template broken has no init"
 			}
@@ -266,7 +269,9 @@ func (f *fakeServer) metrics(w http.ResponseWriter, r *http.Request) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if c := f.capsule(w, r); c != nil {
-		fakeJSON(w, http.StatusOK, nestbox.Metrics{CPUUsedPct: 12.5, CPUCount: 2, MemoryUsedBytes: 100 << 20, MemoryTotalBytes: 512 << 20})
+		// The totals are the capsule's sizes, as the platform reports them.
+		fakeJSON(w, http.StatusOK, nestbox.Metrics{CPUUsedPct: 12.5, CPUCount: 2, MemoryUsedBytes: 100 << 20, MemoryTotalBytes: uint64(c.MemoryMB) << 20,
+			DiskUsedBytes: 48 << 10, DiskTotalBytes: uint64(c.DiskMB) << 20})
 	}
 }
 
@@ -296,6 +301,10 @@ func (f *fakeServer) exec(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	f.execReqs = append(f.execReqs, req)
+	if req.Cmd[0] == "nosuchprog" {
+		fakeJSON(w, http.StatusOK, nestbox.ExecResult{ExitCode: 127, Error: `start process "nosuchprog": executable file not found in $PATH`})
+		return
+	}
 	out, errOut, code := runFake(req.Cmd, req.Stdin)
 	fakeJSON(w, http.StatusOK, nestbox.ExecResult{Pid: 10, ExitCode: code, Stdout: out, Stderr: errOut})
 }
@@ -335,6 +344,14 @@ func (f *fakeServer) execStream(w http.ResponseWriter, r *http.Request) {
 	exit := func(code int, reason string) {
 		send(nestbox.StreamMessage{Type: "exit", ExitCode: code, Error: reason})
 		conn.Close(websocket.StatusNormalClosure, "")
+	}
+	// As the control plane answers a program that cannot start.
+	for prog, code := range map[string]string{"nosuchprog": "not_found", "/etc/passwd": "permission_denied"} {
+		if req.Cmd[0] == prog {
+			send(nestbox.StreamMessage{Type: "error", Code: code, Error: `start process "` + prog + `": cannot`})
+			conn.Close(websocket.StatusNormalClosure, "")
+			return
+		}
 	}
 	send(nestbox.StreamMessage{Type: "started", Pid: 10})
 	var stdin bytes.Buffer

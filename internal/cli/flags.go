@@ -88,7 +88,7 @@ func (c *command) usageError(msg string) error {
 // client returns an SDK client for the connection the flags, the
 // environment or the credentials file name.
 func (c *command) client() (*nestbox.Client, error) {
-	url, key, err := resolveConnection(c.url, c.key, c.stdio.getenv)
+	url, key, err := resolveConnection(firstOf(c.url, c.stdio.URL), firstOf(c.key, c.stdio.APIKey), c.stdio.getenv)
 	if err != nil {
 		return nil, err
 	}

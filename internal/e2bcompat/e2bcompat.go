@@ -14,6 +14,7 @@ package e2bcompat
 import (
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
 
 	"nestbox.dev/internal/lifecycle"
@@ -76,6 +77,36 @@ type Route struct {
 //	GET    /sandboxes/{id}/metrics                   200 [SandboxMetric]
 //	GET    /v2/sandboxes                             200 [ListedSandbox], X-Next-Token
 //	GET    /sandboxes                                200 [ListedSandbox] (running, unpaged)
+//
+// Prefixes are the paths under which every answer is in E2B's shape: those
+// of Routes, and those of E2B's API that Nestbox does not serve (yet), so
+// that an SDK calling one gets E2B's 404 body.
+func (a *API) Prefixes() []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(p string) {
+		if !seen[p] {
+			seen[p] = true
+			out = append(out, p)
+		}
+	}
+	for _, r := range a.Routes() {
+		_, path, _ := strings.Cut(r.Pattern, " ")
+		// The prefix is the path up to its first wildcard.
+		if i := strings.Index(path, "/{"); i >= 0 {
+			path = path[:i]
+		}
+		add(path)
+	}
+	for _, p := range unservedPrefixes {
+		add(p)
+	}
+	return out
+}
+
+// unservedPrefixes are E2B's API resources Nestbox does not serve yet.
+var unservedPrefixes = []string{"/templates", "/v2/templates", "/v3/templates", "/snapshots", "/volumes", "/teams", "/secrets"}
+
 func (a *API) Routes() []Route {
 	return []Route{
 		{"POST /sandboxes", a.auth(a.createV1)},

@@ -105,3 +105,10 @@ func decode(w http.ResponseWriter, r *http.Request, v any, optional bool) error 
 // notFound is the answer for a sandbox this team cannot use: unknown,
 // another team's, or gone.
 func notFound(id string) error { return errdefs.NotFound("sandbox %q not found", id) }
+
+// WriteStatus answers status with msg in E2B's error shape: the control
+// plane's router uses it for paths under E2B's prefixes that no route
+// serves (404, 405), so that E2B's SDKs read a message, not an object.
+func WriteStatus(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, errorBody{Code: status, Message: msg})
+}

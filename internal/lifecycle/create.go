@@ -144,7 +144,10 @@ func (s *Service) runCreate(ctx context.Context, c store.Capsule, host Host, tim
 		return
 	}
 	sb := resp.Msg.GetSandbox()
-	u := store.StatusUpdate{To: nestbox.StatusRunning, EnvdVersion: sb.GetEnvdVersion(), StartedAt: s.cfg.Now().UTC()}
+	// The host resolves the disk's default (and never goes below the
+	// template): the capsule records what it got, the one size every
+	// answer shows.
+	u := store.StatusUpdate{To: nestbox.StatusRunning, EnvdVersion: sb.GetEnvdVersion(), DiskMB: int(sb.GetConfig().GetDiskBytes() >> 20), StartedAt: s.cfg.Now().UTC()}
 	if sb.GetEndAt() != nil {
 		u.ExpiresAt = sb.GetEndAt().AsTime().UTC()
 	}

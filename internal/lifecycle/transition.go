@@ -58,7 +58,7 @@ func (s *Service) publish(ctx context.Context, ev nestbox.CapsuleEvent) {
 // eventOf is the event of the change u from status from: every field of u
 // travels with it, so that a consumer that applies it applies all of it.
 func eventOf(id string, from nestbox.Status, u store.StatusUpdate) nestbox.CapsuleEvent {
-	ev := nestbox.CapsuleEvent{CapsuleID: id, From: from, To: u.To, Reason: u.Reason, At: u.At, HostID: u.HostID, EnvdVersion: u.EnvdVersion}
+	ev := nestbox.CapsuleEvent{CapsuleID: id, From: from, To: u.To, Reason: u.Reason, At: u.At, HostID: u.HostID, EnvdVersion: u.EnvdVersion, DiskMB: u.DiskMB}
 	for _, f := range []struct {
 		dst **time.Time
 		v   time.Time
@@ -76,7 +76,7 @@ func eventOf(id string, from nestbox.Status, u store.StatusUpdate) nestbox.Capsu
 
 // updateOf is the inverse of eventOf.
 func updateOf(ev nestbox.CapsuleEvent) store.StatusUpdate {
-	u := store.StatusUpdate{To: ev.To, Reason: ev.Reason, At: ev.At, HostID: ev.HostID, EnvdVersion: ev.EnvdVersion}
+	u := store.StatusUpdate{To: ev.To, Reason: ev.Reason, At: ev.At, HostID: ev.HostID, EnvdVersion: ev.EnvdVersion, DiskMB: ev.DiskMB}
 	for _, f := range []struct {
 		dst *time.Time
 		v   *time.Time

@@ -91,10 +91,5 @@ func jsonError(err error) error {
 	return errdefs.Invalid("invalid body: %v", err)
 }
 
-// notFoundHandler answers unknown paths in the API's error shape.
-func (s *Server) notFound(w http.ResponseWriter, r *http.Request) {
-	s.writeError(w, r, errdefs.NotFound("no route %s %s", r.Method, r.URL.Path))
-}
-
 // statusOf is the HTTP status writeError would answer err with.
 func statusOf(err error) int { return errdefs.HTTPStatus(errdefs.FromConnect(err)) }

@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -101,11 +102,38 @@ func (s *Server) runOnce(w http.ResponseWriter, r *http.Request, req nestbox.Exe
 		return
 	}
 	res, err := cl.Run(r.Context(), req)
+	if code, ok := cannotStart(err); ok {
+		// As a shell reports it: the answer is a result, and a 404 stays
+		// the capsule's.
+		writeJSON(w, http.StatusOK, nestbox.ExecResult{ExitCode: code, Error: err.Error()})
+		return
+	}
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, res)
+}
+
+// Exit codes of a command that could not start, as POSIX shells give them.
+const (
+	exitNotFound      = 127
+	exitNotExecutable = 126
+)
+
+// cannotStart returns the shell's exit code for an exec whose program is
+// missing (127) or cannot be executed (126): envd's Start answers
+// not_found and permission_denied for these alone.
+func cannotStart(err error) (int, bool) {
+	switch err = errdefs.FromConnect(err); {
+	case err == nil:
+		return 0, false
+	case errors.Is(err, errdefs.ErrNotFound):
+		return exitNotFound, true
+	case errors.Is(err, errdefs.ErrPermission):
+		return exitNotExecutable, true
+	}
+	return 0, false
 }
 
 func (s *Server) listProcesses(w http.ResponseWriter, r *http.Request) {

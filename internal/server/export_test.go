@@ -12,3 +12,12 @@ func RoutePatterns(s *Server) []string {
 	}
 	return ps
 }
+
+// E2BRoutePatterns lists the routes of E2B's dialect alone.
+func E2BRoutePatterns(s *Server) []string {
+	var ps []string
+	for _, r := range s.e2b.Routes() {
+		ps = append(ps, r.Pattern)
+	}
+	return ps
+}

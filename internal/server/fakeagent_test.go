@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -11,6 +12,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/proto/filesystempb"
 	"nestbox.dev/internal/proto/filesystempb/filesystempbconnect"
 	"nestbox.dev/internal/proto/processpb"
@@ -106,6 +108,13 @@ func (f fakeProcess) Connect(context.Context, *connect.Request[processpb.Connect
 
 func (f fakeProcess) Start(ctx context.Context, req *connect.Request[processpb.StartRequest], st *connect.ServerStream[processpb.StartResponse]) error {
 	send := func(ev *processpb.ProcessEvent) error { return st.Send(&processpb.StartResponse{Event: ev}) }
+	// As envd answers a program that is missing or cannot be executed.
+	switch req.Msg.GetProcess().GetCmd() {
+	case "nosuchprog":
+		return errdefs.ToConnect(errdefs.NotFound("executable file not found in $PATH"))
+	case "/etc/passwd":
+		return errdefs.ToConnect(fmt.Errorf("permission denied: %w", errdefs.ErrPermission))
+	}
 	if err := send(&processpb.ProcessEvent{Event: &processpb.ProcessEvent_Start{Start: &processpb.ProcessEvent_StartEvent{Pid: 7}}}); err != nil {
 		return err
 	}

@@ -41,7 +41,9 @@ import (
 //
 // It also serves E2B's dialect (internal/e2bcompat: /sandboxes,
 // /v2/sandboxes) and routes requests addressed to a capsule the ways E2B's
-// SDKs address them (traffic.go).
+// SDKs address them (traffic.go). A request no route takes gets 405 with
+// Allow when its path has other methods, else 404, in E2B's error shape
+// under E2B's prefixes and in the API's elsewhere (fallback.go).
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	var raw []route
@@ -55,7 +57,9 @@ func (s *Server) Handler() http.Handler {
 	for _, r := range s.e2b.Routes() {
 		mux.HandleFunc(r.Pattern, r.Handler)
 	}
-	mux.HandleFunc("/", s.notFound)
+	// No catch-all pattern: it would take every method of every path,
+	// and hide from the mux which methods a path has (405).
+	fb := &fallback{mux: mux, e2bPrefixes: s.e2b.Prefixes()}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// Traffic for a capsule (E2B's routing) comes first: its paths
 		// (/health, /files) are the capsule's, not the API's.
@@ -73,6 +77,10 @@ func (s *Server) Handler() http.Handler {
 				rt.handler(w, r)
 				return
 			}
+		}
+		if !fb.serves(r) {
+			fb.ServeHTTP(w, r)
+			return
 		}
 		mux.ServeHTTP(w, r)
 	})

@@ -167,10 +167,13 @@ type StatusUpdate struct {
 	Reason      string // recorded in the event; also Capsule.Error when To is StatusError
 	HostID      string
 	EnvdVersion string
-	StartedAt   time.Time
-	ExpiresAt   time.Time
-	StoppedAt   time.Time
-	At          time.Time // when it happened; zero means now
+	// DiskMB is the disk size the host gave the capsule (its default
+	// resolved), set when it starts.
+	DiskMB    int
+	StartedAt time.Time
+	ExpiresAt time.Time
+	StoppedAt time.Time
+	At        time.Time // when it happened; zero means now
 	// Generation, if not zero, is the generation the change is made
 	// from: the capsule must be at it as well as in a from status, else
 	// the update is ErrConflict. Zero checks the status alone.

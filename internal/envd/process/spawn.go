@@ -44,7 +44,7 @@ func (s *Service) spawn(sp *spec) (_ *proc, _ <-chan syscall.WaitStatus, _ []out
 	if sp.size != nil {
 		master, tty, err := openPTY(sp.size)
 		if err != nil {
-			return nil, nil, nil, fmt.Errorf("start process %q: %w", sp.argv[0], err)
+			return nil, nil, nil, fmt.Errorf("pty: %w", err)
 		}
 		parentEnds, childEnds = append(parentEnds, master), append(childEnds, tty)
 		stdio = [3]*os.File{tty, tty, tty}
@@ -57,14 +57,14 @@ func (s *Service) spawn(sp *spec) (_ *proc, _ <-chan syscall.WaitStatus, _ []out
 		if sp.stdin {
 			r, w, err := os.Pipe()
 			if err != nil {
-				return nil, nil, nil, fmt.Errorf("start process %q: stdin pipe: %w", sp.argv[0], err)
+				return nil, nil, nil, fmt.Errorf("stdin pipe: %w", err)
 			}
 			parentEnds, childEnds = append(parentEnds, w), append(childEnds, r)
 			stdio[0], p.stdin = r, w
 		} else {
 			null, err := os.Open(os.DevNull)
 			if err != nil {
-				return nil, nil, nil, fmt.Errorf("start process %q: %w", sp.argv[0], err)
+				return nil, nil, nil, fmt.Errorf("open %s: %w", os.DevNull, err)
 			}
 			childEnds = append(childEnds, null)
 			stdio[0] = null
@@ -72,7 +72,7 @@ func (s *Service) spawn(sp *spec) (_ *proc, _ <-chan syscall.WaitStatus, _ []out
 		for i, kind := range []outputKind{stdoutKind, stderrKind} {
 			r, w, err := os.Pipe()
 			if err != nil {
-				return nil, nil, nil, fmt.Errorf("start process %q: output pipe: %w", sp.argv[0], err)
+				return nil, nil, nil, fmt.Errorf("output pipe: %w", err)
 			}
 			parentEnds, childEnds = append(parentEnds, r), append(childEnds, w)
 			stdio[i+1] = w
@@ -89,7 +89,7 @@ func (s *Service) spawn(sp *spec) (_ *proc, _ <-chan syscall.WaitStatus, _ []out
 		return syscall.ForkExec(sp.path, sp.argv, &syscall.ProcAttr{Dir: sp.dir, Env: sp.env, Files: files, Sys: attr})
 	})
 	if err != nil {
-		return nil, nil, nil, startError(sp.argv[0], err)
+		return nil, nil, nil, startError(err)
 	}
 	p.pid = uint32(pid)
 	return p, exited, outs, nil
@@ -104,7 +104,7 @@ func lookPath(cmd, dir, path string) (string, error) {
 			p = filepath.Join(dir, p)
 		}
 		if err := executable(p); err != nil {
-			return "", startError(cmd, err)
+			return "", startError(err)
 		}
 		return p, nil
 	}
@@ -120,7 +120,7 @@ func lookPath(cmd, dir, path string) (string, error) {
 			return p, nil
 		}
 	}
-	return "", errdefs.NotFound("start process %q: executable file not found in $PATH", cmd)
+	return "", errdefs.NotFound("executable file not found in $PATH")
 }
 
 // executable reports why path cannot be executed, if it is clear up front;
@@ -139,15 +139,21 @@ func executable(path string) error {
 }
 
 // startError gives an error of fork/exec its kind: a missing file is
-// not_found, one that cannot be executed is invalid_argument, a lack of
-// resources is unavailable.
-func startError(cmd string, err error) error {
+// not_found, one that cannot be executed (no x bit, a directory, a noexec
+// mount) is permission_denied, a lack of resources is unavailable, the
+// rest (a bad binary) invalid_argument. Start answers not_found and
+// permission_denied for nothing else, so that clients can report them as
+// a shell does (exit codes 127 and 126). The message does not repeat the
+// operation: the caller of Start knows it, and names it once.
+func startError(err error) error {
 	kind := errdefs.ErrInvalid
 	switch {
 	case errors.Is(err, fs.ErrNotExist), errors.Is(err, syscall.ENOTDIR):
 		kind = errdefs.ErrNotFound
+	case errors.Is(err, syscall.EACCES), errors.Is(err, syscall.EISDIR), errors.Is(err, syscall.EPERM):
+		kind = errdefs.ErrPermission
 	case errors.Is(err, syscall.EAGAIN), errors.Is(err, syscall.ENOMEM), errors.Is(err, syscall.EMFILE), errors.Is(err, syscall.ENFILE):
 		kind = errdefs.ErrUnavailable
 	}
-	return fmt.Errorf("start process %q: %w", cmd, kinded{kind: kind, err: err})
+	return kinded{kind: kind, err: err}
 }

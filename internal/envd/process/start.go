@@ -81,17 +81,17 @@ type spec struct {
 func (s *Service) specOf(h http.Header, req *processpb.StartRequest) (*spec, error) {
 	cfg := req.GetProcess()
 	if cfg == nil {
-		return nil, errdefs.Invalid("start process: process config is required")
+		return nil, errdefs.Invalid("process config is required")
 	}
 	if cfg.GetCmd() == "" {
-		return nil, errdefs.Invalid("start process: empty command")
+		return nil, errdefs.Invalid("empty command")
 	}
 	if strings.ContainsRune(cfg.GetCmd(), 0) || slices.ContainsFunc(cfg.GetArgs(), hasNUL) {
-		return nil, errdefs.Invalid("start process %q: command or arguments contain a NUL byte", cfg.GetCmd())
+		return nil, errdefs.Invalid("command or arguments contain a NUL byte")
 	}
 	for k, v := range cfg.GetEnvs() {
 		if k == "" || strings.ContainsAny(k, "=\x00") || hasNUL(v) {
-			return nil, errdefs.Invalid("start process %q: invalid env var %q", cfg.GetCmd(), k)
+			return nil, errdefs.Invalid("invalid env var %q", k)
 		}
 	}
 	u, err := s.user(h)
@@ -110,11 +110,11 @@ func (s *Service) specOf(h http.Header, req *processpb.StartRequest) (*spec, err
 	}
 	switch st, err := os.Stat(dir); {
 	case errors.Is(err, fs.ErrNotExist):
-		return nil, errdefs.Invalid("start process %q: cwd %s does not exist", cfg.GetCmd(), dir)
+		return nil, errdefs.Invalid("cwd %s does not exist", dir)
 	case err != nil:
-		return nil, errdefs.Invalid("start process %q: cwd %s: %v", cfg.GetCmd(), dir, err)
+		return nil, errdefs.Invalid("cwd %s: %v", dir, err)
 	case !st.IsDir():
-		return nil, errdefs.Invalid("start process %q: cwd %s is not a directory", cfg.GetCmd(), dir)
+		return nil, errdefs.Invalid("cwd %s is not a directory", dir)
 	}
 
 	env := u.Env()

@@ -67,8 +67,8 @@ func TestStartInvalid(t *testing.T) {
 		{"empty command", cmd(""), nil, connect.CodeInvalidArgument},
 		{"command not on PATH", cmd("nestbox-no-such-command"), nil, connect.CodeNotFound},
 		{"missing path", cmd("/no/such/binary"), nil, connect.CodeNotFound},
-		{"directory", cmd("/tmp"), nil, connect.CodeInvalidArgument},
-		{"not executable", cmd("/etc/passwd"), nil, connect.CodeInvalidArgument},
+		{"directory", cmd("/tmp"), nil, connect.CodePermissionDenied}, // a shell says 126 for these two
+		{"not executable", cmd("/etc/passwd"), nil, connect.CodePermissionDenied},
 		{"NUL in argument", cmd("echo", "a\x00b"), nil, connect.CodeInvalidArgument},
 		{"bad env key", &processpb.StartRequest{Process: &processpb.ProcessConfig{Cmd: "true", Envs: map[string]string{"A=B": "c"}}}, nil, connect.CodeInvalidArgument},
 		{"missing cwd", &processpb.StartRequest{Process: &processpb.ProcessConfig{Cmd: "true", Cwd: new("/no/such/dir")}}, nil, connect.CodeInvalidArgument},

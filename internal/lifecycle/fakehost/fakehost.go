@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"connectrpc.com/connect"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"nestbox.dev"
@@ -142,7 +143,10 @@ func (f *Agent) CreateSandbox(ctx context.Context, req *connect.Request[agentpb.
 		f.failNext = nil
 		return nil, err
 	}
-	cfg := req.Msg.GetConfig()
+	cfg := proto.CloneOf(req.Msg.GetConfig())
+	if cfg.GetDiskBytes() == 0 {
+		cfg.DiskBytes = DefaultDiskBytes // as a real agent resolves the default
+	}
 	sb := &agentpb.Sandbox{
 		Id:          cfg.GetId(),
 		Config:      cfg,
@@ -154,6 +158,10 @@ func (f *Agent) CreateSandbox(ctx context.Context, req *connect.Request[agentpb.
 	f.sandboxes[sb.Id] = sb
 	return connect.NewResponse(&agentpb.CreateSandboxResponse{Sandbox: sb}), nil
 }
+
+// DefaultDiskBytes is the disk the fake gives a sandbox that asks for
+// none, as a real agent gives its --default-rootfs-size.
+const DefaultDiskBytes = 5 << 30
 
 func (f *Agent) DestroySandbox(ctx context.Context, req *connect.Request[agentpb.DestroySandboxRequest]) (*connect.Response[agentpb.DestroySandboxResponse], error) {
 	if err := f.hang(ctx); err != nil {

@@ -87,6 +87,9 @@ func statusUpdate(id string, from []nestbox.Status, u store.StatusUpdate, at tim
 	if u.EnvdVersion != "" {
 		add("envd_version", u.EnvdVersion)
 	}
+	if u.DiskMB > 0 {
+		add("disk_mb", u.DiskMB)
+	}
 	if !u.StartedAt.IsZero() {
 		add("started_at", formatTime(u.StartedAt))
 	}

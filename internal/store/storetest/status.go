@@ -31,13 +31,13 @@ func testStatusUpdate(t *testing.T, s store.Store) {
 	}{{
 		from: []nestbox.Status{nestbox.StatusStarting},
 		u: store.StatusUpdate{To: nestbox.StatusRunning, Reason: "created", HostID: "h1", EnvdVersion: "0.1.0",
-			StartedAt: at(1), ExpiresAt: at(6), At: at(1)},
+			DiskMB: 5120, StartedAt: at(1), ExpiresAt: at(6), At: at(1)},
 		apply: func(c *store.Capsule) {
-			c.HostID, c.EnvdVersion, c.StartedAt, c.ExpiresAt = "h1", "0.1.0", ptr(at(1)), ptr(at(6))
+			c.HostID, c.EnvdVersion, c.DiskMB, c.StartedAt, c.ExpiresAt = "h1", "0.1.0", 5120, ptr(at(1)), ptr(at(6))
 		},
 	}, {
-		// Zero fields leave their columns: HostID, EnvdVersion and the
-		// times stay as the first step set them.
+		// Zero fields leave their columns: HostID, EnvdVersion, DiskMB
+		// and the times stay as the first step set them.
 		from:  []nestbox.Status{nestbox.StatusStarting, nestbox.StatusRunning},
 		u:     store.StatusUpdate{To: nestbox.StatusStopping, Reason: "destroy requested", At: at(2)},
 		apply: func(c *store.Capsule) {},
