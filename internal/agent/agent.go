@@ -164,6 +164,9 @@ type Config struct {
 	// MonitorInterval is how often running sandboxes are checked for
 	// crashes; zero means 2 s.
 	MonitorInterval time.Duration
+	// SampleInterval is how often running sandboxes' metrics are sampled
+	// into their history; zero means DefaultSampleInterval (5 s).
+	SampleInterval time.Duration
 
 	Logger *slog.Logger
 
@@ -224,6 +227,7 @@ type sandbox struct {
 	endAt     time.Time
 	gone      bool         // removed from Agent.sandboxes
 	lastStats driver.Stats // previous metrics sample, for CPU %
+	samples   sampleRing   // metrics history, dropped with the sandbox
 }
 
 // status is where a sandbox is in its life, as the agent sees it.
@@ -334,7 +338,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 }
 
 // Run does the agent's background work until ctx is done: it enforces
-// timeouts, detects crashed sandboxes and delivers events. Call it once. It
+// timeouts, detects crashed sandboxes, samples metrics and delivers events. Call it once. It
 // returns once all of that work, including destroys it started, has
 // finished. Sandboxes keep running after Run returns; without Run, nothing
 // times out and no event is sent.
@@ -343,6 +347,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Go(func() { a.events.run(ctx) })
 	wg.Go(func() { a.enforceTimeouts(ctx, &wg) })
 	wg.Go(func() { a.monitor(ctx, &wg) })
+	wg.Go(func() { a.sampleMetrics(ctx, a.cfg.SampleInterval) })
 	wg.Wait()
 	return nil
 }

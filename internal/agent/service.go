@@ -62,7 +62,20 @@ func (s service) GetSandboxMetrics(ctx context.Context, req *connect.Request[age
 	if err != nil {
 		return nil, errdefs.ToConnect(err)
 	}
-	return connect.NewResponse(&agentpb.GetSandboxMetricsResponse{Metrics: m}), nil
+	resp := &agentpb.GetSandboxMetricsResponse{Metrics: m}
+	if req.Msg.Start != nil || req.Msg.End != nil {
+		var start, end time.Time
+		if req.Msg.Start != nil {
+			start = req.Msg.Start.AsTime()
+		}
+		if req.Msg.End != nil {
+			end = req.Msg.End.AsTime()
+		}
+		if resp.History, err = s.a.history(req.Msg.GetId(), start, end); err != nil {
+			return nil, errdefs.ToConnect(err)
+		}
+	}
+	return connect.NewResponse(resp), nil
 }
 
 func (s service) Ping(ctx context.Context, req *connect.Request[agentpb.PingRequest]) (*connect.Response[agentpb.PingResponse], error) {

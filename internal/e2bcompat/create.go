@@ -107,8 +107,8 @@ func (a *API) translate(ctx context.Context, req newSandbox, defaultTimeout int,
 		out.Template = lifecycle.DefaultTemplate
 	}
 	if req.Timeout != nil {
-		if *req.Timeout <= 0 {
-			return out, nil, errdefs.Invalid("timeout %d: want a positive number of seconds", *req.Timeout)
+		if err := a.checkTimeout(*req.Timeout, nil); err != nil {
+			return out, nil, err
 		}
 		out.TimeoutSeconds = *req.Timeout
 	}

@@ -25,7 +25,7 @@ func TestParseList(t *testing.T) {
 		{"metadata=k%3Da%2Bb%2520c", true, defaultListLimit, false, map[string]string{"k": "a b c"}},
 	} {
 		q, _ := url.ParseQuery(tc.query)
-		f, _, err := parseList(q)
+		f, err := parseList(q)
 		if err != nil {
 			t.Errorf("parseList(%q): %v", tc.query, err)
 			continue
@@ -41,7 +41,7 @@ func TestParseList(t *testing.T) {
 	}
 	for _, bad := range []string{"limit=0", "limit=101", "limit=x", "order=sideways", "state=frozen", "startedAfter=yesterday", "metadata=%25zz"} {
 		q, _ := url.ParseQuery(bad)
-		if _, _, err := parseList(q); !errors.Is(err, errdefs.ErrInvalid) {
+		if _, err := parseList(q); !errors.Is(err, errdefs.ErrInvalid) {
 			t.Errorf("parseList(%q): %v, want invalid", bad, err)
 		}
 	}
@@ -98,7 +98,7 @@ func FuzzParseList(f *testing.F) {
 		if err != nil {
 			return
 		}
-		fl, _, err := parseList(q)
+		fl, err := parseList(q)
 		if err == nil && (fl.Limit < 1 || fl.Limit > maxListLimit) {
 			t.Fatalf("query %q: limit %d accepted", s, fl.Limit)
 		}

@@ -26,7 +26,7 @@ var liveStatuses = []nestbox.Status{nestbox.StatusRunning, nestbox.StatusStartin
 // (desc by default), ?template=, ?startedAfter=. The next page's token is
 // the X-Next-Token header.
 func (a *API) listV2(w http.ResponseWriter, r *http.Request) {
-	f, startedAfter, err := parseList(r.URL.Query())
+	f, err := parseList(r.URL.Query())
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -39,9 +39,7 @@ func (a *API) listV2(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		for _, c := range list.Capsules {
-			if !c.CreatedAt.Before(startedAfter) {
-				out = append(out, listedOf(c))
-			}
+			out = append(out, listedOf(c))
 		}
 		if list.NextCursor != "" {
 			w.Header().Set("X-Next-Token", list.NextCursor)
@@ -80,12 +78,13 @@ func (a *API) listV1(w http.ResponseWriter, r *http.Request) {
 
 // parseList reads the query of GET /v2/sandboxes. An empty Statuses in the
 // filter means nothing can match (only paused sandboxes were asked for).
-func parseList(q url.Values) (store.CapsuleFilter, time.Time, error) {
+// startedAfter is a filter of the store's query, on the start the answer
+// reports, so that every page but the last is full.
+func parseList(q url.Values) (store.CapsuleFilter, error) {
 	f := store.CapsuleFilter{Statuses: liveStatuses, Limit: defaultListLimit, Template: q.Get("template"), Cursor: q.Get("nextToken")}
-	var startedAfter time.Time
 	var err error
 	if f.Metadata, err = parseMetadata(q.Get("metadata")); err != nil {
-		return f, startedAfter, err
+		return f, err
 	}
 	if states := q["state"]; len(states) > 0 {
 		running := false
@@ -96,7 +95,7 @@ func parseList(q url.Values) (store.CapsuleFilter, time.Time, error) {
 					running = true
 				case "paused":
 				default:
-					return f, startedAfter, errdefs.Invalid("state %q: want running or paused", st)
+					return f, errdefs.Invalid("state %q: want running or paused", st)
 				}
 			}
 		}
@@ -107,7 +106,7 @@ func parseList(q url.Values) (store.CapsuleFilter, time.Time, error) {
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > maxListLimit {
-			return f, startedAfter, errdefs.Invalid("limit %q: want 1 to %d", v, maxListLimit)
+			return f, errdefs.Invalid("limit %q: want 1 to %d", v, maxListLimit)
 		}
 		f.Limit = n
 	}
@@ -116,14 +115,14 @@ func parseList(q url.Values) (store.CapsuleFilter, time.Time, error) {
 	case "asc":
 		f.Oldest = true
 	default:
-		return f, startedAfter, errdefs.Invalid("order %q: want asc or desc", q.Get("order"))
+		return f, errdefs.Invalid("order %q: want asc or desc", q.Get("order"))
 	}
 	if v := q.Get("startedAfter"); v != "" {
-		if startedAfter, err = time.Parse(time.RFC3339Nano, v); err != nil {
-			return f, startedAfter, errdefs.Invalid("startedAfter %q: want an RFC 3339 time", v)
+		if f.StartedAfter, err = time.Parse(time.RFC3339Nano, v); err != nil {
+			return f, errdefs.Invalid("startedAfter %q: want an RFC 3339 time", v)
 		}
 	}
-	return f, startedAfter, nil
+	return f, nil
 }
 
 // parseMetadata reads E2B's metadata filter: "k=v&k2=v2", each key and

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
 	"time"
 
 	"nestbox.dev"
@@ -74,6 +75,10 @@ func (a *API) connect(w http.ResponseWriter, r *http.Request) {
 	if req.Timeout != nil {
 		secs = *req.Timeout
 	}
+	if err := a.checkTimeout(secs, &c); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	d := time.Duration(secs) * time.Second
 	if c.ExpiresAt == nil || a.cfg.Now().Add(d).After(*c.ExpiresAt) {
 		if _, err := a.life.SetTimeout(r.Context(), team(r), c.ID, d); err != nil {
@@ -125,6 +130,27 @@ func (a *API) kill(w http.ResponseWriter, r *http.Request) {
 	w.WriteHeader(http.StatusNoContent)
 }
 
+// checkTimeout checks a request's timeout (seconds) against the longest a
+// sandbox may live, before the lifecycle service sees it: its errors then
+// name E2B's field, timeout. For an existing sandbox c, the new end may not
+// pass c's creation plus that longest life either.
+func (a *API) checkTimeout(secs int, c *store.Capsule) error {
+	maxLife := a.life.MaxLifetime()
+	if secs < 1 || time.Duration(secs)*time.Second > maxLife {
+		return errdefs.Invalid("timeout %d: want 1 to %d seconds", secs, int(maxLife/time.Second))
+	}
+	if c == nil {
+		return nil
+	}
+	limit := c.CreatedAt.Add(maxLife)
+	if now := a.cfg.Now(); now.Add(time.Duration(secs) * time.Second).After(limit) {
+		left := max(limit.Sub(now), 0)
+		return errdefs.Invalid("timeout %d: sandbox %s may live until %s (%s after its creation), at most %d seconds more",
+			secs, c.ID, limit.UTC().Format(time.RFC3339), maxLife, int(left/time.Second))
+	}
+	return nil
+}
+
 // timeoutRequest is E2B's SandboxTimeoutRequest.
 type timeoutRequest struct {
 	Timeout *int `json:"timeout"`
@@ -145,6 +171,10 @@ func (a *API) setTimeout(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
+	if err := a.checkTimeout(*req.Timeout, &c); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	if _, err := a.life.SetTimeout(r.Context(), team(r), c.ID, time.Duration(*req.Timeout)*time.Second); err != nil {
 		a.writeError(w, r, err)
 		return
@@ -161,25 +191,70 @@ func (a *API) pause(w http.ResponseWriter, r *http.Request) {
 	a.writeError(w, r, &statusError{http.StatusNotImplemented, "pause is not supported yet by this Nestbox server"})
 }
 
+// metrics serves GET /sandboxes/{id}/metrics?start=&end= (unix seconds,
+// both optional): the samples the host kept in [start, end], oldest first,
+// start defaulting to the sandbox's creation and end to now; a reading
+// taken now is the last one when the range reaches now, so that the list
+// of a sandbox younger than one sampling interval is not empty.
 func (a *API) metrics(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	start, err := unixParam(q.Get("start"), "start")
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	end, err := unixParam(q.Get("end"), "end")
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if !start.IsZero() && !end.IsZero() && start.After(end) {
+		a.writeError(w, r, errdefs.Invalid("start %d is after end %d", start.Unix(), end.Unix()))
+		return
+	}
 	c, err := a.running(r)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	m, err := a.life.Metrics(r.Context(), team(r), c.ID)
+	from := start
+	if from.IsZero() {
+		from = c.CreatedAt
+	}
+	now, history, err := a.life.MetricsRange(r.Context(), team(r), c.ID, from, end)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, []metric{{
-		Timestamp:     m.At,
-		TimestampUnix: m.At.Unix(),
-		CPUCount:      m.CPUCount,
-		CPUUsedPct:    m.CPUUsedPct,
-		MemUsed:       m.MemoryUsedBytes,
-		MemTotal:      m.MemoryTotalBytes,
-		DiskUsed:      m.DiskUsedBytes,
-		DiskTotal:     m.DiskTotalBytes,
-	}})
+	if (end.IsZero() || !now.At.After(end)) && !now.At.Before(from) &&
+		(len(history) == 0 || now.At.After(history[len(history)-1].At)) {
+		history = append(history, now)
+	}
+	out := make([]metric, len(history))
+	for i, m := range history {
+		out[i] = metric{
+			Timestamp:     m.At,
+			TimestampUnix: m.At.Unix(),
+			CPUCount:      m.CPUCount,
+			CPUUsedPct:    m.CPUUsedPct,
+			MemUsed:       m.MemoryUsedBytes,
+			MemTotal:      m.MemoryTotalBytes,
+			DiskUsed:      m.DiskUsedBytes,
+			DiskTotal:     m.DiskTotalBytes,
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// unixParam reads an optional query parameter of unix seconds; "" is the
+// zero time.
+func unixParam(v, name string) (time.Time, error) {
+	if v == "" {
+		return time.Time{}, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return time.Time{}, errdefs.Invalid("%s %q: want unix seconds", name, v)
+	}
+	return time.Unix(n, 0), nil
 }

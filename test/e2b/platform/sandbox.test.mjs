@@ -298,6 +298,35 @@ describe(`sandbox lifecycle ${SDK_LABEL}`, { concurrency: true }, () => {
     assert.ok((await Sandbox.getMetrics(sbx.sandboxId)).length > 0)
   })
 
+  it('getMetrics({start, end}): the samples the host kept in the range', async (t) => {
+    const sbx = await createSandbox(t)
+    // The host samples every 5 s: wait for three periodic samples.
+    const all = await waitFor(
+      async () => {
+        const m = await sbx.getMetrics()
+        return m.length >= 4 && m
+      },
+      40_000,
+      'three periodic samples and a reading',
+    )
+    const times = all.map((m) => m.timestamp.getTime())
+    for (let i = 1; i < times.length; i++) assert.ok(times[i] > times[i - 1], `samples in time order: ${times}`)
+    // A range that holds only the second sample (unix seconds, as the SDK
+    // sends them: the bounds are whole seconds around it).
+    const second = all[1].timestamp
+    const start = new Date(Math.floor(second.getTime() / 1000) * 1000)
+    const end = new Date(start.getTime() + 1000)
+    const inRange = await sbx.getMetrics({ start, end })
+    assert.ok(inRange.length >= 1 && inRange.length < all.length, `${inRange.length} samples in [${start.toISOString()}, ${end.toISOString()}] of ${all.length}`)
+    for (const m of inRange) {
+      assert.ok(m.timestamp >= start && m.timestamp.getTime() < end.getTime() + 1000, `sample at ${m.timestamp.toISOString()} is outside [${start.toISOString()}, ${end.toISOString()}]`)
+    }
+    assert.ok(inRange.some((m) => m.timestamp.getTime() === second.getTime()), 'the second sample is in its range')
+    // A range before the sandbox existed holds nothing.
+    const before = await sbx.getMetrics({ start: new Date(Date.now() - 3_600_000), end: new Date(Date.now() - 3_000_000) })
+    assert.deepEqual(before, [])
+  })
+
   // TODO(pause): this test changes when pause lands. Until then the server
   // answers 501 {"code":501,"message":"pause is not supported yet"}, which
   // both SDK versions surface as a SandboxError ("501: ..."). Both have
