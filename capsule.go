@@ -218,6 +218,62 @@ func (h *Handle) Kill(ctx context.Context, opts ...WaitOption) (Capsule, error) 
 	return h.wait(ctx, StatusStopped, true)
 }
 
+// Pause pauses the running capsule, with its memory (processes go on
+// after the resume) or, memory false, only its disk (the resume boots it
+// fresh from its files), and, unless NoWait is given, waits until the
+// pause has ended: the capsule is then paused, or running again if the
+// pause failed with the sandbox intact, or in error. Pausing a paused
+// capsule is ErrConflict.
+func (h *Handle) Pause(ctx context.Context, memory bool, opts ...WaitOption) (Capsule, error) {
+	var cp Capsule
+	if err := h.c.do(ctx, http.MethodPost, pathf("/v1/capsules/%s/pause", h.id), nil, PauseRequest{Memory: &memory}, &cp); err != nil {
+		return cp, err
+	}
+	if applyWait(opts).noWait || cp.Status != StatusPausing {
+		return cp, nil
+	}
+	return h.waitWhile(ctx, StatusPausing)
+}
+
+// Resume resumes the paused capsule with a lifetime of timeout from now
+// (zero: the lifetime it had left when paused) and, unless NoWait is
+// given, waits until the resume has ended: running, or error (or paused
+// again if nothing was started). A capsule that is not paused is
+// ErrConflict.
+func (h *Handle) Resume(ctx context.Context, timeout time.Duration, opts ...WaitOption) (Capsule, error) {
+	var cp Capsule
+	if timeout < 0 {
+		return cp, fmt.Errorf("%w: timeout %v is negative", ErrInvalid, timeout)
+	}
+	req := ResumeRequest{TimeoutSeconds: int((timeout + time.Second - 1) / time.Second)}
+	if err := h.c.do(ctx, http.MethodPost, pathf("/v1/capsules/%s/resume", h.id), nil, req, &cp); err != nil {
+		return cp, err
+	}
+	if applyWait(opts).noWait || cp.Status != StatusResuming {
+		return cp, nil
+	}
+	return h.waitWhile(ctx, StatusResuming)
+}
+
+// waitWhile polls the capsule until its status is no longer st.
+func (h *Handle) waitWhile(ctx context.Context, st Status) (Capsule, error) {
+	pause := 100 * time.Millisecond
+	for {
+		cp, err := h.c.Get(ctx, h.id)
+		if err != nil || cp.Status != st {
+			return cp, err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return cp, ctx.Err()
+		case <-t.C:
+		}
+		pause = min(2*pause, 2*time.Second)
+	}
+}
+
 // SetTimeout makes the platform destroy the capsule d from now (rounded up
 // to a second) unless it is extended again, and returns the capsule with
 // its new ExpiresAt.

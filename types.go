@@ -6,24 +6,32 @@ import "time"
 // plane serves exactly these types, so the SDK and the server cannot drift
 // apart; docs/api.md and the OpenAPI spec at /openapi.yaml describe them.
 
-// Status is a capsule's place in its lifecycle. Starting and Stopping are
-// transient: the control plane is working on the capsule in the background.
+// Status is a capsule's place in its lifecycle. Starting, pausing,
+// resuming and stopping are transient: the control plane is working on the
+// capsule in the background. docs/architecture.md draws the transitions
+// between them; the control plane's state machine enforces them.
 type Status string
 
 // The statuses of a capsule.
 const (
 	StatusStarting Status = "starting"
 	StatusRunning  Status = "running"
+	StatusPausing  Status = "pausing"
+	// StatusPaused is a capsule kept on its host's disk (with its memory,
+	// unless it was paused without): it costs no memory or CPU, its
+	// lifetime is frozen, and a resume brings it back as it was.
+	StatusPaused   Status = "paused"
+	StatusResuming Status = "resuming"
 	StatusStopping Status = "stopping"
 	StatusStopped  Status = "stopped"
 	StatusError    Status = "error"
+	// StatusMissing is a capsule whose host stopped answering: it may
+	// still run there. It changes again when the host answers.
+	StatusMissing Status = "missing"
 )
 
-// Transient reports whether the control plane is still moving the capsule
-// to another status.
-func (s Status) Transient() bool { return s == StatusStarting || s == StatusStopping }
-
-// Final reports whether the capsule is gone for good.
+// Final reports whether the capsule is gone for good (stopped or error):
+// its status never changes again.
 func (s Status) Final() bool { return s == StatusStopped || s == StatusError }
 
 // Capsule is a sandbox as the API shows it.
@@ -53,10 +61,20 @@ type Capsule struct {
 	TrafficAccessToken string     `json:"traffic_access_token,omitempty"`
 	CreatedAt          time.Time  `json:"created_at"`
 	StartedAt          *time.Time `json:"started_at,omitempty"`
-	// ExpiresAt is when the platform destroys the capsule unless its
-	// timeout is extended.
+	// ExpiresAt is when the platform destroys the capsule (or pauses it,
+	// with AutoPause) unless its timeout is extended. While the capsule is
+	// paused its lifetime is frozen: a resume sets a new one.
 	ExpiresAt *time.Time `json:"expires_at,omitempty"`
 	StoppedAt *time.Time `json:"stopped_at,omitempty"`
+	// PausedAt is when the capsule was last paused.
+	PausedAt *time.Time `json:"paused_at,omitempty"`
+	// AutoPause: at its timeout the capsule is paused instead of
+	// destroyed, with its memory unless AutoPauseMemory is false.
+	AutoPause       bool `json:"auto_pause,omitempty"`
+	AutoPauseMemory bool `json:"auto_pause_memory,omitempty"`
+	// AutoResume: a request routed to the paused capsule (exec, files,
+	// PTY, its ports) resumes it and waits for it instead of failing.
+	AutoResume bool `json:"auto_resume,omitempty"`
 }
 
 // CreateCapsuleRequest is the body of POST /v1/capsules. Zero fields take
@@ -85,6 +103,32 @@ type CreateCapsuleRequest struct {
 	// network.allowPublicTraffic). envd's port keeps its own access token
 	// either way, and /proxy/{id}/{port} needs the team's API key.
 	PublicTraffic *bool `json:"public_traffic,omitempty"`
+	// AutoPause pauses the capsule at the end of its timeout instead of
+	// destroying it (E2B's autoPause, lifecycle.onTimeout "pause").
+	AutoPause bool `json:"auto_pause,omitempty"`
+	// AutoPauseMemory defaults to true: an automatic pause keeps the
+	// memory (processes go on after resume). False keeps only the disk
+	// and boots fresh on resume. Meaningful only with AutoPause.
+	AutoPauseMemory *bool `json:"auto_pause_memory,omitempty"`
+	// AutoResume makes the next request routed to the paused capsule
+	// resume it (E2B's autoResume).
+	AutoResume bool `json:"auto_resume,omitempty"`
+}
+
+// PauseRequest is the body of POST /v1/capsules/{id}/pause (optional).
+type PauseRequest struct {
+	// Memory defaults to true: the pause keeps the memory, so processes
+	// go on after resume. False keeps only the disk; the resume boots
+	// the capsule fresh from it.
+	Memory *bool `json:"memory,omitempty"`
+}
+
+// ResumeRequest is the body of POST /v1/capsules/{id}/resume (optional).
+type ResumeRequest struct {
+	// TimeoutSeconds is the resumed capsule's lifetime from the resume;
+	// zero means the lifetime it had left when it was paused (or 300 s
+	// if none was left).
+	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
 }
 
 // CapsuleList is a page of GET /v1/capsules.
@@ -249,6 +293,17 @@ type CapsuleEvent struct {
 	StartedAt   *time.Time `json:"started_at,omitempty"`
 	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
 	StoppedAt   *time.Time `json:"stopped_at,omitempty"`
+	// PausedAt, PausedMemory and RemainingMS are set on a change to
+	// paused: when, whether the memory was kept, and how much lifetime
+	// was left (frozen until the resume).
+	PausedAt     *time.Time `json:"paused_at,omitempty"`
+	PausedMemory bool       `json:"paused_memory,omitempty"`
+	RemainingMS  int64      `json:"remaining_ms,omitempty"`
+	// Generation is the capsule's change counter after this change: a
+	// consumer applies the change only to the capsule at Generation-1,
+	// so a late event cannot re-apply an old change after the status
+	// has cycled (running → paused → running).
+	Generation int64 `json:"generation,omitempty"`
 }
 
 // CapsuleEventList is the answer of GET /v1/capsules/{id}/events.

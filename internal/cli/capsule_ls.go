@@ -18,7 +18,7 @@ func capsuleList(ctx context.Context, args []string, stdio IO) error {
 		limit          int
 		all, jsonOut   bool
 	)
-	c.fs.StringVar(&status, "status", "", "only capsules in these `statuses`, comma-separated (starting, running, stopping, stopped, error)")
+	c.fs.StringVar(&status, "status", "", "only capsules in these `statuses`, comma-separated (starting, running, pausing, paused, resuming, stopping, stopped, error, missing)")
 	c.fs.Var(metadata, "metadata", "only capsules with metadata `KEY=VALUE` (repeatable)")
 	c.fs.IntVar(&limit, "limit", 0, "page size (default: the server's)")
 	c.fs.StringVar(&cursor, "cursor", "", "continue a listing at this cursor (next_cursor of --json)")
@@ -65,10 +65,13 @@ func capsuleList(ctx context.Context, args []string, stdio IO) error {
 	t := newTable(stdio.Stdout, "ID", "TEMPLATE", "STATUS", "CREATED", "EXPIRES", "METADATA")
 	for _, cp := range list.Capsules {
 		expires := until(cp.ExpiresAt, now)
-		if cp.Status.Final() {
+		switch cp.Status {
+		case nestbox.StatusStopped, nestbox.StatusError:
 			expires = ""
+		case nestbox.StatusPaused, nestbox.StatusPausing, nestbox.StatusResuming:
+			expires = "frozen" // the lifetime stops while paused
 		}
-		t.row(cp.ID, cp.Template, string(cp.Status), ago(cp.CreatedAt, now), expires, pairs(cp.Metadata))
+		t.row(cp.ID, cp.Template, statusCell(cp.Status), ago(cp.CreatedAt, now), expires, pairs(cp.Metadata))
 	}
 	if err := t.flush(); err != nil {
 		return err
@@ -77,4 +80,15 @@ func capsuleList(ctx context.Context, args []string, stdio IO) error {
 		fmt.Fprintf(stdio.Stderr, "more capsules follow: pass --all, or --cursor %s\n", list.NextCursor)
 	}
 	return nil
+}
+
+// statusCell shows a transient status (work in flight: starting, pausing,
+// resuming, stopping) with a trailing ellipsis, so that it reads as
+// "on its way" beside the steady ones.
+func statusCell(st nestbox.Status) string {
+	switch st {
+	case nestbox.StatusStarting, nestbox.StatusPausing, nestbox.StatusResuming, nestbox.StatusStopping:
+		return string(st) + "…"
+	}
+	return string(st)
 }

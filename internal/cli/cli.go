@@ -86,6 +86,8 @@ var capsuleVerbs = []verb{
 	{"ls", "list capsules", capsuleList},
 	{"get", "show a capsule", capsuleGet},
 	{"rm", "destroy capsules", capsuleRemove},
+	{"pause", "pause capsules to disk, with their memory", capsulePause},
+	{"resume", "resume paused capsules", capsuleResume},
 	{"exec", "run a command in a capsule, streaming its output", capsuleExec},
 	{"shell", "open an interactive terminal in a capsule", capsuleShell},
 	{"cp", "copy a file into or out of a capsule", capsuleCopy},

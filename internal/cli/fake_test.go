@@ -39,6 +39,8 @@ type fakeServer struct {
 	ptyQueries  []string
 	ptyResizes  []string
 	listQueries []string
+	pauses      []nestbox.PauseRequest
+	resumes     []nestbox.ResumeRequest
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
@@ -48,6 +50,8 @@ func newFakeServer(t *testing.T) *fakeServer {
 	mux.HandleFunc("GET /v1/capsules", f.list)
 	mux.HandleFunc("GET /v1/capsules/{id}", f.get)
 	mux.HandleFunc("DELETE /v1/capsules/{id}", f.remove)
+	mux.HandleFunc("POST /v1/capsules/{id}/pause", f.pause)
+	mux.HandleFunc("POST /v1/capsules/{id}/resume", f.resume)
 	mux.HandleFunc("GET /v1/capsules/{id}/events", f.events)
 	mux.HandleFunc("GET /v1/capsules/{id}/metrics", f.metrics)
 	mux.HandleFunc("POST /v1/capsules/{id}/exec", f.exec)
@@ -184,6 +188,13 @@ func (f *fakeServer) get(w http.ResponseWriter, r *http.Request) {
 			c.Status = nestbox.StatusStopped
 		}
 	}
+	// A pause or resume ends at the first read after it.
+	switch c.Status {
+	case nestbox.StatusPausing:
+		defer func() { c.Status = nestbox.StatusPaused }()
+	case nestbox.StatusResuming:
+		defer func() { c.Status = nestbox.StatusRunning }()
+	}
 	fakeJSON(w, http.StatusOK, c)
 }
 
@@ -196,6 +207,48 @@ func (f *fakeServer) remove(w http.ResponseWriter, r *http.Request) {
 		}
 		fakeJSON(w, http.StatusAccepted, c)
 	}
+}
+
+func (f *fakeServer) pause(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.capsule(w, r)
+	if c == nil {
+		return
+	}
+	var req nestbox.PauseRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		fakeError(w, http.StatusBadRequest, "invalid_argument", err.Error())
+		return
+	}
+	f.pauses = append(f.pauses, req)
+	if c.Status != nestbox.StatusRunning {
+		fakeError(w, http.StatusConflict, "conflict", "capsule "+c.ID+" is "+string(c.Status))
+		return
+	}
+	c.Status = nestbox.StatusPausing
+	fakeJSON(w, http.StatusAccepted, c)
+}
+
+func (f *fakeServer) resume(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.capsule(w, r)
+	if c == nil {
+		return
+	}
+	var req nestbox.ResumeRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		fakeError(w, http.StatusBadRequest, "invalid_argument", err.Error())
+		return
+	}
+	f.resumes = append(f.resumes, req)
+	if c.Status != nestbox.StatusPaused {
+		fakeError(w, http.StatusConflict, "conflict", "capsule "+c.ID+" is "+string(c.Status)+", not paused")
+		return
+	}
+	c.Status = nestbox.StatusResuming
+	fakeJSON(w, http.StatusAccepted, c)
 }
 
 func (f *fakeServer) events(w http.ResponseWriter, r *http.Request) {

@@ -20,12 +20,19 @@ const (
 	callCreate
 	// callDestroy stops a sandbox and removes its files.
 	callDestroy
+	// callPause writes a sandbox's memory image and disk: minutes for a
+	// multi-GiB image.
+	callPause
+	// callResume restores a sandbox from its snapshot.
+	callResume
 )
 
 // Default deadlines (Config.QueryTimeout, Config.DestroyTimeout).
 const (
 	DefaultQueryTimeout   = 10 * time.Second
 	DefaultDestroyTimeout = 2 * time.Minute
+	DefaultPauseTimeout   = 5 * time.Minute
+	DefaultResumeTimeout  = 5 * time.Minute
 )
 
 // callContext returns ctx bounded by the deadline of a call of kind k:
@@ -33,6 +40,8 @@ const (
 //	callQuery    Config.QueryTimeout    10 s
 //	callCreate   Config.CreateTimeout   10 min
 //	callDestroy  Config.DestroyTimeout  2 min
+//	callPause    Config.PauseTimeout    5 min
+//	callResume   Config.ResumeTimeout   5 min
 func (s *Service) callContext(ctx context.Context, k agentCall) (context.Context, context.CancelFunc) {
 	d := s.cfg.QueryTimeout
 	switch k {
@@ -40,6 +49,10 @@ func (s *Service) callContext(ctx context.Context, k agentCall) (context.Context
 		d = s.cfg.CreateTimeout
 	case callDestroy:
 		d = s.cfg.DestroyTimeout
+	case callPause:
+		d = s.cfg.PauseTimeout
+	case callResume:
+		d = s.cfg.ResumeTimeout
 	}
 	return context.WithTimeout(ctx, d)
 }

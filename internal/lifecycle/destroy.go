@@ -29,22 +29,23 @@ func (s *Service) Destroy(ctx context.Context, teamID, id string) (nestbox.Capsu
 			return c.Capsule, nil
 		}
 		from := c.Status
-		c, err = s.transition(ctx, id, []nestbox.Status{from}, store.StatusUpdate{To: nestbox.StatusStopping, Reason: "destroy requested"})
+		c, err = s.transition(ctx, id, []nestbox.Status{from}, store.StatusUpdate{To: nestbox.StatusStopping, Reason: "destroy requested", Generation: c.Generation})
 		if errors.Is(err, errdefs.ErrConflict) {
 			continue // changed under us: look again
 		}
 		if err != nil {
 			return nestbox.Capsule{}, err
 		}
-		if from == nestbox.StatusRunning {
+		if from == nestbox.StatusRunning || from == nestbox.StatusPaused || from == nestbox.StatusMissing {
 			host, herr := s.hosts.Get(c.HostID)
 			if herr != nil {
 				return c.Capsule, nil // the reconciler resolves it
 			}
 			s.background(id, func(ctx context.Context) { s.finishDestroy(ctx, id, host) })
 		}
-		// From StatusStarting the create's goroutine finishes the job; if
-		// it no longer exists (a restart), the reconciler does.
+		// From StatusStarting, StatusPausing or StatusResuming the
+		// goroutine of that work finishes the job when the host answers;
+		// if it no longer exists (a restart), the reconciler does.
 		return c.Capsule, nil
 	}
 	return nestbox.Capsule{}, errdefs.Unavailable("capsule %s keeps changing; try again", id)

@@ -15,10 +15,13 @@ import (
 // (POST /v1/hosts/sandbox-events); the JSON shape is the agent's. The HTTP
 // layer sets HostID to the host whose token authenticated the event.
 type HostEvent struct {
-	HostID    string    `json:"host_id,omitempty"`
-	SandboxID string    `json:"sandbox_id"`
-	Type      string    `json:"type"`
-	At        time.Time `json:"at"`
+	HostID    string `json:"host_id,omitempty"`
+	SandboxID string `json:"sandbox_id"`
+	Type      string `json:"type"`
+	// Reason says why, for the types that have several: "timeout" for
+	// an automatic pause.
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
 }
 
 // Event types a host agent sends.
@@ -28,6 +31,9 @@ const (
 	hostStopped  = "stopped"
 	hostTimedOut = "timed_out"
 	hostCrashed  = "crashed"
+	// hostPaused: the agent paused the sandbox by itself (auto-pause at
+	// its timeout).
+	hostPaused = "paused"
 )
 
 // HandleHostEvent applies an agent's event to the store at once, rather
@@ -47,7 +53,12 @@ func (s *Service) HandleHostEvent(ctx context.Context, ev HostEvent) error {
 	case hostCreated, hostRunning:
 		return nil // the create's own answer records these
 	case hostStopped:
-		from, u.To, u.Reason = []nestbox.Status{nestbox.StatusRunning, nestbox.StatusStopping}, nestbox.StatusStopped, "the host destroyed the sandbox"
+		from, u.To, u.Reason = []nestbox.Status{nestbox.StatusRunning, nestbox.StatusPaused, nestbox.StatusStopping, nestbox.StatusMissing}, nestbox.StatusStopped, "the host destroyed the sandbox"
+	case hostPaused:
+		from, u.To, u.Reason = []nestbox.Status{nestbox.StatusRunning, nestbox.StatusMissing}, nestbox.StatusPaused, "paused by the host"
+		if ev.Reason != "" {
+			u.Reason = "paused by the host: " + ev.Reason
+		}
 	case hostTimedOut:
 		from, u.To, u.Reason = []nestbox.Status{nestbox.StatusRunning, nestbox.StatusStopping}, nestbox.StatusStopped, "timed out"
 	case hostCrashed:
@@ -58,7 +69,7 @@ func (s *Service) HandleHostEvent(ctx context.Context, ev HostEvent) error {
 	if len(ev.SandboxID) != IDLength {
 		return errdefs.Invalid("sandbox_id %q is not a capsule ID", ev.SandboxID)
 	}
-	if ev.HostID != "" {
+	if ev.HostID != "" || ev.Type == hostPaused {
 		c, err := s.store.GetCapsule(ctx, ev.SandboxID)
 		if errors.Is(err, errdefs.ErrNotFound) {
 			return nil
@@ -66,8 +77,13 @@ func (s *Service) HandleHostEvent(ctx context.Context, ev HostEvent) error {
 		if err != nil {
 			return fmt.Errorf("host event for %s: %w", ev.SandboxID, err)
 		}
-		if c.HostID != ev.HostID {
+		if ev.HostID != "" && c.HostID != ev.HostID {
 			return errdefs.Permission("capsule %s is not on host %s", ev.SandboxID, ev.HostID)
+		}
+		if u.To == nestbox.StatusPaused {
+			// The lifetime ran out: nothing is left to freeze. Memory as
+			// the capsule was created to pause.
+			u.Pause = &store.Pause{At: u.At, Memory: c.AutoPauseMemory}
 		}
 	}
 	if u.To.Final() {

@@ -35,6 +35,8 @@ const (
 	DefaultReconcileInterval = 60 * time.Second
 	DefaultStuckAfter        = 10 * time.Minute
 	DefaultCreateTimeout     = 10 * time.Minute
+	DefaultAutoResumeWait    = 2 * time.Minute
+	DefaultMissingAfter      = 3
 
 	// DefaultMaxLifetime is how long a capsule may live from its creation,
 	// however often its timeout is extended.
@@ -110,6 +112,18 @@ type Config struct {
 	QueryTimeout time.Duration
 	// DestroyTimeout bounds one destroy on a host; zero means 2 minutes.
 	DestroyTimeout time.Duration
+	// PauseTimeout and ResumeTimeout bound one pause or resume on a
+	// host; zero means 5 minutes each (a multi-GiB memory image).
+	PauseTimeout  time.Duration
+	ResumeTimeout time.Duration
+	// MissingAfter is how many reconcile passes in a row a host may fail
+	// to answer before its running and paused capsules become
+	// StatusMissing; zero means 3.
+	MissingAfter int
+	// AutoResumeWait bounds how long a request routed to a paused
+	// capsule with auto-resume waits for the resume; zero means 2
+	// minutes.
+	AutoResumeWait time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 
@@ -160,10 +174,12 @@ type Service struct {
 	cancel context.CancelFunc
 	bg     sync.WaitGroup
 
-	// mu guards inflight: capsule IDs with a create or destroy running in
-	// this process, which the reconciler leaves alone.
+	// mu guards inflight (capsule IDs with a create, destroy, pause or
+	// resume running in this process, which the reconciler leaves alone)
+	// and silent (reconcile passes in a row each host did not answer).
 	mu       sync.Mutex
 	inflight map[string]int
+	silent   map[string]int
 
 	// started is when this Service was made: a capsule whose transient
 	// status was set before it has no work in flight here (the process
@@ -194,6 +210,10 @@ func New(cfg Config) (*Service, error) {
 	}
 	cfg.QueryTimeout = cmp.Or(cfg.QueryTimeout, DefaultQueryTimeout)
 	cfg.DestroyTimeout = cmp.Or(cfg.DestroyTimeout, DefaultDestroyTimeout)
+	cfg.PauseTimeout = cmp.Or(cfg.PauseTimeout, DefaultPauseTimeout)
+	cfg.ResumeTimeout = cmp.Or(cfg.ResumeTimeout, DefaultResumeTimeout)
+	cfg.AutoResumeWait = cmp.Or(cfg.AutoResumeWait, DefaultAutoResumeWait)
+	cfg.MissingAfter = cmp.Or(cfg.MissingAfter, DefaultMissingAfter)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -225,6 +245,7 @@ func New(cfg Config) (*Service, error) {
 		ctx:      ctx,
 		cancel:   cancel,
 		inflight: map[string]int{},
+		silent:   map[string]int{},
 		started:  cfg.Now().UTC(),
 	}, nil
 }

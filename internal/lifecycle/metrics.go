@@ -21,7 +21,7 @@ func (s *Service) MetricsRange(ctx context.Context, teamID, id string, start, en
 	if !start.IsZero() && !end.IsZero() && start.After(end) {
 		return nestbox.Metrics{}, nil, errdefs.Invalid("metrics of capsule %s: start %s is after end %s", id, start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339))
 	}
-	_, host, err := s.Running(ctx, teamID, id)
+	_, host, err := s.runningNow(ctx, teamID, id)
 	if err != nil {
 		return nestbox.Metrics{}, nil, err
 	}

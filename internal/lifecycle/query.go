@@ -56,9 +56,21 @@ func (s *Service) Events(ctx context.Context, teamID, id string) ([]nestbox.Caps
 }
 
 // Running returns a capsule of team that is running, with its host, for
-// exec, files and the port proxy. Any other status is errdefs.ErrConflict
-// (or ErrNotFound).
+// exec, files, PTY and the port proxy: a paused capsule created with
+// auto-resume is resumed first, and a transient one waited for, as
+// EnsureRunning does. Any other status is errdefs.ErrConflict (ErrPaused
+// for a paused capsule without auto-resume), an unknown one ErrNotFound.
 func (s *Service) Running(ctx context.Context, teamID, id string) (store.Capsule, Host, error) {
+	c, err := s.get(ctx, teamID, id)
+	if err != nil {
+		return c, Host{}, err
+	}
+	return s.ensureRunning(ctx, c)
+}
+
+// runningNow is Running without resuming or waiting: for calls that are
+// about the running sandbox itself (its timeout, its metrics).
+func (s *Service) runningNow(ctx context.Context, teamID, id string) (store.Capsule, Host, error) {
 	c, err := s.get(ctx, teamID, id)
 	if err != nil {
 		return c, Host{}, err
@@ -80,20 +92,18 @@ func (s *Service) withHost(c store.Capsule) (store.Capsule, Host, error) {
 
 // Route returns a running capsule and its host whatever its team: for
 // traffic addressed to a capsule by ID (E2B's routing headers, host names,
-// signed URLs), which envd or the capsule's own server authorises. Any
-// other status is errdefs.ErrNotFound.
-func (s *Service) Route(ctx context.Context, id string) (store.Capsule, Host, error) {
-	if len(id) != IDLength {
-		return store.Capsule{}, Host{}, errdefs.NotFound("sandbox %q not found", id)
-	}
-	c, err := s.store.GetCapsule(ctx, id)
-	if err != nil {
-		return c, Host{}, err
-	}
-	if c.Status != nestbox.StatusRunning {
+// signed URLs), which envd or the capsule's own server authorises. It is
+// EnsureRunning: a paused capsule with auto-resume is resumed and waited
+// for; one without is ErrPaused; any other status errdefs.ErrNotFound.
+//
+// allow, if not nil, is asked about the capsule before anything is
+// resumed (see EnsureRunningIf); its error is returned as it is.
+func (s *Service) Route(ctx context.Context, id string, allow func(store.Capsule) error) (store.Capsule, Host, error) {
+	c, h, err := s.EnsureRunningIf(ctx, id, allow)
+	if err != nil && !errors.Is(err, ErrPaused) && errors.Is(err, errdefs.ErrConflict) {
 		return c, Host{}, errdefs.NotFound("sandbox %s is %s", id, c.Status)
 	}
-	return s.withHost(c)
+	return c, h, err
 }
 
 // EachRunning calls fn for every running capsule of every team until fn

@@ -8,6 +8,7 @@ import (
 	"connectrpc.com/connect"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/capsulestate"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/proto/agentpb"
 	"nestbox.dev/internal/store"
@@ -35,16 +36,72 @@ import (
 func (s *Service) Reconcile(ctx context.Context) error {
 	var errs []error
 	for _, h := range s.hosts.All() {
-		if err := s.reconcileHost(ctx, h); err != nil {
+		err := s.reconcileHost(ctx, h)
+		if err != nil {
 			errs = append(errs, fmt.Errorf("host %s: %w", h.ID, err))
+		}
+		if silent := s.countSilence(h.ID, err); silent == s.cfg.MissingAfter {
+			if err := s.markMissing(ctx, h); err != nil {
+				errs = append(errs, fmt.Errorf("host %s: %w", h.ID, err))
+			}
 		}
 	}
 	return errors.Join(errs...)
 }
 
+// countSilence counts the reconcile passes in a row that could not list
+// host id's sandboxes (err is the pass's error) and returns the count.
+func (s *Service) countSilence(id string, err error) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var cerr *listError
+	if err == nil || !errors.As(err, &cerr) {
+		delete(s.silent, id)
+		return 0
+	}
+	s.silent[id]++
+	return s.silent[id]
+}
+
+// listError is a host that did not answer its list.
+type listError struct{ err error }
+
+func (e *listError) Error() string { return "list sandboxes: " + e.err.Error() }
+func (e *listError) Unwrap() error { return e.err }
+
+// markMissing moves the running and paused capsules of a host that has
+// not answered Config.MissingAfter passes in a row to StatusMissing: they
+// may still run there, nobody can tell. The first pass that hears from
+// the host again resolves them.
+func (s *Service) markMissing(ctx context.Context, h Host) error {
+	f := store.CapsuleFilter{HostID: h.ID, Statuses: []nestbox.Status{nestbox.StatusRunning, nestbox.StatusPaused}, Limit: 1000}
+	var errs []error
+	for {
+		cs, next, err := s.store.ListCapsules(ctx, f)
+		if err != nil {
+			return err
+		}
+		for _, c := range cs {
+			if s.isInflight(c.ID) {
+				continue
+			}
+			_, err := s.transition(ctx, c.ID, []nestbox.Status{c.Status}, store.StatusUpdate{
+				To: nestbox.StatusMissing, Reason: fmt.Sprintf("host %s has not answered %d reconcile passes", h.ID, s.cfg.MissingAfter), Generation: c.Generation,
+			})
+			if err != nil && !errors.Is(err, errdefs.ErrConflict) {
+				errs = append(errs, err)
+			}
+		}
+		if next == "" {
+			return errors.Join(errs...)
+		}
+		f.Cursor = next
+	}
+}
+
 func (s *Service) reconcileHost(ctx context.Context, h Host) error {
 	var live []store.Capsule
-	f := store.CapsuleFilter{HostID: h.ID, Statuses: []nestbox.Status{nestbox.StatusStarting, nestbox.StatusRunning, nestbox.StatusStopping}, Limit: 1000}
+	f := store.CapsuleFilter{HostID: h.ID, Statuses: capsulestate.LiveStatuses(), Limit: 1000}
 	for {
 		cs, next, err := s.store.ListCapsules(ctx, f)
 		if err != nil {
@@ -60,17 +117,19 @@ func (s *Service) reconcileHost(ctx context.Context, h Host) error {
 	resp, err := h.Agent.ListSandboxes(lctx, connect.NewRequest(&agentpb.ListSandboxesRequest{}))
 	cancel()
 	if err != nil {
-		return fmt.Errorf("list sandboxes: %w", errdefs.FromConnect(err))
+		return &listError{errdefs.FromConnect(err)}
 	}
 	onHost := map[string]bool{}
+	state := map[string]agentpb.SandboxState{}
 	for _, sb := range resp.Msg.GetSandboxes() {
 		onHost[sb.GetId()] = sb.GetState() == agentpb.SandboxState_SANDBOX_STATE_RUNNING
+		state[sb.GetId()] = sb.GetState()
 	}
 	known := map[string]bool{}
 	var errs []error
 	for _, c := range live {
 		known[c.ID] = true
-		if err := s.reconcileCapsule(ctx, h, c, onHost); err != nil {
+		if err := s.reconcileCapsule(ctx, h, c, onHost, state[c.ID]); err != nil {
 			errs = append(errs, err)
 		}
 	}
@@ -111,7 +170,7 @@ func (s *Service) confirmGone(ctx context.Context, h Host, id string) (bool, err
 	return resp.Msg.GetSandbox().GetState() != agentpb.SandboxState_SANDBOX_STATE_RUNNING, nil
 }
 
-func (s *Service) reconcileCapsule(ctx context.Context, h Host, c store.Capsule, onHost map[string]bool) error {
+func (s *Service) reconcileCapsule(ctx context.Context, h Host, c store.Capsule, onHost map[string]bool, st agentpb.SandboxState) error {
 	if s.isInflight(c.ID) {
 		return nil
 	}
@@ -125,6 +184,11 @@ func (s *Service) reconcileCapsule(ctx context.Context, h Host, c store.Capsule,
 	case nestbox.StatusRunning:
 		if running {
 			return nil
+		}
+		if st == agentpb.SandboxState_SANDBOX_STATE_PAUSED {
+			// Auto-paused at its timeout, and the event was lost.
+			u = store.StatusUpdate{To: nestbox.StatusPaused, Reason: "found paused by the reconciler", Pause: &store.Pause{At: now, Memory: c.AutoPauseMemory}}
+			break
 		}
 		gone, err := s.confirmGone(ctx, h, c.ID)
 		if err != nil || !gone {
@@ -149,6 +213,45 @@ func (s *Service) reconcileCapsule(ctx context.Context, h Host, c store.Capsule,
 				}
 			}
 		}
+	case nestbox.StatusPaused:
+		if st == agentpb.SandboxState_SANDBOX_STATE_PAUSED {
+			return nil // a paused sandbox the agent lists is fine
+		}
+		if present {
+			return nil // running without a resume: a host event or the next pass tells
+		}
+		gone, err := s.confirmGone(ctx, h, c.ID)
+		if err != nil || !gone {
+			return err
+		}
+		if sb, gerr := s.getSandbox(ctx, h, c.ID); gerr == nil && sb.GetState() == agentpb.SandboxState_SANDBOX_STATE_PAUSED {
+			return nil
+		}
+		u = store.StatusUpdate{To: nestbox.StatusError, Reason: "the host no longer has this paused sandbox", StoppedAt: now}
+	case nestbox.StatusPausing, nestbox.StatusResuming:
+		if !stuck {
+			return nil
+		}
+		switch {
+		case st == agentpb.SandboxState_SANDBOX_STATE_PAUSED:
+			u = store.StatusUpdate{To: nestbox.StatusPaused, Reason: "found paused by the reconciler"}
+			if c.Status == nestbox.StatusPausing {
+				u.Pause = &store.Pause{At: now, Memory: true}
+			}
+		case running:
+			u = store.StatusUpdate{To: nestbox.StatusRunning, Reason: "found running by the reconciler"}
+		default:
+			u = store.StatusUpdate{To: nestbox.StatusError, Reason: map[nestbox.Status]string{nestbox.StatusPausing: "the pause", nestbox.StatusResuming: "the resume"}[c.Status] + " did not finish and the host has no sandbox", StoppedAt: now}
+		}
+	case nestbox.StatusMissing:
+		switch {
+		case st == agentpb.SandboxState_SANDBOX_STATE_PAUSED:
+			u = store.StatusUpdate{To: nestbox.StatusPaused, Reason: "its host answers again"}
+		case running:
+			u = store.StatusUpdate{To: nestbox.StatusRunning, Reason: "its host answers again"}
+		default:
+			u = store.StatusUpdate{To: nestbox.StatusError, Reason: "its host answers again without the sandbox", StoppedAt: now}
+		}
 	case nestbox.StatusStopping:
 		if present {
 			if err := s.destroyOnHost(ctx, h, c.ID); err != nil {
@@ -160,6 +263,7 @@ func (s *Service) reconcileCapsule(ctx context.Context, h Host, c store.Capsule,
 		return nil
 	}
 	s.log.Info("reconcile", "capsule", c.ID, "from", c.Status, "to", u.To, "reason", u.Reason)
+	u.Generation = c.Generation
 	_, err := s.transition(ctx, c.ID, []nestbox.Status{c.Status}, u)
 	if errors.Is(err, errdefs.ErrConflict) {
 		return nil

@@ -19,7 +19,7 @@ func (s *Service) SetTimeout(ctx context.Context, teamID, id string, d time.Dura
 	if d < time.Second || d > s.cfg.MaxLifetime {
 		return nestbox.Capsule{}, errdefs.Invalid("timeout_seconds %d: want 1 to %d", int(d/time.Second), int(s.cfg.MaxLifetime/time.Second))
 	}
-	c, host, err := s.Running(ctx, teamID, id)
+	c, host, err := s.runningNow(ctx, teamID, id)
 	if err != nil {
 		return c.Capsule, err
 	}

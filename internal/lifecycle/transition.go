@@ -3,18 +3,25 @@ package lifecycle
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/capsulestate"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/events"
 	"nestbox.dev/internal/store"
 )
 
-// transition moves capsule id from one of the statuses in from to u.To and
-// publishes the change. On a conflict it returns the capsule as it is and
-// an error of kind errdefs.ErrConflict.
+// transition moves capsule id from one of the statuses in from (and from
+// generation u.Generation, if set) to u.To and publishes the change, which
+// carries the generation it produced. Every from → u.To must be in the
+// state machine. On a conflict it returns the capsule as it is and an
+// error of kind errdefs.ErrConflict.
 func (s *Service) transition(ctx context.Context, id string, from []nestbox.Status, u store.StatusUpdate) (store.Capsule, error) {
+	if err := capsulestate.Check(from, u.To); err != nil {
+		return store.Capsule{}, fmt.Errorf("capsule %s: %w", id, err)
+	}
 	if u.At.IsZero() {
 		u.At = s.cfg.Now().UTC()
 	}
@@ -26,10 +33,15 @@ func (s *Service) transition(ctx context.Context, id string, from []nestbox.Stat
 	c, err := s.store.UpdateCapsuleStatus(ctx, id, from, u)
 	switch {
 	case err == nil:
+		ev.Generation = c.Generation
 		s.publish(ctx, ev)
 	case prev != "" && !errors.Is(err, errdefs.ErrConflict) && !errors.Is(err, errdefs.ErrNotFound):
 		// The store failed (busy, briefly unreachable): the event
-		// stream's consumer retries the change.
+		// stream's consumer retries the change, from the generation
+		// the writer saw if it named one.
+		if u.Generation != 0 {
+			ev.Generation = u.Generation + 1
+		}
 		s.publish(ctx, ev)
 	}
 	return c, err
@@ -55,6 +67,10 @@ func eventOf(id string, from nestbox.Status, u store.StatusUpdate) nestbox.Capsu
 			*f.dst = &f.v
 		}
 	}
+	if p := u.Pause; p != nil {
+		at := p.At
+		ev.PausedAt, ev.PausedMemory, ev.RemainingMS = &at, p.Memory, p.Remaining.Milliseconds()
+	}
 	return ev
 }
 
@@ -69,6 +85,14 @@ func updateOf(ev nestbox.CapsuleEvent) store.StatusUpdate {
 			*f.dst = *f.v
 		}
 	}
+	if ev.PausedAt != nil {
+		u.Pause = &store.Pause{At: *ev.PausedAt, Memory: ev.PausedMemory, Remaining: time.Duration(ev.RemainingMS) * time.Millisecond}
+	}
+	if ev.Generation > 0 {
+		// The change was made from the generation before the one it
+		// produced; a capsule at any other has changed since (ABA).
+		u.Generation = ev.Generation - 1
+	}
 	return u
 }
 
@@ -81,8 +105,8 @@ func updateOf(ev nestbox.CapsuleEvent) store.StatusUpdate {
 // costs latency, never the consumer.
 func (s *Service) consume(ctx context.Context) {
 	events.Follow(ctx, s.ev, s.log, func(ev nestbox.CapsuleEvent) {
-		if ev.From == "" || ev.To == "" {
-			return // a first event or a gap marker: nothing to apply
+		if ev.From == "" || ev.To == "" || !capsulestate.Allowed(ev.From, ev.To) {
+			return // a first event, a gap marker, or not a change of the machine
 		}
 		_, err := s.store.UpdateCapsuleStatus(ctx, ev.CapsuleID, []nestbox.Status{ev.From}, updateOf(ev))
 		if err != nil && !errors.Is(err, errdefs.ErrConflict) && !errors.Is(err, errdefs.ErrNotFound) && ctx.Err() == nil {

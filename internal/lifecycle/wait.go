@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/capsulestate"
 )
 
 // waitPoll is how often Wait re-reads the store besides listening to
@@ -16,6 +17,12 @@ const waitPoll = time.Second
 // then. Only an unknown capsule or a failing store is an error: the caller
 // compares the status.
 func (s *Service) Wait(ctx context.Context, teamID, id string, want nestbox.Status) (nestbox.Capsule, error) {
+	return s.waitUntil(ctx, teamID, id, func(st nestbox.Status) bool { return st == want || st.Final() })
+}
+
+// waitUntil blocks until done accepts the status of a capsule of team, or
+// ctx is done, and returns the capsule as it is then.
+func (s *Service) waitUntil(ctx context.Context, teamID, id string, done func(nestbox.Status) bool) (nestbox.Capsule, error) {
 	// Subscribe before the first read so that no change slips between.
 	sub, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -30,7 +37,7 @@ func (s *Service) Wait(ctx context.Context, teamID, id string, want nestbox.Stat
 		if err != nil {
 			return nestbox.Capsule{}, err
 		}
-		if c.Status == want || c.Status.Final() || ctx.Err() != nil {
+		if done(c.Status) || ctx.Err() != nil {
 			return c.Capsule, nil
 		}
 	next:
@@ -51,4 +58,11 @@ func (s *Service) Wait(ctx context.Context, teamID, id string, want nestbox.Stat
 			}
 		}
 	}
+}
+
+// WaitSettled blocks until a capsule of team is in a status that is not
+// transient (its pause, resume, create or destroy ended, however it ended),
+// or ctx is done, and returns it as it is then.
+func (s *Service) WaitSettled(ctx context.Context, teamID, id string) (nestbox.Capsule, error) {
+	return s.waitUntil(ctx, teamID, id, func(st nestbox.Status) bool { return !capsulestate.Transient(st) })
 }

@@ -35,9 +35,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 	agent := newAgentProxy(t)
 	e := newEnv(t, withAgentProxy(agent.url))
 	ctx := t.Context()
-	c := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{})      // read and used
-	doomed := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{}) // destroyed by DELETE /v1/capsules/{id}
-	killed := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{}) // destroyed by DELETE /sandboxes/{id}
+	c := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{})       // read and used
+	doomed := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{})  // destroyed by DELETE /v1/capsules/{id}
+	killed := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{})  // destroyed by DELETE /sandboxes/{id}
+	toPause := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{}) // paused by POST /v1/capsules/{id}/pause
+	toResume := e.paused(t, e.keyA, nestbox.CreateCapsuleRequest{}) // resumed by POST /v1/capsules/{id}/resume
 
 	revoked, hash := apikey.New()
 	now := time.Now().UTC()
@@ -67,6 +69,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"GET /v1/capsules":                              {method: "GET", path: "/v1/capsules", other: 200, valid: 200},
 		"GET /v1/capsules/{id}":                         {method: "GET", path: "/v1/capsules/" + id, other: 404, valid: 200},
 		"DELETE /v1/capsules/{id}":                      {method: "DELETE", path: "/v1/capsules/" + doomed.ID, other: 404, valid: 202},
+		"POST /v1/capsules/{id}/pause":                  {method: "POST", path: "/v1/capsules/" + toPause.ID + "/pause", other: 404, valid: 202},
+		"POST /v1/capsules/{id}/resume":                 {method: "POST", path: "/v1/capsules/" + toResume.ID + "/resume", other: 404, valid: 202},
 		"POST /v1/capsules/{id}/timeout":                {method: "POST", path: "/v1/capsules/" + id + "/timeout", body: `{"timeout_seconds":600}`, other: 404, valid: 200},
 		"GET /v1/capsules/{id}/metrics":                 {method: "GET", path: "/v1/capsules/" + id + "/metrics", other: 404, valid: 200},
 		"GET /v1/capsules/{id}/events":                  {method: "GET", path: "/v1/capsules/" + id + "/events", other: 404, valid: 200},

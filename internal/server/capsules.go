@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/capsulestate"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/store"
 )
@@ -60,7 +61,7 @@ func parseListQuery(r *http.Request) (store.CapsuleFilter, error) {
 			for _, st := range strings.Split(v, ",") {
 				st := nestbox.Status(strings.TrimSpace(st))
 				if !validStatus(st) {
-					return f, errdefs.Invalid("status %q: want starting, running, stopping, stopped or error", st)
+					return f, errdefs.Invalid("status %q: want one of %v", st, capsulestate.All())
 				}
 				f.Statuses = append(f.Statuses, st)
 			}
@@ -84,13 +85,7 @@ func parseListQuery(r *http.Request) (store.CapsuleFilter, error) {
 	return f, nil
 }
 
-func validStatus(st nestbox.Status) bool {
-	switch st {
-	case nestbox.StatusStarting, nestbox.StatusRunning, nestbox.StatusStopping, nestbox.StatusStopped, nestbox.StatusError:
-		return true
-	}
-	return false
-}
+func validStatus(st nestbox.Status) bool { return capsulestate.Known(st) }
 
 func (s *Server) getCapsule(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")

@@ -9,6 +9,7 @@ import (
 
 	"nestbox.dev"
 	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/lifecycle"
 )
 
 // writeJSON writes v with status code.
@@ -24,6 +25,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	err = errdefs.FromConnect(err)
 	status := statusOf(err)
 	code := errdefs.Code(err)
+	if errors.Is(err, lifecycle.ErrPaused) {
+		// A stable code of its own: the client may resume and retry.
+		code = "capsule_paused"
+	}
 	msg := err.Error()
 	if status == http.StatusInternalServerError {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -16,6 +16,8 @@ import (
 //	GET    /v1/capsules                              list: ?status, ?metadata.K=V, ?limit, ?cursor
 //	GET    /v1/capsules/{id}                         get; ?wait=STATUS&timeout=D blocks
 //	DELETE /v1/capsules/{id}                         202 destroy (stopping)
+//	POST   /v1/capsules/{id}/pause                   202 pause (pausing); 409 if paused
+//	POST   /v1/capsules/{id}/resume                  202 resume (resuming); 409 unless paused
 //	POST   /v1/capsules/{id}/timeout                 extend the lifetime
 //	GET    /v1/capsules/{id}/metrics                 resource use
 //	GET    /v1/capsules/{id}/events                  status history
@@ -107,6 +109,8 @@ func (s *Server) routes() []route {
 		{"GET /v1/capsules", a(s.listCapsules), ""},
 		{"GET /v1/capsules/{id}", a(s.getCapsule), ""},
 		{"DELETE /v1/capsules/{id}", a(s.deleteCapsule), ""},
+		{"POST /v1/capsules/{id}/pause", a(s.pauseCapsule), ""},
+		{"POST /v1/capsules/{id}/resume", a(s.resumeCapsule), ""},
 		{"POST /v1/capsules/{id}/timeout", a(s.setTimeout), ""},
 		{"GET /v1/capsules/{id}/metrics", a(s.capsuleMetrics), ""},
 		{"GET /v1/capsules/{id}/events", a(s.capsuleEvents), ""},

@@ -3,6 +3,7 @@ package server
 import (
 	"crypto/subtle"
 	"encoding/json"
+	"errors"
 	"net"
 	"net/http"
 	"net/netip"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"nestbox.dev/internal/e2bcompat"
+	"nestbox.dev/internal/store"
 )
 
 // envdPort is where envd listens in every capsule.
@@ -131,26 +133,43 @@ func (s *Server) serveSandbox(w http.ResponseWriter, r *http.Request, id string,
 		writeSandboxError(w, http.StatusBadGateway, id, "The sandbox was not found")
 		return
 	}
-	c, h, err := s.life.Route(r.Context(), id)
+	// Route resumes a paused capsule created with auto-resume and waits
+	// for it; a paused one without auto-resume gets E2B's answer for a
+	// paused sandbox, the same 502 as a missing one (/health reads 502
+	// while paused). The traffic token is checked first: traffic the
+	// capsule would refuse must not wake it.
+	_, h, err := s.life.Route(r.Context(), id, func(c store.Capsule) error {
+		if c.TrafficAccessToken == "" || port == envdPort {
+			return nil
+		}
+		got := r.Header.Get(trafficTokenHeader)
+		if got == "" {
+			return errTrafficToken{"this sandbox's ports are private: send its traffic access token in the " + trafficTokenHeader + " header"}
+		}
+		if subtle.ConstantTimeCompare([]byte(got), []byte(c.TrafficAccessToken)) != 1 {
+			return errTrafficToken{"invalid traffic access token"}
+		}
+		return nil
+	})
+	var tokenErr errTrafficToken
+	if errors.As(err, &tokenErr) {
+		writeSandboxError(w, http.StatusForbidden, id, tokenErr.msg)
+		return
+	}
 	if err != nil {
 		writeSandboxError(w, http.StatusBadGateway, id, "The sandbox was not found")
 		return
-	}
-	if c.TrafficAccessToken != "" && port != envdPort {
-		got := r.Header.Get(trafficTokenHeader)
-		if got == "" {
-			writeSandboxError(w, http.StatusForbidden, id, "this sandbox's ports are private: send its traffic access token in the "+trafficTokenHeader+" header")
-			return
-		}
-		if subtle.ConstantTimeCompare([]byte(got), []byte(c.TrafficAccessToken)) != 1 {
-			writeSandboxError(w, http.StatusForbidden, id, "invalid traffic access token")
-			return
-		}
 	}
 	if err := s.proxy.forward(w, r, id, port, true, h); err != nil {
 		writeSandboxError(w, http.StatusBadGateway, id, err.Error())
 	}
 }
+
+// errTrafficToken is a request to a private port without the right
+// traffic access token.
+type errTrafficToken struct{ msg string }
+
+func (e errTrafficToken) Error() string { return e.msg }
 
 // writeSandboxError answers in the JSON shape of E2B's proxy,
 // {"sandboxId", "message", "code"}: 502 for a sandbox it cannot reach

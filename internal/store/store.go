@@ -71,8 +71,10 @@ type Store interface {
 	// none).
 	ListCapsules(ctx context.Context, f CapsuleFilter) ([]Capsule, string, error)
 	// UpdateCapsuleStatus moves a capsule from one of the statuses in from
-	// to u.To, applying u's other fields, and records the change as an
-	// event, in one transaction. If the capsule's status is not in from it
+	// (and, if u.Generation is set, from that generation) to u.To,
+	// applying u's other fields and adding one to its Generation, and
+	// records the change as an event, in one transaction. If the capsule's
+	// status is not in from, or its generation is not u.Generation, it
 	// changes nothing and returns an error of kind ErrConflict together
 	// with the capsule as it is; an unknown ID is ErrNotFound.
 	UpdateCapsuleStatus(ctx context.Context, id string, from []nestbox.Status, u StatusUpdate) (Capsule, error)
@@ -147,6 +149,15 @@ type Capsule struct {
 	// UpdatedAt is when the status last changed: the reconciler uses it to
 	// find capsules stuck in a transient status.
 	UpdatedAt time.Time
+	// Generation counts the capsule's status changes: 1 at creation, one
+	// more at each UpdateCapsuleStatus. A change made from a generation
+	// that is no longer current is refused (StatusUpdate.Generation).
+	Generation int64
+	// PausedMemory is whether the last pause kept the memory; Remaining
+	// is the lifetime the capsule had left then, frozen while it is
+	// paused.
+	PausedMemory bool
+	Remaining    time.Duration
 }
 
 // StatusUpdate is the change UpdateCapsuleStatus applies. Zero fields are
@@ -160,6 +171,20 @@ type StatusUpdate struct {
 	ExpiresAt   time.Time
 	StoppedAt   time.Time
 	At          time.Time // when it happened; zero means now
+	// Generation, if not zero, is the generation the change is made
+	// from: the capsule must be at it as well as in a from status, else
+	// the update is ErrConflict. Zero checks the status alone.
+	Generation int64
+	// Pause, if not nil, records a pause: Capsule.PausedAt, PausedMemory
+	// and Remaining.
+	Pause *Pause
+}
+
+// Pause is what a change to paused records.
+type Pause struct {
+	At        time.Time
+	Memory    bool
+	Remaining time.Duration
 }
 
 // Quota is what a team may hold at once in live capsules: how many, their

@@ -33,8 +33,16 @@ type Agent struct {
 	mu        sync.Mutex
 	sandboxes map[string]*agentpb.Sandbox
 	failNext  error // returned by the next create
-	down      bool  // every call fails with unavailable
-	hung      bool  // every call blocks until its context ends
+	// failPause and failResume are returned by the next pause or
+	// resume; goneAfterPause makes that failed pause lose the sandbox.
+	failPause      error
+	failResume     error
+	goneAfterPause bool
+	// pauseGate, if not nil, holds every pause and resume until closed.
+	pauseGate chan struct{}
+	resumes   []*agentpb.ResumeSandboxRequest
+	down      bool // every call fails with unavailable
+	hung      bool // every call blocks until its context ends
 	creates   int
 	samples   map[string][]*agentpb.SandboxMetrics // metrics history, oldest first
 }
@@ -280,12 +288,147 @@ func CreateRequest(id string) *agentpb.CreateSandboxRequest {
 	return &agentpb.CreateSandboxRequest{Config: &agentpb.SandboxConfig{Id: id, TimeoutSeconds: 300}}
 }
 
-// PauseSandbox is not modelled yet.
-func (f *Agent) PauseSandbox(ctx context.Context, req *connect.Request[agentpb.PauseSandboxRequest]) (*connect.Response[agentpb.PauseSandboxResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("fakehost: pause"))
+// FailNextPause makes the next pause fail with err; with gone, that pause
+// loses the sandbox (as a runsc that died mid-checkpoint would), else the
+// sandbox keeps running, as the agent's contract says.
+func (f *Agent) FailNextPause(err error, gone bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failPause, f.goneAfterPause = err, gone
 }
 
-// ResumeSandbox is not modelled yet.
+// FailNextResume makes the next resume fail with err. A data_loss error
+// leaves the sandbox paused with its files (a snapshot that failed its
+// check is never restored); any other destroys it, as the agent does with
+// a half-restored sandbox.
+func (f *Agent) FailNextResume(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failResume = err
+}
+
+// HoldPauses makes pauses and resumes wait until the returned function is
+// called (or their context ends).
+func (f *Agent) HoldPauses() (release func()) {
+	ch := make(chan struct{})
+	f.mu.Lock()
+	f.pauseGate = ch
+	f.mu.Unlock()
+	var once sync.Once
+	return func() { once.Do(func() { close(ch) }) }
+}
+
+// Resumes returns the resume requests the agent received, in order.
+func (f *Agent) Resumes() []*agentpb.ResumeSandboxRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]*agentpb.ResumeSandboxRequest(nil), f.resumes...)
+}
+
+// State is the state of sandbox id, UNSPECIFIED if the agent has none.
+func (f *Agent) State(id string) agentpb.SandboxState {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if sb, ok := f.sandboxes[id]; ok {
+		return sb.State
+	}
+	return agentpb.SandboxState_SANDBOX_STATE_UNSPECIFIED
+}
+
+// AutoPause pauses sandbox id by itself, as the agent does at the end of
+// an auto-pause sandbox's timeout (the test then posts the event).
+func (f *Agent) AutoPause(id string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if sb, ok := f.sandboxes[id]; ok {
+		sb.State, sb.PausedAt, sb.PauseTier = agentpb.SandboxState_SANDBOX_STATE_PAUSED, timestamppb.Now(), "disk"
+		sb.FilesystemOnly = sb.GetConfig().GetAutoPauseFilesystemOnly()
+	}
+}
+
+func (f *Agent) holdPause(ctx context.Context) error {
+	f.mu.Lock()
+	gate := f.pauseGate
+	f.mu.Unlock()
+	if gate == nil {
+		return nil
+	}
+	select {
+	case <-gate:
+		return nil
+	case <-ctx.Done():
+		return connect.NewError(connect.CodeDeadlineExceeded, ctx.Err())
+	}
+}
+
+// PauseSandbox pauses a running sandbox: failed_precondition if it is not
+// running.
+func (f *Agent) PauseSandbox(ctx context.Context, req *connect.Request[agentpb.PauseSandboxRequest]) (*connect.Response[agentpb.PauseSandboxResponse], error) {
+	if err := f.hang(ctx); err != nil {
+		return nil, err
+	}
+	if f.isDown() {
+		return nil, errDown
+	}
+	if err := f.holdPause(ctx); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := req.Msg.GetId()
+	sb, ok := f.sandboxes[id]
+	if !ok {
+		return nil, connect.NewError(connect.CodeNotFound, errors.New("no such sandbox"))
+	}
+	if err := f.failPause; err != nil {
+		f.failPause = nil
+		if f.goneAfterPause {
+			delete(f.sandboxes, id)
+		}
+		return nil, err
+	}
+	if sb.State != agentpb.SandboxState_SANDBOX_STATE_RUNNING {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("sandbox is not running"))
+	}
+	sb.State, sb.PausedAt, sb.PauseTier, sb.FilesystemOnly = agentpb.SandboxState_SANDBOX_STATE_PAUSED, timestamppb.Now(), "disk", req.Msg.GetFilesystemOnly()
+	return connect.NewResponse(&agentpb.PauseSandboxResponse{Sandbox: sb}), nil
+}
+
+// ResumeSandbox resumes a paused sandbox: failed_precondition if it is not
+// paused.
 func (f *Agent) ResumeSandbox(ctx context.Context, req *connect.Request[agentpb.ResumeSandboxRequest]) (*connect.Response[agentpb.ResumeSandboxResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("fakehost: resume"))
+	if err := f.hang(ctx); err != nil {
+		return nil, err
+	}
+	if f.isDown() {
+		return nil, errDown
+	}
+	if err := f.holdPause(ctx); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.resumes = append(f.resumes, req.Msg)
+	id := req.Msg.GetId()
+	sb, ok := f.sandboxes[id]
+	if !ok {
+		return nil, connect.NewError(connect.CodeNotFound, errors.New("no such sandbox"))
+	}
+	if err := f.failResume; err != nil {
+		f.failResume = nil
+		if connect.CodeOf(err) != connect.CodeDataLoss {
+			delete(f.sandboxes, id)
+		}
+		return nil, err
+	}
+	if sb.State != agentpb.SandboxState_SANDBOX_STATE_PAUSED {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("sandbox is not paused"))
+	}
+	timeout := time.Duration(req.Msg.GetTimeoutSeconds()) * time.Second
+	if timeout == 0 {
+		timeout = 300 * time.Second
+	}
+	sb.State, sb.PausedAt, sb.PauseTier, sb.FilesystemOnly = agentpb.SandboxState_SANDBOX_STATE_RUNNING, nil, "", false
+	sb.EndAt = timestamppb.New(time.Now().Add(timeout))
+	return connect.NewResponse(&agentpb.ResumeSandboxResponse{Sandbox: sb}), nil
 }

@@ -15,7 +15,8 @@ import (
 // capsuleColumns are the columns scanCapsule reads, in its order.
 const capsuleColumns = `id, team_id, template, status, error, vcpus, memory_mb, disk_mb,
 	metadata, internet, allow_out, deny_out, host_id, envd_version, env_vars, access_token,
-	created_at, updated_at, started_at, expires_at, stopped_at, traffic_access_token`
+	created_at, updated_at, started_at, expires_at, stopped_at, traffic_access_token,
+	generation, paused_at, paused_memory, remaining_ms, auto_pause, auto_pause_memory, auto_resume`
 
 // CreateCapsule inserts c and its first event (from "" to c.Status, at
 // c.CreatedAt) in one transaction. A taken ID is ErrAlreadyExists, an
@@ -37,11 +38,13 @@ func (s *Store) createCapsule(ctx context.Context, c store.Capsule, check func(t
 			}
 		}
 		_, err := tx.Exec(ctx, "INSERT INTO capsules ("+capsuleColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22)`,
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22,
+				$23, $24, $25, $26, $27, $28, $29)`,
 			c.ID, c.TeamID, c.Template, string(c.Status), c.Error, c.VCPUs, c.MemoryMB, c.DiskMB,
 			formatMap(c.Metadata), c.Internet, formatList(c.AllowOut), formatList(c.DenyOut),
 			c.HostID, c.EnvdVersion, formatMap(c.EnvVars), c.AccessToken,
-			c.CreatedAt, c.UpdatedAt, c.StartedAt, c.ExpiresAt, c.StoppedAt, c.TrafficAccessToken)
+			c.CreatedAt, c.UpdatedAt, c.StartedAt, c.ExpiresAt, c.StoppedAt, c.TrafficAccessToken,
+			max(c.Generation, 1), c.PausedAt, c.PausedMemory, c.Remaining.Milliseconds(), c.AutoPause, c.AutoPauseMemory, c.AutoResume)
 		if err != nil {
 			return kindOf(err)
 		}
@@ -87,11 +90,16 @@ func getCapsule(ctx context.Context, q querier, id, lock string) (store.Capsule,
 
 // scanCapsule reads one row of capsuleColumns.
 func scanCapsule(row pgx.Row) (store.Capsule, error) {
-	var c store.Capsule
+	var (
+		c           store.Capsule
+		remainingMS int64
+	)
 	err := row.Scan(&c.ID, &c.TeamID, &c.Template, &c.Status, &c.Error, &c.VCPUs, &c.MemoryMB, &c.DiskMB,
 		&c.Metadata, &c.Internet, &c.AllowOut, &c.DenyOut,
 		&c.HostID, &c.EnvdVersion, &c.EnvVars, &c.AccessToken,
-		&c.CreatedAt, &c.UpdatedAt, &c.StartedAt, &c.ExpiresAt, &c.StoppedAt, &c.TrafficAccessToken)
+		&c.CreatedAt, &c.UpdatedAt, &c.StartedAt, &c.ExpiresAt, &c.StoppedAt, &c.TrafficAccessToken,
+		&c.Generation, &c.PausedAt, &c.PausedMemory, &remainingMS, &c.AutoPause, &c.AutoPauseMemory, &c.AutoResume)
+	c.Remaining = time.Duration(remainingMS) * time.Millisecond
 	emptyToNil(&c.Metadata, &c.AllowOut, &c.DenyOut)
 	emptyToNil(&c.EnvVars)
 	return c, err

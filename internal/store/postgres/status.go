@@ -48,6 +48,10 @@ func (s *Store) UpdateCapsuleStatus(ctx context.Context, id string, from []nestb
 			out = cur
 			return conflict(cur, from)
 		}
+		if u.Generation != 0 && cur.Generation != u.Generation {
+			out = cur
+			return errdefs.Conflict("capsule %s is at generation %d, not %d", cur.ID, cur.Generation, u.Generation)
+		}
 		query, args := statusUpdate(id, from, u, at)
 		out, err = scanCapsule(tx.QueryRow(ctx, query, args...))
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -78,6 +82,7 @@ func statusUpdate(id string, from []nestbox.Status, u store.StatusUpdate, at tim
 	}
 	add("status", string(u.To))
 	add("updated_at", at)
+	set = append(set, "generation = generation + 1")
 	if u.To == nestbox.StatusError {
 		add("error", u.Reason)
 	}
@@ -95,6 +100,11 @@ func statusUpdate(id string, from []nestbox.Status, u store.StatusUpdate, at tim
 	}
 	if !u.StoppedAt.IsZero() {
 		add("stopped_at", u.StoppedAt)
+	}
+	if p := u.Pause; p != nil {
+		add("paused_at", p.At)
+		add("paused_memory", p.Memory)
+		add("remaining_ms", p.Remaining.Milliseconds())
 	}
 	query := "UPDATE capsules SET " + strings.Join(set, ", ") +
 		" WHERE id = $1 AND status = ANY($2) RETURNING " + capsuleColumns

@@ -14,7 +14,8 @@ import (
 // capsuleColumns are the columns scanCapsule reads, in its order.
 const capsuleColumns = `id, team_id, template, status, error, vcpus, memory_mb, disk_mb,
 	metadata, internet, allow_out, deny_out, host_id, envd_version, env_vars, access_token,
-	created_at, updated_at, started_at, expires_at, stopped_at, traffic_access_token`
+	created_at, updated_at, started_at, expires_at, stopped_at, traffic_access_token,
+	generation, paused_at, paused_memory, remaining_ms, auto_pause, auto_pause_memory, auto_resume`
 
 // CreateCapsule inserts c and its first event (from "" to c.Status, at
 // c.CreatedAt) in one transaction. A taken ID is ErrAlreadyExists, an
@@ -36,12 +37,14 @@ func (s *Store) createCapsule(ctx context.Context, c store.Capsule, check func(t
 			}
 		}
 		_, err := tx.ExecContext(ctx, "INSERT INTO capsules ("+capsuleColumns+`)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
 			c.ID, c.TeamID, c.Template, string(c.Status), c.Error, c.VCPUs, c.MemoryMB, c.DiskMB,
 			formatMap(c.Metadata), boolInt(c.Internet), formatList(c.AllowOut), formatList(c.DenyOut),
 			c.HostID, c.EnvdVersion, formatMap(c.EnvVars), c.AccessToken,
 			formatTime(c.CreatedAt), formatTime(c.UpdatedAt),
-			formatTimePtr(c.StartedAt), formatTimePtr(c.ExpiresAt), formatTimePtr(c.StoppedAt), c.TrafficAccessToken)
+			formatTimePtr(c.StartedAt), formatTimePtr(c.ExpiresAt), formatTimePtr(c.StoppedAt), c.TrafficAccessToken,
+			max(c.Generation, 1), formatTimePtr(c.PausedAt), boolInt(c.PausedMemory), c.Remaining.Milliseconds(),
+			boolInt(c.AutoPause), boolInt(c.AutoPauseMemory), boolInt(c.AutoResume))
 		if err != nil {
 			return kindOf(err)
 		}
@@ -91,11 +94,16 @@ func getCapsule(ctx context.Context, q querier, id string) (store.Capsule, error
 
 // scanCapsule reads one row of capsuleColumns.
 func scanCapsule(row scanner) (store.Capsule, error) {
-	var c store.Capsule
+	var (
+		c           store.Capsule
+		remainingMS int64
+	)
 	err := row.Scan(&c.ID, &c.TeamID, &c.Template, &c.Status, &c.Error, &c.VCPUs, &c.MemoryMB, &c.DiskMB,
 		mapCol{&c.Metadata}, &c.Internet, listCol{&c.AllowOut}, listCol{&c.DenyOut},
 		&c.HostID, &c.EnvdVersion, mapCol{&c.EnvVars}, &c.AccessToken,
 		timeCol{&c.CreatedAt}, timeCol{&c.UpdatedAt},
-		nullTimeCol{&c.StartedAt}, nullTimeCol{&c.ExpiresAt}, nullTimeCol{&c.StoppedAt}, &c.TrafficAccessToken)
+		nullTimeCol{&c.StartedAt}, nullTimeCol{&c.ExpiresAt}, nullTimeCol{&c.StoppedAt}, &c.TrafficAccessToken,
+		&c.Generation, nullTimeCol{&c.PausedAt}, &c.PausedMemory, &remainingMS, &c.AutoPause, &c.AutoPauseMemory, &c.AutoResume)
+	c.Remaining = time.Duration(remainingMS) * time.Millisecond
 	return c, err
 }

@@ -46,6 +46,10 @@ func (s *Store) UpdateCapsuleStatus(ctx context.Context, id string, from []nestb
 			out = cur
 			return conflict(cur, from)
 		}
+		if u.Generation != 0 && cur.Generation != u.Generation {
+			out = cur
+			return generationConflict(cur, u.Generation)
+		}
 		query, args := statusUpdate(id, from, u, at)
 		out, err = scanCapsule(tx.QueryRowContext(ctx, query, args...))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -68,7 +72,7 @@ func (s *Store) UpdateCapsuleStatus(ctx context.Context, id string, from []nestb
 // statusUpdate builds the compare-and-set UPDATE of u. Zero fields of u
 // are left out, so their columns keep their values.
 func statusUpdate(id string, from []nestbox.Status, u store.StatusUpdate, at time.Time) (string, []any) {
-	set := []string{"status = ?", "updated_at = ?"}
+	set := []string{"status = ?", "updated_at = ?", "generation = generation + 1"}
 	args := []any{string(u.To), formatTime(at)}
 	add := func(col string, v any) {
 		set = append(set, col+" = ?")
@@ -92,6 +96,11 @@ func statusUpdate(id string, from []nestbox.Status, u store.StatusUpdate, at tim
 	if !u.StoppedAt.IsZero() {
 		add("stopped_at", formatTime(u.StoppedAt))
 	}
+	if p := u.Pause; p != nil {
+		add("paused_at", formatTime(p.At))
+		add("paused_memory", boolInt(p.Memory))
+		add("remaining_ms", p.Remaining.Milliseconds())
+	}
 	args = append(args, id)
 	for _, st := range from {
 		args = append(args, string(st))
@@ -109,6 +118,12 @@ func conflict(c store.Capsule, from []nestbox.Status) error {
 		want[i] = string(st)
 	}
 	return errdefs.Conflict("capsule %s is %s, not %s", c.ID, c.Status, strings.Join(want, " or "))
+}
+
+// generationConflict is the error of a compare-and-set made from a
+// generation of c that is no longer current.
+func generationConflict(c store.Capsule, want int64) error {
+	return errdefs.Conflict("capsule %s is at generation %d, not %d", c.ID, c.Generation, want)
 }
 
 // placeholders is "?, ?, ?" for n parameters.

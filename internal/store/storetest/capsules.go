@@ -37,10 +37,17 @@ func testCapsuleRoundTrip(t *testing.T, s store.Store) {
 			StartedAt:          ptr(at(2).In(zone)),
 			ExpiresAt:          ptr(at(7)),
 			StoppedAt:          ptr(at(8)),
+			PausedAt:           ptr(at(5).In(zone)),
+			AutoPause:          true,
+			AutoPauseMemory:    true,
+			AutoResume:         true,
 		},
-		EnvVars:     map[string]string{"A": "1", "PATH": "/bin:/usr/bin"},
-		AccessToken: "secret-token",
-		UpdatedAt:   at(3),
+		EnvVars:      map[string]string{"A": "1", "PATH": "/bin:/usr/bin"},
+		AccessToken:  "secret-token",
+		UpdatedAt:    at(3),
+		Generation:   7,
+		PausedMemory: true,
+		Remaining:    42 * time.Second,
 	}
 	bare := capsule("bare", "t1", at(4))
 	bare.Internet = false

@@ -49,6 +49,7 @@ func testStatusUpdate(t *testing.T, s store.Store) {
 	}} {
 		wantEvents = append(wantEvents, nestbox.CapsuleEvent{CapsuleID: "c1", From: want.Status, To: step.u.To, Reason: step.u.Reason, At: step.u.At})
 		want.Status, want.UpdatedAt = step.u.To, step.u.At
+		want.Generation++
 		step.apply(&want)
 
 		got, err := s.UpdateCapsuleStatus(ctx, "c1", step.from, step.u)

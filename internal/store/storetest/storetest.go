@@ -42,6 +42,8 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"StatusUpdate", testStatusUpdate},
 		{"StatusConflict", testStatusConflict},
 		{"StatusRace", testStatusRace},
+		{"PauseFields", testPauseFields},
+		{"GenerationABA", testGenerationABA},
 		{"ConcurrentWrites", testConcurrentWrites},
 		{"QuotaRace", testQuotaRace},
 		{"QuotaLimits", testQuotaLimits},
@@ -90,6 +92,7 @@ func capsule(id, team string, created time.Time) store.Capsule {
 		},
 		AccessToken: "token-" + id,
 		UpdatedAt:   created,
+		Generation:  1,
 	}
 }
 

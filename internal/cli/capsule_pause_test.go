@@ -1,0 +1,46 @@
+package cli
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestCapsulePauseResume(t *testing.T) {
+	f := newFakeServer(t)
+	f.addCapsule("cap1", nil)
+	res := f.runIO(t, Capsule, IO{StderrIsTerminal: true}, "pause", "--no-memory", "cap1")
+	if res.err != nil || strings.TrimSpace(res.stdout) != "cap1" {
+		t.Fatalf("pause: %v, stdout %q", res.err, res.stdout)
+	}
+	if !strings.Contains(res.stderr, "pausing capsule cap1... paused") {
+		t.Errorf("pause progress %q, want it to say pausing ... paused", res.stderr)
+	}
+	if len(f.pauses) != 1 || f.pauses[0].Memory == nil || *f.pauses[0].Memory {
+		t.Errorf("pause requests %+v, want one with memory false", f.pauses)
+	}
+	res = f.run(t, Capsule, "", "ls")
+	if !strings.Contains(res.stdout, "paused") || !strings.Contains(res.stdout, "frozen") {
+		t.Errorf("ls of a paused capsule:\n%s\nwant status paused and expiry frozen", res.stdout)
+	}
+	if res = f.run(t, Capsule, "", "pause", "cap1"); res.err == nil || !strings.Contains(res.err.Error(), "paused") {
+		t.Errorf("pause of a paused capsule: %v, want a conflict naming its status", res.err)
+	}
+	res = f.runIO(t, Capsule, IO{StderrIsTerminal: true}, "resume", "--timeout", "10m", "cap1")
+	if res.err != nil || strings.TrimSpace(res.stdout) != "cap1" || !strings.Contains(res.stderr, "resuming capsule cap1... running") {
+		t.Fatalf("resume: %v, stdout %q, stderr %q", res.err, res.stdout, res.stderr)
+	}
+	if len(f.resumes) != 1 || f.resumes[0].TimeoutSeconds != 600 {
+		t.Errorf("resume requests %+v, want one with 600 s", f.resumes)
+	}
+	if res = f.run(t, Capsule, "", "resume", "--timeout", "-1s", "cap1"); res.err == nil {
+		t.Error("resume --timeout -1s: no error")
+	}
+	// --no-wait returns while the capsule is on its way; ls shows the
+	// transient status as such.
+	if res = f.run(t, Capsule, "", "pause", "--no-wait", "cap1"); res.err != nil || strings.TrimSpace(res.stdout) != "cap1" {
+		t.Fatalf("pause --no-wait: %v, %q", res.err, res.stdout)
+	}
+	if res = f.run(t, Capsule, "", "ls"); !strings.Contains(res.stdout, "pausing…") {
+		t.Errorf("ls during a pause:\n%s\nwant pausing…", res.stdout)
+	}
+}
