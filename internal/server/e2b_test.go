@@ -85,15 +85,11 @@ func TestE2BCreateAndLifecycle(t *testing.T) {
 	if code, b := e.do(t, "GET", "/sandboxes/"+sb.SandboxID+"/metrics", key, nil); code != 200 || !strings.HasPrefix(string(b), "[") {
 		t.Fatalf("metrics: %d %s", code, b)
 	}
-	code, b = e.do(t, "POST", "/sandboxes/"+sb.SandboxID+"/pause", key, nil)
-	if code != http.StatusNotImplemented {
-		t.Fatalf("pause: %d %s, want 501 until pause exists", code, b)
-	}
-	e2bError(t, code, b)
 	code, b = e.do(t, "POST", "/sandboxes/"+sb.SandboxID+"/resume", key, strings.NewReader(`{}`))
 	if code != http.StatusConflict {
 		t.Fatalf("resume of a running sandbox: %d %s, want 409", code, b)
 	}
+	e2bError(t, code, b)
 
 	// Kill answers 204 once the sandbox is gone; the second kill is 404.
 	if code, b := e.do(t, "DELETE", "/sandboxes/"+sb.SandboxID, key, nil); code != 204 {
@@ -135,7 +131,6 @@ func TestE2BBadRequests(t *testing.T) {
 		{"wrong type", key, "POST", "/v2/sandboxes", `{"templateID":"base","timeout":"long"}`, 400},
 		{"negative timeout", key, "POST", "/v2/sandboxes", `{"templateID":"base","timeout":-1}`, 400},
 		{"unknown template", key, "POST", "/v2/sandboxes", `{"templateID":"nope"}`, 404},
-		{"autoPause before pause exists", key, "POST", "/v2/sandboxes", `{"templateID":"base","autoPause":true}`, 400},
 		{"bad env var name", key, "POST", "/v2/sandboxes", `{"templateID":"base","envVars":{"1X":"y"}}`, 400},
 		{"timeout without a body", key, "POST", "/sandboxes/" + sb.SandboxID + "/timeout", ``, 400},
 		{"unknown sandbox", key, "GET", "/sandboxes/aaaaaaaaaaaaaaaaaaaa", ``, 404},
@@ -489,5 +484,102 @@ func TestE2BMetricsRange(t *testing.T) {
 	var one []json.RawMessage
 	if json.Unmarshal(bb, &one); code != 200 || len(one) != 1 {
 		t.Fatalf("metrics of a fresh sandbox: %d %s, want the reading now", code, bb)
+	}
+}
+
+// TestE2BPauseResume: pause (204, then 409), the paused state in GET and
+// the lists (mixed running and paused pages), connect resuming (201, then
+// 200), the deprecated resume, and create's auto-pause options.
+func TestE2BPauseResume(t *testing.T) {
+	e := newEnv(t)
+	key := apikey.E2BForm(e.keyA)
+	sb := e.e2bCreate(t, key, "/v2/sandboxes", `{"templateID":"base","metadata":{"run":"p"}}`)
+	other := e.e2bCreate(t, key, "/v2/sandboxes", `{"templateID":"base","metadata":{"run":"p"}}`)
+	if code, b := e.do(t, "POST", "/sandboxes/"+sb.SandboxID+"/pause", key, nil); code != 204 {
+		t.Fatalf("pause: %d %s, want 204", code, b)
+	}
+	code, b := e.do(t, "POST", "/sandboxes/"+sb.SandboxID+"/pause", key, strings.NewReader(`{"memory":true}`))
+	if code != 409 {
+		t.Fatalf("second pause: %d %s, want 409", code, b)
+	}
+	e2bError(t, code, b)
+	state := func(id string) string {
+		_, b := e.do(t, "GET", "/sandboxes/"+id, key, nil)
+		var d struct {
+			State string `json:"state"`
+		}
+		json.Unmarshal(b, &d)
+		return d.State
+	}
+	if st := state(sb.SandboxID); st != "paused" {
+		t.Fatalf("GET a paused sandbox: state %q, want paused", st)
+	}
+	list := func(query string) map[string]string {
+		out := map[string]string{}
+		token := ""
+		for page := 0; page < 10; page++ {
+			req, _ := http.NewRequest("GET", e.url+"/v2/sandboxes?limit=1&metadata=run%3Dp&"+query+"&nextToken="+token, nil)
+			req.Header.Set("X-API-KEY", key)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var items []struct {
+				SandboxID string `json:"sandboxID"`
+				State     string `json:"state"`
+			}
+			json.NewDecoder(resp.Body).Decode(&items)
+			resp.Body.Close()
+			for _, it := range items {
+				out[it.SandboxID] = it.State
+			}
+			if token = resp.Header.Get("X-Next-Token"); token == "" {
+				break
+			}
+		}
+		return out
+	}
+	if got := list("state=paused"); len(got) != 1 || got[sb.SandboxID] != "paused" {
+		t.Fatalf("state=paused lists %v", got)
+	}
+	if got := list("state=running"); len(got) != 1 || got[other.SandboxID] != "running" {
+		t.Fatalf("state=running lists %v", got)
+	}
+	if got := list(""); len(got) != 2 || got[sb.SandboxID] != "paused" || got[other.SandboxID] != "running" {
+		t.Fatalf("both states, pages of 1, list %v", got)
+	}
+	code, b = e.do(t, "POST", "/v2/sandboxes/"+sb.SandboxID+"/connect", key, strings.NewReader(`{"timeout":60}`))
+	var resumed e2bSandbox
+	if json.Unmarshal(b, &resumed); code != 201 || resumed.SandboxID != sb.SandboxID || resumed.EnvdAccessToken != sb.EnvdAccessToken {
+		t.Fatalf("connect to a paused sandbox: %d %s, want 201 and the same sandbox", code, b)
+	}
+	if st := state(sb.SandboxID); st != "running" {
+		t.Fatalf("after connect: state %q", st)
+	}
+	if code, b := e.do(t, "POST", "/v2/sandboxes/"+sb.SandboxID+"/connect", key, nil); code != 200 {
+		t.Fatalf("connect to a running sandbox: %d %s, want 200", code, b)
+	}
+	// The deprecated resume.
+	if code, b := e.do(t, "POST", "/sandboxes/"+other.SandboxID+"/pause", key, strings.NewReader(`{"memory":false}`)); code != 204 {
+		t.Fatalf("filesystem-only pause: %d %s", code, b)
+	}
+	if code, b := e.do(t, "POST", "/sandboxes/"+other.SandboxID+"/resume", key, strings.NewReader(`{"timeout":30}`)); code != 201 {
+		t.Fatalf("resume: %d %s, want 201", code, b)
+	}
+	// Create with auto-pause and auto-resume.
+	auto := e.e2bCreate(t, key, "/v2/sandboxes", `{"templateID":"base","autoPause":true,"autoPauseMemory":false,"autoResume":{"enabled":true}}`)
+	_, b = e.do(t, "GET", "/sandboxes/"+auto.SandboxID, key, nil)
+	var d struct {
+		Lifecycle struct {
+			OnTimeout  string `json:"onTimeout"`
+			AutoResume bool   `json:"autoResume"`
+		} `json:"lifecycle"`
+	}
+	if json.Unmarshal(b, &d); d.Lifecycle.OnTimeout != "pause" || !d.Lifecycle.AutoResume {
+		t.Fatalf("an auto-pause, auto-resume sandbox: %s", b)
+	}
+	c, err := e.store.GetCapsule(t.Context(), auto.SandboxID)
+	if err != nil || !c.AutoPause || c.AutoPauseMemory || !c.AutoResume {
+		t.Fatalf("stored auto-pause options: %+v, %v; want pause without memory, auto-resume", c.Capsule, err)
 	}
 }
