@@ -1,0 +1,178 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+
+	"connectrpc.com/connect"
+
+	"nestbox.dev/internal/proto/agentpb"
+	"nestbox.dev/internal/proto/processpb/processpbconnect"
+)
+
+// pauseWorld is what a sandbox holds that a pause must keep: files on its
+// disk, data in its memory (a tmpfs under /dev lives in the sandbox's
+// memory, so it is in the memory image) and a counter process.
+type pauseWorld struct {
+	files map[string]string // path -> sha256
+	mem   string            // sha256 of the in-memory pattern
+	count int               // last counter value seen
+	// totals for the report
+	filesChecked, memBytes int
+	first                  int
+}
+
+const memPatternMiB = 8
+
+func newPauseWorld(t testing.TB, pc processpbconnect.ProcessClient) *pauseWorld {
+	t.Helper()
+	w := &pauseWorld{files: map[string]string{}}
+	mustSh(t, pc, "mkdir -p /root/data && for i in 1 2 3; do head -c 65536 /dev/urandom > /root/data/f$i; done")
+	for i := 1; i <= 3; i++ {
+		p := fmt.Sprintf("/root/data/f%d", i)
+		w.files[p] = strings.Fields(mustSh(t, pc, "sha256sum "+p))[0]
+	}
+	mustSh(t, pc, fmt.Sprintf("mkdir -p /dev/hold && head -c %d /dev/urandom > /dev/hold/pattern", memPatternMiB<<20))
+	w.mem = strings.Fields(mustSh(t, pc, "sha256sum /dev/hold/pattern"))[0]
+	mustSh(t, pc, `setsid sh -c 'i=0; while true; do i=$((i+1)); echo $i > /dev/hold/counter; sleep 0.05; done' </dev/null >/dev/null 2>&1 &`)
+	w.count = w.readCounter(t, pc)
+	w.first = w.count
+	return w
+}
+
+func (w *pauseWorld) readCounter(t testing.TB, pc processpbconnect.ProcessClient) int {
+	t.Helper()
+	for range 100 {
+		out, err := shOK(pc, "cat /dev/hold/counter 2>/dev/null")
+		if n, cerr := strconv.Atoi(strings.TrimSpace(out)); err == nil && cerr == nil {
+			return n
+		}
+	}
+	t.Fatal("counter never readable")
+	return 0
+}
+
+// check verifies everything and writes one more file (so every cycle has
+// new data on disk to keep).
+func (w *pauseWorld) check(t testing.TB, pc processpbconnect.ProcessClient, cycle int) {
+	t.Helper()
+	for p, want := range w.files {
+		if got := strings.Fields(mustSh(t, pc, "sha256sum "+p))[0]; got != want {
+			t.Fatalf("cycle %d: %s has sha256 %s, want %s", cycle, p, got, want)
+		}
+		w.filesChecked++
+	}
+	if got := strings.Fields(mustSh(t, pc, "sha256sum /dev/hold/pattern"))[0]; got != w.mem {
+		t.Fatalf("cycle %d: memory pattern sha256 %s, want %s", cycle, got, w.mem)
+	}
+	w.memBytes += memPatternMiB << 20
+	n := w.readCounter(t, pc)
+	if n < w.count {
+		t.Fatalf("cycle %d: counter went back from %d to %d", cycle, w.count, n)
+	}
+	w.count = n
+	p := fmt.Sprintf("/root/data/c%d", cycle%20)
+	mustSh(t, pc, "head -c 4096 /dev/urandom > "+p)
+	w.files[p] = strings.Fields(mustSh(t, pc, "sha256sum "+p))[0]
+}
+
+func (ta *testAgent) pauseRPC(id string, fsOnly bool) (*agentpb.Sandbox, error) {
+	resp, err := ta.client.PauseSandbox(context.Background(), connect.NewRequest(&agentpb.PauseSandboxRequest{Id: id, FilesystemOnly: fsOnly}))
+	if err != nil {
+		return nil, err
+	}
+	return resp.Msg.Sandbox, nil
+}
+
+func (ta *testAgent) resumeRPC(id string) (*agentpb.Sandbox, error) {
+	resp, err := ta.client.ResumeSandbox(context.Background(), connect.NewRequest(&agentpb.ResumeSandboxRequest{Id: id, TimeoutSeconds: 600}))
+	if err != nil {
+		return nil, err
+	}
+	return resp.Msg.Sandbox, nil
+}
+
+func (ta *testAgent) getRPC(t testing.TB, id string) *agentpb.Sandbox {
+	t.Helper()
+	resp, err := ta.client.GetSandbox(context.Background(), connect.NewRequest(&agentpb.GetSandboxRequest{Id: id}))
+	if err != nil {
+		t.Fatalf("get %s: %v", id, err)
+	}
+	return resp.Msg.Sandbox
+}
+
+// TestPauseResume pauses a sandbox to disk and resumes it: files, memory
+// and a running process survive; pausing twice is failed_precondition; a
+// paused sandbox is listed as paused and holds no runtime or network.
+func TestPauseResume(t *testing.T) {
+	h := newTestHost(t)
+	ta := h.startAgent(t, "", nil)
+	sb := ta.create(t, &agentpb.SandboxConfig{MemoryMb: 128, TimeoutSeconds: 600})
+	pc := ta.process(sb.Id, "", "root")
+	w := newPauseWorld(t, pc)
+
+	p, err := ta.pauseRPC(sb.Id, false)
+	if err != nil {
+		t.Fatalf("pause: %v", err)
+	}
+	if p.State != agentpb.SandboxState_SANDBOX_STATE_PAUSED || p.PauseTier != tierDisk || p.PausedAt == nil || p.EndAt != nil {
+		t.Fatalf("paused sandbox: got %v", p)
+	}
+	if _, err := ta.pauseRPC(sb.Id, false); connect.CodeOf(err) != connect.CodeFailedPrecondition {
+		t.Fatalf("second pause: got %v, want failed_precondition", err)
+	}
+	if got := ta.getRPC(t, sb.Id); got.State != agentpb.SandboxState_SANDBOX_STATE_PAUSED {
+		t.Fatalf("get while paused: %v", got.State)
+	}
+	if l := ta.list(); len(l) != 1 || l[0].State != agentpb.SandboxState_SANDBOX_STATE_PAUSED {
+		t.Fatalf("list while paused: %v", l)
+	}
+	if nss, _ := filepath.Glob("/var/run/netns/" + testPrefix + "-" + sb.Id); len(nss) != 0 {
+		t.Fatalf("network namespace kept while paused: %v", nss)
+	}
+	if procs := processesMentioning(filepath.Join(h.dataDir, "runsc")); len(procs) != 0 {
+		t.Fatalf("runtime processes while paused: %v", procs)
+	}
+
+	r, err := ta.resumeRPC(sb.Id)
+	if err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	if r.State != agentpb.SandboxState_SANDBOX_STATE_RUNNING || r.Address != sb.Address || r.EndAt == nil {
+		t.Fatalf("resumed sandbox: got %v (address before %s)", r, sb.Address)
+	}
+	w.check(t, pc, 1)
+	if _, err := os.Stat(filepath.Join(h.dataDir, "sandboxes", sb.Id, snapshotDirName)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("snapshot kept after resume: %v", err)
+	}
+	if _, err := ta.resumeRPC(sb.Id); connect.CodeOf(err) != connect.CodeFailedPrecondition {
+		t.Fatalf("resume of a running sandbox: got %v, want failed_precondition", err)
+	}
+
+	// Filesystem only: the disk survives, the processes do not.
+	if _, err := ta.pauseRPC(sb.Id, true); err != nil {
+		t.Fatalf("filesystem-only pause: %v", err)
+	}
+	if got := ta.getRPC(t, sb.Id); !got.FilesystemOnly {
+		t.Fatalf("filesystem-only pause not reported: %v", got)
+	}
+	if _, err := ta.resumeRPC(sb.Id); err != nil {
+		t.Fatalf("filesystem-only resume: %v", err)
+	}
+	for path, want := range w.files {
+		if got := strings.Fields(mustSh(t, pc, "sha256sum "+path))[0]; got != want {
+			t.Fatalf("after a filesystem-only resume %s has sha256 %s, want %s", path, got, want)
+		}
+	}
+	if out := mustSh(t, pc, "ls /dev/hold 2>/dev/null; true"); strings.TrimSpace(out) != "" {
+		t.Fatalf("memory survived a filesystem-only pause: %q", out)
+	}
+	ta.destroyRPC(t, sb.Id)
+	assertClean(t, h.dataDir)
+}
