@@ -109,12 +109,15 @@ func (a *Agent) doPause(ctx context.Context, sb *sandbox, fsOnly bool) (err erro
 	sb.fsOnly = fsOnly
 	a.mu.Unlock()
 
-	prepared, stopped := false, false
+	// checkpointed: the runtime wrote the images whole (they are
+	// complete when checkpoint returns), so a failure after it can
+	// restore from them even before the manifest is written.
+	prepared, stopped, checkpointed := false, false, false
 	defer func() {
 		if err == nil {
 			return
 		}
-		a.undoPause(ctx, sb, prepared, stopped, fsOnly, endAt, err)
+		a.undoPause(ctx, sb, prepared, stopped, checkpointed, fsOnly, endAt, err)
 	}()
 
 	if err := os.RemoveAll(snapshotDir(sb)); err != nil { // a leftover of a crashed pause
@@ -160,7 +163,7 @@ func (a *Agent) doPause(ctx context.Context, sb *sandbox, fsOnly bool) (err erro
 		}
 		return fmt.Errorf("pause sandbox %s: %w", sb.id, err)
 	}
-	stopped = true
+	stopped, checkpointed = true, !fsOnly
 	// The gofer closed its files on exit: flush what it wrote last.
 	if err := rootfs.Sync(sb.layer); err != nil {
 		return fmt.Errorf("pause sandbox %s: %w", sb.id, err)
@@ -210,7 +213,7 @@ func (a *Agent) doPause(ctx context.Context, sb *sandbox, fsOnly bool) (err erro
 // again from its disk). The partial snapshot is removed. If it cannot run
 // again it is removed and reported crashed, so that GetSandbox answers
 // not_found and no frozen sandbox claims to run.
-func (a *Agent) undoPause(ctx context.Context, sb *sandbox, prepared, stopped, fsOnly bool, endAt time.Time, cause error) {
+func (a *Agent) undoPause(ctx context.Context, sb *sandbox, prepared, stopped, checkpointed, fsOnly bool, endAt time.Time, cause error) {
 	ctx = context.WithoutCancel(ctx)
 	a.mu.Lock()
 	sb.pausedAt, sb.pauseTier, sb.fsOnly = time.Time{}, "", false
@@ -224,7 +227,7 @@ func (a *Agent) undoPause(ctx context.Context, sb *sandbox, prepared, stopped, f
 		}
 	} else {
 		images := ""
-		if !fsOnly && verifySnapshot(sb) == nil {
+		if checkpointed {
 			images = imagesDir(sb)
 		}
 		if images == "" && !fsOnly {
