@@ -60,28 +60,48 @@ func (w *pauseWorld) readCounter(t testing.TB, pc processpbconnect.ProcessClient
 	return 0
 }
 
-// check verifies everything and writes one more file (so every cycle has
-// new data on disk to keep).
+// check verifies everything in one command and writes one more file (so
+// every cycle has new data on disk to keep).
 func (w *pauseWorld) check(t testing.TB, pc processpbconnect.ProcessClient, cycle int) {
 	t.Helper()
+	var paths []string
+	for p := range w.files {
+		paths = append(paths, p)
+	}
+	next := fmt.Sprintf("/root/data/c%d", cycle%20)
+	out := mustSh(t, pc, fmt.Sprintf("sha256sum %s /dev/hold/pattern && echo COUNT $(cat /dev/hold/counter) && head -c 4096 /dev/urandom > %s && sha256sum %s",
+		strings.Join(paths, " "), next, next))
+	got := map[string]string{}
+	count := -1
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 2 && f[0] == "COUNT":
+			count, _ = strconv.Atoi(f[1])
+		case len(f) == 2:
+			if _, seen := got[f[1]]; !seen || f[1] == next {
+				got[f[1]] = f[0]
+			}
+		}
+	}
 	for p, want := range w.files {
-		if got := strings.Fields(mustSh(t, pc, "sha256sum "+p))[0]; got != want {
-			t.Fatalf("cycle %d: %s has sha256 %s, want %s", cycle, p, got, want)
+		if p == next {
+			continue // being rewritten now
+		}
+		if got[p] != want {
+			t.Fatalf("cycle %d: %s has sha256 %q, want %s", cycle, p, got[p], want)
 		}
 		w.filesChecked++
 	}
-	if got := strings.Fields(mustSh(t, pc, "sha256sum /dev/hold/pattern"))[0]; got != w.mem {
-		t.Fatalf("cycle %d: memory pattern sha256 %s, want %s", cycle, got, w.mem)
+	if got["/dev/hold/pattern"] != w.mem {
+		t.Fatalf("cycle %d: memory pattern sha256 %q, want %s", cycle, got["/dev/hold/pattern"], w.mem)
 	}
 	w.memBytes += memPatternMiB << 20
-	n := w.readCounter(t, pc)
-	if n < w.count {
-		t.Fatalf("cycle %d: counter went back from %d to %d", cycle, w.count, n)
+	if count < w.count {
+		t.Fatalf("cycle %d: counter went back from %d to %d", cycle, w.count, count)
 	}
-	w.count = n
-	p := fmt.Sprintf("/root/data/c%d", cycle%20)
-	mustSh(t, pc, "head -c 4096 /dev/urandom > "+p)
-	w.files[p] = strings.Fields(mustSh(t, pc, "sha256sum "+p))[0]
+	w.count = count
+	w.files[next] = got[next]
 }
 
 func (ta *testAgent) pauseRPC(id string, fsOnly bool) (*agentpb.Sandbox, error) {
