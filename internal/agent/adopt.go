@@ -33,6 +33,7 @@ func (a *Agent) recover(ctx context.Context) error {
 	// still knew them (so "created" may have been reported).
 	var dead []*sandbox
 	started := map[*sandbox]bool{}
+	foreign := map[string]bool{}
 	for _, e := range entries {
 		dir := filepath.Join(a.sandboxesDir(), e.Name())
 		if !e.IsDir() {
@@ -51,12 +52,30 @@ func (a *Agent) recover(ctx context.Context) error {
 			a.removeDir(dir)
 			continue
 		}
+		if rec.Version > stateVersion || (rec.Driver != "" && rec.Driver != a.driver.Name()) {
+			// Not ours to judge: a newer agent's file, or another driver's
+			// sandbox. Left alone, files and runtime.
+			sb.log.Error("leaving alone a sandbox this agent cannot manage", "state_version", rec.Version, "driver", rec.Driver)
+			foreign[sb.id] = true
+			continue
+		}
 		st, err := a.driver.State(ctx, sb.id)
 		if err != nil {
 			// Unknown is not dead: adopt it, and let the crash monitor
 			// decide once the driver answers.
 			sb.log.Warn("cannot read the runtime state of a sandbox; adopting it", "err", err)
 			st = driver.StateRunning
+		}
+		if handled, err := a.recoverPause(ctx, sb, st); handled {
+			if err != nil {
+				sb.log.Error("recover a paused sandbox", "err", err)
+			}
+			continue
+		}
+		if rec.Status == statusRunning {
+			// A resume that crashed after recording running but before
+			// removing the snapshot it used.
+			os.RemoveAll(snapshotDir(sb))
 		}
 		alive := st == driver.StateRunning || st == driver.StatePaused
 		if rec.Status != statusRunning || !alive {
@@ -79,7 +98,9 @@ func (a *Agent) recover(ctx context.Context) error {
 
 	used := map[int]bool{}
 	for _, sb := range a.sandboxes {
-		used[sb.net.Slot] = true
+		if sb.net.ID != "" {
+			used[sb.net.Slot] = true
+		}
 	}
 	for _, sb := range dead {
 		if sb.net.ID != "" && used[sb.net.Slot] {
@@ -109,7 +130,7 @@ func (a *Agent) recover(ctx context.Context) error {
 		return err
 	}
 	for _, id := range ids {
-		if _, ok := a.sandboxes[id]; !ok {
+		if _, ok := a.sandboxes[id]; !ok && !foreign[id] {
 			a.log.Info("removing a runtime container without a sandbox", "sandbox", id)
 			if err := a.driver.Destroy(ctx, id); err != nil {
 				a.log.Error("remove leftover container", "sandbox", id, "err", err)
@@ -126,7 +147,7 @@ func (a *Agent) recover(ctx context.Context) error {
 		return err
 	}
 	for _, id := range leftovers {
-		if _, ok := a.sandboxes[id]; !ok {
+		if _, ok := a.sandboxes[id]; !ok && !foreign[id] {
 			a.log.Info("removing a network namespace without a sandbox", "sandbox", id)
 			if err := a.net.Teardown(ctx, network.Sandbox{ID: id, Slot: -1}); err != nil {
 				a.log.Error("remove leftover network namespace", "sandbox", id, "err", err)

@@ -149,9 +149,12 @@ type Config struct {
 	// MaxSandboxes caps the sandboxes of this host; zero means only the
 	// PIDs, memory and disk bounds.
 	MaxSandboxes int
-	// ReadyTimeout bounds the wait for a new sandbox's envd to answer;
-	// zero means 30 s.
+	// ReadyTimeout bounds the wait for a new (or restored) sandbox's envd
+	// to answer; zero means 30 s.
 	ReadyTimeout time.Duration
+	// RestoreInitTimeout bounds envd's post-restore initialisation, after
+	// its readiness; zero means 10 s.
+	RestoreInitTimeout time.Duration
 
 	// EventsURL receives lifecycle events as JSON POSTs (the control
 	// plane's /v1/hosts/sandbox-events); "" means events are not sent.
@@ -164,11 +167,15 @@ type Config struct {
 	// MonitorInterval is how often running sandboxes are checked for
 	// crashes; zero means 2 s.
 	MonitorInterval time.Duration
+	// SampleInterval is how often running sandboxes' metrics are sampled
+	// into their history; zero means DefaultSampleInterval (5 s).
+	SampleInterval time.Duration
 
 	Logger *slog.Logger
 
-	// failAt, if set, runs after every step of a create and fails the
-	// create when it returns an error (tests inject failures with it).
+	// failAt, if set, runs after every step of a create, a pause and a
+	// resume and fails the operation when it returns an error (tests
+	// inject failures with it).
 	failAt func(step string) error
 	// ttlTick is how often timeouts are checked; zero means 200 ms.
 	ttlTick time.Duration
@@ -224,6 +231,14 @@ type sandbox struct {
 	endAt     time.Time
 	gone      bool         // removed from Agent.sandboxes
 	lastStats driver.Stats // previous metrics sample, for CPU %
+	samples   sampleRing   // metrics history, dropped with the sandbox
+	// Set while paused (statusPaused, or statusResuming/statusError after
+	// it): when, in which tier, whether without memory. errMsg says why a
+	// sandbox is in statusError.
+	pausedAt  time.Time
+	pauseTier string
+	fsOnly    bool
+	errMsg    string
 }
 
 // status is where a sandbox is in its life, as the agent sees it.
@@ -233,6 +248,21 @@ const (
 	statusCreating status = "creating"
 	statusRunning  status = "running"
 	statusStopping status = "stopping"
+	// statusPausing: a pause runs; the sandbox still runs until its
+	// checkpoint. statusPaused: its runtime is gone, its snapshot (or
+	// only its disk) and its network slot are kept. statusResuming: a
+	// resume runs. statusError: its files are kept but it cannot run (a
+	// snapshot that failed its checksum); only a destroy applies.
+	statusPausing  status = "pausing"
+	statusPaused   status = "paused"
+	statusResuming status = "resuming"
+	statusError    status = "error"
+)
+
+// Pause tiers, as Sandbox.pause_tier reports them.
+const (
+	tierMemory = "memory"
+	tierDisk   = "disk"
 )
 
 // New checks cfg, prepares the driver, network and template store, and
@@ -278,6 +308,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 30 * time.Second
+	}
+	if cfg.RestoreInitTimeout == 0 {
+		cfg.RestoreInitTimeout = 10 * time.Second
 	}
 	if cfg.MonitorInterval == 0 {
 		cfg.MonitorInterval = 2 * time.Second
@@ -334,7 +367,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 }
 
 // Run does the agent's background work until ctx is done: it enforces
-// timeouts, detects crashed sandboxes and delivers events. Call it once. It
+// timeouts, detects crashed sandboxes, samples metrics and delivers events. Call it once. It
 // returns once all of that work, including destroys it started, has
 // finished. Sandboxes keep running after Run returns; without Run, nothing
 // times out and no event is sent.
@@ -343,6 +376,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Go(func() { a.events.run(ctx) })
 	wg.Go(func() { a.enforceTimeouts(ctx, &wg) })
 	wg.Go(func() { a.monitor(ctx, &wg) })
+	wg.Go(func() { a.sampleMetrics(ctx, a.cfg.SampleInterval) })
 	wg.Wait()
 	return nil
 }
@@ -362,6 +396,19 @@ func (a *Agent) running(id string) (*sandbox, error) {
 	defer a.mu.Unlock()
 	sb := a.sandboxes[id]
 	if sb == nil || sb.status != statusRunning {
+		return nil, errdefs.NotFound("sandbox %s not found", id)
+	}
+	return sb, nil
+}
+
+// get returns sandbox id unless it is unknown, being created or being
+// removed: GetSandbox reports running, paused (and pausing or resuming)
+// and error sandboxes.
+func (a *Agent) get(id string) (*sandbox, error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	sb := a.sandboxes[id]
+	if sb == nil || sb.status == statusCreating || sb.status == statusStopping {
 		return nil, errdefs.NotFound("sandbox %s not found", id)
 	}
 	return sb, nil
@@ -395,11 +442,24 @@ func (a *Agent) allRunning() []*sandbox {
 	return out
 }
 
-// list describes the running sandboxes.
+// listed returns the sandboxes that get finds, at one instant.
+func (a *Agent) listed() []*sandbox {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []*sandbox
+	for _, sb := range a.sandboxes {
+		if sb.status != statusCreating && sb.status != statusStopping {
+			out = append(out, sb)
+		}
+	}
+	return out
+}
+
+// list describes the sandboxes that get finds: running, paused and error.
 func (a *Agent) list() []*agentpb.Sandbox {
-	running := a.allRunning()
-	out := make([]*agentpb.Sandbox, 0, len(running))
-	for _, sb := range running {
+	listed := a.listed()
+	out := make([]*agentpb.Sandbox, 0, len(listed))
+	for _, sb := range listed {
 		out = append(out, a.toProto(sb))
 	}
 	slices.SortFunc(out, func(x, y *agentpb.Sandbox) int { return strings.Compare(x.Id, y.Id) })

@@ -225,17 +225,7 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 		return nil, err
 	}
 
-	spec := driver.Spec{
-		ID:       sb.id,
-		Dir:      sb.dir,
-		LogDir:   logDir(sb),
-		Rootfs:   sb.layer.Root,
-		NetNS:    sb.net.NetNS,
-		VCPUs:    int(cfg.Vcpus),
-		MemoryMB: int(cfg.MemoryMb),
-		Args:     []string{"/usr/bin/envd"},
-	}
-	if err := a.driver.Create(ctx, spec); err != nil {
+	if err := a.driver.Create(ctx, driverSpec(sb)); err != nil {
 		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
 	}
 	undo.push(stepDriver, func(ctx context.Context) error { return a.driver.Destroy(ctx, sb.id) })
@@ -284,6 +274,33 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 	a.emit(sb.id, EventRunning)
 	sb.log.Info("sandbox running", "template", cfg.Template, "took", time.Since(start), "address", sb.net.GuestIP)
 	return a.toProto(sb), nil
+}
+
+// driverSpec is what the driver needs to start sb (or restore it).
+func driverSpec(sb *sandbox) driver.Spec {
+	return driver.Spec{
+		ID:       sb.id,
+		Dir:      sb.dir,
+		LogDir:   logDir(sb),
+		Rootfs:   sb.layer.Root,
+		NetNS:    sb.net.NetNS,
+		VCPUs:    int(sb.cfg.Vcpus),
+		MemoryMB: int(sb.cfg.MemoryMb),
+		Args:     []string{"/usr/bin/envd"},
+	}
+}
+
+// networkOptions are the egress options of a resolved config.
+func networkOptions(cfg *agentpb.SandboxConfig) (network.Options, error) {
+	opts := network.Options{Internet: cfg.Internet}
+	var err error
+	if opts.AllowOut, err = parsePrefixes(cfg.AllowOut); err != nil {
+		return network.Options{}, err
+	}
+	if opts.DenyOut, err = parsePrefixes(cfg.DenyOut); err != nil {
+		return network.Options{}, err
+	}
+	return opts, nil
 }
 
 // resolveConfig validates a request and fills in the defaults. The result

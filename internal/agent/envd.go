@@ -89,7 +89,7 @@ type initRequest struct {
 }
 
 // sendInit sends the sandbox's env vars, access token, default user and
-// workdir to envd.
+// workdir to envd: the /init of a sandbox that starts fresh.
 func (c *envdClient) sendInit(ctx context.Context, ip netip.Addr, cfg *agentpb.SandboxConfig) error {
 	body := initRequest{
 		EnvVars:        cfg.EnvVars,
@@ -100,17 +100,66 @@ func (c *envdClient) sendInit(ctx context.Context, ip netip.Addr, cfg *agentpb.S
 	if cfg.AccessToken != "" {
 		body.AccessToken = &cfg.AccessToken
 	}
+	return c.postInit(ctx, ip, "", body, 30*time.Second)
+}
+
+// postRestoreInit is envd's initialisation after a restore: one /init
+// that undoes the snapshot preparation and carries the defaults (user,
+// workdir, a fresh timestamp) in the same call. envd kept its env vars and
+// token in memory; token authenticates the call. timeout is its own
+// bound, apart from the readiness wait before it.
+func (c *envdClient) postRestoreInit(ctx context.Context, ip netip.Addr, cfg *agentpb.SandboxConfig, timeout time.Duration) error {
+	body := initRequest{
+		DefaultUser:    cfg.DefaultUser,
+		DefaultWorkdir: cfg.DefaultWorkdir,
+		Timestamp:      time.Now().UTC(),
+	}
+	return c.postInit(ctx, ip, cfg.AccessToken, body, timeout)
+}
+
+// prepareSnapshot asks envd to get ready for a checkpoint (flush the
+// sandbox's files, close idle connections, collect its heap), bounded by
+// prepareTimeout.
+func (c *envdClient) prepareSnapshot(ctx context.Context, ip netip.Addr, token string) error {
+	ctx, cancel := context.WithTimeout(ctx, prepareTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, envdURL(ip, "/snapshot/prepare"), nil)
+	if err != nil {
+		return err
+	}
+	if token != "" {
+		req.Header.Set("X-Access-Token", token)
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("envd snapshot prepare: %w", err)
+	}
+	defer resp.Body.Close()
+	msg, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("envd snapshot prepare: %s: %s", resp.Status, strings.TrimSpace(string(msg)))
+	}
+	return nil
+}
+
+// prepareTimeout bounds envd's snapshot preparation.
+const prepareTimeout = 30 * time.Second
+
+func (c *envdClient) postInit(ctx context.Context, ip netip.Addr, token string, body initRequest, timeout time.Duration) error {
 	b, err := json.Marshal(body)
 	if err != nil {
 		return err
 	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, envdURL(ip, "/init"), bytes.NewReader(b))
 	if err != nil {
 		return err
 	}
 	req.Header.Set("Content-Type", "application/json")
+	if token != "" {
+		req.Header.Set("X-Access-Token", token)
+	}
 	resp, err := c.http.Do(req)
 	if err != nil {
 		return fmt.Errorf("envd init: %w", err)

@@ -27,8 +27,13 @@ const (
 	// EventTimedOut: destroyed by the agent at the end of its timeout.
 	EventTimedOut EventType = "timed_out"
 	// EventCrashed: the sandbox stopped on its own, found by the agent
-	// while running or when it restarted.
+	// while running or when it restarted (or a failed pause could not
+	// start it again).
 	EventCrashed EventType = "crashed"
+	// EventPaused: paused by the agent itself; Reason says why
+	// ("timeout": auto_pause at the end of its timeout). Pauses the
+	// control plane asked for are answered by the RPC, not an event.
+	EventPaused EventType = "paused"
 )
 
 // Event is the JSON body the agent POSTs to Config.EventsURL, one event per
@@ -37,7 +42,9 @@ type Event struct {
 	HostID    string    `json:"host_id,omitempty"`
 	SandboxID string    `json:"sandbox_id"`
 	Type      EventType `json:"type"`
-	At        time.Time `json:"at"`
+	// Reason qualifies Type; "" (omitted) unless it needs one.
+	Reason string    `json:"reason,omitempty"`
+	At     time.Time `json:"at"`
 }
 
 // maxPendingEvents bounds the queue of undelivered events; when the control
@@ -74,6 +81,11 @@ func newEventQueue(url, token, hostID string, log *slog.Logger) *eventQueue {
 // emit queues an event about sandbox id.
 func (a *Agent) emit(id string, typ EventType) {
 	a.events.push(Event{HostID: a.events.hostID, SandboxID: id, Type: typ, At: time.Now().UTC()})
+}
+
+// emitReason queues an event with a reason.
+func (a *Agent) emitReason(id string, typ EventType, reason string) {
+	a.events.push(Event{HostID: a.events.hostID, SandboxID: id, Type: typ, Reason: reason, At: time.Now().UTC()})
 }
 
 func (q *eventQueue) push(ev Event) {

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"context"
-	"errors"
 	"time"
 
 	"connectrpc.com/connect"
@@ -38,7 +37,7 @@ func (s service) DestroySandbox(ctx context.Context, req *connect.Request[agentp
 }
 
 func (s service) GetSandbox(ctx context.Context, req *connect.Request[agentpb.GetSandboxRequest]) (*connect.Response[agentpb.GetSandboxResponse], error) {
-	sb, err := s.a.running(req.Msg.GetId())
+	sb, err := s.a.get(req.Msg.GetId())
 	if err != nil {
 		return nil, errdefs.ToConnect(err)
 	}
@@ -62,7 +61,20 @@ func (s service) GetSandboxMetrics(ctx context.Context, req *connect.Request[age
 	if err != nil {
 		return nil, errdefs.ToConnect(err)
 	}
-	return connect.NewResponse(&agentpb.GetSandboxMetricsResponse{Metrics: m}), nil
+	resp := &agentpb.GetSandboxMetricsResponse{Metrics: m}
+	if req.Msg.Start != nil || req.Msg.End != nil {
+		var start, end time.Time
+		if req.Msg.Start != nil {
+			start = req.Msg.Start.AsTime()
+		}
+		if req.Msg.End != nil {
+			end = req.Msg.End.AsTime()
+		}
+		if resp.History, err = s.a.history(req.Msg.GetId(), start, end); err != nil {
+			return nil, errdefs.ToConnect(err)
+		}
+	}
+	return connect.NewResponse(resp), nil
 }
 
 func (s service) Ping(ctx context.Context, req *connect.Request[agentpb.PingRequest]) (*connect.Response[agentpb.PingResponse], error) {
@@ -78,9 +90,17 @@ func (s service) ListTemplates(ctx context.Context, req *connect.Request[agentpb
 }
 
 func (s service) PauseSandbox(ctx context.Context, req *connect.Request[agentpb.PauseSandboxRequest]) (*connect.Response[agentpb.PauseSandboxResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("pause is not built yet"))
+	sb, err := s.a.pause(ctx, req.Msg.GetId(), req.Msg.GetFilesystemOnly())
+	if err != nil {
+		return nil, errdefs.ToConnect(err)
+	}
+	return connect.NewResponse(&agentpb.PauseSandboxResponse{Sandbox: sb}), nil
 }
 
 func (s service) ResumeSandbox(ctx context.Context, req *connect.Request[agentpb.ResumeSandboxRequest]) (*connect.Response[agentpb.ResumeSandboxResponse], error) {
-	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("resume is not built yet"))
+	sb, err := s.a.resume(ctx, req.Msg)
+	if err != nil {
+		return nil, errdefs.ToConnect(err)
+	}
+	return connect.NewResponse(&agentpb.ResumeSandboxResponse{Sandbox: sb}), nil
 }

@@ -25,6 +25,13 @@ const stateFile = "state.json"
 // the access token (envd keeps requiring it after a restart and GetSandbox
 // reports it), so the file is readable by root only.
 type record struct {
+	// Version is the format of the file: stateVersion when written by
+	// this agent; 0 is the first format (no driver, no pause fields),
+	// read the same way. A file of a newer version is left alone.
+	Version int `json:"version,omitempty"`
+	// Driver is the name of the driver that runs the sandbox; "" in
+	// files of version 0 (gVisor, the only driver then).
+	Driver string `json:"driver,omitempty"`
 	ID     string `json:"id"`
 	Status status `json:"status"`
 	// Config is the resolved SandboxConfig in protobuf's JSON form.
@@ -35,7 +42,18 @@ type record struct {
 	Rootfs      *rootfs.Layer    `json:"rootfs,omitempty"`
 	StartedAt   time.Time        `json:"started_at,omitzero"`
 	EndAt       time.Time        `json:"end_at,omitzero"`
+	// Set while paused: when, the tier ("memory" or "disk"), whether
+	// without memory; Error says why the status is "error". The snapshot
+	// itself is described by snapshot/manifest.json in the directory.
+	PausedAt       time.Time `json:"paused_at,omitzero"`
+	PauseTier      string    `json:"pause_tier,omitempty"`
+	FilesystemOnly bool      `json:"filesystem_only,omitempty"`
+	Error          string    `json:"error,omitempty"`
 }
+
+// stateVersion is the format this agent writes: 1 added the driver and
+// the pause fields.
+const stateVersion = 1
 
 // writeState writes sb's state file atomically (a temporary file renamed
 // over the old one). It does not fsync: the file guards against the agent
@@ -49,13 +67,19 @@ func (a *Agent) writeState(sb *sandbox) error {
 	}
 	a.mu.Lock()
 	rec := record{
-		ID:          sb.id,
-		Status:      sb.status,
-		Config:      cfg,
-		Template:    sb.tplPath,
-		EnvdVersion: sb.envdVersion,
-		StartedAt:   sb.startedAt,
-		EndAt:       sb.endAt,
+		Version:        stateVersion,
+		Driver:         a.driver.Name(),
+		PausedAt:       sb.pausedAt,
+		PauseTier:      sb.pauseTier,
+		FilesystemOnly: sb.fsOnly,
+		Error:          sb.errMsg,
+		ID:             sb.id,
+		Status:         sb.status,
+		Config:         cfg,
+		Template:       sb.tplPath,
+		EnvdVersion:    sb.envdVersion,
+		StartedAt:      sb.startedAt,
+		EndAt:          sb.endAt,
 	}
 	a.mu.Unlock()
 	if sb.net.ID != "" && !sb.netReleased {
@@ -120,6 +144,10 @@ func (a *Agent) sandboxFromRecord(dir string, rec record) (*sandbox, error) {
 		startedAt:   rec.StartedAt,
 		status:      rec.Status,
 		endAt:       rec.EndAt,
+		pausedAt:    rec.PausedAt,
+		pauseTier:   rec.PauseTier,
+		fsOnly:      rec.FilesystemOnly,
+		errMsg:      rec.Error,
 	}
 	if rec.Network != nil {
 		sb.net = *rec.Network
@@ -133,16 +161,34 @@ func (a *Agent) sandboxFromRecord(dir string, rec record) (*sandbox, error) {
 // toProto describes sb for the API.
 func (a *Agent) toProto(sb *sandbox) *agentpb.Sandbox {
 	a.mu.Lock()
-	st, endAt := sb.status, sb.endAt
+	st, endAt, pausedAt, tier, fsOnly, errMsg, cfg := sb.status, sb.endAt, sb.pausedAt, sb.pauseTier, sb.fsOnly, sb.errMsg, sb.cfg
 	a.mu.Unlock()
 	out := &agentpb.Sandbox{
 		Id:          sb.id,
-		Config:      publicConfig(sb.cfg),
+		Config:      publicConfig(cfg),
 		State:       agentpb.SandboxState_SANDBOX_STATE_RUNNING,
 		Address:     sb.net.GuestIP.String(),
 		EnvdVersion: sb.envdVersion,
 	}
-	if st != statusRunning {
+	switch st {
+	case statusRunning, statusPausing:
+		// A pausing sandbox runs until its checkpoint; a failed pause
+		// leaves it running.
+	case statusPaused, statusResuming:
+		// A resuming sandbox is paused until its resume has finished; a
+		// failed resume leaves it paused.
+		out.State = agentpb.SandboxState_SANDBOX_STATE_PAUSED
+		out.PauseTier = tier
+		out.FilesystemOnly = fsOnly
+		if !pausedAt.IsZero() {
+			out.PausedAt = timestamppb.New(pausedAt)
+		}
+		endAt = time.Time{} // frozen: no end of life while paused
+	case statusError:
+		out.State = agentpb.SandboxState_SANDBOX_STATE_ERROR
+		out.Error = errMsg
+		endAt = time.Time{}
+	default:
 		out.State = agentpb.SandboxState_SANDBOX_STATE_STOPPED
 	}
 	if !sb.startedAt.IsZero() {

@@ -12,7 +12,7 @@ import (
 
 // newSandbox is E2B's NewSandbox (v1, POST /sandboxes) and NewSandboxV2
 // (POST /v2/sandboxes). Fields Nestbox does not act on (mcp, iam,
-// volumeMounts, autoResume, ...) are accepted and ignored, except those
+// volumeMounts, ...) are accepted and ignored, except those
 // whose silent loss would lose data.
 type newSandbox struct {
 	TemplateID          string            `json:"templateID"`
@@ -28,7 +28,14 @@ type newSandbox struct {
 		// trafficAccessToken (header e2b-traffic-access-token).
 		AllowPublicTraffic *bool `json:"allowPublicTraffic"`
 	} `json:"network"`
-	AutoPause *bool `json:"autoPause"`
+	// AutoPause pauses the sandbox at its timeout instead of killing it
+	// (lifecycle.onTimeout 'pause'); AutoPauseMemory false makes that a
+	// filesystem-only pause.
+	AutoPause       *bool `json:"autoPause"`
+	AutoPauseMemory *bool `json:"autoPauseMemory"`
+	AutoResume      *struct {
+		Enabled bool `json:"enabled"`
+	} `json:"autoResume"`
 	// Secure (v1 only): false makes a sandbox whose envd needs no token.
 	Secure *bool `json:"secure"`
 }
@@ -107,8 +114,8 @@ func (a *API) translate(ctx context.Context, req newSandbox, defaultTimeout int,
 		out.Template = lifecycle.DefaultTemplate
 	}
 	if req.Timeout != nil {
-		if *req.Timeout <= 0 {
-			return out, nil, errdefs.Invalid("timeout %d: want a positive number of seconds", *req.Timeout)
+		if err := a.checkTimeout(*req.Timeout, nil); err != nil {
+			return out, nil, err
 		}
 		out.TimeoutSeconds = *req.Timeout
 	}
@@ -117,8 +124,11 @@ func (a *API) translate(ctx context.Context, req newSandbox, defaultTimeout int,
 		out.PublicTraffic = req.Network.AllowPublicTraffic
 	}
 	if req.AutoPause != nil && *req.AutoPause {
-		// Killing a sandbox its owner asked to keep would lose its state.
-		return out, nil, errdefs.Invalid("autoPause: this Nestbox server cannot pause sandboxes yet")
+		out.AutoPause = true
+		out.AutoPauseMemory = req.AutoPauseMemory
+	}
+	if req.AutoResume != nil {
+		out.AutoResume = req.AutoResume.Enabled
 	}
 	templates, err := a.life.Templates(ctx)
 	if err != nil {

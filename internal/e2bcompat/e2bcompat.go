@@ -73,9 +73,9 @@ type Route struct {
 //	GET    /sandboxes/{id}                           200 SandboxDetail
 //	DELETE /sandboxes/{id}                           204; 404 when unknown
 //	POST   /sandboxes/{id}/timeout                   204
-//	POST   /sandboxes/{id}/pause                     204; 501 until pause exists
+//	POST   /sandboxes/{id}/pause                     204 once paused; 409 when paused
 //	GET    /sandboxes/{id}/metrics                   200 [SandboxMetric]
-//	GET    /v2/sandboxes                             200 [ListedSandbox], X-Next-Token
+//	GET    /v2/sandboxes                             200 [ListedSandbox] (running and paused), X-Next-Token
 //	GET    /sandboxes                                200 [ListedSandbox] (running, unpaged)
 //
 // Prefixes are the paths under which every answer is in E2B's shape: those

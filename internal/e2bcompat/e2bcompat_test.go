@@ -3,8 +3,10 @@ package e2bcompat
 import (
 	"errors"
 	"net/url"
+	"slices"
 	"testing"
 
+	"nestbox.dev"
 	"nestbox.dev/internal/envd/auth"
 	"nestbox.dev/internal/errdefs"
 )
@@ -13,24 +15,26 @@ func TestParseList(t *testing.T) {
 	for _, tc := range []struct {
 		query    string
 		running  bool // the filter can match running sandboxes
+		paused   bool // and paused ones
 		limit    int
 		oldest   bool
 		metadata map[string]string
 	}{
-		{"", true, defaultListLimit, false, nil},
-		{"state=running,paused&limit=5&order=asc", true, 5, true, nil},
-		{"state=running&state=paused", true, defaultListLimit, false, nil},
-		{"state=paused", false, defaultListLimit, false, nil},
-		{"metadata=user%3Dabc%26app%3Dprod", true, defaultListLimit, false, map[string]string{"user": "abc", "app": "prod"}},
-		{"metadata=k%3Da%2Bb%2520c", true, defaultListLimit, false, map[string]string{"k": "a b c"}},
+		{"", true, true, defaultListLimit, false, nil},
+		{"state=running,paused&limit=5&order=asc", true, true, 5, true, nil},
+		{"state=running&state=paused", true, true, defaultListLimit, false, nil},
+		{"state=paused", false, true, defaultListLimit, false, nil},
+		{"state=running", true, false, defaultListLimit, false, nil},
+		{"metadata=user%3Dabc%26app%3Dprod", true, true, defaultListLimit, false, map[string]string{"user": "abc", "app": "prod"}},
+		{"metadata=k%3Da%2Bb%2520c", true, true, defaultListLimit, false, map[string]string{"k": "a b c"}},
 	} {
 		q, _ := url.ParseQuery(tc.query)
-		f, _, err := parseList(q)
+		f, err := parseList(q)
 		if err != nil {
 			t.Errorf("parseList(%q): %v", tc.query, err)
 			continue
 		}
-		if (len(f.Statuses) > 0) != tc.running || f.Limit != tc.limit || f.Oldest != tc.oldest || len(f.Metadata) != len(tc.metadata) {
+		if slices.Contains(f.Statuses, nestbox.StatusRunning) != tc.running || slices.Contains(f.Statuses, nestbox.StatusPaused) != tc.paused || f.Limit != tc.limit || f.Oldest != tc.oldest || len(f.Metadata) != len(tc.metadata) {
 			t.Errorf("parseList(%q) = %+v", tc.query, f)
 		}
 		for k, v := range tc.metadata {
@@ -41,7 +45,7 @@ func TestParseList(t *testing.T) {
 	}
 	for _, bad := range []string{"limit=0", "limit=101", "limit=x", "order=sideways", "state=frozen", "startedAfter=yesterday", "metadata=%25zz"} {
 		q, _ := url.ParseQuery(bad)
-		if _, _, err := parseList(q); !errors.Is(err, errdefs.ErrInvalid) {
+		if _, err := parseList(q); !errors.Is(err, errdefs.ErrInvalid) {
 			t.Errorf("parseList(%q): %v, want invalid", bad, err)
 		}
 	}
@@ -98,7 +102,7 @@ func FuzzParseList(f *testing.F) {
 		if err != nil {
 			return
 		}
-		fl, _, err := parseList(q)
+		fl, err := parseList(q)
 		if err == nil && (fl.Limit < 1 || fl.Limit > maxListLimit) {
 			t.Fatalf("query %q: limit %d accepted", s, fl.Limit)
 		}

@@ -105,9 +105,16 @@ func (a *API) sandboxOf(c store.Capsule) sandbox {
 	return sb
 }
 
-// state is E2B's word for a capsule's status; every status the E2B
-// surface shows is running until pause exists.
-func state(nestbox.Status) string { return "running" }
+// state is E2B's word for a capsule's status: E2B has only running and
+// paused. A pausing capsule is paused to E2B (its pause has been asked
+// for), a resuming one running (its resume has).
+func state(st nestbox.Status) string {
+	switch st {
+	case nestbox.StatusPaused, nestbox.StatusPausing:
+		return "paused"
+	}
+	return "running"
+}
 
 func times(c nestbox.Capsule) (started, end time.Time) {
 	started = c.CreatedAt
@@ -135,7 +142,10 @@ func (a *API) detailOf(c store.Capsule) detail {
 		State:               state(c.Status),
 		Metadata:            c.Metadata,
 		AllowInternetAccess: &internet,
-		Lifecycle:           lifecycleInfo{OnTimeout: "kill"},
+		Lifecycle:           lifecycleInfo{OnTimeout: "kill", AutoResume: c.AutoResume},
+	}
+	if c.AutoPause {
+		d.Lifecycle.OnTimeout = "pause"
 	}
 	if len(c.AllowOut) > 0 || len(c.DenyOut) > 0 || c.TrafficAccessToken != "" {
 		d.Network = &network{AllowOut: c.AllowOut, DenyOut: c.DenyOut}

@@ -16,7 +16,6 @@ import (
 const maxInitBody = 1 << 20
 
 func (s *Server) handleHealth(w http.ResponseWriter, r *http.Request) {
-	s.recoverAfterRestore(r.Context())
 	w.Header().Set("Cache-Control", "no-store")
 	w.WriteHeader(http.StatusNoContent)
 }
@@ -70,6 +69,8 @@ func (s *Server) handleInit(w http.ResponseWriter, r *http.Request) {
 	if !s.settings.Apply(u) {
 		s.log.Info("ignored stale init", "timestamp", u.Timestamp)
 	}
+	// After a restore, this call is the post-restore initialisation too.
+	s.recoverAfterRestore(r.Context())
 	w.WriteHeader(http.StatusNoContent)
 }
 

@@ -238,14 +238,22 @@ func TestSnapshotPrepareAndRecover(t *testing.T) {
 	if !s.snap.prepared {
 		t.Fatal("not marked prepared")
 	}
+	// Readiness probes do not undo the preparation: the post-restore
+	// /init does, with the defaults in the same call.
 	if code, _ := do(t, "GET", ts.URL+"/health", "", nil); code != http.StatusNoContent {
 		t.Fatalf("health after restore: %d", code)
 	}
+	if !s.snap.prepared {
+		t.Fatal("health undid the preparation")
+	}
+	if code, b := do(t, "POST", ts.URL+"/init", `{"defaultWorkdir":"/tmp"}`, nil); code != http.StatusNoContent {
+		t.Fatalf("post-restore init: %d %s", code, b)
+	}
 	if got := runtime.GOMAXPROCS(0); got != before {
-		t.Fatalf("GOMAXPROCS after first health: got %d, want %d", got, before)
+		t.Fatalf("GOMAXPROCS after post-restore init: got %d, want %d", got, before)
 	}
 	if s.snap.prepared {
-		t.Fatal("still prepared after health")
+		t.Fatal("still prepared after init")
 	}
 	// Keep-alives work again: the server serves a normal exchange.
 	if out := runEcho(t, ts.URL, "", "echo ok"); out != "ok\n" {

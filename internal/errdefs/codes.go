@@ -38,6 +38,8 @@ func Code(err error) string {
 		return "too_large"
 	case errors.Is(err, ErrUnimplemented):
 		return "unimplemented"
+	case errors.Is(err, ErrDataLoss):
+		return "data_loss"
 	case errors.Is(err, ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
 		return "deadline_exceeded"
 	case errors.Is(err, context.Canceled):
@@ -62,7 +64,7 @@ func FromConnect(err error) error {
 }
 
 // ConnectKind returns the kind of a Connect code, or nil when none fits
-// (internal, unknown, data loss). Canceled is context.Canceled.
+// (internal, unknown). Canceled is context.Canceled.
 func ConnectKind(code connect.Code) error { return connectKinds[code] }
 
 var connectKinds = map[connect.Code]error{
@@ -79,6 +81,7 @@ var connectKinds = map[connect.Code]error{
 	connect.CodeUnimplemented:      ErrUnimplemented,
 	connect.CodeDeadlineExceeded:   ErrDeadlineExceeded,
 	connect.CodeCanceled:           context.Canceled,
+	connect.CodeDataLoss:           ErrDataLoss,
 }
 
 // isKind reports whether err already carries one of the kinds.

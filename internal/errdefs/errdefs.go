@@ -29,6 +29,9 @@ var (
 	ErrNotAcceptable    = errors.New("not acceptable")
 	ErrUnimplemented    = errors.New("unimplemented")
 	ErrDeadlineExceeded = errors.New("deadline exceeded")
+	// ErrDataLoss: stored data failed its check (a snapshot whose
+	// checksum does not match); it is kept for inspection, never used.
+	ErrDataLoss = errors.New("data loss")
 )
 
 // kindError carries a kind and a message without repeating the kind's text.
@@ -75,6 +78,9 @@ func TooLarge(format string, args ...any) error { return newf(ErrTooLarge, forma
 
 // NotAcceptable returns an error of kind ErrNotAcceptable.
 func NotAcceptable(format string, args ...any) error { return newf(ErrNotAcceptable, format, args...) }
+
+// DataLoss returns an error of kind ErrDataLoss.
+func DataLoss(format string, args ...any) error { return newf(ErrDataLoss, format, args...) }
 
 // HTTPStatus maps an error to the HTTP status of its kind; unknown errors are
 // 500.
@@ -141,6 +147,8 @@ func ConnectCode(err error) connect.Code {
 		return connect.CodeInvalidArgument
 	case errors.Is(err, ErrUnimplemented):
 		return connect.CodeUnimplemented
+	case errors.Is(err, ErrDataLoss):
+		return connect.CodeDataLoss
 	case errors.Is(err, ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
 		return connect.CodeDeadlineExceeded
 	case errors.Is(err, context.Canceled):

@@ -24,6 +24,7 @@ func TestMappings(t *testing.T) {
 		{NoSpace("x"), 507, connect.CodeResourceExhausted},
 		{TooLarge("x"), 413, connect.CodeResourceExhausted},
 		{context.DeadlineExceeded, 504, connect.CodeDeadlineExceeded},
+		{DataLoss("x"), 500, connect.CodeDataLoss},
 		{errors.New("boom"), 500, connect.CodeInternal},
 	} {
 		if got := HTTPStatus(tc.err); got != tc.status {
@@ -52,6 +53,8 @@ func TestCodeAndFromConnect(t *testing.T) {
 		{TooLarge("big"), "too_large"},
 		{connect.NewError(connect.CodeNotFound, errors.New("no such process")), "not_found"},
 		{connect.NewError(connect.CodeUnavailable, errors.New("down")), "unavailable"},
+		{DataLoss("bad checksum"), "data_loss"},
+		{connect.NewError(connect.CodeDataLoss, errors.New("bad checksum")), "data_loss"},
 		{errors.New("boom"), "internal"},
 	} {
 		if got := Code(tc.err); got != tc.want {

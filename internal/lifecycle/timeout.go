@@ -44,26 +44,6 @@ func (s *Service) SetTimeout(ctx context.Context, teamID, id string, d time.Dura
 
 // Metrics samples a running capsule's resource use.
 func (s *Service) Metrics(ctx context.Context, teamID, id string) (nestbox.Metrics, error) {
-	_, host, err := s.runningNow(ctx, teamID, id)
-	if err != nil {
-		return nestbox.Metrics{}, err
-	}
-	cctx, cancel := s.callContext(ctx, callQuery)
-	defer cancel()
-	resp, err := host.Agent.GetSandboxMetrics(cctx, connect.NewRequest(&agentpb.GetSandboxMetricsRequest{Id: id}))
-	if err != nil {
-		return nestbox.Metrics{}, fmt.Errorf("metrics of capsule %s: %w", id, errdefs.FromConnect(err))
-	}
-	m := resp.Msg.GetMetrics()
-	return nestbox.Metrics{
-		At:               m.GetAt().AsTime().UTC(),
-		CPUUsedPct:       m.GetCpuUsedPct(),
-		CPUCount:         int(m.GetCpuCount()),
-		MemoryUsedBytes:  m.GetMemoryUsedBytes(),
-		MemoryTotalBytes: m.GetMemoryTotalBytes(),
-		DiskUsedBytes:    m.GetDiskUsedBytes(),
-		DiskTotalBytes:   m.GetDiskTotalBytes(),
-		RxBytes:          m.GetRxBytes(),
-		TxBytes:          m.GetTxBytes(),
-	}, nil
+	m, _, err := s.MetricsRange(ctx, teamID, id, time.Time{}, time.Time{})
+	return m, err
 }

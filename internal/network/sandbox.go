@@ -69,6 +69,52 @@ func (m *Manager) Setup(ctx context.Context, id string, opts Options) (sb Sandbo
 	if err != nil {
 		return Sandbox{}, err
 	}
+	return m.build(ctx, id, slot, opts, true)
+}
+
+// Rebuild builds the network of a paused sandbox again in the slot it kept
+// (see Release): same namespace path, links and addresses, so that a
+// restored netstack finds its address where it was. On error everything it
+// made is removed again; the slot stays reserved for sb.
+func (m *Manager) Rebuild(ctx context.Context, sb Sandbox, opts Options) (Sandbox, error) {
+	m.mu.Lock()
+	owner, ok := m.used[sb.Slot]
+	if !ok {
+		m.used[sb.Slot] = sb.ID
+	}
+	m.mu.Unlock()
+	if ok && owner != sb.ID {
+		return Sandbox{}, errdefs.Conflict("network slot %d is used by %s, not %s", sb.Slot, owner, sb.ID)
+	}
+	deny, err := m.refreshDeny()
+	if err != nil {
+		return Sandbox{}, fmt.Errorf("rebuild network of %s: %w", sb.ID, err)
+	}
+	if err := egress.Check(opts.AllowOut, deny); err != nil {
+		return Sandbox{}, fmt.Errorf("rebuild network of %s: %w", sb.ID, err)
+	}
+	// A crash between Release's steps may have left some of it.
+	if err := m.teardown(sb, false); err != nil {
+		return Sandbox{}, fmt.Errorf("rebuild network of %s: %w", sb.ID, err)
+	}
+	return m.build(ctx, sb.ID, sb.Slot, opts, false)
+}
+
+// Reserve marks the slot of a paused sandbox as used after an agent
+// restart, without building anything: its address is kept for it.
+func (m *Manager) Reserve(sb Sandbox) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if owner, ok := m.used[sb.Slot]; ok && owner != sb.ID {
+		return errdefs.Conflict("network slot %d is used by %s and %s", sb.Slot, owner, sb.ID)
+	}
+	m.used[sb.Slot] = sb.ID
+	return nil
+}
+
+// build makes the kernel objects of sandbox id in slot. On error it removes
+// what it made, and frees the slot if release is set.
+func (m *Manager) build(ctx context.Context, id string, slot int, opts Options, release bool) (sb Sandbox, err error) {
 	nsName, hostIf := m.names(id, slot)
 	host, guest := m.slotAddrs(slot)
 	sb = Sandbox{ID: id, Slot: slot, NetNS: filepath.Join(netnsDir, nsName), HostIf: hostIf, HostIP: host, GuestIP: guest, Bits: 30}
@@ -85,7 +131,9 @@ func (m *Manager) Setup(ctx context.Context, id string, opts Options) (sb Sandbo
 					m.log.Error("undo network setup", "sandbox", id, "err", uerr)
 				}
 			}
-			m.release(slot, id)
+			if release {
+				m.release(slot, id)
+			}
 		}
 	}()
 	step := func(name string, do func() error, undoFn func() error) error {
@@ -258,9 +306,25 @@ func (m *Manager) Setup(ctx context.Context, id string, opts Options) (sb Sandbo
 	return sb, nil
 }
 
-// Teardown removes everything Setup made for sb. It is idempotent and goes
-// on past errors, returning them joined.
+// Teardown removes everything Setup made for sb and frees its slot. It is
+// idempotent and goes on past errors, returning them joined.
 func (m *Manager) Teardown(ctx context.Context, sb Sandbox) error {
+	return m.teardown(sb, true)
+}
+
+// Release removes the kernel objects of sb (namespace, veth pair, IFB,
+// nft chain and set entries) but keeps its slot, and so its addresses,
+// reserved for it: a paused sandbox's restored netstack comes back with
+// the same address. Rebuild makes them again; Teardown frees the slot.
+// It is idempotent.
+func (m *Manager) Release(ctx context.Context, sb Sandbox) error {
+	if sb.Slot < 0 {
+		return errdefs.Invalid("release network of %s: unknown slot", sb.ID)
+	}
+	return m.teardown(sb, false)
+}
+
+func (m *Manager) teardown(sb Sandbox, free bool) error {
 	nsName, hostIf := m.names(sb.ID, sb.Slot)
 	if sb.Slot < 0 {
 		// A leftover whose slot is unknown: its links and rules cannot be
@@ -286,7 +350,7 @@ func (m *Manager) Teardown(ctx context.Context, sb Sandbox) error {
 	if err := deleteNamedNS(nsName); err != nil {
 		errs = append(errs, err)
 	}
-	if len(errs) == 0 {
+	if len(errs) == 0 && free {
 		m.release(sb.Slot, sb.ID)
 	}
 	return errors.Join(errs...)

@@ -260,3 +260,75 @@ func run(ctx context.Context, name string, args ...string) error {
 	}
 	return nil
 }
+
+// Remount mounts an existing layer again where it was (after a reboot of
+// the host, whose mounts went with it), keeping what it holds. What is
+// mounted already is left alone, so it is idempotent. On error it unmounts
+// what it mounted.
+func Remount(ctx context.Context, l Layer) (err error) {
+	if l.Root == "" || l.UpperMount == "" || l.Image == "" || l.Lower == "" {
+		return errdefs.Invalid("remount: incomplete layer %+v", l)
+	}
+	if _, err := os.Stat(l.Image); err != nil {
+		return fmt.Errorf("remount writable layer: %w", err)
+	}
+	for _, d := range []string{l.UpperMount, l.Root} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return fmt.Errorf("remount writable layer: %w", err)
+		}
+	}
+	upperMounted, err := isMountPoint(l.UpperMount)
+	if err != nil {
+		return err
+	}
+	if !upperMounted {
+		if err := run(ctx, "mount", "-o", "loop,noatime", l.Image, l.UpperMount); err != nil {
+			return fmt.Errorf("remount writable layer: %w", err)
+		}
+		defer func() {
+			if err != nil {
+				unmount(l.UpperMount)
+			}
+		}()
+	}
+	rootMounted, err := isMountPoint(l.Root)
+	if err != nil || rootMounted {
+		return err
+	}
+	opts := fmt.Sprintf("lowerdir=%s,upperdir=%s,workdir=%s",
+		l.Lower, filepath.Join(l.UpperMount, "upper"), filepath.Join(l.UpperMount, "work"))
+	if err := unix.Mount("overlay", l.Root, "overlay", 0, opts); err != nil {
+		return fmt.Errorf("remount overlay: %w", err)
+	}
+	return nil
+}
+
+// Sync flushes what the sandbox wrote to its layer down to the image file
+// on the host's disk: the overlay's and the ext4's file systems (syncfs)
+// and then the image itself (fsync), so that a host that loses power after
+// a pause keeps every byte.
+func Sync(l Layer) error {
+	for _, p := range []string{l.Root, l.UpperMount} {
+		if err := syncfs(p); err != nil {
+			return fmt.Errorf("sync writable layer: %w", err)
+		}
+	}
+	f, err := os.OpenFile(l.Image, os.O_RDWR, 0)
+	if err != nil {
+		return fmt.Errorf("sync writable layer: %w", err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("sync writable layer: %w", err)
+	}
+	return nil
+}
+
+func syncfs(path string) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	return unix.Syncfs(fd)
+}

@@ -35,11 +35,13 @@ func TestAuthorizationMatrix(t *testing.T) {
 	agent := newAgentProxy(t)
 	e := newEnv(t, withAgentProxy(agent.url))
 	ctx := t.Context()
-	c := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{})       // read and used
-	doomed := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{})  // destroyed by DELETE /v1/capsules/{id}
-	killed := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{})  // destroyed by DELETE /sandboxes/{id}
-	toPause := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{}) // paused by POST /v1/capsules/{id}/pause
-	toResume := e.paused(t, e.keyA, nestbox.CreateCapsuleRequest{}) // resumed by POST /v1/capsules/{id}/resume
+	c := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{})        // read and used
+	doomed := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{})   // destroyed by DELETE /v1/capsules/{id}
+	killed := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{})   // destroyed by DELETE /sandboxes/{id}
+	toPause := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{})  // paused by POST /v1/capsules/{id}/pause
+	toResume := e.paused(t, e.keyA, nestbox.CreateCapsuleRequest{})  // resumed by POST /v1/capsules/{id}/resume
+	e2bPause := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{}) // paused by POST /sandboxes/{id}/pause
+	e2bResume := e.paused(t, e.keyA, nestbox.CreateCapsuleRequest{}) // resumed by POST /sandboxes/{id}/resume
 
 	revoked, hash := apikey.New()
 	now := time.Now().UTC()
@@ -97,11 +99,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"POST /v2/sandboxes":              {method: "POST", path: "/v2/sandboxes", body: `{"templateID":"base"}`, other: 201, valid: 201},
 		"POST /sandboxes/{id}/connect":    {method: "POST", path: "/sandboxes/" + id + "/connect", body: `{"timeout":600}`, other: 404, valid: 200},
 		"POST /v2/sandboxes/{id}/connect": {method: "POST", path: "/v2/sandboxes/" + id + "/connect", other: 404, valid: 200},
-		"POST /sandboxes/{id}/resume":     {method: "POST", path: "/sandboxes/" + id + "/resume", other: 404, valid: 409},
+		"POST /sandboxes/{id}/resume":     {method: "POST", path: "/sandboxes/" + e2bResume.ID + "/resume", other: 404, valid: 201},
 		"GET /sandboxes/{id}":             {method: "GET", path: "/sandboxes/" + id, other: 404, valid: 200},
 		"DELETE /sandboxes/{id}":          {method: "DELETE", path: "/sandboxes/" + killed.ID, other: 404, valid: 204},
 		"POST /sandboxes/{id}/timeout":    {method: "POST", path: "/sandboxes/" + id + "/timeout", body: `{"timeout":600}`, other: 404, valid: 204},
-		"POST /sandboxes/{id}/pause":      {method: "POST", path: "/sandboxes/" + id + "/pause", other: 404, valid: 501},
+		"POST /sandboxes/{id}/pause":      {method: "POST", path: "/sandboxes/" + e2bPause.ID + "/pause", other: 404, valid: 204},
 		"GET /sandboxes/{id}/metrics":     {method: "GET", path: "/sandboxes/" + id + "/metrics", other: 404, valid: 200},
 		"GET /v2/sandboxes":               {method: "GET", path: "/v2/sandboxes", other: 200, valid: 200},
 		"GET /sandboxes":                  {method: "GET", path: "/sandboxes", other: 200, valid: 200},

@@ -3,13 +3,18 @@ package server_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/types/known/timestamppb"
 	"nestbox.dev"
+
 	"nestbox.dev/internal/apikey"
+	"nestbox.dev/internal/e2bcompat"
+	"nestbox.dev/internal/proto/agentpb"
 )
 
 // e2bError decodes E2B's error body and checks its code matches the status.
@@ -80,15 +85,11 @@ func TestE2BCreateAndLifecycle(t *testing.T) {
 	if code, b := e.do(t, "GET", "/sandboxes/"+sb.SandboxID+"/metrics", key, nil); code != 200 || !strings.HasPrefix(string(b), "[") {
 		t.Fatalf("metrics: %d %s", code, b)
 	}
-	code, b = e.do(t, "POST", "/sandboxes/"+sb.SandboxID+"/pause", key, nil)
-	if code != http.StatusNotImplemented {
-		t.Fatalf("pause: %d %s, want 501 until pause exists", code, b)
-	}
-	e2bError(t, code, b)
 	code, b = e.do(t, "POST", "/sandboxes/"+sb.SandboxID+"/resume", key, strings.NewReader(`{}`))
 	if code != http.StatusConflict {
 		t.Fatalf("resume of a running sandbox: %d %s, want 409", code, b)
 	}
+	e2bError(t, code, b)
 
 	// Kill answers 204 once the sandbox is gone; the second kill is 404.
 	if code, b := e.do(t, "DELETE", "/sandboxes/"+sb.SandboxID, key, nil); code != 204 {
@@ -130,7 +131,6 @@ func TestE2BBadRequests(t *testing.T) {
 		{"wrong type", key, "POST", "/v2/sandboxes", `{"templateID":"base","timeout":"long"}`, 400},
 		{"negative timeout", key, "POST", "/v2/sandboxes", `{"templateID":"base","timeout":-1}`, 400},
 		{"unknown template", key, "POST", "/v2/sandboxes", `{"templateID":"nope"}`, 404},
-		{"autoPause before pause exists", key, "POST", "/v2/sandboxes", `{"templateID":"base","autoPause":true}`, 400},
 		{"bad env var name", key, "POST", "/v2/sandboxes", `{"templateID":"base","envVars":{"1X":"y"}}`, 400},
 		{"timeout without a body", key, "POST", "/sandboxes/" + sb.SandboxID + "/timeout", ``, 400},
 		{"unknown sandbox", key, "GET", "/sandboxes/aaaaaaaaaaaaaaaaaaaa", ``, 404},
@@ -309,5 +309,277 @@ func TestE2BCreateAbandoned(t *testing.T) {
 			t.Fatalf("the abandoned sandbox lives on: %s, %d on the host", b, e.agent.Count())
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestE2BErrorShapes walks every E2B route with bad input (no key, an
+// unknown sandbox, bodies and queries it cannot take) and checks that each
+// error answer is E2B's {code, message}, with code equal to the status.
+func TestE2BErrorShapes(t *testing.T) {
+	e := newEnv(t)
+	key := apikey.E2BForm(e.keyA)
+	sb := e.e2bCreate(t, key, "/v2/sandboxes", `{"templateID":"base"}`)
+	routes := e2bcompat.New(e2bcompat.Config{}).Routes()
+	if len(routes) < 10 {
+		t.Fatalf("only %d E2B routes", len(routes))
+	}
+	for _, rt := range routes {
+		method, pattern, _ := strings.Cut(rt.Pattern, " ")
+		for _, tc := range []struct {
+			name, key, id, body, query string
+			want                       int // 0: any error status
+		}{
+			{"no key", "", sb.SandboxID, `{}`, "", 401},
+			{"malformed key", "e2b_xyz", sb.SandboxID, `{}`, "", 401},
+			{"unknown sandbox", key, "aaaaaaaaaaaaaaaaaaaa", `{"timeout":60}`, "", 0},
+			{"malformed JSON", key, sb.SandboxID, `{"timeout":`, "", 0},
+			{"wrong type", key, sb.SandboxID, `{"timeout":"x","templateID":1}`, "", 0},
+			{"bad query", key, sb.SandboxID, `{}`, "?limit=0&start=x&end=y&state=frozen", 0},
+		} {
+			path := strings.ReplaceAll(pattern, "{id}", tc.id) + tc.query
+			code, b := e.do(t, method, path, tc.key, strings.NewReader(tc.body))
+			if tc.want != 0 && code != tc.want {
+				t.Errorf("%s %s (%s): %d %s, want %d", method, path, tc.name, code, b, tc.want)
+				continue
+			}
+			if tc.name == "unknown sandbox" && strings.Contains(pattern, "{id}") && code != 404 {
+				t.Errorf("%s %s (%s): %d %s, want 404", method, path, tc.name, code, b)
+			}
+			if code < 400 {
+				continue // a route that takes no body or query
+			}
+			var eb map[string]any
+			if err := json.Unmarshal(b, &eb); err != nil || len(eb) != 2 || eb["code"] != float64(code) || eb["message"] == "" {
+				t.Errorf("%s %s (%s): %d %s, want E2B's {code, message}", method, path, tc.name, code, b)
+			}
+			if strings.Contains(string(b), "timeout_seconds") {
+				t.Errorf("%s %s (%s): %s names a field E2B does not have", method, path, tc.name, b)
+			}
+		}
+	}
+}
+
+// TestE2BTimeoutErrorsNameTimeout: timeout errors name the field the
+// client sent.
+func TestE2BTimeoutErrorsNameTimeout(t *testing.T) {
+	e := newEnv(t)
+	key := apikey.E2BForm(e.keyA)
+	sb := e.e2bCreate(t, key, "/v2/sandboxes", `{"templateID":"base"}`)
+	for _, tc := range []struct{ path, body string }{
+		{"/v2/sandboxes", `{"templateID":"base","timeout":-1}`},
+		{"/v2/sandboxes", `{"templateID":"base","timeout":100000000}`},
+		{"/sandboxes", `{"templateID":"base","timeout":100000000}`},
+		{"/sandboxes/" + sb.SandboxID + "/timeout", `{"timeout":0}`},
+		{"/sandboxes/" + sb.SandboxID + "/timeout", `{"timeout":86400}`}, // past creation + 24 h
+		{"/v2/sandboxes/" + sb.SandboxID + "/connect", `{"timeout":100000000}`},
+		{"/sandboxes/" + sb.SandboxID + "/connect", `{"timeout":-5}`},
+	} {
+		code, b := e.do(t, "POST", tc.path, key, strings.NewReader(tc.body))
+		if code != 400 {
+			t.Errorf("POST %s %s: %d %s, want 400", tc.path, tc.body, code, b)
+			continue
+		}
+		if msg := e2bError(t, code, b); !strings.HasPrefix(msg, "timeout ") || strings.Contains(msg, "timeout_seconds") {
+			t.Errorf("POST %s %s: %q, want an error about timeout", tc.path, tc.body, msg)
+		}
+	}
+}
+
+// TestE2BListStartedAfter: startedAfter filters on the startedAt the list
+// reports, in the query, so every page but the last is full.
+func TestE2BListStartedAfter(t *testing.T) {
+	e := newEnv(t)
+	key := apikey.E2BForm(e.keyA)
+	for range 2 {
+		e.e2bCreate(t, key, "/v2/sandboxes", `{"templateID":"base"}`)
+	}
+	time.Sleep(20 * time.Millisecond)
+	after := time.Now().UTC()
+	want := map[string]bool{}
+	for range 5 {
+		want[e.e2bCreate(t, key, "/v2/sandboxes", `{"templateID":"base"}`).SandboxID] = true
+	}
+	for _, order := range []string{"desc", "asc"} {
+		seen := map[string]bool{}
+		token := ""
+		for page := 0; ; page++ {
+			if page > 10 {
+				t.Fatal("the list does not end")
+			}
+			req, _ := http.NewRequest("GET", e.url+"/v2/sandboxes?limit=2&order="+order+"&startedAfter="+after.Format(time.RFC3339Nano)+"&nextToken="+token, nil)
+			req.Header.Set("X-API-KEY", key)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var items []struct {
+				SandboxID string    `json:"sandboxID"`
+				StartedAt time.Time `json:"startedAt"`
+			}
+			json.NewDecoder(resp.Body).Decode(&items)
+			resp.Body.Close()
+			token = resp.Header.Get("X-Next-Token")
+			if resp.StatusCode != 200 || (token != "" && len(items) != 2) {
+				t.Fatalf("%s page %d: %d, %d items, next %q; want full pages of 2", order, page, resp.StatusCode, len(items), token)
+			}
+			for _, it := range items {
+				if !want[it.SandboxID] || seen[it.SandboxID] || it.StartedAt.Before(after) {
+					t.Fatalf("%s page %d: unexpected %+v (started after %s)", order, page, it, after)
+				}
+				seen[it.SandboxID] = true
+			}
+			if token == "" {
+				break
+			}
+		}
+		if len(seen) != len(want) {
+			t.Fatalf("%s: pages held %d sandboxes, want %d", order, len(seen), len(want))
+		}
+	}
+}
+
+// TestE2BMetricsRange: getMetrics({start, end}) returns the host's kept
+// samples in the range, and without one, all of them and a reading now.
+func TestE2BMetricsRange(t *testing.T) {
+	e := newEnv(t)
+	key := apikey.E2BForm(e.keyA)
+	sb := e.e2bCreate(t, key, "/v2/sandboxes", `{"templateID":"base"}`)
+	base := time.Now().Add(time.Minute).Truncate(time.Second) // after the create, before the reading's range ends
+	for i := range 6 {
+		e.agent.AddSample(sb.SandboxID, &agentpb.SandboxMetrics{At: timestamppb.New(base.Add(time.Duration(5*i) * time.Second)), CpuCount: 1, MemoryUsedBytes: uint64(i + 1)})
+	}
+	get := func(query string) (int, []struct {
+		TimestampUnix int64  `json:"timestampUnix"`
+		MemUsed       uint64 `json:"memUsed"`
+	}) {
+		code, b := e.do(t, "GET", "/sandboxes/"+sb.SandboxID+"/metrics"+query, key, nil)
+		var out []struct {
+			TimestampUnix int64  `json:"timestampUnix"`
+			MemUsed       uint64 `json:"memUsed"`
+		}
+		json.Unmarshal(b, &out)
+		return code, out
+	}
+	b := base.Unix()
+	code, got := get(fmt.Sprintf("?start=%d&end=%d", b+5, b+15))
+	if code != 200 || len(got) != 3 || got[0].TimestampUnix != b+5 || got[2].TimestampUnix != b+15 || got[0].MemUsed != 2 {
+		t.Fatalf("metrics in [+5 s, +15 s]: %d %+v, want the samples at +5, +10, +15 s", code, got)
+	}
+	if code, got := get(fmt.Sprintf("?end=%d", b-1)); code != 200 || len(got) != 1 || got[0].MemUsed != 0 {
+		t.Fatalf("metrics before the samples: %d %+v, want only the reading now", code, got)
+	}
+	// Without a range: every kept sample; the reading now is older than
+	// the last (future) sample here, so it is not added after it.
+	if code, got := get(""); code != 200 || len(got) != 6 {
+		t.Fatalf("metrics without a range: %d %d samples, want 6", code, len(got))
+	}
+	code, bb := e.do(t, "GET", fmt.Sprintf("/sandboxes/%s/metrics?start=%d&end=%d", sb.SandboxID, b+10, b), key, nil)
+	if code != 400 {
+		t.Fatalf("metrics with start after end: %d %s, want 400", code, bb)
+	}
+	e2bError(t, code, bb)
+	// A fresh sandbox with no samples yet gets the reading now.
+	fresh := e.e2bCreate(t, key, "/v2/sandboxes", `{"templateID":"base"}`)
+	code, bb = e.do(t, "GET", "/sandboxes/"+fresh.SandboxID+"/metrics", key, nil)
+	var one []json.RawMessage
+	if json.Unmarshal(bb, &one); code != 200 || len(one) != 1 {
+		t.Fatalf("metrics of a fresh sandbox: %d %s, want the reading now", code, bb)
+	}
+}
+
+// TestE2BPauseResume: pause (204, then 409), the paused state in GET and
+// the lists (mixed running and paused pages), connect resuming (201, then
+// 200), the deprecated resume, and create's auto-pause options.
+func TestE2BPauseResume(t *testing.T) {
+	e := newEnv(t)
+	key := apikey.E2BForm(e.keyA)
+	sb := e.e2bCreate(t, key, "/v2/sandboxes", `{"templateID":"base","metadata":{"run":"p"}}`)
+	other := e.e2bCreate(t, key, "/v2/sandboxes", `{"templateID":"base","metadata":{"run":"p"}}`)
+	if code, b := e.do(t, "POST", "/sandboxes/"+sb.SandboxID+"/pause", key, nil); code != 204 {
+		t.Fatalf("pause: %d %s, want 204", code, b)
+	}
+	code, b := e.do(t, "POST", "/sandboxes/"+sb.SandboxID+"/pause", key, strings.NewReader(`{"memory":true}`))
+	if code != 409 {
+		t.Fatalf("second pause: %d %s, want 409", code, b)
+	}
+	e2bError(t, code, b)
+	state := func(id string) string {
+		_, b := e.do(t, "GET", "/sandboxes/"+id, key, nil)
+		var d struct {
+			State string `json:"state"`
+		}
+		json.Unmarshal(b, &d)
+		return d.State
+	}
+	if st := state(sb.SandboxID); st != "paused" {
+		t.Fatalf("GET a paused sandbox: state %q, want paused", st)
+	}
+	list := func(query string) map[string]string {
+		out := map[string]string{}
+		token := ""
+		for page := 0; page < 10; page++ {
+			req, _ := http.NewRequest("GET", e.url+"/v2/sandboxes?limit=1&metadata=run%3Dp&"+query+"&nextToken="+token, nil)
+			req.Header.Set("X-API-KEY", key)
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var items []struct {
+				SandboxID string `json:"sandboxID"`
+				State     string `json:"state"`
+			}
+			json.NewDecoder(resp.Body).Decode(&items)
+			resp.Body.Close()
+			for _, it := range items {
+				out[it.SandboxID] = it.State
+			}
+			if token = resp.Header.Get("X-Next-Token"); token == "" {
+				break
+			}
+		}
+		return out
+	}
+	if got := list("state=paused"); len(got) != 1 || got[sb.SandboxID] != "paused" {
+		t.Fatalf("state=paused lists %v", got)
+	}
+	if got := list("state=running"); len(got) != 1 || got[other.SandboxID] != "running" {
+		t.Fatalf("state=running lists %v", got)
+	}
+	if got := list(""); len(got) != 2 || got[sb.SandboxID] != "paused" || got[other.SandboxID] != "running" {
+		t.Fatalf("both states, pages of 1, list %v", got)
+	}
+	code, b = e.do(t, "POST", "/v2/sandboxes/"+sb.SandboxID+"/connect", key, strings.NewReader(`{"timeout":60}`))
+	var resumed e2bSandbox
+	if json.Unmarshal(b, &resumed); code != 201 || resumed.SandboxID != sb.SandboxID || resumed.EnvdAccessToken != sb.EnvdAccessToken {
+		t.Fatalf("connect to a paused sandbox: %d %s, want 201 and the same sandbox", code, b)
+	}
+	if st := state(sb.SandboxID); st != "running" {
+		t.Fatalf("after connect: state %q", st)
+	}
+	if code, b := e.do(t, "POST", "/v2/sandboxes/"+sb.SandboxID+"/connect", key, nil); code != 200 {
+		t.Fatalf("connect to a running sandbox: %d %s, want 200", code, b)
+	}
+	// The deprecated resume.
+	if code, b := e.do(t, "POST", "/sandboxes/"+other.SandboxID+"/pause", key, strings.NewReader(`{"memory":false}`)); code != 204 {
+		t.Fatalf("filesystem-only pause: %d %s", code, b)
+	}
+	if code, b := e.do(t, "POST", "/sandboxes/"+other.SandboxID+"/resume", key, strings.NewReader(`{"timeout":30}`)); code != 201 {
+		t.Fatalf("resume: %d %s, want 201", code, b)
+	}
+	// Create with auto-pause and auto-resume.
+	auto := e.e2bCreate(t, key, "/v2/sandboxes", `{"templateID":"base","autoPause":true,"autoPauseMemory":false,"autoResume":{"enabled":true}}`)
+	_, b = e.do(t, "GET", "/sandboxes/"+auto.SandboxID, key, nil)
+	var d struct {
+		Lifecycle struct {
+			OnTimeout  string `json:"onTimeout"`
+			AutoResume bool   `json:"autoResume"`
+		} `json:"lifecycle"`
+	}
+	if json.Unmarshal(b, &d); d.Lifecycle.OnTimeout != "pause" || !d.Lifecycle.AutoResume {
+		t.Fatalf("an auto-pause, auto-resume sandbox: %s", b)
+	}
+	c, err := e.store.GetCapsule(t.Context(), auto.SandboxID)
+	if err != nil || !c.AutoPause || c.AutoPauseMemory || !c.AutoResume {
+		t.Fatalf("stored auto-pause options: %+v, %v; want pause without memory, auto-resume", c.Capsule, err)
 	}
 }

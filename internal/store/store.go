@@ -256,6 +256,10 @@ type CapsuleFilter struct {
 	HostID string
 	// Template keeps capsules of this template.
 	Template string
+	// StartedAfter keeps capsules that started at or after it; a capsule
+	// that has not started yet counts as started when it was created (the
+	// time the APIs report as its start). Zero keeps all.
+	StartedAfter time.Time
 	// Oldest lists oldest first instead of newest first. A cursor belongs
 	// to the order that made it.
 	Oldest bool

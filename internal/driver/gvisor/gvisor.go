@@ -369,7 +369,7 @@ func (d *Driver) Checkpoint(ctx context.Context, id, imageDir string) error {
 		return fmt.Errorf("checkpoint sandbox %s: %w", id, err)
 	}
 	// Writing the memory image takes ~4 ms per MiB: the start bound.
-	if _, err := d.runscWithin(ctx, d.cfg.StartTimeout, "checkpoint", "-image-path="+imageDir, id); err != nil {
+	if _, err := d.runscWithin(ctx, d.cfg.StartTimeout, "checkpoint", "-direct", "-image-path="+imageDir, id); err != nil {
 		return fmt.Errorf("checkpoint sandbox %s: %w", id, err)
 	}
 	// checkpoint returns before the sandbox process has exited, and runsc

@@ -45,6 +45,7 @@ type Agent struct {
 	down      bool // every call fails with unavailable
 	hung      bool // every call blocks until its context ends
 	creates   int
+	samples   map[string][]*agentpb.SandboxMetrics // metrics history, oldest first
 }
 
 // New returns an agent with no sandboxes.
@@ -173,6 +174,7 @@ func (f *Agent) DestroySandbox(ctx context.Context, req *connect.Request[agentpb
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	delete(f.sandboxes, req.Msg.GetId())
+	delete(f.samples, req.Msg.GetId())
 	return connect.NewResponse(&agentpb.DestroySandboxResponse{}), nil
 }
 
@@ -226,10 +228,34 @@ func (f *Agent) GetSandboxMetrics(ctx context.Context, req *connect.Request[agen
 	if err := f.hang(ctx); err != nil {
 		return nil, err
 	}
-	if !f.Has(req.Msg.GetId()) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	id := req.Msg.GetId()
+	if _, ok := f.sandboxes[id]; !ok {
 		return nil, connect.NewError(connect.CodeNotFound, errors.New("no such sandbox"))
 	}
-	return connect.NewResponse(&agentpb.GetSandboxMetricsResponse{Metrics: &agentpb.SandboxMetrics{At: timestamppb.Now(), CpuCount: 1, MemoryTotalBytes: 512 << 20}}), nil
+	resp := &agentpb.GetSandboxMetricsResponse{Metrics: &agentpb.SandboxMetrics{At: timestamppb.Now(), CpuCount: 1, MemoryTotalBytes: 512 << 20}}
+	if start, end := req.Msg.Start, req.Msg.End; start != nil || end != nil {
+		for _, m := range f.samples[id] {
+			at := m.GetAt().AsTime()
+			if (start == nil || !at.Before(start.AsTime())) && (end == nil || !at.After(end.AsTime())) {
+				resp.History = append(resp.History, m)
+			}
+		}
+	}
+	return connect.NewResponse(resp), nil
+}
+
+// AddSample adds m to sandbox id's metrics history, as the real agent's
+// periodic sampling does; samples are kept in the order added. The
+// history goes with the sandbox.
+func (f *Agent) AddSample(id string, m *agentpb.SandboxMetrics) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.samples == nil {
+		f.samples = map[string][]*agentpb.SandboxMetrics{}
+	}
+	f.samples[id] = append(f.samples[id], m)
 }
 
 func (f *Agent) Ping(ctx context.Context, req *connect.Request[agentpb.PingRequest]) (*connect.Response[agentpb.PingResponse], error) {

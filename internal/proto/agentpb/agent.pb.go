@@ -33,6 +33,11 @@ const (
 	SandboxState_SANDBOX_STATE_RUNNING     SandboxState = 1
 	SandboxState_SANDBOX_STATE_PAUSED      SandboxState = 2
 	SandboxState_SANDBOX_STATE_STOPPED     SandboxState = 3
+	// The agent keeps the sandbox's files but cannot run it: its snapshot
+	// failed its checksum, or a pause or resume was cut by an agent crash
+	// in a way it cannot finish. Sandbox.error says why; only
+	// DestroySandbox applies.
+	SandboxState_SANDBOX_STATE_ERROR SandboxState = 4
 )
 
 // Enum value maps for SandboxState.
@@ -42,12 +47,14 @@ var (
 		1: "SANDBOX_STATE_RUNNING",
 		2: "SANDBOX_STATE_PAUSED",
 		3: "SANDBOX_STATE_STOPPED",
+		4: "SANDBOX_STATE_ERROR",
 	}
 	SandboxState_value = map[string]int32{
 		"SANDBOX_STATE_UNSPECIFIED": 0,
 		"SANDBOX_STATE_RUNNING":     1,
 		"SANDBOX_STATE_PAUSED":      2,
 		"SANDBOX_STATE_STOPPED":     3,
+		"SANDBOX_STATE_ERROR":       4,
 	}
 )
 
@@ -276,8 +283,10 @@ type Sandbox struct {
 	PauseTier string `protobuf:"bytes,9,opt,name=pause_tier,json=pauseTier,proto3" json:"pause_tier,omitempty"`
 	// The sandbox was paused without its memory: resume boots it fresh.
 	FilesystemOnly bool `protobuf:"varint,10,opt,name=filesystem_only,json=filesystemOnly,proto3" json:"filesystem_only,omitempty"`
-	unknownFields  protoimpl.UnknownFields
-	sizeCache      protoimpl.SizeCache
+	// Why the sandbox is in SANDBOX_STATE_ERROR; "" otherwise.
+	Error         string `protobuf:"bytes,11,opt,name=error,proto3" json:"error,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *Sandbox) Reset() {
@@ -378,6 +387,13 @@ func (x *Sandbox) GetFilesystemOnly() bool {
 		return x.FilesystemOnly
 	}
 	return false
+}
+
+func (x *Sandbox) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
 }
 
 type CreateSandboxRequest struct {
@@ -1639,7 +1655,7 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
 	"\rMetadataEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
-	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xb4\x03\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"\xca\x03\n" +
 	"\aSandbox\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x127\n" +
 	"\x06config\x18\x02 \x01(\v2\x1f.nestbox.agent.v1.SandboxConfigR\x06config\x124\n" +
@@ -1653,7 +1669,8 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\n" +
 	"pause_tier\x18\t \x01(\tR\tpauseTier\x12'\n" +
 	"\x0ffilesystem_only\x18\n" +
-	" \x01(\bR\x0efilesystemOnly\"O\n" +
+	" \x01(\bR\x0efilesystemOnly\x12\x14\n" +
+	"\x05error\x18\v \x01(\tR\x05error\"O\n" +
 	"\x14CreateSandboxRequest\x127\n" +
 	"\x06config\x18\x01 \x01(\v2\x1f.nestbox.agent.v1.SandboxConfigR\x06config\"L\n" +
 	"\x15CreateSandboxResponse\x123\n" +
@@ -1733,12 +1750,13 @@ const file_agent_agent_proto_rawDesc = "" +
 	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\x125\n" +
 	"\bbuilt_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\abuiltAt\"Q\n" +
 	"\x15ListTemplatesResponse\x128\n" +
-	"\ttemplates\x18\x01 \x03(\v2\x1a.nestbox.agent.v1.TemplateR\ttemplates*}\n" +
+	"\ttemplates\x18\x01 \x03(\v2\x1a.nestbox.agent.v1.TemplateR\ttemplates*\x96\x01\n" +
 	"\fSandboxState\x12\x1d\n" +
 	"\x19SANDBOX_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15SANDBOX_STATE_RUNNING\x10\x01\x12\x18\n" +
 	"\x14SANDBOX_STATE_PAUSED\x10\x02\x12\x19\n" +
-	"\x15SANDBOX_STATE_STOPPED\x10\x032\xba\a\n" +
+	"\x15SANDBOX_STATE_STOPPED\x10\x03\x12\x17\n" +
+	"\x13SANDBOX_STATE_ERROR\x10\x042\xba\a\n" +
 	"\x05Agent\x12`\n" +
 	"\rCreateSandbox\x12&.nestbox.agent.v1.CreateSandboxRequest\x1a'.nestbox.agent.v1.CreateSandboxResponse\x12c\n" +
 	"\x0eDestroySandbox\x12'.nestbox.agent.v1.DestroySandboxRequest\x1a(.nestbox.agent.v1.DestroySandboxResponse\x12W\n" +

@@ -86,6 +86,9 @@ func capsuleFilter(f store.CapsuleFilter) (where []string, args []any, err error
 	if f.Template != "" {
 		where = append(where, "template = "+arg(f.Template))
 	}
+	if !f.StartedAfter.IsZero() {
+		where = append(where, "COALESCE(started_at, created_at) >= "+arg(f.StartedAfter)+"::timestamptz")
+	}
 	// Containment of a JSON object of strings: every pair must be in the
 	// metadata with an equal value. Keys and values are data, never part
 	// of a JSON path that would need escaping.

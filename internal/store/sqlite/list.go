@@ -93,6 +93,11 @@ func capsuleFilter(f store.CapsuleFilter) (where []string, args []any, err error
 		where = append(where, "template = ?")
 		args = append(args, f.Template)
 	}
+	if !f.StartedAfter.IsZero() {
+		// Fixed-width UTC text compares as the times do.
+		where = append(where, "COALESCE(started_at, created_at) >= ?")
+		args = append(args, formatTime(f.StartedAfter))
+	}
 	// json_each rather than json_extract: a key is then a plain
 	// parameter, never part of a JSON path that would need escaping.
 	for _, k := range slices.Sorted(maps.Keys(f.Metadata)) {

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"nestbox.dev"
 	"nestbox.dev/internal/errdefs"
@@ -168,6 +169,78 @@ func testListPagesWithInserts(t *testing.T, s store.Store) {
 	want := append(newestFirst(all), "old")
 	if !slices.Equal(ids, want) {
 		t.Errorf("walking pages with inserts between them = %v, want %v", ids, want)
+	}
+}
+
+func testListStartedAfter(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	owner(t, s, "u1", "t1")
+	// Start order differs from creation order (the list's order), and a
+	// capsule that has not started yet counts from its creation: a filter
+	// applied after paging would return short pages here.
+	threshold := at(30)
+	var all []store.Capsule
+	for i := range 25 {
+		c := capsule(fmt.Sprintf("c%02d", i), "t1", at(i))
+		if i%3 != 0 {
+			c.Status = nestbox.StatusRunning
+			c.StartedAt = ptr(at(60 - 2*i))
+		}
+		all = append(all, create(t, s, c))
+	}
+	// Boundaries: started exactly at the threshold, created exactly at it
+	// and not started, started a nanosecond before it.
+	exact := capsule("exact", "t1", at(-1))
+	exact.StartedAt = ptr(threshold)
+	late := capsule("late", "t1", threshold)
+	before := capsule("before", "t1", at(-2))
+	before.StartedAt = ptr(threshold.Add(-time.Nanosecond))
+	all = append(all, create(t, s, exact), create(t, s, late), create(t, s, before))
+
+	var match []store.Capsule
+	for _, c := range all {
+		started := c.CreatedAt
+		if c.StartedAt != nil {
+			started = *c.StartedAt
+		}
+		if !started.Before(threshold) {
+			match = append(match, c)
+		}
+	}
+	want := newestFirst(match)
+	if len(want) < 9 {
+		t.Fatalf("the fixture matches %d capsules, want more than two pages of 4", len(want))
+	}
+	for _, tc := range []struct {
+		name string
+		f    store.CapsuleFilter
+		want []string
+	}{
+		{"newest first", store.CapsuleFilter{Limit: 4, StartedAfter: threshold}, want},
+		{"oldest first", store.CapsuleFilter{Limit: 4, StartedAfter: threshold, Oldest: true}, reversed(want)},
+		{"with a status", store.CapsuleFilter{Limit: 4, StartedAfter: threshold, Statuses: []nestbox.Status{nestbox.StatusStarting}}, []string{"late", "exact"}},
+	} {
+		var ids []string
+		f := tc.f
+		for page := 0; ; page++ {
+			cs, next, err := s.ListCapsules(ctx, f)
+			if err != nil {
+				t.Fatalf("ListCapsules(%s, page %d): %v", tc.name, page, err)
+			}
+			if next != "" && len(cs) != f.Limit {
+				t.Errorf("ListCapsules(%s): page %d has %d capsules and a next page, want full pages of %d", tc.name, page, len(cs), f.Limit)
+			}
+			for _, c := range cs {
+				ids = append(ids, c.ID)
+			}
+			if next == "" || page > 100 {
+				break
+			}
+			f.Cursor = next
+		}
+		if !slices.Equal(ids, tc.want) {
+			t.Errorf("ListCapsules(%s) = %v, want %v", tc.name, ids, tc.want)
+		}
 	}
 }
 

@@ -37,6 +37,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ListLimit", testListLimit},
 		{"ListPages", testListPages},
 		{"ListPagesWithInserts", testListPagesWithInserts},
+		{"ListStartedAfter", testListStartedAfter},
 		{"ListBadCursor", testListBadCursor},
 		{"StatusUpdate", testStatusUpdate},
 		{"StatusConflict", testStatusConflict},

@@ -298,21 +298,95 @@ describe(`sandbox lifecycle ${SDK_LABEL}`, { concurrency: true }, () => {
     assert.ok((await Sandbox.getMetrics(sbx.sandboxId)).length > 0)
   })
 
-  // TODO(pause): this test changes when pause lands. Until then the server
-  // answers 501 {"code":501,"message":"pause is not supported yet"}, which
-  // both SDK versions surface as a SandboxError ("501: ..."). Both have
-  // pause() and the deprecated betaPause(), which is the same call.
-  it('pause is refused with a clear error (not implemented yet)', async (t) => {
+  it('getMetrics({start, end}): the samples the host kept in the range', async (t) => {
     const sbx = await createSandbox(t)
-    for (const call of [() => sbx.pause(), () => sbx.betaPause(), () => Sandbox.pause(sbx.sandboxId)]) {
-      await assert.rejects(call(), (err) => {
-        assert.ok(err instanceof SandboxError, `want SandboxError, got ${err?.constructor?.name}: ${err}`)
-        assert.match(err.message, /501/)
-        assert.match(err.message, /pause is not supported/)
-        return true
-      })
+    // The host samples every 5 s: wait for three periodic samples.
+    const all = await waitFor(
+      async () => {
+        const m = await sbx.getMetrics()
+        return m.length >= 4 && m
+      },
+      40_000,
+      'three periodic samples and a reading',
+    )
+    const times = all.map((m) => m.timestamp.getTime())
+    for (let i = 1; i < times.length; i++) assert.ok(times[i] > times[i - 1], `samples in time order: ${times}`)
+    // A range that holds only the second sample (unix seconds, as the SDK
+    // sends them: the bounds are whole seconds around it).
+    const second = all[1].timestamp
+    const start = new Date(Math.floor(second.getTime() / 1000) * 1000)
+    const end = new Date(start.getTime() + 1000)
+    const inRange = await sbx.getMetrics({ start, end })
+    assert.ok(inRange.length >= 1 && inRange.length < all.length, `${inRange.length} samples in [${start.toISOString()}, ${end.toISOString()}] of ${all.length}`)
+    for (const m of inRange) {
+      assert.ok(m.timestamp >= start && m.timestamp.getTime() < end.getTime() + 1000, `sample at ${m.timestamp.toISOString()} is outside [${start.toISOString()}, ${end.toISOString()}]`)
     }
-    assert.equal(await sbx.isRunning(), true, 'a refused pause leaves the sandbox running')
-    assert.equal((await sbx.getInfo()).state, 'running')
+    assert.ok(inRange.some((m) => m.timestamp.getTime() === second.getTime()), 'the second sample is in its range')
+    // A range before the sandbox existed holds nothing.
+    const before = await sbx.getMetrics({ start: new Date(Date.now() - 3_600_000), end: new Date(Date.now() - 3_000_000) })
+    assert.deepEqual(before, [])
+  })
+
+  // Pause and resume, through the same lifecycle as the native API. They
+  // need the host agent's pause (runsc checkpoint/restore).
+  const pauseOf = (sbx) => (typeof sbx.pause === 'function' ? sbx.pause() : sbx.betaPause())
+
+  it('pause, then connect: same PIDs, env vars, files; a process keeps running; a server answers again', async (t) => {
+    const sbx = await createSandbox(t, { timeoutMs: 300_000, envs: { NESTBOX_PAUSE_VAR: 'kept' } })
+    const dir = `/home/user/${randomName('pause')}`
+    await sbx.files.write(`${dir}/file.txt`, 'written before the pause\n')
+    const counter = await sbx.commands.run(`i=0; while true; do i=$((i+1)); echo $i > ${dir}/counter; sleep 0.2; done`, { background: true, timeoutMs: 0 })
+    const server = await sbx.commands.run('python3 -m http.server 8000', { background: true, cwd: dir, timeoutMs: 0 })
+    await waitFor(
+      async () => (await hostRequest(sbx.getHost(8000), '/file.txt').catch(() => ({ status: 0 }))).status === 200,
+      20_000,
+      'the http server to answer before the pause',
+    )
+    await sleep(1000)
+    const before = Number((await sbx.files.read(`${dir}/counter`)).trim())
+    assert.ok(before > 0, `counter ${before} before the pause`)
+
+    assert.equal(await pauseOf(sbx), true, 'the first pause pauses')
+    assert.equal(await pauseOf(sbx), false, 'pausing a paused sandbox answers false (409)')
+    assert.equal((await Sandbox.getInfo(sbx.sandboxId)).state, 'paused')
+    assert.equal(await sbx.isRunning(), false, 'envd is unreachable while paused')
+    const paused = await drain(Sandbox.list({ query: { metadata: { run: RUN_ID }, state: ['paused'] } }))
+    assert.ok(paused.items.some((s) => s.sandboxId === sbx.sandboxId && s.state === 'paused'), 'listed as paused')
+
+    const resumed = await Sandbox.connect(sbx.sandboxId, { timeoutMs: 120_000 })
+    assert.equal(resumed.sandboxId, sbx.sandboxId)
+    assert.equal((await resumed.getInfo()).state, 'running')
+    const list = await resumed.commands.list()
+    assert.ok(list.some((p) => p.pid === counter.pid), `the counter (pid ${counter.pid}) is still there: ${list.map((p) => p.pid)}`)
+    assert.ok(list.some((p) => p.pid === server.pid), `the server (pid ${server.pid}) is still there`)
+    assert.equal((await resumed.commands.run('echo $NESTBOX_PAUSE_VAR')).stdout.trim(), 'kept')
+    assert.equal(await resumed.files.read(`${dir}/file.txt`), 'written before the pause\n')
+    await waitFor(
+      async () => Number((await resumed.files.read(`${dir}/counter`)).trim()) > before,
+      10_000,
+      'the counter to keep counting after the resume',
+    )
+    await waitFor(
+      async () => (await hostRequest(resumed.getHost(8000), '/file.txt').catch(() => ({ status: 0 }))).status === 200,
+      20_000,
+      'the http server to answer again after the resume',
+    )
+    // A second connect finds it running.
+    assert.equal((await Sandbox.connect(sbx.sandboxId)).sandboxId, sbx.sandboxId)
+  })
+
+  it('auto-pause at the timeout, then connect', async (t) => {
+    // 2.51 says lifecycle.onTimeout; 2.45 has betaCreate({autoPause}).
+    const opts = { timeoutMs: 5_000, metadata: { run: RUN_ID } }
+    const sbx =
+      typeof Sandbox.betaCreate === 'function' && !SDK_VERSION.startsWith('2.5')
+        ? await Sandbox.betaCreate({ ...opts, autoPause: true, requestTimeoutMs: 120_000 })
+        : await Sandbox.create({ ...opts, lifecycle: { onTimeout: 'pause' }, requestTimeoutMs: 120_000 })
+    t.after(() => Sandbox.kill(sbx.sandboxId).catch(() => {}))
+    await sbx.files.write('/home/user/auto.txt', 'auto\n')
+    await waitFor(async () => (await Sandbox.getInfo(sbx.sandboxId)).state === 'paused', 60_000, 'the timeout to pause the sandbox')
+    const resumed = await Sandbox.connect(sbx.sandboxId, { timeoutMs: 60_000 })
+    assert.equal(await resumed.files.read('/home/user/auto.txt'), 'auto\n')
+    assert.equal(await resumed.isRunning(), true)
   })
 })

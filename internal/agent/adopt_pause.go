@@ -1,0 +1,109 @@
+package agent
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"time"
+
+	"nestbox.dev/internal/driver"
+)
+
+// recoverPause adopts a sandbox whose state file a pause or resume wrote,
+// given what the runtime says of it (st). It reports whether the sandbox
+// was one of those (the caller then leaves it alone); a sandbox recorded
+// running or creating is not. Nothing of a paused sandbox is ever removed
+// here: every outcome is running, paused (the snapshot verified, or the
+// disk kept) or error with its files kept.
+//
+//   - paused or error: registered as they were, the network slot reserved.
+//   - pausing, runtime still running: the pause did not get to the
+//     checkpoint; it runs again (envd's preparation undone, the partial
+//     snapshot removed).
+//   - pausing, runtime gone: paused if the snapshot is complete (or the
+//     pause kept only the disk), else error.
+//   - resuming, runtime running: the restore happened; it runs (envd's
+//     post-restore init sent again, a fresh default timeout).
+//   - resuming, runtime gone: still paused; the snapshot was kept.
+//
+// Called by recover, alone.
+func (a *Agent) recoverPause(ctx context.Context, sb *sandbox, st driver.State) (bool, error) {
+	runs := st == driver.StateRunning || st == driver.StatePaused
+	switch sb.status {
+	case statusPaused, statusError:
+	case statusPausing:
+		if runs {
+			if err := a.net.Adopt(sb.net); err != nil {
+				return false, nil // treated as a dead running sandbox
+			}
+			sb.fsOnly, sb.pausedAt, sb.pauseTier = false, time.Time{}, ""
+			if err := a.envd.postRestoreInit(ctx, sb.net.GuestIP, sb.cfg, a.cfg.RestoreInitTimeout); err != nil {
+				sb.log.Warn("undo envd's snapshot preparation after a pause cut by a restart", "err", err)
+			}
+			os.RemoveAll(snapshotDir(sb))
+			a.adoptAs(sb, statusRunning, "pause cut by a restart; the sandbox kept running")
+			return true, nil
+		}
+		if sb.fsOnly || verifySnapshot(sb) == nil {
+			sb.pausedAt, sb.pauseTier = time.Now().UTC(), tierDisk
+			a.adoptAs(sb, statusPaused, "pause cut by a restart after its checkpoint; paused")
+		} else {
+			sb.errMsg = "the agent stopped during the pause, before its snapshot was complete; the writable layer is kept"
+			a.adoptAs(sb, statusError, "pause cut by a restart before its snapshot was complete")
+		}
+	case statusResuming:
+		if runs {
+			if err := a.net.Adopt(sb.net); err != nil {
+				return false, nil
+			}
+			if !sb.fsOnly {
+				if err := a.envd.postRestoreInit(ctx, sb.net.GuestIP, sb.cfg, a.cfg.RestoreInitTimeout); err != nil {
+					sb.log.Warn("post-restore init after a resume cut by a restart", "err", err)
+				}
+			}
+			sb.fsOnly, sb.pausedAt, sb.pauseTier = false, time.Time{}, ""
+			sb.endAt = time.Now().Add(a.cfg.DefaultTimeout)
+			os.RemoveAll(snapshotDir(sb))
+			sb.proxy = newSandboxProxy(a, sb)
+			a.adoptAs(sb, statusRunning, "resume cut by a restart after the restore; running")
+			a.emit(sb.id, EventRunning)
+			return true, nil
+		}
+		a.adoptAs(sb, statusPaused, "resume cut by a restart before the restore; still paused")
+	default:
+		return false, nil
+	}
+	// Paused or error: the runtime must not hold it (a checkpoint whose
+	// delete did not happen), and the kernel's network objects are gone
+	// (a pause or resume cut half-way may have left some).
+	if st != driver.StateNotFound {
+		if err := a.driver.Destroy(ctx, sb.id); err != nil {
+			return true, fmt.Errorf("remove the runtime of paused sandbox %s: %w", sb.id, err)
+		}
+	}
+	if sb.net.ID != "" {
+		if err := a.net.Reserve(sb.net); err != nil {
+			return true, fmt.Errorf("reserve the address of paused sandbox %s: %w", sb.id, err)
+		}
+		if err := a.net.Release(ctx, sb.net); err != nil {
+			return true, fmt.Errorf("release the network of paused sandbox %s: %w", sb.id, err)
+		}
+	}
+	return true, nil
+}
+
+// adoptAs registers sb with status st and records it.
+func (a *Agent) adoptAs(sb *sandbox, st status, why string) {
+	sb.status = st
+	if st == statusRunning && sb.proxy == nil {
+		sb.proxy = newSandboxProxy(a, sb)
+	}
+	if st != statusRunning {
+		sb.endAt = time.Time{}
+	}
+	a.sandboxes[sb.id] = sb
+	if err := a.writeState(sb); err != nil {
+		sb.log.Warn("state not persisted after adoption", "err", err)
+	}
+	sb.log.Info("adopted sandbox", "status", st, "why", why)
+}

@@ -1,0 +1,121 @@
+package agent
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"nestbox.dev/internal/proto/agentpb"
+)
+
+// Metrics history: the agent samples every running sandbox's resource use
+// every SampleInterval and keeps the last maxSamples of each in a ring on
+// the sandbox's record, so a ring is dropped with its sandbox. The control
+// plane asks for a time range of them (E2B's getMetrics({start, end})).
+// This is a short history only, not usage accounting: an agent restart
+// starts every ring afresh.
+
+const (
+	// DefaultSampleInterval is how often sandboxes are sampled, as E2B
+	// does.
+	DefaultSampleInterval = 5 * time.Second
+	// maxSamples bounds a sandbox's ring: an hour at the default
+	// interval, about 50 KiB.
+	maxSamples = 720
+)
+
+// sampleRing holds a sandbox's most recent samples, oldest first once
+// read. The zero value is an empty ring. Not safe for concurrent use: the
+// agent guards it with Agent.mu.
+type sampleRing struct {
+	buf  []*agentpb.SandboxMetrics // at most maxSamples
+	next int                       // where the next sample goes once buf is full
+}
+
+// add records m, dropping the oldest sample when the ring is full. A
+// sample older than the newest one kept is dropped: the ring stays in time
+// order (an on-demand reading can race a periodic one).
+func (r *sampleRing) add(m *agentpb.SandboxMetrics) {
+	if n := len(r.buf); n > 0 {
+		newest := r.buf[(r.next+n-1)%n]
+		if m.GetAt().AsTime().Before(newest.GetAt().AsTime()) {
+			return
+		}
+	}
+	if len(r.buf) < maxSamples {
+		r.buf = append(r.buf, m)
+		return
+	}
+	r.buf[r.next] = m
+	r.next = (r.next + 1) % maxSamples
+}
+
+// between returns the samples taken in [start, end], oldest first; a zero
+// bound is open.
+func (r *sampleRing) between(start, end time.Time) []*agentpb.SandboxMetrics {
+	var out []*agentpb.SandboxMetrics
+	n := len(r.buf)
+	for i := range n {
+		m := r.buf[(r.next+i)%n]
+		at := m.GetAt().AsTime()
+		if (!start.IsZero() && at.Before(start)) || (!end.IsZero() && at.After(end)) {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// sampleMetrics samples every running sandbox every interval (zero means
+// DefaultSampleInterval) until ctx is done. Run starts it.
+func (a *Agent) sampleMetrics(ctx context.Context, interval time.Duration) {
+	if interval <= 0 {
+		interval = DefaultSampleInterval
+	}
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			a.sampleAll(ctx)
+		}
+	}
+}
+
+// sampleAll takes one sample of every running sandbox, a few at a time,
+// and keeps it in the sandbox's ring. Only these periodic samples are kept:
+// a client polling the current reading must not push the history out.
+// A sandbox that fails (it is being destroyed, or crashed) is skipped: the
+// crash monitor owns that.
+func (a *Agent) sampleAll(ctx context.Context) {
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for _, sb := range a.allRunning() {
+		wg.Go(func() {
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			m, err := a.metrics(ctx, sb.id)
+			if err != nil {
+				sb.log.Debug("metrics sample", "err", err)
+				return
+			}
+			a.mu.Lock()
+			sb.samples.add(m)
+			a.mu.Unlock()
+		})
+	}
+	wg.Wait()
+}
+
+// history returns sandbox id's kept samples taken in [start, end].
+func (a *Agent) history(id string, start, end time.Time) ([]*agentpb.SandboxMetrics, error) {
+	sb, err := a.running(id)
+	if err != nil {
+		return nil, err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return sb.samples.between(start, end), nil
+}

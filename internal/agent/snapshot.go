@@ -1,0 +1,182 @@
+package agent
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"nestbox.dev/internal/errdefs"
+)
+
+// A sandbox's snapshot lives in its own directory, <dir>/snapshot: the
+// runtime's images under images/ and manifest.json beside them. The pause
+// that writes them owns them until the manifest is renamed into place;
+// from then on the paused sandbox owns them, and the resume that succeeds
+// (or the destroy) removes them.
+const (
+	snapshotDirName  = "snapshot"
+	imagesDirName    = "images"
+	manifestFileName = "manifest.json"
+	manifestVersion  = 1
+)
+
+func snapshotDir(sb *sandbox) string { return filepath.Join(sb.dir, snapshotDirName) }
+func imagesDir(sb *sandbox) string   { return filepath.Join(snapshotDir(sb), imagesDirName) }
+
+// manifest records what a pause wrote, so that a resume restores exactly
+// that: every file of the images directory (the memory image and the
+// runtime's metadata of the snapshot) with its size and sha256.
+type manifest struct {
+	Version   int            `json:"version"`
+	SandboxID string         `json:"sandbox_id"`
+	Driver    string         `json:"driver"`
+	CreatedAt time.Time      `json:"created_at"`
+	Files     []manifestFile `json:"files"`
+}
+
+type manifestFile struct {
+	Name   string `json:"name"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256"`
+}
+
+// writeManifest checksums every file of the images directory, flushes
+// each to disk, and writes the manifest atomically (a temporary file,
+// fsynced, renamed, the directory fsynced): a host that loses power after
+// a pause has either no manifest (the pause did not finish) or a complete
+// one naming complete files.
+func writeManifest(sb *sandbox, driverName string) (manifest, error) {
+	dir := imagesDir(sb)
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return manifest{}, fmt.Errorf("write snapshot manifest: %w", err)
+	}
+	m := manifest{Version: manifestVersion, SandboxID: sb.id, Driver: driverName, CreatedAt: time.Now().UTC()}
+	for _, e := range entries {
+		if !e.Type().IsRegular() {
+			return manifest{}, fmt.Errorf("write snapshot manifest: %s is not a regular file", e.Name())
+		}
+		f, err := hashFile(filepath.Join(dir, e.Name()), true)
+		if err != nil {
+			return manifest{}, fmt.Errorf("write snapshot manifest: %w", err)
+		}
+		f.Name = e.Name()
+		m.Files = append(m.Files, f)
+	}
+	if len(m.Files) == 0 {
+		return manifest{}, fmt.Errorf("write snapshot manifest: %s is empty", dir)
+	}
+	if err := syncDir(dir); err != nil {
+		return manifest{}, fmt.Errorf("write snapshot manifest: %w", err)
+	}
+	b, err := json.MarshalIndent(m, "", "  ")
+	if err != nil {
+		return manifest{}, err
+	}
+	name := filepath.Join(snapshotDir(sb), manifestFileName)
+	tmp := name + ".tmp"
+	if err := writeSynced(tmp, b); err != nil {
+		os.Remove(tmp)
+		return manifest{}, fmt.Errorf("write snapshot manifest: %w", err)
+	}
+	if err := os.Rename(tmp, name); err != nil {
+		os.Remove(tmp)
+		return manifest{}, fmt.Errorf("write snapshot manifest: %w", err)
+	}
+	if err := syncDir(snapshotDir(sb)); err != nil {
+		return manifest{}, fmt.Errorf("write snapshot manifest: %w", err)
+	}
+	return m, nil
+}
+
+// verifySnapshot checks the snapshot of sb against its manifest: the same
+// set of files, each of the recorded size and sha256. Any difference, or
+// a missing or unreadable manifest, is errdefs.ErrDataLoss: such a
+// snapshot is never restored.
+func verifySnapshot(sb *sandbox) error {
+	b, err := os.ReadFile(filepath.Join(snapshotDir(sb), manifestFileName))
+	if err != nil {
+		return errdefs.DataLoss("snapshot of %s: manifest: %v", sb.id, err)
+	}
+	var m manifest
+	if err := json.Unmarshal(b, &m); err != nil {
+		return errdefs.DataLoss("snapshot of %s: manifest: %v", sb.id, err)
+	}
+	if m.Version != manifestVersion || m.SandboxID != sb.id || len(m.Files) == 0 {
+		return errdefs.DataLoss("snapshot of %s: manifest of version %d for %q with %d files", sb.id, m.Version, m.SandboxID, len(m.Files))
+	}
+	entries, err := os.ReadDir(imagesDir(sb))
+	if err != nil {
+		return errdefs.DataLoss("snapshot of %s: %v", sb.id, err)
+	}
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	for _, f := range m.Files {
+		if !slices.Contains(names, f.Name) {
+			return errdefs.DataLoss("snapshot of %s: %s is missing", sb.id, f.Name)
+		}
+		got, err := hashFile(filepath.Join(imagesDir(sb), f.Name), false)
+		if err != nil {
+			return errdefs.DataLoss("snapshot of %s: %v", sb.id, err)
+		}
+		if got.Size != f.Size || got.SHA256 != f.SHA256 {
+			return errdefs.DataLoss("snapshot of %s: %s has %d bytes with sha256 %s, the manifest says %d bytes with %s",
+				sb.id, f.Name, got.Size, got.SHA256, f.Size, f.SHA256)
+		}
+	}
+	if len(names) != len(m.Files) {
+		return errdefs.DataLoss("snapshot of %s: %d files, the manifest names %d", sb.id, len(names), len(m.Files))
+	}
+	return nil
+}
+
+// hashFile returns the size and sha256 of a file, fsyncing it first when
+// flush is set.
+func hashFile(path string, flush bool) (manifestFile, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return manifestFile{}, err
+	}
+	defer f.Close()
+	if flush {
+		if err := f.Sync(); err != nil {
+			return manifestFile{}, err
+		}
+	}
+	h := sha256.New()
+	n, err := io.Copy(h, f)
+	if err != nil {
+		return manifestFile{}, err
+	}
+	return manifestFile{Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+}
+
+func writeSynced(name string, b []byte) error {
+	f, err := os.OpenFile(name, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(b)
+	if err == nil {
+		err = f.Sync()
+	}
+	return errors.Join(err, f.Close())
+}
+
+func syncDir(dir string) error {
+	f, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = f.Sync()
+	return errors.Join(err, f.Close())
+}
