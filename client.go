@@ -26,10 +26,12 @@ const DefaultUserAgent = "nestbox-go"
 // environment names a control plane.
 type Config struct {
 	// URL is the control plane's base URL, e.g. "http://127.0.0.1:8080"; a
-	// path prefix is kept. Empty means $NESTBOX_URL.
+	// path prefix is kept. Empty means $NESTBOX_URL, then the URL in the
+	// credentials file of `nestbox up` ($NESTBOX_DATA_DIR/credentials.json).
 	URL string
 	// APIKey is sent as X-API-Key on every request. Empty means
-	// $NESTBOX_API_KEY.
+	// $NESTBOX_API_KEY, then the credentials file's key when the URL is the
+	// file's URL.
 	APIKey string
 	// HTTPClient sends the requests and opens the WebSockets; nil means
 	// http.DefaultClient. Its Timeout, if any, bounds every request,
@@ -48,22 +50,13 @@ type Client struct {
 	userAgent string
 }
 
-// New returns a client for cfg. It fails when neither cfg nor the
-// environment gives a URL and an API key.
+// New returns a client for cfg. Empty URL and APIKey are looked up as the
+// CLI does (see resolveConnection): the environment, then the credentials
+// file of `nestbox up` on this machine. It fails when none gives both.
 func New(cfg Config) (*Client, error) {
-	raw := strings.TrimSpace(cfg.URL)
-	if raw == "" {
-		raw = strings.TrimSpace(os.Getenv(EnvURL))
-	}
-	if raw == "" {
-		return nil, fmt.Errorf("%w: no URL: set Config.URL or $%s", ErrInvalid, EnvURL)
-	}
-	key := strings.TrimSpace(cfg.APIKey)
-	if key == "" {
-		key = strings.TrimSpace(os.Getenv(EnvAPIKey))
-	}
-	if key == "" {
-		return nil, fmt.Errorf("%w: no API key: set Config.APIKey or $%s", ErrInvalid, EnvAPIKey)
+	raw, key, err := resolveConnection(cfg.URL, cfg.APIKey, os.Getenv)
+	if err != nil {
+		return nil, err
 	}
 	base, err := url.Parse(raw)
 	if err != nil {

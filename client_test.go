@@ -63,6 +63,7 @@ func TestNewRejects(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Setenv(nestbox.EnvURL, tt.envURL)
 			t.Setenv(nestbox.EnvAPIKey, tt.envKey)
+			t.Setenv(nestbox.EnvDataDir, t.TempDir()) // no credentials file
 			_, err := nestbox.New(tt.cfg)
 			if !errors.Is(err, nestbox.ErrInvalid) {
 				t.Errorf("New(%+v) with env %q, %q: err = %v, want ErrInvalid", tt.cfg, tt.envURL, tt.envKey, err)
