@@ -31,6 +31,8 @@ func (a *Agent) recoverPause(ctx context.Context, sb *sandbox, st driver.State) 
 	runs := st == driver.StateRunning || st == driver.StatePaused
 	switch sb.status {
 	case statusPaused, statusError:
+		a.sandboxes[sb.id] = sb
+		sb.log.Info("adopted sandbox", "status", sb.status)
 	case statusPausing:
 		if runs {
 			if err := a.net.Adopt(sb.net); err != nil {

@@ -459,6 +459,9 @@ func (a *Agent) doResume(ctx context.Context, sb *sandbox, req *agentpb.ResumeSa
 	if err != nil {
 		return fmt.Errorf("resume sandbox %s: %w", sb.id, err)
 	}
+	if sb.proxy == nil { // adopted while paused
+		sb.proxy = newSandboxProxy(a, sb)
+	}
 	a.mu.Lock()
 	sb.status = statusRunning
 	sb.endAt = time.Now().Add(timeout)

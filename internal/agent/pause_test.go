@@ -345,3 +345,28 @@ func TestPauseSoak(t *testing.T) {
 	ta.destroyRPC(t, sb.Id)
 	assertClean(t, h.dataDir)
 }
+
+// TestPausedSurvivesRestart pauses a sandbox, drops the agent as a crash
+// would, and checks that a new agent on the same data dir lists it as
+// paused and resumes it intact.
+func TestPausedSurvivesRestart(t *testing.T) {
+	h := newTestHost(t)
+	ta := h.startAgent(t, "", nil)
+	sb := ta.create(t, &agentpb.SandboxConfig{MemoryMb: 128, TimeoutSeconds: 600})
+	w := newPauseWorld(t, ta.process(sb.Id, "", "root"))
+	if _, err := ta.pauseRPC(sb.Id, false); err != nil {
+		t.Fatalf("pause: %v", err)
+	}
+	ta.kill()
+	tb := h.startAgent(t, "", nil)
+	got := tb.getRPC(t, sb.Id)
+	if got.State != agentpb.SandboxState_SANDBOX_STATE_PAUSED || got.PauseTier != tierDisk {
+		t.Fatalf("after a restart: %v, want paused on disk", got)
+	}
+	if _, err := tb.resumeRPC(sb.Id); err != nil {
+		t.Fatalf("resume after a restart: %v", err)
+	}
+	w.check(t, tb.process(sb.Id, "", "root"), 1)
+	tb.destroyRPC(t, sb.Id)
+	assertClean(t, h.dataDir)
+}
