@@ -79,7 +79,7 @@ NESTBOX_TEST_REDIS_URL    ?= redis://127.0.0.1:56379/0
 export NESTBOX_TEST_POSTGRES_URL NESTBOX_TEST_REDIS_URL
 
 test-go:
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 30m ./...
 
 bench: test-deps envd nestbox runsc
 	@scripts/bench.sh
