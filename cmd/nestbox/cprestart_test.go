@@ -11,7 +11,6 @@ import (
 	"connectrpc.com/connect"
 
 	"nestbox.dev"
-	"nestbox.dev/internal/cli"
 	"nestbox.dev/internal/controlplane"
 	"nestbox.dev/internal/proto/agentpb"
 )
@@ -96,7 +95,7 @@ func TestServerKilledMidCreate(t *testing.T) {
 			t.Logf("server output:\n%s", srv.out.String())
 		}
 	})
-	url, key, err := cli.LoadCredentials(cpDir)
+	url, key, err := nestbox.LoadCredentials(cpDir)
 	if err != nil {
 		t.Fatal(err)
 	}

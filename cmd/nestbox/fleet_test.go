@@ -11,7 +11,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"nestbox.dev"
-	"nestbox.dev/internal/cli"
 	"nestbox.dev/internal/controlplane"
 	"nestbox.dev/internal/testenv"
 )
@@ -92,7 +91,7 @@ func TestServerWithPostgresAndRedis(t *testing.T) {
 		}
 	}()
 	waitHTTP(t, "http://"+cpAddr+"/health")
-	url, key, err := cli.LoadCredentials(cpDir)
+	url, key, err := nestbox.LoadCredentials(cpDir)
 	if err != nil {
 		t.Fatal(err)
 	}

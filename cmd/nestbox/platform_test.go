@@ -17,7 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"nestbox.dev"
-	"nestbox.dev/internal/cli"
 	"nestbox.dev/internal/testenv"
 )
 
@@ -116,7 +115,7 @@ func startUp(t testing.TB, extra ...string) *platform {
 		case <-time.After(100 * time.Millisecond):
 		}
 		if p.url == "" {
-			url, key, err := cli.LoadCredentials(dataDir)
+			url, key, err := nestbox.LoadCredentials(dataDir)
 			if err != nil {
 				continue
 			}

@@ -17,7 +17,6 @@ import (
 	"connectrpc.com/connect"
 
 	"nestbox.dev"
-	"nestbox.dev/internal/cli"
 	"nestbox.dev/internal/controlplane"
 	"nestbox.dev/internal/proto/agentpb"
 )
@@ -93,7 +92,7 @@ func TestAgentKilledMidCreate(t *testing.T) {
 	}()
 	defer func() { cpCancel(); <-cpDone }()
 	waitHTTP(t, "http://"+cpAddr+"/health")
-	url, key, err := cli.LoadCredentials(cpDir)
+	url, key, err := nestbox.LoadCredentials(cpDir)
 	if err != nil {
 		t.Fatal(err)
 	}

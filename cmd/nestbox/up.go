@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"nestbox.dev"
 	"nestbox.dev/internal/agent"
 	"nestbox.dev/internal/cli"
 	"nestbox.dev/internal/controlplane"
@@ -101,7 +102,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if newKey == "" {
 		// Keep the saved URL in step with where the platform now listens.
-		if _, key, err := cli.LoadCredentials(cfg.dataDir); err == nil {
+		if _, key, err := nestbox.LoadCredentials(cfg.dataDir); err == nil {
 			cli.WriteCredentials(cfg.dataDir, cfg.publicURL, key)
 		}
 	}

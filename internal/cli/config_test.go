@@ -7,24 +7,26 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"nestbox.dev"
 )
 
 func TestCredentialsRoundTrip(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	if _, _, err := LoadCredentials(dir); !errors.Is(err, fs.ErrNotExist) {
+	if _, _, err := nestbox.LoadCredentials(dir); !errors.Is(err, fs.ErrNotExist) {
 		t.Errorf("LoadCredentials of nothing: %v, want fs.ErrNotExist", err)
 	}
 	if err := WriteCredentials(dir, "http://127.0.0.1:8080", "nbx_k"); err != nil {
 		t.Fatal(err)
 	}
-	fi, err := os.Stat(CredentialsPath(dir))
+	fi, err := os.Stat(nestbox.CredentialsPath(dir))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if fi.Mode().Perm() != 0o600 {
 		t.Errorf("mode %v, want 0600", fi.Mode().Perm())
 	}
-	b, _ := os.ReadFile(CredentialsPath(dir))
+	b, _ := os.ReadFile(nestbox.CredentialsPath(dir))
 	if !strings.Contains(string(b), `"api_key": "nbx_k"`) || !strings.Contains(string(b), `"url": "http://127.0.0.1:8080"`) {
 		t.Errorf("file = %s", b)
 	}
@@ -32,7 +34,7 @@ func TestCredentialsRoundTrip(t *testing.T) {
 	if err := WriteCredentials(dir, "http://h:1", "nbx_2"); err != nil {
 		t.Fatal(err)
 	}
-	url, key, err := LoadCredentials(dir)
+	url, key, err := nestbox.LoadCredentials(dir)
 	if err != nil || url != "http://h:1" || key != "nbx_2" {
 		t.Errorf("LoadCredentials = %q, %q, %v", url, key, err)
 	}
