@@ -359,12 +359,19 @@ func (d *Driver) Resume(ctx context.Context, id string) error {
 // and delete and restore refuse until it has, so Checkpoint waits for runsc
 // to report the sandbox stopped.
 func (d *Driver) Checkpoint(ctx context.Context, id, imageDir string) error {
-	if _, err := d.state(ctx, id); err != nil {
+	st, err := d.state(ctx, id)
+	if err != nil {
 		if isNotExist(err) {
 			return errdefs.NotFound("sandbox %s not found", id)
 		}
 		return fmt.Errorf("checkpoint sandbox %s: %w", id, err)
 	}
+	// A pidfd of the sandbox process, taken before the checkpoint, tells
+	// when it has exited without forking runsc over and over meanwhile
+	// (that exit takes a second or more, and each `runsc state` costs a
+	// process of a 100 MB binary on a busy host).
+	exited := pidExit(st.Pid)
+	defer exited.close()
 	if err := os.MkdirAll(imageDir, 0o700); err != nil {
 		return fmt.Errorf("checkpoint sandbox %s: %w", id, err)
 	}
@@ -376,6 +383,9 @@ func (d *Driver) Checkpoint(ctx context.Context, id, imageDir string) error {
 	// refuses to delete (or restore) the ID until it has. runsc's state
 	// says "stopped" first; even then the delete was seen refused for a
 	// moment under load, so it is tried again for a while.
+	if err := exited.wait(ctx); err != nil {
+		return fmt.Errorf("checkpoint sandbox %s: wait for exit: %w", id, err)
+	}
 	if err := d.waitStopped(ctx, id); err != nil {
 		return fmt.Errorf("checkpoint sandbox %s: wait for exit: %w", id, err)
 	}
