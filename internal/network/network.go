@@ -181,6 +181,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if err := os.MkdirAll(netnsDir, 0o755); err != nil {
 		return nil, err
 	}
+	if err := ensureNetnsMount(netnsDir, log); err != nil {
+		return nil, err
+	}
 	// Sandboxes reach the outside through the host: it must forward.
 	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
 		return nil, fmt.Errorf("enable ip forwarding: %w", err)
