@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-
-	"nestbox.dev"
 )
 
 // capsuleRemove is `nestbox capsule rm`: it destroys each capsule, prints
@@ -21,10 +19,7 @@ func capsuleRemove(ctx context.Context, args []string, stdio IO) error {
 	if err != nil {
 		return err
 	}
-	var opts []nestbox.WaitOption
-	if *noWait {
-		opts = append(opts, nestbox.NoWait())
-	}
+	opts := waitOpts(*noWait)
 	var errs []error
 	for _, id := range ids {
 		if _, err := client.Capsule(id).Kill(ctx, opts...); err != nil {
