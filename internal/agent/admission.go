@@ -78,11 +78,10 @@ func (a *Agent) measure(layers bool) (hostCapacity, error) {
 // registering under one hold of a.mu means two creates cannot both take
 // the last room. A refusal is errdefs.ErrExhausted with what is short.
 func (a *Agent) admit(c hostCapacity, cfg *agentpb.SandboxConfig) error {
-	var memUsed, diskPromised uint64
+	var diskPromised uint64
 	n := 0
 	for id, sb := range a.sandboxes {
-		n++
-		memUsed += uint64(sb.cfg.MemoryMb) << 20
+		n++ // a paused sandbox keeps its slot and its layer
 		// What the layer may still grow by: its size less what it holds.
 		size := uint64(max(sb.cfg.DiskBytes, 0))
 		diskPromised += size - min(c.allocated[id], size)
@@ -90,14 +89,8 @@ func (a *Agent) admit(c hostCapacity, cfg *agentpb.SandboxConfig) error {
 	if c.maxSandboxes > 0 && uint32(n) >= c.maxSandboxes {
 		return fmt.Errorf("this host runs its maximum of %d sandboxes: %w", c.maxSandboxes, errdefs.ErrExhausted)
 	}
-	if c.memAvail < c.memReserve {
-		return fmt.Errorf("this host is short of memory: %d MiB available, %d MiB kept for the host: %w",
-			c.memAvail>>20, c.memReserve>>20, errdefs.ErrExhausted)
-	}
-	mem := uint64(cfg.MemoryMb) << 20
-	if memUsed+mem > c.memCommitLimit {
-		return fmt.Errorf("this host has no memory for %d MiB more: the sandboxes' limits add up to %d of the %d MiB it commits: %w",
-			mem>>20, memUsed>>20, c.memCommitLimit>>20, errdefs.ErrExhausted)
+	if err := a.admitMemory(c, nil, cfg.MemoryMb); err != nil {
+		return err
 	}
 	if c.diskAvail < c.diskReserve {
 		return fmt.Errorf("this host is short of disk: %d MiB free, %d MiB kept in reserve: %w",
@@ -109,6 +102,28 @@ func (a *Agent) admit(c hostCapacity, cfg *agentpb.SandboxConfig) error {
 	if budget := uint64(float64(c.diskAvail-c.diskReserve) * c.diskOvercommit); diskPromised+disk > budget {
 		return fmt.Errorf("this host has no disk for a %d MiB writable layer: the layers of running sandboxes may grow by %d MiB, of the %d MiB it commits (%d MiB free, %d MiB kept in reserve): %w",
 			disk>>20, diskPromised>>20, budget>>20, c.diskAvail>>20, c.diskReserve>>20, errdefs.ErrExhausted)
+	}
+	return nil
+}
+
+// admitMemory decides whether memoryMB more fits next to the sandboxes
+// that hold memory (not paused or failed ones: their runtime is gone),
+// leaving out self (a sandbox being resumed). Call it with a.mu held.
+func (a *Agent) admitMemory(c hostCapacity, self *sandbox, memoryMB uint32) error {
+	var memUsed uint64
+	for _, sb := range a.sandboxes {
+		if sb != self && sb.status != statusPaused && sb.status != statusError {
+			memUsed += uint64(sb.cfg.MemoryMb) << 20
+		}
+	}
+	if c.memAvail < c.memReserve {
+		return fmt.Errorf("this host is short of memory: %d MiB available, %d MiB kept for the host: %w",
+			c.memAvail>>20, c.memReserve>>20, errdefs.ErrExhausted)
+	}
+	mem := uint64(memoryMB) << 20
+	if memUsed+mem > c.memCommitLimit {
+		return fmt.Errorf("this host has no memory for %d MiB more: the sandboxes' limits add up to %d of the %d MiB it commits: %w",
+			mem>>20, memUsed>>20, c.memCommitLimit>>20, errdefs.ErrExhausted)
 	}
 	return nil
 }

@@ -62,6 +62,29 @@ func TestAdmit(t *testing.T) {
 	}
 }
 
+// TestAdmitPaused: a paused or failed sandbox holds no memory (its runtime
+// is gone), so its limit does not count against a create; a resume takes
+// its memory again and is admitted like a create, not counting itself.
+func TestAdmitPaused(t *testing.T) {
+	paused := &sandbox{cfg: &agentpb.SandboxConfig{MemoryMb: 4096}, status: statusPaused}
+	a := &Agent{sandboxes: map[string]*sandbox{
+		"run": {cfg: &agentpb.SandboxConfig{MemoryMb: 4096}, status: statusRunning},
+		"p":   paused,
+		"e":   {cfg: &agentpb.SandboxConfig{MemoryMb: 4096}, status: statusError},
+	}}
+	c := hostCapacity{memTotal: 16 << 30, memReserve: 1 << 30, memAvail: 8 << 30, memCommitLimit: 7 << 30,
+		diskAvail: 20 << 30, diskReserve: 2 << 30, diskOvercommit: 1, allocated: map[string]uint64{}}
+	if err := a.admit(c, &agentpb.SandboxConfig{MemoryMb: 3072}); err != nil {
+		t.Errorf("create of 3 GiB next to 4 GiB running and 8 GiB paused or failed: %v", err)
+	}
+	if err := a.admitMemory(c, paused, 3072); err != nil {
+		t.Errorf("resume of 3 GiB next to 4 GiB running: %v", err)
+	}
+	if err := a.admitMemory(c, paused, 4096); !errors.Is(err, errdefs.ErrExhausted) {
+		t.Errorf("resume of 4 GiB next to 4 GiB running, 7 GiB committed: %v, want resource exhausted", err)
+	}
+}
+
 // TestAdmissionRefusesOvercommit runs a real agent whose overcommit ratio
 // commits 400 MiB to sandboxes, room for one of 256 MiB: the second create is refused with
 // resource_exhausted and leaves nothing; after a destroy there is room

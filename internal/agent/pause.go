@@ -362,14 +362,26 @@ func (a *Agent) resume(ctx context.Context, req *agentpb.ResumeSandboxRequest) (
 	if timeout == 0 {
 		timeout = a.cfg.DefaultTimeout
 	}
+	capacity, err := a.measure(false)
+	if err != nil {
+		return nil, fmt.Errorf("resume sandbox %s: %w", id, err)
+	}
 	sb.op.Lock()
 	defer sb.op.Unlock()
 	a.mu.Lock()
 	st, gone, errMsg := sb.status, sb.gone, sb.errMsg
+	var admitErr error
 	if !gone && st == statusPaused {
-		sb.status = statusResuming
+		// A resume takes memory again: admitted like a create, under the
+		// same hold of a.mu as the status change.
+		if admitErr = a.admitMemory(capacity, sb, sb.cfg.GetMemoryMb()); admitErr == nil {
+			sb.status = statusResuming
+		}
 	}
 	a.mu.Unlock()
+	if admitErr != nil {
+		return nil, fmt.Errorf("resume sandbox %s: %w", id, admitErr)
+	}
 	switch {
 	case gone || st == statusCreating || st == statusStopping:
 		return nil, errdefs.NotFound("sandbox %s not found", id)
