@@ -86,6 +86,18 @@ func (f *Agent) hang(ctx context.Context) error {
 	return connect.NewError(connect.CodeDeadlineExceeded, ctx.Err())
 }
 
+// reach is what every call meets first: a hung agent blocks until ctx
+// ends, a down one fails as unreachable.
+func (f *Agent) reach(ctx context.Context) error {
+	if err := f.hang(ctx); err != nil {
+		return err
+	}
+	if f.isDown() {
+		return errDown
+	}
+	return nil
+}
+
 // Forget drops a sandbox behind the control plane's back, as a crash would.
 func (f *Agent) Forget(id string) {
 	f.mu.Lock()
@@ -124,11 +136,8 @@ func (f *Agent) Count() int {
 }
 
 func (f *Agent) CreateSandbox(ctx context.Context, req *connect.Request[agentpb.CreateSandboxRequest]) (*connect.Response[agentpb.CreateSandboxResponse], error) {
-	if err := f.hang(ctx); err != nil {
+	if err := f.reach(ctx); err != nil {
 		return nil, err
-	}
-	if f.isDown() {
-		return nil, errDown
 	}
 	if f.Gate != nil {
 		select {
@@ -165,11 +174,8 @@ func (f *Agent) CreateSandbox(ctx context.Context, req *connect.Request[agentpb.
 const DefaultDiskBytes = 5 << 30
 
 func (f *Agent) DestroySandbox(ctx context.Context, req *connect.Request[agentpb.DestroySandboxRequest]) (*connect.Response[agentpb.DestroySandboxResponse], error) {
-	if err := f.hang(ctx); err != nil {
+	if err := f.reach(ctx); err != nil {
 		return nil, err
-	}
-	if f.isDown() {
-		return nil, errDown
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
@@ -192,11 +198,8 @@ func (f *Agent) GetSandbox(ctx context.Context, req *connect.Request[agentpb.Get
 }
 
 func (f *Agent) ListSandboxes(ctx context.Context, req *connect.Request[agentpb.ListSandboxesRequest]) (*connect.Response[agentpb.ListSandboxesResponse], error) {
-	if err := f.hang(ctx); err != nil {
+	if err := f.reach(ctx); err != nil {
 		return nil, err
-	}
-	if f.isDown() {
-		return nil, errDown
 	}
 	f.mu.Lock()
 	out := &agentpb.ListSandboxesResponse{}
@@ -372,11 +375,8 @@ func (f *Agent) holdPause(ctx context.Context) error {
 // PauseSandbox pauses a running sandbox: failed_precondition if it is not
 // running.
 func (f *Agent) PauseSandbox(ctx context.Context, req *connect.Request[agentpb.PauseSandboxRequest]) (*connect.Response[agentpb.PauseSandboxResponse], error) {
-	if err := f.hang(ctx); err != nil {
+	if err := f.reach(ctx); err != nil {
 		return nil, err
-	}
-	if f.isDown() {
-		return nil, errDown
 	}
 	if err := f.holdPause(ctx); err != nil {
 		return nil, err
@@ -405,11 +405,8 @@ func (f *Agent) PauseSandbox(ctx context.Context, req *connect.Request[agentpb.P
 // ResumeSandbox resumes a paused sandbox: failed_precondition if it is not
 // paused.
 func (f *Agent) ResumeSandbox(ctx context.Context, req *connect.Request[agentpb.ResumeSandboxRequest]) (*connect.Response[agentpb.ResumeSandboxResponse], error) {
-	if err := f.hang(ctx); err != nil {
+	if err := f.reach(ctx); err != nil {
 		return nil, err
-	}
-	if f.isDown() {
-		return nil, errDown
 	}
 	if err := f.holdPause(ctx); err != nil {
 		return nil, err
