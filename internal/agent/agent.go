@@ -430,6 +430,14 @@ func (a *Agent) forget(sb *sandbox) {
 }
 
 // allRunning returns the sandboxes whose status is running, at one instant.
+// guestIP is sb's guest address, read under a.mu: a resume rebuilds
+// sb.net while the monitor, the proxy and the API may read it.
+func (a *Agent) guestIP(sb *sandbox) netip.Addr {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return sb.net.GuestIP
+}
+
 func (a *Agent) allRunning() []*sandbox {
 	a.mu.Lock()
 	defer a.mu.Unlock()

@@ -294,7 +294,9 @@ func (a *Agent) bringUp(ctx context.Context, sb *sandbox, images string, step fu
 	if err != nil {
 		return nil, err
 	}
+	a.mu.Lock() // readers outside the sandbox's op (monitor, proxy, API) take a.mu
 	sb.net = n
+	a.mu.Unlock()
 	undo.push("network", func(ctx context.Context) error { return a.net.Release(ctx, sb.net) })
 	if err := step(stepResumeNetwork); err != nil {
 		return nil, err

@@ -161,13 +161,13 @@ func (a *Agent) sandboxFromRecord(dir string, rec record) (*sandbox, error) {
 // toProto describes sb for the API.
 func (a *Agent) toProto(sb *sandbox) *agentpb.Sandbox {
 	a.mu.Lock()
-	st, endAt, pausedAt, tier, fsOnly, errMsg, cfg := sb.status, sb.endAt, sb.pausedAt, sb.pauseTier, sb.fsOnly, sb.errMsg, sb.cfg
+	st, endAt, pausedAt, tier, fsOnly, errMsg, cfg, guest := sb.status, sb.endAt, sb.pausedAt, sb.pauseTier, sb.fsOnly, sb.errMsg, sb.cfg, sb.net.GuestIP
 	a.mu.Unlock()
 	out := &agentpb.Sandbox{
 		Id:          sb.id,
 		Config:      publicConfig(cfg),
 		State:       agentpb.SandboxState_SANDBOX_STATE_RUNNING,
-		Address:     sb.net.GuestIP.String(),
+		Address:     guest.String(),
 		EnvdVersion: sb.envdVersion,
 	}
 	switch st {
