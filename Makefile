@@ -78,11 +78,13 @@ NESTBOX_TEST_POSTGRES_URL ?= postgres://postgres@127.0.0.1:55432/postgres?sslmod
 NESTBOX_TEST_REDIS_URL    ?= redis://127.0.0.1:56379/0
 export NESTBOX_TEST_POSTGRES_URL NESTBOX_TEST_REDIS_URL
 
+# scripts/clean-home.sh: root's login shells in tests read Debian's default
+# startup files, not the machine's (see the script).
 test-go:
-	$(GO) test -race -count=1 -timeout 30m ./...
+	scripts/clean-home.sh $(GO) test -race -count=1 -timeout 30m ./...
 
 bench: test-deps envd nestbox runsc
-	@scripts/bench.sh
+	@scripts/clean-home.sh scripts/bench.sh
 
 lint:
 	@out=$$(gofmt -l *.go cmd internal); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

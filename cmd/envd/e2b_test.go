@@ -50,6 +50,7 @@ const (
 // between the two so each starts from a clean state.
 func TestE2BSDK(t *testing.T) {
 	testenv.RequireRoot(t)
+	testenv.RequireCleanHome(t)
 	node := testenv.RequireCommand(t, "node")
 	suite, err := filepath.Abs(filepath.Join("..", "..", "test", "e2b"))
 	if err != nil {

@@ -32,6 +32,7 @@ type testEnv struct {
 
 func newTestEnv(t *testing.T) *testEnv {
 	t.Helper()
+	testenv.RequireCleanHome(t)
 	me, err := user.Current()
 	if err != nil {
 		t.Fatal(err)

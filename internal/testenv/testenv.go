@@ -54,3 +54,15 @@ func EnsureUser(t testing.TB, name string) {
 		t.Fatalf("create user %s: %v: %s", name, err, out)
 	}
 }
+
+// RequireCleanHome fails a CI run whose root login shells would read the
+// machine's own startup files: tests that start `bash -l` as root on the
+// host must run under scripts/clean-home.sh (make test does), because an
+// operator's profile can stall every root shell (a stale pyenv lock did,
+// for 60 s each). Outside CI the machine's files are accepted.
+func RequireCleanHome(t testing.TB) {
+	t.Helper()
+	if InCI() && os.Geteuid() == 0 && os.Getenv("NESTBOX_CLEAN_HOME") != "done" {
+		t.Fatal("root's login shells read this machine's startup files: run the tests through scripts/clean-home.sh (make test does)")
+	}
+}
