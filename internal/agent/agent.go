@@ -351,7 +351,8 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		a.driver = d
 	}
 	var err error
-	a.templates, err = template.New(template.Config{Dir: cfg.TemplateDir, CacheDir: cfg.TemplateCacheDir, Envd: cfg.Envd, Progress: cfg.Progress, Logger: log})
+	a.templates, err = template.New(template.Config{Dir: cfg.TemplateDir, CacheDir: cfg.TemplateCacheDir, Envd: cfg.Envd, Progress: cfg.Progress, Logger: log,
+		InUse: a.templatesHeld})
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}

@@ -2,7 +2,10 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -34,4 +37,32 @@ func (a *Agent) EnsureTemplates(ctx context.Context, names ...string) error {
 		}
 	}
 	return nil
+}
+
+// templatesHeld lists the template versions (rootfs paths) that this
+// host's sandboxes use, read from their state files so that it holds
+// before adoption and for paused sandboxes, whose overlays may not be
+// mounted: the template store never prunes these.
+func (a *Agent) templatesHeld() ([]string, error) {
+	entries, err := os.ReadDir(a.sandboxesDir())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("templates in use: %w", err)
+	}
+	var held []string
+	for _, e := range entries {
+		rec, err := readState(filepath.Join(a.sandboxesDir(), e.Name()))
+		if errors.Is(err, os.ErrNotExist) {
+			continue // being created or removed: not yet or no longer a holder
+		}
+		if err != nil {
+			return nil, fmt.Errorf("templates in use: %w", err)
+		}
+		if rec.Template != "" {
+			held = append(held, rec.Template)
+		}
+	}
+	return held, nil
 }

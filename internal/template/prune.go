@@ -11,9 +11,10 @@ import (
 )
 
 // prune removes the versions of template name other than keep that no
-// mounted overlay uses as its lower layer, and the directory of the layout
-// before versions (<dir>/<name>) on the same terms. A version in use stays
-// until a later prune finds it unused. Callers hold name's build lock.
+// mounted overlay uses as its lower layer and Config.InUse does not list,
+// and the directory of the layout before versions (<dir>/<name>) on the
+// same terms. A version in use stays until a later prune finds it unused.
+// Callers hold name's build lock.
 func (s *Store) prune(name, keep string) {
 	candidates, _ := filepath.Glob(filepath.Join(s.cfg.Dir, name+"@*"))
 	if fi, err := os.Stat(filepath.Join(s.cfg.Dir, name, "rootfs")); err == nil && fi.IsDir() {
@@ -26,6 +27,16 @@ func (s *Store) prune(name, keep string) {
 	if err != nil {
 		s.log.Warn("cannot read mounts: keeping old template versions", "err", err)
 		return
+	}
+	if s.cfg.InUse != nil {
+		held, err := s.cfg.InUse()
+		if err != nil {
+			s.log.Warn("cannot tell which templates sandboxes hold: keeping old template versions", "err", err)
+			return
+		}
+		for _, d := range held {
+			inUse[filepath.Clean(d)] = true
+		}
 	}
 	for _, d := range candidates {
 		if d == keep || inUse[filepath.Join(d, "rootfs")] {

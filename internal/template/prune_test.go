@@ -106,3 +106,42 @@ func TestNewEnvdMakesNewVersion(t *testing.T) {
 		t.Fatalf("the old version outlived its last sandbox: %v", err)
 	}
 }
+
+// TestPruneKeepsWhatSandboxesHold: a version that Config.InUse lists (a
+// paused sandbox's, with no overlay mounted) is kept; an error keeps every
+// version; an unlisted, unmounted one goes.
+func TestPruneKeepsWhatSandboxesHold(t *testing.T) {
+	dir := t.TempDir()
+	old, cur := filepath.Join(dir, "minimal@aaaa"), filepath.Join(dir, "minimal@bbbb")
+	for _, d := range []string{old, cur} {
+		if err := os.MkdirAll(filepath.Join(d, "rootfs"), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var held []string
+	var heldErr error
+	s, err := New(Config{Dir: dir, InUse: func() ([]string, error) { return held, heldErr }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name     string
+		held     []string
+		err      error
+		wantKept bool
+	}{
+		{"held by a paused sandbox", []string{filepath.Join(old, "rootfs") + "/"}, nil, true},
+		{"the holders cannot be read", nil, os.ErrPermission, true},
+		{"held by nobody", []string{filepath.Join(cur, "rootfs")}, nil, false},
+	} {
+		held, heldErr = tc.held, tc.err
+		s.prune("minimal", cur)
+		_, err := os.Stat(old)
+		if kept := err == nil; kept != tc.wantKept {
+			t.Fatalf("%s: old version kept=%v, want %v", tc.name, kept, tc.wantKept)
+		}
+		if _, err := os.Stat(cur); err != nil {
+			t.Fatalf("%s: the current version is gone: %v", tc.name, err)
+		}
+	}
+}

@@ -48,6 +48,12 @@ type Config struct {
 	// Progress receives human-readable progress of builds; nil discards.
 	Progress io.Writer
 	Logger   *slog.Logger
+	// InUse lists the rootfs directories (as Ensure returned them) that
+	// sandboxes still need though no overlay may be mounted on them, such
+	// as paused sandboxes' after a restart. An old version is kept while
+	// it is listed here or mounted; an error keeps every version. nil
+	// means only mounts count.
+	InUse func() ([]string, error)
 }
 
 // Info describes a stored template.
