@@ -18,8 +18,10 @@ import (
 //
 //   - paused or error: registered as they were, the network slot reserved.
 //   - pausing, runtime still running: the pause did not get to the
-//     checkpoint; it runs again (envd's preparation undone, the partial
-//     snapshot removed).
+//     checkpoint, or the sentry is still writing one (then it exits when
+//     done, which is waited for: see checkpointSettled); a sandbox that
+//     still runs after that runs again (envd's preparation undone, the
+//     partial snapshot removed).
 //   - pausing, runtime gone: paused if the snapshot is complete (or the
 //     pause kept only the disk), else error.
 //   - resuming, runtime running: the restore happened; it runs (envd's
@@ -38,6 +40,9 @@ func (a *Agent) recoverPause(ctx context.Context, sb *sandbox, st driver.State) 
 			if err := a.net.Adopt(sb.net); err != nil {
 				return false, nil // treated as a dead running sandbox
 			}
+			runs = a.checkpointSettled(ctx, sb)
+		}
+		if runs {
 			sb.fsOnly, sb.pausedAt, sb.pauseTier = false, time.Time{}, ""
 			if err := a.envd.postRestoreInit(ctx, sb.net.GuestIP, sb.cfg, a.cfg.RestoreInitTimeout); err != nil {
 				sb.log.Warn("undo envd's snapshot preparation after a pause cut by a restart", "err", err)
@@ -108,4 +113,35 @@ func (a *Agent) adoptAs(sb *sandbox, st status, why string) {
 		sb.log.Warn("state not persisted after adoption", "err", err)
 	}
 	sb.log.Info("adopted sandbox", "status", st, "why", why)
+}
+
+// checkpointSettled waits, when a restarted agent finds a pausing sandbox
+// whose runtime runs and whose images directory exists, for the checkpoint
+// the killed agent may have started: runsc's client died with the agent,
+// but the sentry finishes writing the images and then exits. The sandbox
+// is running again once envd answers (the sentry is frozen while it
+// saves). It reports whether the runtime still runs.
+func (a *Agent) checkpointSettled(ctx context.Context, sb *sandbox) bool {
+	if _, err := os.Stat(imagesDir(sb)); err != nil {
+		return true // no checkpoint was started
+	}
+	// Writing the image takes ~4 ms per MiB on this class of machine.
+	deadline := time.Now().Add(30*time.Second + time.Duration(sb.cfg.GetMemoryMb())*10*time.Millisecond)
+	for time.Now().Before(deadline) {
+		st, err := a.driver.State(ctx, sb.id)
+		if err == nil && st != driver.StateRunning && st != driver.StatePaused {
+			sb.log.Info("a checkpoint left by the killed agent ended with the sandbox's exit", "state", st)
+			return false
+		}
+		if a.envd.healthy(ctx, sb.net.GuestIP, 500*time.Millisecond) {
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return true
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	sb.log.Warn("a pausing sandbox neither answered nor exited after a restart; treated as running")
+	return true
 }

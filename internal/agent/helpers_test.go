@@ -73,6 +73,38 @@ func TestMain(m *testing.M) {
 type childConfig struct {
 	DataDir, Runsc, Envd, TemplateDir, CgroupParent, NetworkCIDR, NetworkPrefix string
 	DefaultRootfsSize                                                           int64
+	DefaultMemoryMB                                                             int
+	// KillAt, if set, is a step of a pause or resume ("pause-sync") after
+	// which the child kills its own process group with SIGKILL, at once
+	// or after a delay ("pause-sync+150ms": during the next step).
+	KillAt string
+}
+
+// killHook returns a failAt hook that SIGKILLs this process's group after
+// the step named by killAt (see childConfig.KillAt).
+func killHook(killAt string) (func(string) error, error) {
+	step, after, _ := strings.Cut(killAt, "+")
+	var delay time.Duration
+	if after != "" {
+		d, err := time.ParseDuration(after)
+		if err != nil {
+			return nil, fmt.Errorf("kill at %q: %w", killAt, err)
+		}
+		delay = d
+	}
+	return func(name string) error {
+		if name != step {
+			return nil
+		}
+		if delay == 0 {
+			unix.Kill(0, unix.SIGKILL)
+		}
+		go func() {
+			time.Sleep(delay)
+			unix.Kill(0, unix.SIGKILL)
+		}()
+		return nil
+	}, nil
 }
 
 // childAgent runs an agent until killed and prints its address.
@@ -83,12 +115,22 @@ func childAgent(raw string) int {
 		return 2
 	}
 	ctx := context.Background()
-	a, err := New(ctx, Config{
+	cfg := Config{
 		Token:   testToken,
 		DataDir: c.DataDir, Runsc: c.Runsc, Envd: c.Envd, TemplateDir: c.TemplateDir, CgroupParent: c.CgroupParent,
 		NetworkCIDR: c.NetworkCIDR, NetworkPrefix: c.NetworkPrefix, DefaultRootfsSize: c.DefaultRootfsSize,
-		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
-	})
+		DefaultMemoryMB: c.DefaultMemoryMB,
+		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+	}
+	if c.KillAt != "" {
+		hook, err := killHook(c.KillAt)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		cfg.failAt = hook
+	}
+	a, err := New(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 2

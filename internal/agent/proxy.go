@@ -139,6 +139,11 @@ func (p *sandboxProxy) forPort(port int) *httputil.ReverseProxy {
 				msg = "The sandbox was not found"
 			}
 			p.a.log.Debug("proxy error", "sandbox", p.sb.id, "port", port, "err", err)
+			// The request's body may be unread: with full duplex on, the
+			// server would read the connection's next request while the
+			// body's read is pending (net/http panics "invalid concurrent
+			// Body.Read call"). The client opens a new connection.
+			w.Header().Set("Connection", "close")
 			writeJSONError(w, http.StatusBadGateway, msg, map[string]any{"sandboxId": p.sb.id, "port": port})
 		},
 	}

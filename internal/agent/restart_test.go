@@ -26,10 +26,18 @@ import (
 // client and a function that kills the whole group with SIGKILL.
 func startChildAgent(t *testing.T, h *testHost) (agentpbconnect.AgentClient, string, func()) {
 	t.Helper()
+	return startChildAgentKillAt(t, h, "")
+}
+
+// startChildAgentKillAt is startChildAgent for a child that kills itself
+// (and its process group) with SIGKILL at killAt (see childConfig.KillAt).
+func startChildAgentKillAt(t *testing.T, h *testHost, killAt string) (agentpbconnect.AgentClient, string, func()) {
+	t.Helper()
 	c := h.config()
 	raw, _ := json.Marshal(childConfig{
 		DataDir: c.DataDir, Runsc: c.Runsc, Envd: c.Envd, TemplateDir: c.TemplateDir, CgroupParent: c.CgroupParent,
 		NetworkCIDR: c.NetworkCIDR, NetworkPrefix: c.NetworkPrefix, DefaultRootfsSize: c.DefaultRootfsSize,
+		DefaultMemoryMB: c.DefaultMemoryMB, KillAt: killAt,
 	})
 	self, _ := os.Executable()
 	cmd := exec.Command(self)
