@@ -14,8 +14,8 @@ import (
 
 	"nestbox.dev"
 	"nestbox.dev/internal/agent"
+	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/envdclient"
-	"nestbox.dev/internal/lifecycle"
 	"nestbox.dev/internal/proto/agentpb"
 	"nestbox.dev/internal/proto/agentpb/agentpbconnect"
 )
@@ -106,7 +106,7 @@ func BenchmarkCreateToFirstExec(b *testing.B) {
 	b.Run("agent-sequential", func(b *testing.B) {
 		var ds []time.Duration
 		for range b.N {
-			id, token := lifecycle.NewID(), rand.Text()
+			id, token := capsulespec.NewID(), rand.Text()
 			start := time.Now()
 			_, err := p.agent.CreateSandbox(ctx, connect.NewRequest(&agentpb.CreateSandboxRequest{Config: &agentpb.SandboxConfig{
 				Id: id, Template: "base", Vcpus: 1, MemoryMb: 512, Internet: true, AccessToken: token,
@@ -163,7 +163,7 @@ func BenchmarkExecRoundTrip(b *testing.B) {
 		reportPercentiles(b, ds)
 	})
 	b.Run("agent", func(b *testing.B) {
-		id, token := lifecycle.NewID(), rand.Text()
+		id, token := capsulespec.NewID(), rand.Text()
 		if _, err := p.agent.CreateSandbox(ctx, connect.NewRequest(&agentpb.CreateSandboxRequest{Config: &agentpb.SandboxConfig{
 			Id: id, Template: "base", Vcpus: 1, MemoryMb: 512, AccessToken: token,
 		}})); err != nil {

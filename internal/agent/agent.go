@@ -27,6 +27,7 @@ import (
 	"sync"
 	"time"
 
+	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/driver"
 	"nestbox.dev/internal/driver/gvisor"
 	"nestbox.dev/internal/errdefs"
@@ -39,10 +40,9 @@ import (
 // Defaults of Config.
 const (
 	DefaultRootfsSize = 5 << 30
-	DefaultTimeout    = 300 * time.Second
-	DefaultVCPUs      = 2
-	DefaultMemoryMB   = 512
-	DefaultTemplate   = "minimal"
+	DefaultTimeout    = capsulespec.DefaultTimeout
+	DefaultVCPUs      = capsulespec.DefaultVCPUs
+	DefaultMemoryMB   = capsulespec.DefaultMemoryMB
 	// DefaultMemoryOvercommit lets the sandboxes' memory limits add up to
 	// 16 times what the host gives them: an idle sandbox uses ~20 MiB of a
 	// 512 MiB limit. The MemAvailable check of admission is the guard

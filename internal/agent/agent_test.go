@@ -12,6 +12,7 @@ import (
 
 	"connectrpc.com/connect"
 
+	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/proto/agentpb"
 )
 
@@ -30,8 +31,8 @@ func TestLifecycle(t *testing.T) {
 		TimeoutSeconds: 600,
 	})
 	id := sb.Id
-	if !validID.MatchString(id) {
-		t.Errorf("generated id %q is not %d characters [a-z0-9]", id, IDLength)
+	if !capsulespec.ValidID(id) {
+		t.Errorf("id %q is not %d characters [a-z0-9]", id, capsulespec.IDLength)
 	}
 	if sb.State != agentpb.SandboxState_SANDBOX_STATE_RUNNING || sb.Address == "" || sb.EnvdVersion == "" {
 		t.Errorf("created sandbox: %v", sb)
@@ -83,14 +84,14 @@ func TestLifecycle(t *testing.T) {
 	}
 	if mm := m.Msg.Metrics; mm.MemoryUsedBytes == 0 || mm.MemoryTotalBytes != 256<<20 || mm.DiskTotalBytes == 0 ||
 		mm.DiskTotalBytes != uint64(got.Msg.Sandbox.Config.GetDiskBytes()) || // the size the control plane records
-		mm.DiskUsedBytes < 8<<20 || mm.CpuCount != 2 || mm.CpuUsedPct < 0 || mm.CpuUsedPct > 100 {
+		mm.DiskUsedBytes < 8<<20 || mm.CpuCount != capsulespec.DefaultVCPUs || mm.CpuUsedPct < 0 || mm.CpuUsedPct > 100 {
 		t.Errorf("metrics: %v", mm)
 	}
 	ping, err := ta.client.Ping(ctx, connect.NewRequest(&agentpb.PingRequest{}))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if p := ping.Msg; p.Driver != "gvisor" || p.Sandboxes != 1 || p.VcpusAllocated != 2 || p.MemoryAllocatedBytes != 256<<20 ||
+	if p := ping.Msg; p.Driver != "gvisor" || p.Sandboxes != 1 || p.VcpusAllocated != capsulespec.DefaultVCPUs || p.MemoryAllocatedBytes != 256<<20 ||
 		p.Cpus == 0 || p.MemoryTotalBytes == 0 || p.DiskTotalBytes == 0 {
 		t.Errorf("ping: %v", p)
 	}
@@ -129,6 +130,7 @@ func TestCreateRejects(t *testing.T) {
 		cfg  *agentpb.SandboxConfig
 		want connect.Code
 	}{
+		{"no id (the control plane makes them)", &agentpb.SandboxConfig{Id: "", Template: "minimal"}, connect.CodeInvalidArgument},
 		{"short id", &agentpb.SandboxConfig{Id: "abc"}, connect.CodeInvalidArgument},
 		{"upper-case id", &agentpb.SandboxConfig{Id: "ABCDEFGHIJKLMNOPQRST"}, connect.CodeInvalidArgument},
 		{"unknown template", &agentpb.SandboxConfig{Template: "nope"}, connect.CodeNotFound},
@@ -140,14 +142,18 @@ func TestCreateRejects(t *testing.T) {
 		// the sandbox started, and is unwound.
 		{"unknown default user", &agentpb.SandboxConfig{DefaultUser: "nobody-here"}, connect.CodeInvalidArgument},
 	} {
-		_, err := ta.client.CreateSandbox(ctx, connect.NewRequest(&agentpb.CreateSandboxRequest{Config: tc.cfg}))
+		cfg := tc.cfg
+		if !strings.HasPrefix(tc.name, "no id") {
+			cfg = testSpec(cfg)
+		}
+		_, err := ta.client.CreateSandbox(ctx, connect.NewRequest(&agentpb.CreateSandboxRequest{Config: cfg}))
 		if got := connect.CodeOf(err); got != tc.want {
 			t.Errorf("%s: got %v (%v), want %v", tc.name, got, err, tc.want)
 		}
 	}
 	// A second create with the ID of a running sandbox.
 	sb := ta.create(t, &agentpb.SandboxConfig{Id: "dup0000000000000000a"})
-	_, err := ta.client.CreateSandbox(ctx, connect.NewRequest(&agentpb.CreateSandboxRequest{Config: &agentpb.SandboxConfig{Id: sb.Id}}))
+	_, err := ta.client.CreateSandbox(ctx, connect.NewRequest(&agentpb.CreateSandboxRequest{Config: testSpec(&agentpb.SandboxConfig{Id: sb.Id})}))
 	if connect.CodeOf(err) != connect.CodeAlreadyExists {
 		t.Errorf("duplicate id: got %v, want already exists", err)
 	}
@@ -189,7 +195,7 @@ func TestFailureInjection(t *testing.T) {
 	ctx := context.Background()
 	for _, step := range createSteps {
 		failAt.Store(step)
-		_, err := ta.client.CreateSandbox(ctx, connect.NewRequest(&agentpb.CreateSandboxRequest{Config: &agentpb.SandboxConfig{}}))
+		_, err := ta.client.CreateSandbox(ctx, connect.NewRequest(&agentpb.CreateSandboxRequest{Config: testSpec(nil)}))
 		if err == nil || !strings.Contains(err.Error(), errInjected.Error()) {
 			t.Errorf("create failing at %q: got %v, want the injected error", step, err)
 		}
@@ -282,16 +288,5 @@ func TestParsePrefixes(t *testing.T) {
 		if _, err := parsePrefixes([]string{bad}); err == nil {
 			t.Errorf("parsePrefixes(%q) accepted", bad)
 		}
-	}
-}
-
-func TestNewID(t *testing.T) {
-	seen := map[string]bool{}
-	for range 1000 {
-		id := NewID()
-		if !validID.MatchString(id) || seen[id] {
-			t.Fatalf("bad or repeated id %q", id)
-		}
-		seen[id] = true
 	}
 }

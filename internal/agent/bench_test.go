@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/driver"
 	"nestbox.dev/internal/network"
 	"nestbox.dev/internal/proto/agentpb"
@@ -103,7 +104,7 @@ func benchBareRunsc(b *testing.B, template string) {
 		layer   rootfs.Layer
 	}
 	prepare := func() prepared {
-		p := prepared{id: NewID()}
+		p := prepared{id: capsulespec.NewID()}
 		p.dir = filepath.Join(bareDir, p.id)
 		if err := os.Mkdir(p.dir, 0o700); err != nil {
 			b.Fatal(err)

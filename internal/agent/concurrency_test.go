@@ -34,7 +34,7 @@ func TestConcurrentCreateDestroy(t *testing.T) {
 	for i := range n + 3 {
 		id := ids[i%n] // the first three IDs are created twice at once
 		wg.Go(func() {
-			_, err := ta.client.CreateSandbox(ctx, connect.NewRequest(&agentpb.CreateSandboxRequest{Config: &agentpb.SandboxConfig{Id: id}}))
+			_, err := ta.client.CreateSandbox(ctx, connect.NewRequest(&agentpb.CreateSandboxRequest{Config: testSpec(&agentpb.SandboxConfig{Id: id})}))
 			switch {
 			case err == nil:
 				created.Add(1)
@@ -88,7 +88,7 @@ func TestConcurrentCreateDestroy(t *testing.T) {
 	for i := range 4 {
 		id := fmt.Sprintf("race%016d", i)
 		wg.Go(func() {
-			_, err := ta.client.CreateSandbox(ctx, connect.NewRequest(&agentpb.CreateSandboxRequest{Config: &agentpb.SandboxConfig{Id: id}}))
+			_, err := ta.client.CreateSandbox(ctx, connect.NewRequest(&agentpb.CreateSandboxRequest{Config: testSpec(&agentpb.SandboxConfig{Id: id})}))
 			if err != nil {
 				t.Errorf("create %s: %v", id, err)
 			}

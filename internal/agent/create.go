@@ -2,18 +2,17 @@ package agent
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
+	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/driver"
 	"nestbox.dev/internal/egress"
 	"nestbox.dev/internal/errdefs"
@@ -22,25 +21,6 @@ import (
 	"nestbox.dev/internal/rootfs"
 	"nestbox.dev/internal/template"
 )
-
-// IDLength is the width of every sandbox ID. IDs are fixed-width so that
-// none is a prefix of another (runsc matches IDs by prefix).
-const IDLength = 20
-
-var validID = regexp.MustCompile(`^[a-z0-9]{20}$`)
-
-const idAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
-
-// NewID returns a random sandbox ID of IDLength characters [a-z0-9].
-func NewID() string {
-	b := make([]byte, IDLength)
-	rand.Read(b)
-	for i := range b {
-		// 256 % 36 != 0: the bias is negligible for an identifier.
-		b[i] = idAlphabet[int(b[i])%len(idAlphabet)]
-	}
-	return string(b)
-}
 
 // The steps of a create, in order; failAt hooks run after each.
 const (
@@ -310,13 +290,16 @@ func (a *Agent) resolveConfig(req *agentpb.SandboxConfig) (*agentpb.SandboxConfi
 		req = &agentpb.SandboxConfig{}
 	}
 	cfg := proto.Clone(req).(*agentpb.SandboxConfig)
+	// Capsule IDs are made by the control plane alone: a host never
+	// invents one it would have to report back.
 	if cfg.Id == "" {
-		cfg.Id = NewID()
-	} else if !validID.MatchString(cfg.Id) {
-		return nil, network.Options{}, errdefs.Invalid("sandbox id %q must be %d characters [a-z0-9]", cfg.Id, IDLength)
+		return nil, network.Options{}, errdefs.Invalid("sandbox id is required (the control plane names sandboxes)")
+	}
+	if !capsulespec.ValidID(cfg.Id) {
+		return nil, network.Options{}, errdefs.Invalid("sandbox id %q must be %d characters [a-z0-9]", cfg.Id, capsulespec.IDLength)
 	}
 	if cfg.Template == "" {
-		cfg.Template = DefaultTemplate
+		cfg.Template = capsulespec.DefaultTemplate
 	}
 	if !template.Known(cfg.Template) {
 		return nil, network.Options{}, errdefs.NotFound("unknown template %q", cfg.Template)
@@ -327,11 +310,11 @@ func (a *Agent) resolveConfig(req *agentpb.SandboxConfig) (*agentpb.SandboxConfi
 	if cfg.MemoryMb == 0 {
 		cfg.MemoryMb = uint32(a.cfg.DefaultMemoryMB)
 	}
-	if cfg.Vcpus > 64 {
-		return nil, network.Options{}, errdefs.Invalid("%d vCPUs is more than 64", cfg.Vcpus)
+	if cfg.Vcpus > capsulespec.MaxVCPUs {
+		return nil, network.Options{}, errdefs.Invalid("%d vCPUs is more than %d", cfg.Vcpus, capsulespec.MaxVCPUs)
 	}
-	if cfg.MemoryMb < 64 {
-		return nil, network.Options{}, errdefs.Invalid("memory of %d MiB is below the minimum of 64 MiB", cfg.MemoryMb)
+	if cfg.MemoryMb < capsulespec.MinMemoryMB {
+		return nil, network.Options{}, errdefs.Invalid("memory of %d MiB is below the minimum of %d MiB", cfg.MemoryMb, capsulespec.MinMemoryMB)
 	}
 	if cfg.DiskBytes < 0 {
 		return nil, network.Options{}, errdefs.Invalid("negative disk size %d", cfg.DiskBytes)

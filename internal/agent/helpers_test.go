@@ -24,6 +24,7 @@ import (
 	"connectrpc.com/connect"
 	"golang.org/x/sys/unix"
 
+	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/proto/agentpb"
 	"nestbox.dev/internal/proto/agentpb/agentpbconnect"
 	"nestbox.dev/internal/proto/processpb"
@@ -341,12 +342,28 @@ func (ta *testAgent) create(t testing.TB, cfg *agentpb.SandboxConfig) *agentpb.S
 	return sb
 }
 
+// testSpec completes cfg as the control plane would, for the tests: an ID
+// when it has none, and the minimal template (quick to build) when it
+// names none.
+func testSpec(cfg *agentpb.SandboxConfig) *agentpb.SandboxConfig {
+	if cfg == nil {
+		cfg = &agentpb.SandboxConfig{}
+	}
+	if cfg.Id == "" {
+		cfg.Id = capsulespec.NewID()
+	}
+	if cfg.Template == "" {
+		cfg.Template = "minimal"
+	}
+	return cfg
+}
+
 // tryCreate creates a sandbox through the API; for goroutines, which must
 // not call t.Fatal.
 func (ta *testAgent) tryCreate(cfg *agentpb.SandboxConfig) (*agentpb.Sandbox, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	resp, err := ta.client.CreateSandbox(ctx, connect.NewRequest(&agentpb.CreateSandboxRequest{Config: cfg}))
+	resp, err := ta.client.CreateSandbox(ctx, connect.NewRequest(&agentpb.CreateSandboxRequest{Config: testSpec(cfg)}))
 	if err != nil {
 		return nil, err
 	}

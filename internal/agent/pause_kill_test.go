@@ -31,7 +31,7 @@ func TestAgentKilledDuringPauseOrResume(t *testing.T) {
 			client, base, kill := startChildAgentKillAt(t, h, killAt)
 			child := &testAgent{base: base, client: client}
 			resp, err := client.CreateSandbox(context.Background(), connect.NewRequest(&agentpb.CreateSandboxRequest{
-				Config: &agentpb.SandboxConfig{MemoryMb: 96, Vcpus: 1, TimeoutSeconds: 600}}))
+				Config: testSpec(&agentpb.SandboxConfig{MemoryMb: 96, Vcpus: 1, TimeoutSeconds: 600})}))
 			if err != nil {
 				t.Fatalf("create: %v", err)
 			}

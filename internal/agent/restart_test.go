@@ -16,6 +16,7 @@ import (
 	"connectrpc.com/connect"
 	"golang.org/x/sys/unix"
 
+	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/proto/agentpb"
 	"nestbox.dev/internal/proto/agentpb/agentpbconnect"
 	"nestbox.dev/internal/testenv"
@@ -84,7 +85,7 @@ func TestRestart(t *testing.T) {
 	client, base, kill := startChildAgent(t, h)
 	ctx := context.Background()
 	create := func(cfg *agentpb.SandboxConfig) *agentpb.Sandbox {
-		resp, err := client.CreateSandbox(ctx, connect.NewRequest(&agentpb.CreateSandboxRequest{Config: cfg}))
+		resp, err := client.CreateSandbox(ctx, connect.NewRequest(&agentpb.CreateSandboxRequest{Config: testSpec(cfg)}))
 		if err != nil {
 			t.Fatalf("create through the child agent: %v", err)
 		}
@@ -103,11 +104,11 @@ func TestRestart(t *testing.T) {
 	if out, err := exec.Command(h.p.runsc, "--root="+filepath.Join(h.dataDir, "runsc"), "delete", "-force", lost.Id).CombinedOutput(); err != nil {
 		t.Fatalf("runsc delete: %v: %s", err, out)
 	}
-	strayNS := testPrefix + "-" + NewID()
+	strayNS := testPrefix + "-" + capsulespec.NewID()
 	if out, err := exec.Command("ip", "netns", "add", strayNS).CombinedOutput(); err != nil {
 		t.Fatalf("ip netns add: %v: %s", err, out)
 	}
-	strayDir := filepath.Join(h.dataDir, "sandboxes", NewID())
+	strayDir := filepath.Join(h.dataDir, "sandboxes", capsulespec.NewID())
 	os.MkdirAll(filepath.Join(strayDir, "rootfs"), 0o700)
 	if err := unix.Mount("tmpfs", filepath.Join(strayDir, "rootfs"), "tmpfs", 0, "size=1m"); err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 	"connectrpc.com/connect"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/events"
 	"nestbox.dev/internal/events/memory"
@@ -64,7 +65,7 @@ func unrecorded(t *testing.T, f *fixture, n int) nestbox.CapsuleEvent {
 	t.Helper()
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Microsecond)
-	id := NewID()
+	id := capsulespec.NewID()
 	c := store.Capsule{Capsule: nestbox.Capsule{ID: id, TeamID: team, Template: "base", Status: nestbox.StatusStarting,
 		VCPUs: 1, MemoryMB: 512, HostID: "h1", CreatedAt: now}, UpdatedAt: now}
 	if err := f.store.CreateCapsule(ctx, c); err != nil {

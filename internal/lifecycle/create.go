@@ -5,23 +5,16 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"connectrpc.com/connect"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/proto/agentpb"
 	"nestbox.dev/internal/store"
 )
-
-// IDLength is the width of capsule IDs, which are also the host agent's
-// sandbox IDs: fixed width, because runsc matches IDs by prefix.
-const IDLength = 20
-
-// NewID returns a random capsule ID: IDLength characters of [a-z2-7].
-func NewID() string { return strings.ToLower(rand.Text()[:IDLength]) }
 
 // CreateOption changes how Create makes a capsule.
 type CreateOption func(*createOptions)
@@ -62,7 +55,7 @@ func (s *Service) Create(ctx context.Context, teamID string, req nestbox.CreateC
 	expires := now.Add(time.Duration(req.TimeoutSeconds) * time.Second)
 	c := store.Capsule{
 		Capsule: nestbox.Capsule{
-			ID:              NewID(),
+			ID:              capsulespec.NewID(),
 			TeamID:          teamID,
 			Template:        req.Template,
 			Status:          nestbox.StatusStarting,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/store"
 )
@@ -66,7 +67,7 @@ func (s *Service) HandleHostEvent(ctx context.Context, ev HostEvent) error {
 	default:
 		return errdefs.Invalid("unknown event type %q", ev.Type)
 	}
-	if len(ev.SandboxID) != IDLength {
+	if len(ev.SandboxID) != capsulespec.IDLength {
 		return errdefs.Invalid("sandbox_id %q is not a capsule ID", ev.SandboxID)
 	}
 	if ev.HostID != "" || ev.Type == hostPaused {

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/egress"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/events"
@@ -28,10 +29,10 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultTemplate          = "base"
-	DefaultVCPUs             = 1
-	DefaultMemoryMB          = 512
-	DefaultTimeout           = 300 * time.Second
+	DefaultTemplate          = capsulespec.DefaultTemplate
+	DefaultVCPUs             = capsulespec.DefaultVCPUs
+	DefaultMemoryMB          = capsulespec.DefaultMemoryMB
+	DefaultTimeout           = capsulespec.DefaultTimeout
 	DefaultReconcileInterval = 60 * time.Second
 	DefaultStuckAfter        = 10 * time.Minute
 	DefaultCreateTimeout     = 10 * time.Minute
@@ -42,7 +43,7 @@ const (
 	// however often its timeout is extended.
 	DefaultMaxLifetime = 24 * time.Hour
 	// Per-capsule maxima. A host refuses more vCPUs than its cores too.
-	DefaultMaxVCPUs    = 64
+	DefaultMaxVCPUs    = capsulespec.MaxVCPUs
 	DefaultMaxMemoryMB = 8 << 10
 	DefaultMaxDiskMB   = 20 << 10
 

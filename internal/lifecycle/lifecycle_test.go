@@ -13,6 +13,7 @@ import (
 	"connectrpc.com/connect"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/events"
 	"nestbox.dev/internal/events/memory"
@@ -96,7 +97,7 @@ func TestCreateRunsInBackground(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.Status != nestbox.StatusStarting || len(c.ID) != IDLength || c.Template != DefaultTemplate || c.VCPUs != DefaultVCPUs || c.MemoryMB != DefaultMemoryMB || !c.Internet {
+	if c.Status != nestbox.StatusStarting || len(c.ID) != capsulespec.IDLength || c.Template != DefaultTemplate || c.VCPUs != DefaultVCPUs || c.MemoryMB != DefaultMemoryMB || !c.Internet {
 		t.Fatalf("create answered %+v, want a starting capsule with the defaults", c)
 	}
 	got := f.settle(t, c.ID, nestbox.StatusRunning)
@@ -238,18 +239,18 @@ func TestReconcile(t *testing.T) {
 	f.agent.Forget(lost.ID)
 
 	// Orphan: on the host, unknown to the store.
-	orphan := NewID()
+	orphan := capsulespec.NewID()
 	f.agent.CreateSandbox(ctx, connect.NewRequest(fakehost.CreateRequest(orphan)))
 
 	// Stuck: starting for long, with no create in flight (a control plane
 	// that died mid-create), and the host runs it.
-	stuck := store.Capsule{Capsule: nestbox.Capsule{ID: NewID(), TeamID: team, Template: "base", Status: nestbox.StatusStarting, HostID: "h1", CreatedAt: now.Add(-time.Hour)}, UpdatedAt: now.Add(-time.Hour)}
+	stuck := store.Capsule{Capsule: nestbox.Capsule{ID: capsulespec.NewID(), TeamID: team, Template: "base", Status: nestbox.StatusStarting, HostID: "h1", CreatedAt: now.Add(-time.Hour)}, UpdatedAt: now.Add(-time.Hour)}
 	if err := f.store.CreateCapsule(ctx, stuck); err != nil {
 		t.Fatal(err)
 	}
 	f.agent.CreateSandbox(ctx, connect.NewRequest(fakehost.CreateRequest(stuck.ID)))
 	// Stuck stopping, and the host still has it.
-	stopping := store.Capsule{Capsule: nestbox.Capsule{ID: NewID(), TeamID: team, Template: "base", Status: nestbox.StatusStopping, HostID: "h1", CreatedAt: now.Add(-time.Hour)}, UpdatedAt: now.Add(-time.Hour)}
+	stopping := store.Capsule{Capsule: nestbox.Capsule{ID: capsulespec.NewID(), TeamID: team, Template: "base", Status: nestbox.StatusStopping, HostID: "h1", CreatedAt: now.Add(-time.Hour)}, UpdatedAt: now.Add(-time.Hour)}
 	if err := f.store.CreateCapsule(ctx, stopping); err != nil {
 		t.Fatal(err)
 	}
@@ -311,7 +312,7 @@ func TestHostEvents(t *testing.T) {
 	if err := f.svc.HandleHostEvent(ctx, HostEvent{SandboxID: crashed, Type: "stopped"}); err != nil {
 		t.Errorf("a late event: %v", err)
 	}
-	if err := f.svc.HandleHostEvent(ctx, HostEvent{SandboxID: NewID(), Type: "crashed"}); err != nil {
+	if err := f.svc.HandleHostEvent(ctx, HostEvent{SandboxID: capsulespec.NewID(), Type: "crashed"}); err != nil {
 		t.Errorf("an event about an unknown sandbox: %v", err)
 	}
 	for _, ev := range []HostEvent{{SandboxID: crashed, Type: "exploded"}, {SandboxID: "short", Type: "crashed"}} {

@@ -9,6 +9,7 @@ import (
 	"connectrpc.com/connect"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/capsulestate"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/proto/agentpb"
@@ -269,7 +270,7 @@ func (s *Service) EnsureRunning(ctx context.Context, id string) (store.Capsule, 
 // anything is resumed, so that traffic a capsule would refuse (a private
 // port without its traffic token) cannot wake it.
 func (s *Service) EnsureRunningIf(ctx context.Context, id string, allow func(store.Capsule) error) (store.Capsule, Host, error) {
-	if len(id) != IDLength {
+	if len(id) != capsulespec.IDLength {
 		return store.Capsule{}, Host{}, errdefs.NotFound("capsule %q not found", id)
 	}
 	c, err := s.store.GetCapsule(ctx, id)

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/store"
 )
@@ -23,7 +24,7 @@ func (s *Service) Lookup(ctx context.Context, teamID, id string) (store.Capsule,
 }
 
 func (s *Service) get(ctx context.Context, teamID, id string) (store.Capsule, error) {
-	if len(id) != IDLength {
+	if len(id) != capsulespec.IDLength {
 		return store.Capsule{}, errdefs.NotFound("capsule %q not found", id)
 	}
 	c, err := s.store.GetCapsule(ctx, id)

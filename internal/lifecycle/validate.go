@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/egress"
 	"nestbox.dev/internal/errdefs"
 )
@@ -14,7 +15,7 @@ import (
 // Limits of a create request that no configuration changes; the maxima of
 // vCPUs, memory, disk and lifetime are in Config.
 const (
-	minMemoryMB     = 64
+	minMemoryMB     = capsulespec.MinMemoryMB
 	maxMapEntries   = 100
 	maxKeyLen       = 256
 	maxValueLen     = 8 << 10

@@ -14,6 +14,7 @@ import (
 
 	"nestbox.dev"
 	"nestbox.dev/internal/apikey"
+	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/events/memory"
 	"nestbox.dev/internal/lifecycle"
 	"nestbox.dev/internal/lifecycle/fakehost"
@@ -361,7 +362,7 @@ func TestHostEvents(t *testing.T) {
 	// The token is host h1's: it may not speak for another host, nor
 	// about a capsule on another host, and such events change nothing.
 	other := c
-	other.ID, other.HostID, other.Status = lifecycle.NewID(), "h2", nestbox.StatusRunning
+	other.ID, other.HostID, other.Status = capsulespec.NewID(), "h2", nestbox.StatusRunning
 	if err := e.store.CreateCapsule(context.Background(), store.Capsule{Capsule: other, UpdatedAt: time.Now().UTC()}); err != nil {
 		t.Fatal(err)
 	}

@@ -9,15 +9,11 @@ import (
 
 	specs "github.com/opencontainers/runtime-spec/specs-go"
 
+	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/driver"
 )
 
-// Defaults for specs that leave resources at zero.
-const (
-	defaultVCPUs    = 1
-	defaultMemoryMB = 512
-	cpuPeriod       = 100000 // µs
-)
+const cpuPeriod = 100000 // µs
 
 // capabilities of the sandbox's processes. gVisor's sentry is the isolation
 // boundary, so envd gets what a root user of an ordinary Linux machine
@@ -34,10 +30,10 @@ var capabilities = []string{
 func (d *Driver) ociSpec(spec driver.Spec) *specs.Spec {
 	vcpus, memMB := spec.VCPUs, spec.MemoryMB
 	if vcpus <= 0 {
-		vcpus = defaultVCPUs
+		vcpus = capsulespec.DefaultVCPUs
 	}
 	if memMB <= 0 {
-		memMB = defaultMemoryMB
+		memMB = capsulespec.DefaultMemoryMB
 	}
 	memBytes := int64(memMB) << 20
 	quota := int64(vcpus) * cpuPeriod
