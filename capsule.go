@@ -245,7 +245,23 @@ func (h *Handle) Resume(ctx context.Context, timeout time.Duration, opts ...Wait
 	if timeout < 0 {
 		return cp, fmt.Errorf("%w: timeout %v is negative", ErrInvalid, timeout)
 	}
-	req := ResumeRequest{TimeoutSeconds: int((timeout + time.Second - 1) / time.Second)}
+	return h.resume(ctx, ResumeRequest{TimeoutSeconds: int((timeout + time.Second - 1) / time.Second)}, opts)
+}
+
+// Reboot resumes the paused capsule from its disk alone, as Resume does
+// but without its memory: its files are kept, its processes start anew,
+// and the memory image is dropped. A capsule paused without memory resumes
+// so anyway.
+func (h *Handle) Reboot(ctx context.Context, timeout time.Duration, opts ...WaitOption) (Capsule, error) {
+	if timeout < 0 {
+		return Capsule{}, fmt.Errorf("%w: timeout %v is negative", ErrInvalid, timeout)
+	}
+	noMemory := false
+	return h.resume(ctx, ResumeRequest{TimeoutSeconds: int((timeout + time.Second - 1) / time.Second), Memory: &noMemory}, opts)
+}
+
+func (h *Handle) resume(ctx context.Context, req ResumeRequest, opts []WaitOption) (Capsule, error) {
+	var cp Capsule
 	if err := h.c.do(ctx, http.MethodPost, pathf("/v1/capsules/%s/resume", h.id), nil, req, &cp); err != nil {
 		return cp, err
 	}

@@ -129,6 +129,10 @@ type ResumeRequest struct {
 	// zero means the lifetime it had left when it was paused (or 300 s
 	// if none was left).
 	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+	// Memory defaults to true: a capsule paused with its memory is
+	// restored with it. False boots it fresh from its disk instead (its
+	// files kept, its processes started anew) and drops the memory image.
+	Memory *bool `json:"memory,omitempty"`
 }
 
 // CapsuleList is a page of GET /v1/capsules.

@@ -33,6 +33,7 @@ func capsuleResume(ctx context.Context, args []string, stdio IO) error {
 	c := newCommand(stdio, "capsule resume", "[flags] ID...", "Resume paused capsules and wait until they run.")
 	timeout := c.fs.Duration("timeout", 0, "lifetime from the resume, e.g. 10m (default: what the capsule had left when paused)")
 	noWait := c.fs.Bool("no-wait", false, "return once the control plane has accepted, while the capsules resume")
+	reboot := c.fs.Bool("reboot", false, "boot from the disk without the memory: files kept, processes started anew")
 	ids, err := c.parse(args, 1, -1)
 	if err != nil {
 		return err
@@ -45,6 +46,9 @@ func capsuleResume(ctx context.Context, args []string, stdio IO) error {
 		return err
 	}
 	return eachCapsule(stdio, ids, "resume", nestbox.StatusRunning, func(id string) (nestbox.Capsule, error) {
+		if *reboot {
+			return client.Capsule(id).Reboot(ctx, *timeout, waitOpts(*noWait)...)
+		}
 		return client.Capsule(id).Resume(ctx, *timeout, waitOpts(*noWait)...)
 	})
 }

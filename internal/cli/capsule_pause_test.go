@@ -29,8 +29,15 @@ func TestCapsulePauseResume(t *testing.T) {
 	if res.err != nil || strings.TrimSpace(res.stdout) != "cap1" || !strings.Contains(res.stderr, "resuming capsule cap1... running") {
 		t.Fatalf("resume: %v, stdout %q, stderr %q", res.err, res.stdout, res.stderr)
 	}
-	if len(f.resumes) != 1 || f.resumes[0].TimeoutSeconds != 600 {
-		t.Errorf("resume requests %+v, want one with 600 s", f.resumes)
+	if len(f.resumes) != 1 || f.resumes[0].TimeoutSeconds != 600 || f.resumes[0].Memory != nil {
+		t.Errorf("resume requests %+v, want one with 600 s and the memory kept", f.resumes)
+	}
+	f.run(t, Capsule, "", "pause", "cap1")
+	if res = f.run(t, Capsule, "", "resume", "--reboot", "cap1"); res.err != nil {
+		t.Fatalf("resume --reboot: %v", res.err)
+	}
+	if len(f.resumes) != 2 || f.resumes[1].Memory == nil || *f.resumes[1].Memory {
+		t.Errorf("resume requests %+v, want the second with memory false", f.resumes)
 	}
 	if res = f.run(t, Capsule, "", "resume", "--timeout", "-1s", "cap1"); res.err == nil {
 		t.Error("resume --timeout -1s: no error")

@@ -52,14 +52,14 @@ func (a *API) waitFor(r *http.Request, id string, want nestbox.Status) (store.Ca
 
 // resumed resumes paused (or pausing) capsule c with timeout secs and
 // waits for it to run.
-func (a *API) resumed(r *http.Request, c store.Capsule, secs int) (store.Capsule, error) {
+func (a *API) resumed(r *http.Request, c store.Capsule, secs int, discardMemory bool) (store.Capsule, error) {
 	if c.Status == nestbox.StatusPausing {
 		if _, err := a.waitFor(r, c.ID, nestbox.StatusPaused); err != nil {
 			return c, err
 		}
 	}
 	if c.Status != nestbox.StatusResuming {
-		if _, err := a.life.Resume(r.Context(), team(r), c.ID, lifecycle.ResumeOptions{Timeout: time.Duration(secs) * time.Second}); err != nil {
+		if _, err := a.life.Resume(r.Context(), team(r), c.ID, lifecycle.ResumeOptions{Timeout: time.Duration(secs) * time.Second, DiscardMemory: discardMemory}); err != nil {
 			return c, err
 		}
 	}
@@ -84,9 +84,8 @@ func (a *API) running(r *http.Request) (store.Capsule, error) {
 // ConnectSandboxV2 (optional body).
 type connectRequest struct {
 	Timeout *int `json:"timeout"`
-	// Memory false asks for a reboot from the paused disk. The lifecycle
-	// resumes the way the sandbox was paused, so it is accepted and a
-	// memory pause is restored with its memory.
+	// Memory false asks for a reboot from the paused disk (the SDK's
+	// onResume: 'reboot'): files kept, memory dropped.
 	Memory *bool `json:"memory"`
 }
 
@@ -117,7 +116,7 @@ func (a *API) connect(w http.ResponseWriter, r *http.Request) {
 			a.writeError(w, r, err)
 			return
 		}
-		c, err = a.resumed(r, c, secs)
+		c, err = a.resumed(r, c, secs, req.Memory != nil && !*req.Memory)
 		if err != nil {
 			a.writeError(w, r, err)
 			return
@@ -145,7 +144,8 @@ func (a *API) connect(w http.ResponseWriter, r *http.Request) {
 
 // resumeRequest is E2B's ResumedSandbox (the deprecated resume).
 type resumeRequest struct {
-	Timeout *int `json:"timeout"`
+	Timeout *int  `json:"timeout"`
+	Memory  *bool `json:"memory"`
 }
 
 // resume is the deprecated POST /sandboxes/{id}/resume: 201 with the
@@ -173,7 +173,7 @@ func (a *API) resume(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, &statusError{http.StatusConflict, "sandbox " + c.ID + " is already running"})
 		return
 	}
-	if c, err = a.resumed(r, c, secs); err != nil {
+	if c, err = a.resumed(r, c, secs, req.Memory != nil && !*req.Memory); err != nil {
 		a.writeError(w, r, err)
 		return
 	}

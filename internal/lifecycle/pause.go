@@ -29,6 +29,10 @@ type ResumeOptions struct {
 	// means the lifetime it had left at the pause (DefaultTimeout if
 	// none was left). At most Config.MaxLifetime.
 	Timeout time.Duration
+	// DiscardMemory boots a capsule paused with its memory fresh from its
+	// disk instead, dropping the memory image (E2B's connect with memory
+	// false).
+	DiscardMemory bool
 }
 
 // ErrPaused is the kind of error a request to a paused capsule without
@@ -192,7 +196,7 @@ func (s *Service) resume(ctx context.Context, c store.Capsule, opts ResumeOption
 	if err != nil {
 		return c, err
 	}
-	s.background(c.ID, func(ctx context.Context) { s.runResume(ctx, c, host, timeout) })
+	s.background(c.ID, func(ctx context.Context) { s.runResume(ctx, c, host, timeout, opts.DiscardMemory) })
 	return c, nil
 }
 
@@ -201,10 +205,10 @@ func (s *Service) resume(ctx context.Context, c store.Capsule, opts ResumeOption
 // reason; any other failure asks the host: a sandbox it still holds
 // paused is StatusPaused again, anything else StatusError (the agent
 // destroyed what it had restored).
-func (s *Service) runResume(ctx context.Context, c store.Capsule, host Host, timeout time.Duration) {
+func (s *Service) runResume(ctx context.Context, c store.Capsule, host Host, timeout time.Duration, discardMemory bool) {
 	log := s.log.With("capsule", c.ID, "host", host.ID)
-	req := &agentpb.ResumeSandboxRequest{Id: c.ID, TimeoutSeconds: uint32(timeout / time.Second)}
-	if !c.PausedMemory {
+	req := &agentpb.ResumeSandboxRequest{Id: c.ID, TimeoutSeconds: uint32(timeout / time.Second), DiscardMemory: discardMemory}
+	if !c.PausedMemory || discardMemory {
 		// A filesystem-only pause boots fresh: envd needs its secrets
 		// again, which only the control plane keeps.
 		req.EnvVars, req.AccessToken = c.EnvVars, c.AccessToken

@@ -102,6 +102,33 @@ func TestResumeKeepsFrozenLifetime(t *testing.T) {
 	}
 }
 
+// TestResumeDiscardingMemory: a resume that drops the memory (E2B's
+// connect with memory false) asks the host for it and sends the secrets
+// a fresh boot needs; a plain resume of a memory pause sends neither.
+func TestResumeDiscardingMemory(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	c := f.running(t, nestbox.CreateCapsuleRequest{EnvVars: map[string]string{"K": "v"}})
+	for i, discard := range []bool{false, true} {
+		if _, err := f.svc.Pause(ctx, team, c.ID, PauseOptions{Memory: true}); err != nil {
+			t.Fatal(err)
+		}
+		f.settle(t, c.ID, nestbox.StatusPaused)
+		if _, err := f.svc.Resume(ctx, team, c.ID, ResumeOptions{DiscardMemory: discard}); err != nil {
+			t.Fatal(err)
+		}
+		f.settle(t, c.ID, nestbox.StatusRunning)
+		rs := f.agent.Resumes()
+		if len(rs) != i+1 {
+			t.Fatalf("resume requests %v, want %d", rs, i+1)
+		}
+		r := rs[i]
+		if r.GetDiscardMemory() != discard || (r.GetAccessToken() != "") != discard || (r.GetEnvVars()["K"] == "v") != discard {
+			t.Errorf("resume with discard=%v sent %v, want discard_memory and the secrets only when discarding", discard, r)
+		}
+	}
+}
+
 func TestPauseFailure(t *testing.T) {
 	for _, tc := range []struct {
 		name string

@@ -37,7 +37,10 @@ func (s *Server) resumeCapsule(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errdefs.Invalid("timeout_seconds %d: want 0 (the lifetime left at the pause) or more", req.TimeoutSeconds))
 		return
 	}
-	opts := lifecycle.ResumeOptions{Timeout: time.Duration(req.TimeoutSeconds) * time.Second}
+	opts := lifecycle.ResumeOptions{
+		Timeout:       time.Duration(req.TimeoutSeconds) * time.Second,
+		DiscardMemory: req.Memory != nil && !*req.Memory,
+	}
 	s.transient(w, r, func(ctx context.Context) (nestbox.Capsule, error) {
 		return s.life.Resume(ctx, team(r), r.PathValue("id"), opts)
 	})

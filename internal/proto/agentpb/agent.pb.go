@@ -1361,8 +1361,13 @@ type ResumeSandboxRequest struct {
 	// Secrets for a sandbox paused filesystem_only, which boots fresh and is
 	// initialised again as at create; ignored when memory was kept (envd
 	// still holds them). Never returned.
-	EnvVars       map[string]string `protobuf:"bytes,3,rep,name=env_vars,json=envVars,proto3" json:"env_vars,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
-	AccessToken   string            `protobuf:"bytes,4,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	EnvVars     map[string]string `protobuf:"bytes,3,rep,name=env_vars,json=envVars,proto3" json:"env_vars,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"bytes,2,opt,name=value"`
+	AccessToken string            `protobuf:"bytes,4,opt,name=access_token,json=accessToken,proto3" json:"access_token,omitempty"`
+	// Boot fresh from the paused writable layer instead of restoring the
+	// memory image, which is then removed (E2B's connect with memory false).
+	// The secrets above are used as for a filesystem_only pause. No effect
+	// on a sandbox paused filesystem_only.
+	DiscardMemory bool `protobuf:"varint,5,opt,name=discard_memory,json=discardMemory,proto3" json:"discard_memory,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -1423,6 +1428,13 @@ func (x *ResumeSandboxRequest) GetAccessToken() string {
 		return x.AccessToken
 	}
 	return ""
+}
+
+func (x *ResumeSandboxRequest) GetDiscardMemory() bool {
+	if x != nil {
+		return x.DiscardMemory
+	}
+	return false
 }
 
 type ResumeSandboxResponse struct {
@@ -1730,12 +1742,13 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x0ffilesystem_only\x18\x02 \x01(\bR\x0efilesystemOnly\"K\n" +
 	"\x14PauseSandboxResponse\x123\n" +
-	"\asandbox\x18\x01 \x01(\v2\x19.nestbox.agent.v1.SandboxR\asandbox\"\xfe\x01\n" +
+	"\asandbox\x18\x01 \x01(\v2\x19.nestbox.agent.v1.SandboxR\asandbox\"\xa5\x02\n" +
 	"\x14ResumeSandboxRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12'\n" +
 	"\x0ftimeout_seconds\x18\x02 \x01(\rR\x0etimeoutSeconds\x12N\n" +
 	"\benv_vars\x18\x03 \x03(\v23.nestbox.agent.v1.ResumeSandboxRequest.EnvVarsEntryR\aenvVars\x12!\n" +
-	"\faccess_token\x18\x04 \x01(\tR\vaccessToken\x1a:\n" +
+	"\faccess_token\x18\x04 \x01(\tR\vaccessToken\x12%\n" +
+	"\x0ediscard_memory\x18\x05 \x01(\bR\rdiscardMemory\x1a:\n" +
 	"\fEnvVarsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"L\n" +
