@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"crypto/sha256"
 	"encoding/json"
 	"errors"
@@ -16,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"nestbox.dev"
 )
@@ -28,7 +30,10 @@ func TestEndToEndCLI(t *testing.T) {
 	bin := buildNestbox(t)
 	run := func(stdin io.Reader, args ...string) (stdout, stderr string, code int) {
 		t.Helper()
-		cmd := exec.Command(bin, args...)
+		// A command that hangs (a shell waiting for input) is killed.
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, bin, args...)
 		cmd.Env = append(os.Environ(), "NESTBOX_DATA_DIR="+p.dataDir, "NESTBOX_URL=", "NESTBOX_API_KEY=")
 		cmd.Stdin = stdin
 		var out, errOut bytes.Buffer
@@ -79,6 +84,11 @@ func TestEndToEndCLI(t *testing.T) {
 	out, errOut, code = run(strings.NewReader("echo $((6*7))\nexit\n"), "capsule", "shell", id)
 	if code != 0 || !strings.Contains(out, "42") {
 		t.Fatalf("capsule shell: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	// The end of input that is not a terminal ends the shell (Ctrl-D).
+	out, errOut, code = run(strings.NewReader("echo $((6*7))\n"), "capsule", "shell", id)
+	if code != 0 || !strings.Contains(out, "42") {
+		t.Fatalf("capsule shell fed without exit: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
 
 	// cp both ways, 50 MB, compared by hash.

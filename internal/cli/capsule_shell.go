@@ -60,8 +60,15 @@ func capsuleShell(ctx context.Context, args []string, stdio IO) error {
 	}
 	// Keystrokes. This goroutine is not joined: a read from a terminal
 	// cannot be interrupted. It ends with Stdin or when a write fails
-	// after the terminal closed.
-	go func() { _, _ = io.Copy(term, stdio.stdin()) }()
+	// after the terminal closed. Input that is not a terminal ends as a
+	// terminal's does, with Ctrl-D (EOT), so that a shell fed from a pipe
+	// or /dev/null exits at its end instead of waiting for more.
+	interactive := stdio.Term != nil
+	go func() {
+		if _, err := io.Copy(term, stdio.stdin()); err == nil && !interactive {
+			_, _ = term.Write([]byte{0x04})
+		}
+	}()
 
 	// Reading ends at io.EOF after the exit, or with the stream's error,
 	// which Wait reports; only a failed write is reported here.
