@@ -44,10 +44,12 @@ var (
 	resumeSteps = []string{stepResumeState, stepResumeVerify, stepResumeNetwork, stepResumeLayer, stepResumeStart, stepResumeHealth, stepResumeInit, stepResumeRunning}
 )
 
-// stepHook returns the test hook of sb's operation op; in production it
-// is a no-op.
-func (a *Agent) stepHook(sb *sandbox, op string) func(name string) error {
+// stepHook returns the end-of-step hook of sb's operation op: it records
+// the step's duration in times and runs the test hook (in production a
+// no-op).
+func (a *Agent) stepHook(sb *sandbox, op string, times *stepTimes) func(name string) error {
 	return func(name string) error {
+		times.mark(name)
 		if a.cfg.failAt == nil {
 			return nil
 		}
@@ -95,8 +97,8 @@ func (a *Agent) pause(ctx context.Context, id string, fsOnly bool) (*agentpb.San
 func (a *Agent) doPause(ctx context.Context, sb *sandbox, fsOnly bool) (err error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pauseTimeout)
 	defer cancel()
-	start := time.Now()
-	step := a.stepHook(sb, "pause")
+	times := newStepTimes()
+	step := a.stepHook(sb, "pause", times)
 	cp, canCheckpoint := a.driver.(driver.Checkpointer)
 	if !fsOnly && !canCheckpoint {
 		a.setStatus(sb, statusRunning)
@@ -172,19 +174,26 @@ func (a *Agent) doPause(ctx context.Context, sb *sandbox, fsOnly bool) (err erro
 		return err
 	}
 
+	// The slot, and so the guest's address, stays reserved: gVisor
+	// restores the netstack with the address it had. The kernel's network
+	// objects go while the manifest is written (the netlink teardown waits
+	// on the kernel, the checksums read the image; each takes tens of
+	// milliseconds); both are done before anything goes on.
+	released := make(chan error, 1)
+	go func() { released <- a.net.Release(ctx, sb.net) }()
+	var merr error
 	if !fsOnly {
-		if _, err := writeManifest(sb, a.driver.Name()); err != nil {
-			return fmt.Errorf("pause sandbox %s: %w", sb.id, err)
-		}
+		_, merr = writeManifest(sb, a.driver.Name())
+	}
+	nerr := <-released
+	if merr != nil {
+		return fmt.Errorf("pause sandbox %s: %w", sb.id, merr)
 	}
 	if err := step(stepPauseManifest); err != nil {
 		return err
 	}
-
-	// The slot, and so the guest's address, stays reserved: gVisor
-	// restores the netstack with the address it had.
-	if err := a.net.Release(ctx, sb.net); err != nil {
-		return fmt.Errorf("pause sandbox %s: %w", sb.id, err)
+	if nerr != nil {
+		return fmt.Errorf("pause sandbox %s: %w", sb.id, nerr)
 	}
 	if err := step(stepPauseNetwork); err != nil {
 		return err
@@ -203,7 +212,7 @@ func (a *Agent) doPause(ctx context.Context, sb *sandbox, fsOnly bool) (err erro
 	if err := step(stepPausePaused); err != nil {
 		return err
 	}
-	sb.log.Info("sandbox paused", "filesystem_only", fsOnly, "took", time.Since(start))
+	sb.log.Info("sandbox paused", "filesystem_only", fsOnly, "took", times.total(), "steps", times.String())
 	return nil
 }
 
@@ -401,8 +410,8 @@ func (a *Agent) resume(ctx context.Context, req *agentpb.ResumeSandboxRequest) (
 func (a *Agent) doResume(ctx context.Context, sb *sandbox, req *agentpb.ResumeSandboxRequest, timeout time.Duration) (err error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pauseTimeout)
 	defer cancel()
-	start := time.Now()
-	step := a.stepHook(sb, "resume")
+	times := newStepTimes()
+	step := a.stepHook(sb, "resume", times)
 	a.mu.Lock()
 	fsOnly, pausedAt, tier := sb.fsOnly, sb.pausedAt, sb.pauseTier
 	a.mu.Unlock()
@@ -496,6 +505,6 @@ func (a *Agent) doResume(ctx context.Context, sb *sandbox, req *agentpb.ResumeSa
 		sb.log.Warn("remove used snapshot", "err", err)
 	}
 	a.emit(sb.id, EventRunning)
-	sb.log.Info("sandbox resumed", "filesystem_only", fsOnly, "took", time.Since(start))
+	sb.log.Info("sandbox resumed", "filesystem_only", fsOnly, "took", times.total(), "steps", times.String())
 	return nil
 }
