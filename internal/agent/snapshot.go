@@ -3,11 +3,11 @@ package agent
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"hash"
-	"hash/crc32"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
