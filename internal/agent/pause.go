@@ -60,8 +60,9 @@ func (a *Agent) stepHook(sb *sandbox, op string, times *stepTimes) func(name str
 	}
 }
 
-// pause pauses sandbox id: with its memory (a checkpoint to disk), or with
-// fsOnly only its writable layer. It returns once the sandbox is paused.
+// pause pauses sandbox id: with its memory (frozen in memory for the grace
+// period, else a checkpoint to disk), or with fsOnly only its writable
+// layer. It returns once the sandbox is paused.
 // Pausing a paused sandbox is errdefs.ErrConflict (failed_precondition).
 func (a *Agent) pause(ctx context.Context, id string, fsOnly bool) (*agentpb.Sandbox, error) {
 	sb := a.lookup(id)
@@ -151,6 +152,9 @@ func (a *Agent) doPause(ctx context.Context, sb *sandbox, fsOnly bool) (err erro
 	}
 	if err := step(stepPauseSync); err != nil {
 		return err
+	}
+	if p, ok := a.driver.(driver.Pauser); ok && !fsOnly && a.memoryGrace() > 0 {
+		return a.freeze(ctx, sb, p, step, times)
 	}
 
 	if fsOnly {
@@ -379,17 +383,36 @@ func (a *Agent) resume(ctx context.Context, req *agentpb.ResumeSandboxRequest) (
 	}
 	sb.op.Lock()
 	defer sb.op.Unlock()
-	a.mu.Lock()
-	st, gone, errMsg := sb.status, sb.gone, sb.errMsg
-	var admitErr error
-	if !gone && st == statusPaused {
-		// A resume takes memory again: admitted like a create, under the
-		// same hold of a.mu as the status change.
-		if admitErr = a.admitMemory(capacity, sb, sb.cfg.GetMemoryMb()); admitErr == nil {
-			sb.status = statusResuming
+	admit := func(capacity hostCapacity) (st status, gone bool, errMsg string, admitErr error) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		st, gone, errMsg = sb.status, sb.gone, sb.errMsg
+		if !gone && st == statusPaused {
+			// A resume from disk takes memory again: admitted like a
+			// create, under the same hold of a.mu as the status change.
+			// One in memory holds its memory still.
+			if sb.pauseTier != tierMemory {
+				admitErr = a.admitMemory(capacity, sb, sb.cfg.GetMemoryMb())
+			}
+			if admitErr == nil {
+				sb.status = statusResuming
+			}
 		}
+		return st, gone, errMsg, admitErr
 	}
-	a.mu.Unlock()
+	st, gone, errMsg, admitErr := admit(capacity)
+	if admitErr != nil {
+		// Sandboxes paused in memory give it up for a resume from disk
+		// (this one is on disk: its op, held here, is not one of theirs).
+		admitErr = a.admitOrDemote(ctx, func() error {
+			c, err := a.measure(false)
+			if err != nil {
+				return err
+			}
+			st, gone, errMsg, err = admit(c)
+			return err
+		}, admitErr)
+	}
 	if admitErr != nil {
 		return nil, fmt.Errorf("resume sandbox %s: %w", id, admitErr)
 	}
@@ -415,6 +438,9 @@ func (a *Agent) doResume(ctx context.Context, sb *sandbox, req *agentpb.ResumeSa
 	a.mu.Lock()
 	fsOnly, pausedAt, tier := sb.fsOnly, sb.pausedAt, sb.pauseTier
 	a.mu.Unlock()
+	if tier == tierMemory {
+		return a.thaw(ctx, sb, timeout, step, times)
+	}
 	// restorePaused puts back the pause fields when a step after they
 	// were cleared fails.
 	restorePaused := func() {
