@@ -369,6 +369,10 @@ func (d *Driver) Checkpoint(ctx context.Context, id, imageDir string) error {
 		}
 		return fmt.Errorf("checkpoint sandbox %s: %w", id, err)
 	}
+	if st.Status != "running" {
+		// runsc checkpoint of a paused sandbox never returns.
+		return errdefs.Conflict("checkpoint sandbox %s: it is %s", id, st.Status)
+	}
 	// A pidfd of the sandbox process, taken before the checkpoint, tells
 	// when it has exited, zombie or reaped, without asking runsc.
 	exited := pidExit(st.Pid)
