@@ -106,7 +106,9 @@ func BenchmarkBareCheckpoint(b *testing.B) {
 	for _, size := range pauseSizes {
 		b.Run(size.name, func(b *testing.B) {
 			h := newTestHost(b)
-			ta := h.startAgent(b, "", nil)
+			// The crash monitor would take the sandbox between the
+			// checkpoint and the restore for dead, and remove it.
+			ta := h.startAgent(b, "", func(c *Config) { c.MonitorInterval = time.Hour })
 			sb := benchSandbox(b, ta, size.mib)
 			s := ta.lookup(sb.Id)
 			runscRoot := filepath.Join(h.dataDir, "runsc")
