@@ -30,9 +30,9 @@ const (
 	stepPauseNetwork  = "pause-network"  // the kernel network objects are gone
 	stepPausePaused   = "pause-paused"   // the state file says paused
 	stepResumeState   = "resume-state"   // the state file says resuming
-	stepResumeVerify  = "resume-verify"  // the snapshot matches its manifest
 	stepResumeNetwork = "resume-network" // the network is built again, same address
 	stepResumeLayer   = "resume-layer"   // the writable layer is mounted
+	stepResumeVerify  = "resume-verify"  // the snapshot matches its manifest (checked meanwhile)
 	stepResumeStart   = "resume-start"   // the runtime restored (or booted) it
 	stepResumeHealth  = "resume-health"  // envd answers
 	stepResumeInit    = "resume-init"    // envd's post-restore init is done
@@ -41,7 +41,7 @@ const (
 
 var (
 	pauseSteps  = []string{stepPauseState, stepPausePrepare, stepPauseSync, stepPauseStop, stepPauseManifest, stepPauseNetwork, stepPausePaused}
-	resumeSteps = []string{stepResumeState, stepResumeVerify, stepResumeNetwork, stepResumeLayer, stepResumeStart, stepResumeHealth, stepResumeInit, stepResumeRunning}
+	resumeSteps = []string{stepResumeState, stepResumeNetwork, stepResumeLayer, stepResumeVerify, stepResumeStart, stepResumeHealth, stepResumeInit, stepResumeRunning}
 )
 
 // stepHook returns the end-of-step hook of sb's operation op: it records
@@ -246,7 +246,7 @@ func (a *Agent) undoPause(ctx context.Context, sb *sandbox, prepared, stopped, c
 		if images == "" && !fsOnly {
 			err = fmt.Errorf("no complete snapshot to restore from")
 		} else {
-			_, err = a.bringUp(ctx, sb, images, nil)
+			_, err = a.bringUp(ctx, sb, images, nil, nil)
 		}
 	}
 	if err == nil {
@@ -284,10 +284,14 @@ func (a *Agent) setStatus(sb *sandbox, st status) {
 // restored from images, or booted fresh from its disk when images is ""
 // (then initialised as at create, with the secrets of sb.cfg). On error it
 // undoes what it made; on success it returns the undo for a later step
-// that fails. The caller holds sb.op.
-func (a *Agent) bringUp(ctx context.Context, sb *sandbox, images string, step func(string) error) (_ cleanupStack, err error) {
+// that fails. gate, if not nil, runs just before the runtime starts, and
+// its error fails bringUp. The caller holds sb.op.
+func (a *Agent) bringUp(ctx context.Context, sb *sandbox, images string, step func(string) error, gate func() error) (_ cleanupStack, err error) {
 	if step == nil {
 		step = func(string) error { return nil }
+	}
+	if gate == nil {
+		gate = func() error { return nil }
 	}
 	var undo cleanupStack
 	defer func() {
@@ -322,6 +326,9 @@ func (a *Agent) bringUp(ctx context.Context, sb *sandbox, images string, step fu
 		}
 	}
 	if err := step(stepResumeLayer); err != nil {
+		return nil, err
+	}
+	if err := gate(); err != nil {
 		return nil, err
 	}
 	if images != "" {
@@ -481,12 +488,31 @@ func (a *Agent) doResume(ctx context.Context, sb *sandbox, req *agentpb.ResumeSa
 		return err
 	}
 	images := ""
+	// gate runs in bringUp just before the runtime starts: the snapshot
+	// is checked (reading the images) while the network is built, and
+	// nothing is restored unless it matches its manifest.
+	gate := func() error { return step(stepResumeVerify) }
 	if !fsOnly {
-		if err := verifySnapshot(sb); err != nil {
-			dataLoss = true
-			return fmt.Errorf("resume sandbox %s: %w", sb.id, err)
-		}
 		images = imagesDir(sb)
+		verified := make(chan error, 1)
+		go func() { verified <- verifySnapshot(sb) }()
+		joined := false
+		join := func() error {
+			joined = true
+			return <-verified
+		}
+		defer func() {
+			if !joined { // bringUp failed before its gate
+				join()
+			}
+		}()
+		gate = func() error {
+			if err := join(); err != nil {
+				dataLoss = true
+				return err
+			}
+			return step(stepResumeVerify)
+		}
 	} else if req.GetAccessToken() != "" || len(req.GetEnvVars()) > 0 {
 		// A fresh boot is initialised as at create: with the caller's
 		// secrets if it sends them, else with the ones of the create.
@@ -501,10 +527,7 @@ func (a *Agent) doResume(ctx context.Context, sb *sandbox, req *agentpb.ResumeSa
 		sb.cfg = cfg
 		a.mu.Unlock()
 	}
-	if err := step(stepResumeVerify); err != nil {
-		return err
-	}
-	undo, err = a.bringUp(ctx, sb, images, step)
+	undo, err = a.bringUp(ctx, sb, images, step, gate)
 	if err != nil {
 		return fmt.Errorf("resume sandbox %s: %w", sb.id, err)
 	}

@@ -342,7 +342,7 @@ func (a *Agent) undoDemote(ctx context.Context, sb *sandbox, p driver.Pauser, st
 	ctx = context.WithoutCancel(ctx)
 	err := func() error {
 		if stopped {
-			if _, err := a.bringUp(ctx, sb, imagesDir(sb), nil); err != nil {
+			if _, err := a.bringUp(ctx, sb, imagesDir(sb), nil, nil); err != nil {
 				return err
 			}
 			// bringUp's post-restore init undid the preparation.
