@@ -107,12 +107,13 @@ func (a *Agent) admit(c hostCapacity, cfg *agentpb.SandboxConfig) error {
 }
 
 // admitMemory decides whether memoryMB more fits next to the sandboxes
-// that hold memory (not paused or failed ones: their runtime is gone),
+// that hold memory (not failed ones or ones paused to disk: their runtime
+// is gone; one paused in memory holds it),
 // leaving out self (a sandbox being resumed). Call it with a.mu held.
 func (a *Agent) admitMemory(c hostCapacity, self *sandbox, memoryMB uint32) error {
 	var memUsed uint64
 	for _, sb := range a.sandboxes {
-		if sb != self && sb.status != statusPaused && sb.status != statusError {
+		if sb != self && (sb.status != statusPaused || sb.pauseTier == tierMemory) && sb.status != statusError {
 			memUsed += uint64(sb.cfg.MemoryMb) << 20
 		}
 	}

@@ -27,9 +27,17 @@ import (
 //   - resuming, runtime running: the restore happened; it runs (envd's
 //     post-restore init sent again, a fresh default timeout).
 //   - resuming, runtime gone: still paused; the snapshot was kept.
+//   - paused in memory (or pausing or resuming with the runtime frozen):
+//     adopted paused in memory, frozen, network kept; its demotion is due
+//     after a fresh grace period. With the runtime gone, its memory is
+//     lost: paused on disk if a demotion cut by the restart completed
+//     its snapshot, else error with the files kept.
 //
 // Called by recover, alone.
 func (a *Agent) recoverPause(ctx context.Context, sb *sandbox, st driver.State) (bool, error) {
+	if handled, err := a.recoverMemoryTier(ctx, sb, st); handled {
+		return true, err
+	}
 	runs := st == driver.StateRunning || st == driver.StatePaused
 	switch sb.status {
 	case statusPaused, statusError:
@@ -80,23 +88,29 @@ func (a *Agent) recoverPause(ctx context.Context, sb *sandbox, st driver.State) 
 	default:
 		return false, nil
 	}
-	// Paused or error: the runtime must not hold it (a checkpoint whose
-	// delete did not happen), and the kernel's network objects are gone
-	// (a pause or resume cut half-way may have left some).
+	return true, a.releasePausedRuntime(ctx, sb, st)
+}
+
+// releasePausedRuntime removes what a sandbox paused on disk (or in
+// error) must not hold, given the runtime's state st: its runtime (a
+// checkpoint whose delete did not happen), and the kernel's network
+// objects (a pause or resume cut half-way may have left some). Its
+// network slot stays reserved.
+func (a *Agent) releasePausedRuntime(ctx context.Context, sb *sandbox, st driver.State) error {
 	if st != driver.StateNotFound {
 		if err := a.driver.Destroy(ctx, sb.id); err != nil {
-			return true, fmt.Errorf("remove the runtime of paused sandbox %s: %w", sb.id, err)
+			return fmt.Errorf("remove the runtime of paused sandbox %s: %w", sb.id, err)
 		}
 	}
 	if sb.net.ID != "" {
 		if err := a.net.Reserve(sb.net); err != nil {
-			return true, fmt.Errorf("reserve the address of paused sandbox %s: %w", sb.id, err)
+			return fmt.Errorf("reserve the address of paused sandbox %s: %w", sb.id, err)
 		}
 		if err := a.net.Release(ctx, sb.net); err != nil {
-			return true, fmt.Errorf("release the network of paused sandbox %s: %w", sb.id, err)
+			return fmt.Errorf("release the network of paused sandbox %s: %w", sb.id, err)
 		}
 	}
-	return true, nil
+	return nil
 }
 
 // adoptAs registers sb with status st and records it.
@@ -144,4 +158,47 @@ func (a *Agent) checkpointSettled(ctx context.Context, sb *sandbox) bool {
 	}
 	sb.log.Warn("a pausing sandbox neither answered nor exited after a restart; treated as running")
 	return true
+}
+
+// recoverMemoryTier adopts sb if it is, or may be, in the memory tier
+// (see recoverPause) and reports whether it did.
+func (a *Agent) recoverMemoryTier(ctx context.Context, sb *sandbox, st driver.State) (bool, error) {
+	frozen := st == driver.StatePaused
+	inMemory := sb.pauseTier == tierMemory && (sb.status == statusPaused || sb.status == statusResuming)
+	switch {
+	case frozen && (inMemory || sb.status == statusPausing):
+	case inMemory && st == driver.StateRunning && sb.status == statusPaused:
+		// Paused in memory by the record, yet running: freeze it again.
+		p, ok := a.driver.(driver.Pauser)
+		if !ok {
+			return false, nil
+		}
+		if err := p.Pause(ctx, sb.id); err != nil {
+			return true, fmt.Errorf("freeze paused sandbox %s again: %w", sb.id, err)
+		}
+	case inMemory && st != driver.StateRunning:
+		if verifySnapshot(sb) == nil {
+			sb.pauseTier = tierDisk
+			a.adoptAs(sb, statusPaused, "the memory tier's runtime is gone, but a demotion cut by the restart wrote its snapshot; paused on disk")
+			return true, a.releasePausedRuntime(ctx, sb, st)
+		}
+		os.RemoveAll(snapshotDir(sb))
+		sb.errMsg = "the sandbox was paused in memory and its runtime ended while the agent was down; the writable layer is kept"
+		sb.pauseTier = tierDisk
+		a.adoptAs(sb, statusError, "paused in memory, runtime gone")
+		return true, a.releasePausedRuntime(ctx, sb, st)
+	default:
+		return false, nil
+	}
+	if err := a.net.Adopt(sb.net); err != nil {
+		return true, fmt.Errorf("adopt the network of paused sandbox %s: %w", sb.id, err)
+	}
+	if sb.pausedAt.IsZero() || sb.status != statusPaused {
+		sb.pausedAt = time.Now().UTC()
+	}
+	sb.pauseTier = tierMemory
+	sb.demoteAt = time.Now().Add(a.memoryGrace())
+	os.RemoveAll(snapshotDir(sb)) // a demotion cut before its checkpoint
+	a.adoptAs(sb, statusPaused, "frozen in memory; paused in the memory tier")
+	return true, nil
 }

@@ -155,6 +155,13 @@ type Config struct {
 	// RestoreInitTimeout bounds envd's post-restore initialisation, after
 	// its readiness; zero means 10 s.
 	RestoreInitTimeout time.Duration
+	// PauseMemoryGrace is how long a sandbox paused with its memory stays
+	// frozen in memory (a resume then takes milliseconds) before it is
+	// checkpointed to disk; under memory pressure, or when a create or a
+	// resume needs the memory it holds, it goes to disk at once. Zero
+	// means DefaultPauseMemoryGrace; negative sends every pause straight
+	// to disk.
+	PauseMemoryGrace time.Duration
 
 	// EventsURL receives lifecycle events as JSON POSTs (the control
 	// plane's /v1/hosts/sandbox-events); "" means events are not sent.
@@ -239,6 +246,10 @@ type sandbox struct {
 	pauseTier string
 	fsOnly    bool
 	errMsg    string
+	// In the memory tier: when the demotion to disk is due, and whether
+	// one is picked already.
+	demoteAt time.Time
+	demoting bool
 }
 
 // status is where a sandbox is in its life, as the agent sees it.
@@ -249,8 +260,9 @@ const (
 	statusRunning  status = "running"
 	statusStopping status = "stopping"
 	// statusPausing: a pause runs; the sandbox still runs until its
-	// checkpoint. statusPaused: its runtime is gone, its snapshot (or
-	// only its disk) and its network slot are kept. statusResuming: a
+	// checkpoint. statusPaused: in the disk tier its runtime is gone, its
+	// snapshot (or only its disk) and its network slot are kept; in the
+	// memory tier it is frozen with its runtime and network. statusResuming: a
 	// resume runs. statusError: its files are kept but it cannot run (a
 	// snapshot that failed its checksum); only a destroy applies.
 	statusPausing  status = "pausing"
@@ -315,6 +327,12 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.MonitorInterval == 0 {
 		cfg.MonitorInterval = 2 * time.Second
 	}
+	switch {
+	case cfg.PauseMemoryGrace == 0:
+		cfg.PauseMemoryGrace = DefaultPauseMemoryGrace
+	case cfg.PauseMemoryGrace < 0:
+		cfg.PauseMemoryGrace = 0
+	}
 	if cfg.ttlTick == 0 {
 		cfg.ttlTick = 200 * time.Millisecond
 	}
@@ -377,6 +395,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Go(func() { a.events.run(ctx) })
 	wg.Go(func() { a.enforceTimeouts(ctx, &wg) })
 	wg.Go(func() { a.monitor(ctx, &wg) })
+	wg.Go(func() { a.demoteSweep(ctx, &wg) })
 	wg.Go(func() { a.sampleMetrics(ctx, a.cfg.SampleInterval) })
 	wg.Wait()
 	return nil

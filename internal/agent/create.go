@@ -95,7 +95,26 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 	}
 	if err := a.admit(capacity, cfg); err != nil {
 		a.mu.Unlock()
-		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
+		// Sandboxes paused in memory give it up for a create.
+		err = a.admitOrDemote(ctx, func() error {
+			c, err := a.measure(true)
+			if err != nil {
+				return err
+			}
+			a.mu.Lock()
+			if _, ok := a.sandboxes[sb.id]; ok {
+				a.mu.Unlock()
+				return errdefs.AlreadyExists("sandbox %s exists", sb.id)
+			}
+			if err := a.admit(c, cfg); err != nil {
+				a.mu.Unlock()
+				return err
+			}
+			return nil // a.mu stays held for the registration
+		}, err)
+		if err != nil {
+			return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
+		}
 	}
 	a.sandboxes[sb.id] = sb
 	a.mu.Unlock()

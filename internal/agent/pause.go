@@ -30,9 +30,9 @@ const (
 	stepPauseNetwork  = "pause-network"  // the kernel network objects are gone
 	stepPausePaused   = "pause-paused"   // the state file says paused
 	stepResumeState   = "resume-state"   // the state file says resuming
-	stepResumeVerify  = "resume-verify"  // the snapshot matches its manifest
 	stepResumeNetwork = "resume-network" // the network is built again, same address
 	stepResumeLayer   = "resume-layer"   // the writable layer is mounted
+	stepResumeVerify  = "resume-verify"  // the snapshot matches its manifest (checked meanwhile)
 	stepResumeStart   = "resume-start"   // the runtime restored (or booted) it
 	stepResumeHealth  = "resume-health"  // envd answers
 	stepResumeInit    = "resume-init"    // envd's post-restore init is done
@@ -41,13 +41,15 @@ const (
 
 var (
 	pauseSteps  = []string{stepPauseState, stepPausePrepare, stepPauseSync, stepPauseStop, stepPauseManifest, stepPauseNetwork, stepPausePaused}
-	resumeSteps = []string{stepResumeState, stepResumeVerify, stepResumeNetwork, stepResumeLayer, stepResumeStart, stepResumeHealth, stepResumeInit, stepResumeRunning}
+	resumeSteps = []string{stepResumeState, stepResumeNetwork, stepResumeLayer, stepResumeVerify, stepResumeStart, stepResumeHealth, stepResumeInit, stepResumeRunning}
 )
 
-// stepHook returns the test hook of sb's operation op; in production it
-// is a no-op.
-func (a *Agent) stepHook(sb *sandbox, op string) func(name string) error {
+// stepHook returns the end-of-step hook of sb's operation op: it records
+// the step's duration in times and runs the test hook (in production a
+// no-op).
+func (a *Agent) stepHook(sb *sandbox, op string, times *stepTimes) func(name string) error {
 	return func(name string) error {
+		times.mark(name)
 		if a.cfg.failAt == nil {
 			return nil
 		}
@@ -58,8 +60,9 @@ func (a *Agent) stepHook(sb *sandbox, op string) func(name string) error {
 	}
 }
 
-// pause pauses sandbox id: with its memory (a checkpoint to disk), or with
-// fsOnly only its writable layer. It returns once the sandbox is paused.
+// pause pauses sandbox id: with its memory (frozen in memory for the grace
+// period, else a checkpoint to disk), or with fsOnly only its writable
+// layer. It returns once the sandbox is paused.
 // Pausing a paused sandbox is errdefs.ErrConflict (failed_precondition).
 func (a *Agent) pause(ctx context.Context, id string, fsOnly bool) (*agentpb.Sandbox, error) {
 	sb := a.lookup(id)
@@ -95,8 +98,8 @@ func (a *Agent) pause(ctx context.Context, id string, fsOnly bool) (*agentpb.San
 func (a *Agent) doPause(ctx context.Context, sb *sandbox, fsOnly bool) (err error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pauseTimeout)
 	defer cancel()
-	start := time.Now()
-	step := a.stepHook(sb, "pause")
+	times := newStepTimes()
+	step := a.stepHook(sb, "pause", times)
 	cp, canCheckpoint := a.driver.(driver.Checkpointer)
 	if !fsOnly && !canCheckpoint {
 		a.setStatus(sb, statusRunning)
@@ -150,6 +153,9 @@ func (a *Agent) doPause(ctx context.Context, sb *sandbox, fsOnly bool) (err erro
 	if err := step(stepPauseSync); err != nil {
 		return err
 	}
+	if p, ok := a.driver.(driver.Pauser); ok && !fsOnly && a.memoryGrace() > 0 {
+		return a.freeze(ctx, sb, p, step, times)
+	}
 
 	if fsOnly {
 		err = a.driver.Destroy(ctx, sb.id)
@@ -172,19 +178,26 @@ func (a *Agent) doPause(ctx context.Context, sb *sandbox, fsOnly bool) (err erro
 		return err
 	}
 
+	// The slot, and so the guest's address, stays reserved: gVisor
+	// restores the netstack with the address it had. The kernel's network
+	// objects go while the manifest is written (the netlink teardown waits
+	// on the kernel, the checksums read the image; each takes tens of
+	// milliseconds); both are done before anything goes on.
+	released := make(chan error, 1)
+	go func() { released <- a.net.Release(ctx, sb.net) }()
+	var merr error
 	if !fsOnly {
-		if _, err := writeManifest(sb, a.driver.Name()); err != nil {
-			return fmt.Errorf("pause sandbox %s: %w", sb.id, err)
-		}
+		_, merr = writeManifest(sb, a.driver.Name())
+	}
+	nerr := <-released
+	if merr != nil {
+		return fmt.Errorf("pause sandbox %s: %w", sb.id, merr)
 	}
 	if err := step(stepPauseManifest); err != nil {
 		return err
 	}
-
-	// The slot, and so the guest's address, stays reserved: gVisor
-	// restores the netstack with the address it had.
-	if err := a.net.Release(ctx, sb.net); err != nil {
-		return fmt.Errorf("pause sandbox %s: %w", sb.id, err)
+	if nerr != nil {
+		return fmt.Errorf("pause sandbox %s: %w", sb.id, nerr)
 	}
 	if err := step(stepPauseNetwork); err != nil {
 		return err
@@ -203,7 +216,7 @@ func (a *Agent) doPause(ctx context.Context, sb *sandbox, fsOnly bool) (err erro
 	if err := step(stepPausePaused); err != nil {
 		return err
 	}
-	sb.log.Info("sandbox paused", "filesystem_only", fsOnly, "took", time.Since(start))
+	sb.log.Info("sandbox paused", "filesystem_only", fsOnly, "took", times.total(), "steps", times.String())
 	return nil
 }
 
@@ -233,7 +246,7 @@ func (a *Agent) undoPause(ctx context.Context, sb *sandbox, prepared, stopped, c
 		if images == "" && !fsOnly {
 			err = fmt.Errorf("no complete snapshot to restore from")
 		} else {
-			_, err = a.bringUp(ctx, sb, images, nil)
+			_, err = a.bringUp(ctx, sb, images, nil, nil)
 		}
 	}
 	if err == nil {
@@ -271,10 +284,14 @@ func (a *Agent) setStatus(sb *sandbox, st status) {
 // restored from images, or booted fresh from its disk when images is ""
 // (then initialised as at create, with the secrets of sb.cfg). On error it
 // undoes what it made; on success it returns the undo for a later step
-// that fails. The caller holds sb.op.
-func (a *Agent) bringUp(ctx context.Context, sb *sandbox, images string, step func(string) error) (_ cleanupStack, err error) {
+// that fails. gate, if not nil, runs just before the runtime starts, and
+// its error fails bringUp. The caller holds sb.op.
+func (a *Agent) bringUp(ctx context.Context, sb *sandbox, images string, step func(string) error, gate func() error) (_ cleanupStack, err error) {
 	if step == nil {
 		step = func(string) error { return nil }
+	}
+	if gate == nil {
+		gate = func() error { return nil }
 	}
 	var undo cleanupStack
 	defer func() {
@@ -309,6 +326,9 @@ func (a *Agent) bringUp(ctx context.Context, sb *sandbox, images string, step fu
 		}
 	}
 	if err := step(stepResumeLayer); err != nil {
+		return nil, err
+	}
+	if err := gate(); err != nil {
 		return nil, err
 	}
 	if images != "" {
@@ -370,17 +390,36 @@ func (a *Agent) resume(ctx context.Context, req *agentpb.ResumeSandboxRequest) (
 	}
 	sb.op.Lock()
 	defer sb.op.Unlock()
-	a.mu.Lock()
-	st, gone, errMsg := sb.status, sb.gone, sb.errMsg
-	var admitErr error
-	if !gone && st == statusPaused {
-		// A resume takes memory again: admitted like a create, under the
-		// same hold of a.mu as the status change.
-		if admitErr = a.admitMemory(capacity, sb, sb.cfg.GetMemoryMb()); admitErr == nil {
-			sb.status = statusResuming
+	admit := func(capacity hostCapacity) (st status, gone bool, errMsg string, admitErr error) {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		st, gone, errMsg = sb.status, sb.gone, sb.errMsg
+		if !gone && st == statusPaused {
+			// A resume from disk takes memory again: admitted like a
+			// create, under the same hold of a.mu as the status change.
+			// One in memory holds its memory still.
+			if sb.pauseTier != tierMemory {
+				admitErr = a.admitMemory(capacity, sb, sb.cfg.GetMemoryMb())
+			}
+			if admitErr == nil {
+				sb.status = statusResuming
+			}
 		}
+		return st, gone, errMsg, admitErr
 	}
-	a.mu.Unlock()
+	st, gone, errMsg, admitErr := admit(capacity)
+	if admitErr != nil {
+		// Sandboxes paused in memory give it up for a resume from disk
+		// (this one is on disk: its op, held here, is not one of theirs).
+		admitErr = a.admitOrDemote(ctx, func() error {
+			c, err := a.measure(false)
+			if err != nil {
+				return err
+			}
+			st, gone, errMsg, err = admit(c)
+			return err
+		}, admitErr)
+	}
 	if admitErr != nil {
 		return nil, fmt.Errorf("resume sandbox %s: %w", id, admitErr)
 	}
@@ -401,11 +440,14 @@ func (a *Agent) resume(ctx context.Context, req *agentpb.ResumeSandboxRequest) (
 func (a *Agent) doResume(ctx context.Context, sb *sandbox, req *agentpb.ResumeSandboxRequest, timeout time.Duration) (err error) {
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pauseTimeout)
 	defer cancel()
-	start := time.Now()
-	step := a.stepHook(sb, "resume")
+	times := newStepTimes()
+	step := a.stepHook(sb, "resume", times)
 	a.mu.Lock()
 	fsOnly, pausedAt, tier := sb.fsOnly, sb.pausedAt, sb.pauseTier
 	a.mu.Unlock()
+	if tier == tierMemory {
+		return a.thaw(ctx, sb, timeout, step, times)
+	}
 	// restorePaused puts back the pause fields when a step after they
 	// were cleared fails.
 	restorePaused := func() {
@@ -446,12 +488,31 @@ func (a *Agent) doResume(ctx context.Context, sb *sandbox, req *agentpb.ResumeSa
 		return err
 	}
 	images := ""
+	// gate runs in bringUp just before the runtime starts: the snapshot
+	// is checked (reading the images) while the network is built, and
+	// nothing is restored unless it matches its manifest.
+	gate := func() error { return step(stepResumeVerify) }
 	if !fsOnly {
-		if err := verifySnapshot(sb); err != nil {
-			dataLoss = true
-			return fmt.Errorf("resume sandbox %s: %w", sb.id, err)
-		}
 		images = imagesDir(sb)
+		verified := make(chan error, 1)
+		go func() { verified <- verifySnapshot(sb) }()
+		joined := false
+		join := func() error {
+			joined = true
+			return <-verified
+		}
+		defer func() {
+			if !joined { // bringUp failed before its gate
+				join()
+			}
+		}()
+		gate = func() error {
+			if err := join(); err != nil {
+				dataLoss = true
+				return err
+			}
+			return step(stepResumeVerify)
+		}
 	} else if req.GetAccessToken() != "" || len(req.GetEnvVars()) > 0 {
 		// A fresh boot is initialised as at create: with the caller's
 		// secrets if it sends them, else with the ones of the create.
@@ -466,10 +527,7 @@ func (a *Agent) doResume(ctx context.Context, sb *sandbox, req *agentpb.ResumeSa
 		sb.cfg = cfg
 		a.mu.Unlock()
 	}
-	if err := step(stepResumeVerify); err != nil {
-		return err
-	}
-	undo, err = a.bringUp(ctx, sb, images, step)
+	undo, err = a.bringUp(ctx, sb, images, step, gate)
 	if err != nil {
 		return fmt.Errorf("resume sandbox %s: %w", sb.id, err)
 	}
@@ -496,6 +554,6 @@ func (a *Agent) doResume(ctx context.Context, sb *sandbox, req *agentpb.ResumeSa
 		sb.log.Warn("remove used snapshot", "err", err)
 	}
 	a.emit(sb.id, EventRunning)
-	sb.log.Info("sandbox resumed", "filesystem_only", fsOnly, "took", time.Since(start))
+	sb.log.Info("sandbox resumed", "filesystem_only", fsOnly, "took", times.total(), "steps", times.String())
 	return nil
 }

@@ -110,6 +110,9 @@ func (w *pauseWorld) check(t testing.TB, pc processpbconnect.ProcessClient, cycl
 	w.files[next] = got[next]
 }
 
+// diskTier configures an agent whose pauses go straight to disk.
+func diskTier(c *Config) { c.PauseMemoryGrace = -1 }
+
 func (ta *testAgent) pauseRPC(id string, fsOnly bool) (*agentpb.Sandbox, error) {
 	resp, err := ta.client.PauseSandbox(context.Background(), connect.NewRequest(&agentpb.PauseSandboxRequest{Id: id, FilesystemOnly: fsOnly}))
 	if err != nil {
@@ -140,7 +143,7 @@ func (ta *testAgent) getRPC(t testing.TB, id string) *agentpb.Sandbox {
 // paused sandbox is listed as paused and holds no runtime or network.
 func TestPauseResume(t *testing.T) {
 	h := newTestHost(t)
-	ta := h.startAgent(t, "", nil)
+	ta := h.startAgent(t, "", diskTier)
 	sb := ta.create(t, &agentpb.SandboxConfig{MemoryMb: 128, TimeoutSeconds: 600})
 	pc := ta.process(sb.Id, "", "root")
 	w := newPauseWorld(t, pc)
@@ -215,6 +218,7 @@ func TestPauseResumeFailureInjection(t *testing.T) {
 	var failAt atomic.Value // string
 	failAt.Store("")
 	ta := h.startAgent(t, "", func(c *Config) {
+		c.PauseMemoryGrace = -1
 		c.failAt = func(step string) error {
 			if step == failAt.Load().(string) {
 				return errInjected
@@ -272,7 +276,7 @@ func TestPauseResumeFailureInjection(t *testing.T) {
 // files kept, and a destroy still removes everything.
 func TestCorruptSnapshotIsNeverRestored(t *testing.T) {
 	h := newTestHost(t)
-	ta := h.startAgent(t, "", nil)
+	ta := h.startAgent(t, "", diskTier)
 	sb := ta.create(t, &agentpb.SandboxConfig{MemoryMb: 128})
 	if _, err := ta.pauseRPC(sb.Id, false); err != nil {
 		t.Fatalf("pause: %v", err)
@@ -330,7 +334,7 @@ func TestPauseSoak(t *testing.T) {
 		cycles = n
 	}
 	h := newTestHost(t)
-	ta := h.startAgent(t, "", nil)
+	ta := h.startAgent(t, "", diskTier)
 	sb := ta.create(t, &agentpb.SandboxConfig{MemoryMb: 96, Vcpus: 1, TimeoutSeconds: 3600})
 	pc := ta.process(sb.Id, "", "root")
 	w := newPauseWorld(t, pc)
@@ -357,14 +361,14 @@ func TestPauseSoak(t *testing.T) {
 // paused and resumes it intact.
 func TestPausedSurvivesRestart(t *testing.T) {
 	h := newTestHost(t)
-	ta := h.startAgent(t, "", nil)
+	ta := h.startAgent(t, "", diskTier)
 	sb := ta.create(t, &agentpb.SandboxConfig{MemoryMb: 128, TimeoutSeconds: 600})
 	w := newPauseWorld(t, ta.process(sb.Id, "", "root"))
 	if _, err := ta.pauseRPC(sb.Id, false); err != nil {
 		t.Fatalf("pause: %v", err)
 	}
 	ta.kill()
-	tb := h.startAgent(t, "", nil)
+	tb := h.startAgent(t, "", diskTier)
 	got := tb.getRPC(t, sb.Id)
 	if got.State != agentpb.SandboxState_SANDBOX_STATE_PAUSED || got.PauseTier != tierDisk {
 		t.Fatalf("after a restart: %v, want paused on disk", got)

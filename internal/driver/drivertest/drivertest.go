@@ -168,6 +168,20 @@ func Run(t *testing.T, newEnv func(t *testing.T) Env) {
 			}
 			t.Cleanup(func() { env.Driver.Destroy(context.WithoutCancel(ctx), spec.ID) })
 			img := t.TempDir()
+			if p, ok := env.Driver.(driver.Pauser); ok {
+				if err := p.Pause(ctx, spec.ID); err != nil {
+					t.Fatalf("pause: %v", err)
+				}
+				if err := c.Checkpoint(ctx, spec.ID, img); !errors.Is(err, errdefs.ErrConflict) {
+					t.Fatalf("checkpoint of a paused sandbox: got %v, want a conflict", err)
+				}
+				if st, _ := env.Driver.State(ctx, spec.ID); st != driver.StatePaused {
+					t.Fatalf("state after a refused checkpoint: %v, want paused", st)
+				}
+				if err := p.Resume(ctx, spec.ID); err != nil {
+					t.Fatalf("resume: %v", err)
+				}
+			}
 			if err := c.Checkpoint(ctx, spec.ID, img); err != nil {
 				t.Fatalf("checkpoint: %v", err)
 			}

@@ -126,7 +126,7 @@ func (d *Driver) Checkpoint(ctx context.Context, id, imageDir string) error {
 	if !ok {
 		return errdefs.NotFound("sandbox %s not found", id)
 	}
-	if s.state != driver.StateRunning && s.state != driver.StatePaused {
+	if s.state != driver.StateRunning {
 		return errdefs.Conflict("sandbox %s is %s", id, s.state)
 	}
 	if err := os.MkdirAll(imageDir, 0o700); err != nil {

@@ -50,6 +50,9 @@ func (p processExit) wait(ctx context.Context) error {
 	}
 }
 
+// valid reports whether p watches a process (wait waits for something).
+func (p processExit) valid() bool { return p.fd >= 0 }
+
 func (p processExit) close() {
 	if p.fd >= 0 {
 		unix.Close(p.fd)
