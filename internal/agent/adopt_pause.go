@@ -165,6 +165,11 @@ func (a *Agent) checkpointSettled(ctx context.Context, sb *sandbox) bool {
 func (a *Agent) recoverMemoryTier(ctx context.Context, sb *sandbox, st driver.State) (bool, error) {
 	frozen := st == driver.StatePaused
 	inMemory := sb.pauseTier == tierMemory && (sb.status == statusPaused || sb.status == statusResuming)
+	if inMemory && st == driver.StateRunning && sb.status == statusPaused && !a.checkpointSettled(ctx, sb) {
+		// A demotion thawed it and its checkpoint, cut by the restart,
+		// ended the sandbox once the sentry had written it.
+		st = driver.StateStopped
+	}
 	switch {
 	case frozen && (inMemory || sb.status == statusPausing):
 	case inMemory && st == driver.StateRunning && sb.status == statusPaused:

@@ -79,6 +79,8 @@ type childConfig struct {
 	// which the child kills its own process group with SIGKILL, at once
 	// or after a delay ("pause-sync+150ms": during the next step).
 	KillAt string
+	// PauseMemoryGrace is Config.PauseMemoryGrace.
+	PauseMemoryGrace time.Duration
 }
 
 // killHook returns a failAt hook that SIGKILLs this process's group after
@@ -120,8 +122,8 @@ func childAgent(raw string) int {
 		Token:   testToken,
 		DataDir: c.DataDir, Runsc: c.Runsc, Envd: c.Envd, TemplateDir: c.TemplateDir, CgroupParent: c.CgroupParent,
 		NetworkCIDR: c.NetworkCIDR, NetworkPrefix: c.NetworkPrefix, DefaultRootfsSize: c.DefaultRootfsSize,
-		DefaultMemoryMB: c.DefaultMemoryMB,
-		Logger:          slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
+		DefaultMemoryMB: c.DefaultMemoryMB, PauseMemoryGrace: c.PauseMemoryGrace,
+		Logger: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})),
 	}
 	if c.KillAt != "" {
 		hook, err := killHook(c.KillAt)

@@ -445,9 +445,24 @@ func (a *Agent) doResume(ctx context.Context, sb *sandbox, req *agentpb.ResumeSa
 	a.mu.Lock()
 	fsOnly, pausedAt, tier := sb.fsOnly, sb.pausedAt, sb.pauseTier
 	a.mu.Unlock()
+	if tier == tierMemory && req.GetDiscardMemory() {
+		// Boot from the disk: the frozen sandbox goes to the disk tier
+		// first, by the demotion every memory pause may take, so that a
+		// failed boot leaves it paused on disk like any other.
+		if err := a.demoteLocked(ctx, sb); err != nil {
+			return fmt.Errorf("resume sandbox %s without memory: %w", sb.id, err)
+		}
+		a.mu.Lock()
+		fsOnly, pausedAt, tier = sb.fsOnly, sb.pausedAt, sb.pauseTier
+		a.mu.Unlock()
+	}
 	if tier == tierMemory {
 		return a.thaw(ctx, sb, timeout, step, times)
 	}
+	// boot: a fresh boot on the kept layer, for a filesystem-only pause
+	// or a caller that drops the memory (the snapshot is then unused and
+	// removed with it once the sandbox runs).
+	boot := fsOnly || req.GetDiscardMemory()
 	// restorePaused puts back the pause fields when a step after they
 	// were cleared fails.
 	restorePaused := func() {
@@ -492,7 +507,7 @@ func (a *Agent) doResume(ctx context.Context, sb *sandbox, req *agentpb.ResumeSa
 	// is checked (reading the images) while the network is built, and
 	// nothing is restored unless it matches its manifest.
 	gate := func() error { return step(stepResumeVerify) }
-	if !fsOnly {
+	if !boot {
 		images = imagesDir(sb)
 		verified := make(chan error, 1)
 		go func() { verified <- verifySnapshot(sb) }()
@@ -554,6 +569,6 @@ func (a *Agent) doResume(ctx context.Context, sb *sandbox, req *agentpb.ResumeSa
 		sb.log.Warn("remove used snapshot", "err", err)
 	}
 	a.emit(sb.id, EventRunning)
-	sb.log.Info("sandbox resumed", "filesystem_only", fsOnly, "took", times.total(), "steps", times.String())
+	sb.log.Info("sandbox resumed", "filesystem_only", fsOnly, "memory_discarded", boot && !fsOnly, "took", times.total(), "steps", times.String())
 	return nil
 }

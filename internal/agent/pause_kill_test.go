@@ -2,10 +2,11 @@ package agent
 
 import (
 	"context"
-	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -14,69 +15,99 @@ import (
 
 // TestAgentKilledDuringPauseOrResume kills the agent with SIGKILL (its
 // whole process group, the runsc clients it started included) after every
-// step of a pause and of a resume, and in the middle of the checkpoint and
-// of the restore. A new agent on the same data dir must find the sandbox
-// paused (and resume it with its files, memory and processes), running
-// (intact), or in error with its writable layer kept: never gone.
+// step of a pause and of a resume, of both tiers, of a demotion from
+// memory to disk, and in the middle of the checkpoint and of the restore.
+// A new agent on the same data dir must find the sandbox paused (and
+// resume it with its files, memory and processes), running (intact), or
+// in error with its writable layer kept: never gone.
 func TestAgentKilledDuringPauseOrResume(t *testing.T) {
 	h := newTestHost(t)
-	var cases []string
-	cases = append(cases, pauseSteps...)
-	cases = append(cases, stepPauseSync+"+100ms", stepPauseSync+"+500ms")
-	cases = append(cases, resumeSteps...)
-	cases = append(cases, stepResumeLayer+"+100ms")
+	type killCase struct {
+		tier   string // "disk", "memory" or "demote"
+		killAt string
+	}
+	var cases []killCase
+	add := func(tier string, steps ...string) {
+		for _, s := range steps {
+			cases = append(cases, killCase{tier, s})
+		}
+	}
+	add("disk", pauseSteps...)
+	add("disk", stepPauseSync+"+100ms", stepPauseSync+"+500ms")
+	add("disk", resumeSteps...)
+	add("disk", stepResumeLayer+"+100ms")
+	add("memory", memoryPauseSteps...)
+	add("memory", memoryResumeSteps...)
+	add("demote", demoteSteps...)
+	add("demote", stepDemoteThaw+"+50ms")
+	grace := map[string]time.Duration{"disk": -1, "memory": time.Hour, "demote": 300 * time.Millisecond}
 	outcomes := map[string][]string{}
-	for _, killAt := range cases {
-		t.Run(killAt, func(t *testing.T) {
-			client, base, kill := startChildAgentKillAt(t, h, killAt)
-			child := &testAgent{base: base, client: client}
-			resp, err := client.CreateSandbox(context.Background(), connect.NewRequest(&agentpb.CreateSandboxRequest{
+	for _, tc := range cases {
+		name := tc.tier + "/" + tc.killAt
+		t.Run(name, func(t *testing.T) {
+			c := startChild(t, h, childConfig{KillAt: tc.killAt, PauseMemoryGrace: grace[tc.tier]})
+			ch := &testAgent{base: c.base, client: c.client}
+			resp, err := c.client.CreateSandbox(context.Background(), connect.NewRequest(&agentpb.CreateSandboxRequest{
 				Config: testSpec(&agentpb.SandboxConfig{MemoryMb: 96, Vcpus: 1, TimeoutSeconds: 600})}))
 			if err != nil {
 				t.Fatalf("create: %v", err)
 			}
 			id := resp.Msg.Sandbox.Id
-			w := newPauseWorld(t, child.process(id, "", "root"))
-			if strings.HasPrefix(killAt, "resume-") {
-				if _, err := child.pauseRPC(id, false); err != nil {
+			w := newPauseWorld(t, ch.process(id, "", "root"))
+			switch {
+			case tc.tier == "demote":
+				// The pause answers from memory; the demotion after the
+				// grace period is where the agent dies.
+				if _, err := ch.pauseRPC(id, false); err != nil {
+					t.Fatalf("pause: %v", err)
+				}
+				select {
+				case <-c.exited:
+				case <-time.After(2 * time.Minute):
+					t.Fatalf("the agent was not killed at %s of a demotion", tc.killAt)
+				}
+			case strings.HasPrefix(tc.killAt, "resume-"):
+				if _, err := ch.pauseRPC(id, false); err != nil {
 					t.Fatalf("pause before the resume: %v", err)
 				}
-				_, err = child.resumeRPC(id)
-			} else {
-				_, err = child.pauseRPC(id, false)
+				_, err = ch.resumeRPC(id)
+			default:
+				_, err = ch.pauseRPC(id, false)
 			}
 			// A delayed kill may come after a fast operation ended.
-			if err == nil && !strings.Contains(killAt, "+") {
-				t.Fatalf("the operation answered although its agent was killed at %s", killAt)
+			if tc.tier != "demote" && err == nil && !strings.Contains(tc.killAt, "+") {
+				t.Fatalf("the operation answered although its agent was killed at %s", tc.killAt)
 			}
-			kill()
+			c.kill()
 
 			ta := h.startAgent(t, "", nil)
 			gr, err := ta.client.GetSandbox(context.Background(), connect.NewRequest(&agentpb.GetSandboxRequest{Id: id}))
 			if err != nil {
-				t.Fatalf("after a kill at %s the sandbox is gone: %v", killAt, err)
+				t.Fatalf("after a kill at %s the sandbox is gone: %v", name, err)
 			}
 			got := gr.Msg.Sandbox
+			outcome := got.State.String()
 			switch got.State {
 			case agentpb.SandboxState_SANDBOX_STATE_PAUSED:
+				outcome += " (" + got.PauseTier + ")"
 				if _, err := ta.resumeRPC(id); err != nil {
-					t.Fatalf("after a kill at %s: paused, but the resume failed: %v", killAt, err)
+					t.Fatalf("after a kill at %s: paused, but the resume failed: %v", name, err)
 				}
 				w.check(t, ta.process(id, "", "root"), 1)
 			case agentpb.SandboxState_SANDBOX_STATE_RUNNING:
 				w.check(t, ta.process(id, "", "root"), 1)
 			case agentpb.SandboxState_SANDBOX_STATE_ERROR:
-				rec, err := readState(fmt.Sprintf("%s/sandboxes/%s", h.dataDir, id))
+				rec, err := readState(filepath.Join(h.dataDir, "sandboxes", id))
 				if err != nil || rec.Rootfs == nil {
-					t.Fatalf("after a kill at %s: error (%s) without a state file naming its layer: %v", killAt, got.Error, err)
+					t.Fatalf("after a kill at %s: error (%s) without a state file naming its layer: %v", name, got.Error, err)
 				}
 				if _, err := os.Stat(rec.Rootfs.Image); err != nil {
-					t.Fatalf("after a kill at %s: error (%s), and its writable layer is gone: %v", killAt, got.Error, err)
+					t.Fatalf("after a kill at %s: error (%s), and its writable layer is gone: %v", name, got.Error, err)
 				}
 			default:
-				t.Fatalf("after a kill at %s: state %v", killAt, got.State)
+				t.Fatalf("after a kill at %s: state %v", name, got.State)
 			}
-			outcomes[got.State.String()] = append(outcomes[got.State.String()], killAt)
+			outcomes[outcome] = append(outcomes[outcome], name)
 			ta.destroyRPC(t, id)
 			ta.stop()
 		})

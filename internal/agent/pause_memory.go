@@ -264,6 +264,12 @@ func (a *Agent) demote(ctx context.Context, sb *sandbox) (err error) {
 	if !ok { // resumed or destroyed first
 		return nil
 	}
+	return a.demoteLocked(ctx, sb)
+}
+
+// demoteLocked is demote for a caller that holds sb.op and has checked
+// that sb is paused in memory.
+func (a *Agent) demoteLocked(ctx context.Context, sb *sandbox) (err error) {
 	times := newStepTimes()
 	step := a.stepHook(sb, "demote", times)
 	p := a.driver.(driver.Pauser)

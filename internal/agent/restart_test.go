@@ -27,18 +27,29 @@ import (
 // client and a function that kills the whole group with SIGKILL.
 func startChildAgent(t *testing.T, h *testHost) (agentpbconnect.AgentClient, string, func()) {
 	t.Helper()
-	return startChildAgentKillAt(t, h, "")
+	c := startChild(t, h, childConfig{})
+	return c.client, c.base, c.kill
 }
 
-// startChildAgentKillAt is startChildAgent for a child that kills itself
-// (and its process group) with SIGKILL at killAt (see childConfig.KillAt).
-func startChildAgentKillAt(t *testing.T, h *testHost, killAt string) (agentpbconnect.AgentClient, string, func()) {
+// child is an agent run in a child process by startChild.
+type child struct {
+	client agentpbconnect.AgentClient
+	base   string
+	// kill kills the child's process group with SIGKILL and waits for
+	// the child's exit; exited is closed at that exit, whoever caused it.
+	kill   func()
+	exited <-chan struct{}
+}
+
+// startChild starts a child agent on h with the fields of extra that are
+// not h's: KillAt and PauseMemoryGrace.
+func startChild(t *testing.T, h *testHost, extra childConfig) child {
 	t.Helper()
 	c := h.config()
 	raw, _ := json.Marshal(childConfig{
 		DataDir: c.DataDir, Runsc: c.Runsc, Envd: c.Envd, TemplateDir: c.TemplateDir, CgroupParent: c.CgroupParent,
 		NetworkCIDR: c.NetworkCIDR, NetworkPrefix: c.NetworkPrefix, DefaultRootfsSize: c.DefaultRootfsSize,
-		DefaultMemoryMB: c.DefaultMemoryMB, KillAt: killAt,
+		DefaultMemoryMB: c.DefaultMemoryMB, KillAt: extra.KillAt, PauseMemoryGrace: extra.PauseMemoryGrace,
 	})
 	self, _ := os.Executable()
 	cmd := exec.Command(self)
@@ -52,12 +63,8 @@ func startChildAgentKillAt(t *testing.T, h *testHost, killAt string) (agentpbcon
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	kill := func() {
-		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-		cmd.Wait()
-	}
-	t.Cleanup(kill)
 	addr := make(chan string, 1)
+	exited := make(chan struct{})
 	go func() {
 		sc := bufio.NewScanner(out)
 		for sc.Scan() {
@@ -65,15 +72,22 @@ func startChildAgentKillAt(t *testing.T, h *testHost, killAt string) (agentpbcon
 				addr <- a
 			}
 		}
+		cmd.Wait() // after the last read of stdout, as Wait requires
+		close(exited)
 	}()
+	kill := func() {
+		syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		<-exited
+	}
+	t.Cleanup(kill)
 	select {
 	case a := <-addr:
 		base := "http://" + a
-		return agentpbconnect.NewAgentClient(authClient, base), base, kill
+		return child{client: agentpbconnect.NewAgentClient(authClient, base), base: base, kill: kill, exited: exited}
 	case <-time.After(time.Minute):
 		t.Fatal("child agent did not start")
 	}
-	return nil, "", nil
+	return child{}
 }
 
 // TestRestart kills an agent with SIGKILL and starts another on the same
