@@ -115,16 +115,20 @@ type agentFlags struct {
 	memOvercommit, diskOvercommit                                                     float64
 	pidsLimit, maxSandboxes                                                           int
 	eventsURL, eventsToken, hostID                                                    string
+	// exeDir is the directory of the running nestbox, searched for runsc.
+	exeDir string
+	// runscDataDir is the data directory searched for bin/runsc; "" means
+	// the directory config is given.
+	runscDataDir string
 }
 
 func registerAgentFlags(fs *flag.FlagSet) *agentFlags {
 	var f agentFlags
-	exeDir := ""
 	if exe, err := os.Executable(); err == nil {
-		exeDir = filepath.Dir(exe)
+		f.exeDir = filepath.Dir(exe)
 	}
-	fs.StringVar(&f.runsc, "runsc", env("NESTBOX_RUNSC", besides(exeDir, "runsc")), "static runsc binary (env NESTBOX_RUNSC; default: runsc next to nestbox)")
-	fs.StringVar(&f.envd, "envd", env("NESTBOX_ENVD", besides(exeDir, "envd")), "static envd binary put into templates (env NESTBOX_ENVD; default: envd next to nestbox)")
+	fs.StringVar(&f.runsc, "runsc", env("NESTBOX_RUNSC", ""), "static runsc binary (env NESTBOX_RUNSC; default: the first runsc next to nestbox, in <data-dir>/bin, or on PATH)")
+	fs.StringVar(&f.envd, "envd", env("NESTBOX_ENVD", besides(f.exeDir, "envd")), "static envd binary put into templates (env NESTBOX_ENVD; default: envd next to nestbox)")
 	fs.StringVar(&f.templateDir, "template-dir", env("NESTBOX_TEMPLATE_DIR", ""), "where templates are kept (env NESTBOX_TEMPLATE_DIR; default <data-dir>/templates)")
 	fs.StringVar(&f.templateCache, "template-cache-dir", env("NESTBOX_TEMPLATE_CACHE_DIR", ""), "where downloaded packages are kept between template builds (env NESTBOX_TEMPLATE_CACHE_DIR; default <template-dir>/.cache)")
 	fs.StringVar(&f.networkCIDR, "network-cidr", env("NESTBOX_NETWORK_CIDR", ""), "private range for sandbox addresses (env NESTBOX_NETWORK_CIDR; default 10.200.0.0/16)")
@@ -208,7 +212,13 @@ func (f *agentFlags) config(dataDir string) (agent.Config, error) {
 		return cfg, fmt.Errorf("--egress-deny: %w", err)
 	}
 	if cfg.Runsc == "" {
-		return cfg, errors.New("no runsc binary: build one with `make runsc` and pass --runsc")
+		places := runscPlaces{exeDir: f.exeDir, dataDir: f.runscDataDir, path: os.Getenv("PATH")}
+		if places.dataDir == "" {
+			places.dataDir = dataDir
+		}
+		if cfg.Runsc, err = places.find(); err != nil {
+			return cfg, err
+		}
 	}
 	if abs, err := filepath.Abs(cfg.DataDir); err == nil {
 		cfg.DataDir = abs
@@ -223,8 +233,7 @@ func env(key, def string) string {
 	return def
 }
 
-// besides returns dir/name if that file exists, else "". The runsc on PATH
-// is not a fallback: distributions ship versions without systrap.
+// besides returns dir/name if that file exists, else "".
 func besides(dir, name string) string {
 	if dir == "" {
 		return ""

@@ -220,6 +220,7 @@ func parseUpFlags(args []string, stderr io.Writer) (upConfig, error) {
 		return cfg, err
 	}
 	cfg.dataDir = abs
+	af.runscDataDir = abs
 	if cfg.agent, err = af.config(filepath.Join(abs, "agent")); err != nil {
 		return cfg, err
 	}
