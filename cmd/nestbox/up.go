@@ -78,7 +78,8 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	acfg.HostID = "local"
 	acfg.Token = agentToken
 	acfg.Logger = log.With("component", "agent")
-	acfg.Progress = stderr
+	progress := &quietWriter{w: stderr}
+	acfg.Progress = progress
 	a, err := agent.New(ctx, acfg)
 	if err != nil {
 		return err
@@ -132,14 +133,30 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	wg.Go(func() { errc <- a.Serve(ctx, agentLn) })
 	wg.Go(func() { errc <- cp.Run(ctx, ln) })
 
-	fmt.Fprintf(stderr, "preparing templates %s (the first start builds them; later starts are instant)\n", strings.Join(cfg.templates, ", "))
-	if err := a.EnsureTemplates(ctx, cfg.templates...); err != nil {
-		cancel()
-		wg.Wait()
-		return err
+	// The first template (minimal, built in about a second) is built
+	// before the API serves; the others build in the background. A create
+	// for a template still building waits for its build (the template
+	// store serialises builds), bounded by the request's context.
+	first, rest := splitTemplates(cfg.templates)
+	if first != "" {
+		if err := a.EnsureTemplates(ctx, first); err != nil {
+			cancel()
+			wg.Wait()
+			return err
+		}
 	}
 	close(ready)
-	printWelcome(stdout, cfg, newKey)
+	if len(rest) > 0 {
+		wg.Go(func() {
+			if err := a.EnsureTemplates(ctx, rest...); err != nil && ctx.Err() == nil {
+				log.Error("background template build", "err", err)
+			}
+		})
+	}
+	// What the background builds report after this is in their logs: the
+	// welcome stays the last thing printed.
+	progress.quiet()
+	printWelcome(stdout, cfg, newKey, rest, templateLog(cfg, rest))
 
 	select {
 	case <-ctx.Done():
@@ -151,15 +168,21 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	return err
 }
 
-func printWelcome(w io.Writer, cfg upConfig, newKey string) {
+func printWelcome(w io.Writer, cfg upConfig, newKey string, building []string, buildLogs []string) {
 	creds := filepath.Join(cfg.dataDir, "credentials.json")
-	fmt.Fprintf(w, "Nestbox is up.\n  API URL: %s\n", cfg.publicURL)
+	fmt.Fprintf(w, "Nestbox is up.\n")
+	if len(building) > 0 {
+		fmt.Fprintf(w, "  Templates %s are being built in the background (output in %s);\n  a capsule created from one waits until it is ready.\n",
+			strings.Join(building, ", "), strings.Join(buildLogs, ", "))
+	}
+	cmd := cliCommand()
+	fmt.Fprintf(w, "  API URL: %s\n", cfg.publicURL)
 	if newKey != "" {
 		fmt.Fprintf(w, "  API key: %s\n           (shown once; saved in %s for the CLI on this machine)\n", newKey, creds)
 	} else {
 		fmt.Fprintf(w, "  API key: in %s\n", creds)
 	}
-	fmt.Fprintf(w, "Try:\n  nestbox capsule create\n  nestbox capsule exec <id> -- uname -a\n")
+	fmt.Fprintf(w, "Try:\n  %s capsule create\n  %s capsule exec <id> -- uname -a\n", cmd, cmd)
 }
 
 // loopbackAddr is addr with an unspecified IP replaced by 127.0.0.1: the
@@ -192,7 +215,7 @@ func parseUpFlags(args []string, stderr io.Writer) (upConfig, error) {
 	fs.StringVar(&cfg.domain, "domain", env("NESTBOX_DOMAIN", ""), "sandbox domain: {port}-{id}.<domain> reaches a port of a capsule, and E2B's SDKs build getHost() from it (env NESTBOX_DOMAIN; default: any host name of that shape is routed, and SDKs use their E2B_DOMAIN)")
 	fs.StringVar(&cfg.databaseURL, "database-url", env("NESTBOX_DATABASE_URL", ""), "PostgreSQL URL (env NESTBOX_DATABASE_URL; default: SQLite in the data directory)")
 	fs.StringVar(&cfg.redisURL, "redis-url", env("NESTBOX_REDIS_URL", ""), "Redis URL for the event stream (env NESTBOX_REDIS_URL; default: in-process)")
-	fs.StringVar(&templates, "templates", env("NESTBOX_TEMPLATES", "base,minimal"), "templates to build before serving (env NESTBOX_TEMPLATES)")
+	fs.StringVar(&templates, "templates", env("NESTBOX_TEMPLATES", "base,minimal"), "templates to build at start: the first one (minimal first when listed) before serving, the others in the background (env NESTBOX_TEMPLATES)")
 	fs.DurationVar(&cfg.reconcile, "reconcile-interval", 60*time.Second, "how often the control plane reconciles with the agent")
 	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	af := registerAgentFlags(fs)

@@ -23,7 +23,8 @@ var basePackages = []string{
 // buildBase debootstraps Debian into root with the base packages, then adds
 // the `user` account with passwordless sudo. Downloaded packages stay in
 // the cache directory, which cuts a rebuild from minutes to well under one.
-func buildBase(ctx context.Context, s *Store, root string) error {
+// The commands' output goes to out, the build log.
+func buildBase(ctx context.Context, s *Store, out io.Writer, root string) error {
 	if _, err := exec.LookPath("debootstrap"); err != nil {
 		return fmt.Errorf("debootstrap is not installed (apt-get install debootstrap): %w", err)
 	}
@@ -42,8 +43,8 @@ func buildBase(ctx context.Context, s *Store, root string) error {
 		return err
 	}
 	args := []string{"--variant=minbase", "--include=" + strings.Join(basePackages, ","), "--cache-dir=" + cache, baseSuite, root, mirror}
-	fmt.Fprintf(s.cfg.Progress, "debootstrap %s from %s (cached packages in %s)\n", baseSuite, mirror, cache)
-	if err := s.runProgress(ctx, "debootstrap", args...); err != nil {
+	fmt.Fprintf(out, "debootstrap %s from %s (cached packages in %s)\n", baseSuite, mirror, cache)
+	if err := runLogged(ctx, out, "debootstrap", args...); err != nil {
 		return fmt.Errorf("debootstrap: %w", err)
 	}
 	steps := [][]string{
@@ -51,13 +52,20 @@ func buildBase(ctx context.Context, s *Store, root string) error {
 		{"useradd", "-m", "-u", "1000", "-g", "1000", "-s", "/bin/bash", "user"},
 	}
 	for _, st := range steps {
-		if err := s.runProgress(ctx, "chroot", append([]string{root}, st...)...); err != nil {
+		if err := runLogged(ctx, out, "chroot", append([]string{root}, st...)...); err != nil {
 			return fmt.Errorf("%s: %w", st[0], err)
 		}
 	}
 	files := map[string]string{
 		"etc/sudoers.d/user": "user ALL=(ALL:ALL) NOPASSWD: ALL\n",
 		"etc/hostname":       "sandbox\n",
+	}
+	// debootstrap makes /root 0700. gVisor refuses to stat a directory its
+	// caller may not read, so `ls -l /` as user printed "/root: Permission
+	// denied". user has passwordless sudo: hiding root's home from it
+	// protects nothing.
+	if err := os.Chmod(filepath.Join(root, "root"), 0o755); err != nil {
+		return err
 	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(root, name), []byte(data), 0o440); err != nil {
@@ -74,8 +82,9 @@ func buildBase(ctx context.Context, s *Store, root string) error {
 	return nil
 }
 
-// runProgress runs a command and copies its output to the progress writer.
-func (s *Store) runProgress(ctx context.Context, name string, args ...string) error {
+// runLogged runs a command and copies its output to out; its error ends
+// with the last lines of that output.
+func runLogged(ctx context.Context, out io.Writer, name string, args ...string) error {
 	cmd := exec.CommandContext(ctx, name, args...)
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
@@ -86,7 +95,7 @@ func (s *Store) runProgress(ctx context.Context, name string, args ...string) er
 		sc := bufio.NewScanner(pr)
 		for sc.Scan() {
 			line := sc.Text()
-			fmt.Fprintf(s.cfg.Progress, "  %s\n", line)
+			fmt.Fprintf(out, "  %s\n", line)
 			tail = append(tail, line)
 			if len(tail) > 10 {
 				tail = tail[1:]

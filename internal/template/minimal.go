@@ -22,7 +22,7 @@ const (
 
 // buildMinimal lays down busybox with all its applets, the two accounts and
 // the usual directories.
-func buildMinimal(ctx context.Context, s *Store, root string) error {
+func buildMinimal(ctx context.Context, s *Store, _ io.Writer, root string) error {
 	for _, d := range []string{"bin", "sbin", "usr/bin", "usr/sbin", "etc", "proc", "sys", "dev", "tmp", "root", "var/tmp", "home/user", "run"} {
 		if err := os.MkdirAll(filepath.Join(root, d), 0o755); err != nil {
 			return err

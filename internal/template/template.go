@@ -69,9 +69,10 @@ type Store struct {
 	cfg Config
 	log *slog.Logger
 
-	// mu serialises builds of the same template.
+	// mu guards building, which serialises builds of the same template: a
+	// name's channel holds one token while its build lock is held.
 	mu       sync.Mutex
-	building map[string]*sync.Mutex
+	building map[string]chan struct{}
 
 	// hashMu guards the cached hash of cfg.Envd.
 	hashMu   sync.Mutex
@@ -86,7 +87,7 @@ type envdStamp struct {
 }
 
 // builders maps a template name to how it is built into dir.
-var builders = map[string]func(ctx context.Context, s *Store, dir string) error{
+var builders = map[string]func(ctx context.Context, s *Store, out io.Writer, dir string) error{
 	"minimal": buildMinimal,
 	"base":    buildBase,
 }
@@ -112,7 +113,7 @@ func New(cfg Config) (*Store, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("template store: %w", err)
 	}
-	return &Store{cfg: cfg, log: log, building: map[string]*sync.Mutex{}}, nil
+	return &Store{cfg: cfg, log: log, building: map[string]chan struct{}{}}, nil
 }
 
 // Descriptions of the templates this store can build, by name.
@@ -188,6 +189,12 @@ func (s *Store) envdHash() (string, error) {
 	return h, nil
 }
 
+// BuildLog is the file that holds the output of the last build of
+// template name: debootstrap's, for base.
+func (s *Store) BuildLog(name string) string {
+	return filepath.Join(s.cfg.Dir, ".logs", name+".log")
+}
+
 // Path returns where the current version of template name lives (whether
 // or not it is built).
 func (s *Store) Path(name string) string {
@@ -225,21 +232,28 @@ func readInfo(dir string) (Info, error) {
 }
 
 // Ensure returns the rootfs path of template name, building it first if it
-// is not built yet. Concurrent callers wait for one build.
+// is not built yet. Concurrent callers wait for one build: a sandbox
+// create for a template another caller is building waits until it is
+// built, or until ctx ends (then it returns ctx's error, never hangs past
+// it).
 func (s *Store) Ensure(ctx context.Context, name string) (string, error) {
 	build, ok := builders[name]
 	if !ok {
 		return "", errdefs.NotFound("unknown template %q", name)
 	}
 	s.mu.Lock()
-	m := s.building[name]
-	if m == nil {
-		m = &sync.Mutex{}
-		s.building[name] = m
+	lock := s.building[name]
+	if lock == nil {
+		lock = make(chan struct{}, 1)
+		s.building[name] = lock
 	}
 	s.mu.Unlock()
-	m.Lock()
-	defer m.Unlock()
+	select {
+	case lock <- struct{}{}:
+	case <-ctx.Done():
+		return "", fmt.Errorf("wait for the build of template %s: %w", name, ctx.Err())
+	}
+	defer func() { <-lock }()
 	dir, err := s.dir(name)
 	if err != nil {
 		return "", err
@@ -258,12 +272,21 @@ func (s *Store) Ensure(ctx context.Context, name string) (string, error) {
 // build makes the template in a temporary directory and renames it into
 // place; a failed or interrupted build leaves only the temporary directory,
 // which the next build removes.
-func (s *Store) build(ctx context.Context, name, final string, build func(context.Context, *Store, string) error) error {
+func (s *Store) build(ctx context.Context, name, final string, build func(context.Context, *Store, io.Writer, string) error) error {
 	if s.cfg.Envd == "" {
 		return errdefs.Invalid("no envd binary configured")
 	}
 	start := time.Now()
-	fmt.Fprintf(s.cfg.Progress, "building template %q\n", name)
+	logPath := s.BuildLog(name)
+	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
+		return err
+	}
+	logFile, err := os.Create(logPath)
+	if err != nil {
+		return fmt.Errorf("build log: %w", err)
+	}
+	defer logFile.Close()
+	fmt.Fprintf(s.cfg.Progress, "building template %q (output in %s)\n", name, logPath)
 	// A build that was killed (agent crash, power loss) leaves its
 	// temporary directory; builds of a name are serialised, so any left now
 	// is dead.
@@ -277,7 +300,7 @@ func (s *Store) build(ctx context.Context, name, final string, build func(contex
 		return err
 	}
 	defer os.RemoveAll(tmp) // after a successful rename there is nothing left here
-	if err := build(ctx, s, rootfs); err != nil {
+	if err := build(ctx, s, logFile, rootfs); err != nil {
 		return err
 	}
 	hash, err := installEnvd(s.cfg.Envd, rootfs)
