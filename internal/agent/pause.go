@@ -183,13 +183,7 @@ func (a *Agent) doPause(ctx context.Context, sb *sandbox, fsOnly bool) (err erro
 	// objects go while the manifest is written (the netlink teardown waits
 	// on the kernel, the checksums read the image; each takes tens of
 	// milliseconds); both are done before anything goes on.
-	released := make(chan error, 1)
-	go func() { released <- a.net.Release(ctx, sb.net) }()
-	var merr error
-	if !fsOnly {
-		_, merr = writeManifest(sb, a.driver.Name())
-	}
-	nerr := <-released
+	merr, nerr := a.manifestAndRelease(ctx, sb, !fsOnly)
 	if merr != nil {
 		return fmt.Errorf("pause sandbox %s: %w", sb.id, merr)
 	}
@@ -571,4 +565,17 @@ func (a *Agent) doResume(ctx context.Context, sb *sandbox, req *agentpb.ResumeSa
 	a.emit(sb.id, EventRunning)
 	sb.log.Info("sandbox resumed", "filesystem_only", fsOnly, "memory_discarded", boot && !fsOnly, "took", times.total(), "steps", times.String())
 	return nil
+}
+
+// manifestAndRelease writes sb's snapshot manifest (if withManifest) while
+// its network's kernel objects are released, and returns both errors: the
+// netlink teardown waits on the kernel and the checksums read the image,
+// so the two overlap. Used by a disk pause and by a demotion.
+func (a *Agent) manifestAndRelease(ctx context.Context, sb *sandbox, withManifest bool) (manifestErr, networkErr error) {
+	released := make(chan error, 1)
+	go func() { released <- a.net.Release(ctx, sb.net) }()
+	if withManifest {
+		_, manifestErr = writeManifest(sb, a.driver.Name())
+	}
+	return manifestErr, <-released
 }

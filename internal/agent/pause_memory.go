@@ -310,10 +310,7 @@ func (a *Agent) demoteLocked(ctx context.Context, sb *sandbox) (err error) {
 	if err := step(stepDemoteStop); err != nil {
 		return err
 	}
-	released := make(chan error, 1)
-	go func() { released <- a.net.Release(ctx, sb.net) }()
-	_, merr := writeManifest(sb, a.driver.Name())
-	nerr := <-released
+	merr, nerr := a.manifestAndRelease(ctx, sb, true)
 	if merr != nil {
 		return fmt.Errorf("demote sandbox %s: %w", sb.id, merr)
 	}
