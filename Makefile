@@ -33,7 +33,7 @@ runsc: $(RUNSC)
 
 $(RUNSC):
 	@mkdir -p $(BIN)/.runsc-build
-	@echo "building gVisor runsc $(RUNSC_VERSION) (static, about a minute)"
+	@echo "building gVisor runsc $(RUNSC_VERSION) (static, about 2 minutes on 2 cores)"
 	CGO_ENABLED=0 GOBIN=$(BIN)/.runsc-build $(GO) install -trimpath -ldflags='-s -w' gvisor.dev/gvisor/runsc@$(RUNSC_VERSION)
 	@if ldd $(BIN)/.runsc-build/runsc >/dev/null 2>&1; then echo "runsc is dynamically linked" >&2; exit 1; fi
 	mv $(BIN)/.runsc-build/runsc $@
@@ -66,7 +66,7 @@ run-deps:
 # servers the tests use (private instances, started here), the pinned E2B SDK
 # and a local `user` account (E2B's default sandbox user).
 test-deps: test-user
-	@scripts/ensure-packages.sh
+	@scripts/ensure-packages.sh test
 	@scripts/test-services.sh
 	@if [ ! -d $(E2B_TEST_DIR)/node_modules ] || [ $(E2B_TEST_DIR)/package-lock.json -nt $(E2B_TEST_DIR)/node_modules ]; then \
 		echo "installing the pinned E2B SDK for compatibility tests"; \

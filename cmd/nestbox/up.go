@@ -146,6 +146,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 	close(ready)
+	rest = a.TemplatesToBuild(rest...)
 	if len(rest) > 0 {
 		wg.Go(func() {
 			if err := a.EnsureTemplates(ctx, rest...); err != nil && ctx.Err() == nil {
@@ -172,8 +173,12 @@ func printWelcome(w io.Writer, cfg upConfig, newKey string, building []string, b
 	creds := filepath.Join(cfg.dataDir, "credentials.json")
 	fmt.Fprintf(w, "Nestbox is up.\n")
 	if len(building) > 0 {
-		fmt.Fprintf(w, "  Templates %s are being built in the background (output in %s);\n  a capsule created from one waits until it is ready.\n",
-			strings.Join(building, ", "), strings.Join(buildLogs, ", "))
+		what := "Template " + building[0] + " is"
+		if len(building) > 1 {
+			what = "Templates " + strings.Join(building, ", ") + " are"
+		}
+		fmt.Fprintf(w, "  %s being built in the background (output in %s);\n  a capsule created from it waits until it is ready.\n",
+			what, strings.Join(buildLogs, ", "))
 	}
 	cmd := cliCommand()
 	fmt.Fprintf(w, "  API URL: %s\n", cfg.publicURL)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -26,5 +27,38 @@ func TestSplitTemplates(t *testing.T) {
 	splitTemplates(in)
 	if !slices.Equal(in, []string{"base", "minimal"}) {
 		t.Errorf("splitTemplates changed its argument: %v", in)
+	}
+}
+
+func TestWelcome(t *testing.T) {
+	cfg := upConfig{dataDir: "/data", publicURL: "http://127.0.0.1:8080"}
+	for _, tc := range []struct {
+		name     string
+		key      string
+		building []string
+		want     []string
+		not      []string
+	}{
+		{"first start", "nbx_k", []string{"base"}, []string{"Template base is being built", "API key: nbx_k", "capsule create"}, []string{"Templates"}},
+		{"restart, all built", "", nil, []string{"API key: in /data/credentials.json", "capsule create"}, []string{"being built", "nbx_"}},
+		{"two building", "", []string{"base", "python"}, []string{"Templates base, python are being built"}, nil},
+	} {
+		var b strings.Builder
+		printWelcome(&b, cfg, tc.key, tc.building, []string{"/logs"})
+		out := b.String()
+		for _, w := range tc.want {
+			if !strings.Contains(out, w) {
+				t.Errorf("%s: welcome lacks %q:\n%s", tc.name, w, out)
+			}
+		}
+		for _, w := range tc.not {
+			if strings.Contains(out, w) {
+				t.Errorf("%s: welcome has %q:\n%s", tc.name, w, out)
+			}
+		}
+		// The command to try is the last thing printed.
+		if lines := strings.Split(strings.TrimSpace(out), "\n"); !strings.Contains(lines[len(lines)-1], "uname -a") {
+			t.Errorf("%s: last line %q, want the command to try", tc.name, lines[len(lines)-1])
+		}
 	}
 }

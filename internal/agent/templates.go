@@ -39,6 +39,18 @@ func (a *Agent) EnsureTemplates(ctx context.Context, names ...string) error {
 	return nil
 }
 
+// TemplatesToBuild returns those of names whose current version is not
+// built yet: the ones EnsureTemplates would build.
+func (a *Agent) TemplatesToBuild(names ...string) []string {
+	var out []string
+	for _, name := range names {
+		if _, err := a.templates.Get(name); err != nil {
+			out = append(out, name)
+		}
+	}
+	return out
+}
+
 // templatesHeld lists the template versions (rootfs paths) that this
 // host's sandboxes use, read from their state files so that it holds
 // before adoption and for paused sandboxes, whose overlays may not be
