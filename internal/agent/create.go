@@ -4,17 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 
 	"google.golang.org/protobuf/proto"
 
 	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/driver"
-	"nestbox.dev/internal/egress"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/network"
 	"nestbox.dev/internal/proto/agentpb"
@@ -293,10 +290,10 @@ func driverSpec(sb *sandbox) driver.Spec {
 func networkOptions(cfg *agentpb.SandboxConfig) (network.Options, error) {
 	opts := network.Options{Internet: cfg.Internet}
 	var err error
-	if opts.AllowOut, err = parsePrefixes(cfg.AllowOut); err != nil {
+	if opts.AllowOut, err = capsulespec.ParsePrefixes("allow_out", cfg.AllowOut); err != nil {
 		return network.Options{}, err
 	}
-	if opts.DenyOut, err = parsePrefixes(cfg.DenyOut); err != nil {
+	if opts.DenyOut, err = capsulespec.ParsePrefixes("deny_out", cfg.DenyOut); err != nil {
 		return network.Options{}, err
 	}
 	return opts, nil
@@ -329,14 +326,8 @@ func (a *Agent) resolveConfig(req *agentpb.SandboxConfig) (*agentpb.SandboxConfi
 	if cfg.MemoryMb == 0 {
 		cfg.MemoryMb = uint32(a.cfg.DefaultMemoryMB)
 	}
-	if cfg.Vcpus > capsulespec.MaxVCPUs {
-		return nil, network.Options{}, errdefs.Invalid("%d vCPUs is more than %d", cfg.Vcpus, capsulespec.MaxVCPUs)
-	}
-	if cfg.MemoryMb < capsulespec.MinMemoryMB {
-		return nil, network.Options{}, errdefs.Invalid("memory of %d MiB is below the minimum of %d MiB", cfg.MemoryMb, capsulespec.MinMemoryMB)
-	}
 	if cfg.DiskBytes < 0 {
-		return nil, network.Options{}, errdefs.Invalid("negative disk size %d", cfg.DiskBytes)
+		return nil, network.Options{}, errdefs.Invalid("disk_bytes %d: must not be negative", cfg.DiskBytes)
 	}
 	if cfg.DiskBytes == 0 {
 		cfg.DiskBytes = a.cfg.DefaultRootfsSize
@@ -344,34 +335,26 @@ func (a *Agent) resolveConfig(req *agentpb.SandboxConfig) (*agentpb.SandboxConfi
 	if cfg.TimeoutSeconds == 0 {
 		cfg.TimeoutSeconds = uint32(a.cfg.DefaultTimeout / time.Second)
 	}
-	for k := range cfg.EnvVars {
-		if k == "" || strings.ContainsAny(k, "=\x00") {
-			return nil, network.Options{}, errdefs.Invalid("invalid env var name %q", k)
-		}
-	}
-	if cfg.DefaultWorkdir != "" && !strings.HasPrefix(cfg.DefaultWorkdir, "/") {
-		return nil, network.Options{}, errdefs.Invalid("default workdir %q must be absolute", cfg.DefaultWorkdir)
-	}
-	opts := network.Options{Internet: cfg.Internet}
-	var err error
-	if opts.AllowOut, err = parsePrefixes(cfg.AllowOut); err != nil {
+	// The control plane's check, again: the agent's token may be used by
+	// other tools than the control plane.
+	err := capsulespec.Check(capsulespec.Spec{
+		Template:       cfg.Template,
+		VCPUs:          int(cfg.Vcpus),
+		MemoryMB:       int(cfg.MemoryMb),
+		DiskMB:         int(cfg.DiskBytes >> 20),
+		TimeoutSeconds: int(cfg.TimeoutSeconds),
+		EnvVars:        cfg.EnvVars,
+		Metadata:       cfg.Metadata,
+		AllowOut:       cfg.AllowOut,
+		DenyOut:        cfg.DenyOut,
+		Workdir:        cfg.DefaultWorkdir,
+	}, capsulespec.Limits{})
+	if err != nil {
 		return nil, network.Options{}, err
 	}
-	if opts.DenyOut, err = parsePrefixes(cfg.DenyOut); err != nil {
+	opts, err := networkOptions(cfg)
+	if err != nil {
 		return nil, network.Options{}, err
 	}
 	return cfg, opts, nil
-}
-
-// parsePrefixes parses IPv4 prefixes; a bare address is a /32.
-func parsePrefixes(in []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range in {
-		p, err := egress.ParsePrefix(s)
-		if err != nil {
-			return nil, fmt.Errorf("egress rule: %w", err)
-		}
-		out = append(out, p)
-	}
-	return out, nil
 }

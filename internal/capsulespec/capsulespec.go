@@ -2,9 +2,10 @@
 // otherwise each decide about a capsule's request: the format of capsule
 // IDs and their one generator (the control plane's; the host agent only
 // accepts IDs), the defaults of an unset template, size and lifetime, and
-// the bounds every layer checks. The control plane (lifecycle, the E2B
+// the bounds, and the one check of a request (Check) that every layer
+// runs. The control plane (lifecycle, the E2B
 // layer, the CLI), the host agent and the sandbox drivers import it; it
-// imports nothing of Nestbox.
+// imports only the leaf packages errdefs and egress.
 package capsulespec
 
 import (

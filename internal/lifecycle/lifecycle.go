@@ -228,8 +228,8 @@ func New(cfg Config) (*Service, error) {
 	cfg.MaxMemoryMB = cmp.Or(cfg.MaxMemoryMB, DefaultMaxMemoryMB)
 	cfg.MaxDiskMB = cmp.Or(cfg.MaxDiskMB, DefaultMaxDiskMB)
 	cfg.MaxLifetime = cmp.Or(cfg.MaxLifetime, DefaultMaxLifetime)
-	if cfg.MaxVCPUs < 1 || cfg.MaxMemoryMB < minMemoryMB || cfg.MaxDiskMB < 0 || cfg.MaxLifetime < time.Second {
-		return nil, errdefs.Invalid("lifecycle: per-capsule maxima must be at least 1 vCPU, %d MB of memory, 0 MB of disk and 1 s of lifetime", minMemoryMB)
+	if cfg.MaxVCPUs < 1 || cfg.MaxMemoryMB < capsulespec.MinMemoryMB || cfg.MaxDiskMB < 0 || cfg.MaxLifetime < time.Second {
+		return nil, errdefs.Invalid("lifecycle: per-capsule maxima must be at least 1 vCPU, %d MB of memory, 0 MB of disk and 1 s of lifetime", capsulespec.MinMemoryMB)
 	}
 	cfg.TeamQuota = store.Quota{
 		Capsules: quotaField(cfg.TeamQuota.Capsules, DefaultTeamCapsules),
