@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 
 	"nestbox.dev/internal/agent"
 	"nestbox.dev/internal/egress"
@@ -115,6 +116,7 @@ type agentFlags struct {
 	memOvercommit, diskOvercommit                                                     float64
 	pidsLimit, maxSandboxes                                                           int
 	eventsURL, eventsToken, hostID                                                    string
+	pauseMemoryGrace                                                                  string
 	// exeDir is the directory of the running nestbox, searched for runsc.
 	exeDir string
 	// runscDataDir is the data directory searched for bin/runsc; "" means
@@ -144,6 +146,7 @@ func registerAgentFlags(fs *flag.FlagSet) *agentFlags {
 	fs.Float64Var(&f.memOvercommit, "memory-overcommit", 0, "how far the sandboxes' memory limits together may exceed the host's memory less the reserve (default 16; 1 for none)")
 	fs.Float64Var(&f.diskOvercommit, "disk-overcommit", 0, "how far the writable layers' sizes together may exceed the free disk above the reserve (default 16; 1 for none)")
 	fs.IntVar(&f.maxSandboxes, "max-sandboxes", 0, "most sandboxes this host runs (default: as many as memory and disk allow)")
+	fs.StringVar(&f.pauseMemoryGrace, "pause-memory-grace", env("NESTBOX_PAUSE_MEMORY_GRACE", ""), "how long a paused sandbox stays frozen in memory (a resume then takes milliseconds) before it is written to disk, e.g. 30s; \"0\" writes every pause to disk at once (env NESTBOX_PAUSE_MEMORY_GRACE; default 30s)")
 	return &f
 }
 
@@ -160,6 +163,24 @@ func parseReserve(s string) (int64, error) {
 		n = -1
 	}
 	return n, err
+}
+
+// parseGrace parses --pause-memory-grace into agent.Config's terms: ""
+// is the default (0), "0" is straight to disk (negative).
+func parseGrace(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("%q is not a duration such as 30s or 5m", s)
+	case d < 0:
+		return 0, fmt.Errorf("%s must not be negative", s)
+	case d == 0:
+		return -1, nil
+	}
+	return d, nil
 }
 
 // config checks the flags and makes the agent's Config.
@@ -196,6 +217,9 @@ func (f *agentFlags) config(dataDir string) (agent.Config, error) {
 	}
 	cfg.MemoryOvercommit, cfg.DiskOvercommit = f.memOvercommit, f.diskOvercommit
 	cfg.PidsLimit, cfg.MaxSandboxes = int64(f.pidsLimit), f.maxSandboxes
+	if cfg.PauseMemoryGrace, err = parseGrace(f.pauseMemoryGrace); err != nil {
+		return cfg, fmt.Errorf("--pause-memory-grace: %w", err)
+	}
 	if cfg.EgressRateBytes, err = parseSize(f.rate); err != nil {
 		return cfg, fmt.Errorf("--egress-rate: %w", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestHelpListsCommands(t *testing.T) {
@@ -77,7 +78,18 @@ func TestAgentFlags(t *testing.T) {
 	if cfg, _, _, _, err := parseAgentFlags([]string{"--egress-rate", "0"}, &bytes.Buffer{}); err != nil || cfg.EgressRateBytes >= 0 {
 		t.Errorf("--egress-rate 0 must mean unlimited (negative): %d, %v", cfg.EgressRateBytes, err)
 	}
+	for _, tc := range []struct {
+		flag string
+		want time.Duration
+	}{{"", 0}, {"0", -1}, {"2m", 2 * time.Minute}} {
+		cfg, _, _, _, err := parseAgentFlags([]string{"--pause-memory-grace=" + tc.flag}, &bytes.Buffer{})
+		if err != nil || cfg.PauseMemoryGrace != tc.want {
+			t.Errorf("--pause-memory-grace %q: %v, %v; want %v", tc.flag, cfg.PauseMemoryGrace, err, tc.want)
+		}
+	}
 	for _, args := range [][]string{
+		{"--pause-memory-grace", "soon"},
+		{"--pause-memory-grace", "-1s"},
 		{"--egress-rate", "fast"},
 		{"--egress-rate", "10Mi", "--egress-burst", "0"},
 		{"--default-rootfs-size", "5GB"},
