@@ -29,7 +29,11 @@ type hostCapacity struct {
 // admission needs). It does file system calls: call it without a.mu held.
 func (a *Agent) measure(layers bool) (hostCapacity, error) {
 	c := hostCapacity{maxSandboxes: uint32(max(a.cfg.MaxSandboxes, 0)), diskOvercommit: a.cfg.DiskOvercommit, allocated: map[string]uint64{}}
-	mem, err := readMeminfo()
+	readMem := readMeminfo
+	if a.cfg.meminfo != nil {
+		readMem = a.cfg.meminfo
+	}
+	mem, err := readMem()
 	if err != nil {
 		return c, fmt.Errorf("host memory: %w", err)
 	}

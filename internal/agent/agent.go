@@ -186,6 +186,9 @@ type Config struct {
 	failAt func(step string) error
 	// ttlTick is how often timeouts are checked; zero means 200 ms.
 	ttlTick time.Duration
+	// meminfo, if set, replaces the read of /proc/meminfo (tests make
+	// memory pressure with it).
+	meminfo func() (map[string]uint64, error)
 }
 
 // Agent owns the sandboxes of this machine. Create it with New, run its

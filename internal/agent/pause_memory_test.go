@@ -147,6 +147,55 @@ func TestPauseMemoryGraceExpires(t *testing.T) {
 	assertClean(t, h.dataDir)
 }
 
+// TestPauseMemoryPressureDemotes pauses into the memory tier with a grace
+// period of an hour, then makes the host short of memory (MemAvailable
+// under the reserve): the sweep moves the sandbox to disk at once, and it
+// resumes intact from there.
+func TestPauseMemoryPressureDemotes(t *testing.T) {
+	h := newTestHost(t)
+	var short atomic.Bool
+	ta := h.startAgent(t, "", func(c *Config) {
+		c.PauseMemoryGrace = time.Hour
+		c.MemoryReserveBytes = 1 << 30
+		c.meminfo = func() (map[string]uint64, error) {
+			m, err := readMeminfo()
+			if err == nil && short.Load() {
+				m["MemAvailable"] = 512 << 20
+			}
+			return m, err
+		}
+	})
+	sb := ta.create(t, &agentpb.SandboxConfig{MemoryMb: 128, TimeoutSeconds: 600})
+	pc := ta.process(sb.Id, "", "root")
+	w := newPauseWorld(t, pc)
+	if _, err := ta.pauseRPC(sb.Id, false); err != nil {
+		t.Fatalf("pause: %v", err)
+	}
+	// Without pressure it stays in memory over many sweeps (every 200 ms).
+	time.Sleep(time.Second)
+	ta.wantPaused(t, sb.Id, tierMemory, "a second after the pause, without pressure")
+
+	short.Store(true)
+	deadline := time.Now().Add(time.Minute)
+	for ta.getRPC(t, sb.Id).PauseTier != tierDisk {
+		if time.Now().After(deadline) {
+			t.Fatalf("still in memory a minute after MemAvailable fell under the reserve: %v", ta.getRPC(t, sb.Id))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	ta.wantPaused(t, sb.Id, tierDisk, "under memory pressure")
+	if st := ta.runtimeState(t, sb.Id); st != driver.StateNotFound {
+		t.Fatalf("runtime after the demotion: %s, want none", st)
+	}
+	short.Store(false)
+	if _, err := ta.resumeRPC(sb.Id); err != nil {
+		t.Fatalf("resume: %v", err)
+	}
+	w.check(t, pc, 1)
+	ta.destroyRPC(t, sb.Id)
+	assertClean(t, h.dataDir)
+}
+
 // TestPauseMemoryTierFailureInjection fails a memory-tier pause after each
 // of its steps (the sandbox runs), a resume from memory after each of its
 // steps (it stays paused in memory) and a demotion after each of its
