@@ -207,10 +207,6 @@ type Agent struct {
 	// guarded by Agent.mu.
 	mu        sync.Mutex
 	sandboxes map[string]*sandbox
-
-	// versionMu guards envdVersions (template path -> envd version).
-	versionMu    sync.Mutex
-	envdVersions map[string]string
 }
 
 // sandbox is the agent's record of one sandbox.
@@ -350,13 +346,12 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a := &Agent{
-		cfg:          cfg,
-		log:          log,
-		driver:       cfg.Driver,
-		envd:         newEnvdClient(),
-		events:       newEventQueue(cfg.EventsURL, cfg.EventsToken, cfg.HostID, log),
-		sandboxes:    map[string]*sandbox{},
-		envdVersions: map[string]string{},
+		cfg:       cfg,
+		log:       log,
+		driver:    cfg.Driver,
+		envd:      newEnvdClient(),
+		events:    newEventQueue(cfg.EventsURL, cfg.EventsToken, cfg.HostID, log),
+		sandboxes: map[string]*sandbox{},
 	}
 	if a.driver == nil {
 		d, err := gvisor.New(gvisor.Config{

@@ -152,7 +152,7 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 	if err != nil {
 		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
 	}
-	sb.envdVersion = a.envdVersion(ctx, sb.tplPath)
+	sb.envdVersion = a.templates.EnvdVersion(ctx, cfg.Template)
 	if err := step(stepTemplate); err != nil {
 		return nil, err
 	}

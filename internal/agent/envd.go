@@ -9,8 +9,6 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -176,25 +174,3 @@ func (c *envdClient) postInit(ctx context.Context, ip netip.Addr, token string, 
 	return nil
 }
 
-// envdVersion returns the version of the envd in the template at tplPath,
-// asking the binary once per template ("" if it cannot be run here).
-func (a *Agent) envdVersion(ctx context.Context, tplPath string) string {
-	a.versionMu.Lock()
-	v, ok := a.envdVersions[tplPath]
-	a.versionMu.Unlock()
-	if ok {
-		return v
-	}
-	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, filepath.Join(tplPath, "usr/bin/envd"), "--version").Output()
-	if err != nil {
-		a.log.Warn("cannot read envd version", "template", tplPath, "err", err)
-		return ""
-	}
-	v = strings.TrimSpace(string(out))
-	a.versionMu.Lock()
-	a.envdVersions[tplPath] = v
-	a.versionMu.Unlock()
-	return v
-}

@@ -21,8 +21,10 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -62,6 +64,10 @@ type Info struct {
 	BuiltAt   time.Time `json:"built_at"`
 	SizeBytes int64     `json:"size_bytes"`
 	EnvdHash  string    `json:"envd_sha256"`
+	// EnvdVersion is what the envd put into the template printed for
+	// --version, asked of the operator's binary before it was copied in:
+	// nothing inside a template is ever run on the host. "" if unknown.
+	EnvdVersion string `json:"envd_version,omitempty"`
 }
 
 // Store builds templates on first use and hands out their paths.
@@ -74,10 +80,12 @@ type Store struct {
 	mu       sync.Mutex
 	building map[string]chan struct{}
 
-	// hashMu guards the cached hash of cfg.Envd.
-	hashMu   sync.Mutex
-	hashOf   envdStamp
-	hashSeen string
+	// hashMu guards the cached hash of cfg.Envd and the versions of
+	// envd binaries by hash.
+	hashMu    sync.Mutex
+	hashOf    envdStamp
+	hashSeen  string
+	versionOf map[string]string
 }
 
 // envdStamp identifies a version of the envd file without reading it.
@@ -113,7 +121,7 @@ func New(cfg Config) (*Store, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return nil, fmt.Errorf("template store: %w", err)
 	}
-	return &Store{cfg: cfg, log: log, building: map[string]chan struct{}{}}, nil
+	return &Store{cfg: cfg, log: log, building: map[string]chan struct{}{}, versionOf: map[string]string{}}, nil
 }
 
 // Descriptions of the templates this store can build, by name.
@@ -187,6 +195,44 @@ func (s *Store) envdHash() (string, error) {
 	}
 	s.hashOf, s.hashSeen = stamp, h
 	return h, nil
+}
+
+// envdVersion asks the configured envd (the operator's binary, outside any
+// template) for its version; "" if it cannot say.
+func (s *Store) envdVersion(ctx context.Context) string {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, s.cfg.Envd, "--version").Output()
+	if err != nil {
+		s.log.Warn("cannot read the version of envd", "envd", s.cfg.Envd, "err", err)
+		return ""
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// EnvdVersion returns the version of the envd in the current version of
+// template name, from its metadata; "" if it is not built. A template
+// built before versions were recorded holds the configured envd when its
+// hash says so, and that binary is asked (once per binary).
+func (s *Store) EnvdVersion(ctx context.Context, name string) string {
+	info, err := s.Get(name)
+	if err != nil || info.EnvdVersion != "" || s.cfg.Envd == "" {
+		return info.EnvdVersion
+	}
+	hash, err := s.envdHash()
+	if err != nil || hash != info.EnvdHash {
+		return ""
+	}
+	s.hashMu.Lock()
+	v, ok := s.versionOf[hash]
+	s.hashMu.Unlock()
+	if !ok {
+		v = s.envdVersion(ctx)
+		s.hashMu.Lock()
+		s.versionOf[hash] = v
+		s.hashMu.Unlock()
+	}
+	return v
 }
 
 // BuildLog is the file that holds the output of the last build of
@@ -311,7 +357,7 @@ func (s *Store) build(ctx context.Context, name, final string, build func(contex
 	if err != nil {
 		return err
 	}
-	info := Info{Name: name, BuiltAt: time.Now().UTC(), SizeBytes: size, EnvdHash: hash}
+	info := Info{Name: name, BuiltAt: time.Now().UTC(), SizeBytes: size, EnvdHash: hash, EnvdVersion: s.envdVersion(ctx)}
 	b, _ := json.MarshalIndent(info, "", "  ")
 	if err := os.WriteFile(filepath.Join(tmp, "template.json"), b, 0o644); err != nil {
 		return err

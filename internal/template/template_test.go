@@ -3,6 +3,7 @@ package template
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -78,6 +79,63 @@ func TestMinimalTemplate(t *testing.T) {
 	// No leftovers of the build.
 	if m, _ := filepath.Glob(filepath.Join(s.cfg.Dir, ".build-*")); len(m) > 0 {
 		t.Fatalf("build leftovers: %v", m)
+	}
+}
+
+// TestEnvdVersionNeverRunsTheTemplate checks that the version of a
+// template's envd comes from its metadata, recorded from the operator's
+// binary at build time: the envd inside a template (which a snapshot or a
+// tenant's template could replace) is never run on the host.
+func TestEnvdVersionNeverRunsTheTemplate(t *testing.T) {
+	testenv.RequireRoot(t)
+	if _, err := os.Stat("/bin/busybox"); err != nil {
+		testenv.Missing(t, "busybox-static not installed")
+	}
+	envd, err := filepath.Abs("../../bin/envd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(envd, "--version").Output()
+	if err != nil {
+		testenv.Missing(t, "bin/envd not built (make envd): "+err.Error())
+	}
+	want := strings.TrimSpace(string(out))
+	s, err := New(Config{Dir: t.TempDir(), Envd: envd})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Ensure(context.Background(), "minimal"); err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Get("minimal")
+	if err != nil || info.EnvdVersion != want {
+		t.Fatalf("info %+v, %v: want envd_version %s", info, err, want)
+	}
+	// Replace the template's envd with a program that leaves a mark when
+	// run, and drop the recorded version as a template built before it
+	// was recorded would have.
+	mark := filepath.Join(t.TempDir(), "ran")
+	inTemplate := filepath.Join(s.Path("minimal"), "usr/bin/envd")
+	if err := os.WriteFile(inTemplate, []byte("#!/bin/sh\ntouch "+mark+"\necho evil\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if v := s.EnvdVersion(context.Background(), "minimal"); v != want {
+		t.Errorf("EnvdVersion = %q, want the recorded %s", v, want)
+	}
+	meta := filepath.Join(filepath.Dir(s.Path("minimal")), "template.json")
+	info.EnvdVersion = ""
+	b, _ := json.Marshal(info)
+	if err := os.WriteFile(meta, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if v := s.EnvdVersion(context.Background(), "minimal"); v != want {
+		t.Errorf("EnvdVersion of a template without a recorded version = %q, want the configured envd's %s", v, want)
+	}
+	if _, err := os.Stat(mark); err == nil {
+		t.Fatal("the envd inside the template was run on the host")
+	}
+	if v := s.EnvdVersion(context.Background(), "nope"); v != "" {
+		t.Errorf("EnvdVersion of a template not built = %q, want \"\"", v)
 	}
 }
 
