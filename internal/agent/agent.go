@@ -5,13 +5,14 @@
 // for sandboxes that died, and posts lifecycle events to the control plane.
 //
 // It composes the packages that do the work: template (root filesystems),
-// network (netns, veth, nft rules, shaping), rootfs (the copy-on-write writable layer)
-// and a driver (gVisor's runsc by default). Each is a dependency that
-// Config may replace (Driver, Network, Layers, Templates): tests run the
-// agent's own logic over fakes, without root or runsc. Every sandbox has a directory
-// <data>/sandboxes/<id> holding a crash-only state file: a restarted agent
-// adopts the sandboxes that still run and removes every leftover of those
-// that do not. Sandboxes are independent processes and outlive the agent.
+// network (netns, veth, nft rules, shaping), rootfs (the copy-on-write
+// writable layer) and a driver (gVisor's runsc by default). Each is a
+// dependency that Config may replace (Driver, Network, Layers, Templates):
+// tests run the agent's own logic over fakes, without root or runsc. Every
+// sandbox has a directory <data>/sandboxes/<id> holding a crash-only state
+// file: a restarted agent adopts the sandboxes that still run and removes
+// every leftover of those that do not. Sandboxes are independent processes
+// and outlive the agent.
 //
 // Imported by cmd/nestbox.
 package agent
