@@ -13,7 +13,6 @@ import (
 
 	"nestbox.dev/internal/driver"
 	"nestbox.dev/internal/network"
-	"nestbox.dev/internal/rootfs"
 )
 
 // recover rebuilds the agent's table from the state files of a previous
@@ -166,7 +165,7 @@ func (a *Agent) teardown(ctx context.Context, sb *sandbox) error {
 		return err
 	}
 	if sb.layer.Root != "" {
-		if err := rootfs.Unmount(ctx, sb.layer); err != nil {
+		if err := a.layers.Unmount(ctx, sb.layer); err != nil {
 			return err
 		}
 	}

@@ -5,11 +5,14 @@
 // for sandboxes that died, and posts lifecycle events to the control plane.
 //
 // It composes the packages that do the work: template (root filesystems),
-// network (netns, veth, nft rules, shaping), rootfs (the copy-on-write writable layer)
-// and a driver (gVisor's runsc by default). Every sandbox has a directory
-// <data>/sandboxes/<id> holding a crash-only state file: a restarted agent
-// adopts the sandboxes that still run and removes every leftover of those
-// that do not. Sandboxes are independent processes and outlive the agent.
+// network (netns, veth, nft rules, shaping), rootfs (the copy-on-write
+// writable layer) and a driver (gVisor's runsc by default). Each is a
+// dependency that Config may replace (Driver, Network, Layers, Templates):
+// tests run the agent's own logic over fakes, without root or runsc. Every
+// sandbox has a directory <data>/sandboxes/<id> holding a crash-only state
+// file: a restarted agent adopts the sandboxes that still run and removes
+// every leftover of those that do not. Sandboxes are independent processes
+// and outlive the agent.
 //
 // Imported by cmd/nestbox.
 package agent
@@ -72,6 +75,16 @@ type Config struct {
 	// Driver runs sandboxes; nil means gVisor with Runsc, its state under
 	// DataDir/runsc and CgroupParent.
 	Driver driver.Driver
+	// Network builds the sandboxes' networks; nil means the kernel's
+	// (internal/network, configured by NetworkCIDR, NetworkPrefix,
+	// EgressDeny and the egress limits below; needs root).
+	Network Network
+	// Layers makes the sandboxes' writable layers; nil means
+	// internal/rootfs (needs root).
+	Layers Layers
+	// Templates provides the templates' root filesystems; nil means a
+	// template store in TemplateDir, which builds them with Envd.
+	Templates Templates
 	// Runsc is a static runsc binary; required when Driver is nil.
 	Runsc string
 	// CgroupParent is the cgroup under which gVisor makes one per sandbox;
@@ -198,8 +211,9 @@ type Agent struct {
 	cfg       Config
 	log       *slog.Logger
 	driver    driver.Driver
-	net       *network.Manager
-	templates *template.Store
+	net       Network
+	layers    Layers
+	templates Templates
 	envd      *envdClient
 	events    *eventQueue
 
@@ -349,7 +363,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		cfg:       cfg,
 		log:       log,
 		driver:    cfg.Driver,
-		envd:      newEnvdClient(),
+		net:       cfg.Network,
+		layers:    cfg.Layers,
+		templates: cfg.Templates,
 		events:    newEventQueue(cfg.EventsURL, cfg.EventsToken, cfg.HostID, log),
 		sandboxes: map[string]*sandbox{},
 	}
@@ -366,17 +382,26 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		}
 		a.driver = d
 	}
-	var err error
-	a.templates, err = template.New(template.Config{Dir: cfg.TemplateDir, CacheDir: cfg.TemplateCacheDir, Envd: cfg.Envd, Progress: cfg.Progress, Logger: log,
-		InUse: a.templatesHeld})
-	if err != nil {
-		return nil, fmt.Errorf("agent: %w", err)
+	if a.templates == nil {
+		store, err := template.New(template.Config{Dir: cfg.TemplateDir, CacheDir: cfg.TemplateCacheDir, Envd: cfg.Envd, Progress: cfg.Progress, Logger: log,
+			InUse: a.templatesHeld})
+		if err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+		a.templates = store
 	}
-	a.net, err = network.New(ctx, network.Config{CIDR: cfg.NetworkCIDR, Prefix: cfg.NetworkPrefix,
-		RateBytes: cfg.EgressRateBytes, BurstBytes: cfg.EgressBurstBytes, EgressDeny: cfg.EgressDeny, Logger: log})
-	if err != nil {
-		return nil, fmt.Errorf("agent: %w", err)
+	if a.net == nil {
+		m, err := network.New(ctx, network.Config{CIDR: cfg.NetworkCIDR, Prefix: cfg.NetworkPrefix,
+			RateBytes: cfg.EgressRateBytes, BurstBytes: cfg.EgressBurstBytes, EgressDeny: cfg.EgressDeny, Logger: log})
+		if err != nil {
+			return nil, fmt.Errorf("agent: %w", err)
+		}
+		a.net = kernelNetwork{m}
 	}
+	if a.layers == nil {
+		a.layers = overlayLayers{}
+	}
+	a.envd = newEnvdClient(a.net.DialControl)
 	if err := a.recover(ctx); err != nil {
 		return nil, fmt.Errorf("agent: recover sandboxes: %w", err)
 	}

@@ -196,14 +196,14 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 	a.mu.Lock()
 	cfg.DiskBytes = size
 	a.mu.Unlock()
-	layer, err := rootfs.Mount(ctx, sb.tplPath, sb.dir, size)
+	layer, err := a.layers.Mount(ctx, sb.tplPath, sb.dir, size)
 	if err != nil {
 		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
 	}
 	a.mu.Lock()
 	sb.layer = layer
 	a.mu.Unlock()
-	undo.push(stepRootfs, func(ctx context.Context) error { return rootfs.Unmount(ctx, sb.layer) })
+	undo.push(stepRootfs, func(ctx context.Context) error { return a.layers.Unmount(ctx, sb.layer) })
 	// The logs live on the layer's file system, beside (not in) what the
 	// sandbox sees: they count against its disk limit and go with it.
 	if err := os.Mkdir(logDir(sb), 0o700); err != nil {

@@ -11,10 +11,10 @@ import (
 	"net/netip"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"nestbox.dev/internal/errdefs"
-	"nestbox.dev/internal/network"
 	"nestbox.dev/internal/proto/agentpb"
 )
 
@@ -25,12 +25,13 @@ type envdClient struct {
 	http *http.Client
 }
 
-func newEnvdClient() *envdClient {
+// newEnvdClient returns a client whose sockets are prepared by control
+// (Network.DialControl: marked, so that the host's rules let them reach a
+// sandbox).
+func newEnvdClient(control func(network, address string, c syscall.RawConn) error) *envdClient {
 	return &envdClient{http: &http.Client{
 		Transport: &http.Transport{
-			// Marked: the host's rules let only the agent's sockets reach
-			// a sandbox.
-			DialContext:           (&net.Dialer{Timeout: 2 * time.Second, Control: network.MarkControl}).DialContext,
+			DialContext:           (&net.Dialer{Timeout: 2 * time.Second, Control: control}).DialContext,
 			ResponseHeaderTimeout: 10 * time.Second,
 			// Polling opens a connection per attempt; none is worth keeping.
 			DisableKeepAlives: true,

@@ -11,7 +11,6 @@ import (
 	"nestbox.dev/internal/driver"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/proto/agentpb"
-	"nestbox.dev/internal/rootfs"
 )
 
 // pauseTimeout bounds a whole pause or resume (a multi-GiB memory image
@@ -147,7 +146,7 @@ func (a *Agent) doPause(ctx context.Context, sb *sandbox, fsOnly bool) (err erro
 	}
 	// envd's sync(2) wrote the sandbox's cached data through to the layer;
 	// this puts the layer itself on the host's disk.
-	if err := rootfs.Sync(sb.layer); err != nil {
+	if err := a.layers.Sync(sb.layer); err != nil {
 		return fmt.Errorf("pause sandbox %s: %w", sb.id, err)
 	}
 	if err := step(stepPauseSync); err != nil {
@@ -171,7 +170,7 @@ func (a *Agent) doPause(ctx context.Context, sb *sandbox, fsOnly bool) (err erro
 	}
 	stopped, checkpointed = true, !fsOnly
 	// The gofer closed its files on exit: flush what it wrote last.
-	if err := rootfs.Sync(sb.layer); err != nil {
+	if err := a.layers.Sync(sb.layer); err != nil {
 		return fmt.Errorf("pause sandbox %s: %w", sb.id, err)
 	}
 	if err := step(stepPauseStop); err != nil {
@@ -315,7 +314,7 @@ func (a *Agent) bringUp(ctx context.Context, sb *sandbox, images string, step fu
 	if sb.layer.Root != "" {
 		// After a reboot of the host its mounts are gone; the image is
 		// not.
-		if err := rootfs.Remount(ctx, sb.layer); err != nil {
+		if err := a.layers.Remount(ctx, sb.layer); err != nil {
 			return nil, err
 		}
 	}

@@ -10,7 +10,6 @@ import (
 
 	"nestbox.dev/internal/driver"
 	"nestbox.dev/internal/errdefs"
-	"nestbox.dev/internal/rootfs"
 )
 
 // DefaultPauseMemoryGrace is how long a paused sandbox stays frozen in
@@ -304,7 +303,7 @@ func (a *Agent) demoteLocked(ctx context.Context, sb *sandbox) (err error) {
 	stopped = true
 	// What the sandbox wrote in its last milliseconds, and what the gofer
 	// flushed on exit.
-	if err := rootfs.Sync(sb.layer); err != nil {
+	if err := a.layers.Sync(sb.layer); err != nil {
 		return fmt.Errorf("demote sandbox %s: %w", sb.id, err)
 	}
 	if err := step(stepDemoteStop); err != nil {
@@ -352,7 +351,7 @@ func (a *Agent) undoDemote(ctx context.Context, sb *sandbox, p driver.Pauser, st
 			if err := a.envd.prepareSnapshot(ctx, sb.net.GuestIP, sb.cfg.AccessToken); err != nil {
 				return err
 			}
-			if err := rootfs.Sync(sb.layer); err != nil {
+			if err := a.layers.Sync(sb.layer); err != nil {
 				return err
 			}
 		}

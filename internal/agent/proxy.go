@@ -12,8 +12,6 @@ import (
 	"sync"
 	"syscall"
 	"time"
-
-	"nestbox.dev/internal/network"
 )
 
 // Dial retries of the proxy while a freshly opened port comes up: attempt n
@@ -62,7 +60,7 @@ func newSandboxProxy(a *Agent, sb *sandbox) *sandboxProxy {
 // sandbox already.
 func (p *sandboxProxy) dial(ctx context.Context, netw, addr string) (net.Conn, error) {
 	// Marked: the host's rules let only the agent's sockets reach a sandbox.
-	d := net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: network.MarkControl}
+	d := net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second, Control: p.a.net.DialControl}
 	for attempt := 1; ; attempt++ {
 		if p.isClosed() {
 			return nil, errSandboxGone

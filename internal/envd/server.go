@@ -1,8 +1,9 @@
 // Package envd is the agent that runs inside every sandbox, often as its
 // first process. It serves E2B's envd API on one HTTP/1.1 listener: the
 // process.Process and filesystem.Filesystem Connect services, /files, /health,
-// /envs, /metrics and /init, plus Nestbox's snapshot preparation. cmd/envd is
-// its only importer.
+// /envs, /metrics and /init, plus Nestbox's snapshot preparation. Imported by
+// cmd/envd, and by the fake sandbox driver, which serves it in a test's own
+// process.
 package envd
 
 import (
