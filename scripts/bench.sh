@@ -10,6 +10,9 @@ echo "$(nproc) cores, $(free -g | awk '/^Mem:/ {print $2}') GiB, $(uname -sr), $
 echo "== envd Go benchmarks"
 go test -run '^$' -bench . -benchtime "${BENCHTIME:-300x}" -count 1 ./internal/envd/...
 
+echo "== network setup and teardown of one sandbox (netlink and nftables, no sandbox; docs/benchmarks.md, issue 9)"
+go test -run '^$' -bench '^BenchmarkSetup$' -benchtime "${NETWORK_BENCHTIME:-20x}" -count 1 ./internal/network/
+
 echo "== host agent benchmarks (real runsc, minimal template)"
 go test -run '^$' -bench 'Create|Destroy|BareRunsc' -benchtime "${AGENT_BENCHTIME:-20x}" -count 1 ./internal/agent/
 

@@ -35,18 +35,27 @@ fi
 mkdir -p "$dir"
 
 # PostgreSQL: a cluster of our own with trust authentication on loopback.
-pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+# An existing cluster runs on the server version that made it (a Debian
+# upgrade may install a newer one next to it); a new one on the newest.
 pgdata="$dir/postgres"
+pgbin=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -n 1)
+if [ -f "$pgdata/PG_VERSION" ] && [ -x "/usr/lib/postgresql/$(cat "$pgdata/PG_VERSION")/bin/pg_ctl" ]; then
+	pgbin="/usr/lib/postgresql/$(cat "$pgdata/PG_VERSION")/bin"
+fi
 if ! "$pgbin/pg_isready" -q -h 127.0.0.1 -p "$pg_port"; then
 	mkdir -p "$pgdata"
 	chown postgres:postgres "$pgdata"
 	chmod 0700 "$pgdata"
 	if [ ! -f "$pgdata/PG_VERSION" ]; then
 		echo "creating the test PostgreSQL cluster in $pgdata"
-		runuser -u postgres -- "$pgbin/initdb" -D "$pgdata" -U postgres -A trust >/dev/null
+		# C.UTF-8 always exists on Debian: the caller's LANG (an ssh
+		# client's locale that this machine never generated) must not
+		# make initdb fail.
+		runuser -u postgres -- env LC_ALL=C.UTF-8 "$pgbin/initdb" -D "$pgdata" -U postgres -A trust \
+			--locale=C.UTF-8 --encoding=UTF8 >/dev/null
 	fi
 	echo "starting PostgreSQL on 127.0.0.1:$pg_port"
-	runuser -u postgres -- "$pgbin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w -t 60 \
+	runuser -u postgres -- env LC_ALL=C.UTF-8 "$pgbin/pg_ctl" -D "$pgdata" -l "$pgdata/server.log" -w -t 60 \
 		-o "-p $pg_port -c listen_addresses=127.0.0.1 -k $pgdata -c max_connections=300 -c fsync=off" start >/dev/null
 fi
 

@@ -59,7 +59,8 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // variable, then to a built-in value. Secrets never come from argv (any
 // local user sees it in ps): the agent token is read from env
 // NESTBOX_AGENT_TOKEN or, when that is unset, from tokenFile (made on first
-// use); the events token from NESTBOX_EVENTS_TOKEN or --events-token-file.
+// use); the events token from NESTBOX_EVENTS_TOKEN or --events-token-file,
+// else agent.New derives it from the agent token.
 func parseAgentFlags(args []string, stderr io.Writer) (cfg agent.Config, listen string, logLevel slog.Level, tokenFile string, err error) {
 	fs := flag.NewFlagSet("nestbox agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -68,7 +69,7 @@ func parseAgentFlags(args []string, stderr io.Writer) (cfg agent.Config, listen 
 	fs.StringVar(&listen, "listen", env("NESTBOX_AGENT_LISTEN", "127.0.0.1:5007"), "address of the agent's API and sandbox proxy (env NESTBOX_AGENT_LISTEN)")
 	af := registerAgentFlags(fs)
 	fs.StringVar(&af.eventsURL, "events-url", env("NESTBOX_EVENTS_URL", ""), "URL to POST sandbox events to, e.g. http://cp:8080/v1/hosts/sandbox-events; empty sends none (env NESTBOX_EVENTS_URL)")
-	fs.StringVar(&eventsTokenFile, "events-token-file", env("NESTBOX_EVENTS_TOKEN_FILE", ""), "file holding the bearer token sent with events: a copy of the control plane's <data-dir>/host-token (env NESTBOX_EVENTS_TOKEN_FILE; or the token itself in env NESTBOX_EVENTS_TOKEN)")
+	fs.StringVar(&eventsTokenFile, "events-token-file", env("NESTBOX_EVENTS_TOKEN_FILE", ""), "file holding the bearer token sent with events, a copy of the control plane's <data-dir>/host-token (env NESTBOX_EVENTS_TOKEN_FILE; or the token itself in env NESTBOX_EVENTS_TOKEN); default: a token derived from the agent token, which the control plane derives from its copy of it")
 	fs.StringVar(&refused, "events-token", "", "refused: a token on the command line is visible to every local user; use --events-token-file or env NESTBOX_EVENTS_TOKEN")
 	fs.StringVar(&tlsCert, "tls-cert", env("NESTBOX_AGENT_TLS_CERT", ""), "PEM certificate: serve HTTPS, so the token and the traffic are encrypted across machines (env NESTBOX_AGENT_TLS_CERT; give the server its CA with --agent-ca)")
 	fs.StringVar(&tlsKey, "tls-key", env("NESTBOX_AGENT_TLS_KEY", ""), "PEM key of --tls-cert (env NESTBOX_AGENT_TLS_KEY)")

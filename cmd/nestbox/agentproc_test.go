@@ -34,15 +34,13 @@ type agentProcess struct {
 }
 
 // startAgentProcess starts an agent that posts its events to the control
-// plane at cpAddr with token, in its own corner of the host (network
-// prefix and range, cgroup). At the end of the test it destroys the
-// agent's sandboxes, stops it, and removes what it leaves on the host.
+// plane at cpAddr with token (a copy of the control plane's host-token;
+// "" gives none, and the agent derives its events token from its own), in
+// its own corner of the host (network prefix and range, cgroup). At the
+// end of the test it destroys the agent's sandboxes, stops it, and removes
+// what it leaves on the host.
 func startAgentProcess(t testing.TB, b binaries, bin, cpAddr, token, prefix, cidr, cgroup string) *agentProcess {
 	a := &agentProcess{t: t, bin: bin, dir: t.TempDir(), addr: freeAddr(t)}
-	eventsToken := filepath.Join(t.TempDir(), "host-token")
-	if err := os.WriteFile(eventsToken, []byte(token+"\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	// The agent makes its own token at its first start.
 	a.tokenFile = filepath.Join(a.dir, "agent-token")
 	a.args = []string{"agent",
@@ -51,7 +49,14 @@ func startAgentProcess(t testing.TB, b binaries, bin, cpAddr, token, prefix, cid
 		"--template-dir", e2eTemplateDir, "--template-cache-dir", e2ePackageCache,
 		"--network-prefix", prefix, "--network-cidr", cidr, "--cgroup-parent", cgroup,
 		"--default-rootfs-size", "1Gi",
-		"--events-url", "http://" + cpAddr + "/v1/hosts/sandbox-events", "--events-token-file", eventsToken, "--host-id", "local",
+		"--events-url", "http://" + cpAddr + "/v1/hosts/sandbox-events", "--host-id", "local",
+	}
+	if token != "" {
+		eventsToken := filepath.Join(t.TempDir(), "host-token")
+		if err := os.WriteFile(eventsToken, []byte(token+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		a.args = append(a.args, "--events-token-file", eventsToken)
 	}
 	a.start()
 	agentToken, err := agent.ReadTokenFile(a.tokenFile)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -11,24 +12,24 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"nestbox.dev"
-	"nestbox.dev/internal/controlplane"
 	"nestbox.dev/internal/testenv"
 )
 
-// postgresAdminURL is this machine's PostgreSQL, where tests make their
-// own databases; NESTBOX_TEST_POSTGRES_URL overrides it.
+// postgresAdminURL is the private PostgreSQL scripts/test-services.sh
+// starts (never a server the machine happens to run), where tests make
+// their own databases; NESTBOX_TEST_POSTGRES_URL overrides it.
 func postgresAdminURL() string {
 	if u := os.Getenv("NESTBOX_TEST_POSTGRES_URL"); u != "" {
 		return u
 	}
-	return "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	return "postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable"
 }
 
 func redisURL() string {
 	if u := os.Getenv("NESTBOX_TEST_REDIS_URL"); u != "" {
 		return u
 	}
-	return "redis://127.0.0.1:6379/0"
+	return "redis://127.0.0.1:56379/0"
 }
 
 // freshDatabase creates an empty PostgreSQL database for the test and
@@ -60,8 +61,10 @@ func freshDatabase(t *testing.T) string {
 
 // TestServerWithPostgresAndRedis runs the control plane as `nestbox server`
 // on PostgreSQL and Redis Streams, the fleet's backends, in front of a
-// separate `nestbox agent`: the lifecycle works through them, and the
-// database holds the capsule's history.
+// separate `nestbox agent` set up as README's split deployment is (one
+// copied file, the agent token): the lifecycle works through them, the
+// database holds the capsule's history, and the agent's own events (an
+// automatic pause) are accepted.
 func TestServerWithPostgresAndRedis(t *testing.T) {
 	b := requirePlatform(t)
 	bin := buildNestbox(t)
@@ -70,12 +73,10 @@ func TestServerWithPostgresAndRedis(t *testing.T) {
 	defer cancel()
 
 	cpDir := t.TempDir()
-	token, err := controlplane.HostToken(cpDir)
-	if err != nil {
-		t.Fatal(err)
-	}
 	cpAddr := freeAddr(t)
-	agent := startAgentProcess(t, b, bin, cpAddr, token, "nbg", "10.220.0.0/24", "/nestbox-e2e-fleet")
+	// No events token: the agent derives it from its own token, the
+	// server from its copy of that token.
+	agent := startAgentProcess(t, b, bin, cpAddr, "", "nbg", "10.220.0.0/24", "/nestbox-e2e-fleet")
 
 	var cpOut syncBuffer
 	cpCtx, cpCancel := context.WithCancel(ctx)
@@ -129,5 +130,29 @@ func TestServerWithPostgresAndRedis(t *testing.T) {
 	}
 	if err := conn.QueryRow(ctx, "SELECT count(*) FROM capsule_events WHERE capsule_id = $1", c.ID()).Scan(&events); err != nil || events != 4 {
 		t.Fatalf("capsule events in PostgreSQL: %d, %v; want 4", events, err)
+	}
+
+	// The agent's own event: the automatic pause at the timeout, posted
+	// with the events token the agent derived from its token, is what
+	// moves the capsule to paused. (A reconcile pass would record "found
+	// paused by the reconciler"; the next one is a minute away.)
+	ap, err := client.Create(ctx, nestbox.CreateCapsuleRequest{Template: "minimal", TimeoutSeconds: 5, AutoPause: true})
+	if err != nil {
+		t.Fatalf("create: %v\n%s", err, cpOut.String())
+	}
+	if _, err := ap.Wait(ctx, nestbox.StatusPaused); err != nil {
+		t.Fatalf("wait for the automatic pause: %v\n%s", err, cpOut.String())
+	}
+	history, err := ap.Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.ContainsFunc(history, func(ev nestbox.CapsuleEvent) bool {
+		return ev.To == nestbox.StatusPaused && strings.HasPrefix(ev.Reason, "paused by the host")
+	}) {
+		t.Fatalf("the automatic pause did not come as the agent's event: %+v\n%s", history, cpOut.String())
+	}
+	if _, err := ap.Kill(ctx); err != nil {
+		t.Fatalf("kill the paused capsule: %v", err)
 	}
 }

@@ -89,6 +89,10 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	// The agent posts its events with the token derived from its own (so
+	// a split deployment copies one file, the agent token), or with a copy
+	// of <data-dir>/host-token given to it with --events-token-file.
+	hostTokens := []string{agent.EventsToken(agentToken), hostToken}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
@@ -116,7 +120,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Events:            ev,
 		Hosts:             controlplane.NewSingleHost(controlplane.HostConfig{ID: "local", URL: agentURL, Token: agentToken, TLS: agentTLS}),
 		Logger:            log,
-		HostToken:         hostToken,
+		HostTokens:        hostTokens,
 		ReconcileInterval: reconcile,
 		Domain:            domain,
 		Limits:            limits,

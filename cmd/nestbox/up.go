@@ -114,7 +114,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Events:            ev,
 		Hosts:             controlplane.NewSingleHost(controlplane.HostConfig{ID: "local", URL: "http://" + loopbackAddr(agentLn.Addr()), Token: agentToken}),
 		Logger:            log,
-		HostToken:         hostToken,
+		HostTokens:        []string{hostToken},
 		ReconcileInterval: cfg.reconcile,
 		Limits:            cfg.limits,
 		Ready:             ready,

@@ -180,7 +180,8 @@ type Config struct {
 	// plane's /v1/hosts/sandbox-events); "" means events are not sent.
 	EventsURL string
 	// EventsToken is sent as "Authorization: Bearer <token>" with every
-	// event; "" sends no Authorization header.
+	// event; "" means EventsToken(Token), which a control plane holding
+	// the agent token derives too.
 	EventsToken string
 	// HostID is sent with every event; "" omits it.
 	HostID string
@@ -300,6 +301,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	if err := CheckToken(cfg.Token); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if cfg.EventsToken == "" {
+		cfg.EventsToken = EventsToken(cfg.Token)
 	}
 	if (cfg.TLSCertFile == "") != (cfg.TLSKeyFile == "") {
 		return nil, errdefs.Invalid("agent: a TLS certificate needs its key, and a key its certificate")

@@ -1,7 +1,9 @@
 package agent
 
 import (
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
 	"errors"
@@ -92,6 +94,19 @@ func ReadTokenFile(path string) (string, error) {
 		return "", fmt.Errorf("token file %s: %w", path, err)
 	}
 	return tok, nil
+}
+
+// EventsToken is the bearer token an agent whose own token is agentToken
+// posts its events with when it is given none (Config.EventsToken): an
+// HMAC-SHA256 of a fixed label keyed by the agent token, in hex. A control
+// plane that holds a copy of the agent token computes the same value, so
+// a split deployment copies one file, and the token speaks for that one
+// agent. It reveals nothing of the agent token: whoever reads it (the
+// control plane's side of the events) cannot call the agent with it.
+func EventsToken(agentToken string) string {
+	m := hmac.New(sha256.New, []byte(agentToken))
+	m.Write([]byte("nestbox host events v1"))
+	return hex.EncodeToString(m.Sum(nil))
 }
 
 // CheckToken refuses tokens too short to be secrets.

@@ -246,3 +246,33 @@ func (b bearerRT) RoundTrip(r *http.Request) (*http.Response, error) {
 	r.Header.Set("Authorization", string(b))
 	return http.DefaultTransport.RoundTrip(r)
 }
+
+// TestEventsToken: the events token an agent derives from its token is
+// the same for the same token (the control plane derives it from its
+// copy), differs between agents, and is not the agent token or a part of
+// it, so a holder of the events token cannot call the agent.
+func TestEventsToken(t *testing.T) {
+	a, _, err := TokenFile(filepath.Join(t.TempDir(), "agent-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _, err := TokenFile(filepath.Join(t.TempDir(), "agent-token"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ea, eb := EventsToken(a), EventsToken(b)
+	if ea != EventsToken(a) {
+		t.Errorf("EventsToken(%q) changes between calls", a)
+	}
+	if ea == eb {
+		t.Errorf("two agent tokens give the same events token %q", ea)
+	}
+	if CheckToken(ea) != nil || len(ea) != 64 {
+		t.Errorf("events token %q: want 64 hex characters", ea)
+	}
+	for _, half := range []string{a[:32], a[32:]} {
+		if ea == a || strings.Contains(ea, half) {
+			t.Errorf("events token %q gives away the agent token %q", ea, a)
+		}
+	}
+}

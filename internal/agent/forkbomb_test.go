@@ -188,8 +188,18 @@ func TestForkBombStaysInside(t *testing.T) {
 	}
 }
 
+// pidsRoot is the hierarchy that holds the sandboxes' pids cgroups: the
+// pids hierarchy on cgroup v1, the unified one on v2 (Debian 12's default
+// on a machine booted by systemd), as the driver chooses it.
+func pidsRoot() string {
+	if _, err := os.Stat("/sys/fs/cgroup/pids"); err == nil {
+		return "/sys/fs/cgroup/pids"
+	}
+	return "/sys/fs/cgroup"
+}
+
 func parentCgroupFile(name string) string {
-	return filepath.Join("/sys/fs/cgroup/pids", testCgroup, name)
+	return filepath.Join(pidsRoot(), testCgroup, name)
 }
 
 // parentEventsMax is the "max" counter of the parent cgroup's pids.events.
@@ -207,7 +217,7 @@ func parentEventsMax(t *testing.T) int64 {
 }
 
 func cgroupFile(id, name string) string {
-	return filepath.Join("/sys/fs/cgroup/pids", testCgroup, id, name)
+	return filepath.Join(pidsRoot(), testCgroup, id, name)
 }
 
 // cgroupInt reads a number from a sandbox's pids cgroup; false if the

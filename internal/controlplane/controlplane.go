@@ -27,10 +27,10 @@ type Config struct {
 	Events events.Stream
 	Hosts  lifecycle.Hosts
 	Logger *slog.Logger
-	// HostToken authenticates the event posts of the host agent of the one
-	// host in Hosts, and binds them to it: they may report on that host's
-	// capsules only.
-	HostToken string
+	// HostTokens authenticate the event posts of the host agent of the one
+	// host in Hosts (any one of them), and bind them to it: they may
+	// report on that host's capsules only.
+	HostTokens []string
 	// ReconcileInterval: zero means 60 s.
 	ReconcileInterval time.Duration
 	// StuckAfter: zero means 10 minutes.
@@ -80,22 +80,22 @@ func New(cfg Config) (*ControlPlane, error) {
 		return nil, err
 	}
 	hosts := cfg.Hosts.All()
-	if cfg.HostToken != "" && len(hosts) != 1 {
-		return nil, errdefs.Invalid("controlplane: one host token for %d hosts: a token must belong to one host", len(hosts))
+	if len(cfg.HostTokens) > 0 && len(hosts) != 1 {
+		return nil, errdefs.Invalid("controlplane: host tokens for %d hosts: a token must belong to one host", len(hosts))
 	}
 	var hostID string
 	if len(hosts) == 1 {
 		hostID = hosts[0].ID
 	}
 	srv, err := server.New(server.Config{
-		Lifecycle: life,
-		Store:     cfg.Store,
-		Logger:    cfg.Logger.With("component", "http"),
-		HostToken: cfg.HostToken,
-		HostID:    hostID,
-		Ready:     cfg.Ready,
-		Domain:    cfg.Domain,
-		PublicURL: cfg.PublicURL,
+		Lifecycle:  life,
+		Store:      cfg.Store,
+		Logger:     cfg.Logger.With("component", "http"),
+		HostTokens: cfg.HostTokens,
+		HostID:     hostID,
+		Ready:      cfg.Ready,
+		Domain:     cfg.Domain,
+		PublicURL:  cfg.PublicURL,
 	})
 	if err != nil {
 		return nil, err

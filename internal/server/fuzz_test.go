@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -91,6 +92,10 @@ func FuzzRoute(f *testing.F) {
 		{"evil.example", "", "", "/files", "path=/f&signature=" + sig, ""},
 		{"API.EXAMPLE.COM.", id, "", "/", "", "basic Zm9vOg=="},
 		{"8080-" + id + ".localhost.evil.example", "", "", "/", "", ""},
+		{"localhost", "", "", "/files", url.Values{"path": {"/f"}, "username": {"user"}, "signature_expiration": {"4102444800"},
+			"signature": {auth.Sign("/f", auth.OpRead, "user", token, 4102444800)}}.Encode(), ""},
+		{"localhost", "", "", "/files", "path=/f&signature=v1_forged", ""},
+		{"localhost", "", "", "/files", "path=/other&signature=" + url.QueryEscape(sig), ""},
 	} {
 		f.Add(s.host, s.sbx, s.port, s.path, s.query, s.authz)
 	}
@@ -129,6 +134,21 @@ func FuzzRoute(f *testing.F) {
 				}
 				if !strings.Contains(h, "-"+gotID+".") {
 					t.Fatalf("domain %q: Host %q routed to %q, which it does not name", d, host, gotID)
+				}
+			}
+			if gotID == "" {
+				// A signed /files URL that names no capsule goes to the
+				// capsule whose token made its signature, by envd's own
+				// check of it (expiry aside: envd answers that), or to none.
+				q := r.URL.Query()
+				exp, _ := strconv.ParseInt(q.Get("signature_expiration"), 10, 64)
+				valid := auth.CheckSignature(q.Get("signature"), q.Get("path"), auth.OpRead, q.Get("username"), token, q.Get("signature_expiration"), time.Unix(exp, 0)) == nil
+				target := s.signedTarget(r)
+				if valid && target != id {
+					t.Fatalf("domain %q: signed URL %q of capsule %s routed to %q", d, query, id, target)
+				}
+				if !valid && target != "" {
+					t.Fatalf("domain %q: signed URL %q, which no running capsule signed, routed to %q", d, query, target)
 				}
 			}
 		}

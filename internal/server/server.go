@@ -30,11 +30,12 @@ type Config struct {
 	Lifecycle *lifecycle.Service
 	Store     store.Store
 	Logger    *slog.Logger
-	// HostToken authenticates the host agent HostID posting events
-	// (Authorization: Bearer); "" refuses every host event. An event it
-	// authenticates may name only HostID and that host's capsules.
-	HostToken string
-	// HostID is the host HostToken belongs to; "" refuses every host
+	// HostTokens authenticate the host agent HostID posting events
+	// (Authorization: Bearer), any one of them; none refuses every host
+	// event, and an empty one authenticates nothing. An event they
+	// authenticate may name only HostID and that host's capsules.
+	HostTokens []string
+	// HostID is the host HostTokens belong to; "" refuses every host
 	// event.
 	HostID string
 	// MaxBodyBytes bounds JSON request bodies; zero means 1 MiB. File

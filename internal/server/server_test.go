@@ -23,7 +23,11 @@ import (
 	"nestbox.dev/internal/store/sqlite"
 )
 
-const hostToken = "host-secret"
+// hostToken and hostToken2 are the host h1's tokens (server.Config.HostTokens).
+const (
+	hostToken  = "host-secret"
+	hostToken2 = "host-secret-2"
+)
 
 // env is a control plane over a fake host agent, with two teams.
 type env struct {
@@ -96,7 +100,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	t.Cleanup(func() { life.Close(10 * time.Second) })
 	e.ready = make(chan struct{})
-	cfg := server.Config{Lifecycle: life, Store: st, HostToken: hostToken, HostID: "h1", Ready: e.ready}
+	cfg := server.Config{Lifecycle: life, Store: st, HostTokens: []string{hostToken, hostToken2}, HostID: "h1", Ready: e.ready}
 	ec.server(&cfg)
 	srv, err := server.New(cfg)
 	if err != nil {
@@ -356,8 +360,15 @@ func TestHostEvents(t *testing.T) {
 	if code := post(e.keyA, ev); code != 401 {
 		t.Fatalf("event with an API key instead of the host token: %d", code)
 	}
-	if code := post(hostToken, `{"sandbox_id":"x","type":"boom"}`); code != 400 {
-		t.Fatalf("malformed event: %d", code)
+	if code := post(hostToken+"x", ev); code != 401 {
+		t.Fatalf("event with a wrong host token: %d", code)
+	}
+	// Each of the host's tokens authenticates (a malformed event is 400,
+	// not 401).
+	for _, tok := range []string{hostToken, hostToken2} {
+		if code := post(tok, `{"sandbox_id":"x","type":"boom"}`); code != 400 {
+			t.Fatalf("malformed event with host token %q: %d", tok, code)
+		}
 	}
 	// The token is host h1's: it may not speak for another host, nor
 	// about a capsule on another host, and such events change nothing.

@@ -15,15 +15,21 @@ import (
 // PIDs (at least 4096).
 func TestParentPidsCap(t *testing.T) {
 	testenv.RequireRoot(t)
-	if _, err := os.Stat("/sys/fs/cgroup/pids"); err != nil {
-		testenv.Missing(t, "a cgroup v1 pids hierarchy")
+	// The pids hierarchy of cgroup v1, or the unified one of v2, as
+	// limitParentPids picks it.
+	pids := filepath.Join(cgroupRoot, "pids")
+	if _, err := os.Stat(pids); err != nil {
+		pids = cgroupRoot
+		if _, err := os.Stat(filepath.Join(cgroupRoot, "cgroup.controllers")); err != nil {
+			testenv.Missing(t, "a pids cgroup controller (v1 or v2)")
+		}
 	}
 	runsc := filepath.Join(t.TempDir(), "runsc")
 	if err := os.WriteFile(runsc, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	parent := "/nestbox-test-pidscap"
-	t.Cleanup(func() { os.Remove(filepath.Join("/sys/fs/cgroup/pids", parent)) })
+	t.Cleanup(func() { os.Remove(filepath.Join(pids, parent)) })
 	for _, tc := range []struct {
 		total int64
 		want  int64
@@ -34,7 +40,7 @@ func TestParentPidsCap(t *testing.T) {
 		if _, err := New(Config{Runsc: runsc, Root: t.TempDir(), CgroupParent: parent, TotalPidsLimit: tc.total}); err != nil {
 			t.Fatal(err)
 		}
-		b, err := os.ReadFile(filepath.Join("/sys/fs/cgroup/pids", parent, "pids.max"))
+		b, err := os.ReadFile(filepath.Join(pids, parent, "pids.max"))
 		if err != nil {
 			t.Fatal(err)
 		}

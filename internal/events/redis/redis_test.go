@@ -21,13 +21,14 @@ import (
 const patience = 30 * time.Second
 
 // testConfig returns a Config for the Redis of the test machine
-// (NESTBOX_TEST_REDIS_URL, else the local default) with a key of its own,
+// (NESTBOX_TEST_REDIS_URL, else the private server scripts/test-services.sh
+// starts, never one the machine happens to run) with a key of its own,
 // deleted when the test ends: other packages' tests may share the server.
 func testConfig(t *testing.T) Config {
 	t.Helper()
 	url := os.Getenv("NESTBOX_TEST_REDIS_URL")
 	if url == "" {
-		url = "redis://127.0.0.1:6379/0"
+		url = "redis://127.0.0.1:56379/0"
 	}
 	opts, err := goredis.ParseURL(url)
 	if err != nil {

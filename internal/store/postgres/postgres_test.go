@@ -20,8 +20,9 @@ import (
 )
 
 // defaultURL is the server the tests use without NESTBOX_TEST_POSTGRES_URL:
-// a local PostgreSQL that trusts the postgres user.
-const defaultURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+// the private one scripts/test-services.sh starts (make test-deps), never
+// a server the machine happens to run.
+const defaultURL = "postgres://postgres@127.0.0.1:55432/postgres?sslmode=disable"
 
 func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t, freshDB(t)) })
