@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -215,5 +216,40 @@ func TestEgressDenyAtCreate(t *testing.T) {
 	}
 	if f.agent.Creates()+g.agent.Creates() > 2 {
 		t.Fatalf("refused creates reached the host")
+	}
+}
+
+// TestResumeCappedByLifetime: the lifetime cap counts from creation with
+// paused time included, so a resume is shortened to end at it, and a
+// capsule paused past it cannot run again.
+func TestResumeCappedByLifetime(t *testing.T) {
+	clk := &clock{now: time.Now()}
+	f := newFixture(t, func(c *Config) { c.MaxLifetime, c.Now = time.Hour, clk.Now })
+	ctx := context.Background()
+	c := f.running(t, nestbox.CreateCapsuleRequest{TimeoutSeconds: 600})
+	pause := func() {
+		t.Helper()
+		if _, err := f.svc.Pause(ctx, team, c.ID, PauseOptions{Memory: true}); err != nil {
+			t.Fatal(err)
+		}
+		f.settle(t, c.ID, nestbox.StatusPaused)
+	}
+	pause()
+	clk.Add(55 * time.Minute)
+	if _, err := f.svc.Resume(ctx, team, c.ID, ResumeOptions{Timeout: 30 * time.Minute}); err != nil {
+		t.Fatalf("Resume(30m) 55 minutes into a 1 h lifetime: %v", err)
+	}
+	f.settle(t, c.ID, nestbox.StatusRunning)
+	if rs := f.agent.Resumes(); len(rs) != 1 || rs[0].GetTimeoutSeconds() > 300 || rs[0].GetTimeoutSeconds() < 290 {
+		t.Fatalf("resume requests %v, want one shortened to the ~300 s left of the lifetime", rs)
+	}
+	pause()
+	clk.Add(10 * time.Minute)
+	_, err := f.svc.Resume(ctx, team, c.ID, ResumeOptions{})
+	if !errors.Is(err, errdefs.ErrConflict) || !strings.Contains(err.Error(), "maximum lifetime") {
+		t.Fatalf("Resume past the lifetime: %v, want a conflict naming the maximum lifetime", err)
+	}
+	if got, _ := f.store.GetCapsule(ctx, c.ID); got.Status != nestbox.StatusPaused {
+		t.Fatalf("after a refused resume: %s, want still paused", got.Status)
 	}
 }

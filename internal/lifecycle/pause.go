@@ -158,7 +158,9 @@ func (s *Service) getSandbox(ctx context.Context, h Host, id string) (*agentpb.S
 // its host in the background; it returns at once. A capsule already
 // resuming is returned as it is; one in any other status but paused is
 // errdefs.ErrConflict. A timeout over Config.MaxLifetime is
-// errdefs.ErrInvalid.
+// errdefs.ErrInvalid. The new timeout never takes the capsule past
+// CreatedAt + Config.MaxLifetime (it is shortened to end there); a capsule
+// already past that is errdefs.ErrConflict.
 func (s *Service) Resume(ctx context.Context, teamID, id string, opts ResumeOptions) (nestbox.Capsule, error) {
 	c, err := s.get(ctx, teamID, id)
 	if err != nil {
@@ -190,6 +192,15 @@ func (s *Service) resume(ctx context.Context, c store.Capsule, opts ResumeOption
 			timeout = DefaultTimeout
 		}
 	}
+	// The lifetime cap counts from creation, paused time included: a
+	// resume cannot take a capsule past it any more than a timeout change.
+	limit := c.CreatedAt.Add(s.cfg.MaxLifetime)
+	left := limit.Sub(s.cfg.Now()).Truncate(time.Second)
+	if left < time.Second {
+		return c, errdefs.Conflict("capsule %s reached its maximum lifetime at %s (%s after its creation) and cannot run again; destroy it",
+			c.ID, limit.UTC().Format(time.RFC3339), s.cfg.MaxLifetime)
+	}
+	timeout = min(timeout, left)
 	c, err = s.transition(ctx, c.ID, []nestbox.Status{nestbox.StatusPaused}, store.StatusUpdate{
 		To: nestbox.StatusResuming, Reason: "resume requested", Generation: c.Generation,
 	})
