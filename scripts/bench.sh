@@ -19,6 +19,9 @@ go test -run '^$' -bench 'Create|Destroy|BareRunsc' -benchtime "${AGENT_BENCHTIM
 echo "== pause and resume (real runsc, minimal template; memory and disk tier; bare runsc checkpoint/restore in the same run)"
 go test -run '^$' -bench 'PauseResume|BareCheckpoint' -benchtime "${PAUSE_BENCHTIME:-10x}" -count 1 -timeout 30m ./internal/agent/
 
+echo "== loading a disk-tier snapshot's memory: -direct (default) against -background (lazy)"
+go test -run '^$' -bench 'ResumeLoading' -benchtime "${PAUSE_BENCHTIME:-10x}" -count 1 -timeout 30m ./internal/agent/
+
 echo "== the platform through its API, next to the host agent alone (base template)"
 go test -run '^$' -bench 'CreateToFirstExec|ExecRoundTrip' -benchtime "${API_BENCHTIME:-20x}" -count 1 ./cmd/nestbox/
 echo "== bare runsc in the same run (base template)"

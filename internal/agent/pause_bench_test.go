@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"nestbox.dev/internal/driver/gvisor"
 	"nestbox.dev/internal/proto/agentpb"
 )
 
@@ -183,5 +184,56 @@ func BenchmarkBareCheckpoint(b *testing.B) {
 			reportNamed(b, "checkpoint", checkpoint)
 			reportNamed(b, "restore", restore)
 		})
+	}
+}
+
+// BenchmarkResumeLoading compares the two ways runsc loads a disk-tier
+// snapshot's memory: all pages read with O_DIRECT before the sandbox runs
+// (-direct, the driver's default) and lazily in the background
+// (-background, gvisor.Config.LazyRestore). It reports the resume, the
+// first command (`true`) and the first read of all the memory the sandbox
+// held (its pattern file on a tmpfs), each from the end of the one before.
+func BenchmarkResumeLoading(b *testing.B) {
+	for _, lazy := range []bool{false, true} {
+		for _, size := range pauseSizes[1:] {
+			name := map[bool]string{false: "direct", true: "background"}[lazy]
+			b.Run(name+"/"+size.name, func(b *testing.B) {
+				h := newTestHost(b)
+				ta := h.startAgent(b, "", func(c *Config) {
+					c.PauseMemoryGrace = -1
+					d, err := gvisor.New(gvisor.Config{Runsc: c.Runsc, Root: filepath.Join(c.DataDir, "runsc"), CgroupParent: c.CgroupParent, LazyRestore: lazy})
+					if err != nil {
+						b.Fatal(err)
+					}
+					c.Driver = d
+				})
+				sb := benchSandbox(b, ta, size.mib)
+				pc := ta.process(sb.Id, "", "root")
+				var resume, first, touch []time.Duration
+				b.ResetTimer()
+				for range b.N {
+					b.StopTimer()
+					if _, err := ta.pauseRPC(sb.Id, false); err != nil {
+						b.Fatalf("pause: %v", err)
+					}
+					b.StartTimer()
+					start := time.Now()
+					if _, err := ta.resumeRPC(sb.Id); err != nil {
+						b.Fatalf("resume: %v", err)
+					}
+					resume = append(resume, time.Since(start))
+					start = time.Now()
+					mustSh(b, pc, "true")
+					first = append(first, time.Since(start))
+					start = time.Now()
+					mustSh(b, pc, "cat /dev/hold/pattern > /dev/null")
+					touch = append(touch, time.Since(start))
+				}
+				b.StopTimer()
+				reportNamed(b, "resume", resume)
+				reportNamed(b, "first-exec", first)
+				reportNamed(b, "read-all-memory", touch)
+			})
+		}
 	}
 }

@@ -55,6 +55,13 @@ type Config struct {
 	CommandTimeout time.Duration
 	// StartTimeout bounds runsc run and restore; zero means 2 minutes.
 	StartTimeout time.Duration
+	// LazyRestore makes a restore return once the sandbox's metadata is
+	// loaded and load its memory pages in the background (runsc restore
+	// -background) instead of reading them all first with O_DIRECT
+	// (-direct, the default). On 2 cores the background loader competes
+	// with the sandbox, so the first commands after a resume are not
+	// sooner (docs/benchmarks.md measures both).
+	LazyRestore bool
 	// ExtraFlags are appended to every runsc invocation (e.g. --debug).
 	ExtraFlags []string
 	Logger     *slog.Logger
@@ -417,7 +424,11 @@ func (d *Driver) Restore(ctx context.Context, spec driver.Spec, imageDir string)
 	if err := d.writeBundle(spec); err != nil {
 		return fmt.Errorf("restore sandbox %s: %w", spec.ID, err)
 	}
-	if err := d.start(ctx, spec, "restore", "-detach", "-direct", "-image-path="+imageDir, "-bundle", bundleDir(spec), spec.ID); err != nil {
+	load := "-direct"
+	if d.cfg.LazyRestore {
+		load = "-background"
+	}
+	if err := d.start(ctx, spec, "restore", "-detach", load, "-image-path="+imageDir, "-bundle", bundleDir(spec), spec.ID); err != nil {
 		d.Destroy(context.WithoutCancel(ctx), spec.ID)
 		return fmt.Errorf("restore sandbox %s: %w", spec.ID, err)
 	}
