@@ -77,7 +77,8 @@ type Config struct {
 	CIDR string
 	// Prefix starts every name this manager creates (namespaces, links,
 	// nft chains); "" means "nbx". Two managers on one host need different
-	// prefixes and pools.
+	// prefixes, neither the start of the other (names are matched by
+	// prefix: nbxh* links, nbx-* and nbxn-* namespaces), and pools.
 	Prefix string
 	// RateBytes and BurstBytes limit each sandbox's egress; zero means the
 	// defaults, negative means unlimited.
