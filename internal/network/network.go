@@ -6,6 +6,9 @@
 // egress rate limit, a per-sandbox conntrack limit, anti-spoofing, and rules
 // that keep sandboxes away from each other, from every address of the host
 // and keep local processes other than the agent away from the sandboxes.
+// Optionally (Config.SharedGuestAddress) every guest has the same address
+// behind a NAT namespace of its own, so that sandboxes restored from one
+// checkpoint can run side by side (nat.go).
 //
 // It drives the kernel over netlink, in-process: links, addresses, routes,
 // namespaces and qdiscs with github.com/vishvananda/netlink and netns, the
@@ -74,7 +77,8 @@ type Config struct {
 	CIDR string
 	// Prefix starts every name this manager creates (namespaces, links,
 	// nft chains); "" means "nbx". Two managers on one host need different
-	// prefixes and pools.
+	// prefixes, neither the start of the other (names are matched by
+	// prefix: nbxh* links, nbx-* and nbxn-* namespaces), and pools.
 	Prefix string
 	// RateBytes and BurstBytes limit each sandbox's egress; zero means the
 	// defaults, negative means unlimited.
@@ -88,8 +92,33 @@ type Config struct {
 	// ConntrackLimit bounds the connections each sandbox has open through
 	// the host; zero means DefaultConntrackLimit.
 	ConntrackLimit int
-	Logger         *slog.Logger
+	// SharedGuestAddress gives every sandbox the same guest address,
+	// GuestAddr with gateway GatewayAddr, behind a NAT namespace of its
+	// own that maps it to the sandbox's exposed address from the pool (the
+	// address the host and the agent see and dial). A sandbox restored
+	// from another's checkpoint (a fork) keeps the guest address its
+	// netstack was saved with. false: the guest has the pool address
+	// itself, as before. A Sandbox keeps the topology it was built with
+	// (Rebuild of a paused sandbox follows the Sandbox, not this field).
+	SharedGuestAddress bool
+	Logger             *slog.Logger
 }
+
+// The guest side of the shared-address topology: every sandbox's
+// netstack has GuestAddr/GuestBits with the default route via GatewayAddr.
+// Link-local, so that it cannot hide a destination a tenant may be
+// allowed: no operator routes 169.254/16, the default deny list denies it
+// whole, and the host's own namespace never sees these addresses (they
+// live only between a sandbox and its NAT namespace). The /30 sits at the
+// start of 169.254/16, away from the metadata address 169.254.169.254,
+// which stays a routed destination that the host's deny set catches.
+var (
+	GuestAddr   = netip.MustParseAddr("169.254.0.21")
+	GatewayAddr = netip.MustParseAddr("169.254.0.22")
+)
+
+// GuestBits is the prefix length of GuestAddr.
+const GuestBits = 30
 
 // Options are one sandbox's network settings.
 type Options struct {
@@ -105,17 +134,45 @@ type Options struct {
 // Sandbox is the network of one sandbox. It is plain data so that the
 // agent can keep it in the sandbox's state file and adopt it after a restart.
 type Sandbox struct {
-	ID      string     `json:"id"`
-	Slot    int        `json:"slot"`
-	NetNS   string     `json:"netns"` // path
-	HostIf  string     `json:"host_if"`
-	HostIP  netip.Addr `json:"host_ip"`
+	ID    string `json:"id"`
+	Slot  int    `json:"slot"`
+	NetNS string `json:"netns"` // path of the namespace the runtime joins
+	// NATNS is the path of the NAT namespace between NetNS and the host,
+	// "" in the unique-address topology (and in state files written
+	// before the shared one existed).
+	NATNS  string     `json:"nat_netns,omitempty"`
+	HostIf string     `json:"host_if"`
+	HostIP netip.Addr `json:"host_ip"`
+	// GuestIP is the address inside the sandbox (for the OCI spec and
+	// Readd): the slot's own address, or GuestAddr when NATNS is set.
 	GuestIP netip.Addr `json:"guest_ip"`
 	Bits    int        `json:"bits"`
+	// ExposedIP is the unique address the host sees the sandbox at when
+	// NATNS is set (its NAT namespace maps it to and from GuestIP);
+	// invalid in the unique-address topology. Dial Addr, not this.
+	ExposedIP netip.Addr `json:"exposed_ip,omitzero"`
 }
 
 // GuestPrefix is the sandbox's address with its prefix length.
 func (s Sandbox) GuestPrefix() netip.Prefix { return netip.PrefixFrom(s.GuestIP, s.Bits) }
+
+// Addr is the address the host reaches the sandbox at: the one to dial,
+// and the source address its traffic has on the host. It is unique per
+// sandbox in both topologies.
+func (s Sandbox) Addr() netip.Addr {
+	if s.NATNS != "" {
+		return s.ExposedIP
+	}
+	return s.GuestIP
+}
+
+// Gateway is the default route's next hop inside the sandbox.
+func (s Sandbox) Gateway() netip.Addr {
+	if s.NATNS != "" {
+		return GatewayAddr
+	}
+	return s.HostIP
+}
 
 // Manager allocates and builds sandbox networks. Safe for concurrent use.
 type Manager struct {

@@ -2,6 +2,7 @@ package network
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -75,7 +77,8 @@ func newTestManager(t testing.TB, edit ...func(*Config)) *Manager {
 // namespaces (re-executing the test binary under `ip netns exec`).
 func TestMain(m *testing.M) {
 	if addr := os.Getenv("NBT_SERVE_ADDR"); addr != "" {
-		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("ok")) })}
+		body := []byte(cmp.Or(os.Getenv("NBT_SERVE_BODY"), "ok"))
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { w.Write(body) })}
 		var lns []net.Listener
 		for _, a := range strings.Split(addr, ",") {
 			ln, err := net.Listen("tcp", a)
@@ -94,11 +97,25 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-func serveIn(ns, addrs string) *exec.Cmd {
+// serveIn runs an HTTP server in namespace ns on addrs (comma-separated)
+// that answers body, or "ok".
+func serveIn(ns, addrs string, body ...string) *exec.Cmd {
 	self, _ := os.Executable()
 	cmd := exec.Command("ip", "netns", "exec", ns, self)
-	cmd.Env = append(os.Environ(), "NBT_SERVE_ADDR="+addrs)
+	cmd.Env = append(os.Environ(), "NBT_SERVE_ADDR="+addrs, "NBT_SERVE_BODY="+strings.Join(body, ""))
 	return cmd
+}
+
+// forTopologies runs f once per network topology: with the guest's own
+// pool address, and with the shared guest address behind a NAT namespace.
+// topo is the Config edit that selects it.
+func forTopologies(t *testing.T, f func(t *testing.T, topo func(*Config))) {
+	for _, tc := range []struct {
+		name   string
+		shared bool
+	}{{"unique", false}, {"shared", true}} {
+		t.Run(tc.name, func(t *testing.T) { f(t, func(c *Config) { c.SharedGuestAddress = tc.shared }) })
+	}
 }
 
 // ip runs an ip(8) command of the tests' scaffolding.
@@ -186,181 +203,67 @@ func setup(t testing.TB, m *Manager, id string, opts Options) Sandbox {
 	return sb
 }
 
-func TestEgressPolicy(t *testing.T) {
-	m := newTestManager(t)
-	startExternal(t)
-	ext := "http://" + extAddr + ":8080/"
-	extPrefix := netip.MustParsePrefix("203.0.113.0/24")
-	for _, tc := range []struct {
-		name string
-		opts Options
-		want bool
-	}{
-		{"internet", Options{Internet: true}, true},
-		{"offline", Options{Internet: false}, false},
-		{"denied", Options{Internet: true, DenyOut: []netip.Prefix{extPrefix}}, false},
-		{"allowed while offline", Options{AllowOut: []netip.Prefix{netip.MustParsePrefix(extAddr + "/32")}}, true},
-		{"allow beats deny", Options{Internet: true, AllowOut: []netip.Prefix{netip.MustParsePrefix(extAddr + "/31")}, DenyOut: []netip.Prefix{netip.MustParsePrefix("0.0.0.0/0")}}, true},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			sb := setup(t, m, "egress-"+strings.ReplaceAll(tc.name, " ", "-"), tc.opts)
-			if got := reach(sb, ext); got != tc.want {
-				t.Fatalf("reach external host with %+v: got %v, want %v", tc.opts, got, tc.want)
-			}
-		})
-	}
-}
-
-// TestOperatorDenyList checks that the default deny list keeps a sandbox
-// with internet on from the metadata address and every private range, and
-// that no allow list opens them. TestDenyListIsWhatBlocks is its control.
-func TestOperatorDenyList(t *testing.T) {
-	m := newTestManager(t)
-	startExternal(t)
-	sb := setup(t, m, "deny", Options{Internet: true})
-	if !reach(sb, "http://"+extAddr+":8080/") {
-		t.Fatal("control: the fake public host is not reachable with internet on")
-	}
-	for _, d := range fakeDenied {
-		if reach(sb, "http://"+d.addr+":8080/") {
-			t.Errorf("reached %s (%s) with internet on", d.addr, d.name)
-		}
-	}
-	// Allow lists naming them are refused.
-	for _, d := range fakeDenied {
-		allow := []netip.Prefix{netip.PrefixFrom(netip.MustParseAddr(d.addr), 32)}
-		if _, err := m.Setup(context.Background(), "deny-allow", Options{Internet: true, AllowOut: allow}); !errors.Is(err, errdefs.ErrInvalid) {
-			t.Errorf("allow_out %s (%s): got %v, want an invalid-argument error", d.addr, d.name, err)
-		}
-	}
-	if len(m.used) != 1 {
-		t.Errorf("refused setups hold slots: %v", m.used)
-	}
-}
-
-// TestDenyBeforeAllow checks the order of the rules themselves, beneath
-// Setup's refusal: a sandbox chain written with an allow list naming the
-// denied fake hosts (as a Setup without the check would write it) still
-// does not reach them, while its allow list works for the public one.
-func TestDenyBeforeAllow(t *testing.T) {
-	m := newTestManager(t)
-	startExternal(t)
-	sb := setup(t, m, "order", Options{})
-	opts := Options{AllowOut: []netip.Prefix{netip.MustParsePrefix(extAddr + "/32")}}
-	for _, d := range fakeDenied {
-		opts.AllowOut = append(opts.AllowOut, netip.PrefixFrom(netip.MustParseAddr(d.addr), 32))
-	}
-	if err := m.applyRules(sb, opts); err != nil {
-		t.Fatal(err)
-	}
-	if !reach(sb, "http://"+extAddr+":8080/") {
-		t.Fatal("control: the allowed fake public host is not reachable")
-	}
-	for _, d := range fakeDenied {
-		if reach(sb, "http://"+d.addr+":8080/") {
-			t.Errorf("an allow rule opened %s (%s), which the deny list blocks", d.addr, d.name)
-		}
-	}
-}
-
-// TestDenyListIsWhatBlocks is the control of TestOperatorDenyList: with an
-// empty operator list the same fake hosts answer, so the blocking there
-// is the deny list's doing, not a routing accident.
-func TestDenyListIsWhatBlocks(t *testing.T) {
-	m := newTestManager(t, func(c *Config) { c.EgressDeny = []netip.Prefix{} })
-	startExternal(t)
-	sb := setup(t, m, "nodeny", Options{Internet: true})
-	for _, d := range fakeDenied {
-		if !reach(sb, "http://"+d.addr+":8080/") {
-			t.Errorf("control: %s (%s) not reachable without a deny list", d.addr, d.name)
-		}
-	}
-}
-
-// TestHostAddressesAlwaysDenied checks that the host's own addresses and
-// the pool are denied even with an empty operator list, and allow lists
-// naming them are refused.
-func TestHostAddressesAlwaysDenied(t *testing.T) {
-	m := newTestManager(t, func(c *Config) { c.EgressDeny = []netip.Prefix{} })
-	host, err := hostAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	other := setup(t, m, "host-other", Options{})
-	addrs := append(host, other.HostIP, other.GuestIP)
-	for _, a := range addrs {
-		allow := []netip.Prefix{netip.PrefixFrom(a, 32)}
-		if _, err := m.Setup(context.Background(), "host-allow", Options{AllowOut: allow}); !errors.Is(err, errdefs.ErrInvalid) {
-			t.Errorf("allow_out %s (an address of the host or the pool): got %v, want invalid", a, err)
-		}
-	}
-	deny := m.EgressDeny()
-	for _, a := range addrs {
-		if !slices.ContainsFunc(deny, func(p netip.Prefix) bool { return p.Contains(a) }) {
-			t.Errorf("%s is not in the deny set %v", a, deny)
-		}
-	}
-}
-
 func TestIsolation(t *testing.T) {
-	m := newTestManager(t)
-	a := setup(t, m, "iso-a", Options{Internet: true})
-	b := setup(t, m, "iso-b", Options{Internet: true})
+	forTopologies(t, func(t *testing.T, topo func(*Config)) {
+		m := newTestManager(t, topo)
+		a := setup(t, m, "iso-a", Options{Internet: true})
+		b := setup(t, m, "iso-b", Options{Internet: true})
 
-	// A service in B's namespace.
-	srv := serveIn(nsName(b), b.GuestIP.String()+":8081")
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() { srv.Process.Kill(); srv.Wait() }()
-	// A service on every address of the host (the agent's port, say).
-	ln, err := net.Listen("tcp", ":0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
-	port := ln.Addr().(*net.TCPAddr).Port
-
-	// The agent (a marked socket) reaches B's service.
-	bAddr := net.JoinHostPort(b.GuestIP.String(), "8081")
-	marked := &net.Dialer{Timeout: time.Second, Control: MarkControl}
-	var c net.Conn
-	for range 100 {
-		if c, err = marked.Dial("tcp", bAddr); err == nil {
-			break
+		// A service in B's namespace.
+		srv := serveIn(nsName(b), b.GuestIP.String()+":8081")
+		if err := srv.Start(); err != nil {
+			t.Fatal(err)
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if err != nil {
-		t.Fatalf("a marked socket cannot reach a service in sandbox B: %v", err)
-	}
-	c.Close()
-	// Any other local process does not.
-	if c, err := (&net.Dialer{Timeout: time.Second}).Dial("tcp", bAddr); err == nil {
+		defer func() { srv.Process.Kill(); srv.Wait() }()
+		// A service on every address of the host (the agent's port, say).
+		ln, err := net.Listen("tcp", ":0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		go http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+		port := ln.Addr().(*net.TCPAddr).Port
+
+		// The agent (a marked socket) reaches B's service.
+		bAddr := net.JoinHostPort(b.Addr().String(), "8081")
+		marked := &net.Dialer{Timeout: time.Second, Control: MarkControl}
+		var c net.Conn
+		for range 100 {
+			if c, err = marked.Dial("tcp", bAddr); err == nil {
+				break
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		if err != nil {
+			t.Fatalf("a marked socket cannot reach a service in sandbox B: %v", err)
+		}
 		c.Close()
-		t.Error("an unmarked local socket reached a service in sandbox B")
-	}
-	bURL := "http://" + bAddr + "/"
-	if reach(a, bURL) {
-		t.Error("sandbox A reached sandbox B")
-	}
-	for _, ip := range []netip.Addr{a.HostIP, b.HostIP} {
-		if reach(a, fmt.Sprintf("http://%s:%d/", ip, port)) {
-			t.Errorf("sandbox A reached the host's port %d on %s", port, ip)
+		// Any other local process does not.
+		if c, err := (&net.Dialer{Timeout: time.Second}).Dial("tcp", bAddr); err == nil {
+			c.Close()
+			t.Error("an unmarked local socket reached a service in sandbox B")
 		}
-	}
-	// (127.0.0.1 inside A's namespace is A's own loopback: not a probe of
-	// the host.)
-	host, err := hostAddrs()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, h := range host {
-		if !h.IsLoopback() && reach(a, fmt.Sprintf("http://%s:%d/", h, port)) {
-			t.Errorf("sandbox A reached the host's port %d on %s", port, h)
+		bURL := "http://" + bAddr + "/"
+		if reach(a, bURL) {
+			t.Error("sandbox A reached sandbox B")
 		}
-	}
+		for _, ip := range []netip.Addr{a.HostIP, b.HostIP} {
+			if reach(a, fmt.Sprintf("http://%s:%d/", ip, port)) {
+				t.Errorf("sandbox A reached the host's port %d on %s", port, ip)
+			}
+		}
+		// (127.0.0.1 inside A's namespace is A's own loopback: not a probe of
+		// the host.)
+		host, err := hostAddrs()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, h := range host {
+			if !h.IsLoopback() && reach(a, fmt.Sprintf("http://%s:%d/", h, port)) {
+				t.Errorf("sandbox A reached the host's port %d on %s", port, h)
+			}
+		}
+	})
 }
 
 // TestAntiSpoofing checks that a sandbox sends only from its own address:
@@ -369,63 +272,68 @@ func TestIsolation(t *testing.T) {
 // those from the genuine address do; and IPv6 is off on both ends of its
 // link.
 func TestAntiSpoofing(t *testing.T) {
-	m := newTestManager(t)
-	startExternal(t)
-	sb := setup(t, m, "spoof", Options{Internet: true})
-	other := setup(t, m, "spoof-other", Options{Internet: true})
-	spoofed := []netip.Addr{other.GuestIP, netip.MustParseAddr("203.0.113.77")}
-	for _, a := range spoofed {
-		if err := ip("-n", nsName(sb), "addr", "add", a.String()+"/32", "dev", "eth0"); err != nil {
+	forTopologies(t, func(t *testing.T, topo func(*Config)) {
+		m := newTestManager(t, topo)
+		startExternal(t)
+		sb := setup(t, m, "spoof", Options{Internet: true})
+		other := setup(t, m, "spoof-other", Options{Internet: true})
+		spoofed := []netip.Addr{other.Addr(), netip.MustParseAddr("203.0.113.77")}
+		for _, a := range spoofed {
+			if err := ip("-n", nsName(sb), "addr", "add", a.String()+"/32", "dev", "eth0"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		got := listenUDPIn(t, extNS, extAddr+":9999")
+		nsh, err := netns.GetFromPath(sb.NetNS)
+		if err != nil {
 			t.Fatal(err)
 		}
-	}
-	got := listenUDPIn(t, extNS, extAddr+":9999")
-	nsh, err := netns.GetFromPath(sb.NetNS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nsh.Close()
-	send := func(from netip.Addr, tag string) {
-		t.Helper()
-		if err := onThreadIn(nsh, func() error {
-			c, err := net.DialUDP("udp4", &net.UDPAddr{IP: from.AsSlice()}, &net.UDPAddr{IP: net.ParseIP(extAddr), Port: 9999})
-			if err != nil {
+		defer nsh.Close()
+		send := func(from netip.Addr, tag string) {
+			t.Helper()
+			if err := onThreadIn(nsh, func() error {
+				c, err := net.DialUDP("udp4", &net.UDPAddr{IP: from.AsSlice()}, &net.UDPAddr{IP: net.ParseIP(extAddr), Port: 9999})
+				if err != nil {
+					return err
+				}
+				defer c.Close()
+				_, err = c.Write([]byte(tag))
 				return err
+			}); err != nil {
+				t.Fatalf("send from %s: %v", from, err)
 			}
-			defer c.Close()
-			_, err = c.Write([]byte(tag))
+		}
+		send(sb.GuestIP, "genuine")
+		waitFor(t, got, "genuine")
+		for _, a := range spoofed {
+			send(a, "spoofed "+a.String())
+		}
+		// The same path keeps the order: once this one is in, a spoofed one
+		// that got through would be too.
+		send(sb.GuestIP, "after")
+		for _, tag := range waitFor(t, got, "after") {
+			if strings.HasPrefix(tag, "spoofed") {
+				t.Errorf("a datagram from a spoofed source arrived: %q", tag)
+			}
+		}
+
+		if b, _ := os.ReadFile("/proc/sys/net/ipv6/conf/" + sb.HostIf + "/disable_ipv6"); strings.TrimSpace(string(b)) != "1" {
+			t.Errorf("IPv6 on %s: disable_ipv6=%q, want 1", sb.HostIf, b)
+		}
+		var inside []byte
+		if err := onThreadIn(nsh, func() (err error) {
+			inside, err = os.ReadFile("/proc/sys/net/ipv6/conf/eth0/disable_ipv6")
 			return err
 		}); err != nil {
-			t.Fatalf("send from %s: %v", from, err)
+			t.Fatal(err)
 		}
-	}
-	send(sb.GuestIP, "genuine")
-	waitFor(t, got, "genuine")
-	for _, a := range spoofed {
-		send(a, "spoofed "+a.String())
-	}
-	// The same path keeps the order: once this one is in, a spoofed one
-	// that got through would be too.
-	send(sb.GuestIP, "after")
-	for _, tag := range waitFor(t, got, "after") {
-		if strings.HasPrefix(tag, "spoofed") {
-			t.Errorf("a datagram from a spoofed source arrived: %q", tag)
+		if strings.TrimSpace(string(inside)) != "1" {
+			t.Errorf("IPv6 on the guest end: disable_ipv6=%q, want 1", inside)
 		}
-	}
-
-	if b, _ := os.ReadFile("/proc/sys/net/ipv6/conf/" + sb.HostIf + "/disable_ipv6"); strings.TrimSpace(string(b)) != "1" {
-		t.Errorf("IPv6 on %s: disable_ipv6=%q, want 1", sb.HostIf, b)
-	}
-	var inside []byte
-	if err := onThreadIn(nsh, func() (err error) {
-		inside, err = os.ReadFile("/proc/sys/net/ipv6/conf/eth0/disable_ipv6")
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	if strings.TrimSpace(string(inside)) != "1" {
-		t.Errorf("IPv6 on the guest end: disable_ipv6=%q, want 1", inside)
-	}
+		if sb.NATNS != "" {
+			assertIPv6Off(t, sb.NATNS, natGuestIf, natHostIf)
+		}
+	})
 }
 
 // listenUDPIn receives datagrams on addr inside namespace ns and sends
@@ -485,138 +393,148 @@ func waitFor(t *testing.T, got <-chan string, want string) []string {
 // TestConntrackLimit checks that one sandbox cannot hold more connections
 // through the host than its limit.
 func TestConntrackLimit(t *testing.T) {
-	const limit = 3
-	m := newTestManager(t, func(c *Config) { c.ConntrackLimit = limit })
-	startExternal(t)
-	sb := setup(t, m, "conntrack", Options{Internet: true})
-	nsh, err := netns.GetFromPath(sb.NetNS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nsh.Close()
-	var conns []net.Conn
-	defer func() {
-		for _, c := range conns {
-			c.Close()
+	forTopologies(t, func(t *testing.T, topo func(*Config)) {
+		const limit = 3
+		m := newTestManager(t, topo, func(c *Config) { c.ConntrackLimit = limit })
+		startExternal(t)
+		sb := setup(t, m, "conntrack", Options{Internet: true})
+		nsh, err := netns.GetFromPath(sb.NetNS)
+		if err != nil {
+			t.Fatal(err)
 		}
-	}()
-	var opened int
-	for range limit + 2 {
-		var c net.Conn
-		// The socket is made on a thread inside the namespace and stays
-		// there.
-		err := onThreadIn(nsh, func() (err error) {
-			c, err = net.DialTimeout("tcp", extAddr+":8080", 2*time.Second)
-			return err
-		})
-		if err == nil {
-			conns = append(conns, c)
-			opened++
+		defer nsh.Close()
+		var conns []net.Conn
+		defer func() {
+			for _, c := range conns {
+				c.Close()
+			}
+		}()
+		var opened int
+		for range limit + 2 {
+			var c net.Conn
+			// The socket is made on a thread inside the namespace and stays
+			// there.
+			err := onThreadIn(nsh, func() (err error) {
+				c, err = net.DialTimeout("tcp", extAddr+":8080", 2*time.Second)
+				return err
+			})
+			if err == nil {
+				conns = append(conns, c)
+				opened++
+			}
 		}
-	}
-	if opened != limit {
-		t.Fatalf("opened %d connections with a limit of %d", opened, limit)
-	}
+		if opened != limit {
+			t.Fatalf("opened %d connections with a limit of %d", opened, limit)
+		}
+	})
 }
 
 func TestTeardownLeavesNothing(t *testing.T) {
-	m := newTestManager(t)
-	ctx := context.Background()
-	sb, err := m.Setup(ctx, "gone", Options{Internet: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Teardown(ctx, sb); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Teardown(ctx, sb); err != nil {
-		t.Fatalf("second teardown: %v", err)
-	}
-	assertGone(t, m, sb)
-	// The slot is free again.
-	sb2, err := m.Setup(ctx, "again", Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Teardown(ctx, sb2)
-	if sb2.Slot != sb.Slot {
-		t.Errorf("slot %d not reused (got %d)", sb.Slot, sb2.Slot)
-	}
+	forTopologies(t, func(t *testing.T, topo func(*Config)) {
+		m := newTestManager(t, topo)
+		ctx := context.Background()
+		sb, err := m.Setup(ctx, "gone", Options{Internet: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Teardown(ctx, sb); err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Teardown(ctx, sb); err != nil {
+			t.Fatalf("second teardown: %v", err)
+		}
+		assertGone(t, m, sb)
+		// The slot is free again.
+		sb2, err := m.Setup(ctx, "again", Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer m.Teardown(ctx, sb2)
+		if sb2.Slot != sb.Slot {
+			t.Errorf("slot %d not reused (got %d)", sb.Slot, sb2.Slot)
+		}
+	})
 }
 
 func TestFailedSetupUnwinds(t *testing.T) {
-	m := newTestManager(t)
-	ctx := context.Background()
-	// A namespace of that name already exists: setup fails at its first
-	// step and must leave the slot free and the existing namespace alone.
-	if err := ip("netns", "add", testPrefix+"-busy"); err != nil {
-		t.Fatal(err)
-	}
-	defer ip("netns", "del", testPrefix+"-busy")
-	if _, err := m.Setup(ctx, "busy", Options{}); err == nil {
-		t.Fatal("setup over an existing namespace succeeded")
-	}
-	if len(m.used) != 0 {
-		t.Fatalf("slots still used after a failed setup: %v", m.used)
-	}
-	if _, err := os.Stat(netnsDir + "/" + testPrefix + "-busy"); err != nil {
-		t.Fatalf("failed setup removed a namespace it did not make: %v", err)
-	}
-	// Invalid input.
-	if _, err := m.Setup(ctx, "bad id", Options{}); !errors.Is(err, errdefs.ErrInvalid) {
-		t.Fatalf("bad id: %v", err)
-	}
-	if _, err := m.Setup(ctx, "v6", Options{AllowOut: []netip.Prefix{netip.MustParsePrefix("::/0")}}); !errors.Is(err, errdefs.ErrInvalid) {
-		t.Fatalf("ipv6 rule: %v", err)
-	}
+	forTopologies(t, func(t *testing.T, topo func(*Config)) {
+		m := newTestManager(t, topo)
+		ctx := context.Background()
+		// A namespace of that name already exists: setup fails at its first
+		// step and must leave the slot free and the existing namespace alone.
+		if err := ip("netns", "add", testPrefix+"-busy"); err != nil {
+			t.Fatal(err)
+		}
+		defer ip("netns", "del", testPrefix+"-busy")
+		if _, err := m.Setup(ctx, "busy", Options{}); err == nil {
+			t.Fatal("setup over an existing namespace succeeded")
+		}
+		if len(m.used) != 0 {
+			t.Fatalf("slots still used after a failed setup: %v", m.used)
+		}
+		if _, err := os.Stat(netnsDir + "/" + testPrefix + "-busy"); err != nil {
+			t.Fatalf("failed setup removed a namespace it did not make: %v", err)
+		}
+		// Invalid input.
+		if _, err := m.Setup(ctx, "bad id", Options{}); !errors.Is(err, errdefs.ErrInvalid) {
+			t.Fatalf("bad id: %v", err)
+		}
+		if _, err := m.Setup(ctx, "v6", Options{AllowOut: []netip.Prefix{netip.MustParsePrefix("::/0")}}); !errors.Is(err, errdefs.ErrInvalid) {
+			t.Fatalf("ipv6 rule: %v", err)
+		}
+	})
 }
 
 // TestFailureAfterEveryStep fails Setup after each of its steps in turn
 // and checks that nothing of the sandbox is left: namespace, links, IFB,
 // nft chain and elements, slot.
 func TestFailureAfterEveryStep(t *testing.T) {
-	m := newTestManager(t)
-	ctx := context.Background()
-	var steps []string
-	m.failAfter = func(step string) error { steps = append(steps, step); return nil }
-	sb, err := m.Setup(ctx, "steps", Options{Internet: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Teardown(ctx, sb); err != nil {
-		t.Fatal(err)
-	}
-	if len(steps) < 10 {
-		t.Fatalf("only %d steps seen: %v", len(steps), steps)
-	}
-	injected := errors.New("injected")
-	for _, at := range steps {
-		t.Run(at, func(t *testing.T) {
-			m.failAfter = func(step string) error {
-				if step == at {
-					return injected
+	forTopologies(t, func(t *testing.T, topo func(*Config)) {
+		m := newTestManager(t, topo)
+		ctx := context.Background()
+		var steps []string
+		m.failAfter = func(step string) error { steps = append(steps, step); return nil }
+		sb, err := m.Setup(ctx, "steps", Options{Internet: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Teardown(ctx, sb); err != nil {
+			t.Fatal(err)
+		}
+		if len(steps) < 10 {
+			t.Fatalf("only %d steps seen: %v", len(steps), steps)
+		}
+		injected := errors.New("injected")
+		for _, at := range steps {
+			t.Run(at, func(t *testing.T) {
+				m.failAfter = func(step string) error {
+					if step == at {
+						return injected
+					}
+					return nil
 				}
-				return nil
-			}
-			defer func() { m.failAfter = nil }()
-			sb, err := m.Setup(ctx, "fail-"+at, Options{Internet: true, AllowOut: []netip.Prefix{netip.MustParsePrefix("203.0.113.128/25")}})
-			if !errors.Is(err, injected) {
-				t.Fatalf("setup failing after %s: got %v", at, err)
-			}
-			// Setup returns what it was building, so that the names can
-			// be checked.
-			assertGone(t, m, sb)
-			if len(m.used) != 0 {
-				t.Errorf("slots used after failing at %s: %v", at, m.used)
-			}
-		})
-	}
+				defer func() { m.failAfter = nil }()
+				sb, err := m.Setup(ctx, "fail-"+at, Options{Internet: true, AllowOut: []netip.Prefix{netip.MustParsePrefix("203.0.113.128/25")}})
+				if !errors.Is(err, injected) {
+					t.Fatalf("setup failing after %s: got %v", at, err)
+				}
+				// Setup returns what it was building, so that the names can
+				// be checked.
+				assertGone(t, m, sb)
+				if len(m.used) != 0 {
+					t.Errorf("slots used after failing at %s: %v", at, m.used)
+				}
+			})
+		}
+	})
 }
 
 func assertGone(t *testing.T, m *Manager, sb Sandbox) {
 	t.Helper()
-	if _, err := os.Stat(sb.NetNS); err == nil {
-		t.Errorf("netns %s still exists", sb.NetNS)
+	for _, ns := range []string{sb.NetNS, filepath.Join(netnsDir, m.natName(sb.ID))} {
+		if _, err := os.Stat(ns); err == nil {
+			t.Errorf("netns %s still exists", ns)
+		}
 	}
 	for _, link := range []string{sb.HostIf, m.ifbName(sb.Slot)} {
 		if _, err := net.InterfaceByName(link); err == nil {
@@ -674,99 +592,103 @@ func TestMergePrefixes(t *testing.T) {
 // configured rate and burst. (internal/agent's TestEgressRateLimit checks
 // that it holds back a real sandbox.)
 func TestRateLimitInstalled(t *testing.T) {
-	m := newTestManager(t)
-	sb := setup(t, m, "rate", Options{Internet: true})
-	ifb, err := netlink.LinkByName(m.ifbName(sb.Slot))
-	if err != nil {
-		t.Fatal(err)
-	}
-	qs, err := netlink.QdiscList(ifb)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var tbf *netlink.Tbf
-	for _, q := range qs {
-		if q, ok := q.(*netlink.Tbf); ok {
-			tbf = q
+	forTopologies(t, func(t *testing.T, topo func(*Config)) {
+		m := newTestManager(t, topo)
+		sb := setup(t, m, "rate", Options{Internet: true})
+		ifb, err := netlink.LinkByName(m.ifbName(sb.Slot))
+		if err != nil {
+			t.Fatal(err)
 		}
-	}
-	if tbf == nil {
-		t.Fatalf("no tbf on %s: %v", ifb.Attrs().Name, qs)
-	}
-	if tbf.Rate != DefaultRate {
-		t.Errorf("tbf rate %d, want %d", tbf.Rate, DefaultRate)
-	}
-	if burst := netlink.Xmitsize(tbf.Rate, tbf.Buffer); burst < DefaultBurst*99/100 || burst > DefaultBurst*101/100 {
-		t.Errorf("tbf burst %d, want %d", burst, DefaultBurst)
-	}
-	host, err := netlink.LinkByName(sb.HostIf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	filters, err := netlink.FilterList(host, netlink.MakeHandle(0xffff, 0))
-	if err != nil {
-		t.Fatal(err)
-	}
-	redirected := false
-	for _, f := range filters {
-		if u, ok := f.(*netlink.U32); ok {
-			for _, a := range u.Actions {
-				if mir, ok := a.(*netlink.MirredAction); ok && mir.Ifindex == ifb.Attrs().Index && mir.MirredAction == netlink.TCA_EGRESS_REDIR {
-					redirected = true
+		qs, err := netlink.QdiscList(ifb)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tbf *netlink.Tbf
+		for _, q := range qs {
+			if q, ok := q.(*netlink.Tbf); ok {
+				tbf = q
+			}
+		}
+		if tbf == nil {
+			t.Fatalf("no tbf on %s: %v", ifb.Attrs().Name, qs)
+		}
+		if tbf.Rate != DefaultRate {
+			t.Errorf("tbf rate %d, want %d", tbf.Rate, DefaultRate)
+		}
+		if burst := netlink.Xmitsize(tbf.Rate, tbf.Buffer); burst < DefaultBurst*99/100 || burst > DefaultBurst*101/100 {
+			t.Errorf("tbf burst %d, want %d", burst, DefaultBurst)
+		}
+		host, err := netlink.LinkByName(sb.HostIf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		filters, err := netlink.FilterList(host, netlink.MakeHandle(0xffff, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		redirected := false
+		for _, f := range filters {
+			if u, ok := f.(*netlink.U32); ok {
+				for _, a := range u.Actions {
+					if mir, ok := a.(*netlink.MirredAction); ok && mir.Ifindex == ifb.Attrs().Index && mir.MirredAction == netlink.TCA_EGRESS_REDIR {
+						redirected = true
+					}
 				}
 			}
 		}
-	}
-	if !redirected {
-		t.Fatalf("no redirect from %s to %s: %v", sb.HostIf, ifb.Attrs().Name, filters)
-	}
-	m.Teardown(context.Background(), sb)
-	if _, err := net.InterfaceByName(ifb.Attrs().Name); err == nil {
-		t.Fatalf("%s left after teardown", ifb.Attrs().Name)
-	}
+		if !redirected {
+			t.Fatalf("no redirect from %s to %s: %v", sb.HostIf, ifb.Attrs().Name, filters)
+		}
+		m.Teardown(context.Background(), sb)
+		if _, err := net.InterfaceByName(ifb.Attrs().Name); err == nil {
+			t.Fatalf("%s left after teardown", ifb.Attrs().Name)
+		}
+	})
 }
 
 // TestReadd checks that Readd puts back the guest address and default
 // route that gVisor takes off the interface when a sandbox starts.
 func TestReadd(t *testing.T) {
-	m := newTestManager(t)
-	sb := setup(t, m, "readd", Options{})
-	if err := ip("-n", nsName(sb), "addr", "flush", "dev", "eth0"); err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Readd(context.Background(), sb); err != nil {
-		t.Fatal(err)
-	}
-	// Twice: a restore may run it on an interface that has the address.
-	if err := m.Readd(context.Background(), sb); err != nil {
-		t.Fatalf("second readd: %v", err)
-	}
-	nsh, err := netns.GetFromPath(sb.NetNS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nsh.Close()
-	h, err := netlink.NewHandleAt(nsh)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer h.Close()
-	eth0, err := h.LinkByName("eth0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addrs, _ := h.AddrList(eth0, netlink.FAMILY_V4)
-	if len(addrs) != 1 || addrs[0].IPNet.String() != sb.GuestPrefix().String() {
-		t.Errorf("addresses after readd: %v, want %s", addrs, sb.GuestPrefix())
-	}
-	routes, _ := h.RouteList(eth0, netlink.FAMILY_V4)
-	hasDefault := false
-	for _, r := range routes {
-		if (r.Dst == nil || r.Dst.String() == "0.0.0.0/0") && r.Gw.Equal(sb.HostIP.AsSlice()) {
-			hasDefault = true
+	forTopologies(t, func(t *testing.T, topo func(*Config)) {
+		m := newTestManager(t, topo)
+		sb := setup(t, m, "readd", Options{})
+		if err := ip("-n", nsName(sb), "addr", "flush", "dev", "eth0"); err != nil {
+			t.Fatal(err)
 		}
-	}
-	if !hasDefault {
-		t.Errorf("no default route via %s after readd: %v", sb.HostIP, routes)
-	}
+		if err := m.Readd(context.Background(), sb); err != nil {
+			t.Fatal(err)
+		}
+		// Twice: a restore may run it on an interface that has the address.
+		if err := m.Readd(context.Background(), sb); err != nil {
+			t.Fatalf("second readd: %v", err)
+		}
+		nsh, err := netns.GetFromPath(sb.NetNS)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nsh.Close()
+		h, err := netlink.NewHandleAt(nsh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer h.Close()
+		eth0, err := h.LinkByName("eth0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		addrs, _ := h.AddrList(eth0, netlink.FAMILY_V4)
+		if len(addrs) != 1 || addrs[0].IPNet.String() != sb.GuestPrefix().String() {
+			t.Errorf("addresses after readd: %v, want %s", addrs, sb.GuestPrefix())
+		}
+		routes, _ := h.RouteList(eth0, netlink.FAMILY_V4)
+		hasDefault := false
+		for _, r := range routes {
+			if (r.Dst == nil || r.Dst.String() == "0.0.0.0/0") && r.Gw.Equal(sb.Gateway().AsSlice()) {
+				hasDefault = true
+			}
+		}
+		if !hasDefault {
+			t.Errorf("no default route via %s after readd: %v", sb.Gateway(), routes)
+		}
+	})
 }

@@ -250,7 +250,7 @@ func (m *Manager) removeRules(sb Sandbox) error {
 	del("egress map element", func(c *nftables.Conn) error {
 		return c.SetDeleteElements(egressMap, []nftables.SetElement{{Key: ifnameKey(sb.HostIf)}})
 	})
-	if sb.GuestIP.Is4() {
+	if sb.Addr().Is4() {
 		del("guest address element", func(c *nftables.Conn) error {
 			return c.SetDeleteElements(guests, []nftables.SetElement{{Key: guestKey(sb)}})
 		})
@@ -269,8 +269,10 @@ func ifnameKey(name string) []byte {
 	return b
 }
 
+// guestKey is sb's element of @guests: its host end and the address its
+// packets have on the host (the exposed one behind a NAT namespace).
 func guestKey(sb Sandbox) []byte {
-	ip := sb.GuestIP.As4()
+	ip := sb.Addr().As4()
 	return append(ifnameKey(sb.HostIf), ip[:]...)
 }
 

@@ -22,16 +22,29 @@ func (m *Manager) names(id string, slot int) (ns, hostIf string) {
 	return m.cfg.Prefix + "-" + id, m.cfg.Prefix + "h" + strconv.Itoa(slot)
 }
 
+// natName is the name of sandbox id's NAT namespace. Its prefix is not
+// names' ns prefix followed by anything ("nbxn-" against "nbx-"), so
+// Leftovers tells the two apart.
+func (m *Manager) natName(id string) string { return m.cfg.Prefix + "n-" + id }
+
 func (m *Manager) ifbName(slot int) string { return m.cfg.Prefix + "i" + strconv.Itoa(slot) }
 
-// The steps of Setup, in order; failAfter runs after each.
+// The steps of Setup, in order; failAfter runs after each. The nat-*
+// steps are those of the shared-address topology only.
 const (
 	stepNetNS      = "netns"
 	stepLoopback   = "loopback"
+	stepNATNS      = "nat-netns"
+	stepNATSysctl  = "nat-sysctl"
 	stepVeth       = "veth"
 	stepHostIPv6   = "host-ipv6-off"
 	stepHostAddr   = "host-address"
 	stepHostUp     = "host-up"
+	stepNATVeth    = "nat-veth"
+	stepNATAddrs   = "nat-addresses"
+	stepNATUp      = "nat-up"
+	stepNATRoute   = "nat-default-route"
+	stepNATRules   = "nat-rules"
 	stepGuestIPv6  = "guest-ipv6-off"
 	stepGuestAddr  = "guest-address"
 	stepGuestUp    = "guest-up"
@@ -43,6 +56,11 @@ const (
 	stepIngress    = "ingress-qdisc"
 	stepRedirect   = "ingress-redirect"
 	guestInterface = "eth0"
+	// The NAT namespace's links: natGuestIf faces the sandbox (peer of
+	// its eth0, with GatewayAddr), natHostIf faces the host (peer of
+	// the host end, with the exposed address).
+	natGuestIf = "gw0"
+	natHostIf  = "ex0"
 )
 
 // Setup builds the network of sandbox id. On error everything it made is
@@ -69,12 +87,13 @@ func (m *Manager) Setup(ctx context.Context, id string, opts Options) (sb Sandbo
 	if err != nil {
 		return Sandbox{}, err
 	}
-	return m.build(ctx, id, slot, opts, true)
+	return m.build(ctx, id, slot, opts, true, m.cfg.SharedGuestAddress)
 }
 
 // Rebuild builds the network of a paused sandbox again in the slot it kept
-// (see Release): same namespace path, links and addresses, so that a
-// restored netstack finds its address where it was. On error everything it
+// (see Release): same namespace path, links and addresses, and the same
+// topology as sb had, so that a restored netstack finds its address where
+// it was. On error everything it
 // made is removed again; the slot stays reserved for sb.
 func (m *Manager) Rebuild(ctx context.Context, sb Sandbox, opts Options) (Sandbox, error) {
 	m.mu.Lock()
@@ -97,7 +116,7 @@ func (m *Manager) Rebuild(ctx context.Context, sb Sandbox, opts Options) (Sandbo
 	if err := m.teardown(sb, false); err != nil {
 		return Sandbox{}, fmt.Errorf("rebuild network of %s: %w", sb.ID, err)
 	}
-	return m.build(ctx, sb.ID, sb.Slot, opts, false)
+	return m.build(ctx, sb.ID, sb.Slot, opts, false, sb.NATNS != "")
 }
 
 // Reserve marks the slot of a paused sandbox as used after an agent
@@ -112,12 +131,17 @@ func (m *Manager) Reserve(sb Sandbox) error {
 	return nil
 }
 
-// build makes the kernel objects of sandbox id in slot. On error it removes
-// what it made, and frees the slot if release is set.
-func (m *Manager) build(ctx context.Context, id string, slot int, opts Options, release bool) (sb Sandbox, err error) {
+// build makes the kernel objects of sandbox id in slot, in the
+// shared-address topology if shared is set. On error it removes what it
+// made, and frees the slot if release is set.
+func (m *Manager) build(ctx context.Context, id string, slot int, opts Options, release, shared bool) (sb Sandbox, err error) {
 	nsName, hostIf := m.names(id, slot)
 	host, guest := m.slotAddrs(slot)
 	sb = Sandbox{ID: id, Slot: slot, NetNS: filepath.Join(netnsDir, nsName), HostIf: hostIf, HostIP: host, GuestIP: guest, Bits: 30}
+	if shared {
+		sb.NATNS = filepath.Join(netnsDir, m.natName(id))
+		sb.ExposedIP, sb.GuestIP, sb.Bits = guest, GuestAddr, GuestBits
+	}
 	ifb := m.ifbName(slot)
 	root := &netlink.Handle{} // the host's namespace
 
@@ -155,56 +179,58 @@ func (m *Manager) build(ctx context.Context, id string, slot int, opts Options, 
 	}
 
 	var (
-		nsh         netns.NsHandle = -1
-		nsl         *netlink.Handle
-		hostLink    netlink.Link
-		guestLink   netlink.Link
-		ifbLink     netlink.Link
-		guestPrefix = sb.GuestPrefix()
+		inner, nat namespace // the sandbox's namespace; the NAT namespace (shared only)
+		hostLink   netlink.Link
+		guestLink  netlink.Link
+		ifbLink    netlink.Link
 	)
-	defer func() {
-		if nsl != nil {
-			nsl.Close()
-		}
-		if nsh.IsOpen() {
-			nsh.Close()
-		}
-	}()
-	if err := step(stepNetNS, func() error {
-		if err := newNamedNS(nsName); err != nil {
-			return err
-		}
-		var err error
-		if nsh, err = netns.GetFromPath(sb.NetNS); err == nil {
-			nsl, err = netlink.NewHandleAt(nsh)
-		}
-		if err != nil {
-			// The namespace is ours; the undo is not pushed yet.
-			return errors.Join(err, deleteNamedNS(nsName))
-		}
-		return nil
-	}, func() error { return deleteNamedNS(nsName) }); err != nil {
+	defer inner.close()
+	defer nat.close()
+	if err := step(stepNetNS, func() error { return inner.create(nsName) },
+		func() error { return deleteNamedNS(nsName) }); err != nil {
 		return sb, err
 	}
 	if err := step(stepLoopback, func() error {
-		lo, err := nsl.LinkByName("lo")
+		lo, err := inner.h.LinkByName("lo")
 		if err == nil {
-			err = nsl.LinkSetUp(lo)
+			err = inner.h.LinkSetUp(lo)
 		}
 		return err
 	}, nil); err != nil {
 		return sb, err
 	}
-	// The guest end is created inside the namespace as eth0, so names
-	// never collide between sandboxes.
+	// The host end's peer: the sandbox's eth0, or the NAT namespace's
+	// host-facing link. Peers are created inside their namespace under
+	// their final name, so names never collide between sandboxes.
+	peerNS, peerName := inner, guestInterface
+	if shared {
+		natName := m.natName(id)
+		if err := step(stepNATNS, func() error { return nat.create(natName) },
+			func() error { return deleteNamedNS(natName) }); err != nil {
+			return sb, err
+		}
+		// IPv6 off for the whole namespace before its links exist, and
+		// forwarding on: it routes between the sandbox and the host.
+		if err := step(stepNATSysctl, func() error {
+			return onThreadIn(nat.fd, func() error {
+				return writeSysctls(
+					[2]string{"net/ipv6/conf/all/disable_ipv6", "1"},
+					[2]string{"net/ipv6/conf/default/disable_ipv6", "1"},
+					[2]string{"net/ipv4/ip_forward", "1"})
+			})
+		}, nil); err != nil {
+			return sb, err
+		}
+		peerNS, peerName = nat, natHostIf
+	}
 	if err := step(stepVeth, func() error {
-		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: hostIf}, PeerName: guestInterface, PeerNamespace: netlink.NsFd(int(nsh))}
+		veth := &netlink.Veth{LinkAttrs: netlink.LinkAttrs{Name: hostIf}, PeerName: peerName, PeerNamespace: netlink.NsFd(int(peerNS.fd))}
 		if err := root.LinkAdd(veth); err != nil {
 			return err
 		}
 		var err error
-		if hostLink, err = root.LinkByName(hostIf); err == nil {
-			guestLink, err = nsl.LinkByName(guestInterface)
+		if hostLink, err = root.LinkByName(hostIf); err == nil && !shared {
+			guestLink, err = inner.h.LinkByName(guestInterface)
 		}
 		if err != nil {
 			return errors.Join(err, deleteLink(root, hostIf))
@@ -219,28 +245,33 @@ func (m *Manager) build(ctx context.Context, id string, slot int, opts Options, 
 		return sb, err
 	}
 	if err := step(stepHostAddr, func() error {
-		return root.AddrAdd(hostLink, &netlink.Addr{IPNet: ipNet(netip.PrefixFrom(host, sb.Bits))})
+		return root.AddrAdd(hostLink, &netlink.Addr{IPNet: ipNet(netip.PrefixFrom(host, 30))})
 	}, nil); err != nil {
 		return sb, err
 	}
 	if err := step(stepHostUp, func() error { return root.LinkSetUp(hostLink) }, nil); err != nil {
 		return sb, err
 	}
+	if shared {
+		if err := m.buildNAT(sb, inner, nat, step, &guestLink); err != nil {
+			return sb, err
+		}
+	}
 	if err := step(stepGuestIPv6, func() error {
-		return onThreadIn(nsh, func() error { return disableIPv6(guestInterface) })
+		return onThreadIn(inner.fd, func() error { return disableIPv6(guestInterface) })
 	}, nil); err != nil {
 		return sb, err
 	}
 	if err := step(stepGuestAddr, func() error {
-		return nsl.AddrAdd(guestLink, &netlink.Addr{IPNet: ipNet(guestPrefix)})
+		return inner.h.AddrAdd(guestLink, &netlink.Addr{IPNet: ipNet(sb.GuestPrefix())})
 	}, nil); err != nil {
 		return sb, err
 	}
-	if err := step(stepGuestUp, func() error { return nsl.LinkSetUp(guestLink) }, nil); err != nil {
+	if err := step(stepGuestUp, func() error { return inner.h.LinkSetUp(guestLink) }, nil); err != nil {
 		return sb, err
 	}
 	if err := step(stepRoute, func() error {
-		return nsl.RouteAdd(&netlink.Route{LinkIndex: guestLink.Attrs().Index, Gw: host.AsSlice()})
+		return inner.h.RouteAdd(&netlink.Route{LinkIndex: guestLink.Attrs().Index, Gw: sb.Gateway().AsSlice()})
 	}, nil); err != nil {
 		return sb, err
 	}
@@ -326,11 +357,12 @@ func (m *Manager) Release(ctx context.Context, sb Sandbox) error {
 
 func (m *Manager) teardown(sb Sandbox, free bool) error {
 	nsName, hostIf := m.names(sb.ID, sb.Slot)
+	natName := m.natName(sb.ID)
 	if sb.Slot < 0 {
 		// A leftover whose slot is unknown: its links and rules cannot be
 		// named (they carry the slot), so remove what can be, the
-		// namespace and with it the guest end of the pair.
-		return deleteNamedNS(nsName)
+		// namespaces and with them the ends of the pairs in them.
+		return errors.Join(deleteNamedNS(nsName), deleteNamedNS(natName))
 	}
 	if sb.HostIf == "" {
 		sb.HostIf = hostIf
@@ -347,8 +379,12 @@ func (m *Manager) teardown(sb Sandbox, free bool) error {
 			errs = append(errs, err)
 		}
 	}
-	if err := deleteNamedNS(nsName); err != nil {
-		errs = append(errs, err)
+	// The NAT namespace goes whatever sb says: a unique-address sandbox
+	// has none, and a missing one is no error.
+	for _, ns := range []string{nsName, natName} {
+		if err := deleteNamedNS(ns); err != nil {
+			errs = append(errs, err)
+		}
 	}
 	if len(errs) == 0 && free {
 		m.release(sb.Slot, sb.ID)
@@ -391,14 +427,14 @@ func (m *Manager) Readd(ctx context.Context, sb Sandbox) error {
 	if err := h.LinkSetUp(eth0); err != nil {
 		return fail(err)
 	}
-	if err := h.RouteReplace(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: sb.HostIP.AsSlice()}); err != nil {
+	if err := h.RouteReplace(&netlink.Route{LinkIndex: eth0.Attrs().Index, Gw: sb.Gateway().AsSlice()}); err != nil {
 		return fail(err)
 	}
 	return nil
 }
 
-// Leftovers returns the sandbox IDs that have a network namespace of this
-// manager on the host, so that a restarted agent can remove those of
+// Leftovers returns the sandbox IDs that have a network namespace (or a
+// NAT namespace) of this manager on the host, so that a restarted agent can remove those of
 // sandboxes it no longer has.
 func (m *Manager) Leftovers() ([]string, error) {
 	entries, err := os.ReadDir(netnsDir)
@@ -409,8 +445,16 @@ func (m *Manager) Leftovers() ([]string, error) {
 		return nil, err
 	}
 	var ids []string
+	seen := map[string]bool{}
 	for _, e := range entries {
-		if id, ok := strings.CutPrefix(e.Name(), m.cfg.Prefix+"-"); ok {
+		id, ok := strings.CutPrefix(e.Name(), m.cfg.Prefix+"-")
+		if !ok {
+			// A NAT namespace whose sandbox namespace is gone already
+			// (a crash in the middle of a teardown).
+			id, ok = strings.CutPrefix(e.Name(), m.cfg.Prefix+"n-")
+		}
+		if ok && !seen[id] {
+			seen[id] = true
 			ids = append(ids, id)
 		}
 	}
