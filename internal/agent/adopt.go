@@ -92,7 +92,7 @@ func (a *Agent) recover(ctx context.Context) error {
 		sb.status = statusRunning
 		sb.proxy = newSandboxProxy(a, sb)
 		a.sandboxes[sb.id] = sb
-		sb.log.Info("adopted sandbox", "end_at", sb.endAt, "address", sb.net.GuestIP)
+		sb.log.Info("adopted sandbox", "end_at", sb.endAt, "address", sb.net.Addr())
 	}
 
 	used := map[int]bool{}

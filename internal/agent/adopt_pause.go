@@ -52,7 +52,7 @@ func (a *Agent) recoverPause(ctx context.Context, sb *sandbox, st driver.State) 
 		}
 		if runs {
 			sb.fsOnly, sb.pausedAt, sb.pauseTier = false, time.Time{}, ""
-			if err := a.envd.postRestoreInit(ctx, sb.net.GuestIP, sb.cfg, a.cfg.RestoreInitTimeout); err != nil {
+			if err := a.envd.postRestoreInit(ctx, sb.net.Addr(), sb.cfg, a.cfg.RestoreInitTimeout); err != nil {
 				sb.log.Warn("undo envd's snapshot preparation after a pause cut by a restart", "err", err)
 			}
 			os.RemoveAll(snapshotDir(sb))
@@ -72,7 +72,7 @@ func (a *Agent) recoverPause(ctx context.Context, sb *sandbox, st driver.State) 
 				return false, nil
 			}
 			if !sb.fsOnly {
-				if err := a.envd.postRestoreInit(ctx, sb.net.GuestIP, sb.cfg, a.cfg.RestoreInitTimeout); err != nil {
+				if err := a.envd.postRestoreInit(ctx, sb.net.Addr(), sb.cfg, a.cfg.RestoreInitTimeout); err != nil {
 					sb.log.Warn("post-restore init after a resume cut by a restart", "err", err)
 				}
 			}
@@ -147,7 +147,7 @@ func (a *Agent) checkpointSettled(ctx context.Context, sb *sandbox) bool {
 			sb.log.Info("a checkpoint left by the killed agent ended with the sandbox's exit", "state", st)
 			return false
 		}
-		if a.envd.healthy(ctx, sb.net.GuestIP, 500*time.Millisecond) {
+		if a.envd.healthy(ctx, sb.net.Addr(), 500*time.Millisecond) {
 			return true
 		}
 		select {

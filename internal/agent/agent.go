@@ -118,6 +118,13 @@ type Config struct {
 	// egress.DefaultDeny(). The pool and the host's own addresses are
 	// always denied as well.
 	EgressDeny []netip.Prefix
+	// UniqueGuestAddresses gives every new sandbox its own guest address
+	// from the pool, as agents before the shared layout did. By default
+	// every guest has the same address behind a NAT namespace of its own
+	// (network.Config.SharedGuestAddress), so that a checkpoint can be
+	// restored as a new sandbox next to the one it was taken from (fork,
+	// snapshots). Sandboxes keep the layout they were made with.
+	UniqueGuestAddresses bool
 
 	// DefaultRootfsSize is the writable-layer size of a sandbox that asks
 	// for none; zero means DefaultRootfsSize. A layer is never smaller than
@@ -396,7 +403,8 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	if a.net == nil {
 		m, err := network.New(ctx, network.Config{CIDR: cfg.NetworkCIDR, Prefix: cfg.NetworkPrefix,
-			RateBytes: cfg.EgressRateBytes, BurstBytes: cfg.EgressBurstBytes, EgressDeny: cfg.EgressDeny, Logger: log})
+			RateBytes: cfg.EgressRateBytes, BurstBytes: cfg.EgressBurstBytes, EgressDeny: cfg.EgressDeny, Logger: log,
+			SharedGuestAddress: !cfg.UniqueGuestAddresses})
 		if err != nil {
 			return nil, fmt.Errorf("agent: %w", err)
 		}
@@ -477,12 +485,13 @@ func (a *Agent) forget(sb *sandbox) {
 }
 
 // allRunning returns the sandboxes whose status is running, at one instant.
-// guestIP is sb's guest address, read under a.mu: a resume rebuilds
+// dialAddr is the address the agent reaches sb at (its own address on
+// the host's side of its network), read under a.mu: a resume rebuilds
 // sb.net while the monitor, the proxy and the API may read it.
-func (a *Agent) guestIP(sb *sandbox) netip.Addr {
+func (a *Agent) dialAddr(sb *sandbox) netip.Addr {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return sb.net.GuestIP
+	return sb.net.Addr()
 }
 
 func (a *Agent) allRunning() []*sandbox {

@@ -165,7 +165,7 @@ func benchBareRunsc(b *testing.B, template string) {
 			b.Fatalf("runsc run: %v", err)
 		}
 		hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := ta.envd.waitHealthy(hctx, p.net.GuestIP)
+		err := ta.envd.waitHealthy(hctx, p.net.Addr())
 		cancel()
 		if err != nil {
 			b.Fatalf("envd: %v", err)

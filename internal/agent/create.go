@@ -232,7 +232,7 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 	}
 
 	hctx, cancel := context.WithTimeout(ctx, a.cfg.ReadyTimeout)
-	err = a.envd.waitHealthy(hctx, sb.net.GuestIP)
+	err = a.envd.waitHealthy(hctx, sb.net.Addr())
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("create sandbox %s: envd did not answer within %s: %w", sb.id, a.cfg.ReadyTimeout, err)
@@ -241,7 +241,7 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 		return nil, err
 	}
 
-	if err := a.envd.sendInit(ctx, sb.net.GuestIP, cfg); err != nil {
+	if err := a.envd.sendInit(ctx, sb.net.Addr(), cfg); err != nil {
 		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
 	}
 	if err := step(stepInit); err != nil {
@@ -268,7 +268,7 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 		return nil, err
 	}
 	a.emit(sb.id, EventRunning)
-	sb.log.Info("sandbox running", "template", cfg.Template, "took", time.Since(start), "address", sb.net.GuestIP)
+	sb.log.Info("sandbox running", "template", cfg.Template, "took", time.Since(start), "address", sb.net.Addr())
 	return a.toProto(sb), nil
 }
 

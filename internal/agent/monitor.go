@@ -35,7 +35,7 @@ func (a *Agent) crashed(ctx context.Context) []*sandbox {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			if a.envd.healthy(ctx, a.guestIP(sb), time.Second) {
+			if a.envd.healthy(ctx, a.dialAddr(sb), time.Second) {
 				return
 			}
 			st, err := a.driver.State(ctx, sb.id)

@@ -90,8 +90,8 @@ func inNS(t *testing.T, path string, fn func() error) {
 // spoofCheck sends UDP datagrams to the fake outside host from inside a
 // running sandbox's network namespace, as raw Ethernet frames on its eth0
 // (what gVisor's netstack would put there): those from the sandbox's own
-// address arrive, those from any other source (another sandbox's, the
-// host's end of the link, an outside address) do not.
+// address arrive, those from any other source (another sandbox's, its
+// next hop's, an outside address) do not.
 func spoofCheck(t *testing.T, sb network.Sandbox) {
 	t.Helper()
 	// The listener's socket is made inside the fake host's namespace.
@@ -114,8 +114,16 @@ func spoofCheck(t *testing.T, sb network.Sandbox) {
 		}
 	}()
 
-	hostLink, err := netlink.LinkByName(sb.HostIf)
-	if err != nil {
+	// The frames go to the sandbox's next hop: the host's end of the link,
+	// or in the shared-address layout the NAT namespace's end.
+	var nextHop netlink.Link
+	var err error
+	if sb.NATNS != "" {
+		inNS(t, sb.NATNS, func() (err error) {
+			nextHop, err = netlink.LinkByName("gw0")
+			return err
+		})
+	} else if nextHop, err = netlink.LinkByName(sb.HostIf); err != nil {
 		t.Fatal(err)
 	}
 	var fd, ifindex int
@@ -134,9 +142,9 @@ func spoofCheck(t *testing.T, sb network.Sandbox) {
 	dst := netip.MustParseAddr(extAddr)
 	send := func(src netip.Addr, tag string) {
 		t.Helper()
-		frame := udpFrame(hostLink.Attrs().HardwareAddr, srcMAC, src, dst, 9999, []byte(tag))
+		frame := udpFrame(nextHop.Attrs().HardwareAddr, srcMAC, src, dst, 9999, []byte(tag))
 		to := &unix.SockaddrLinklayer{Ifindex: ifindex, Protocol: htons(unix.ETH_P_IP), Halen: 6}
-		copy(to.Addr[:], hostLink.Attrs().HardwareAddr)
+		copy(to.Addr[:], nextHop.Attrs().HardwareAddr)
 		if err := unix.Sendto(fd, frame, 0, to); err != nil {
 			t.Fatalf("send from %s: %v", src, err)
 		}
@@ -162,7 +170,13 @@ func spoofCheck(t *testing.T, sb network.Sandbox) {
 	}
 	send(sb.GuestIP, "genuine")
 	wait("genuine")
-	spoofed := []netip.Addr{sb.HostIP, sb.GuestIP.Next().Next().Next().Next(), netip.MustParseAddr("203.0.113.77")}
+	// Another sandbox's address, the next hop's, and an outside one; in
+	// the shared layout also the sandbox's own address on the host side,
+	// which only its NAT namespace may put on its packets.
+	spoofed := []netip.Addr{sb.Gateway(), sb.Addr().Next().Next().Next().Next(), netip.MustParseAddr("203.0.113.77")}
+	if sb.NATNS != "" {
+		spoofed = append(spoofed, sb.Addr())
+	}
 	for _, a := range spoofed {
 		send(a, "spoofed "+a.String())
 	}

@@ -132,7 +132,7 @@ func (a *Agent) doPause(ctx context.Context, sb *sandbox, fsOnly bool) (err erro
 		return err
 	}
 
-	if err := a.envd.prepareSnapshot(ctx, sb.net.GuestIP, sb.cfg.AccessToken); err != nil {
+	if err := a.envd.prepareSnapshot(ctx, sb.net.Addr(), sb.cfg.AccessToken); err != nil {
 		prepared = true // it may have been applied before the answer was lost
 		return fmt.Errorf("pause sandbox %s: %w", sb.id, err)
 	}
@@ -229,7 +229,7 @@ func (a *Agent) undoPause(ctx context.Context, sb *sandbox, prepared, stopped, c
 	if !stopped {
 		if prepared {
 			// The first /init after a prepare undoes it, as after a restore.
-			err = a.envd.postRestoreInit(ctx, sb.net.GuestIP, sb.cfg, a.cfg.RestoreInitTimeout)
+			err = a.envd.postRestoreInit(ctx, sb.net.Addr(), sb.cfg, a.cfg.RestoreInitTimeout)
 		}
 	} else {
 		images := ""
@@ -341,7 +341,7 @@ func (a *Agent) bringUp(ctx context.Context, sb *sandbox, images string, step fu
 		return nil, err
 	}
 	hctx, cancel := context.WithTimeout(ctx, a.cfg.ReadyTimeout)
-	err = a.envd.waitHealthy(hctx, sb.net.GuestIP)
+	err = a.envd.waitHealthy(hctx, sb.net.Addr())
 	cancel()
 	if err != nil {
 		return nil, fmt.Errorf("envd did not answer within %s: %w", a.cfg.ReadyTimeout, err)
@@ -350,9 +350,9 @@ func (a *Agent) bringUp(ctx context.Context, sb *sandbox, images string, step fu
 		return nil, err
 	}
 	if images != "" {
-		err = a.envd.postRestoreInit(ctx, sb.net.GuestIP, sb.cfg, a.cfg.RestoreInitTimeout)
+		err = a.envd.postRestoreInit(ctx, sb.net.Addr(), sb.cfg, a.cfg.RestoreInitTimeout)
 	} else {
-		err = a.envd.sendInit(ctx, sb.net.GuestIP, sb.cfg)
+		err = a.envd.sendInit(ctx, sb.net.Addr(), sb.cfg)
 	}
 	if err != nil {
 		return nil, err

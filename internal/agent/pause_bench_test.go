@@ -169,7 +169,7 @@ func BenchmarkBareCheckpoint(b *testing.B) {
 					b.Fatalf("runsc restore: %v", err)
 				}
 				hctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-				err = ta.envd.waitHealthy(hctx, s.net.GuestIP)
+				err = ta.envd.waitHealthy(hctx, s.net.Addr())
 				cancel()
 				if err != nil {
 					b.Fatalf("envd after restore: %v", err)

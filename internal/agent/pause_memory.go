@@ -113,7 +113,7 @@ func (a *Agent) thaw(ctx context.Context, sb *sandbox, timeout time.Duration, st
 		bg := context.WithoutCancel(ctx)
 		if thawed {
 			// As at the pause: envd ready for a later checkpoint, then frozen.
-			if perr := a.envd.prepareSnapshot(bg, sb.net.GuestIP, sb.cfg.AccessToken); perr != nil {
+			if perr := a.envd.prepareSnapshot(bg, sb.net.Addr(), sb.cfg.AccessToken); perr != nil {
 				sb.log.Warn("prepare envd again after a failed resume", "err", perr)
 			}
 			if perr := p.Pause(bg, sb.id); perr != nil {
@@ -141,7 +141,7 @@ func (a *Agent) thaw(ctx context.Context, sb *sandbox, timeout time.Duration, st
 	if err := step(stepResumeThaw); err != nil {
 		return err
 	}
-	if err := a.envd.postRestoreInit(ctx, sb.net.GuestIP, sb.cfg, a.cfg.RestoreInitTimeout); err != nil {
+	if err := a.envd.postRestoreInit(ctx, sb.net.Addr(), sb.cfg, a.cfg.RestoreInitTimeout); err != nil {
 		return fmt.Errorf("resume sandbox %s: %w", sb.id, err)
 	}
 	if err := step(stepResumeInit); err != nil {
@@ -348,7 +348,7 @@ func (a *Agent) undoDemote(ctx context.Context, sb *sandbox, p driver.Pauser, st
 				return err
 			}
 			// bringUp's post-restore init undid the preparation.
-			if err := a.envd.prepareSnapshot(ctx, sb.net.GuestIP, sb.cfg.AccessToken); err != nil {
+			if err := a.envd.prepareSnapshot(ctx, sb.net.Addr(), sb.cfg.AccessToken); err != nil {
 				return err
 			}
 			if err := a.layers.Sync(sb.layer); err != nil {

@@ -111,7 +111,7 @@ func (p *sandboxProxy) forPort(port int) *httputil.ReverseProxy {
 	if rp, ok := p.byPort[port]; ok {
 		return rp
 	}
-	target := net.JoinHostPort(p.a.guestIP(p.sb).String(), strconv.Itoa(port))
+	target := net.JoinHostPort(p.a.dialAddr(p.sb).String(), strconv.Itoa(port))
 	prefix := "/proxy/" + p.sb.id + "/" + strconv.Itoa(port)
 	rp := &httputil.ReverseProxy{
 		Transport: p.transport,

@@ -161,7 +161,7 @@ func (a *Agent) sandboxFromRecord(dir string, rec record) (*sandbox, error) {
 // toProto describes sb for the API.
 func (a *Agent) toProto(sb *sandbox) *agentpb.Sandbox {
 	a.mu.Lock()
-	st, endAt, pausedAt, tier, fsOnly, errMsg, cfg, guest := sb.status, sb.endAt, sb.pausedAt, sb.pauseTier, sb.fsOnly, sb.errMsg, sb.cfg, sb.net.GuestIP
+	st, endAt, pausedAt, tier, fsOnly, errMsg, cfg, guest := sb.status, sb.endAt, sb.pausedAt, sb.pauseTier, sb.fsOnly, sb.errMsg, sb.cfg, sb.net.Addr()
 	a.mu.Unlock()
 	out := &agentpb.Sandbox{
 		Id:          sb.id,
