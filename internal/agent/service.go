@@ -104,3 +104,11 @@ func (s service) ResumeSandbox(ctx context.Context, req *connect.Request[agentpb
 	}
 	return connect.NewResponse(&agentpb.ResumeSandboxResponse{Sandbox: sb}), nil
 }
+
+func (s service) ForkSandbox(ctx context.Context, req *connect.Request[agentpb.ForkSandboxRequest]) (*connect.Response[agentpb.ForkSandboxResponse], error) {
+	resp, err := s.a.fork(ctx, req.Msg)
+	if err != nil {
+		return nil, errdefs.ToConnect(err)
+	}
+	return connect.NewResponse(resp), nil
+}

@@ -79,6 +79,9 @@ func TooLarge(format string, args ...any) error { return newf(ErrTooLarge, forma
 // NotAcceptable returns an error of kind ErrNotAcceptable.
 func NotAcceptable(format string, args ...any) error { return newf(ErrNotAcceptable, format, args...) }
 
+// Unimplemented returns an error of kind ErrUnimplemented.
+func Unimplemented(format string, args ...any) error { return newf(ErrUnimplemented, format, args...) }
+
 // DataLoss returns an error of kind ErrDataLoss.
 func DataLoss(format string, args ...any) error { return newf(ErrDataLoss, format, args...) }
 

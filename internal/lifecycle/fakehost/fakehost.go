@@ -6,6 +6,7 @@ package fakehost
 import (
 	"context"
 	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -42,6 +43,9 @@ type Agent struct {
 	// pauseGate, if not nil, holds every pause and resume until closed.
 	pauseGate chan struct{}
 	resumes   []*agentpb.ResumeSandboxRequest
+	// failForks are the errors of the next fork's forks, by fork ID.
+	failForks map[string]error
+	forks     []*agentpb.ForkSandboxRequest
 	down      bool // every call fails with unavailable
 	hung      bool // every call blocks until its context ends
 	creates   int
@@ -167,6 +171,61 @@ func (f *Agent) CreateSandbox(ctx context.Context, req *connect.Request[agentpb.
 	}
 	f.sandboxes[sb.Id] = sb
 	return connect.NewResponse(&agentpb.CreateSandboxResponse{Sandbox: sb}), nil
+}
+
+// FailForks makes the forks with these IDs fail with their error in the
+// next ForkSandbox.
+func (f *Agent) FailForks(errs map[string]error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.failForks = errs
+}
+
+// Forks returns the fork requests received, oldest first.
+func (f *Agent) Forks() []*agentpb.ForkSandboxRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.forks)
+}
+
+// ForkSandbox makes each fork a running copy of the source's config with
+// the fork's id, timeout, token and metadata, unless FailForks named it.
+func (f *Agent) ForkSandbox(ctx context.Context, req *connect.Request[agentpb.ForkSandboxRequest]) (*connect.Response[agentpb.ForkSandboxResponse], error) {
+	if err := f.reach(ctx); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.forks = append(f.forks, req.Msg)
+	src, ok := f.sandboxes[req.Msg.GetId()]
+	if !ok {
+		return nil, connect.NewError(connect.CodeNotFound, errors.New("no such sandbox"))
+	}
+	if src.State != agentpb.SandboxState_SANDBOX_STATE_RUNNING {
+		return nil, connect.NewError(connect.CodeFailedPrecondition, errors.New("sandbox is not running"))
+	}
+	fails := f.failForks
+	f.failForks = nil
+	resp := &agentpb.ForkSandboxResponse{Source: src}
+	for _, fc := range req.Msg.GetForks() {
+		if err := fails[fc.GetId()]; err != nil {
+			resp.Forks = append(resp.Forks, &agentpb.ForkResult{Id: fc.GetId(), Error: err.Error(), ErrorCode: connect.CodeOf(err).String()})
+			continue
+		}
+		cfg := proto.CloneOf(src.GetConfig())
+		cfg.Id, cfg.TimeoutSeconds, cfg.AccessToken, cfg.Metadata, cfg.AutoPause = fc.GetId(), fc.GetTimeoutSeconds(), fc.GetAccessToken(), fc.GetMetadata(), fc.GetAutoPause()
+		sb := &agentpb.Sandbox{
+			Id:          cfg.GetId(),
+			Config:      cfg,
+			State:       agentpb.SandboxState_SANDBOX_STATE_RUNNING,
+			StartedAt:   timestamppb.Now(),
+			EndAt:       timestamppb.New(time.Now().Add(time.Duration(cfg.GetTimeoutSeconds()) * time.Second)),
+			EnvdVersion: src.GetEnvdVersion(),
+		}
+		f.sandboxes[sb.Id] = sb
+		resp.Forks = append(resp.Forks, &agentpb.ForkResult{Id: sb.Id, Sandbox: sb})
+	}
+	return connect.NewResponse(resp), nil
 }
 
 // DefaultDiskBytes is the disk the fake gives a sandbox that asks for

@@ -1481,6 +1481,188 @@ func (x *ResumeSandboxResponse) GetSandbox() *Sandbox {
 	return nil
 }
 
+type ForkSandboxRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The running sandbox to fork.
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// One entry per fork, in the answer's order. Each gives the fork's id
+	// (required), timeout_seconds, access_token (envd's new token; the
+	// source's stops working in the fork), metadata and auto_pause;
+	// template, sizes, egress rules and env vars are the source's (the env
+	// vars live in the restored memory).
+	Forks         []*SandboxConfig `protobuf:"bytes,2,rep,name=forks,proto3" json:"forks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForkSandboxRequest) Reset() {
+	*x = ForkSandboxRequest{}
+	mi := &file_agent_agent_proto_msgTypes[21]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForkSandboxRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForkSandboxRequest) ProtoMessage() {}
+
+func (x *ForkSandboxRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_agent_proto_msgTypes[21]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForkSandboxRequest.ProtoReflect.Descriptor instead.
+func (*ForkSandboxRequest) Descriptor() ([]byte, []int) {
+	return file_agent_agent_proto_rawDescGZIP(), []int{21}
+}
+
+func (x *ForkSandboxRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ForkSandboxRequest) GetForks() []*SandboxConfig {
+	if x != nil {
+		return x.Forks
+	}
+	return nil
+}
+
+type ForkResult struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// Set when the fork runs.
+	Sandbox *Sandbox `protobuf:"bytes,2,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	// Why the fork failed, when sandbox is not set; error_code is the
+	// Connect code name (e.g. "resource_exhausted").
+	Error         string `protobuf:"bytes,3,opt,name=error,proto3" json:"error,omitempty"`
+	ErrorCode     string `protobuf:"bytes,4,opt,name=error_code,json=errorCode,proto3" json:"error_code,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForkResult) Reset() {
+	*x = ForkResult{}
+	mi := &file_agent_agent_proto_msgTypes[22]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForkResult) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForkResult) ProtoMessage() {}
+
+func (x *ForkResult) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_agent_proto_msgTypes[22]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForkResult.ProtoReflect.Descriptor instead.
+func (*ForkResult) Descriptor() ([]byte, []int) {
+	return file_agent_agent_proto_rawDescGZIP(), []int{22}
+}
+
+func (x *ForkResult) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *ForkResult) GetSandbox() *Sandbox {
+	if x != nil {
+		return x.Sandbox
+	}
+	return nil
+}
+
+func (x *ForkResult) GetError() string {
+	if x != nil {
+		return x.Error
+	}
+	return ""
+}
+
+func (x *ForkResult) GetErrorCode() string {
+	if x != nil {
+		return x.ErrorCode
+	}
+	return ""
+}
+
+type ForkSandboxResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The source, running again.
+	Source        *Sandbox      `protobuf:"bytes,1,opt,name=source,proto3" json:"source,omitempty"`
+	Forks         []*ForkResult `protobuf:"bytes,2,rep,name=forks,proto3" json:"forks,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ForkSandboxResponse) Reset() {
+	*x = ForkSandboxResponse{}
+	mi := &file_agent_agent_proto_msgTypes[23]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ForkSandboxResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ForkSandboxResponse) ProtoMessage() {}
+
+func (x *ForkSandboxResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_agent_proto_msgTypes[23]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ForkSandboxResponse.ProtoReflect.Descriptor instead.
+func (*ForkSandboxResponse) Descriptor() ([]byte, []int) {
+	return file_agent_agent_proto_rawDescGZIP(), []int{23}
+}
+
+func (x *ForkSandboxResponse) GetSource() *Sandbox {
+	if x != nil {
+		return x.Source
+	}
+	return nil
+}
+
+func (x *ForkSandboxResponse) GetForks() []*ForkResult {
+	if x != nil {
+		return x.Forks
+	}
+	return nil
+}
+
 type ListTemplatesRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1489,7 +1671,7 @@ type ListTemplatesRequest struct {
 
 func (x *ListTemplatesRequest) Reset() {
 	*x = ListTemplatesRequest{}
-	mi := &file_agent_agent_proto_msgTypes[21]
+	mi := &file_agent_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1501,7 +1683,7 @@ func (x *ListTemplatesRequest) String() string {
 func (*ListTemplatesRequest) ProtoMessage() {}
 
 func (x *ListTemplatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[21]
+	mi := &file_agent_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1514,7 +1696,7 @@ func (x *ListTemplatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTemplatesRequest.ProtoReflect.Descriptor instead.
 func (*ListTemplatesRequest) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{21}
+	return file_agent_agent_proto_rawDescGZIP(), []int{24}
 }
 
 type Template struct {
@@ -1530,7 +1712,7 @@ type Template struct {
 
 func (x *Template) Reset() {
 	*x = Template{}
-	mi := &file_agent_agent_proto_msgTypes[22]
+	mi := &file_agent_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1542,7 +1724,7 @@ func (x *Template) String() string {
 func (*Template) ProtoMessage() {}
 
 func (x *Template) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[22]
+	mi := &file_agent_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1555,7 +1737,7 @@ func (x *Template) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Template.ProtoReflect.Descriptor instead.
 func (*Template) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{22}
+	return file_agent_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *Template) GetName() string {
@@ -1602,7 +1784,7 @@ type ListTemplatesResponse struct {
 
 func (x *ListTemplatesResponse) Reset() {
 	*x = ListTemplatesResponse{}
-	mi := &file_agent_agent_proto_msgTypes[23]
+	mi := &file_agent_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1614,7 +1796,7 @@ func (x *ListTemplatesResponse) String() string {
 func (*ListTemplatesResponse) ProtoMessage() {}
 
 func (x *ListTemplatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[23]
+	mi := &file_agent_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1627,7 +1809,7 @@ func (x *ListTemplatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTemplatesResponse.ProtoReflect.Descriptor instead.
 func (*ListTemplatesResponse) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{23}
+	return file_agent_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ListTemplatesResponse) GetTemplates() []*Template {
@@ -1753,7 +1935,20 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\"L\n" +
 	"\x15ResumeSandboxResponse\x123\n" +
-	"\asandbox\x18\x01 \x01(\v2\x19.nestbox.agent.v1.SandboxR\asandbox\"\x16\n" +
+	"\asandbox\x18\x01 \x01(\v2\x19.nestbox.agent.v1.SandboxR\asandbox\"[\n" +
+	"\x12ForkSandboxRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x125\n" +
+	"\x05forks\x18\x02 \x03(\v2\x1f.nestbox.agent.v1.SandboxConfigR\x05forks\"\x86\x01\n" +
+	"\n" +
+	"ForkResult\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x123\n" +
+	"\asandbox\x18\x02 \x01(\v2\x19.nestbox.agent.v1.SandboxR\asandbox\x12\x14\n" +
+	"\x05error\x18\x03 \x01(\tR\x05error\x12\x1d\n" +
+	"\n" +
+	"error_code\x18\x04 \x01(\tR\terrorCode\"|\n" +
+	"\x13ForkSandboxResponse\x121\n" +
+	"\x06source\x18\x01 \x01(\v2\x19.nestbox.agent.v1.SandboxR\x06source\x122\n" +
+	"\x05forks\x18\x02 \x03(\v2\x1c.nestbox.agent.v1.ForkResultR\x05forks\"\x16\n" +
 	"\x14ListTemplatesRequest\"\xac\x01\n" +
 	"\bTemplate\x12\x12\n" +
 	"\x04name\x18\x01 \x01(\tR\x04name\x12 \n" +
@@ -1769,7 +1964,7 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\x15SANDBOX_STATE_RUNNING\x10\x01\x12\x18\n" +
 	"\x14SANDBOX_STATE_PAUSED\x10\x02\x12\x19\n" +
 	"\x15SANDBOX_STATE_STOPPED\x10\x03\x12\x17\n" +
-	"\x13SANDBOX_STATE_ERROR\x10\x042\xba\a\n" +
+	"\x13SANDBOX_STATE_ERROR\x10\x042\x96\b\n" +
 	"\x05Agent\x12`\n" +
 	"\rCreateSandbox\x12&.nestbox.agent.v1.CreateSandboxRequest\x1a'.nestbox.agent.v1.CreateSandboxResponse\x12c\n" +
 	"\x0eDestroySandbox\x12'.nestbox.agent.v1.DestroySandboxRequest\x1a(.nestbox.agent.v1.DestroySandboxResponse\x12W\n" +
@@ -1782,7 +1977,8 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\x04Ping\x12\x1d.nestbox.agent.v1.PingRequest\x1a\x1e.nestbox.agent.v1.PingResponse\x12`\n" +
 	"\rListTemplates\x12&.nestbox.agent.v1.ListTemplatesRequest\x1a'.nestbox.agent.v1.ListTemplatesResponse\x12]\n" +
 	"\fPauseSandbox\x12%.nestbox.agent.v1.PauseSandboxRequest\x1a&.nestbox.agent.v1.PauseSandboxResponse\x12`\n" +
-	"\rResumeSandbox\x12&.nestbox.agent.v1.ResumeSandboxRequest\x1a'.nestbox.agent.v1.ResumeSandboxResponseB$Z\"nestbox.dev/internal/proto/agentpbb\x06proto3"
+	"\rResumeSandbox\x12&.nestbox.agent.v1.ResumeSandboxRequest\x1a'.nestbox.agent.v1.ResumeSandboxResponse\x12Z\n" +
+	"\vForkSandbox\x12$.nestbox.agent.v1.ForkSandboxRequest\x1a%.nestbox.agent.v1.ForkSandboxResponseB$Z\"nestbox.dev/internal/proto/agentpbb\x06proto3"
 
 var (
 	file_agent_agent_proto_rawDescOnce sync.Once
@@ -1797,7 +1993,7 @@ func file_agent_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_agent_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_agent_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 27)
+var file_agent_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
 var file_agent_agent_proto_goTypes = []any{
 	(SandboxState)(0),                 // 0: nestbox.agent.v1.SandboxState
 	(*SandboxConfig)(nil),             // 1: nestbox.agent.v1.SandboxConfig
@@ -1821,62 +2017,71 @@ var file_agent_agent_proto_goTypes = []any{
 	(*PauseSandboxResponse)(nil),      // 19: nestbox.agent.v1.PauseSandboxResponse
 	(*ResumeSandboxRequest)(nil),      // 20: nestbox.agent.v1.ResumeSandboxRequest
 	(*ResumeSandboxResponse)(nil),     // 21: nestbox.agent.v1.ResumeSandboxResponse
-	(*ListTemplatesRequest)(nil),      // 22: nestbox.agent.v1.ListTemplatesRequest
-	(*Template)(nil),                  // 23: nestbox.agent.v1.Template
-	(*ListTemplatesResponse)(nil),     // 24: nestbox.agent.v1.ListTemplatesResponse
-	nil,                               // 25: nestbox.agent.v1.SandboxConfig.EnvVarsEntry
-	nil,                               // 26: nestbox.agent.v1.SandboxConfig.MetadataEntry
-	nil,                               // 27: nestbox.agent.v1.ResumeSandboxRequest.EnvVarsEntry
-	(*timestamppb.Timestamp)(nil),     // 28: google.protobuf.Timestamp
+	(*ForkSandboxRequest)(nil),        // 22: nestbox.agent.v1.ForkSandboxRequest
+	(*ForkResult)(nil),                // 23: nestbox.agent.v1.ForkResult
+	(*ForkSandboxResponse)(nil),       // 24: nestbox.agent.v1.ForkSandboxResponse
+	(*ListTemplatesRequest)(nil),      // 25: nestbox.agent.v1.ListTemplatesRequest
+	(*Template)(nil),                  // 26: nestbox.agent.v1.Template
+	(*ListTemplatesResponse)(nil),     // 27: nestbox.agent.v1.ListTemplatesResponse
+	nil,                               // 28: nestbox.agent.v1.SandboxConfig.EnvVarsEntry
+	nil,                               // 29: nestbox.agent.v1.SandboxConfig.MetadataEntry
+	nil,                               // 30: nestbox.agent.v1.ResumeSandboxRequest.EnvVarsEntry
+	(*timestamppb.Timestamp)(nil),     // 31: google.protobuf.Timestamp
 }
 var file_agent_agent_proto_depIdxs = []int32{
-	25, // 0: nestbox.agent.v1.SandboxConfig.env_vars:type_name -> nestbox.agent.v1.SandboxConfig.EnvVarsEntry
-	26, // 1: nestbox.agent.v1.SandboxConfig.metadata:type_name -> nestbox.agent.v1.SandboxConfig.MetadataEntry
+	28, // 0: nestbox.agent.v1.SandboxConfig.env_vars:type_name -> nestbox.agent.v1.SandboxConfig.EnvVarsEntry
+	29, // 1: nestbox.agent.v1.SandboxConfig.metadata:type_name -> nestbox.agent.v1.SandboxConfig.MetadataEntry
 	1,  // 2: nestbox.agent.v1.Sandbox.config:type_name -> nestbox.agent.v1.SandboxConfig
 	0,  // 3: nestbox.agent.v1.Sandbox.state:type_name -> nestbox.agent.v1.SandboxState
-	28, // 4: nestbox.agent.v1.Sandbox.started_at:type_name -> google.protobuf.Timestamp
-	28, // 5: nestbox.agent.v1.Sandbox.end_at:type_name -> google.protobuf.Timestamp
-	28, // 6: nestbox.agent.v1.Sandbox.paused_at:type_name -> google.protobuf.Timestamp
+	31, // 4: nestbox.agent.v1.Sandbox.started_at:type_name -> google.protobuf.Timestamp
+	31, // 5: nestbox.agent.v1.Sandbox.end_at:type_name -> google.protobuf.Timestamp
+	31, // 6: nestbox.agent.v1.Sandbox.paused_at:type_name -> google.protobuf.Timestamp
 	1,  // 7: nestbox.agent.v1.CreateSandboxRequest.config:type_name -> nestbox.agent.v1.SandboxConfig
 	2,  // 8: nestbox.agent.v1.CreateSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
 	2,  // 9: nestbox.agent.v1.GetSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
 	2,  // 10: nestbox.agent.v1.ListSandboxesResponse.sandboxes:type_name -> nestbox.agent.v1.Sandbox
-	28, // 11: nestbox.agent.v1.SetTimeoutResponse.end_at:type_name -> google.protobuf.Timestamp
-	28, // 12: nestbox.agent.v1.GetSandboxMetricsRequest.start:type_name -> google.protobuf.Timestamp
-	28, // 13: nestbox.agent.v1.GetSandboxMetricsRequest.end:type_name -> google.protobuf.Timestamp
-	28, // 14: nestbox.agent.v1.SandboxMetrics.at:type_name -> google.protobuf.Timestamp
+	31, // 11: nestbox.agent.v1.SetTimeoutResponse.end_at:type_name -> google.protobuf.Timestamp
+	31, // 12: nestbox.agent.v1.GetSandboxMetricsRequest.start:type_name -> google.protobuf.Timestamp
+	31, // 13: nestbox.agent.v1.GetSandboxMetricsRequest.end:type_name -> google.protobuf.Timestamp
+	31, // 14: nestbox.agent.v1.SandboxMetrics.at:type_name -> google.protobuf.Timestamp
 	14, // 15: nestbox.agent.v1.GetSandboxMetricsResponse.metrics:type_name -> nestbox.agent.v1.SandboxMetrics
 	14, // 16: nestbox.agent.v1.GetSandboxMetricsResponse.history:type_name -> nestbox.agent.v1.SandboxMetrics
 	2,  // 17: nestbox.agent.v1.PauseSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
-	27, // 18: nestbox.agent.v1.ResumeSandboxRequest.env_vars:type_name -> nestbox.agent.v1.ResumeSandboxRequest.EnvVarsEntry
+	30, // 18: nestbox.agent.v1.ResumeSandboxRequest.env_vars:type_name -> nestbox.agent.v1.ResumeSandboxRequest.EnvVarsEntry
 	2,  // 19: nestbox.agent.v1.ResumeSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
-	28, // 20: nestbox.agent.v1.Template.built_at:type_name -> google.protobuf.Timestamp
-	23, // 21: nestbox.agent.v1.ListTemplatesResponse.templates:type_name -> nestbox.agent.v1.Template
-	3,  // 22: nestbox.agent.v1.Agent.CreateSandbox:input_type -> nestbox.agent.v1.CreateSandboxRequest
-	5,  // 23: nestbox.agent.v1.Agent.DestroySandbox:input_type -> nestbox.agent.v1.DestroySandboxRequest
-	7,  // 24: nestbox.agent.v1.Agent.GetSandbox:input_type -> nestbox.agent.v1.GetSandboxRequest
-	9,  // 25: nestbox.agent.v1.Agent.ListSandboxes:input_type -> nestbox.agent.v1.ListSandboxesRequest
-	11, // 26: nestbox.agent.v1.Agent.SetTimeout:input_type -> nestbox.agent.v1.SetTimeoutRequest
-	13, // 27: nestbox.agent.v1.Agent.GetSandboxMetrics:input_type -> nestbox.agent.v1.GetSandboxMetricsRequest
-	16, // 28: nestbox.agent.v1.Agent.Ping:input_type -> nestbox.agent.v1.PingRequest
-	22, // 29: nestbox.agent.v1.Agent.ListTemplates:input_type -> nestbox.agent.v1.ListTemplatesRequest
-	18, // 30: nestbox.agent.v1.Agent.PauseSandbox:input_type -> nestbox.agent.v1.PauseSandboxRequest
-	20, // 31: nestbox.agent.v1.Agent.ResumeSandbox:input_type -> nestbox.agent.v1.ResumeSandboxRequest
-	4,  // 32: nestbox.agent.v1.Agent.CreateSandbox:output_type -> nestbox.agent.v1.CreateSandboxResponse
-	6,  // 33: nestbox.agent.v1.Agent.DestroySandbox:output_type -> nestbox.agent.v1.DestroySandboxResponse
-	8,  // 34: nestbox.agent.v1.Agent.GetSandbox:output_type -> nestbox.agent.v1.GetSandboxResponse
-	10, // 35: nestbox.agent.v1.Agent.ListSandboxes:output_type -> nestbox.agent.v1.ListSandboxesResponse
-	12, // 36: nestbox.agent.v1.Agent.SetTimeout:output_type -> nestbox.agent.v1.SetTimeoutResponse
-	15, // 37: nestbox.agent.v1.Agent.GetSandboxMetrics:output_type -> nestbox.agent.v1.GetSandboxMetricsResponse
-	17, // 38: nestbox.agent.v1.Agent.Ping:output_type -> nestbox.agent.v1.PingResponse
-	24, // 39: nestbox.agent.v1.Agent.ListTemplates:output_type -> nestbox.agent.v1.ListTemplatesResponse
-	19, // 40: nestbox.agent.v1.Agent.PauseSandbox:output_type -> nestbox.agent.v1.PauseSandboxResponse
-	21, // 41: nestbox.agent.v1.Agent.ResumeSandbox:output_type -> nestbox.agent.v1.ResumeSandboxResponse
-	32, // [32:42] is the sub-list for method output_type
-	22, // [22:32] is the sub-list for method input_type
-	22, // [22:22] is the sub-list for extension type_name
-	22, // [22:22] is the sub-list for extension extendee
-	0,  // [0:22] is the sub-list for field type_name
+	1,  // 20: nestbox.agent.v1.ForkSandboxRequest.forks:type_name -> nestbox.agent.v1.SandboxConfig
+	2,  // 21: nestbox.agent.v1.ForkResult.sandbox:type_name -> nestbox.agent.v1.Sandbox
+	2,  // 22: nestbox.agent.v1.ForkSandboxResponse.source:type_name -> nestbox.agent.v1.Sandbox
+	23, // 23: nestbox.agent.v1.ForkSandboxResponse.forks:type_name -> nestbox.agent.v1.ForkResult
+	31, // 24: nestbox.agent.v1.Template.built_at:type_name -> google.protobuf.Timestamp
+	26, // 25: nestbox.agent.v1.ListTemplatesResponse.templates:type_name -> nestbox.agent.v1.Template
+	3,  // 26: nestbox.agent.v1.Agent.CreateSandbox:input_type -> nestbox.agent.v1.CreateSandboxRequest
+	5,  // 27: nestbox.agent.v1.Agent.DestroySandbox:input_type -> nestbox.agent.v1.DestroySandboxRequest
+	7,  // 28: nestbox.agent.v1.Agent.GetSandbox:input_type -> nestbox.agent.v1.GetSandboxRequest
+	9,  // 29: nestbox.agent.v1.Agent.ListSandboxes:input_type -> nestbox.agent.v1.ListSandboxesRequest
+	11, // 30: nestbox.agent.v1.Agent.SetTimeout:input_type -> nestbox.agent.v1.SetTimeoutRequest
+	13, // 31: nestbox.agent.v1.Agent.GetSandboxMetrics:input_type -> nestbox.agent.v1.GetSandboxMetricsRequest
+	16, // 32: nestbox.agent.v1.Agent.Ping:input_type -> nestbox.agent.v1.PingRequest
+	25, // 33: nestbox.agent.v1.Agent.ListTemplates:input_type -> nestbox.agent.v1.ListTemplatesRequest
+	18, // 34: nestbox.agent.v1.Agent.PauseSandbox:input_type -> nestbox.agent.v1.PauseSandboxRequest
+	20, // 35: nestbox.agent.v1.Agent.ResumeSandbox:input_type -> nestbox.agent.v1.ResumeSandboxRequest
+	22, // 36: nestbox.agent.v1.Agent.ForkSandbox:input_type -> nestbox.agent.v1.ForkSandboxRequest
+	4,  // 37: nestbox.agent.v1.Agent.CreateSandbox:output_type -> nestbox.agent.v1.CreateSandboxResponse
+	6,  // 38: nestbox.agent.v1.Agent.DestroySandbox:output_type -> nestbox.agent.v1.DestroySandboxResponse
+	8,  // 39: nestbox.agent.v1.Agent.GetSandbox:output_type -> nestbox.agent.v1.GetSandboxResponse
+	10, // 40: nestbox.agent.v1.Agent.ListSandboxes:output_type -> nestbox.agent.v1.ListSandboxesResponse
+	12, // 41: nestbox.agent.v1.Agent.SetTimeout:output_type -> nestbox.agent.v1.SetTimeoutResponse
+	15, // 42: nestbox.agent.v1.Agent.GetSandboxMetrics:output_type -> nestbox.agent.v1.GetSandboxMetricsResponse
+	17, // 43: nestbox.agent.v1.Agent.Ping:output_type -> nestbox.agent.v1.PingResponse
+	27, // 44: nestbox.agent.v1.Agent.ListTemplates:output_type -> nestbox.agent.v1.ListTemplatesResponse
+	19, // 45: nestbox.agent.v1.Agent.PauseSandbox:output_type -> nestbox.agent.v1.PauseSandboxResponse
+	21, // 46: nestbox.agent.v1.Agent.ResumeSandbox:output_type -> nestbox.agent.v1.ResumeSandboxResponse
+	24, // 47: nestbox.agent.v1.Agent.ForkSandbox:output_type -> nestbox.agent.v1.ForkSandboxResponse
+	37, // [37:48] is the sub-list for method output_type
+	26, // [26:37] is the sub-list for method input_type
+	26, // [26:26] is the sub-list for extension type_name
+	26, // [26:26] is the sub-list for extension extendee
+	0,  // [0:26] is the sub-list for field type_name
 }
 
 func init() { file_agent_agent_proto_init() }
@@ -1890,7 +2095,7 @@ func file_agent_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_agent_proto_rawDesc), len(file_agent_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   27,
+			NumMessages:   30,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -57,6 +57,8 @@ const (
 	AgentPauseSandboxProcedure = "/nestbox.agent.v1.Agent/PauseSandbox"
 	// AgentResumeSandboxProcedure is the fully-qualified name of the Agent's ResumeSandbox RPC.
 	AgentResumeSandboxProcedure = "/nestbox.agent.v1.Agent/ResumeSandbox"
+	// AgentForkSandboxProcedure is the fully-qualified name of the Agent's ForkSandbox RPC.
+	AgentForkSandboxProcedure = "/nestbox.agent.v1.Agent/ForkSandbox"
 )
 
 // AgentClient is a client for the nestbox.agent.v1.Agent service.
@@ -93,6 +95,15 @@ type AgentClient interface {
 	// was started, else destroys what it started (never a frozen sandbox
 	// claiming to run).
 	ResumeSandbox(context.Context, *connect.Request[agentpb.ResumeSandboxRequest]) (*connect.Response[agentpb.ResumeSandboxResponse], error)
+	// ForkSandbox branches a running sandbox into new sandboxes that start
+	// with its processes, memory and files: it is checkpointed once (it
+	// stops for the checkpoint and runs on afterwards), and each fork is
+	// restored from that image with its own ID, network, writable layer
+	// (a copy of the source's) and access token. Each fork succeeds or fails
+	// on its own; a failed fork leaves nothing behind. The source is running
+	// again when this returns, or gone if it could not be (then the call
+	// fails and no fork is made).
+	ForkSandbox(context.Context, *connect.Request[agentpb.ForkSandboxRequest]) (*connect.Response[agentpb.ForkSandboxResponse], error)
 }
 
 // NewAgentClient constructs a client for the nestbox.agent.v1.Agent service. By default, it uses
@@ -166,6 +177,12 @@ func NewAgentClient(httpClient connect.HTTPClient, baseURL string, opts ...conne
 			connect.WithSchema(agentMethods.ByName("ResumeSandbox")),
 			connect.WithClientOptions(opts...),
 		),
+		forkSandbox: connect.NewClient[agentpb.ForkSandboxRequest, agentpb.ForkSandboxResponse](
+			httpClient,
+			baseURL+AgentForkSandboxProcedure,
+			connect.WithSchema(agentMethods.ByName("ForkSandbox")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -181,6 +198,7 @@ type agentClient struct {
 	listTemplates     *connect.Client[agentpb.ListTemplatesRequest, agentpb.ListTemplatesResponse]
 	pauseSandbox      *connect.Client[agentpb.PauseSandboxRequest, agentpb.PauseSandboxResponse]
 	resumeSandbox     *connect.Client[agentpb.ResumeSandboxRequest, agentpb.ResumeSandboxResponse]
+	forkSandbox       *connect.Client[agentpb.ForkSandboxRequest, agentpb.ForkSandboxResponse]
 }
 
 // CreateSandbox calls nestbox.agent.v1.Agent.CreateSandbox.
@@ -233,6 +251,11 @@ func (c *agentClient) ResumeSandbox(ctx context.Context, req *connect.Request[ag
 	return c.resumeSandbox.CallUnary(ctx, req)
 }
 
+// ForkSandbox calls nestbox.agent.v1.Agent.ForkSandbox.
+func (c *agentClient) ForkSandbox(ctx context.Context, req *connect.Request[agentpb.ForkSandboxRequest]) (*connect.Response[agentpb.ForkSandboxResponse], error) {
+	return c.forkSandbox.CallUnary(ctx, req)
+}
+
 // AgentHandler is an implementation of the nestbox.agent.v1.Agent service.
 type AgentHandler interface {
 	// CreateSandbox returns once the sandbox's envd answers and has been
@@ -267,6 +290,15 @@ type AgentHandler interface {
 	// was started, else destroys what it started (never a frozen sandbox
 	// claiming to run).
 	ResumeSandbox(context.Context, *connect.Request[agentpb.ResumeSandboxRequest]) (*connect.Response[agentpb.ResumeSandboxResponse], error)
+	// ForkSandbox branches a running sandbox into new sandboxes that start
+	// with its processes, memory and files: it is checkpointed once (it
+	// stops for the checkpoint and runs on afterwards), and each fork is
+	// restored from that image with its own ID, network, writable layer
+	// (a copy of the source's) and access token. Each fork succeeds or fails
+	// on its own; a failed fork leaves nothing behind. The source is running
+	// again when this returns, or gone if it could not be (then the call
+	// fails and no fork is made).
+	ForkSandbox(context.Context, *connect.Request[agentpb.ForkSandboxRequest]) (*connect.Response[agentpb.ForkSandboxResponse], error)
 }
 
 // NewAgentHandler builds an HTTP handler from the service implementation. It returns the path on
@@ -336,6 +368,12 @@ func NewAgentHandler(svc AgentHandler, opts ...connect.HandlerOption) (string, h
 		connect.WithSchema(agentMethods.ByName("ResumeSandbox")),
 		connect.WithHandlerOptions(opts...),
 	)
+	agentForkSandboxHandler := connect.NewUnaryHandler(
+		AgentForkSandboxProcedure,
+		svc.ForkSandbox,
+		connect.WithSchema(agentMethods.ByName("ForkSandbox")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/nestbox.agent.v1.Agent/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AgentCreateSandboxProcedure:
@@ -358,6 +396,8 @@ func NewAgentHandler(svc AgentHandler, opts ...connect.HandlerOption) (string, h
 			agentPauseSandboxHandler.ServeHTTP(w, r)
 		case AgentResumeSandboxProcedure:
 			agentResumeSandboxHandler.ServeHTTP(w, r)
+		case AgentForkSandboxProcedure:
+			agentForkSandboxHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -405,4 +445,8 @@ func (UnimplementedAgentHandler) PauseSandbox(context.Context, *connect.Request[
 
 func (UnimplementedAgentHandler) ResumeSandbox(context.Context, *connect.Request[agentpb.ResumeSandboxRequest]) (*connect.Response[agentpb.ResumeSandboxResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("nestbox.agent.v1.Agent.ResumeSandbox is not implemented"))
+}
+
+func (UnimplementedAgentHandler) ForkSandbox(context.Context, *connect.Request[agentpb.ForkSandboxRequest]) (*connect.Response[agentpb.ForkSandboxResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("nestbox.agent.v1.Agent.ForkSandbox is not implemented"))
 }
