@@ -272,6 +272,39 @@ func (h *Handle) resume(ctx context.Context, req ResumeRequest, opts []WaitOptio
 }
 
 // waitWhile polls the capsule until its status is no longer st.
+// Fork branches the running capsule into count new capsules (1 to 10)
+// that start from its processes, memory and files, each with its own ID,
+// access token, network and a lifetime of timeout (zero: 300 s); the
+// capsule stops for a moment while it is checkpointed and then runs on.
+// Unless NoWait is given, Fork waits until every fork has settled
+// (running, or error). It returns one result per fork: a fork that could
+// not be made (the team's quota, for one) carries its error. A capsule
+// that is not running is ErrConflict.
+func (h *Handle) Fork(ctx context.Context, count int, timeout time.Duration, opts ...WaitOption) ([]ForkResult, error) {
+	if count < 1 || timeout < 0 {
+		return nil, fmt.Errorf("%w: fork count %d, timeout %v: want a count of 1 or more and a timeout not negative", ErrInvalid, count, timeout)
+	}
+	var resp ForkResponse
+	req := ForkRequest{Count: count, TimeoutSeconds: int((timeout + time.Second - 1) / time.Second)}
+	if err := h.c.do(ctx, http.MethodPost, pathf("/v1/capsules/%s/fork", h.id), nil, req, &resp); err != nil {
+		return nil, err
+	}
+	if applyWait(opts).noWait {
+		return resp.Forks, nil
+	}
+	for i, f := range resp.Forks {
+		if f.Capsule == nil || f.Capsule.Status != StatusStarting {
+			continue
+		}
+		c, err := h.c.Capsule(f.Capsule.ID).wait(ctx, StatusRunning, true)
+		if err != nil {
+			return resp.Forks, err
+		}
+		resp.Forks[i].Capsule = &c
+	}
+	return resp.Forks, nil
+}
+
 func (h *Handle) waitWhile(ctx context.Context, st Status) (Capsule, error) {
 	pause := 100 * time.Millisecond
 	for {

@@ -135,6 +135,30 @@ type ResumeRequest struct {
 	Memory *bool `json:"memory,omitempty"`
 }
 
+// ForkRequest is the body of POST /v1/capsules/{id}/fork.
+type ForkRequest struct {
+	// Count is how many forks to make, 1 to 10; zero means 1.
+	Count int `json:"count,omitempty"`
+	// TimeoutSeconds is each fork's lifetime; zero means 300 s.
+	TimeoutSeconds int `json:"timeout_seconds,omitempty"`
+}
+
+// ForkResult is one fork: its capsule, or why it could not be made (a
+// fork whose sandbox fails later is its capsule in StatusError).
+type ForkResult struct {
+	Capsule *Capsule     `json:"capsule,omitempty"`
+	Error   *ErrorDetail `json:"error,omitempty"`
+}
+
+// ForkResponse is the answer of POST /v1/capsules/{id}/fork: the source
+// and one result per fork asked for. Each fork is a new capsule that
+// starts with the source's processes, memory and files, with its own ID,
+// access token, network and lifetime.
+type ForkResponse struct {
+	Source Capsule      `json:"source"`
+	Forks  []ForkResult `json:"forks"`
+}
+
 // CapsuleList is a page of GET /v1/capsules.
 type CapsuleList struct {
 	Capsules []Capsule `json:"capsules"`

@@ -51,3 +51,25 @@ func TestCapsulePauseResume(t *testing.T) {
 		t.Errorf("ls during a pause:\n%s\nwant pausing…", res.stdout)
 	}
 }
+
+func TestCapsuleFork(t *testing.T) {
+	f := newFakeServer(t)
+	f.addCapsule("cap1", nil)
+	res := f.runIO(t, Capsule, IO{StderrIsTerminal: true}, "fork", "--count", "2", "--timeout", "10m", "cap1")
+	if res.err != nil || res.stdout != "cap1-fork1\ncap1-fork2\n" || !strings.Contains(res.stderr, "forking capsule cap1 into 2... done") {
+		t.Fatalf("fork: %v, stdout %q, stderr %q", res.err, res.stdout, res.stderr)
+	}
+	if len(f.forks) != 1 || f.forks[0].Count != 2 || f.forks[0].TimeoutSeconds != 600 {
+		t.Errorf("fork requests %+v, want one for 2 forks of 600 s", f.forks)
+	}
+	// A refused fork is an error that names it; the others are printed.
+	res = f.run(t, Capsule, "", "fork", "--count", "3", "cap1")
+	if res.err == nil || !strings.Contains(res.err.Error(), "fork 3 of cap1: resource_exhausted") || strings.Count(res.stdout, "\n") != 2 {
+		t.Errorf("fork with one refused: %v, stdout %q", res.err, res.stdout)
+	}
+	for _, args := range [][]string{{"fork", "--count", "0", "cap1"}, {"fork", "cap1", "cap2"}, {"fork"}} {
+		if res := f.run(t, Capsule, "", args...); res.err == nil {
+			t.Errorf("%v: no error", args)
+		}
+	}
+}

@@ -92,6 +92,7 @@ var capsuleVerbs = []verb{
 	{"rm", "destroy capsules", capsuleRemove},
 	{"pause", "pause capsules to disk, with their memory", capsulePause},
 	{"resume", "resume paused capsules", capsuleResume},
+	{"fork", "fork a running capsule into new ones", capsuleFork},
 	{"exec", "run a command in a capsule, streaming its output", capsuleExec},
 	{"shell", "open an interactive terminal in a capsule", capsuleShell},
 	{"cp", "copy a file into or out of a capsule", capsuleCopy},

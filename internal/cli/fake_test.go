@@ -42,6 +42,7 @@ type fakeServer struct {
 	listQueries []string
 	pauses      []nestbox.PauseRequest
 	resumes     []nestbox.ResumeRequest
+	forks       []nestbox.ForkRequest
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
@@ -53,6 +54,7 @@ func newFakeServer(t *testing.T) *fakeServer {
 	mux.HandleFunc("DELETE /v1/capsules/{id}", f.remove)
 	mux.HandleFunc("POST /v1/capsules/{id}/pause", f.pause)
 	mux.HandleFunc("POST /v1/capsules/{id}/resume", f.resume)
+	mux.HandleFunc("POST /v1/capsules/{id}/fork", f.fork)
 	mux.HandleFunc("GET /v1/capsules/{id}/events", f.events)
 	mux.HandleFunc("GET /v1/capsules/{id}/metrics", f.metrics)
 	mux.HandleFunc("POST /v1/capsules/{id}/exec", f.exec)
@@ -231,6 +233,39 @@ func (f *fakeServer) pause(w http.ResponseWriter, r *http.Request) {
 	}
 	c.Status = nestbox.StatusPausing
 	fakeJSON(w, http.StatusAccepted, c)
+}
+
+// fork makes the forks starting (running at the first wait); a count of
+// 3 or more has its last fork refused as over the quota.
+func (f *fakeServer) fork(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	c := f.capsule(w, r)
+	if c == nil {
+		return
+	}
+	var req nestbox.ForkRequest
+	if err := json.NewDecoder(r.Body).Decode(&req); err != nil {
+		fakeError(w, http.StatusBadRequest, "invalid_argument", err.Error())
+		return
+	}
+	f.forks = append(f.forks, req)
+	if c.Status != nestbox.StatusRunning {
+		fakeError(w, http.StatusConflict, "conflict", "capsule "+c.ID+" is "+string(c.Status))
+		return
+	}
+	resp := nestbox.ForkResponse{Source: *c}
+	for i := range req.Count {
+		if req.Count >= 3 && i == req.Count-1 {
+			resp.Forks = append(resp.Forks, nestbox.ForkResult{Error: &nestbox.ErrorDetail{Code: "resource_exhausted", Message: "team quota"}})
+			continue
+		}
+		fc := *c
+		fc.ID, fc.Status = fmt.Sprintf("%s-fork%d", c.ID, i+1), nestbox.StatusStarting
+		f.capsules = append(f.capsules, &fc)
+		resp.Forks = append(resp.Forks, nestbox.ForkResult{Capsule: &fc})
+	}
+	fakeJSON(w, http.StatusAccepted, resp)
 }
 
 func (f *fakeServer) resume(w http.ResponseWriter, r *http.Request) {

@@ -304,14 +304,24 @@ func (s *Service) Close(grace time.Duration) {
 // background runs fn for capsule id under the service's context, marking
 // the capsule as in flight meanwhile.
 func (s *Service) background(id string, fn func(ctx context.Context)) {
+	s.backgroundFor([]string{id}, fn)
+}
+
+// backgroundFor is background for work that concerns several capsules
+// (a fork: its source and its forks), all marked in flight meanwhile.
+func (s *Service) backgroundFor(ids []string, fn func(ctx context.Context)) {
 	s.mu.Lock()
-	s.inflight[id]++
+	for _, id := range ids {
+		s.inflight[id]++
+	}
 	s.mu.Unlock()
 	s.bg.Go(func() {
 		defer func() {
 			s.mu.Lock()
-			if s.inflight[id]--; s.inflight[id] == 0 {
-				delete(s.inflight, id)
+			for _, id := range ids {
+				if s.inflight[id]--; s.inflight[id] == 0 {
+					delete(s.inflight, id)
+				}
 			}
 			s.mu.Unlock()
 		}()

@@ -73,6 +73,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"DELETE /v1/capsules/{id}":                      {method: "DELETE", path: "/v1/capsules/" + doomed.ID, other: 404, valid: 202},
 		"POST /v1/capsules/{id}/pause":                  {method: "POST", path: "/v1/capsules/" + toPause.ID + "/pause", other: 404, valid: 202},
 		"POST /v1/capsules/{id}/resume":                 {method: "POST", path: "/v1/capsules/" + toResume.ID + "/resume", other: 404, valid: 202},
+		"POST /v1/capsules/{id}/fork":                   {method: "POST", path: "/v1/capsules/" + id + "/fork", body: `{"count":1}`, other: 404, valid: 202},
 		"POST /v1/capsules/{id}/timeout":                {method: "POST", path: "/v1/capsules/" + id + "/timeout", body: `{"timeout_seconds":600}`, other: 404, valid: 200},
 		"GET /v1/capsules/{id}/metrics":                 {method: "GET", path: "/v1/capsules/" + id + "/metrics", other: 404, valid: 200},
 		"GET /v1/capsules/{id}/events":                  {method: "GET", path: "/v1/capsules/" + id + "/events", other: 404, valid: 200},

@@ -46,27 +46,36 @@ func (s *Server) resumeCapsule(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
-// transient starts a change with start and answers 202 with the capsule;
-// with ?wait=true it first waits (at most ?timeout, default 60 s) until
-// the change has ended, and answers 200 with the capsule as it ended
-// (202 if it still had not).
-func (s *Server) transient(w http.ResponseWriter, r *http.Request, start func(context.Context) (nestbox.Capsule, error)) {
+// waitParams reads ?wait=true|false and ?timeout=D (at most maxWait,
+// default defaultWait) of a route that can wait for a change to end.
+func waitParams(r *http.Request) (bool, time.Duration, error) {
 	q := r.URL.Query()
 	wait := false
 	if v := q.Get("wait"); v != "" {
 		var err error
 		if wait, err = strconv.ParseBool(v); err != nil {
-			s.writeError(w, r, errdefs.Invalid("wait %q: want true or false", v))
-			return
+			return false, 0, errdefs.Invalid("wait %q: want true or false", v)
 		}
 	}
 	d := defaultWait
 	if v := q.Get("timeout"); v != "" {
 		var err error
 		if d, err = time.ParseDuration(v); err != nil || d <= 0 || d > maxWait {
-			s.writeError(w, r, errdefs.Invalid("timeout %q: want a duration up to %s, e.g. 30s", v, maxWait))
-			return
+			return false, 0, errdefs.Invalid("timeout %q: want a duration up to %s, e.g. 30s", v, maxWait)
 		}
+	}
+	return wait, d, nil
+}
+
+// transient starts a change with start and answers 202 with the capsule;
+// with ?wait=true it first waits (at most ?timeout, default 60 s) until
+// the change has ended, and answers 200 with the capsule as it ended
+// (202 if it still had not).
+func (s *Server) transient(w http.ResponseWriter, r *http.Request, start func(context.Context) (nestbox.Capsule, error)) {
+	wait, d, err := waitParams(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	c, err := start(r.Context())
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 //	DELETE /v1/capsules/{id}                         202 destroy (stopping)
 //	POST   /v1/capsules/{id}/pause                   202 pause (pausing); 409 if paused
 //	POST   /v1/capsules/{id}/resume                  202 resume (resuming); 409 unless paused
+//	POST   /v1/capsules/{id}/fork                    202 fork {count, timeout_seconds}: the source and each fork (starting)
 //	POST   /v1/capsules/{id}/timeout                 extend the lifetime
 //	GET    /v1/capsules/{id}/metrics                 resource use
 //	GET    /v1/capsules/{id}/events                  status history
@@ -119,6 +120,7 @@ func (s *Server) routes() []route {
 		{"DELETE /v1/capsules/{id}", a(s.deleteCapsule), ""},
 		{"POST /v1/capsules/{id}/pause", a(s.pauseCapsule), ""},
 		{"POST /v1/capsules/{id}/resume", a(s.resumeCapsule), ""},
+		{"POST /v1/capsules/{id}/fork", a(s.forkCapsule), ""},
 		{"POST /v1/capsules/{id}/timeout", a(s.setTimeout), ""},
 		{"GET /v1/capsules/{id}/metrics", a(s.capsuleMetrics), ""},
 		{"GET /v1/capsules/{id}/events", a(s.capsuleEvents), ""},

@@ -30,6 +30,9 @@ type Agent struct {
 	// snapshot and before it answers: a test makes things happen between
 	// the host's answer and the caller's next step. Set it before use.
 	OnList func()
+	// OnFork, if not nil, runs when ForkSandbox is called, with the forks'
+	// IDs, before the fake looks at them. Set it before use.
+	OnFork func(ids []string)
 
 	// mu guards the fields below.
 	mu        sync.Mutex
@@ -193,6 +196,13 @@ func (f *Agent) Forks() []*agentpb.ForkSandboxRequest {
 func (f *Agent) ForkSandbox(ctx context.Context, req *connect.Request[agentpb.ForkSandboxRequest]) (*connect.Response[agentpb.ForkSandboxResponse], error) {
 	if err := f.reach(ctx); err != nil {
 		return nil, err
+	}
+	if f.OnFork != nil {
+		var ids []string
+		for _, fc := range req.Msg.GetForks() {
+			ids = append(ids, fc.GetId())
+		}
+		f.OnFork(ids)
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
