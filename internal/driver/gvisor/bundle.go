@@ -26,16 +26,28 @@ var capabilities = []string{
 	"CAP_IPC_LOCK",
 }
 
-// ociSpec builds the OCI runtime spec of a sandbox.
-func (d *Driver) ociSpec(spec driver.Spec) *specs.Spec {
-	vcpus, memMB := spec.VCPUs, spec.MemoryMB
-	if vcpus <= 0 {
-		vcpus = capsulespec.DefaultVCPUs
-	}
+// memoryLimit is the guest's memory size in bytes: the spec's limit, which
+// runsc hands the sentry as the guest's total memory.
+func memoryLimit(spec driver.Spec) int64 {
+	memMB := spec.MemoryMB
 	if memMB <= 0 {
 		memMB = capsulespec.DefaultMemoryMB
 	}
-	memBytes := int64(memMB) << 20
+	return int64(memMB) << 20
+}
+
+// RuntimeHeadroom is the memory a sandbox of guest size mem may use on the
+// host beyond it, for gVisor itself (addRuntimeHeadroom): a quarter of
+// the guest's, at least 64 MiB.
+func RuntimeHeadroom(mem int64) int64 { return max(64<<20, mem/4) }
+
+// ociSpec builds the OCI runtime spec of a sandbox.
+func (d *Driver) ociSpec(spec driver.Spec) *specs.Spec {
+	vcpus := spec.VCPUs
+	if vcpus <= 0 {
+		vcpus = capsulespec.DefaultVCPUs
+	}
+	memBytes := memoryLimit(spec)
 	quota := int64(vcpus) * cpuPeriod
 	period := uint64(cpuPeriod)
 	pids := d.cfg.PidsLimit

@@ -66,3 +66,19 @@ func readProcInt(path string) int64 {
 	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
 	return n
 }
+
+// setMemoryLimit sets the host memory limit of the cgroup at path (below
+// the cgroup root, as in the OCI spec): memory.limit_in_bytes on cgroup
+// v1, memory.max on v2.
+func setMemoryLimit(path string, limit int64) error {
+	v := []byte(strconv.FormatInt(limit, 10))
+	v1 := filepath.Join(cgroupRoot, "memory", path, "memory.limit_in_bytes")
+	if _, err := os.Stat(v1); err == nil {
+		return os.WriteFile(v1, v, 0o644)
+	}
+	v2 := filepath.Join(cgroupRoot, path, "memory.max")
+	if _, err := os.Stat(v2); err != nil {
+		return fmt.Errorf("no memory cgroup for %s: %w", path, err)
+	}
+	return os.WriteFile(v2, v, 0o644)
+}

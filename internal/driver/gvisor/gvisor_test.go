@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -114,4 +115,49 @@ func TestConformance(t *testing.T) {
 			},
 		}
 	})
+}
+
+// TestRuntimeHeadroom checks that a sandbox's guest sees the memory it
+// asked for while its host cgroup lets gVisor use RuntimeHeadroom more,
+// after a create and after a checkpoint and restore.
+func TestRuntimeHeadroom(t *testing.T) {
+	d, rootfs := testDriver(t)
+	ctx := context.Background()
+	spec := driver.Spec{
+		ID:       fmt.Sprintf("nbxt-%06d-%05d", os.Getpid()%1000000, seq.Add(1)),
+		Dir:      t.TempDir(),
+		Rootfs:   copyTree(t, rootfs),
+		VCPUs:    1,
+		MemoryMB: 128,
+		Args:     []string{"/usr/bin/envd", "--port", "49983"},
+	}
+	if err := d.Create(ctx, spec); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Destroy(context.Background(), spec.ID) })
+	check := func(when string) {
+		t.Helper()
+		out, err := d.runsc(ctx, "exec", spec.ID, "/bin/sh", "-c", "grep MemTotal /proc/meminfo")
+		if err != nil || !strings.Contains(string(out), strconv.Itoa(128<<10)+" kB") {
+			t.Errorf("%s: guest %q, %v; want MemTotal of 128 MiB", when, out, err)
+		}
+		path := filepath.Join(cgroupRoot, "memory", "nestbox-test", spec.ID, "memory.limit_in_bytes")
+		if _, err := os.Stat(path); err != nil {
+			path = filepath.Join(cgroupRoot, "nestbox-test", spec.ID, "memory.max")
+		}
+		b, err := os.ReadFile(path)
+		want := int64(128<<20) + RuntimeHeadroom(128<<20)
+		if err != nil || strings.TrimSpace(string(b)) != strconv.FormatInt(want, 10) {
+			t.Errorf("%s: host limit %q, %v; want %d", when, b, err, want)
+		}
+	}
+	check("after create")
+	images := filepath.Join(t.TempDir(), "images")
+	if err := d.Checkpoint(ctx, spec.ID, images); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Restore(ctx, spec, images); err != nil {
+		t.Fatal(err)
+	}
+	check("after restore")
 }
