@@ -90,7 +90,7 @@ func migrateStep(ctx context.Context, db *sql.DB, ms []migrations.Migration, tar
 			return false, fmt.Errorf("migrate up to %d: %w", m.Version, err)
 		}
 		_, err = tx.ExecContext(ctx, "INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)",
-			m.Version, formatTime(time.Now()))
+			m.Version, time.Now().UTC().Format(timeLayout))
 		if err != nil {
 			return false, fmt.Errorf("migrate up to %d: record version: %w", m.Version, err)
 		}

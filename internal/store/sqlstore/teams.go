@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -17,15 +17,15 @@ func (s *Store) CreateTeam(ctx context.Context, t store.Team, owner string) erro
 	if owner == "" {
 		return errdefs.Invalid("create team %s: no owner", t.ID)
 	}
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, "INSERT INTO teams (id, name, created_at) VALUES (?, ?, ?)",
-			t.ID, t.Name, formatTime(t.CreatedAt))
+	err := s.inTx(ctx, func(tx conn) error {
+		_, err := tx.exec(ctx, "INSERT INTO teams (id, name, created_at) VALUES (?, ?, ?)",
+			t.ID, t.Name, s.d.time(t.CreatedAt))
 		if err != nil {
-			return kindOf(err)
+			return err
 		}
-		_, err = tx.ExecContext(ctx, "INSERT INTO team_members (team_id, user_id, role) VALUES (?, ?, ?)",
+		_, err = tx.exec(ctx, "INSERT INTO team_members (team_id, user_id, role) VALUES (?, ?, ?)",
 			t.ID, owner, string(store.RoleOwner))
-		if err = kindOf(err); errors.Is(err, errdefs.ErrNotFound) {
+		if errors.Is(err, errdefs.ErrNotFound) {
 			return errdefs.NotFound("owner %s: user not found", owner)
 		}
 		return err
@@ -39,8 +39,8 @@ func (s *Store) CreateTeam(ctx context.Context, t store.Team, owner string) erro
 // GetTeam returns the team with id.
 func (s *Store) GetTeam(ctx context.Context, id string) (store.Team, error) {
 	t := store.Team{ID: id}
-	err := s.read.QueryRowContext(ctx, "SELECT name, created_at FROM teams WHERE id = ?", id).
-		Scan(&t.Name, timeCol{&t.CreatedAt})
+	err := s.reader().row(ctx, "SELECT name, created_at FROM teams WHERE id = ?", id).
+		Scan(&t.Name, s.d.timeCol(&t.CreatedAt))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Team{}, errdefs.NotFound("team %s not found", id)
 	}
@@ -53,7 +53,7 @@ func (s *Store) GetTeam(ctx context.Context, id string) (store.Team, error) {
 // TeamsOfUser lists the teams of userID, oldest team first. An unknown
 // user belongs to no team.
 func (s *Store) TeamsOfUser(ctx context.Context, userID string) ([]store.Membership, error) {
-	rows, err := s.read.QueryContext(ctx, `
+	rows, err := s.reader().query(ctx, `
 		SELECT t.id, t.name, t.created_at, m.role
 		FROM team_members m JOIN teams t ON t.id = m.team_id
 		WHERE m.user_id = ?
@@ -61,16 +61,12 @@ func (s *Store) TeamsOfUser(ctx context.Context, userID string) ([]store.Members
 	if err != nil {
 		return nil, fmt.Errorf("teams of user %s: %w", userID, err)
 	}
-	defer rows.Close()
-	var ms []store.Membership
-	for rows.Next() {
+	ms, err := collect(rows, func(row scanner) (store.Membership, error) {
 		var m store.Membership
-		if err := rows.Scan(&m.Team.ID, &m.Team.Name, timeCol{&m.Team.CreatedAt}, &m.Role); err != nil {
-			return nil, fmt.Errorf("teams of user %s: %w", userID, err)
-		}
-		ms = append(ms, m)
-	}
-	if err := rows.Err(); err != nil {
+		err := row.Scan(&m.Team.ID, &m.Team.Name, s.d.timeCol(&m.Team.CreatedAt), &m.Role)
+		return m, err
+	})
+	if err != nil {
 		return nil, fmt.Errorf("teams of user %s: %w", userID, err)
 	}
 	return ms, nil

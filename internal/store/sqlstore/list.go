@@ -1,10 +1,8 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
 	"fmt"
-	"maps"
-	"slices"
 	"strings"
 
 	"nestbox.dev/internal/errdefs"
@@ -18,9 +16,10 @@ const (
 )
 
 // ListCapsules returns the capsules that match f, newest first (by
-// created_at, then by ID, both descending; ascending with f.Oldest), at most f.Limit of them, and
-// the cursor of the next page, or "" if this page is the last. A cursor
-// that ListCapsules did not make, or a negative limit, is ErrInvalid.
+// created_at, then by ID, both descending; ascending with f.Oldest), at
+// most f.Limit of them, and the cursor of the next page, or "" if this
+// page is the last. A cursor that ListCapsules did not make, or a negative
+// limit, is ErrInvalid.
 func (s *Store) ListCapsules(ctx context.Context, f store.CapsuleFilter) ([]store.Capsule, string, error) {
 	limit := f.Limit
 	switch {
@@ -31,7 +30,7 @@ func (s *Store) ListCapsules(ctx context.Context, f store.CapsuleFilter) ([]stor
 	case limit > maxLimit:
 		limit = maxLimit
 	}
-	where, args, err := capsuleFilter(f)
+	where, args, err := s.capsuleFilter(f)
 	if err != nil {
 		return nil, "", fmt.Errorf("list capsules: %w", err)
 	}
@@ -48,20 +47,12 @@ func (s *Store) ListCapsules(ctx context.Context, f store.CapsuleFilter) ([]stor
 	}
 	args = append(args, limit+1)
 
-	rows, err := s.read.QueryContext(ctx, query, args...)
+	rows, err := s.reader().query(ctx, query, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list capsules: %w", err)
 	}
-	defer rows.Close()
-	var cs []store.Capsule
-	for rows.Next() {
-		c, err := scanCapsule(rows)
-		if err != nil {
-			return nil, "", fmt.Errorf("list capsules: %w", err)
-		}
-		cs = append(cs, c)
-	}
-	if err := rows.Err(); err != nil {
+	cs, err := collect(rows, func(row scanner) (store.Capsule, error) { return scanCapsule(&s.d, row) })
+	if err != nil {
 		return nil, "", fmt.Errorf("list capsules: %w", err)
 	}
 	if len(cs) <= limit {
@@ -69,12 +60,12 @@ func (s *Store) ListCapsules(ctx context.Context, f store.CapsuleFilter) ([]stor
 	}
 	cs = cs[:limit]
 	last := cs[limit-1]
-	return cs, encodeCursor(last.CreatedAt, last.ID), nil
+	return cs, s.d.encodeCursor(last.CreatedAt, last.ID), nil
 }
 
 // capsuleFilter is the WHERE clause of f, as conditions to AND and their
 // arguments.
-func capsuleFilter(f store.CapsuleFilter) (where []string, args []any, err error) {
+func (s *Store) capsuleFilter(f store.CapsuleFilter) (where []string, args []any, err error) {
 	if f.TeamID != "" {
 		where = append(where, "team_id = ?")
 		args = append(args, f.TeamID)
@@ -94,18 +85,16 @@ func capsuleFilter(f store.CapsuleFilter) (where []string, args []any, err error
 		args = append(args, f.Template)
 	}
 	if !f.StartedAfter.IsZero() {
-		// Fixed-width UTC text compares as the times do.
 		where = append(where, "COALESCE(started_at, created_at) >= ?")
-		args = append(args, formatTime(f.StartedAfter))
+		args = append(args, s.d.time(f.StartedAfter))
 	}
-	// json_each rather than json_extract: a key is then a plain
-	// parameter, never part of a JSON path that would need escaping.
-	for _, k := range slices.Sorted(maps.Keys(f.Metadata)) {
-		where = append(where, "EXISTS (SELECT 1 FROM json_each(capsules.metadata) m WHERE m.key = ? AND m.value = ?)")
-		args = append(args, k, f.Metadata[k])
+	if len(f.Metadata) > 0 {
+		cond, margs := s.d.MetadataMatch(f.Metadata)
+		where = append(where, cond)
+		args = append(args, margs...)
 	}
 	if f.Cursor != "" {
-		createdAt, id, err := decodeCursor(f.Cursor)
+		createdAt, id, err := s.d.decodeCursor(f.Cursor)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -114,7 +103,7 @@ func capsuleFilter(f store.CapsuleFilter) (where []string, args []any, err error
 		} else {
 			where = append(where, "(created_at, id) < (?, ?)")
 		}
-		args = append(args, createdAt, id)
+		args = append(args, s.d.time(createdAt), id)
 	}
 	return where, args, nil
 }
