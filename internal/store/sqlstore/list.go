@@ -89,6 +89,9 @@ func (s *Store) capsuleFilter(f store.CapsuleFilter) (where []string, args []any
 		args = append(args, s.d.time(f.StartedAfter))
 	}
 	if len(f.Metadata) > 0 {
+		if s.d.MetadataMatch == nil {
+			return nil, nil, errdefs.Invalid("this store cannot filter by metadata")
+		}
 		cond, margs := s.d.MetadataMatch(f.Metadata)
 		where = append(where, cond)
 		args = append(args, margs...)

@@ -15,11 +15,15 @@ import (
 	"strings"
 )
 
-// Dialect is what one database does differently. Its zero value is not
-// usable: Kind and MetadataMatch must be set.
+// Dialect is what one database does differently. A zero field means: ?
+// placeholders, timestamps as time.Time, no row locks, driver errors as
+// they are, and no metadata filter (a list that asks for one is
+// ErrInvalid). TimeLayout must be set.
 type Dialect struct {
 	// Numbered is true where placeholders are $1, $2, ... (PostgreSQL)
-	// rather than ?. Queries are written with ?; Numbered rewrites them.
+	// rather than ?. Queries are written with ?; Numbered rewrites every
+	// ? outside quotes, so PostgreSQL's JSONB operators ?, ?| and ?& cannot
+	// be written (jsonb_exists and its kin can).
 	Numbered bool
 	// TimeLayout is how a timestamp is written in a cursor, in UTC, at
 	// the precision the database keeps, so that a cursor holds exactly
@@ -56,6 +60,9 @@ type Store struct {
 // which may be the same pool. The Store owns both: Close closes them.
 // Their schema must be at the version the Store's queries expect.
 func New(write, read *sql.DB, d Dialect) *Store {
+	if d.Kind == nil {
+		d.Kind = func(err error) error { return err }
+	}
 	return &Store{write: write, read: read, d: d}
 }
 

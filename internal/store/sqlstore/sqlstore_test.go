@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/store"
 )
 
 // Layouts of the two stores' cursors, as they stand in their dialects.
@@ -138,5 +139,17 @@ func TestTimeText(t *testing.T) {
 	}
 	if _, err := (&Dialect{TimeLayout: microLayout}).parseTime("2025-01-02T03:04:05.000000Z"); err == nil {
 		t.Error("parseTime(text) of a time.Time dialect succeeded, want an error")
+	}
+}
+
+// TestNoMetadataFilter checks that a dialect without a metadata filter
+// refuses a list that asks for one rather than ignoring it.
+func TestNoMetadataFilter(t *testing.T) {
+	s := New(nil, nil, Dialect{TimeLayout: microLayout})
+	if _, _, err := s.capsuleFilter(store.CapsuleFilter{Metadata: map[string]string{"k": "v"}}); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("capsuleFilter with metadata and no MetadataMatch: %v, want ErrInvalid", err)
+	}
+	if err := s.d.Kind(errors.ErrUnsupported); err != errors.ErrUnsupported {
+		t.Errorf("default Kind changed the error to %v", err)
 	}
 }
