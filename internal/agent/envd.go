@@ -174,4 +174,3 @@ func (c *envdClient) postInit(ctx context.Context, ip netip.Addr, token string, 
 	}
 	return nil
 }
-

@@ -1,8 +1,9 @@
 // Package store is the control plane's durable state: users, teams, API keys,
 // hosts and capsules. Store is a contract with one conformance suite
 // (storetest) that every implementation runs: SQLite (internal/store/sqlite,
-// the embedded default) today, PostgreSQL for fleets next. Only the control
-// plane imports it.
+// the embedded default) and PostgreSQL (internal/store/postgres, for
+// fleets), whose SQL is written once in internal/store/sqlstore. Only the
+// control plane imports it.
 //
 // Every capsule status change goes through UpdateCapsuleStatus, a
 // compare-and-set: concurrent API calls, background goroutines and the

@@ -1,8 +1,12 @@
 // Package postgres is the PostgreSQL implementation of store.Store, for
-// fleets of control planes that share one database. It uses
-// github.com/jackc/pgx/v5's pool directly, migrates its schema on Open and
-// passes the store's conformance suite (storetest). Only the control
-// plane's wiring and tests import it; everything else sees store.Store.
+// fleets of control planes that share one database. Its table code is
+// shared with the SQLite store in internal/store/sqlstore, which it runs
+// over github.com/jackc/pgx/v5's pool through pgx's database/sql adapter;
+// this package holds what is PostgreSQL's own: connecting, the dialect,
+// the SQLSTATE codes and the migrations (which use the pool directly). It
+// migrates its schema on Open and passes the store's conformance suite
+// (storetest). Only the control plane's wiring and tests import it;
+// everything else sees store.Store.
 package postgres
 
 import (
@@ -13,9 +17,11 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/store"
+	"nestbox.dev/internal/store/sqlstore"
 )
 
 // Store is a store.Store in a PostgreSQL database. It is safe for
@@ -23,6 +29,7 @@ import (
 // connection of the pool, and status changes are compare-and-set in the
 // database, so several control planes may share the database.
 type Store struct {
+	*sqlstore.Store
 	pool *pgxpool.Pool
 }
 
@@ -45,14 +52,18 @@ func Open(ctx context.Context, url string) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("open postgres store: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	// Transactions run at the pool's default, READ COMMITTED, which the
+	// row locks of sqlstore are written for.
+	db := stdlib.OpenDBFromPool(pool)
+	return &Store{Store: sqlstore.New(db, db, dialect()), pool: pool}, nil
 }
 
 // Close closes the pool's connections, waiting for those in use to be
 // returned. The Store must not be used afterwards.
 func (s *Store) Close() error {
+	err := s.Store.Close() // the adapter's *sql.DB, which leaves the pool open
 	s.pool.Close()
-	return nil
+	return err
 }
 
 // connect opens a pool and checks that a connection works, so that a bad

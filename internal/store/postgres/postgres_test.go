@@ -28,6 +28,10 @@ func TestConformance(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t, freshDB(t)) })
 }
 
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Store { return open(b, freshDB(b)) })
+}
+
 // TestOpenKeepsData checks that Open of a database that is already at
 // Latest migrates nothing away.
 func TestOpenKeepsData(t *testing.T) {
@@ -87,7 +91,7 @@ func TestMicroseconds(t *testing.T) {
 }
 
 // open opens a store that the test closes when it ends.
-func open(t *testing.T, dbURL string) *postgres.Store {
+func open(t testing.TB, dbURL string) *postgres.Store {
 	t.Helper()
 	s, err := postgres.Open(t.Context(), dbURL)
 	if err != nil {
@@ -105,7 +109,7 @@ func open(t *testing.T, dbURL string) *postgres.Store {
 // NESTBOX_TEST_POSTGRES_URL (or defaultURL), drops it when the test ends,
 // and returns its URL. Tests of other packages may use the same server at
 // the same time: nothing is shared but the server.
-func freshDB(t *testing.T) string {
+func freshDB(t testing.TB) string {
 	t.Helper()
 	admin := os.Getenv("NESTBOX_TEST_POSTGRES_URL")
 	if admin == "" {

@@ -1,14 +1,16 @@
 // Package sqlite is the embedded implementation of store.Store: the control
 // plane's state in one SQLite file, with no server to run. It uses the pure-Go
 // driver modernc.org/sqlite, migrates its schema on Open and passes the
-// store's conformance suite (storetest). Only the control plane's wiring and
-// tests import it; everything else sees store.Store.
+// store's conformance suite (storetest). Its table code is shared with the
+// PostgreSQL store in internal/store/sqlstore; this package holds what is
+// SQLite's own: opening the file, the pragmas, the dialect, the error codes
+// and the migrations. Only the control plane's wiring and tests import it;
+// everything else sees store.Store.
 package sqlite
 
 import (
 	"context"
 	"database/sql"
-	"errors"
 	"fmt"
 	"net/url"
 	"path/filepath"
@@ -17,6 +19,7 @@ import (
 
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/store"
+	"nestbox.dev/internal/store/sqlstore"
 )
 
 // driverName is the name modernc.org/sqlite registers with database/sql.
@@ -35,25 +38,23 @@ const (
 	readConns = 8
 )
 
-// Store is a store.Store in a SQLite database. It is safe for concurrent
-// use.
+// Store is a store.Store in a SQLite database: the shared SQL of
+// internal/store/sqlstore over two pools of one file. It is safe for
+// concurrent use.
 //
-// Writes are serialised in this process rather than in SQLite: write has
-// exactly one connection, so a writer waits in database/sql's pool (where
-// its context can cancel the wait) instead of in SQLite's busy handler,
-// where 50 racing writers would poll, back off and eventually fail with
-// SQLITE_BUSY. Write transactions also BEGIN IMMEDIATE (_txlock): a
+// Writes are serialised in this process rather than in SQLite: the write
+// pool has exactly one connection, so a writer waits in database/sql's pool
+// (where its context can cancel the wait) instead of in SQLite's busy
+// handler, where 50 racing writers would poll, back off and eventually fail
+// with SQLITE_BUSY. Write transactions also BEGIN IMMEDIATE (_txlock): a
 // transaction that reads before it writes takes the write lock up front, so
 // it cannot fail to upgrade a read lock when another process wrote in
-// between; busy_timeout covers the wait for such a process.
+// between; busy_timeout covers the wait for such a process. Single-statement
+// reads go through a read-only pool of readConns connections, which in WAL
+// mode never wait for the writer; for Memory both are the one connection,
+// since each connection to :memory: is a database of its own.
 type Store struct {
-	// write has one connection and serves every write and every
-	// transaction.
-	write *sql.DB
-	// read serves single-statement reads. It is the same pool as write
-	// for Memory, since each connection to :memory: is a database of its
-	// own.
-	read *sql.DB
+	*sqlstore.Store
 }
 
 var _ store.Store = (*Store)(nil)
@@ -71,12 +72,11 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		if err != nil {
 			return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 		}
-		s := &Store{write: db, read: db}
 		if err := Migrate(ctx, db, Latest); err != nil {
 			db.Close()
 			return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 		}
-		return s, nil
+		return &Store{sqlstore.New(db, db, dialect())}, nil
 	}
 
 	abs, err := filepath.Abs(path)
@@ -98,16 +98,7 @@ func Open(ctx context.Context, path string) (*Store, error) {
 		write.Close()
 		return nil, fmt.Errorf("open sqlite store %s: %w", path, err)
 	}
-	return &Store{write: write, read: read}, nil
-}
-
-// Close closes the database. The Store must not be used afterwards.
-func (s *Store) Close() error {
-	err := s.write.Close()
-	if s.read != s.write {
-		err = errors.Join(err, s.read.Close())
-	}
-	return err
+	return &Store{sqlstore.New(write, read, dialect())}, nil
 }
 
 // openPool opens a pool of at most n connections and checks that the first

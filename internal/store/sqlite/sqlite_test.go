@@ -23,6 +23,12 @@ func TestConformanceMemory(t *testing.T) {
 	storetest.Run(t, func(t *testing.T) store.Store { return open(t, sqlite.Memory) })
 }
 
+func BenchmarkStore(b *testing.B) {
+	storetest.Bench(b, func(b *testing.B) store.Store {
+		return open(b, filepath.Join(b.TempDir(), "nestbox.db"))
+	})
+}
+
 // TestMemoryIsPrivate checks that two in-memory stores are two databases.
 func TestMemoryIsPrivate(t *testing.T) {
 	a, b := open(t, sqlite.Memory), open(t, sqlite.Memory)
@@ -81,7 +87,7 @@ func TestOpenOddPath(t *testing.T) {
 }
 
 // open opens a store that the test closes when it ends.
-func open(t *testing.T, path string) *sqlite.Store {
+func open(t testing.TB, path string) *sqlite.Store {
 	t.Helper()
 	s, err := sqlite.Open(t.Context(), path)
 	if err != nil {

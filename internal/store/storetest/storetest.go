@@ -5,7 +5,8 @@
 //		storetest.Run(t, func(t *testing.T) store.Store { ... })
 //	}
 //
-// Only tests import it.
+// Bench measures the hot paths the same way for every implementation, from
+// a benchmark of its own. Only tests import it.
 package storetest
 
 import (

@@ -1,12 +1,9 @@
-package postgres
+package sqlstore
 
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"strings"
-
-	"github.com/jackc/pgx/v5"
 
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/store"
@@ -33,7 +30,7 @@ func (s *Store) ListCapsules(ctx context.Context, f store.CapsuleFilter) ([]stor
 	case limit > maxLimit:
 		limit = maxLimit
 	}
-	where, args, err := capsuleFilter(f)
+	where, args, err := s.capsuleFilter(f)
 	if err != nil {
 		return nil, "", fmt.Errorf("list capsules: %w", err)
 	}
@@ -43,18 +40,18 @@ func (s *Store) ListCapsules(ctx context.Context, f store.CapsuleFilter) ([]stor
 	}
 	// One row more than the page tells whether there is a next page
 	// without a second query.
-	args = append(args, limit+1)
 	if f.Oldest {
-		query += " ORDER BY created_at ASC, id ASC LIMIT $" + strconv.Itoa(len(args))
+		query += " ORDER BY created_at ASC, id ASC LIMIT ?"
 	} else {
-		query += " ORDER BY created_at DESC, id DESC LIMIT $" + strconv.Itoa(len(args))
+		query += " ORDER BY created_at DESC, id DESC LIMIT ?"
 	}
+	args = append(args, limit+1)
 
-	rows, err := s.pool.Query(ctx, query, args...)
+	rows, err := s.reader().query(ctx, query, args...)
 	if err != nil {
 		return nil, "", fmt.Errorf("list capsules: %w", err)
 	}
-	cs, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (store.Capsule, error) { return scanCapsule(row) })
+	cs, err := collect(rows, func(row scanner) (store.Capsule, error) { return scanCapsule(&s.d, row) })
 	if err != nil {
 		return nil, "", fmt.Errorf("list capsules: %w", err)
 	}
@@ -63,48 +60,53 @@ func (s *Store) ListCapsules(ctx context.Context, f store.CapsuleFilter) ([]stor
 	}
 	cs = cs[:limit]
 	last := cs[limit-1]
-	return cs, encodeCursor(last.CreatedAt, last.ID), nil
+	return cs, s.d.encodeCursor(last.CreatedAt, last.ID), nil
 }
 
 // capsuleFilter is the WHERE clause of f, as conditions to AND and their
-// arguments ($1 onwards).
-func capsuleFilter(f store.CapsuleFilter) (where []string, args []any, err error) {
-	// arg adds v and returns its placeholder.
-	arg := func(v any) string {
-		args = append(args, v)
-		return "$" + strconv.Itoa(len(args))
-	}
+// arguments.
+func (s *Store) capsuleFilter(f store.CapsuleFilter) (where []string, args []any, err error) {
 	if f.TeamID != "" {
-		where = append(where, "team_id = "+arg(f.TeamID))
+		where = append(where, "team_id = ?")
+		args = append(args, f.TeamID)
 	}
 	if len(f.Statuses) > 0 {
-		where = append(where, "status = ANY("+arg(statusStrings(f.Statuses))+")")
+		where = append(where, "status IN ("+placeholders(len(f.Statuses))+")")
+		for _, st := range f.Statuses {
+			args = append(args, string(st))
+		}
 	}
 	if f.HostID != "" {
-		where = append(where, "host_id = "+arg(f.HostID))
+		where = append(where, "host_id = ?")
+		args = append(args, f.HostID)
 	}
 	if f.Template != "" {
-		where = append(where, "template = "+arg(f.Template))
+		where = append(where, "template = ?")
+		args = append(args, f.Template)
 	}
 	if !f.StartedAfter.IsZero() {
-		where = append(where, "COALESCE(started_at, created_at) >= "+arg(f.StartedAfter)+"::timestamptz")
+		where = append(where, "COALESCE(started_at, created_at) >= ?")
+		args = append(args, s.d.time(f.StartedAfter))
 	}
-	// Containment of a JSON object of strings: every pair must be in the
-	// metadata with an equal value. Keys and values are data, never part
-	// of a JSON path that would need escaping.
 	if len(f.Metadata) > 0 {
-		where = append(where, "metadata @> "+arg(formatMap(f.Metadata))+"::jsonb")
+		if s.d.MetadataMatch == nil {
+			return nil, nil, errdefs.Invalid("this store cannot filter by metadata")
+		}
+		cond, margs := s.d.MetadataMatch(f.Metadata)
+		where = append(where, cond)
+		args = append(args, margs...)
 	}
 	if f.Cursor != "" {
-		createdAt, id, err := decodeCursor(f.Cursor)
+		createdAt, id, err := s.d.decodeCursor(f.Cursor)
 		if err != nil {
 			return nil, nil, err
 		}
-		op := "<"
 		if f.Oldest {
-			op = ">"
+			where = append(where, "(created_at, id) > (?, ?)")
+		} else {
+			where = append(where, "(created_at, id) < (?, ?)")
 		}
-		where = append(where, "(created_at, id) "+op+" ("+arg(createdAt)+"::timestamptz, "+arg(id)+"::text)")
+		args = append(args, s.d.time(createdAt), id)
 	}
 	return where, args, nil
 }

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -20,11 +20,13 @@ import (
 // capsule as updated. If the capsule's status is not in from it changes
 // nothing and returns the capsule as it is with an ErrConflict error.
 //
-// The current row is read first: the event needs the status it leaves,
-// and the transaction began IMMEDIATE, so it already holds the write lock
-// and nobody can change the row between that read and the update. The
-// update keeps its "status IN (from)" guard regardless: the
-// compare-and-set is stated where the write happens.
+// The current row is read first, with the dialect's RowLock: the event
+// needs the status it leaves, and nobody may change the row between that
+// read and the update. PostgreSQL's FOR UPDATE makes concurrent callers
+// queue on the row, and under READ COMMITTED each then reads the status
+// the previous one committed; SQLite's transaction began IMMEDIATE and
+// already holds the write lock. The update keeps its "status IN (from)"
+// guard regardless: the compare-and-set is stated where the write happens.
 func (s *Store) UpdateCapsuleStatus(ctx context.Context, id string, from []nestbox.Status, u store.StatusUpdate) (store.Capsule, error) {
 	if u.To == "" {
 		return store.Capsule{}, errdefs.Invalid("update capsule %s: no status to move to", id)
@@ -37,8 +39,8 @@ func (s *Store) UpdateCapsuleStatus(ctx context.Context, id string, from []nestb
 		at = time.Now()
 	}
 	var out store.Capsule
-	err := s.inTx(ctx, func(tx *sql.Tx) error {
-		cur, err := getCapsule(ctx, tx, id)
+	err := s.inTx(ctx, func(tx conn) error {
+		cur, err := getCapsule(ctx, tx, id, s.d.RowLock)
 		if err != nil {
 			return err
 		}
@@ -48,18 +50,18 @@ func (s *Store) UpdateCapsuleStatus(ctx context.Context, id string, from []nestb
 		}
 		if u.Generation != 0 && cur.Generation != u.Generation {
 			out = cur
-			return generationConflict(cur, u.Generation)
+			return errdefs.Conflict("capsule %s is at generation %d, not %d", cur.ID, cur.Generation, u.Generation)
 		}
-		query, args := statusUpdate(id, from, u, at)
-		out, err = scanCapsule(tx.QueryRowContext(ctx, query, args...))
+		query, args := s.statusUpdate(id, from, u, at)
+		out, err = scanCapsule(&s.d, tx.row(ctx, query, args...))
 		if errors.Is(err, sql.ErrNoRows) {
-			// Unreachable while the write lock is held; kept so that a
-			// broken assumption shows as a conflict, not a lost update.
+			// Unreachable while the lock is held; kept so that a broken
+			// assumption shows as a conflict, not a lost update.
 			out = cur
 			return conflict(cur, from)
 		}
 		if err != nil {
-			return kindOf(err)
+			return s.d.Kind(err)
 		}
 		return insertEvent(ctx, tx, id, cur.Status, u.To, u.Reason, at)
 	})
@@ -71,9 +73,10 @@ func (s *Store) UpdateCapsuleStatus(ctx context.Context, id string, from []nestb
 
 // statusUpdate builds the compare-and-set UPDATE of u. Zero fields of u
 // are left out, so their columns keep their values.
-func statusUpdate(id string, from []nestbox.Status, u store.StatusUpdate, at time.Time) (string, []any) {
+func (s *Store) statusUpdate(id string, from []nestbox.Status, u store.StatusUpdate, at time.Time) (string, []any) {
+	d := &s.d
 	set := []string{"status = ?", "updated_at = ?", "generation = generation + 1"}
-	args := []any{string(u.To), formatTime(at)}
+	args := []any{string(u.To), d.time(at)}
 	add := func(col string, v any) {
 		set = append(set, col+" = ?")
 		args = append(args, v)
@@ -91,17 +94,17 @@ func statusUpdate(id string, from []nestbox.Status, u store.StatusUpdate, at tim
 		add("disk_mb", u.DiskMB)
 	}
 	if !u.StartedAt.IsZero() {
-		add("started_at", formatTime(u.StartedAt))
+		add("started_at", d.time(u.StartedAt))
 	}
 	if !u.ExpiresAt.IsZero() {
-		add("expires_at", formatTime(u.ExpiresAt))
+		add("expires_at", d.time(u.ExpiresAt))
 	}
 	if !u.StoppedAt.IsZero() {
-		add("stopped_at", formatTime(u.StoppedAt))
+		add("stopped_at", d.time(u.StoppedAt))
 	}
 	if p := u.Pause; p != nil {
-		add("paused_at", formatTime(p.At))
-		add("paused_memory", boolInt(p.Memory))
+		add("paused_at", d.time(p.At))
+		add("paused_memory", p.Memory)
 		add("remaining_ms", p.Remaining.Milliseconds())
 	}
 	args = append(args, id)
@@ -121,15 +124,4 @@ func conflict(c store.Capsule, from []nestbox.Status) error {
 		want[i] = string(st)
 	}
 	return errdefs.Conflict("capsule %s is %s, not %s", c.ID, c.Status, strings.Join(want, " or "))
-}
-
-// generationConflict is the error of a compare-and-set made from a
-// generation of c that is no longer current.
-func generationConflict(c store.Capsule, want int64) error {
-	return errdefs.Conflict("capsule %s is at generation %d, not %d", c.ID, c.Generation, want)
-}
-
-// placeholders is "?, ?, ?" for n parameters.
-func placeholders(n int) string {
-	return strings.TrimSuffix(strings.Repeat("?, ", n), ", ")
 }

@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"context"
@@ -16,11 +16,11 @@ const keyColumns = "id, team_id, name, prefix, hash, created_by, created_at, las
 // CreateAPIKey inserts k. A taken ID or hash is ErrAlreadyExists; an
 // unknown team or creator is ErrNotFound.
 func (s *Store) CreateAPIKey(ctx context.Context, k store.APIKey) error {
-	_, err := s.write.ExecContext(ctx, "INSERT INTO api_keys ("+keyColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+	_, err := s.writer().exec(ctx, "INSERT INTO api_keys ("+keyColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 		k.ID, k.TeamID, k.Name, k.Prefix, k.Hash, nullString(k.CreatedBy),
-		formatTime(k.CreatedAt), formatTimePtr(k.LastUsedAt))
+		s.d.time(k.CreatedAt), s.d.timePtr(k.LastUsedAt))
 	if err != nil {
-		return fmt.Errorf("create API key %s: %w", k.ID, kindOf(err))
+		return fmt.Errorf("create API key %s: %w", k.ID, err)
 	}
 	return nil
 }
@@ -28,7 +28,7 @@ func (s *Store) CreateAPIKey(ctx context.Context, k store.APIKey) error {
 // APIKeyByHash finds the key whose secret hashes to hash. A revoked key is
 // deleted, so it is not found like a key that never was.
 func (s *Store) APIKeyByHash(ctx context.Context, hash string) (store.APIKey, error) {
-	k, err := scanKey(s.read.QueryRowContext(ctx, "SELECT "+keyColumns+" FROM api_keys WHERE hash = ?", hash))
+	k, err := s.scanKey(s.reader().row(ctx, "SELECT "+keyColumns+" FROM api_keys WHERE hash = ?", hash))
 	if errors.Is(err, sql.ErrNoRows) {
 		// The hash is as good as a secret: it stays out of the message.
 		return store.APIKey{}, errdefs.NotFound("API key not found")
@@ -41,21 +41,13 @@ func (s *Store) APIKeyByHash(ctx context.Context, hash string) (store.APIKey, er
 
 // ListAPIKeys lists the keys of teamID, oldest first.
 func (s *Store) ListAPIKeys(ctx context.Context, teamID string) ([]store.APIKey, error) {
-	rows, err := s.read.QueryContext(ctx,
+	rows, err := s.reader().query(ctx,
 		"SELECT "+keyColumns+" FROM api_keys WHERE team_id = ? ORDER BY created_at, id", teamID)
 	if err != nil {
 		return nil, fmt.Errorf("list API keys of team %s: %w", teamID, err)
 	}
-	defer rows.Close()
-	var ks []store.APIKey
-	for rows.Next() {
-		k, err := scanKey(rows)
-		if err != nil {
-			return nil, fmt.Errorf("list API keys of team %s: %w", teamID, err)
-		}
-		ks = append(ks, k)
-	}
-	if err := rows.Err(); err != nil {
+	ks, err := collect(rows, s.scanKey)
+	if err != nil {
 		return nil, fmt.Errorf("list API keys of team %s: %w", teamID, err)
 	}
 	return ks, nil
@@ -76,7 +68,7 @@ func (s *Store) DeleteAPIKey(ctx context.Context, teamID, id string) error {
 
 // TouchAPIKey sets the key's last use to t.
 func (s *Store) TouchAPIKey(ctx context.Context, id string, t time.Time) error {
-	ok, err := s.execOne(ctx, "UPDATE api_keys SET last_used_at = ? WHERE id = ?", formatTime(t), id)
+	ok, err := s.execOne(ctx, "UPDATE api_keys SET last_used_at = ? WHERE id = ?", s.d.time(t), id)
 	if err != nil {
 		return fmt.Errorf("touch API key %s: %w", id, err)
 	}
@@ -87,11 +79,11 @@ func (s *Store) TouchAPIKey(ctx context.Context, id string, t time.Time) error {
 }
 
 // scanKey reads one row of keyColumns.
-func scanKey(row scanner) (store.APIKey, error) {
+func (s *Store) scanKey(row scanner) (store.APIKey, error) {
 	var k store.APIKey
 	var createdBy sql.NullString
 	err := row.Scan(&k.ID, &k.TeamID, &k.Name, &k.Prefix, &k.Hash, &createdBy,
-		timeCol{&k.CreatedAt}, nullTimeCol{&k.LastUsedAt})
+		s.d.timeCol(&k.CreatedAt), s.d.nullTimeCol(&k.LastUsedAt))
 	k.CreatedBy = createdBy.String
 	return k, err
 }

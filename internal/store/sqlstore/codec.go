@@ -1,4 +1,4 @@
-package sqlite
+package sqlstore
 
 import (
 	"database/sql"
@@ -7,25 +7,40 @@ import (
 	"time"
 )
 
-// timeLayout is how every timestamp is stored: UTC, nanoseconds, fixed
-// width. Fixed width makes text order equal time order, so ORDER BY and the
-// (created_at, id) cursor comparison work on the text; nanoseconds make a
-// time.Time round-trip exactly. The driver's own time conversion is not
-// used: its format depends on DSN options and column declarations.
-const timeLayout = "2006-01-02T15:04:05.000000000Z"
+// Timestamps: where the dialect keeps them as text (TimeText), every one
+// is written in TimeLayout, UTC and fixed width, so that text order is
+// time order for ORDER BY and the cursor comparison; the driver's own time
+// conversion is not used, since its format depends on DSN options and
+// column declarations. Elsewhere they go to the driver as time.Time and
+// come back as time.Time, cut to the database's precision, and are read
+// in UTC.
 
-func formatTime(t time.Time) string { return t.UTC().Format(timeLayout) }
+// time is t as a parameter.
+func (d *Dialect) time(t time.Time) any {
+	if d.TimeText {
+		return t.UTC().Format(d.TimeLayout)
+	}
+	return t
+}
 
-// formatTimePtr is NULL for nil.
-func formatTimePtr(t *time.Time) any {
+// timePtr is NULL for nil.
+func (d *Dialect) timePtr(t *time.Time) any {
 	if t == nil {
 		return nil
 	}
-	return formatTime(*t)
+	return d.time(*t)
 }
 
-func parseTime(s string) (time.Time, error) {
-	t, err := time.Parse(timeLayout, s)
+// parseTime reads a timestamp as the driver hands it over.
+func (d *Dialect) parseTime(v any) (time.Time, error) {
+	if t, ok := v.(time.Time); ok && !d.TimeText {
+		return t.UTC(), nil
+	}
+	s, ok := text(v)
+	if !ok || !d.TimeText {
+		return time.Time{}, fmt.Errorf("timestamp column holds %T", v)
+	}
+	t, err := time.Parse(d.TimeLayout, s)
 	if err != nil {
 		return time.Time{}, fmt.Errorf("bad timestamp %q in database: %w", s, err)
 	}
@@ -33,35 +48,43 @@ func parseTime(s string) (time.Time, error) {
 }
 
 // timeCol scans a NOT NULL timestamp column.
-type timeCol struct{ dst *time.Time }
+func (d *Dialect) timeCol(dst *time.Time) sql.Scanner { return timeCol{dst, d} }
+
+// nullTimeCol scans a nullable timestamp column; NULL is nil.
+func (d *Dialect) nullTimeCol(dst **time.Time) sql.Scanner { return nullTimeCol{dst, d} }
+
+type timeCol struct {
+	dst *time.Time
+	d   *Dialect
+}
 
 func (c timeCol) Scan(v any) error {
-	s, ok := text(v)
-	if !ok {
-		return fmt.Errorf("timestamp column holds %T, want text", v)
-	}
-	t, err := parseTime(s)
+	t, err := c.d.parseTime(v)
 	*c.dst = t
 	return err
 }
 
-// nullTimeCol scans a nullable timestamp column; NULL is nil.
-type nullTimeCol struct{ dst **time.Time }
+type nullTimeCol struct {
+	dst **time.Time
+	d   *Dialect
+}
 
 func (c nullTimeCol) Scan(v any) error {
 	if v == nil {
 		*c.dst = nil
 		return nil
 	}
-	var t time.Time
-	if err := (timeCol{&t}).Scan(v); err != nil {
+	t, err := c.d.parseTime(v)
+	if err != nil {
 		return err
 	}
 	*c.dst = &t
 	return nil
 }
 
-// formatMap stores a map as a JSON object; nil is {}.
+// formatMap stores a map as a JSON object; nil is {}, which the columns'
+// CHECKs want rather than null. PostgreSQL's driver passes the text to a
+// JSONB parameter as it is.
 func formatMap(m map[string]string) string {
 	if m == nil {
 		return "{}"
@@ -121,8 +144,8 @@ func unmarshalCol(v, dst any) error {
 	return nil
 }
 
-// text is the value of a TEXT column, which the driver hands over as a
-// string (or bytes, were a BLOB ever stored in one).
+// text is the value of a text or JSON column, which drivers hand over as
+// a string or as bytes.
 func text(v any) (string, bool) {
 	switch v := v.(type) {
 	case string:
@@ -137,13 +160,19 @@ func text(v any) (string, bool) {
 // api_keys.created_by.
 func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
-// boolInt stores a bool in a STRICT INTEGER column.
-func boolInt(b bool) int {
-	if b {
-		return 1
+// intPtr and nullInt carry an optional number between *int and a nullable
+// column.
+func intPtr(v sql.NullInt64) *int {
+	if !v.Valid {
+		return nil
 	}
-	return 0
+	n := int(v.Int64)
+	return &n
 }
 
-// scanner is a *sql.Row or *sql.Rows.
-type scanner interface{ Scan(dst ...any) error }
+func nullInt(p *int) sql.NullInt64 {
+	if p == nil {
+		return sql.NullInt64{}
+	}
+	return sql.NullInt64{Int64: int64(*p), Valid: true}
+}
