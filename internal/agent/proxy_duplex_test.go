@@ -35,7 +35,7 @@ func TestProxyKeepsResponsesWhole(t *testing.T) {
 	_, portStr, _ := net.SplitHostPort(backend.Listener.Addr().String())
 	port, _ := strconv.Atoi(portStr)
 
-	a := &Agent{cfg: Config{Token: testToken}, log: testLogger(), sandboxes: map[string]*sandbox{}}
+	a := &Agent{cfg: Config{Token: testToken}, log: testLogger(), net: kernelNetwork{}, sandboxes: map[string]*sandbox{}}
 	sb := &sandbox{id: "local", status: statusRunning, net: network.Sandbox{GuestIP: netip.MustParseAddr("127.0.0.1")}}
 	sb.proxy = newSandboxProxy(a, sb)
 	a.sandboxes[sb.id] = sb
