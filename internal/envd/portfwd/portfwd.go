@@ -271,6 +271,9 @@ func (r *relay) close() {
 	r.wg.Wait()
 }
 
+// externalAddrs are the sandbox's IPv4 addresses other than loopback,
+// link-local ones included: the host agent gives every guest 169.254.0.21
+// (the shared guest address, as E2B's guests have).
 func externalAddrs() ([]net.IP, error) {
 	ifaddrs, err := net.InterfaceAddrs()
 	if err != nil {
@@ -279,7 +282,7 @@ func externalAddrs() ([]net.IP, error) {
 	var out []net.IP
 	for _, a := range ifaddrs {
 		n, ok := a.(*net.IPNet)
-		if !ok || n.IP.IsLoopback() || n.IP.To4() == nil || n.IP.IsLinkLocalUnicast() {
+		if !ok || n.IP.IsLoopback() || n.IP.To4() == nil {
 			continue
 		}
 		out = append(out, n.IP)
