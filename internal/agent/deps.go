@@ -71,6 +71,10 @@ type Layers interface {
 	Remount(ctx context.Context, l rootfs.Layer) error
 	// Sync puts everything written to the layer on the host's disk.
 	Sync(l rootfs.Layer) error
+	// Clone copies the layer of a stopped, synced sandbox into dir as a
+	// new layer over the same template, not mounted (Remount mounts it;
+	// Unmount removes it). On error nothing it made is left.
+	Clone(ctx context.Context, l rootfs.Layer, dir string) (rootfs.Layer, error)
 }
 
 // overlayLayers is the default Layers: internal/rootfs.
@@ -89,6 +93,10 @@ func (overlayLayers) Remount(ctx context.Context, l rootfs.Layer) error {
 }
 
 func (overlayLayers) Sync(l rootfs.Layer) error { return rootfs.Sync(l) }
+
+func (overlayLayers) Clone(ctx context.Context, l rootfs.Layer, dir string) (rootfs.Layer, error) {
+	return rootfs.Clone(l, dir)
+}
 
 // Templates provides the root filesystems sandboxes start from. The
 // default is a *template.Store in Config.TemplateDir.
