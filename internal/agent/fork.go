@@ -72,10 +72,10 @@ var (
 // MaxForks bounds the forks of one ForkSandbox call.
 const MaxForks = 32
 
-// forkConcurrency is how many forks are restored at once. A restore is
-// mostly CPU (the sentry rebuilding its state) on a 2-core host; see
-// docs/architecture.md for the measurement.
-const forkConcurrency = 2
+// defaultForkConcurrency is how many forks of one call are restored at
+// once. A restore is mostly CPU (the sentry rebuilding its state) on a
+// 2-core host; see docs/architecture.md for the measurement.
+const defaultForkConcurrency = 2
 
 // forksDirName is the directory under the data dir that holds the images
 // directories of fork calls in progress.
@@ -130,9 +130,9 @@ func (a *Agent) fork(ctx context.Context, req *agentpb.ForkSandboxRequest) (*age
 			j.sb.op.Unlock()
 		}
 	}
-	images := ""
+	images, srcToken := "", ""
 	if admitted > 0 {
-		images, err = a.forkSource(ctx, src, jobs)
+		images, srcToken, err = a.forkSource(ctx, src, jobs)
 	}
 	if err != nil {
 		for _, j := range jobs {
@@ -151,7 +151,11 @@ func (a *Agent) fork(ctx context.Context, req *agentpb.ForkSandboxRequest) (*age
 		}()
 	}
 
-	sem := make(chan struct{}, forkConcurrency)
+	parallel := a.cfg.forkConcurrency
+	if parallel <= 0 {
+		parallel = defaultForkConcurrency
+	}
+	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	for _, j := range jobs {
 		if !j.admitted || j.err != nil {
@@ -161,7 +165,7 @@ func (a *Agent) fork(ctx context.Context, req *agentpb.ForkSandboxRequest) (*age
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			j.err = a.restoreFork(ctx, src, j, images)
+			j.err = a.restoreFork(ctx, j, images, srcToken)
 			finish(j)
 		})
 	}
@@ -304,21 +308,22 @@ func (a *Agent) forkStep(id, name string) error {
 // forkSource does the source's part under its op: checkpoint it as a
 // disk pause does, link the images into the call's directory, make each
 // admitted fork's directory and layer copy, and restore the source. It
-// returns the call's images directory. An error fails the whole call: the
-// source runs again (or, if it cannot, is removed and reported crashed).
-func (a *Agent) forkSource(ctx context.Context, src *sandbox, jobs []*forkJob) (images string, err error) {
+// returns the call's images directory and the access token the image's
+// envd holds. An error fails the whole call: the source runs again (or,
+// if it cannot, is removed and reported crashed).
+func (a *Agent) forkSource(ctx context.Context, src *sandbox, jobs []*forkJob) (images, token string, err error) {
 	src.op.Lock()
 	defer src.op.Unlock()
 	if err := a.forkable(src); err != nil {
-		return "", err
+		return "", "", err
 	}
 	a.mu.Lock()
 	if src.gone || src.status != statusRunning {
 		a.mu.Unlock()
-		return "", errdefs.Conflict("sandbox %s is %s, not running", src.id, src.status)
+		return "", "", errdefs.Conflict("sandbox %s is %s, not running", src.id, src.status)
 	}
 	src.status = statusPausing
-	endAt := src.endAt
+	endAt, token := src.endAt, src.cfg.AccessToken
 	a.mu.Unlock()
 	times := newStepTimes()
 	step := a.stepHook(src, "fork", times)
@@ -346,64 +351,64 @@ func (a *Agent) forkSource(ctx context.Context, src *sandbox, jobs []*forkJob) (
 	}()
 
 	if err := os.RemoveAll(snapshotDir(src)); err != nil {
-		return "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
+		return "", "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
 	}
 	if err := a.writeState(src); err != nil {
-		return "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
+		return "", "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
 	}
 	if err := step(stepForkSourceState); err != nil {
-		return "", err
+		return "", "", err
 	}
 	if err := a.envd.prepareSnapshot(ctx, src.net.Addr(), src.cfg.AccessToken); err != nil {
 		prepared = true
-		return "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
+		return "", "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
 	}
 	prepared = true
 	if src.proxy != nil {
 		src.proxy.transport.CloseIdleConnections()
 	}
 	if err := step(stepForkSourcePrepare); err != nil {
-		return "", err
+		return "", "", err
 	}
 	if err := a.layers.Sync(src.layer); err != nil {
-		return "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
+		return "", "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
 	}
 	if err := step(stepForkSourceSync); err != nil {
-		return "", err
+		return "", "", err
 	}
 	cp, ok := a.driver.(driver.Checkpointer)
 	if !ok {
-		return "", fmt.Errorf("fork sandbox %s: driver %s cannot checkpoint: %w", src.id, a.driver.Name(), errdefs.ErrUnimplemented)
+		return "", "", fmt.Errorf("fork sandbox %s: driver %s cannot checkpoint: %w", src.id, a.driver.Name(), errdefs.ErrUnimplemented)
 	}
 	if err := cp.Checkpoint(ctx, src.id, imagesDir(src)); err != nil {
 		if st, serr := a.driver.State(ctx, src.id); serr != nil || st != driver.StateRunning {
 			stopped = true
 		}
-		return "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
+		return "", "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
 	}
 	stopped, checkpointed = true, true
 	if err := a.layers.Sync(src.layer); err != nil {
-		return "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
+		return "", "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
 	}
 	if err := step(stepForkSourceCheckpoint); err != nil {
-		return "", err
+		return "", "", err
 	}
 	// As at a pause: the manifest makes the checkpoint a snapshot a
 	// restarted agent can resume the source from.
 	merr, nerr := a.manifestAndRelease(ctx, src, true)
 	if err := errors.Join(merr, nerr); err != nil {
-		return "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
+		return "", "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
 	}
 	if err := step(stepForkSourceManifest); err != nil {
-		return "", err
+		return "", "", err
 	}
 
 	if callDir, err = a.linkForkImages(src); err != nil {
-		return "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
+		return "", "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
 	}
 	images = filepath.Join(callDir, imagesDirName)
 	if err := step(stepForkSourceImages); err != nil {
-		return "", err
+		return "", "", err
 	}
 
 	// Each fork's copy of the layer is made while the source is stopped
@@ -415,7 +420,7 @@ func (a *Agent) forkSource(ctx context.Context, src *sandbox, jobs []*forkJob) (
 	}
 
 	if _, err := a.bringUp(ctx, src, imagesDir(src), nil, nil); err != nil {
-		return "", fmt.Errorf("fork sandbox %s: restore the source: %w", src.id, err)
+		return "", "", fmt.Errorf("fork sandbox %s: restore the source: %w", src.id, err)
 	}
 	restored = true
 	a.mu.Lock()
@@ -423,17 +428,17 @@ func (a *Agent) forkSource(ctx context.Context, src *sandbox, jobs []*forkJob) (
 	src.endAt = endAt
 	a.mu.Unlock()
 	if err := a.writeState(src); err != nil {
-		return "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
+		return "", "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
 	}
 	if err := step(stepForkSourceRunning); err != nil {
-		return "", err
+		return "", "", err
 	}
 	// The restored source owns its state again; its snapshot is spent.
 	if err := os.RemoveAll(snapshotDir(src)); err != nil {
 		src.log.Warn("remove the snapshot of a fork", "err", err)
 	}
 	src.log.Info("sandbox checkpointed for a fork and running again", "took", times.total(), "steps", times.String())
-	return images, nil
+	return images, token, nil
 }
 
 // linkForkImages makes the call's images directory: hard links of the
@@ -505,8 +510,9 @@ func (a *Agent) copyForkLayer(ctx context.Context, src *sandbox, j *forkJob) err
 
 // restoreFork brings fork j up from the call's images: its network, its
 // layer copy mounted, the runtime restored under its ID, envd healthy and
-// given the fork's access token. The caller holds j's op.
-func (a *Agent) restoreFork(ctx context.Context, src *sandbox, j *forkJob, images string) error {
+// its token (srcToken, the source's) replaced by the fork's. The caller
+// holds j's op.
+func (a *Agent) restoreFork(ctx context.Context, j *forkJob, images, srcToken string) error {
 	sb := j.sb
 	step := func(name string) error { return a.forkStep(sb.id, name) }
 	start := time.Now()
@@ -569,7 +575,7 @@ func (a *Agent) restoreFork(ctx context.Context, src *sandbox, j *forkJob, image
 	}
 	// envd holds the source's token until this /init, which the source's
 	// token authenticates and which replaces it with the fork's.
-	if err := a.envd.forkInit(ctx, sb.net.Addr(), src.cfg.AccessToken, sb.cfg, a.cfg.RestoreInitTimeout); err != nil {
+	if err := a.envd.forkInit(ctx, sb.net.Addr(), srcToken, sb.cfg, a.cfg.RestoreInitTimeout); err != nil {
 		return fmt.Errorf("fork sandbox %s: %w", sb.id, err)
 	}
 	if err := step(stepForkInit); err != nil {
