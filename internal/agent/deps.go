@@ -30,6 +30,11 @@ type Network interface {
 	// it again in that slot. Both undo themselves on error.
 	Release(ctx context.Context, sb network.Sandbox) error
 	Rebuild(ctx context.Context, sb network.Sandbox, opts network.Options) (network.Sandbox, error)
+	// Readd puts the guest's address and route back on the sandbox's
+	// interface, which the runtime takes off when it starts: a restore
+	// into the network a checkpointed sandbox left (a fork's source)
+	// needs them. It is idempotent.
+	Readd(ctx context.Context, sb network.Sandbox) error
 	// Adopt takes the slot of a sandbox that survived an agent restart
 	// and makes sure its network works; Reserve takes only the slot (a
 	// paused sandbox, whose network is released). A slot that another

@@ -301,6 +301,16 @@ func (n *fakeNetwork) Rebuild(ctx context.Context, sb network.Sandbox, opts netw
 	return sb, nil
 }
 
+// Readd needs the network built: the real one works in its namespace.
+func (n *fakeNetwork) Readd(ctx context.Context, sb network.Sandbox) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, ok := n.built[sb.ID]; !ok {
+		return fmt.Errorf("re-add address of %s: no network", sb.ID)
+	}
+	return nil
+}
+
 func (n *fakeNetwork) Teardown(ctx context.Context, sb network.Sandbox) error {
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -48,7 +48,7 @@ const (
 	stepForkSourcePrepare    = "fork-source-prepare"    // envd flushed and is ready to freeze
 	stepForkSourceSync       = "fork-source-sync"       // the layer is on the host's disk
 	stepForkSourceCheckpoint = "fork-source-checkpoint" // checkpointed: the source's runtime is gone
-	stepForkSourceManifest   = "fork-source-manifest"   // the checksums are recorded, its network released
+	stepForkSourceManifest   = "fork-source-manifest"   // the checksums are recorded
 	stepForkSourceImages     = "fork-source-images"     // the images are linked into the call's directory
 	stepForkDir              = "fork-dir"               // the fork's directory and state file exist
 	stepForkCopy             = "fork-copy"              // the fork's copy of the layer exists
@@ -394,9 +394,9 @@ func (a *Agent) forkSource(ctx context.Context, src *sandbox, jobs []*forkJob) (
 		return "", "", err
 	}
 	// As at a pause: the manifest makes the checkpoint a snapshot a
-	// restarted agent can resume the source from.
-	merr, nerr := a.manifestAndRelease(ctx, src, true)
-	if err := errors.Join(merr, nerr); err != nil {
+	// restarted agent can resume the source from. Unlike a pause, the
+	// network stays: the source is restored into it at once.
+	if _, err := writeManifest(src, a.driver.Name()); err != nil {
 		return "", "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
 	}
 	if err := step(stepForkSourceManifest); err != nil {
@@ -419,7 +419,9 @@ func (a *Agent) forkSource(ctx context.Context, src *sandbox, jobs []*forkJob) (
 		}
 	}
 
-	if _, err := a.bringUp(ctx, src, imagesDir(src), nil, nil); err != nil {
+	if err := a.restoreInPlace(ctx, src); err != nil {
+		// undoPause tries again with the network rebuilt, as after a
+		// failed pause.
 		return "", "", fmt.Errorf("fork sandbox %s: restore the source: %w", src.id, err)
 	}
 	restored = true
@@ -439,6 +441,34 @@ func (a *Agent) forkSource(ctx context.Context, src *sandbox, jobs []*forkJob) (
 	}
 	src.log.Info("sandbox checkpointed for a fork and running again", "took", times.total(), "steps", times.String())
 	return images, token, nil
+}
+
+// restoreInPlace restores the checkpointed source from its own images
+// into the network it kept (its address put back on the interface: the
+// ~90 ms of a network's release and rebuild are spared), waits for envd
+// and sends the post-restore /init. On error the runtime it started is
+// gone again. The caller holds src.op.
+func (a *Agent) restoreInPlace(ctx context.Context, src *sandbox) (err error) {
+	if err := a.net.Readd(ctx, src.net); err != nil {
+		return err
+	}
+	if err := a.driver.(driver.Checkpointer).Restore(ctx, driverSpec(src), imagesDir(src)); err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			if derr := a.driver.Destroy(context.WithoutCancel(ctx), src.id); derr != nil {
+				src.log.Error("remove the source's runtime after a failed restore", "err", derr)
+			}
+		}
+	}()
+	hctx, cancel := context.WithTimeout(ctx, a.cfg.ReadyTimeout)
+	err = a.envd.waitHealthy(hctx, src.net.Addr())
+	cancel()
+	if err != nil {
+		return fmt.Errorf("envd did not answer within %s: %w", a.cfg.ReadyTimeout, err)
+	}
+	return a.envd.postRestoreInit(ctx, src.net.Addr(), src.cfg, a.cfg.RestoreInitTimeout)
 }
 
 // linkForkImages makes the call's images directory: hard links of the

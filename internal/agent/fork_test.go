@@ -278,3 +278,85 @@ func TestForkRefusals(t *testing.T) {
 	tb.destroyRPC(t, src.Id)
 	assertClean(t, h.dataDir)
 }
+
+// TestAgentKilledDuringFork kills the agent with SIGKILL (its process
+// group) after every step of a fork, the source's and the fork's. A new
+// agent on the same data dir finds the source running, or paused on disk
+// (a kill after its checkpoint, before its restore: resumed with its
+// files, memory and processes); the fork gone with nothing left, or
+// running if the kill came after it was recorded running; and no images
+// of the call. A kill between the checkpoint and its manifest leaves the
+// source in error with its writable layer kept, as a pause cut there
+// does.
+func TestAgentKilledDuringFork(t *testing.T) {
+	h := newTestHost(t)
+	outcomes := map[string][]string{}
+	for _, step := range append(append([]string{}, forkSourceSteps...), forkSteps...) {
+		t.Run(step, func(t *testing.T) {
+			c := startChild(t, h, childConfig{KillAt: step, PauseMemoryGrace: -1})
+			ch := &testAgent{base: c.base, client: c.client}
+			resp, err := c.client.CreateSandbox(t.Context(), connect.NewRequest(&agentpb.CreateSandboxRequest{
+				Config: testSpec(&agentpb.SandboxConfig{MemoryMb: 96, Vcpus: 1, TimeoutSeconds: 600})}))
+			if err != nil {
+				t.Fatalf("create: %v", err)
+			}
+			id := resp.Msg.Sandbox.Id
+			w := newPauseWorld(t, ch.process(id, "", "root"))
+			f := forkConfig("killed")
+			if _, err := ch.forkRPC(id, f); err == nil {
+				t.Fatalf("the fork answered although its agent was killed at %s", step)
+			}
+			c.kill()
+
+			ta := h.startAgent(t, "", nil)
+			got := ta.getRPC(t, id)
+			outcome := "source " + got.State.String()
+			switch got.State {
+			case agentpb.SandboxState_SANDBOX_STATE_PAUSED:
+				if _, err := ta.resumeRPC(id); err != nil {
+					t.Fatalf("after a kill at %s: the source is paused, but its resume failed: %v", step, err)
+				}
+			case agentpb.SandboxState_SANDBOX_STATE_RUNNING:
+			case agentpb.SandboxState_SANDBOX_STATE_ERROR:
+				rec, err := readState(filepath.Join(h.dataDir, "sandboxes", id))
+				if err != nil || rec.Rootfs == nil {
+					t.Fatalf("after a kill at %s: error (%s) without a state file naming its layer: %v", step, got.Error, err)
+				}
+				if _, err := os.Stat(rec.Rootfs.Image); err != nil {
+					t.Fatalf("after a kill at %s: error (%s), and its writable layer is gone: %v", step, got.Error, err)
+				}
+			default:
+				t.Fatalf("after a kill at %s: the source is %v", step, got)
+			}
+			if got.State != agentpb.SandboxState_SANDBOX_STATE_ERROR {
+				w.check(t, ta.process(id, "", "root"), 1)
+			}
+			if _, err := ta.client.GetSandbox(t.Context(), connect.NewRequest(&agentpb.GetSandboxRequest{Id: f.Id})); err == nil {
+				outcome += ", fork running"
+				if step != stepForkRunning {
+					t.Errorf("after a kill at %s the fork was adopted", step)
+				}
+				if _, err := shOK(ta.process(f.Id, f.AccessToken, "root"), "cat /root/data/f1 > /dev/null"); err != nil {
+					t.Errorf("the adopted fork: %v", err)
+				}
+				ta.destroyRPC(t, f.Id)
+			} else {
+				outcome += ", fork gone"
+				if connect.CodeOf(err) != connect.CodeNotFound {
+					t.Errorf("after a kill at %s: get of the fork: %v", step, err)
+				}
+			}
+			assertForkGone(t, h.dataDir, f.Id, "after a kill at "+step)
+			if entries, _ := os.ReadDir(filepath.Join(h.dataDir, forksDirName)); len(entries) > 0 {
+				t.Errorf("after a kill at %s: images of the fork left: %d", step, len(entries))
+			}
+			outcomes[outcome] = append(outcomes[outcome], step)
+			ta.destroyRPC(t, id)
+			ta.stop()
+		})
+	}
+	for o, at := range outcomes {
+		t.Logf("%s after a kill at: %s", o, strings.Join(at, ", "))
+	}
+	assertClean(t, h.dataDir)
+}
