@@ -72,6 +72,22 @@ func freeze(path string) (func(), error) {
 	}, nil
 }
 
+// thawIfFrozen thaws the file system mounted at path if it is frozen:
+// an agent that died during a Clone left its source frozen, and a
+// remount or an unmount of that layer must not hang on it. EINVAL (not
+// frozen) is no error.
+func thawIfFrozen(path string) error {
+	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(fd)
+	if err := unix.IoctlSetInt(fd, ioctlThaw, 0); err != nil && !errors.Is(err, unix.EINVAL) {
+		return fmt.Errorf("thaw %s: %w", path, err)
+	}
+	return nil
+}
+
 // CopySparse copies the file src to the new file dst (0600) of the same
 // size, writing only src's data extents (found with SEEK_DATA and
 // SEEK_HOLE, copied in the kernel with copy_file_range): dst's holes are

@@ -2,10 +2,14 @@ package rootfs
 
 import (
 	"bytes"
+	"context"
 	"os"
 	"path/filepath"
 	"syscall"
 	"testing"
+	"time"
+
+	"nestbox.dev/internal/testenv"
 )
 
 // TestCopySparse copies a file with data between holes: the copy has the
@@ -63,5 +67,68 @@ func TestCopySparse(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "x")); !os.IsNotExist(err) {
 		t.Errorf("a failed copy left its destination: %v", err)
+	}
+}
+
+// TestCloneAndFrozenSource clones a mounted layer (the copy mounts with
+// the source's files and is independent of it), then leaves the source
+// frozen, as an agent that died during a Clone would: Remount thaws it
+// (a write goes through) and Unmount removes it.
+func TestCloneAndFrozenSource(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "mkfs.ext4")
+	ctx := context.Background()
+	lower := lowerDir(t)
+	l, err := Mount(ctx, lower, t.TempDir(), MinSize)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer Unmount(ctx, l)
+	if err := os.WriteFile(filepath.Join(l.Root, "mine"), []byte("source\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := Sync(l); err != nil {
+		t.Fatal(err)
+	}
+	c, err := Clone(l, t.TempDir())
+	if err != nil {
+		t.Fatalf("clone: %v", err)
+	}
+	if err := Remount(ctx, c); err != nil {
+		t.Fatalf("mount the copy: %v", err)
+	}
+	defer Unmount(ctx, c)
+	if b, err := os.ReadFile(filepath.Join(c.Root, "mine")); err != nil || string(b) != "source\n" {
+		t.Fatalf("the copy's file: %q %v", b, err)
+	}
+	if err := os.WriteFile(filepath.Join(c.Root, "mine"), []byte("copy\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(filepath.Join(l.Root, "mine")); string(b) != "source\n" {
+		t.Fatalf("a write to the copy reached the source: %q", b)
+	}
+
+	if _, err := freeze(l.UpperMount); err != nil {
+		t.Fatal(err)
+	}
+	if err := Remount(ctx, l); err != nil {
+		t.Fatalf("remount of a frozen layer: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- os.WriteFile(filepath.Join(l.Root, "after"), []byte("x"), 0o644) }()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		thawIfFrozen(l.UpperMount)
+		t.Fatal("a write to a remounted layer hangs: it is still frozen")
+	}
+	if _, err := freeze(l.UpperMount); err != nil {
+		t.Fatal(err)
+	}
+	if err := Unmount(ctx, l); err != nil {
+		t.Fatalf("unmount of a frozen layer: %v", err)
 	}
 }
