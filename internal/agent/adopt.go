@@ -28,6 +28,9 @@ func (a *Agent) recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := a.removeForkLeftovers(); err != nil {
+		return err
+	}
 	// dead are the sandboxes to remove; started says whether the runtime
 	// still knew them (so "created" may have been reported).
 	var dead []*sandbox

@@ -205,6 +205,9 @@ type Config struct {
 	// resume and fails the operation when it returns an error (tests
 	// inject failures with it).
 	failAt func(step string) error
+	// forkConcurrency is how many forks of one call are restored at once;
+	// zero means defaultForkConcurrency (benchmarks compare).
+	forkConcurrency int
 	// ttlTick is how often timeouts are checked; zero means 200 ms.
 	ttlTick time.Duration
 	// meminfo, if set, replaces the read of /proc/meminfo (tests make

@@ -30,6 +30,11 @@ type Network interface {
 	// it again in that slot. Both undo themselves on error.
 	Release(ctx context.Context, sb network.Sandbox) error
 	Rebuild(ctx context.Context, sb network.Sandbox, opts network.Options) (network.Sandbox, error)
+	// Readd puts the guest's address and route back on the sandbox's
+	// interface, which the runtime takes off when it starts: a restore
+	// into the network a checkpointed sandbox left (a fork's source)
+	// needs them. It is idempotent.
+	Readd(ctx context.Context, sb network.Sandbox) error
 	// Adopt takes the slot of a sandbox that survived an agent restart
 	// and makes sure its network works; Reserve takes only the slot (a
 	// paused sandbox, whose network is released). A slot that another
@@ -71,6 +76,10 @@ type Layers interface {
 	Remount(ctx context.Context, l rootfs.Layer) error
 	// Sync puts everything written to the layer on the host's disk.
 	Sync(l rootfs.Layer) error
+	// Clone copies the layer of a stopped, synced sandbox into dir as a
+	// new layer over the same template, not mounted (Remount mounts it;
+	// Unmount removes it). On error nothing it made is left.
+	Clone(ctx context.Context, l rootfs.Layer, dir string) (rootfs.Layer, error)
 }
 
 // overlayLayers is the default Layers: internal/rootfs.
@@ -89,6 +98,10 @@ func (overlayLayers) Remount(ctx context.Context, l rootfs.Layer) error {
 }
 
 func (overlayLayers) Sync(l rootfs.Layer) error { return rootfs.Sync(l) }
+
+func (overlayLayers) Clone(ctx context.Context, l rootfs.Layer, dir string) (rootfs.Layer, error) {
+	return rootfs.Clone(l, dir)
+}
 
 // Templates provides the root filesystems sandboxes start from. The
 // default is a *template.Store in Config.TemplateDir.

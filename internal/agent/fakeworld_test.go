@@ -209,6 +209,10 @@ const fakeSlots = 1000
 // which outlive the agent). Safe for concurrent use.
 type fakeNetwork struct {
 	block byte
+	// unique makes networks of the unique-address layout (no NAT
+	// namespace), as Config.UniqueGuestAddresses does; by default each
+	// has a (pretend) NAT namespace, as the kernel network's default.
+	unique atomic.Bool
 
 	// mu guards used and built.
 	mu    sync.Mutex
@@ -259,6 +263,11 @@ func (n *fakeNetwork) Setup(ctx context.Context, id string, opts network.Options
 			continue
 		}
 		sb := network.Sandbox{ID: id, Slot: slot, GuestIP: n.addr(slot), Bits: 32}
+		if !n.unique.Load() {
+			// The guest is reached at its own loopback address: the fake
+			// has no NAT, only the record of one.
+			sb.NATNS, sb.ExposedIP = "/nonexistent/fake-nat-"+id, sb.GuestIP
+		}
 		// Another test binary on this machine may hold the address.
 		if ln, err := net.Listen("tcp", netip.AddrPortFrom(sb.GuestIP, EnvdPort).String()); err != nil {
 			continue
@@ -290,6 +299,16 @@ func (n *fakeNetwork) Rebuild(ctx context.Context, sb network.Sandbox, opts netw
 	}
 	n.built[sb.ID] = sb
 	return sb, nil
+}
+
+// Readd needs the network built: the real one works in its namespace.
+func (n *fakeNetwork) Readd(ctx context.Context, sb network.Sandbox) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, ok := n.built[sb.ID]; !ok {
+		return fmt.Errorf("re-add address of %s: no network", sb.ID)
+	}
+	return nil
 }
 
 func (n *fakeNetwork) Teardown(ctx context.Context, sb network.Sandbox) error {
@@ -440,6 +459,23 @@ func (f *fakeLayers) Sync(l rootfs.Layer) error {
 	}
 	f.syncs++
 	return nil
+}
+
+// Clone copies the image as the real layers do; the copy is not
+// "mounted" until Remount.
+func (f *fakeLayers) Clone(ctx context.Context, l rootfs.Layer, dir string) (rootfs.Layer, error) {
+	f.mu.Lock()
+	_, ok := f.held[l.Root]
+	f.mu.Unlock()
+	if !ok {
+		return rootfs.Layer{}, fmt.Errorf("clone writable layer %s: not mounted", l.Root)
+	}
+	out := rootfs.Layer{Root: filepath.Join(dir, "rootfs"), Image: filepath.Join(dir, "upper.img"),
+		UpperMount: filepath.Join(dir, "upper"), Lower: l.Lower, SizeBytes: l.SizeBytes}
+	if _, err := rootfs.CopySparse(l.Image, out.Image); err != nil {
+		return rootfs.Layer{}, fmt.Errorf("clone writable layer: %w", err)
+	}
+	return out, nil
 }
 
 // reboot forgets every mount, keeping the files.

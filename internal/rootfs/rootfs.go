@@ -181,6 +181,13 @@ func removeIfExists(path string) error {
 // image. It is idempotent.
 func Unmount(ctx context.Context, l Layer) error {
 	var errs []error
+	if l.UpperMount != "" {
+		if mounted, err := isMountPoint(l.UpperMount); err == nil && mounted {
+			if err := thawIfFrozen(l.UpperMount); err != nil {
+				errs = append(errs, err)
+			}
+		}
+	}
 	for _, m := range []string{l.Root, l.UpperMount} {
 		if m == "" {
 			continue
@@ -280,6 +287,11 @@ func Remount(ctx context.Context, l Layer) (err error) {
 	upperMounted, err := isMountPoint(l.UpperMount)
 	if err != nil {
 		return err
+	}
+	if upperMounted {
+		if err := thawIfFrozen(l.UpperMount); err != nil {
+			return fmt.Errorf("remount writable layer: %w", err)
+		}
 	}
 	if !upperMounted {
 		if err := run(ctx, "mount", "-o", "loop,noatime", l.Image, l.UpperMount); err != nil {

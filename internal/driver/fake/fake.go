@@ -244,7 +244,8 @@ func (d *Driver) Checkpoint(ctx context.Context, id, imageDir string) error {
 }
 
 // Restore starts a checkpointed sandbox again, its envd with the settings
-// it had.
+// it had. As with runsc, the image may be restored under another ID (a
+// fork), and more than once.
 func (d *Driver) Restore(ctx context.Context, spec driver.Spec, imageDir string) error {
 	b, err := os.ReadFile(filepath.Join(imageDir, checkpointFile))
 	if err != nil {
@@ -253,9 +254,6 @@ func (d *Driver) Restore(ctx context.Context, spec driver.Spec, imageDir string)
 	var img image
 	if err := json.Unmarshal(b, &img); err != nil {
 		return fmt.Errorf("restore sandbox %s: image: %w", spec.ID, err)
-	}
-	if img.ID != spec.ID {
-		return errdefs.Invalid("restore sandbox %s: the image is of %q", spec.ID, img.ID)
 	}
 	return d.start(ctx, spec, img.Envd)
 }
