@@ -160,6 +160,32 @@ func TestEndToEndCLI(t *testing.T) {
 		t.Fatalf("key create shows no key (in both forms):\n%s", key)
 	}
 
+	// fork: the forks start with the source's files, env and a process
+	// it left running; what each writes afterwards stays its own.
+	must("capsule", "exec", id, "--", "bash", "-c", `echo before > /tmp/state; (sleep 600 &) ; true`)
+	forks := strings.Fields(must("capsule", "fork", "--count", "2", id))
+	if len(forks) != 2 || forks[0] == forks[1] || forks[0] == id {
+		t.Fatalf("capsule fork printed %q, want two new IDs", forks)
+	}
+	for i, f := range forks {
+		out := must("capsule", "exec", f, "--", "bash", "-c", `cat /tmp/state; echo "$FOO"; pgrep -c -f "sleep 600"`)
+		if out != "before\nbar\n1\n" {
+			t.Fatalf("fork %d (%s): %q, want the source's file, env and its sleep", i, f, out)
+		}
+		must("capsule", "exec", f, "--", "bash", "-c", "echo fork"+strconv.Itoa(i)+" > /tmp/state")
+	}
+	must("capsule", "exec", id, "--", "bash", "-c", "echo source > /tmp/state")
+	for i, c := range append([]string{id}, forks...) {
+		want := "source\n"
+		if i > 0 {
+			want = "fork" + strconv.Itoa(i-1) + "\n"
+		}
+		if got := must("capsule", "exec", c, "--", "cat", "/tmp/state"); got != want {
+			t.Errorf("capsule %s after the forks wrote: %q, want %q", c, got, want)
+		}
+	}
+	must(append([]string{"capsule", "rm"}, forks...)...)
+
 	must("capsule", "rm", id)
 	if err := json.Unmarshal([]byte(must("capsule", "get", id, "--json")), &c); err != nil || c.Status != nestbox.StatusStopped {
 		t.Fatalf("after capsule rm: %+v, %v", c, err)
