@@ -286,6 +286,23 @@ func driverSpec(sb *sandbox) driver.Spec {
 	}
 }
 
+// checkConfig is the control plane's check of a resolved config, again:
+// the agent's token may be used by other tools than the control plane.
+func checkConfig(cfg *agentpb.SandboxConfig) error {
+	return capsulespec.Check(capsulespec.Spec{
+		Template:       cfg.Template,
+		VCPUs:          int(cfg.Vcpus),
+		MemoryMB:       int(cfg.MemoryMb),
+		DiskMB:         int(cfg.DiskBytes >> 20),
+		TimeoutSeconds: int(cfg.TimeoutSeconds),
+		EnvVars:        cfg.EnvVars,
+		Metadata:       cfg.Metadata,
+		AllowOut:       cfg.AllowOut,
+		DenyOut:        cfg.DenyOut,
+		Workdir:        cfg.DefaultWorkdir,
+	}, capsulespec.Limits{})
+}
+
 // networkOptions are the egress options of a resolved config.
 func networkOptions(cfg *agentpb.SandboxConfig) (network.Options, error) {
 	opts := network.Options{Internet: cfg.Internet}
@@ -335,21 +352,7 @@ func (a *Agent) resolveConfig(req *agentpb.SandboxConfig) (*agentpb.SandboxConfi
 	if cfg.TimeoutSeconds == 0 {
 		cfg.TimeoutSeconds = uint32(a.cfg.DefaultTimeout / time.Second)
 	}
-	// The control plane's check, again: the agent's token may be used by
-	// other tools than the control plane.
-	err := capsulespec.Check(capsulespec.Spec{
-		Template:       cfg.Template,
-		VCPUs:          int(cfg.Vcpus),
-		MemoryMB:       int(cfg.MemoryMb),
-		DiskMB:         int(cfg.DiskBytes >> 20),
-		TimeoutSeconds: int(cfg.TimeoutSeconds),
-		EnvVars:        cfg.EnvVars,
-		Metadata:       cfg.Metadata,
-		AllowOut:       cfg.AllowOut,
-		DenyOut:        cfg.DenyOut,
-		Workdir:        cfg.DefaultWorkdir,
-	}, capsulespec.Limits{})
-	if err != nil {
+	if err := checkConfig(cfg); err != nil {
 		return nil, network.Options{}, err
 	}
 	opts, err := networkOptions(cfg)

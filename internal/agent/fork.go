@@ -241,19 +241,7 @@ func (a *Agent) forkConfigs(src *sandbox, forks []*agentpb.SandboxConfig) ([]*fo
 		cfg.Metadata = f.GetMetadata()
 		cfg.AutoPause = f.GetAutoPause()
 		cfg.AutoPauseFilesystemOnly = f.GetAutoPauseFilesystemOnly()
-		err := capsulespec.Check(capsulespec.Spec{
-			Template:       cfg.Template,
-			VCPUs:          int(cfg.Vcpus),
-			MemoryMB:       int(cfg.MemoryMb),
-			DiskMB:         int(cfg.DiskBytes >> 20),
-			TimeoutSeconds: int(cfg.TimeoutSeconds),
-			EnvVars:        cfg.EnvVars,
-			Metadata:       cfg.Metadata,
-			AllowOut:       cfg.AllowOut,
-			DenyOut:        cfg.DenyOut,
-			Workdir:        cfg.DefaultWorkdir,
-		}, capsulespec.Limits{})
-		if err != nil {
+		if err := checkConfig(cfg); err != nil {
 			return nil, fmt.Errorf("fork %d (%s): %w", i, fid, err)
 		}
 		jobs = append(jobs, &forkJob{sb: &sandbox{
