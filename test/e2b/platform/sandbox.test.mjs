@@ -215,12 +215,14 @@ describe(`sandbox lifecycle ${SDK_LABEL}`, { concurrency: true }, () => {
     await assert.rejects(sbx.getInfo(), SandboxNotFoundError, 'getInfo after the timeout')
   })
 
-  it('setTimeout(5000), then setTimeout(10000) a second later: still running 6 s after', async (t) => {
+  // Generous windows: on a loaded 2-core machine one SDK call took seconds,
+  // and a 5 s first timeout ran out before the second call.
+  it('setTimeout(10000), then setTimeout(30000) a second later: still running 11 s after', async (t) => {
     const sbx = await createSandbox(t)
-    await sbx.setTimeout(5000)
-    await sleep(1000)
     await sbx.setTimeout(10_000)
-    await sleep(6000)
+    await sleep(1000)
+    await sbx.setTimeout(30_000)
+    await sleep(11_000)
     assert.equal(await sbx.isRunning(), true, 'the second setTimeout replaced the first')
     assert.equal((await sbx.commands.run('echo alive')).stdout, 'alive\n')
   })
