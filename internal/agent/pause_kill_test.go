@@ -91,7 +91,11 @@ func TestAgentKilledDuringPauseOrResume(t *testing.T) {
 			case agentpb.SandboxState_SANDBOX_STATE_PAUSED:
 				outcome += " (" + got.PauseTier + ")"
 				if _, err := ta.resumeRPC(id); err != nil {
-					t.Fatalf("after a kill at %s: paused, but the resume failed: %v", name, err)
+					tail, _ := os.ReadFile(filepath.Join(h.dataDir, "sandboxes", id, "upper", "logs", "runsc.log"))
+					if len(tail) > 4000 {
+						tail = tail[len(tail)-4000:]
+					}
+					t.Fatalf("after a kill at %s: paused, but the resume failed: %v\nend of runsc.log:\n%s", name, err, tail)
 				}
 				w.check(t, ta.process(id, "", "root"), 1)
 			case agentpb.SandboxState_SANDBOX_STATE_RUNNING:
