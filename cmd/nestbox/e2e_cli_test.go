@@ -160,12 +160,16 @@ func TestEndToEndCLI(t *testing.T) {
 		t.Fatalf("key create shows no key (in both forms):\n%s", key)
 	}
 
-	// fork: the forks start with the source's files, env and a process
-	// it left running; what each writes afterwards stays its own.
+	// fork: the five forks start with the source's files, env and a
+	// process it left running; what each writes afterwards stays its own.
 	must("capsule", "exec", id, "--", "bash", "-c", `echo before > /tmp/state; (sleep 600 &) ; true`)
-	forks := strings.Fields(must("capsule", "fork", "--count", "2", id))
-	if len(forks) != 2 || forks[0] == forks[1] || forks[0] == id {
-		t.Fatalf("capsule fork printed %q, want two new IDs", forks)
+	forks := strings.Fields(must("capsule", "fork", "--count", "5", id))
+	seen := map[string]bool{id: true}
+	for _, f := range forks {
+		seen[f] = true
+	}
+	if len(forks) != 5 || len(seen) != 6 {
+		t.Fatalf("capsule fork printed %q, want five new IDs", forks)
 	}
 	for i, f := range forks {
 		out := must("capsule", "exec", f, "--", "bash", "-c", `cat /tmp/state; echo "$FOO"; pgrep -c -f "sleep 600"`)
