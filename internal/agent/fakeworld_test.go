@@ -23,7 +23,6 @@ import (
 	"nestbox.dev/internal/driver/fake"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/network"
-	"nestbox.dev/internal/proto/agentpb/agentpbconnect"
 	"nestbox.dev/internal/rootfs"
 	"nestbox.dev/internal/template"
 )
@@ -101,33 +100,7 @@ func (w *fakeWorld) startAgent(t testing.TB, edit func(*Config)) *testAgent {
 	if edit != nil {
 		edit(&cfg)
 	}
-	a, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("new agent: %v", err)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() { a.Run(ctx) })
-	wg.Go(func() { a.Serve(ctx, ln) })
-	var once sync.Once
-	ta := &testAgent{
-		Agent: a,
-		addr:  ln.Addr().String(),
-		base:  "http://" + ln.Addr().String(),
-		stop:  func() { once.Do(func() { cancel(); wg.Wait() }) },
-	}
-	ta.client = agentpbconnect.NewAgentClient(authClient, ta.base)
-	t.Cleanup(func() {
-		if !ta.killed {
-			ta.destroyAll(t)
-		}
-		ta.stop()
-	})
-	return ta
+	return serveAgent(t, cfg, "")
 }
 
 // leftovers lists what is left of any sandbox in w: directories, runtime

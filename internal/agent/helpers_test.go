@@ -280,8 +280,15 @@ func (h *testHost) startAgent(t testing.TB, listen string, edit func(*Config)) *
 	if edit != nil {
 		edit(&cfg)
 	}
-	ctx := context.Background()
-	a, err := New(ctx, cfg)
+	return serveAgent(t, cfg, listen)
+}
+
+// serveAgent makes an agent of cfg and serves it on listen ("" for a free
+// loopback port). At the end of the test it destroys the sandboxes it
+// still has (unless killed), then stops.
+func serveAgent(t testing.TB, cfg Config, listen string) *testAgent {
+	t.Helper()
+	a, err := New(context.Background(), cfg)
 	if err != nil {
 		t.Fatalf("new agent: %v", err)
 	}
@@ -292,10 +299,10 @@ func (h *testHost) startAgent(t testing.TB, listen string, edit func(*Config)) *
 	if err != nil {
 		t.Fatal(err)
 	}
-	rctx, cancel := context.WithCancel(ctx)
+	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { a.Run(rctx) })
-	wg.Go(func() { a.Serve(rctx, ln) })
+	wg.Go(func() { a.Run(ctx) })
+	wg.Go(func() { a.Serve(ctx, ln) })
 	var once sync.Once
 	ta := &testAgent{
 		Agent: a,
