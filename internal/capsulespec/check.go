@@ -38,6 +38,10 @@ type Limits struct {
 	MaxMemoryMB int
 	MaxDiskMB   int
 	MaxLifetime time.Duration
+	// EgressDeny is the operator's deny list, which an allow_out entry
+	// may not overlap (the host would drop it anyway: refusing it tells
+	// the tenant so); nil checks nothing.
+	EgressDeny []netip.Prefix
 }
 
 // Limits of a request that no configuration changes.
@@ -98,7 +102,11 @@ func Check(s Spec, lim Limits) error {
 	if err := checkMap("metadata", s.Metadata, nil); err != nil {
 		return err
 	}
-	if _, err := ParsePrefixes("allow_out", s.AllowOut); err != nil {
+	allow, err := ParsePrefixes("allow_out", s.AllowOut)
+	if err != nil {
+		return err
+	}
+	if err := egress.Check(allow, lim.EgressDeny); err != nil {
 		return err
 	}
 	if _, err := ParsePrefixes("deny_out", s.DenyOut); err != nil {

@@ -2,6 +2,7 @@ package capsulespec
 
 import (
 	"errors"
+	"net/netip"
 	"slices"
 	"strings"
 	"testing"
@@ -46,6 +47,7 @@ func TestCheck(t *testing.T) {
 		{"ipv6 allow", func(s *Spec) { s.AllowOut = []string{"::1"} }, lim, "allow_out"},
 		{"bad deny", func(s *Spec) { s.DenyOut = []string{"10.0.0.0/33"} }, lim, "deny_out"},
 		{"relative workdir", func(s *Spec) { s.Workdir = "tmp" }, lim, "workdir"},
+		{"allow into the deny list", func(s *Spec) { s.AllowOut = []string{"169.254.169.254"} }, Limits{EgressDeny: []netip.Prefix{netip.MustParsePrefix("169.254.0.0/16")}}, "allow_out"},
 	} {
 		s := good
 		tc.edit(&s)

@@ -5,12 +5,11 @@ import (
 
 	"nestbox.dev"
 	"nestbox.dev/internal/capsulespec"
-	"nestbox.dev/internal/egress"
 )
 
 // normalize fills in the defaults of a create request and checks it with
-// capsulespec.Check, the one validation the host agent runs too, and
-// against the operator's egress deny list.
+// capsulespec.Check, the one validation the host agent runs too (here
+// with the operator's limits and egress deny list).
 func (s *Service) normalize(req nestbox.CreateCapsuleRequest) (nestbox.CreateCapsuleRequest, error) {
 	if req.Template == "" {
 		req.Template = s.cfg.DefaultTemplate
@@ -39,6 +38,7 @@ func (s *Service) normalize(req nestbox.CreateCapsuleRequest) (nestbox.CreateCap
 		MaxMemoryMB: s.cfg.MaxMemoryMB,
 		MaxDiskMB:   s.cfg.MaxDiskMB,
 		MaxLifetime: s.cfg.MaxLifetime,
+		EgressDeny:  s.cfg.EgressDeny,
 	})
 	if err != nil {
 		return req, err
@@ -46,15 +46,6 @@ func (s *Service) normalize(req nestbox.CreateCapsuleRequest) (nestbox.CreateCap
 	if req.Internet == nil {
 		yes := true
 		req.Internet = &yes
-	}
-	// An allow entry the operator denies would be dropped by the host
-	// anyway; refusing it tells the tenant so.
-	allow, err := capsulespec.ParsePrefixes("allow_out", req.AllowOut)
-	if err != nil {
-		return req, err
-	}
-	if err := egress.Check(allow, s.cfg.EgressDeny); err != nil {
-		return req, err
 	}
 	return req, nil
 }
