@@ -104,13 +104,10 @@ func (s *Server) getCapsule(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errdefs.Invalid("wait %q: want a capsule status", want))
 		return
 	}
-	d := defaultWait
-	if v := q.Get("timeout"); v != "" {
-		var err error
-		if d, err = time.ParseDuration(v); err != nil || d <= 0 || d > maxWait {
-			s.writeError(w, r, errdefs.Invalid("timeout %q: want a duration up to %s, e.g. 30s", v, maxWait))
-			return
-		}
+	d, err := waitTimeout(q.Get("timeout"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), d)
 	defer cancel()

@@ -57,14 +57,21 @@ func waitParams(r *http.Request) (bool, time.Duration, error) {
 			return false, 0, errdefs.Invalid("wait %q: want true or false", v)
 		}
 	}
-	d := defaultWait
-	if v := q.Get("timeout"); v != "" {
-		var err error
-		if d, err = time.ParseDuration(v); err != nil || d <= 0 || d > maxWait {
-			return false, 0, errdefs.Invalid("timeout %q: want a duration up to %s, e.g. 30s", v, maxWait)
-		}
+	d, err := waitTimeout(q.Get("timeout"))
+	return wait, d, err
+}
+
+// waitTimeout parses a ?timeout= of a waiting route: "" is defaultWait,
+// at most maxWait.
+func waitTimeout(v string) (time.Duration, error) {
+	if v == "" {
+		return defaultWait, nil
 	}
-	return wait, d, nil
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 || d > maxWait {
+		return 0, errdefs.Invalid("timeout %q: want a duration up to %s, e.g. 30s", v, maxWait)
+	}
+	return d, nil
 }
 
 // transient starts a change with start and answers 202 with the capsule;
