@@ -112,3 +112,15 @@ func (s service) ForkSandbox(ctx context.Context, req *connect.Request[agentpb.F
 	}
 	return connect.NewResponse(resp), nil
 }
+
+func (s service) CreateSnapshot(ctx context.Context, req *connect.Request[agentpb.CreateSnapshotRequest]) (*connect.Response[agentpb.CreateSnapshotResponse], error) {
+	return nil, errdefs.ToConnect(errdefs.Unimplemented("snapshots are not implemented yet"))
+}
+
+func (s service) DeleteSnapshot(ctx context.Context, req *connect.Request[agentpb.DeleteSnapshotRequest]) (*connect.Response[agentpb.DeleteSnapshotResponse], error) {
+	return nil, errdefs.ToConnect(errdefs.Unimplemented("snapshots are not implemented yet"))
+}
+
+func (s service) ListSnapshots(ctx context.Context, req *connect.Request[agentpb.ListSnapshotsRequest]) (*connect.Response[agentpb.ListSnapshotsResponse], error) {
+	return connect.NewResponse(&agentpb.ListSnapshotsResponse{}), nil
+}

@@ -115,8 +115,14 @@ type SandboxConfig struct {
 	AutoPause bool `protobuf:"varint,15,opt,name=auto_pause,json=autoPause,proto3" json:"auto_pause,omitempty"`
 	// With auto_pause: keep only the disk, not the memory.
 	AutoPauseFilesystemOnly bool `protobuf:"varint,16,opt,name=auto_pause_filesystem_only,json=autoPauseFilesystemOnly,proto3" json:"auto_pause_filesystem_only,omitempty"`
-	unknownFields           protoimpl.UnknownFields
-	sizeCache               protoimpl.SizeCache
+	// Start from this host's snapshot instead of booting the template: the
+	// sandbox gets the snapshot's processes, memory and files, with its own
+	// id, network, copy of the layer, access_token, timeout and metadata.
+	// template, sizes and egress rules are the snapshot's (a template given
+	// must match it); env_vars are added to envd's for new processes.
+	SnapshotId    string `protobuf:"bytes,17,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
 }
 
 func (x *SandboxConfig) Reset() {
@@ -259,6 +265,13 @@ func (x *SandboxConfig) GetAutoPauseFilesystemOnly() bool {
 		return x.AutoPauseFilesystemOnly
 	}
 	return false
+}
+
+func (x *SandboxConfig) GetSnapshotId() string {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return ""
 }
 
 type Sandbox struct {
@@ -1819,11 +1832,390 @@ func (x *ListTemplatesResponse) GetTemplates() []*Template {
 	return nil
 }
 
+type Snapshot struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The sandbox it was taken from (which may be gone since).
+	SandboxId string `protobuf:"bytes,2,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
+	Template  string `protobuf:"bytes,3,opt,name=template,proto3" json:"template,omitempty"`
+	Vcpus     uint32 `protobuf:"varint,4,opt,name=vcpus,proto3" json:"vcpus,omitempty"`
+	MemoryMb  uint32 `protobuf:"varint,5,opt,name=memory_mb,json=memoryMb,proto3" json:"memory_mb,omitempty"`
+	// The writable layer's size (a sandbox started from it gets this size).
+	DiskBytes int64 `protobuf:"varint,6,opt,name=disk_bytes,json=diskBytes,proto3" json:"disk_bytes,omitempty"`
+	// Bytes the snapshot takes on the host's disk: images plus the blocks
+	// of its layer copy.
+	SizeBytes     int64                  `protobuf:"varint,7,opt,name=size_bytes,json=sizeBytes,proto3" json:"size_bytes,omitempty"`
+	CreatedAt     *timestamppb.Timestamp `protobuf:"bytes,8,opt,name=created_at,json=createdAt,proto3" json:"created_at,omitempty"`
+	EnvdVersion   string                 `protobuf:"bytes,9,opt,name=envd_version,json=envdVersion,proto3" json:"envd_version,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Snapshot) Reset() {
+	*x = Snapshot{}
+	mi := &file_agent_agent_proto_msgTypes[27]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Snapshot) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Snapshot) ProtoMessage() {}
+
+func (x *Snapshot) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_agent_proto_msgTypes[27]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
+func (*Snapshot) Descriptor() ([]byte, []int) {
+	return file_agent_agent_proto_rawDescGZIP(), []int{27}
+}
+
+func (x *Snapshot) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Snapshot) GetSandboxId() string {
+	if x != nil {
+		return x.SandboxId
+	}
+	return ""
+}
+
+func (x *Snapshot) GetTemplate() string {
+	if x != nil {
+		return x.Template
+	}
+	return ""
+}
+
+func (x *Snapshot) GetVcpus() uint32 {
+	if x != nil {
+		return x.Vcpus
+	}
+	return 0
+}
+
+func (x *Snapshot) GetMemoryMb() uint32 {
+	if x != nil {
+		return x.MemoryMb
+	}
+	return 0
+}
+
+func (x *Snapshot) GetDiskBytes() int64 {
+	if x != nil {
+		return x.DiskBytes
+	}
+	return 0
+}
+
+func (x *Snapshot) GetSizeBytes() int64 {
+	if x != nil {
+		return x.SizeBytes
+	}
+	return 0
+}
+
+func (x *Snapshot) GetCreatedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.CreatedAt
+	}
+	return nil
+}
+
+func (x *Snapshot) GetEnvdVersion() string {
+	if x != nil {
+		return x.EnvdVersion
+	}
+	return ""
+}
+
+type CreateSnapshotRequest struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// The running sandbox to snapshot.
+	SandboxId string `protobuf:"bytes,1,opt,name=sandbox_id,json=sandboxId,proto3" json:"sandbox_id,omitempty"`
+	// Fixed-width ID chosen by the caller.
+	SnapshotId    string `protobuf:"bytes,2,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSnapshotRequest) Reset() {
+	*x = CreateSnapshotRequest{}
+	mi := &file_agent_agent_proto_msgTypes[28]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSnapshotRequest) ProtoMessage() {}
+
+func (x *CreateSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_agent_proto_msgTypes[28]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*CreateSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_agent_agent_proto_rawDescGZIP(), []int{28}
+}
+
+func (x *CreateSnapshotRequest) GetSandboxId() string {
+	if x != nil {
+		return x.SandboxId
+	}
+	return ""
+}
+
+func (x *CreateSnapshotRequest) GetSnapshotId() string {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return ""
+}
+
+type CreateSnapshotResponse struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Snapshot *Snapshot              `protobuf:"bytes,1,opt,name=snapshot,proto3" json:"snapshot,omitempty"`
+	// The source, running again.
+	Sandbox       *Sandbox `protobuf:"bytes,2,opt,name=sandbox,proto3" json:"sandbox,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CreateSnapshotResponse) Reset() {
+	*x = CreateSnapshotResponse{}
+	mi := &file_agent_agent_proto_msgTypes[29]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CreateSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CreateSnapshotResponse) ProtoMessage() {}
+
+func (x *CreateSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_agent_proto_msgTypes[29]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CreateSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*CreateSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_agent_agent_proto_rawDescGZIP(), []int{29}
+}
+
+func (x *CreateSnapshotResponse) GetSnapshot() *Snapshot {
+	if x != nil {
+		return x.Snapshot
+	}
+	return nil
+}
+
+func (x *CreateSnapshotResponse) GetSandbox() *Sandbox {
+	if x != nil {
+		return x.Sandbox
+	}
+	return nil
+}
+
+type DeleteSnapshotRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSnapshotRequest) Reset() {
+	*x = DeleteSnapshotRequest{}
+	mi := &file_agent_agent_proto_msgTypes[30]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSnapshotRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSnapshotRequest) ProtoMessage() {}
+
+func (x *DeleteSnapshotRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_agent_proto_msgTypes[30]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSnapshotRequest.ProtoReflect.Descriptor instead.
+func (*DeleteSnapshotRequest) Descriptor() ([]byte, []int) {
+	return file_agent_agent_proto_rawDescGZIP(), []int{30}
+}
+
+func (x *DeleteSnapshotRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+type DeleteSnapshotResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *DeleteSnapshotResponse) Reset() {
+	*x = DeleteSnapshotResponse{}
+	mi := &file_agent_agent_proto_msgTypes[31]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *DeleteSnapshotResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*DeleteSnapshotResponse) ProtoMessage() {}
+
+func (x *DeleteSnapshotResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_agent_proto_msgTypes[31]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use DeleteSnapshotResponse.ProtoReflect.Descriptor instead.
+func (*DeleteSnapshotResponse) Descriptor() ([]byte, []int) {
+	return file_agent_agent_proto_rawDescGZIP(), []int{31}
+}
+
+type ListSnapshotsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSnapshotsRequest) Reset() {
+	*x = ListSnapshotsRequest{}
+	mi := &file_agent_agent_proto_msgTypes[32]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSnapshotsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSnapshotsRequest) ProtoMessage() {}
+
+func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_agent_proto_msgTypes[32]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSnapshotsRequest.ProtoReflect.Descriptor instead.
+func (*ListSnapshotsRequest) Descriptor() ([]byte, []int) {
+	return file_agent_agent_proto_rawDescGZIP(), []int{32}
+}
+
+type ListSnapshotsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Snapshots     []*Snapshot            `protobuf:"bytes,1,rep,name=snapshots,proto3" json:"snapshots,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSnapshotsResponse) Reset() {
+	*x = ListSnapshotsResponse{}
+	mi := &file_agent_agent_proto_msgTypes[33]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSnapshotsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSnapshotsResponse) ProtoMessage() {}
+
+func (x *ListSnapshotsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_agent_proto_msgTypes[33]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSnapshotsResponse.ProtoReflect.Descriptor instead.
+func (*ListSnapshotsResponse) Descriptor() ([]byte, []int) {
+	return file_agent_agent_proto_rawDescGZIP(), []int{33}
+}
+
+func (x *ListSnapshotsResponse) GetSnapshots() []*Snapshot {
+	if x != nil {
+		return x.Snapshots
+	}
+	return nil
+}
+
 var File_agent_agent_proto protoreflect.FileDescriptor
 
 const file_agent_agent_proto_rawDesc = "" +
 	"\n" +
-	"\x11agent/agent.proto\x12\x10nestbox.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xe2\x05\n" +
+	"\x11agent/agent.proto\x12\x10nestbox.agent.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x83\x06\n" +
 	"\rSandboxConfig\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1a\n" +
 	"\btemplate\x18\x02 \x01(\tR\btemplate\x12\x14\n" +
@@ -1843,7 +2235,9 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\x0fdefault_workdir\x18\x0e \x01(\tR\x0edefaultWorkdir\x12\x1d\n" +
 	"\n" +
 	"auto_pause\x18\x0f \x01(\bR\tautoPause\x12;\n" +
-	"\x1aauto_pause_filesystem_only\x18\x10 \x01(\bR\x17autoPauseFilesystemOnly\x1a:\n" +
+	"\x1aauto_pause_filesystem_only\x18\x10 \x01(\bR\x17autoPauseFilesystemOnly\x12\x1f\n" +
+	"\vsnapshot_id\x18\x11 \x01(\tR\n" +
+	"snapshotId\x1a:\n" +
 	"\fEnvVarsEntry\x12\x10\n" +
 	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
 	"\x05value\x18\x02 \x01(\tR\x05value:\x028\x01\x1a;\n" +
@@ -1958,13 +2352,42 @@ const file_agent_agent_proto_rawDesc = "" +
 	"size_bytes\x18\x04 \x01(\x03R\tsizeBytes\x125\n" +
 	"\bbuilt_at\x18\x05 \x01(\v2\x1a.google.protobuf.TimestampR\abuiltAt\"Q\n" +
 	"\x15ListTemplatesResponse\x128\n" +
-	"\ttemplates\x18\x01 \x03(\v2\x1a.nestbox.agent.v1.TemplateR\ttemplates*\x96\x01\n" +
+	"\ttemplates\x18\x01 \x03(\v2\x1a.nestbox.agent.v1.TemplateR\ttemplates\"\xa4\x02\n" +
+	"\bSnapshot\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1d\n" +
+	"\n" +
+	"sandbox_id\x18\x02 \x01(\tR\tsandboxId\x12\x1a\n" +
+	"\btemplate\x18\x03 \x01(\tR\btemplate\x12\x14\n" +
+	"\x05vcpus\x18\x04 \x01(\rR\x05vcpus\x12\x1b\n" +
+	"\tmemory_mb\x18\x05 \x01(\rR\bmemoryMb\x12\x1d\n" +
+	"\n" +
+	"disk_bytes\x18\x06 \x01(\x03R\tdiskBytes\x12\x1d\n" +
+	"\n" +
+	"size_bytes\x18\a \x01(\x03R\tsizeBytes\x129\n" +
+	"\n" +
+	"created_at\x18\b \x01(\v2\x1a.google.protobuf.TimestampR\tcreatedAt\x12!\n" +
+	"\fenvd_version\x18\t \x01(\tR\venvdVersion\"W\n" +
+	"\x15CreateSnapshotRequest\x12\x1d\n" +
+	"\n" +
+	"sandbox_id\x18\x01 \x01(\tR\tsandboxId\x12\x1f\n" +
+	"\vsnapshot_id\x18\x02 \x01(\tR\n" +
+	"snapshotId\"\x85\x01\n" +
+	"\x16CreateSnapshotResponse\x126\n" +
+	"\bsnapshot\x18\x01 \x01(\v2\x1a.nestbox.agent.v1.SnapshotR\bsnapshot\x123\n" +
+	"\asandbox\x18\x02 \x01(\v2\x19.nestbox.agent.v1.SandboxR\asandbox\"'\n" +
+	"\x15DeleteSnapshotRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\"\x18\n" +
+	"\x16DeleteSnapshotResponse\"\x16\n" +
+	"\x14ListSnapshotsRequest\"Q\n" +
+	"\x15ListSnapshotsResponse\x128\n" +
+	"\tsnapshots\x18\x01 \x03(\v2\x1a.nestbox.agent.v1.SnapshotR\tsnapshots*\x96\x01\n" +
 	"\fSandboxState\x12\x1d\n" +
 	"\x19SANDBOX_STATE_UNSPECIFIED\x10\x00\x12\x19\n" +
 	"\x15SANDBOX_STATE_RUNNING\x10\x01\x12\x18\n" +
 	"\x14SANDBOX_STATE_PAUSED\x10\x02\x12\x19\n" +
 	"\x15SANDBOX_STATE_STOPPED\x10\x03\x12\x17\n" +
-	"\x13SANDBOX_STATE_ERROR\x10\x042\x96\b\n" +
+	"\x13SANDBOX_STATE_ERROR\x10\x042\xc2\n" +
+	"\n" +
 	"\x05Agent\x12`\n" +
 	"\rCreateSandbox\x12&.nestbox.agent.v1.CreateSandboxRequest\x1a'.nestbox.agent.v1.CreateSandboxResponse\x12c\n" +
 	"\x0eDestroySandbox\x12'.nestbox.agent.v1.DestroySandboxRequest\x1a(.nestbox.agent.v1.DestroySandboxResponse\x12W\n" +
@@ -1978,7 +2401,10 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\rListTemplates\x12&.nestbox.agent.v1.ListTemplatesRequest\x1a'.nestbox.agent.v1.ListTemplatesResponse\x12]\n" +
 	"\fPauseSandbox\x12%.nestbox.agent.v1.PauseSandboxRequest\x1a&.nestbox.agent.v1.PauseSandboxResponse\x12`\n" +
 	"\rResumeSandbox\x12&.nestbox.agent.v1.ResumeSandboxRequest\x1a'.nestbox.agent.v1.ResumeSandboxResponse\x12Z\n" +
-	"\vForkSandbox\x12$.nestbox.agent.v1.ForkSandboxRequest\x1a%.nestbox.agent.v1.ForkSandboxResponseB$Z\"nestbox.dev/internal/proto/agentpbb\x06proto3"
+	"\vForkSandbox\x12$.nestbox.agent.v1.ForkSandboxRequest\x1a%.nestbox.agent.v1.ForkSandboxResponse\x12c\n" +
+	"\x0eCreateSnapshot\x12'.nestbox.agent.v1.CreateSnapshotRequest\x1a(.nestbox.agent.v1.CreateSnapshotResponse\x12c\n" +
+	"\x0eDeleteSnapshot\x12'.nestbox.agent.v1.DeleteSnapshotRequest\x1a(.nestbox.agent.v1.DeleteSnapshotResponse\x12`\n" +
+	"\rListSnapshots\x12&.nestbox.agent.v1.ListSnapshotsRequest\x1a'.nestbox.agent.v1.ListSnapshotsResponseB$Z\"nestbox.dev/internal/proto/agentpbb\x06proto3"
 
 var (
 	file_agent_agent_proto_rawDescOnce sync.Once
@@ -1993,7 +2419,7 @@ func file_agent_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_agent_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_agent_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 30)
+var file_agent_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
 var file_agent_agent_proto_goTypes = []any{
 	(SandboxState)(0),                 // 0: nestbox.agent.v1.SandboxState
 	(*SandboxConfig)(nil),             // 1: nestbox.agent.v1.SandboxConfig
@@ -2023,65 +2449,82 @@ var file_agent_agent_proto_goTypes = []any{
 	(*ListTemplatesRequest)(nil),      // 25: nestbox.agent.v1.ListTemplatesRequest
 	(*Template)(nil),                  // 26: nestbox.agent.v1.Template
 	(*ListTemplatesResponse)(nil),     // 27: nestbox.agent.v1.ListTemplatesResponse
-	nil,                               // 28: nestbox.agent.v1.SandboxConfig.EnvVarsEntry
-	nil,                               // 29: nestbox.agent.v1.SandboxConfig.MetadataEntry
-	nil,                               // 30: nestbox.agent.v1.ResumeSandboxRequest.EnvVarsEntry
-	(*timestamppb.Timestamp)(nil),     // 31: google.protobuf.Timestamp
+	(*Snapshot)(nil),                  // 28: nestbox.agent.v1.Snapshot
+	(*CreateSnapshotRequest)(nil),     // 29: nestbox.agent.v1.CreateSnapshotRequest
+	(*CreateSnapshotResponse)(nil),    // 30: nestbox.agent.v1.CreateSnapshotResponse
+	(*DeleteSnapshotRequest)(nil),     // 31: nestbox.agent.v1.DeleteSnapshotRequest
+	(*DeleteSnapshotResponse)(nil),    // 32: nestbox.agent.v1.DeleteSnapshotResponse
+	(*ListSnapshotsRequest)(nil),      // 33: nestbox.agent.v1.ListSnapshotsRequest
+	(*ListSnapshotsResponse)(nil),     // 34: nestbox.agent.v1.ListSnapshotsResponse
+	nil,                               // 35: nestbox.agent.v1.SandboxConfig.EnvVarsEntry
+	nil,                               // 36: nestbox.agent.v1.SandboxConfig.MetadataEntry
+	nil,                               // 37: nestbox.agent.v1.ResumeSandboxRequest.EnvVarsEntry
+	(*timestamppb.Timestamp)(nil),     // 38: google.protobuf.Timestamp
 }
 var file_agent_agent_proto_depIdxs = []int32{
-	28, // 0: nestbox.agent.v1.SandboxConfig.env_vars:type_name -> nestbox.agent.v1.SandboxConfig.EnvVarsEntry
-	29, // 1: nestbox.agent.v1.SandboxConfig.metadata:type_name -> nestbox.agent.v1.SandboxConfig.MetadataEntry
+	35, // 0: nestbox.agent.v1.SandboxConfig.env_vars:type_name -> nestbox.agent.v1.SandboxConfig.EnvVarsEntry
+	36, // 1: nestbox.agent.v1.SandboxConfig.metadata:type_name -> nestbox.agent.v1.SandboxConfig.MetadataEntry
 	1,  // 2: nestbox.agent.v1.Sandbox.config:type_name -> nestbox.agent.v1.SandboxConfig
 	0,  // 3: nestbox.agent.v1.Sandbox.state:type_name -> nestbox.agent.v1.SandboxState
-	31, // 4: nestbox.agent.v1.Sandbox.started_at:type_name -> google.protobuf.Timestamp
-	31, // 5: nestbox.agent.v1.Sandbox.end_at:type_name -> google.protobuf.Timestamp
-	31, // 6: nestbox.agent.v1.Sandbox.paused_at:type_name -> google.protobuf.Timestamp
+	38, // 4: nestbox.agent.v1.Sandbox.started_at:type_name -> google.protobuf.Timestamp
+	38, // 5: nestbox.agent.v1.Sandbox.end_at:type_name -> google.protobuf.Timestamp
+	38, // 6: nestbox.agent.v1.Sandbox.paused_at:type_name -> google.protobuf.Timestamp
 	1,  // 7: nestbox.agent.v1.CreateSandboxRequest.config:type_name -> nestbox.agent.v1.SandboxConfig
 	2,  // 8: nestbox.agent.v1.CreateSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
 	2,  // 9: nestbox.agent.v1.GetSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
 	2,  // 10: nestbox.agent.v1.ListSandboxesResponse.sandboxes:type_name -> nestbox.agent.v1.Sandbox
-	31, // 11: nestbox.agent.v1.SetTimeoutResponse.end_at:type_name -> google.protobuf.Timestamp
-	31, // 12: nestbox.agent.v1.GetSandboxMetricsRequest.start:type_name -> google.protobuf.Timestamp
-	31, // 13: nestbox.agent.v1.GetSandboxMetricsRequest.end:type_name -> google.protobuf.Timestamp
-	31, // 14: nestbox.agent.v1.SandboxMetrics.at:type_name -> google.protobuf.Timestamp
+	38, // 11: nestbox.agent.v1.SetTimeoutResponse.end_at:type_name -> google.protobuf.Timestamp
+	38, // 12: nestbox.agent.v1.GetSandboxMetricsRequest.start:type_name -> google.protobuf.Timestamp
+	38, // 13: nestbox.agent.v1.GetSandboxMetricsRequest.end:type_name -> google.protobuf.Timestamp
+	38, // 14: nestbox.agent.v1.SandboxMetrics.at:type_name -> google.protobuf.Timestamp
 	14, // 15: nestbox.agent.v1.GetSandboxMetricsResponse.metrics:type_name -> nestbox.agent.v1.SandboxMetrics
 	14, // 16: nestbox.agent.v1.GetSandboxMetricsResponse.history:type_name -> nestbox.agent.v1.SandboxMetrics
 	2,  // 17: nestbox.agent.v1.PauseSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
-	30, // 18: nestbox.agent.v1.ResumeSandboxRequest.env_vars:type_name -> nestbox.agent.v1.ResumeSandboxRequest.EnvVarsEntry
+	37, // 18: nestbox.agent.v1.ResumeSandboxRequest.env_vars:type_name -> nestbox.agent.v1.ResumeSandboxRequest.EnvVarsEntry
 	2,  // 19: nestbox.agent.v1.ResumeSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
 	1,  // 20: nestbox.agent.v1.ForkSandboxRequest.forks:type_name -> nestbox.agent.v1.SandboxConfig
 	2,  // 21: nestbox.agent.v1.ForkResult.sandbox:type_name -> nestbox.agent.v1.Sandbox
 	2,  // 22: nestbox.agent.v1.ForkSandboxResponse.source:type_name -> nestbox.agent.v1.Sandbox
 	23, // 23: nestbox.agent.v1.ForkSandboxResponse.forks:type_name -> nestbox.agent.v1.ForkResult
-	31, // 24: nestbox.agent.v1.Template.built_at:type_name -> google.protobuf.Timestamp
+	38, // 24: nestbox.agent.v1.Template.built_at:type_name -> google.protobuf.Timestamp
 	26, // 25: nestbox.agent.v1.ListTemplatesResponse.templates:type_name -> nestbox.agent.v1.Template
-	3,  // 26: nestbox.agent.v1.Agent.CreateSandbox:input_type -> nestbox.agent.v1.CreateSandboxRequest
-	5,  // 27: nestbox.agent.v1.Agent.DestroySandbox:input_type -> nestbox.agent.v1.DestroySandboxRequest
-	7,  // 28: nestbox.agent.v1.Agent.GetSandbox:input_type -> nestbox.agent.v1.GetSandboxRequest
-	9,  // 29: nestbox.agent.v1.Agent.ListSandboxes:input_type -> nestbox.agent.v1.ListSandboxesRequest
-	11, // 30: nestbox.agent.v1.Agent.SetTimeout:input_type -> nestbox.agent.v1.SetTimeoutRequest
-	13, // 31: nestbox.agent.v1.Agent.GetSandboxMetrics:input_type -> nestbox.agent.v1.GetSandboxMetricsRequest
-	16, // 32: nestbox.agent.v1.Agent.Ping:input_type -> nestbox.agent.v1.PingRequest
-	25, // 33: nestbox.agent.v1.Agent.ListTemplates:input_type -> nestbox.agent.v1.ListTemplatesRequest
-	18, // 34: nestbox.agent.v1.Agent.PauseSandbox:input_type -> nestbox.agent.v1.PauseSandboxRequest
-	20, // 35: nestbox.agent.v1.Agent.ResumeSandbox:input_type -> nestbox.agent.v1.ResumeSandboxRequest
-	22, // 36: nestbox.agent.v1.Agent.ForkSandbox:input_type -> nestbox.agent.v1.ForkSandboxRequest
-	4,  // 37: nestbox.agent.v1.Agent.CreateSandbox:output_type -> nestbox.agent.v1.CreateSandboxResponse
-	6,  // 38: nestbox.agent.v1.Agent.DestroySandbox:output_type -> nestbox.agent.v1.DestroySandboxResponse
-	8,  // 39: nestbox.agent.v1.Agent.GetSandbox:output_type -> nestbox.agent.v1.GetSandboxResponse
-	10, // 40: nestbox.agent.v1.Agent.ListSandboxes:output_type -> nestbox.agent.v1.ListSandboxesResponse
-	12, // 41: nestbox.agent.v1.Agent.SetTimeout:output_type -> nestbox.agent.v1.SetTimeoutResponse
-	15, // 42: nestbox.agent.v1.Agent.GetSandboxMetrics:output_type -> nestbox.agent.v1.GetSandboxMetricsResponse
-	17, // 43: nestbox.agent.v1.Agent.Ping:output_type -> nestbox.agent.v1.PingResponse
-	27, // 44: nestbox.agent.v1.Agent.ListTemplates:output_type -> nestbox.agent.v1.ListTemplatesResponse
-	19, // 45: nestbox.agent.v1.Agent.PauseSandbox:output_type -> nestbox.agent.v1.PauseSandboxResponse
-	21, // 46: nestbox.agent.v1.Agent.ResumeSandbox:output_type -> nestbox.agent.v1.ResumeSandboxResponse
-	24, // 47: nestbox.agent.v1.Agent.ForkSandbox:output_type -> nestbox.agent.v1.ForkSandboxResponse
-	37, // [37:48] is the sub-list for method output_type
-	26, // [26:37] is the sub-list for method input_type
-	26, // [26:26] is the sub-list for extension type_name
-	26, // [26:26] is the sub-list for extension extendee
-	0,  // [0:26] is the sub-list for field type_name
+	38, // 26: nestbox.agent.v1.Snapshot.created_at:type_name -> google.protobuf.Timestamp
+	28, // 27: nestbox.agent.v1.CreateSnapshotResponse.snapshot:type_name -> nestbox.agent.v1.Snapshot
+	2,  // 28: nestbox.agent.v1.CreateSnapshotResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
+	28, // 29: nestbox.agent.v1.ListSnapshotsResponse.snapshots:type_name -> nestbox.agent.v1.Snapshot
+	3,  // 30: nestbox.agent.v1.Agent.CreateSandbox:input_type -> nestbox.agent.v1.CreateSandboxRequest
+	5,  // 31: nestbox.agent.v1.Agent.DestroySandbox:input_type -> nestbox.agent.v1.DestroySandboxRequest
+	7,  // 32: nestbox.agent.v1.Agent.GetSandbox:input_type -> nestbox.agent.v1.GetSandboxRequest
+	9,  // 33: nestbox.agent.v1.Agent.ListSandboxes:input_type -> nestbox.agent.v1.ListSandboxesRequest
+	11, // 34: nestbox.agent.v1.Agent.SetTimeout:input_type -> nestbox.agent.v1.SetTimeoutRequest
+	13, // 35: nestbox.agent.v1.Agent.GetSandboxMetrics:input_type -> nestbox.agent.v1.GetSandboxMetricsRequest
+	16, // 36: nestbox.agent.v1.Agent.Ping:input_type -> nestbox.agent.v1.PingRequest
+	25, // 37: nestbox.agent.v1.Agent.ListTemplates:input_type -> nestbox.agent.v1.ListTemplatesRequest
+	18, // 38: nestbox.agent.v1.Agent.PauseSandbox:input_type -> nestbox.agent.v1.PauseSandboxRequest
+	20, // 39: nestbox.agent.v1.Agent.ResumeSandbox:input_type -> nestbox.agent.v1.ResumeSandboxRequest
+	22, // 40: nestbox.agent.v1.Agent.ForkSandbox:input_type -> nestbox.agent.v1.ForkSandboxRequest
+	29, // 41: nestbox.agent.v1.Agent.CreateSnapshot:input_type -> nestbox.agent.v1.CreateSnapshotRequest
+	31, // 42: nestbox.agent.v1.Agent.DeleteSnapshot:input_type -> nestbox.agent.v1.DeleteSnapshotRequest
+	33, // 43: nestbox.agent.v1.Agent.ListSnapshots:input_type -> nestbox.agent.v1.ListSnapshotsRequest
+	4,  // 44: nestbox.agent.v1.Agent.CreateSandbox:output_type -> nestbox.agent.v1.CreateSandboxResponse
+	6,  // 45: nestbox.agent.v1.Agent.DestroySandbox:output_type -> nestbox.agent.v1.DestroySandboxResponse
+	8,  // 46: nestbox.agent.v1.Agent.GetSandbox:output_type -> nestbox.agent.v1.GetSandboxResponse
+	10, // 47: nestbox.agent.v1.Agent.ListSandboxes:output_type -> nestbox.agent.v1.ListSandboxesResponse
+	12, // 48: nestbox.agent.v1.Agent.SetTimeout:output_type -> nestbox.agent.v1.SetTimeoutResponse
+	15, // 49: nestbox.agent.v1.Agent.GetSandboxMetrics:output_type -> nestbox.agent.v1.GetSandboxMetricsResponse
+	17, // 50: nestbox.agent.v1.Agent.Ping:output_type -> nestbox.agent.v1.PingResponse
+	27, // 51: nestbox.agent.v1.Agent.ListTemplates:output_type -> nestbox.agent.v1.ListTemplatesResponse
+	19, // 52: nestbox.agent.v1.Agent.PauseSandbox:output_type -> nestbox.agent.v1.PauseSandboxResponse
+	21, // 53: nestbox.agent.v1.Agent.ResumeSandbox:output_type -> nestbox.agent.v1.ResumeSandboxResponse
+	24, // 54: nestbox.agent.v1.Agent.ForkSandbox:output_type -> nestbox.agent.v1.ForkSandboxResponse
+	30, // 55: nestbox.agent.v1.Agent.CreateSnapshot:output_type -> nestbox.agent.v1.CreateSnapshotResponse
+	32, // 56: nestbox.agent.v1.Agent.DeleteSnapshot:output_type -> nestbox.agent.v1.DeleteSnapshotResponse
+	34, // 57: nestbox.agent.v1.Agent.ListSnapshots:output_type -> nestbox.agent.v1.ListSnapshotsResponse
+	44, // [44:58] is the sub-list for method output_type
+	30, // [30:44] is the sub-list for method input_type
+	30, // [30:30] is the sub-list for extension type_name
+	30, // [30:30] is the sub-list for extension extendee
+	0,  // [0:30] is the sub-list for field type_name
 }
 
 func init() { file_agent_agent_proto_init() }
@@ -2095,7 +2538,7 @@ func file_agent_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_agent_proto_rawDesc), len(file_agent_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   30,
+			NumMessages:   37,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

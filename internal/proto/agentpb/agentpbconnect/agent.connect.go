@@ -59,6 +59,12 @@ const (
 	AgentResumeSandboxProcedure = "/nestbox.agent.v1.Agent/ResumeSandbox"
 	// AgentForkSandboxProcedure is the fully-qualified name of the Agent's ForkSandbox RPC.
 	AgentForkSandboxProcedure = "/nestbox.agent.v1.Agent/ForkSandbox"
+	// AgentCreateSnapshotProcedure is the fully-qualified name of the Agent's CreateSnapshot RPC.
+	AgentCreateSnapshotProcedure = "/nestbox.agent.v1.Agent/CreateSnapshot"
+	// AgentDeleteSnapshotProcedure is the fully-qualified name of the Agent's DeleteSnapshot RPC.
+	AgentDeleteSnapshotProcedure = "/nestbox.agent.v1.Agent/DeleteSnapshot"
+	// AgentListSnapshotsProcedure is the fully-qualified name of the Agent's ListSnapshots RPC.
+	AgentListSnapshotsProcedure = "/nestbox.agent.v1.Agent/ListSnapshots"
 )
 
 // AgentClient is a client for the nestbox.agent.v1.Agent service.
@@ -104,6 +110,20 @@ type AgentClient interface {
 	// again when this returns, or gone if it could not be (then the call
 	// fails and no fork is made).
 	ForkSandbox(context.Context, *connect.Request[agentpb.ForkSandboxRequest]) (*connect.Response[agentpb.ForkSandboxResponse], error)
+	// CreateSnapshot checkpoints a running sandbox into a snapshot the host
+	// keeps under the caller's snapshot_id: the memory image, a copy of the
+	// writable layer and the sandbox's config. The sandbox stops for the
+	// checkpoint and runs on afterwards, as the source of a fork does; on
+	// failure no snapshot is left and the sandbox is running again, or gone
+	// (then the call fails and GetSandbox says not_found). A snapshot ID in
+	// use is already_exists.
+	CreateSnapshot(context.Context, *connect.Request[agentpb.CreateSnapshotRequest]) (*connect.Response[agentpb.CreateSnapshotResponse], error)
+	// DeleteSnapshot is idempotent: an unknown ID is not an error. Sandboxes
+	// started from the snapshot are not touched: each has its own copy of
+	// the layer and of the memory it restored.
+	DeleteSnapshot(context.Context, *connect.Request[agentpb.DeleteSnapshotRequest]) (*connect.Response[agentpb.DeleteSnapshotResponse], error)
+	// ListSnapshots lists the snapshots this host keeps.
+	ListSnapshots(context.Context, *connect.Request[agentpb.ListSnapshotsRequest]) (*connect.Response[agentpb.ListSnapshotsResponse], error)
 }
 
 // NewAgentClient constructs a client for the nestbox.agent.v1.Agent service. By default, it uses
@@ -183,6 +203,24 @@ func NewAgentClient(httpClient connect.HTTPClient, baseURL string, opts ...conne
 			connect.WithSchema(agentMethods.ByName("ForkSandbox")),
 			connect.WithClientOptions(opts...),
 		),
+		createSnapshot: connect.NewClient[agentpb.CreateSnapshotRequest, agentpb.CreateSnapshotResponse](
+			httpClient,
+			baseURL+AgentCreateSnapshotProcedure,
+			connect.WithSchema(agentMethods.ByName("CreateSnapshot")),
+			connect.WithClientOptions(opts...),
+		),
+		deleteSnapshot: connect.NewClient[agentpb.DeleteSnapshotRequest, agentpb.DeleteSnapshotResponse](
+			httpClient,
+			baseURL+AgentDeleteSnapshotProcedure,
+			connect.WithSchema(agentMethods.ByName("DeleteSnapshot")),
+			connect.WithClientOptions(opts...),
+		),
+		listSnapshots: connect.NewClient[agentpb.ListSnapshotsRequest, agentpb.ListSnapshotsResponse](
+			httpClient,
+			baseURL+AgentListSnapshotsProcedure,
+			connect.WithSchema(agentMethods.ByName("ListSnapshots")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -199,6 +237,9 @@ type agentClient struct {
 	pauseSandbox      *connect.Client[agentpb.PauseSandboxRequest, agentpb.PauseSandboxResponse]
 	resumeSandbox     *connect.Client[agentpb.ResumeSandboxRequest, agentpb.ResumeSandboxResponse]
 	forkSandbox       *connect.Client[agentpb.ForkSandboxRequest, agentpb.ForkSandboxResponse]
+	createSnapshot    *connect.Client[agentpb.CreateSnapshotRequest, agentpb.CreateSnapshotResponse]
+	deleteSnapshot    *connect.Client[agentpb.DeleteSnapshotRequest, agentpb.DeleteSnapshotResponse]
+	listSnapshots     *connect.Client[agentpb.ListSnapshotsRequest, agentpb.ListSnapshotsResponse]
 }
 
 // CreateSandbox calls nestbox.agent.v1.Agent.CreateSandbox.
@@ -256,6 +297,21 @@ func (c *agentClient) ForkSandbox(ctx context.Context, req *connect.Request[agen
 	return c.forkSandbox.CallUnary(ctx, req)
 }
 
+// CreateSnapshot calls nestbox.agent.v1.Agent.CreateSnapshot.
+func (c *agentClient) CreateSnapshot(ctx context.Context, req *connect.Request[agentpb.CreateSnapshotRequest]) (*connect.Response[agentpb.CreateSnapshotResponse], error) {
+	return c.createSnapshot.CallUnary(ctx, req)
+}
+
+// DeleteSnapshot calls nestbox.agent.v1.Agent.DeleteSnapshot.
+func (c *agentClient) DeleteSnapshot(ctx context.Context, req *connect.Request[agentpb.DeleteSnapshotRequest]) (*connect.Response[agentpb.DeleteSnapshotResponse], error) {
+	return c.deleteSnapshot.CallUnary(ctx, req)
+}
+
+// ListSnapshots calls nestbox.agent.v1.Agent.ListSnapshots.
+func (c *agentClient) ListSnapshots(ctx context.Context, req *connect.Request[agentpb.ListSnapshotsRequest]) (*connect.Response[agentpb.ListSnapshotsResponse], error) {
+	return c.listSnapshots.CallUnary(ctx, req)
+}
+
 // AgentHandler is an implementation of the nestbox.agent.v1.Agent service.
 type AgentHandler interface {
 	// CreateSandbox returns once the sandbox's envd answers and has been
@@ -299,6 +355,20 @@ type AgentHandler interface {
 	// again when this returns, or gone if it could not be (then the call
 	// fails and no fork is made).
 	ForkSandbox(context.Context, *connect.Request[agentpb.ForkSandboxRequest]) (*connect.Response[agentpb.ForkSandboxResponse], error)
+	// CreateSnapshot checkpoints a running sandbox into a snapshot the host
+	// keeps under the caller's snapshot_id: the memory image, a copy of the
+	// writable layer and the sandbox's config. The sandbox stops for the
+	// checkpoint and runs on afterwards, as the source of a fork does; on
+	// failure no snapshot is left and the sandbox is running again, or gone
+	// (then the call fails and GetSandbox says not_found). A snapshot ID in
+	// use is already_exists.
+	CreateSnapshot(context.Context, *connect.Request[agentpb.CreateSnapshotRequest]) (*connect.Response[agentpb.CreateSnapshotResponse], error)
+	// DeleteSnapshot is idempotent: an unknown ID is not an error. Sandboxes
+	// started from the snapshot are not touched: each has its own copy of
+	// the layer and of the memory it restored.
+	DeleteSnapshot(context.Context, *connect.Request[agentpb.DeleteSnapshotRequest]) (*connect.Response[agentpb.DeleteSnapshotResponse], error)
+	// ListSnapshots lists the snapshots this host keeps.
+	ListSnapshots(context.Context, *connect.Request[agentpb.ListSnapshotsRequest]) (*connect.Response[agentpb.ListSnapshotsResponse], error)
 }
 
 // NewAgentHandler builds an HTTP handler from the service implementation. It returns the path on
@@ -374,6 +444,24 @@ func NewAgentHandler(svc AgentHandler, opts ...connect.HandlerOption) (string, h
 		connect.WithSchema(agentMethods.ByName("ForkSandbox")),
 		connect.WithHandlerOptions(opts...),
 	)
+	agentCreateSnapshotHandler := connect.NewUnaryHandler(
+		AgentCreateSnapshotProcedure,
+		svc.CreateSnapshot,
+		connect.WithSchema(agentMethods.ByName("CreateSnapshot")),
+		connect.WithHandlerOptions(opts...),
+	)
+	agentDeleteSnapshotHandler := connect.NewUnaryHandler(
+		AgentDeleteSnapshotProcedure,
+		svc.DeleteSnapshot,
+		connect.WithSchema(agentMethods.ByName("DeleteSnapshot")),
+		connect.WithHandlerOptions(opts...),
+	)
+	agentListSnapshotsHandler := connect.NewUnaryHandler(
+		AgentListSnapshotsProcedure,
+		svc.ListSnapshots,
+		connect.WithSchema(agentMethods.ByName("ListSnapshots")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/nestbox.agent.v1.Agent/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AgentCreateSandboxProcedure:
@@ -398,6 +486,12 @@ func NewAgentHandler(svc AgentHandler, opts ...connect.HandlerOption) (string, h
 			agentResumeSandboxHandler.ServeHTTP(w, r)
 		case AgentForkSandboxProcedure:
 			agentForkSandboxHandler.ServeHTTP(w, r)
+		case AgentCreateSnapshotProcedure:
+			agentCreateSnapshotHandler.ServeHTTP(w, r)
+		case AgentDeleteSnapshotProcedure:
+			agentDeleteSnapshotHandler.ServeHTTP(w, r)
+		case AgentListSnapshotsProcedure:
+			agentListSnapshotsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -449,4 +543,16 @@ func (UnimplementedAgentHandler) ResumeSandbox(context.Context, *connect.Request
 
 func (UnimplementedAgentHandler) ForkSandbox(context.Context, *connect.Request[agentpb.ForkSandboxRequest]) (*connect.Response[agentpb.ForkSandboxResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("nestbox.agent.v1.Agent.ForkSandbox is not implemented"))
+}
+
+func (UnimplementedAgentHandler) CreateSnapshot(context.Context, *connect.Request[agentpb.CreateSnapshotRequest]) (*connect.Response[agentpb.CreateSnapshotResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("nestbox.agent.v1.Agent.CreateSnapshot is not implemented"))
+}
+
+func (UnimplementedAgentHandler) DeleteSnapshot(context.Context, *connect.Request[agentpb.DeleteSnapshotRequest]) (*connect.Response[agentpb.DeleteSnapshotResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("nestbox.agent.v1.Agent.DeleteSnapshot is not implemented"))
+}
+
+func (UnimplementedAgentHandler) ListSnapshots(context.Context, *connect.Request[agentpb.ListSnapshotsRequest]) (*connect.Response[agentpb.ListSnapshotsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("nestbox.agent.v1.Agent.ListSnapshots is not implemented"))
 }
