@@ -31,6 +31,11 @@ func (a *Agent) recover(ctx context.Context) error {
 	if err := a.removeForkLeftovers(); err != nil {
 		return err
 	}
+	if s, ok := a.driver.(driver.Settler); ok {
+		if err := s.Settle(ctx); err != nil {
+			return err
+		}
+	}
 	// dead are the sandboxes to remove; started says whether the runtime
 	// still knew them (so "created" may have been reported).
 	var dead []*sandbox
