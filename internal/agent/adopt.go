@@ -31,6 +31,9 @@ func (a *Agent) recover(ctx context.Context) error {
 	if err := a.removeForkLeftovers(); err != nil {
 		return err
 	}
+	if err := a.recoverSnapshots(); err != nil {
+		return err
+	}
 	// dead are the sandboxes to remove; started says whether the runtime
 	// still knew them (so "created" may have been reported).
 	var dead []*sandbox
@@ -76,8 +79,10 @@ func (a *Agent) recover(ctx context.Context) error {
 		}
 		if rec.Status == statusRunning {
 			// A resume that crashed after recording running but before
-			// removing the snapshot it used.
+			// removing the snapshot it used; a create from a snapshot,
+			// before removing the links of its images.
 			os.RemoveAll(snapshotDir(sb))
+			os.RemoveAll(filepath.Join(sb.dir, restoreDirName))
 		}
 		alive := st == driver.StateRunning || st == driver.StatePaused
 		if rec.Status != statusRunning || !alive {
