@@ -253,16 +253,7 @@ func (a *Agent) forkConfigs(src *sandbox, forks []*agentpb.SandboxConfig) ([]*fo
 			return nil, errdefs.Invalid("fork %d: sandbox id %s is given twice (or is the source's)", i, fid)
 		}
 		seen[fid] = true
-		cfg := proto.Clone(base).(*agentpb.SandboxConfig)
-		cfg.Id = fid
-		cfg.TimeoutSeconds = f.GetTimeoutSeconds()
-		if cfg.TimeoutSeconds == 0 {
-			cfg.TimeoutSeconds = uint32(a.cfg.DefaultTimeout / time.Second)
-		}
-		cfg.AccessToken = f.GetAccessToken()
-		cfg.Metadata = f.GetMetadata()
-		cfg.AutoPause = f.GetAutoPause()
-		cfg.AutoPauseFilesystemOnly = f.GetAutoPauseFilesystemOnly()
+		cfg := a.restoredConfig(base, f)
 		if err := checkConfig(cfg); err != nil {
 			return nil, fmt.Errorf("fork %d (%s): %w", i, fid, err)
 		}
@@ -275,6 +266,24 @@ func (a *Agent) forkConfigs(src *sandbox, forks []*agentpb.SandboxConfig) ([]*fo
 		}})
 	}
 	return jobs, nil
+}
+
+// restoredConfig is the config of a sandbox restored from a checkpoint of
+// a sandbox whose config is base (a fork, or a sandbox from a snapshot):
+// a copy of base with req's id, timeout (0: the default), access token,
+// metadata and auto-pause settings.
+func (a *Agent) restoredConfig(base, req *agentpb.SandboxConfig) *agentpb.SandboxConfig {
+	cfg := proto.Clone(base).(*agentpb.SandboxConfig)
+	cfg.Id = req.GetId()
+	cfg.TimeoutSeconds = req.GetTimeoutSeconds()
+	if cfg.TimeoutSeconds == 0 {
+		cfg.TimeoutSeconds = uint32(a.cfg.DefaultTimeout / time.Second)
+	}
+	cfg.AccessToken = req.GetAccessToken()
+	cfg.Metadata = req.GetMetadata()
+	cfg.AutoPause = req.GetAutoPause()
+	cfg.AutoPauseFilesystemOnly = req.GetAutoPauseFilesystemOnly()
+	return cfg
 }
 
 // admitForks admits each fork like a create, in order, and registers the

@@ -207,6 +207,7 @@ func writeSynced(name string, b []byte) error {
 	return errors.Join(err, f.Close())
 }
 
+// syncDir fsyncs the directory (or the file) at dir.
 func syncDir(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {

@@ -137,7 +137,7 @@ func (a *Agent) createSnapshot(ctx context.Context, req *agentpb.CreateSnapshotR
 	if err != nil {
 		return nil, fmt.Errorf("snapshot sandbox %s: %w", src.id, err)
 	}
-	src.log.Info("snapshot taken", "snapshot", id, "took", times.total(), "size_bytes", snap.SizeBytes)
+	src.log.Info("snapshot taken", "snapshot", id, "took", times.total(), "steps", times.String(), "size_bytes", snap.SizeBytes)
 	return &agentpb.CreateSnapshotResponse{Snapshot: snap, Sandbox: a.toProto(src)}, nil
 }
 
@@ -207,18 +207,8 @@ func writeSnapshotMeta(dir string, m snapshotMeta) error {
 		return fmt.Errorf("write snapshot metadata: %w", err)
 	}
 	// The layer copy was written without fsync (CopySparse).
-	if err := syncFile(filepath.Join(dir, m.LayerImage)); err != nil {
+	if err := syncDir(filepath.Join(dir, m.LayerImage)); err != nil {
 		return fmt.Errorf("write snapshot metadata: %w", err)
 	}
 	return syncDir(dir)
-}
-
-// syncFile fsyncs the file at path.
-func syncFile(path string) error {
-	f, err := os.Open(path)
-	if err != nil {
-		return err
-	}
-	err = f.Sync()
-	return errors.Join(err, f.Close())
 }

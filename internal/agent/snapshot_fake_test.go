@@ -33,6 +33,23 @@ func (ta *testAgent) fromSnapshot(sid, token string, env map[string]string) (*ag
 		TimeoutSeconds: 600})
 }
 
+// restoreResult is the answer of a create from a snapshot.
+type restoreResult struct {
+	sb  *agentpb.Sandbox
+	err error
+}
+
+// fromSnapshotAsync starts a sandbox from snapshot sid in a goroutine
+// (as fromSnapshot) and sends its result.
+func (ta *testAgent) fromSnapshotAsync(sid, token string) <-chan restoreResult {
+	out := make(chan restoreResult, 1)
+	go func() {
+		sb, err := ta.fromSnapshot(sid, token, nil)
+		out <- restoreResult{sb, err}
+	}()
+	return out
+}
+
 // listSnapshotsRPC lists the agent's snapshots by ID.
 func (ta *testAgent) listSnapshotsRPC(t testing.TB) map[string]*agentpb.Snapshot {
 	t.Helper()
@@ -386,15 +403,7 @@ func TestFakeSnapshotDeleteWhileRestoring(t *testing.T) {
 			if _, err := ta.snapshotRPC(src.Id, sid); err != nil {
 				t.Fatal(err)
 			}
-			type result struct {
-				sb  *agentpb.Sandbox
-				err error
-			}
-			restored := make(chan result, 1)
-			go func() {
-				sb, err := ta.fromSnapshot(sid, "new", nil)
-				restored <- result{sb, err}
-			}()
+			restored := ta.fromSnapshotAsync(sid, "new")
 			<-held
 			deleted := make(chan error, 1)
 			go func() { deleted <- ta.deleteSnapshot(sid) }()

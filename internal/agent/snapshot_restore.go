@@ -9,8 +9,6 @@ import (
 	"path/filepath"
 	"time"
 
-	"google.golang.org/protobuf/proto"
-
 	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/driver"
 	"nestbox.dev/internal/errdefs"
@@ -111,18 +109,9 @@ func (a *Agent) snapshotConfig(m snapshotMeta, req *agentpb.SandboxConfig) (*age
 	if req.GetTemplate() != "" && req.GetTemplate() != src.Template {
 		return nil, errdefs.Invalid("snapshot %s is of template %q, not %q", m.ID, src.Template, req.GetTemplate())
 	}
-	cfg := proto.Clone(src).(*agentpb.SandboxConfig)
-	cfg.Id = req.GetId()
+	cfg := a.restoredConfig(src, req)
 	cfg.SnapshotId = m.ID
 	cfg.DiskBytes = m.DiskBytes
-	cfg.TimeoutSeconds = req.GetTimeoutSeconds()
-	if cfg.TimeoutSeconds == 0 {
-		cfg.TimeoutSeconds = uint32(a.cfg.DefaultTimeout / time.Second)
-	}
-	cfg.AccessToken = req.GetAccessToken()
-	cfg.Metadata = req.GetMetadata()
-	cfg.AutoPause = req.GetAutoPause()
-	cfg.AutoPauseFilesystemOnly = req.GetAutoPauseFilesystemOnly()
 	if len(req.GetEnvVars()) > 0 {
 		env := maps.Clone(cfg.EnvVars)
 		if env == nil {
