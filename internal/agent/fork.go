@@ -40,6 +40,10 @@ import (
 //     layer copy, network and runtime are its own, pushed on its cleanup
 //     stack as a create's are; a restarted agent removes a fork that was
 //     not running yet like a create it did not finish.
+//
+// The source's part is checkpointSource (source.go), which snapshots
+// share; a sandbox started from a snapshot is restored by copyForkLayer
+// and restoreFork below, as a fork is (snapshot_restore.go).
 
 // The steps of a fork, in order; failAt hooks run after each. The
 // fork-source-* steps are the source's, once per call; the others run
