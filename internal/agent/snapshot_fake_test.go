@@ -3,18 +3,22 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
 	"connectrpc.com/connect"
+	"golang.org/x/sys/unix"
 
 	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/proto/agentpb"
+	"nestbox.dev/internal/testenv"
 )
 
 // snapshotRPC snapshots sandbox id as snapshot sid through the API.
@@ -483,10 +487,6 @@ func TestFakeSnapshotRestart(t *testing.T) {
 	if got := tb.getRPC(t, src.Id); got.State != agentpb.SandboxState_SANDBOX_STATE_RUNNING {
 		t.Errorf("the source after a restart during a snapshot: %v", got)
 	}
-	held, err := tb.templatesHeld()
-	if err != nil || len(held) == 0 {
-		t.Errorf("templates held with a snapshot: %v %v", held, err)
-	}
 	sb, err := tb.fromSnapshot(kept, "after-restart", nil)
 	if err != nil {
 		t.Fatalf("create from a snapshot of the previous agent: %v", err)
@@ -501,6 +501,47 @@ func TestFakeSnapshotRestart(t *testing.T) {
 	}
 	tb.destroyRPC(t, sb.Id)
 	tb.destroyRPC(t, src.Id)
+	// With no sandbox left, the snapshot alone keeps its template
+	// version from the template store's prune.
+	meta, err := readSnapshotMeta(filepath.Join(w.dataDir, snapshotsDirName, kept))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if held, err := tb.templatesHeld(); err != nil || !slices.Equal(held, []string{meta.Template}) {
+		t.Errorf("templates held by the snapshot alone: %v %v, want [%s]", held, err, meta.Template)
+	}
 	tb.deleteSnapshotRPC(t, kept)
+	if held, err := tb.templatesHeld(); err != nil || len(held) != 0 {
+		t.Errorf("templates held after the delete: %v %v", held, err)
+	}
 	w.assertEmpty(t, "after everything")
+}
+
+// TestFakeSnapshotNoDisk: a host whose free disk above its reserve is
+// less than a snapshot may take (the layer as it holds now plus the
+// memory limit) refuses CreateSnapshot with resource_exhausted, leaving
+// nothing, while the sandbox itself fits.
+func TestFakeSnapshotNoDisk(t *testing.T) {
+	w := newFakeWorld(t)
+	var fs unix.Statfs_t
+	if err := unix.Statfs(w.dataDir, &fs); err != nil {
+		t.Fatal(err)
+	}
+	avail := int64(fs.Bavail) * int64(fs.Bsize)
+	if avail < 2<<30 {
+		testenv.Missing(t, fmt.Sprintf("%d MiB free in the test's temporary directory: too little to leave 1 GiB above a reserve", avail>>20))
+	}
+	ta := w.startAgent(t, func(c *Config) { c.DiskReserveBytes = avail - 1<<30 })
+	src := ta.create(t, &agentpb.SandboxConfig{MemoryMb: 4096, TimeoutSeconds: 600})
+	if _, err := ta.snapshotRPC(src.Id, capsulespec.NewID()); connect.CodeOf(err) != connect.CodeResourceExhausted {
+		t.Errorf("snapshot of a 4 GiB sandbox with 1 GiB free above the reserve: %v, want resource_exhausted", err)
+	}
+	if names := snapshotEntries(w.dataDir); len(names) != 0 {
+		t.Errorf("a refused snapshot left %v", names)
+	}
+	if got := ta.getRPC(t, src.Id); got.State != agentpb.SandboxState_SANDBOX_STATE_RUNNING {
+		t.Errorf("the source after a refused snapshot: %v", got)
+	}
+	ta.destroyRPC(t, src.Id)
+	w.assertEmpty(t, "after the refusal")
 }
