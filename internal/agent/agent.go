@@ -169,6 +169,11 @@ type Config struct {
 	// MaxSandboxes caps the sandboxes of this host; zero means only the
 	// PIDs, memory and disk bounds.
 	MaxSandboxes int
+	// MaxSnapshots caps the snapshots this host keeps (CreateSnapshot
+	// beyond it is resource_exhausted): each holds a memory image and a
+	// layer copy on disk, which the disk reserve bounds too. Zero means
+	// DefaultMaxSnapshots; negative, no cap.
+	MaxSnapshots int
 	// ReadyTimeout bounds the wait for a new (or restored) sandbox's envd
 	// to answer; zero means 30 s.
 	ReadyTimeout time.Duration
@@ -228,10 +233,19 @@ type Agent struct {
 	envd      *envdClient
 	events    *eventQueue
 
-	// mu guards sandboxes and the fields of each sandbox documented as
-	// guarded by Agent.mu.
+	// snapMu decides who may read or remove a snapshot's files (see
+	// snapshots.go): restores copying from one hold it to read; the
+	// commit of a CreateSnapshot and DeleteSnapshot, to write. Never
+	// taken with mu held.
+	snapMu sync.RWMutex
+
+	// mu guards sandboxes, snapPending and the fields of each sandbox
+	// documented as guarded by Agent.mu.
 	mu        sync.Mutex
 	sandboxes map[string]*sandbox
+	// snapPending holds the IDs of the snapshots CreateSnapshot calls
+	// are making, not yet in place.
+	snapPending map[string]bool
 }
 
 // sandbox is the agent's record of one sandbox.
@@ -345,6 +359,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.LogMaxBytes == 0 {
 		cfg.LogMaxBytes = DefaultLogMaxBytes
 	}
+	if cfg.MaxSnapshots == 0 {
+		cfg.MaxSnapshots = DefaultMaxSnapshots
+	}
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 30 * time.Second
 	}
@@ -374,14 +391,15 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a := &Agent{
-		cfg:       cfg,
-		log:       log,
-		driver:    cfg.Driver,
-		net:       cfg.Network,
-		layers:    cfg.Layers,
-		templates: cfg.Templates,
-		events:    newEventQueue(cfg.EventsURL, cfg.EventsToken, cfg.HostID, log),
-		sandboxes: map[string]*sandbox{},
+		cfg:         cfg,
+		log:         log,
+		driver:      cfg.Driver,
+		net:         cfg.Network,
+		layers:      cfg.Layers,
+		templates:   cfg.Templates,
+		events:      newEventQueue(cfg.EventsURL, cfg.EventsToken, cfg.HostID, log),
+		sandboxes:   map[string]*sandbox{},
+		snapPending: map[string]bool{},
 	}
 	if a.driver == nil {
 		d, err := gvisor.New(gvisor.Config{
