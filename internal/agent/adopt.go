@@ -28,16 +28,18 @@ func (a *Agent) recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// First let the runtime commands a killed predecessor left running
+	// end: until then, what is on disk may still change.
+	if s, ok := a.driver.(driver.Settler); ok {
+		if err := s.Settle(ctx); err != nil {
+			return err
+		}
+	}
 	if err := a.removeForkLeftovers(); err != nil {
 		return err
 	}
 	if err := a.recoverSnapshots(); err != nil {
 		return err
-	}
-	if s, ok := a.driver.(driver.Settler); ok {
-		if err := s.Settle(ctx); err != nil {
-			return err
-		}
 	}
 	// dead are the sandboxes to remove; started says whether the runtime
 	// still knew them (so "created" may have been reported).
