@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -155,12 +156,19 @@ func (r *Registry) Heartbeat(ctx context.Context, id, rawURL string, c HostCapac
 	if err := checkRegistration("", rawURL, c); err != nil {
 		return "", err
 	}
-	back, err := r.cfg.Store.HeartbeatHost(ctx, id, strings.TrimRight(rawURL, "/"), c, r.cfg.Now().UTC())
+	addr, at := strings.TrimRight(rawURL, "/"), r.cfg.Now().UTC()
+	back, err := r.cfg.Store.HeartbeatHost(ctx, id, addr, c, at)
 	if err != nil {
 		return "", err
 	}
 	r.mu.Lock()
 	delete(r.placed, id) // the report now shows them
+	// This control plane's cache has the report at once; the others'
+	// read it within a second.
+	if i := slices.IndexFunc(r.hosts, func(h store.Host) bool { return h.ID == id }); i >= 0 {
+		r.hosts = slices.Clone(r.hosts)
+		r.hosts[i].Address, r.hosts[i].Capacity, r.hosts[i].LastSeen, r.hosts[i].Unreachable = addr, c, at, false
+	}
 	r.mu.Unlock()
 	if back {
 		r.log.Info("host reachable again; reconciling it", "host", id)
