@@ -7,6 +7,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"log/slog"
 	"net"
@@ -79,7 +80,13 @@ func New(cfg Config) (*ControlPlane, error) {
 	if cfg.ShutdownGrace == 0 {
 		cfg.ShutdownGrace = 30 * time.Second
 	}
+	holder := ""
+	if cfg.Fleet != nil {
+		// Replicas share the store: one at a time reconciles.
+		holder = "cp-" + rand.Text()[:12]
+	}
 	life, err := lifecycle.New(lifecycle.Config{
+		Holder:            holder,
 		Store:             cfg.Store,
 		Events:            cfg.Events,
 		Hosts:             cfg.Hosts,
