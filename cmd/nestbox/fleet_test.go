@@ -327,11 +327,24 @@ func TestFleet(t *testing.T) {
 	if err != nil || res.Stdout != "back\n" {
 		t.Errorf("exec after the host came back: %+v, %v", res, err)
 	}
+	// A destroy through one replica ends a stream held through the other.
+	stream, err := clients[1].Capsule(onHost[0].ID()).ExecStream(ctx, nestbox.ExecRequest{Cmd: []string{"sleep", "600"}})
+	if err != nil {
+		t.Fatalf("exec stream through replica 1: %v", err)
+	}
+	ended := make(chan error, 1)
+	go func() { _, err := stream.Wait(); ended <- err }()
 	for _, h := range onHost {
-		if _, err := h.Kill(ctx); err != nil {
+		if _, err := clients[0].Capsule(h.ID()).Kill(ctx); err != nil {
 			t.Errorf("kill %s: %v", h.ID(), err)
 		}
 	}
+	select {
+	case <-ended:
+	case <-time.After(time.Minute):
+		t.Errorf("a stream through replica 1 outlived its capsule's destroy through replica 0")
+	}
+	stream.Close()
 }
 
 // waitFor polls cond every 100 ms until it holds, failing after d.
