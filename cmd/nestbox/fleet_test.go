@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -154,5 +156,203 @@ func TestServerWithPostgresAndRedis(t *testing.T) {
 	}
 	if _, err := ap.Kill(ctx); err != nil {
 		t.Fatalf("kill the paused capsule: %v", err)
+	}
+}
+
+// TestFleet runs a fleet as README's fleet section sets it up: two
+// `nestbox server` replicas on one PostgreSQL and Redis, and two agents
+// that join it with a join token, each through a different replica. It
+// checks scheduling (cordon steers creates, no capacity is 503
+// no_capacity), traffic through the replica a capsule was not created
+// on, and a host that blinks: its capsule goes missing when heartbeats
+// stop and is running again seconds after its agent comes back.
+func TestFleet(t *testing.T) {
+	b := requirePlatform(t)
+	bin := buildNestbox(t)
+	dbURL := freshDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	type replica struct {
+		addr string
+		out  syncBuffer
+		done chan error
+	}
+	var cps [2]*replica
+	var key string
+	for i := range cps {
+		r := &replica{addr: freeAddr(t), done: make(chan error, 1)}
+		cps[i] = r
+		cpCtx, cpCancel := context.WithCancel(ctx)
+		dir := t.TempDir()
+		go func() {
+			r.done <- runServer(cpCtx, []string{"--data-dir", dir, "--listen", r.addr, "--database-url", dbURL, "--redis-url", redisURL(),
+				"--heartbeat-interval", "1s", "--reconcile-interval", "1h", "--log-level", "warn"}, &r.out, &r.out)
+		}()
+		defer func() {
+			cpCancel()
+			if err := <-r.done; err != nil {
+				t.Errorf("nestbox server %d: %v\n%s", i, err, r.out.String())
+			}
+		}()
+		waitHTTP(t, "http://"+r.addr+"/health")
+		if i == 0 {
+			// The first replica bootstraps the admin and its key; the
+			// second finds them in the database.
+			var err error
+			if _, key, err = nestbox.LoadCredentials(dir); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	clients := make([]*nestbox.Client, 2)
+	for i, r := range cps {
+		c, err := nestbox.New(nestbox.Config{URL: "http://" + r.addr, APIKey: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients[i] = c
+	}
+	logs := func() string { return "replica 0:\n" + cps[0].out.String() + "\nreplica 1:\n" + cps[1].out.String() }
+
+	tok, err := clients[0].CreateJoinToken(ctx, nestbox.CreateJoinTokenRequest{Uses: 2, TTLSeconds: 600})
+	if err != nil {
+		t.Fatalf("create a join token: %v", err)
+	}
+	tokFile := filepath.Join(t.TempDir(), "join-token")
+	if err := os.WriteFile(tokFile, []byte(tok.Token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	agents := []*agentProcess{
+		startFleetAgent(t, b, bin, "http://"+cps[0].addr, tokFile, "nbf", "10.221.0.0/24", "/nestbox-e2e-fleet-a"),
+		startFleetAgent(t, b, bin, "http://"+cps[1].addr, tokFile, "nbh", "10.222.0.0/24", "/nestbox-e2e-fleet-b"),
+	}
+	if toks, err := clients[1].JoinTokens(ctx); err != nil || len(toks) != 0 {
+		t.Errorf("join tokens after both uses: %+v, %v; want none usable", toks, err)
+	}
+
+	// Both hosts heartbeat, whichever replica is asked.
+	var hosts []nestbox.Host
+	waitFor(t, 30*time.Second, "two reachable hosts with capacity", func() bool {
+		hosts, err = clients[1].Hosts(ctx)
+		return err == nil && len(hosts) == 2 && hosts[0].Reachable && hosts[1].Reachable &&
+			hosts[0].Capacity.MemoryTotalBytes > 0 && hosts[1].Capacity.MemoryTotalBytes > 0
+	})
+	ids := []string{hosts[0].ID, hosts[1].ID}
+
+	// Cordon steers: with one host cordoned, creates go to the other.
+	create := func(via int, meta string) *nestbox.Handle {
+		t.Helper()
+		c, err := clients[via].Create(ctx, nestbox.CreateCapsuleRequest{Template: "minimal", Metadata: map[string]string{"fleet": meta}})
+		if err != nil {
+			t.Fatalf("create via replica %d: %v\n%s", via, err, logs())
+		}
+		return c
+	}
+	hostOf := func(h *nestbox.Handle) string {
+		t.Helper()
+		c, err := clients[0].Get(ctx, h.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.HostID
+	}
+	var onHost [2]*nestbox.Handle
+	for i := range 2 {
+		other := ids[1-i]
+		if _, err := clients[i].SetHostState(ctx, other, "cordon"); err != nil {
+			t.Fatalf("cordon %s: %v", other, err)
+		}
+		time.Sleep(1100 * time.Millisecond) // past the replicas' host caches
+		onHost[i] = create(1-i, ids[i])
+		if got := hostOf(onHost[i]); got != ids[i] {
+			t.Errorf("with %s cordoned, a create went to %s, want %s", other, got, ids[i])
+		}
+		if _, err := clients[i].SetHostState(ctx, other, "uncordon"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Traffic reaches each capsule through the replica that did not
+	// create it.
+	for i, h := range onHost {
+		res, err := clients[i].Capsule(h.ID()).Exec(ctx, []string{"echo", "on " + ids[i]})
+		if err != nil || res.Stdout != "on "+ids[i]+"\n" {
+			t.Errorf("exec on host %s through replica %d: %+v, %v", ids[i], i, res, err)
+		}
+	}
+
+	// No capacity anywhere: both hosts cordoned.
+	for _, id := range ids {
+		if _, err := clients[0].SetHostState(ctx, id, "drain"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.Sleep(1100 * time.Millisecond)
+	_, err = clients[1].Create(ctx, nestbox.CreateCapsuleRequest{Template: "minimal"})
+	var apiErr *nestbox.APIError
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 503 || apiErr.Code != "no_capacity" {
+		t.Errorf("create with every host draining: %v, want 503 no_capacity", err)
+	}
+	if err := clients[0].RemoveHost(ctx, ids[0]); !errors.As(err, &apiErr) || apiErr.StatusCode != 409 {
+		t.Errorf("remove a host with a live capsule: %v, want 409", err)
+	}
+	for _, id := range ids {
+		if _, err := clients[0].SetHostState(ctx, id, "uncordon"); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	// Host 1 blinks: its agent dies, so heartbeats stop; its capsule is
+	// missing after three intervals; the agent comes back and the
+	// capsule runs again at once. The periodic reconcile is an hour away
+	// (--reconcile-interval): only the host monitor and the reconcile
+	// that a returning heartbeat starts can do either.
+	agents[1].kill()
+	if _, err := onHost[1].Wait(ctx, nestbox.StatusMissing); err != nil {
+		t.Fatalf("wait for the capsule of a silent host to be missing: %v\n%s", err, logs())
+	}
+	if h, err := clients[0].Host(ctx, ids[1]); err != nil || h.Reachable {
+		t.Errorf("the silent host: %+v, %v; want unreachable", h, err)
+	}
+	back := time.Now()
+	agents[1].start()
+	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+	defer wcancel()
+	if _, err := onHost[1].Wait(wctx, nestbox.StatusRunning); err != nil {
+		t.Fatalf("wait for the capsule to run again: %v\n%s", err, logs())
+	}
+	t.Logf("the capsule ran again %s after its agent restarted", time.Since(back).Round(10*time.Millisecond))
+	res, err := onHost[1].Exec(ctx, []string{"echo", "back"})
+	if err != nil || res.Stdout != "back\n" {
+		t.Errorf("exec after the host came back: %+v, %v", res, err)
+	}
+	// A destroy through one replica ends a stream held through the other.
+	stream, err := clients[1].Capsule(onHost[0].ID()).ExecStream(ctx, nestbox.ExecRequest{Cmd: []string{"sleep", "600"}})
+	if err != nil {
+		t.Fatalf("exec stream through replica 1: %v", err)
+	}
+	ended := make(chan error, 1)
+	go func() { _, err := stream.Wait(); ended <- err }()
+	for _, h := range onHost {
+		if _, err := clients[0].Capsule(h.ID()).Kill(ctx); err != nil {
+			t.Errorf("kill %s: %v", h.ID(), err)
+		}
+	}
+	select {
+	case <-ended:
+	case <-time.After(time.Minute):
+		t.Errorf("a stream through replica 1 outlived its capsule's destroy through replica 0")
+	}
+	stream.Close()
+}
+
+// waitFor polls cond every 100 ms until it holds, failing after d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
 	}
 }

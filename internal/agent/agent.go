@@ -195,8 +195,12 @@ type Config struct {
 	// event; "" means EventsToken(Token), which a control plane holding
 	// the agent token derives too.
 	EventsToken string
-	// HostID is sent with every event; "" omits it.
+	// HostID is sent with every event (in the event and as
+	// HostIDHeader) and heartbeat; "" omits it.
 	HostID string
+	// Heartbeat, with a URL, makes the agent report its capacity to a
+	// fleet's control plane (see heartbeat.go).
+	Heartbeat Heartbeat
 	// MonitorInterval is how often running sandboxes are checked for
 	// crashes; zero means 2 s.
 	MonitorInterval time.Duration
@@ -453,6 +457,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Go(func() { a.monitor(ctx, &wg) })
 	wg.Go(func() { a.demoteSweep(ctx, &wg) })
 	wg.Go(func() { a.sampleMetrics(ctx, a.cfg.SampleInterval) })
+	if a.cfg.Heartbeat.URL != "" {
+		wg.Go(func() { a.heartbeat(ctx) })
+	}
 	wg.Wait()
 	return nil
 }

@@ -7,6 +7,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"log/slog"
 	"net"
@@ -16,16 +17,22 @@ import (
 	"nestbox.dev"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/events"
+	"nestbox.dev/internal/fleet"
 	"nestbox.dev/internal/lifecycle"
 	"nestbox.dev/internal/server"
 	"nestbox.dev/internal/store"
 )
 
-// Config configures a ControlPlane. Store, Events and Hosts are required.
+// Config configures a ControlPlane. Store, Events and Hosts (or Fleet)
+// are required.
 type Config struct {
 	Store  store.Store
 	Events events.Stream
 	Hosts  lifecycle.Hosts
+	// Fleet, if not nil, is the registry of a fleet's hosts: it is Hosts
+	// (leave Hosts nil), serves /v1/hosts and authenticates the hosts'
+	// heartbeats and events; its monitor runs with the control plane.
+	Fleet  *fleet.Registry
 	Logger *slog.Logger
 	// HostTokens authenticate the event posts of the host agent of the one
 	// host in Hosts (any one of them), and bind them to it: they may
@@ -58,6 +65,12 @@ type ControlPlane struct {
 
 // New assembles a ControlPlane; Run starts it.
 func New(cfg Config) (*ControlPlane, error) {
+	if cfg.Fleet != nil {
+		if cfg.Hosts != nil || len(cfg.HostTokens) > 0 {
+			return nil, errors.New("controlplane: a fleet's hosts are its registry's: set Fleet or Hosts and HostTokens, not both")
+		}
+		cfg.Hosts = cfg.Fleet
+	}
 	if cfg.Store == nil || cfg.Events == nil || cfg.Hosts == nil {
 		return nil, errors.New("controlplane: Store, Events and Hosts are required")
 	}
@@ -67,7 +80,13 @@ func New(cfg Config) (*ControlPlane, error) {
 	if cfg.ShutdownGrace == 0 {
 		cfg.ShutdownGrace = 30 * time.Second
 	}
+	holder := ""
+	if cfg.Fleet != nil {
+		// Replicas share the store: one at a time reconciles.
+		holder = "cp-" + rand.Text()[:12]
+	}
 	life, err := lifecycle.New(lifecycle.Config{
+		Holder:            holder,
 		Store:             cfg.Store,
 		Events:            cfg.Events,
 		Hosts:             cfg.Hosts,
@@ -79,7 +98,12 @@ func New(cfg Config) (*ControlPlane, error) {
 	if err != nil {
 		return nil, err
 	}
-	hosts := cfg.Hosts.All()
+	var hosts []lifecycle.Host
+	if cfg.Fleet == nil {
+		hosts = cfg.Hosts.All()
+	} else {
+		cfg.Fleet.SetWatcher(life)
+	}
 	if len(cfg.HostTokens) > 0 && len(hosts) != 1 {
 		return nil, errdefs.Invalid("controlplane: host tokens for %d hosts: a token must belong to one host", len(hosts))
 	}
@@ -93,6 +117,7 @@ func New(cfg Config) (*ControlPlane, error) {
 		Logger:     cfg.Logger.With("component", "http"),
 		HostTokens: cfg.HostTokens,
 		HostID:     hostID,
+		Fleet:      cfg.Fleet,
 		Ready:      cfg.Ready,
 		Domain:     cfg.Domain,
 		PublicURL:  cfg.PublicURL,
@@ -110,6 +135,9 @@ func (cp *ControlPlane) Run(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { cp.Life.Run(ctx) })
 	wg.Go(func() { cp.forgetGone(ctx) })
+	if cp.cfg.Fleet != nil {
+		wg.Go(func() { cp.cfg.Fleet.Run(ctx) })
+	}
 	err := cp.Server.Serve(ctx, ln)
 	wg.Wait()
 	cp.Life.Close(cp.cfg.ShutdownGrace)

@@ -127,6 +127,12 @@ type Config struct {
 	AutoResumeWait time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Holder, if not "", names this control plane among several that
+	// share the store: Run's periodic reconcile then runs only on the one
+	// holding the "reconcile" lease (store.AcquireLease), for two
+	// intervals at a time, renewed at each pass. "" reconciles every
+	// interval (one control plane).
+	Holder string
 
 	// Limits are the operator's limits on what tenants may ask for.
 	Limits
@@ -274,8 +280,10 @@ func (s *Service) Run(ctx context.Context) error {
 	t := time.NewTicker(s.cfg.ReconcileInterval)
 	defer t.Stop()
 	for {
-		if err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("reconcile", "err", err)
+		if s.holdsReconcileLease(ctx) {
+			if err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("reconcile", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -284,6 +292,24 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// reconcileLease is the lease under which one of several control planes
+// runs the periodic reconcile.
+const reconcileLease = "reconcile"
+
+// holdsReconcileLease takes or renews the reconcile lease; without a
+// Holder there is nothing to share and the answer is yes.
+func (s *Service) holdsReconcileLease(ctx context.Context) bool {
+	if s.cfg.Holder == "" {
+		return true
+	}
+	now := s.cfg.Now()
+	ok, err := s.store.AcquireLease(ctx, reconcileLease, s.cfg.Holder, now.Add(2*s.cfg.ReconcileInterval), now)
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("acquire the reconcile lease", "err", err)
+	}
+	return ok
 }
 
 // Close waits up to grace for background creates and destroys to finish,

@@ -74,6 +74,12 @@ func (e *listError) Unwrap() error { return e.err }
 // may still run there, nobody can tell. The first pass that hears from
 // the host again resolves them.
 func (s *Service) markMissing(ctx context.Context, h Host) error {
+	return s.markMissingBecause(ctx, h, fmt.Sprintf("host %s has not answered %d reconcile passes", h.ID, s.cfg.MissingAfter))
+}
+
+// markMissingBecause moves the host's running and paused capsules that no
+// work is in flight for to StatusMissing, with reason.
+func (s *Service) markMissingBecause(ctx context.Context, h Host, reason string) error {
 	f := store.CapsuleFilter{HostID: h.ID, Statuses: []nestbox.Status{nestbox.StatusRunning, nestbox.StatusPaused}, Limit: 1000}
 	var errs []error
 	for {
@@ -86,7 +92,7 @@ func (s *Service) markMissing(ctx context.Context, h Host) error {
 				continue
 			}
 			_, err := s.transition(ctx, c.ID, []nestbox.Status{c.Status}, store.StatusUpdate{
-				To: nestbox.StatusMissing, Reason: fmt.Sprintf("host %s has not answered %d reconcile passes", h.ID, s.cfg.MissingAfter), Generation: c.Generation,
+				To: nestbox.StatusMissing, Reason: reason, Generation: c.Generation,
 			})
 			if err != nil && !errors.Is(err, errdefs.ErrConflict) {
 				errs = append(errs, err)

@@ -77,6 +77,14 @@ func team(r *http.Request) string {
 // (authenticatedHost).
 func (s *Server) hostAuthenticated(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if id, named, ok := s.fleetHost(r); named {
+			if !ok {
+				s.writeError(w, r, errdefs.Unauthenticated("a valid host token for host %s is required", id))
+				return
+			}
+			h(w, r.WithContext(context.WithValue(r.Context(), hostKey{}, id)))
+			return
+		}
 		tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 		ok := false
 		for _, want := range s.cfg.HostTokens {

@@ -9,6 +9,7 @@ import (
 
 	"nestbox.dev"
 	"nestbox.dev/internal/apikey"
+	"nestbox.dev/internal/fleet"
 	"nestbox.dev/internal/server"
 	"nestbox.dev/internal/store"
 )
@@ -24,6 +25,11 @@ type authzRow struct {
 	public bool
 	// hostOnly routes take no API key at all: every column is 401.
 	hostOnly bool
+	// admin routes are for platform admins: a key of a user who is not
+	// one gets 403 (other and the team's valid key), the admin's key
+	// gets valid. Every other route takes the admin's key as another
+	// team's (other).
+	admin bool
 }
 
 // TestAuthorizationMatrix sends every route of the server's route tables
@@ -61,6 +67,24 @@ func TestAuthorizationMatrix(t *testing.T) {
 	}
 	unknown, _ := apikey.New()
 
+	// Two hosts of the fleet (one to remove) and a spare join token.
+	var hostIDs []string
+	for range 2 {
+		secret, _, err := e.fleet.CreateJoinToken(ctx, "", 0, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, err := e.fleet.Register(ctx, secret, fleet.Registration{Name: "h", URL: "http://127.0.0.1:1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hostIDs = append(hostIDs, j.HostID)
+	}
+	_, spareToken, err := e.fleet.CreateJoinToken(ctx, "", 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+
 	id := c.ID
 	rows := map[string]authzRow{
 		"GET /health":       {method: "GET", path: "/health", valid: 200, public: true},
@@ -93,6 +117,17 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"DELETE /v1/keys/{id}":                          {method: "DELETE", path: "/v1/keys/key_spare", other: 404, valid: 204},
 		"GET /v1/templates":                             {method: "GET", path: "/v1/templates", other: 200, valid: 200},
 		"POST /v1/hosts/sandbox-events":                 {method: "POST", path: "/v1/hosts/sandbox-events", body: `{}`, hostOnly: true},
+		"POST /v1/hosts/register":                       {method: "POST", path: "/v1/hosts/register", body: `{"url":"http://127.0.0.1:1"}`, hostOnly: true},
+		"POST /v1/hosts/heartbeat":                      {method: "POST", path: "/v1/hosts/heartbeat", body: `{"url":"http://127.0.0.1:1"}`, hostOnly: true},
+		"GET /v1/admin/hosts":                           {method: "GET", path: "/v1/admin/hosts", admin: true, valid: 200},
+		"GET /v1/admin/hosts/{id}":                      {method: "GET", path: "/v1/admin/hosts/" + hostIDs[0], admin: true, valid: 200},
+		"POST /v1/admin/hosts/{id}/cordon":              {method: "POST", path: "/v1/admin/hosts/" + hostIDs[0] + "/cordon", admin: true, valid: 200},
+		"POST /v1/admin/hosts/{id}/uncordon":            {method: "POST", path: "/v1/admin/hosts/" + hostIDs[0] + "/uncordon", admin: true, valid: 200},
+		"POST /v1/admin/hosts/{id}/drain":               {method: "POST", path: "/v1/admin/hosts/" + hostIDs[0] + "/drain", admin: true, valid: 200},
+		"DELETE /v1/admin/hosts/{id}":                   {method: "DELETE", path: "/v1/admin/hosts/" + hostIDs[1], admin: true, valid: 204},
+		"POST /v1/admin/join-tokens":                    {method: "POST", path: "/v1/admin/join-tokens", body: `{}`, admin: true, valid: 201},
+		"GET /v1/admin/join-tokens":                     {method: "GET", path: "/v1/admin/join-tokens", admin: true, valid: 200},
+		"DELETE /v1/admin/join-tokens/{id}":             {method: "DELETE", path: "/v1/admin/join-tokens/" + spareToken.ID, admin: true, valid: 204},
 		"* /proxy/{id}/{port}/{path...}":                {method: "GET", path: "/proxy/" + id + "/8080/x", other: 404, valid: 200},
 
 		// E2B's dialect.
@@ -122,10 +157,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 	}
 
-	columns := []struct {
+	type column struct {
 		name, key string
 		header    string // "X-API-Key" or "Authorization" (Bearer)
-	}{
+	}
+	columns := []column{
 		{"no key", "", "X-API-Key"},
 		{"malformed key", "nbx_not-a-key", "X-API-Key"},
 		{"malformed bearer", "Bearer", "Authorization"},
@@ -135,6 +171,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"revoked key as bearer", revoked, "Authorization"},
 		{"the host token as a key", hostToken, "X-API-Key"},
 		{"other team's key", e.keyB, "X-API-Key"},
+		{"admin's key", e.keyAdmin, "X-API-Key"},
 		{"valid key", e.keyA, "X-API-Key"},
 	}
 	// Run the rows in a fixed order; the valid key goes last for each, so
@@ -146,13 +183,22 @@ func TestAuthorizationMatrix(t *testing.T) {
 	slices.Sort(names)
 	for _, p := range names {
 		row := rows[p]
-		for _, col := range columns {
+		cols := columns
+		if row.admin {
+			// The admin's key is the one that acts: it goes last.
+			cols = append(slices.DeleteFunc(slices.Clone(columns), func(c column) bool { return c.name == "admin's key" }), columns[len(columns)-2])
+		}
+		for _, col := range cols {
 			want := http.StatusUnauthorized
 			switch {
 			case row.hostOnly:
 			case row.public:
 				want = row.valid
-			case col.name == "other team's key":
+			case row.admin && col.name == "admin's key":
+				want = row.valid
+			case row.admin && (col.name == "other team's key" || col.name == "valid key"):
+				want = http.StatusForbidden
+			case col.name == "other team's key", col.name == "admin's key":
 				want = row.other
 			case col.name == "valid key":
 				want = row.valid

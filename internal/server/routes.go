@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/store"
 )
 
 // Handler maps the control plane's whole HTTP surface. docs/api.md and
@@ -38,6 +39,15 @@ import (
 //	DELETE /v1/keys/{id}                             revoke a key
 //	GET    /v1/templates                             templates
 //	POST   /v1/hosts/sandbox-events                  host token: an agent's event
+//	POST   /v1/hosts/register                        join token: 201 a host joins the fleet
+//	POST   /v1/hosts/heartbeat                       host token: a fleet host's capacity
+//	GET    /v1/admin/hosts                           admin: the fleet's hosts
+//	GET    /v1/admin/hosts/{id}                      admin: one host
+//	POST   /v1/admin/hosts/{id}/cordon|uncordon|drain admin: the host's scheduling state
+//	DELETE /v1/admin/hosts/{id}                      admin: forget a host without live capsules
+//	POST   /v1/admin/join-tokens                     admin: 201 a join token (secret shown once)
+//	GET    /v1/admin/join-tokens                     admin: usable join tokens
+//	DELETE /v1/admin/join-tokens/{id}                admin: revoke a join token
 //	*      /proxy/{id}/{port}/{path...}              HTTP to a port of a capsule
 //
 // It also serves E2B's dialect (internal/e2bcompat: /sandboxes,
@@ -140,6 +150,17 @@ func (s *Server) routes() []route {
 		{"DELETE /v1/keys/{id}", a(s.deleteKey), ""},
 		{"GET /v1/templates", a(s.listTemplates), ""},
 		{"POST /v1/hosts/sandbox-events", s.hostAuthenticated(s.hostEvent), ""},
+		{"POST /v1/hosts/register", s.registerHost, ""},
+		{"POST /v1/hosts/heartbeat", s.hostAuthenticated(s.hostHeartbeat), ""},
+		{"GET /v1/admin/hosts", s.adminOnly(s.listHosts), ""},
+		{"GET /v1/admin/hosts/{id}", s.adminOnly(s.getHost), ""},
+		{"POST /v1/admin/hosts/{id}/cordon", s.adminOnly(s.setHostState(store.HostCordoned)), ""},
+		{"POST /v1/admin/hosts/{id}/uncordon", s.adminOnly(s.setHostState(store.HostActive)), ""},
+		{"POST /v1/admin/hosts/{id}/drain", s.adminOnly(s.setHostState(store.HostDraining)), ""},
+		{"DELETE /v1/admin/hosts/{id}", s.adminOnly(s.removeHost), ""},
+		{"POST /v1/admin/join-tokens", s.adminOnly(s.createJoinToken), ""},
+		{"GET /v1/admin/join-tokens", s.adminOnly(s.listJoinTokens), ""},
+		{"DELETE /v1/admin/join-tokens/{id}", s.adminOnly(s.deleteJoinToken), ""},
 		{"* /proxy/{id}/{port}/{path...}", a(s.serveProxy), "/proxy/"},
 	}
 }

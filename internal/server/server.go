@@ -21,6 +21,7 @@ import (
 
 	"nestbox.dev/internal/e2bcompat"
 	"nestbox.dev/internal/envdclient"
+	"nestbox.dev/internal/fleet"
 	"nestbox.dev/internal/lifecycle"
 	"nestbox.dev/internal/store"
 )
@@ -38,6 +39,11 @@ type Config struct {
 	// HostID is the host HostTokens belong to; "" refuses every host
 	// event.
 	HostID string
+	// Fleet, if not nil, is the registry of a fleet's hosts: the
+	// /v1/hosts routes serve it, and agents that name their host
+	// (Nestbox-Host-ID) are authenticated by it. Nil: one host, the
+	// host routes answer 501.
+	Fleet *fleet.Registry
 	// MaxBodyBytes bounds JSON request bodies; zero means 1 MiB. File
 	// uploads are streamed and not bounded by it.
 	MaxBodyBytes int64

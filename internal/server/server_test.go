@@ -16,6 +16,7 @@ import (
 	"nestbox.dev/internal/apikey"
 	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/events/memory"
+	"nestbox.dev/internal/fleet"
 	"nestbox.dev/internal/lifecycle"
 	"nestbox.dev/internal/lifecycle/fakehost"
 	"nestbox.dev/internal/server"
@@ -29,12 +30,15 @@ const (
 	hostToken2 = "host-secret-2"
 )
 
-// env is a control plane over a fake host agent, with two teams.
+// env is a control plane over a fake host agent, with two teams and a
+// platform admin (in a third team), and a fleet registry over its store.
 type env struct {
 	url        string
 	keyA, keyB string
+	keyAdmin   string
 	agent      *fakehost.Agent
 	store      store.Store
+	fleet      *fleet.Registry
 	ready      chan struct{}
 	srv        *server.Server
 }
@@ -74,18 +78,23 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Cleanup(func() { st.Close() })
 	e := &env{store: st, agent: fakehost.New()}
 	for _, tm := range []struct {
-		id  string
-		key *string
-	}{{"team_a", &e.keyA}, {"team_b", &e.keyB}} {
+		id    string
+		key   *string
+		admin bool
+	}{{"team_a", &e.keyA, false}, {"team_b", &e.keyB, false}, {"team_admin", &e.keyAdmin, true}} {
 		now := time.Now().UTC()
-		if err := st.CreateUser(ctx, store.User{ID: "u_" + tm.id, CreatedAt: now}); err != nil {
+		if err := st.CreateUser(ctx, store.User{ID: "u_" + tm.id, Email: tm.id + "@example.com", Admin: tm.admin, CreatedAt: now}); err != nil {
 			t.Fatal(err)
 		}
 		if err := st.CreateTeam(ctx, store.Team{ID: tm.id, Name: tm.id, CreatedAt: now}, "u_"+tm.id); err != nil {
 			t.Fatal(err)
 		}
 		key, hash := apikey.New()
-		if err := st.CreateAPIKey(ctx, store.APIKey{ID: "key_" + tm.id, TeamID: tm.id, Name: "test", Prefix: apikey.DisplayPrefix(key), Hash: hash, CreatedAt: now}); err != nil {
+		createdBy := ""
+		if tm.admin {
+			createdBy = "u_" + tm.id
+		}
+		if err := st.CreateAPIKey(ctx, store.APIKey{ID: "key_" + tm.id, TeamID: tm.id, Name: "test", Prefix: apikey.DisplayPrefix(key), Hash: hash, CreatedBy: createdBy, CreatedAt: now}); err != nil {
 			t.Fatal(err)
 		}
 		*tm.key = key
@@ -100,7 +109,10 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	t.Cleanup(func() { life.Close(10 * time.Second) })
 	e.ready = make(chan struct{})
-	cfg := server.Config{Lifecycle: life, Store: st, HostTokens: []string{hostToken, hostToken2}, HostID: "h1", Ready: e.ready}
+	e.fleet = fleet.New(fleet.Config{Store: st, Connect: func(id, url, token string) lifecycle.Host {
+		return lifecycle.Host{ID: id, Agent: fakehost.New(), ProxyURL: url}
+	}})
+	cfg := server.Config{Lifecycle: life, Store: st, HostTokens: []string{hostToken, hostToken2}, HostID: "h1", Ready: e.ready, Fleet: e.fleet}
 	ec.server(&cfg)
 	srv, err := server.New(cfg)
 	if err != nil {

@@ -45,10 +45,42 @@ type Store interface {
 	// TouchAPIKey records that a key was used at t.
 	TouchAPIKey(ctx context.Context, id string, t time.Time) error
 
-	// UpsertHost registers a host or updates its address and heartbeat.
-	UpsertHost(ctx context.Context, h Host) error
+	// The hosts of a fleet (hosts.go of sqlstore). A one-machine
+	// platform's host is configured, not stored.
+	//
+	// CreateJoinToken stores a join token, refusing (ErrExhausted,
+	// nothing stored) when max unexpired tokens exist already.
+	CreateJoinToken(ctx context.Context, t JoinToken, max int, now time.Time) error
+	// ListJoinTokens lists the tokens that have not expired and have uses
+	// left at now, oldest first.
+	ListJoinTokens(ctx context.Context, now time.Time) ([]JoinToken, error)
+	// DeleteJoinToken revokes a token; an unknown ID is ErrNotFound.
+	DeleteJoinToken(ctx context.Context, id string) error
+	// RegisterHost inserts h in the transaction that takes one use of the
+	// join token whose secret hashes to tokenHash; a token that does not
+	// exist, has expired or has no use left is ErrUnauthenticated and
+	// nothing is inserted. An ID in use is ErrAlreadyExists.
+	RegisterHost(ctx context.Context, h Host, tokenHash string, now time.Time) error
+	// HeartbeatHost records a host's heartbeat: its address, capacity and
+	// the time, and makes it reachable. It reports whether the host was
+	// unreachable before. An unknown ID is ErrNotFound.
+	HeartbeatHost(ctx context.Context, id, address string, c HostCapacity, at time.Time) (wasUnreachable bool, err error)
+	// MarkHostsUnreachable makes the reachable hosts last seen before
+	// seenBefore unreachable, and returns their IDs: a compare-and-set, so
+	// of concurrent callers one reports each host.
+	MarkHostsUnreachable(ctx context.Context, seenBefore time.Time) ([]string, error)
+	// SetHostState sets a host's scheduling state; an unknown ID is
+	// ErrNotFound.
+	SetHostState(ctx context.Context, id string, st HostState) error
+	// DeleteHost removes a host's row; an unknown ID is ErrNotFound.
+	DeleteHost(ctx context.Context, id string) error
 	GetHost(ctx context.Context, id string) (Host, error)
 	ListHosts(ctx context.Context) ([]Host, error)
+	// AcquireLease makes holder the holder of the named lease until
+	// until, if the lease is free (never taken, or expired at now) or
+	// holder's already; it reports whether holder holds it. Work that must
+	// run once among several control planes runs under a lease.
+	AcquireLease(ctx context.Context, name, holder string, until, now time.Time) (bool, error)
 
 	// CreateCapsule inserts a capsule and its first event (empty From).
 	CreateCapsule(ctx context.Context, c Capsule) error
@@ -132,13 +164,74 @@ type APIKey struct {
 	LastUsedAt *time.Time
 }
 
-// Host is a machine with a host agent.
+// Host is a machine of a fleet, with its host agent.
 type Host struct {
-	ID string
+	ID   string
+	Name string
 	// Address is the agent's base URL, e.g. http://10.0.0.5:5007.
-	Address  string
-	LastSeen time.Time
-	Created  time.Time
+	Address string
+	// AgentToken is the secret the agent requires of the control plane,
+	// issued at registration. A secret: never in an API answer or a log.
+	AgentToken string
+	State      HostState
+	// Unreachable is set by the host monitor when heartbeats stopped, and
+	// cleared by the next heartbeat.
+	Unreachable bool
+	Capacity    HostCapacity
+	LastSeen    time.Time
+	Created     time.Time
+}
+
+// HostState is a host's scheduling state, set by an operator.
+type HostState string
+
+const (
+	// HostActive hosts take new capsules.
+	HostActive HostState = "active"
+	// HostCordoned hosts take no new capsules; theirs run on.
+	HostCordoned HostState = "cordoned"
+	// HostDraining hosts take no new capsules and wait for theirs to end;
+	// nothing is paused or moved.
+	HostDraining HostState = "draining"
+)
+
+// Valid reports whether st is one of the states.
+func (st HostState) Valid() bool {
+	return st == HostActive || st == HostCordoned || st == HostDraining
+}
+
+// HostCapacity is what a host reported in its last heartbeat.
+type HostCapacity struct {
+	Version              string   `json:"version,omitempty"`
+	Driver               string   `json:"driver,omitempty"`
+	CPUs                 uint32   `json:"cpus,omitempty"`
+	MemoryTotalBytes     uint64   `json:"memory_total_bytes,omitempty"`
+	MemoryAvailableBytes uint64   `json:"memory_available_bytes,omitempty"`
+	MemoryReservedBytes  uint64   `json:"memory_reserved_bytes,omitempty"`
+	MemoryAllocatedBytes uint64   `json:"memory_allocated_bytes,omitempty"`
+	MemoryCommitLimit    uint64   `json:"memory_commit_limit_bytes,omitempty"`
+	DiskTotalBytes       uint64   `json:"disk_total_bytes,omitempty"`
+	DiskAvailableBytes   uint64   `json:"disk_available_bytes,omitempty"`
+	DiskReservedBytes    uint64   `json:"disk_reserved_bytes,omitempty"`
+	DiskAllocatedBytes   uint64   `json:"disk_allocated_bytes,omitempty"`
+	Sandboxes            uint32   `json:"sandboxes,omitempty"`
+	MaxSandboxes         uint32   `json:"max_sandboxes,omitempty"`
+	VCPUsAllocated       uint32   `json:"vcpus_allocated,omitempty"`
+	Running              uint32   `json:"running,omitempty"`
+	Paused               uint32   `json:"paused,omitempty"`
+	Templates            []string `json:"templates,omitempty"` // built on the host
+	Snapshots            []string `json:"snapshots,omitempty"` // kept on the host
+}
+
+// JoinToken lets a host agent register once per use. Only the hash of its
+// secret is stored.
+type JoinToken struct {
+	ID        string
+	Hash      string
+	CreatedBy string // user ID, may be empty
+	Created   time.Time
+	Expires   time.Time
+	UsesLeft  int
 }
 
 // Capsule is a capsule's row. Secrets that the API never shows (the envd
