@@ -81,6 +81,9 @@ func (a *Agent) Capacity(ctx context.Context) (HostCapacity, error) {
 			c.Templates = append(c.Templates, t.Name)
 		}
 	}
+	if ids, err := a.snapshotIDs(); err == nil {
+		c.Snapshots = ids
+	}
 	a.mu.Lock()
 	for _, sb := range a.sandboxes {
 		switch sb.status {
