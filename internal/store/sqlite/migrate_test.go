@@ -15,7 +15,7 @@ import (
 
 // schemaTables are the tables of version Latest.
 var schemaTables = []string{
-	"api_keys", "capsule_events", "capsules", "hosts", "schema_migrations", "team_limits", "team_members", "teams", "users",
+	"api_keys", "capsule_events", "capsules", "hosts", "schema_migrations", "snapshots", "team_limits", "team_members", "teams", "users",
 }
 
 // v1Tables are the tables of version 1, before team_limits (200).
@@ -132,6 +132,9 @@ func populate(t *testing.T, path string) {
 		{"CreateAPIKey", s.CreateAPIKey(ctx, store.APIKey{ID: "k1", TeamID: "t1", Hash: "h", CreatedBy: "u1", CreatedAt: now})},
 		{"SetTeamLimits", s.SetTeamLimits(ctx, "t1", store.TeamLimits{Capsules: &limit})},
 		{"UpsertHost", s.UpsertHost(ctx, store.Host{ID: "h1", Address: "http://h1", LastSeen: now, Created: now})},
+		{"CreateSnapshotWithin", s.CreateSnapshotWithin(ctx, store.Snapshot{Snapshot: nestbox.Snapshot{
+			ID: "s1", TeamID: "t1", CapsuleID: "c1", HostID: "h1", Status: nestbox.SnapshotReady, CreatedAt: now,
+		}, UpdatedAt: now}, store.Quota{})},
 		{"CreateCapsule", s.CreateCapsule(ctx, store.Capsule{Capsule: nestbox.Capsule{
 			ID: "c1", TeamID: "t1", Status: nestbox.StatusStarting, HostID: "h1", CreatedAt: now,
 		}, UpdatedAt: now})},
