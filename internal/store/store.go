@@ -1,5 +1,5 @@
 // Package store is the control plane's durable state: users, teams, API keys,
-// hosts and capsules. Store is a contract with one conformance suite
+// hosts, capsules and snapshots. Store is a contract with one conformance suite
 // (storetest) that every implementation runs: SQLite (internal/store/sqlite,
 // the embedded default) and PostgreSQL (internal/store/postgres, for
 // fleets), whose SQL is written once in internal/store/sqlstore. Only the
