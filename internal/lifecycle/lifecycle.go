@@ -52,6 +52,11 @@ const (
 	DefaultTeamCapsules = 20
 	DefaultTeamVCPUs    = 20
 	DefaultTeamMemoryMB = 16 << 10
+	// DefaultTeamSnapshots is how many snapshots a team may keep.
+	DefaultTeamSnapshots = 20
+	// DefaultTeamDiskMB is the disk a team's live capsules and snapshots
+	// may take together: 20 capsules of a 5 GiB writable layer.
+	DefaultTeamDiskMB = 100 << 10
 )
 
 // Host is a machine with a host agent.
@@ -158,10 +163,10 @@ type Limits struct {
 	// to allow more.
 	MaxLifetime time.Duration
 
-	// TeamQuota is what a team may hold at once in live capsules, unless
-	// the store has the team's own limits (which override it field by
-	// field). A zero field means its DefaultTeam* value, a negative one
-	// no limit.
+	// TeamQuota is what a team may hold at once in live capsules and
+	// snapshots, unless the store has the team's own limits (which
+	// override it field by field). A zero field means its DefaultTeam*
+	// value, a negative one no limit.
 	TeamQuota store.Quota
 }
 
@@ -196,6 +201,11 @@ type Service struct {
 
 	// offered caches the templates the hosts offer, for checkTemplate.
 	offered templateCache
+
+	// snapMu guards snapWaits: the snapshots this process is creating,
+	// by ID, each closed with its outcome (see WaitSnapshot).
+	snapMu    sync.Mutex
+	snapWaits map[string]*snapshotWait
 }
 
 // New returns a Service. Its background work starts with Run.
@@ -238,9 +248,11 @@ func New(cfg Config) (*Service, error) {
 		return nil, errdefs.Invalid("lifecycle: per-capsule maxima must be at least 1 vCPU, %d MB of memory, 0 MB of disk and 1 s of lifetime", capsulespec.MinMemoryMB)
 	}
 	cfg.TeamQuota = store.Quota{
-		Capsules: quotaField(cfg.TeamQuota.Capsules, DefaultTeamCapsules),
-		VCPUs:    quotaField(cfg.TeamQuota.VCPUs, DefaultTeamVCPUs),
-		MemoryMB: quotaField(cfg.TeamQuota.MemoryMB, DefaultTeamMemoryMB),
+		Capsules:  quotaField(cfg.TeamQuota.Capsules, DefaultTeamCapsules),
+		VCPUs:     quotaField(cfg.TeamQuota.VCPUs, DefaultTeamVCPUs),
+		MemoryMB:  quotaField(cfg.TeamQuota.MemoryMB, DefaultTeamMemoryMB),
+		Snapshots: quotaField(cfg.TeamQuota.Snapshots, DefaultTeamSnapshots),
+		DiskMB:    quotaField(cfg.TeamQuota.DiskMB, DefaultTeamDiskMB),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	return &Service{
@@ -254,6 +266,8 @@ func New(cfg Config) (*Service, error) {
 		inflight: map[string]int{},
 		silent:   map[string]int{},
 		started:  cfg.Now().UTC(),
+
+		snapWaits: map[string]*snapshotWait{},
 	}, nil
 }
 

@@ -21,7 +21,8 @@ import (
 //   - a capsule stuck in a transient status with no work in flight is
 //     resolved by asking the host; one whose status was set before this
 //     Service started (a restarted control plane) is stuck at once;
-//   - a sandbox the store does not know, or knows as gone, is destroyed.
+//   - a sandbox the store does not know, or knows as gone, is destroyed;
+//   - its snapshots are compared too (reconcileSnapshots).
 //
 // A host that does not answer is skipped until the next round.
 //
@@ -39,6 +40,8 @@ func (s *Service) Reconcile(ctx context.Context) error {
 		err := s.reconcileHost(ctx, h)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("host %s: %w", h.ID, err))
+		} else if serr := s.reconcileSnapshots(ctx, h); serr != nil {
+			errs = append(errs, fmt.Errorf("host %s: %w", h.ID, serr))
 		}
 		if silent := s.countSilence(h.ID, err); silent == s.cfg.MissingAfter {
 			if err := s.markMissing(ctx, h); err != nil {

@@ -48,6 +48,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 	toResume := e.paused(t, e.keyA, nestbox.CreateCapsuleRequest{})  // resumed by POST /v1/capsules/{id}/resume
 	e2bPause := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{}) // paused by POST /sandboxes/{id}/pause
 	e2bResume := e.paused(t, e.keyA, nestbox.CreateCapsuleRequest{}) // resumed by POST /sandboxes/{id}/resume
+	snapKeep := e.snapshot(t, e.keyA, c.ID, `{}`)                    // read
+	snapDoomed := e.snapshot(t, e.keyA, c.ID, `{}`)                  // deleted by DELETE /v1/snapshots/{id}
+	snapE2B := e.snapshot(t, e.keyA, c.ID, `{}`)                     // deleted by DELETE /templates/{id}
+	snapTpl := e.snapshot(t, e.keyA, c.ID, `{}`)                     // made a template by POST /v1/templates
+	snapTplDoomed := e.snapshot(t, e.keyA, c.ID, `{}`)               // its template deleted by DELETE /v1/templates/{name}
+	if code, body := e.do(t, "POST", "/v1/templates", e.keyA, strings.NewReader(`{"name":"tpl-doomed","from_snapshot":"`+snapTplDoomed.ID+`"}`)); code != 201 {
+		t.Fatalf("make template tpl-doomed: %d %s", code, body)
+	}
 
 	revoked, hash := apikey.New()
 	now := time.Now().UTC()
@@ -116,6 +124,12 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"GET /v1/keys":                                  {method: "GET", path: "/v1/keys", other: 200, valid: 200},
 		"DELETE /v1/keys/{id}":                          {method: "DELETE", path: "/v1/keys/key_spare", other: 404, valid: 204},
 		"GET /v1/templates":                             {method: "GET", path: "/v1/templates", other: 200, valid: 200},
+		"POST /v1/templates":                            {method: "POST", path: "/v1/templates", body: `{"name":"tpl-a","from_snapshot":"` + snapTpl.ID + `"}`, other: 404, valid: 201},
+		"DELETE /v1/templates/{name}":                   {method: "DELETE", path: "/v1/templates/tpl-doomed", other: 404, valid: 204},
+		"POST /v1/capsules/{id}/snapshots":              {method: "POST", path: "/v1/capsules/" + id + "/snapshots", body: `{}`, other: 404, valid: 202},
+		"GET /v1/snapshots":                             {method: "GET", path: "/v1/snapshots", other: 200, valid: 200},
+		"GET /v1/snapshots/{id}":                        {method: "GET", path: "/v1/snapshots/" + snapKeep.ID, other: 404, valid: 200},
+		"DELETE /v1/snapshots/{id}":                     {method: "DELETE", path: "/v1/snapshots/" + snapDoomed.ID, other: 404, valid: 204},
 		"POST /v1/hosts/sandbox-events":                 {method: "POST", path: "/v1/hosts/sandbox-events", body: `{}`, hostOnly: true},
 		"POST /v1/hosts/register":                       {method: "POST", path: "/v1/hosts/register", body: `{"url":"http://127.0.0.1:1"}`, hostOnly: true},
 		"POST /v1/hosts/heartbeat":                      {method: "POST", path: "/v1/hosts/heartbeat", body: `{"url":"http://127.0.0.1:1"}`, hostOnly: true},
@@ -143,6 +157,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"GET /sandboxes/{id}/metrics":     {method: "GET", path: "/sandboxes/" + id + "/metrics", other: 404, valid: 200},
 		"GET /v2/sandboxes":               {method: "GET", path: "/v2/sandboxes", other: 200, valid: 200},
 		"GET /sandboxes":                  {method: "GET", path: "/sandboxes", other: 200, valid: 200},
+		"POST /sandboxes/{id}/fork":       {method: "POST", path: "/sandboxes/" + id + "/fork", body: `{"count":1}`, other: 404, valid: 201},
+		"POST /sandboxes/{id}/snapshots":  {method: "POST", path: "/sandboxes/" + id + "/snapshots", body: `{}`, other: 404, valid: 201},
+		"GET /snapshots":                  {method: "GET", path: "/snapshots", other: 200, valid: 200},
+		"DELETE /templates/{id}":          {method: "DELETE", path: "/templates/" + snapE2B.ID + ":default", other: 404, valid: 204},
 	}
 
 	patterns := server.RoutePatterns(e.srv)

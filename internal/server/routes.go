@@ -20,6 +20,7 @@ import (
 //	POST   /v1/capsules/{id}/pause                   202 pause (pausing); 409 if paused
 //	POST   /v1/capsules/{id}/resume                  202 resume (resuming); 409 unless paused
 //	POST   /v1/capsules/{id}/fork                    202 fork {count, timeout_seconds}: the source and each fork (starting)
+//	POST   /v1/capsules/{id}/snapshots               202 snapshot {name, pause} (creating); 201 once ready with ?wait=true
 //	POST   /v1/capsules/{id}/timeout                 extend the lifetime
 //	GET    /v1/capsules/{id}/metrics                 resource use
 //	GET    /v1/capsules/{id}/events                  status history
@@ -37,7 +38,12 @@ import (
 //	POST   /v1/keys                                  201 create an API key
 //	GET    /v1/keys                                  list the team's keys
 //	DELETE /v1/keys/{id}                             revoke a key
-//	GET    /v1/templates                             templates
+//	GET    /v1/templates                             templates (the hosts' and the team's own)
+//	POST   /v1/templates                             201 a template from a snapshot {name, from_snapshot}
+//	DELETE /v1/templates/{name}                      204 remove a template made from a snapshot
+//	GET    /v1/snapshots                             list: ?capsule_id, ?name, ?limit, ?cursor
+//	GET    /v1/snapshots/{id}                        get by ID or name; ?wait=true&timeout=D while creating
+//	DELETE /v1/snapshots/{id}                        204; 409 while creating or backing a template
 //	POST   /v1/hosts/sandbox-events                  host token: an agent's event
 //	POST   /v1/hosts/register                        join token: 201 a host joins the fleet
 //	POST   /v1/hosts/heartbeat                       host token: a fleet host's capacity
@@ -131,6 +137,7 @@ func (s *Server) routes() []route {
 		{"POST /v1/capsules/{id}/pause", a(s.pauseCapsule), ""},
 		{"POST /v1/capsules/{id}/resume", a(s.resumeCapsule), ""},
 		{"POST /v1/capsules/{id}/fork", a(s.forkCapsule), ""},
+		{"POST /v1/capsules/{id}/snapshots", a(s.createSnapshot), ""},
 		{"POST /v1/capsules/{id}/timeout", a(s.setTimeout), ""},
 		{"GET /v1/capsules/{id}/metrics", a(s.capsuleMetrics), ""},
 		{"GET /v1/capsules/{id}/events", a(s.capsuleEvents), ""},
@@ -149,6 +156,11 @@ func (s *Server) routes() []route {
 		{"GET /v1/keys", a(s.listKeys), ""},
 		{"DELETE /v1/keys/{id}", a(s.deleteKey), ""},
 		{"GET /v1/templates", a(s.listTemplates), ""},
+		{"POST /v1/templates", a(s.createTemplate), ""},
+		{"DELETE /v1/templates/{name}", a(s.deleteTemplate), ""},
+		{"GET /v1/snapshots", a(s.listSnapshots), ""},
+		{"GET /v1/snapshots/{id}", a(s.getSnapshot), ""},
+		{"DELETE /v1/snapshots/{id}", a(s.deleteSnapshot), ""},
 		{"POST /v1/hosts/sandbox-events", s.hostAuthenticated(s.hostEvent), ""},
 		{"POST /v1/hosts/register", s.registerHost, ""},
 		{"POST /v1/hosts/heartbeat", s.hostAuthenticated(s.hostHeartbeat), ""},

@@ -1,5 +1,5 @@
 // Package store is the control plane's durable state: users, teams, API keys,
-// hosts and capsules. Store is a contract with one conformance suite
+// hosts, capsules and snapshots. Store is a contract with one conformance suite
 // (storetest) that every implementation runs: SQLite (internal/store/sqlite,
 // the embedded default) and PostgreSQL (internal/store/postgres, for
 // fleets), whose SQL is written once in internal/store/sqlstore. Only the
@@ -115,6 +115,35 @@ type Store interface {
 	SetCapsuleExpiry(ctx context.Context, id string, t time.Time) error
 	// CapsuleEvents lists a capsule's status changes, oldest first.
 	CapsuleEvents(ctx context.Context, id string) ([]nestbox.CapsuleEvent, error)
+
+	// CreateSnapshotWithin inserts a snapshot under a quota: in the same
+	// transaction, serialised per team as CreateCapsuleWithin is, it
+	// counts the team's snapshots and its disk (live capsules' disk_mb and
+	// every snapshot's size) and refuses, with ErrExhausted and nothing
+	// inserted, if adding sn would pass a limit (the team's own, else
+	// q's). A name the team already has is ErrAlreadyExists, an unknown
+	// team ErrNotFound.
+	CreateSnapshotWithin(ctx context.Context, sn Snapshot, q Quota) error
+	// GetSnapshot returns a snapshot by ID, whatever its team.
+	GetSnapshot(ctx context.Context, id string) (Snapshot, error)
+	// ListSnapshots returns a page of snapshots, newest first, and the
+	// cursor of the next page ("" when there is none).
+	ListSnapshots(ctx context.Context, f SnapshotFilter) ([]Snapshot, string, error)
+	// UpdateSnapshot moves a snapshot from one of the statuses in from to
+	// u.To, applying u's other fields, as a compare-and-set: a snapshot in
+	// another status is ErrConflict, returned with the snapshot as it is.
+	// A change to SnapshotDeleting is ErrConflict too while the snapshot
+	// backs a template (TemplateName), so that a template never loses its
+	// snapshot.
+	UpdateSnapshot(ctx context.Context, id string, from []nestbox.SnapshotStatus, u SnapshotUpdate) (Snapshot, error)
+	// SetSnapshotTemplate makes a ready snapshot back the template name of
+	// its team, or, name empty, no template. A snapshot that is not ready
+	// is ErrConflict (when name is set), a name another snapshot of the
+	// team backs ErrAlreadyExists, an unknown ID ErrNotFound.
+	SetSnapshotTemplate(ctx context.Context, id, name string) error
+	// DeleteSnapshot removes a snapshot's row. It is ErrConflict while the
+	// snapshot backs a template, ErrNotFound if there is no such row.
+	DeleteSnapshot(ctx context.Context, id string) error
 
 	Close() error
 }
@@ -284,21 +313,27 @@ type Pause struct {
 	Remaining time.Duration
 }
 
-// Quota is what a team may hold at once in live capsules: how many, their
-// vCPUs and their memory in total. A zero field is no limit.
+// Quota is what a team may hold at once: how many live capsules, their
+// vCPUs and their memory in total, how many snapshots, and how much disk
+// its live capsules and snapshots take together. A zero field is no
+// limit.
 type Quota struct {
-	Capsules int
-	VCPUs    int
-	MemoryMB int
+	Capsules  int
+	VCPUs     int
+	MemoryMB  int
+	Snapshots int
+	DiskMB    int
 }
 
 // TeamLimits are a team's own limits, which override the operator's default
 // Quota field by field. A nil field means the default; a pointer to zero
 // means no limit.
 type TeamLimits struct {
-	Capsules *int
-	VCPUs    *int
-	MemoryMB *int
+	Capsules  *int
+	VCPUs     *int
+	MemoryMB  *int
+	Snapshots *int
+	DiskMB    *int
 }
 
 // Apply returns q with l's set fields in place of q's.
@@ -306,7 +341,7 @@ func (l TeamLimits) Apply(q Quota) Quota {
 	for _, f := range []struct {
 		dst *int
 		src *int
-	}{{&q.Capsules, l.Capsules}, {&q.VCPUs, l.VCPUs}, {&q.MemoryMB, l.MemoryMB}} {
+	}{{&q.Capsules, l.Capsules}, {&q.VCPUs, l.VCPUs}, {&q.MemoryMB, l.MemoryMB}, {&q.Snapshots, l.Snapshots}, {&q.DiskMB, l.DiskMB}} {
 		if f.src != nil {
 			*f.dst = *f.src
 		}
@@ -314,11 +349,15 @@ func (l TeamLimits) Apply(q Quota) Quota {
 	return q
 }
 
-// Usage is what a team's live capsules hold.
+// Usage is what a team holds: its live capsules (every status but stopped
+// and error), their vCPUs and memory, its snapshots, and the disk of both
+// (capsules' DiskMB plus snapshots' SnapshotDiskMB).
 type Usage struct {
-	Capsules int
-	VCPUs    int
-	MemoryMB int
+	Capsules  int
+	VCPUs     int
+	MemoryMB  int
+	Snapshots int
+	DiskMB    int
 }
 
 // Admit reports, as an error of kind ErrExhausted naming the limit, whether
@@ -332,8 +371,60 @@ func (q Quota) Admit(teamID string, u Usage, c Capsule) error {
 		return fmt.Errorf("team %s: %d more vCPUs would pass its limit of %d (%d in use): %w", teamID, c.VCPUs, q.VCPUs, u.VCPUs, errdefs.ErrExhausted)
 	case q.MemoryMB > 0 && u.MemoryMB+c.MemoryMB > q.MemoryMB:
 		return fmt.Errorf("team %s: %d MB more memory would pass its limit of %d MB (%d MB in use): %w", teamID, c.MemoryMB, q.MemoryMB, u.MemoryMB, errdefs.ErrExhausted)
+	case q.DiskMB > 0 && u.DiskMB+c.DiskMB > q.DiskMB:
+		return fmt.Errorf("team %s: %d MB more disk would pass its limit of %d MB (%d MB in use by capsules and snapshots): %w", teamID, c.DiskMB, q.DiskMB, u.DiskMB, errdefs.ErrExhausted)
 	}
 	return nil
+}
+
+// AdmitSnapshot is Admit for one more snapshot sn.
+func (q Quota) AdmitSnapshot(teamID string, u Usage, sn Snapshot) error {
+	switch {
+	case q.Snapshots > 0 && u.Snapshots+1 > q.Snapshots:
+		return fmt.Errorf("team %s has %d snapshots, its limit: %w", teamID, u.Snapshots, errdefs.ErrExhausted)
+	case q.DiskMB > 0 && u.DiskMB+SnapshotDiskMB(sn.SizeBytes) > q.DiskMB:
+		return fmt.Errorf("team %s: a snapshot of up to %d MB would pass its disk limit of %d MB (%d MB in use by capsules and snapshots): %w", teamID, SnapshotDiskMB(sn.SizeBytes), q.DiskMB, u.DiskMB, errdefs.ErrExhausted)
+	}
+	return nil
+}
+
+// SnapshotDiskMB is the disk a snapshot of size bytes counts for: whole
+// MiB, rounded up.
+func SnapshotDiskMB(size int64) int { return int((size + 1<<20 - 1) >> 20) }
+
+// Snapshot is a snapshot's row. EnvVars, a secret the API never shows,
+// are the source capsule's: a capsule started from the snapshot keeps
+// them for a later boot from disk, as any capsule does.
+type Snapshot struct {
+	nestbox.Snapshot
+	EnvVars   map[string]string
+	UpdatedAt time.Time
+}
+
+// SnapshotUpdate is the change UpdateSnapshot applies. Zero fields are
+// left as they are.
+type SnapshotUpdate struct {
+	To          nestbox.SnapshotStatus
+	Error       string
+	SizeBytes   int64
+	DiskMB      int
+	EnvdVersion string
+	At          time.Time // when it happened; zero means now
+}
+
+// SnapshotFilter selects snapshots for ListSnapshots. Empty fields select
+// all.
+type SnapshotFilter struct {
+	TeamID       string
+	CapsuleID    string
+	HostID       string
+	Name         string // the full "name:tag"
+	TemplateName string
+	Statuses     []nestbox.SnapshotStatus
+	// Limit is the page size; zero means 100, and at most 1000 are
+	// returned.
+	Limit  int
+	Cursor string
 }
 
 // CapsuleFilter selects capsules for ListCapsules.

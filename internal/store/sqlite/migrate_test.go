@@ -15,7 +15,7 @@ import (
 
 // schemaTables are the tables of version Latest.
 var schemaTables = []string{
-	"api_keys", "capsule_events", "capsules", "hosts", "join_tokens", "leases", "schema_migrations", "team_limits", "team_members", "teams", "users",
+	"api_keys", "capsule_events", "capsules", "hosts", "join_tokens", "leases", "schema_migrations", "snapshots", "team_limits", "team_members", "teams", "users",
 }
 
 // v1Tables are the tables of version 1, before team_limits (200).
@@ -134,6 +134,9 @@ func populate(t *testing.T, path string) {
 		{"CreateJoinToken", s.CreateJoinToken(ctx, store.JoinToken{ID: "j1", Hash: "jh", Created: now, Expires: now.Add(time.Hour), UsesLeft: 1}, 0, now)},
 		{"RegisterHost", s.RegisterHost(ctx, store.Host{ID: "h1", Address: "http://h1", LastSeen: now, Created: now}, "jh", now)},
 		{"AcquireLease", func() error { _, err := s.AcquireLease(ctx, "monitor", "cp1", now.Add(time.Minute), now); return err }()},
+		{"CreateSnapshotWithin", s.CreateSnapshotWithin(ctx, store.Snapshot{Snapshot: nestbox.Snapshot{
+			ID: "s1", TeamID: "t1", CapsuleID: "c1", HostID: "h1", Status: nestbox.SnapshotReady, CreatedAt: now,
+		}, UpdatedAt: now}, store.Quota{})},
 		{"CreateCapsule", s.CreateCapsule(ctx, store.Capsule{Capsule: nestbox.Capsule{
 			ID: "c1", TeamID: "t1", Status: nestbox.StatusStarting, HostID: "h1", CreatedAt: now,
 		}, UpdatedAt: now})},

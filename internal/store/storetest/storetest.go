@@ -53,6 +53,11 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"QuotaRace", testQuotaRace},
 		{"QuotaLimits", testQuotaLimits},
 		{"TeamLimits", testTeamLimits},
+		{"SnapshotRoundTrip", testSnapshotRoundTrip},
+		{"SnapshotPages", testSnapshotPages},
+		{"SnapshotStatus", testSnapshotStatus},
+		{"SnapshotQuota", testSnapshotQuota},
+		{"SnapshotQuotaRace", testSnapshotQuotaRace},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newStore(t)) })
 	}
