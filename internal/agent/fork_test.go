@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -28,12 +29,21 @@ func newForkWorld(t testing.TB, pc processpbconnect.ProcessClient) *pauseWorld {
 }
 
 // pids lists the PIDs of the counter and the web server in a sandbox.
+// A process the counter's shell forks (its mv) carries the shell's
+// command line until it execs, so one listing may show it: the PIDs are
+// those of three listings in a row, which no such moment spans.
 func pids(t testing.TB, pc processpbconnect.ProcessClient) string {
 	t.Helper()
-	// The counter's loop is the one process whose command line says
-	// "while true": its mv of counter.new, which lives a moment, must not
-	// count.
-	return strings.TrimSpace(mustSh(t, pc, `ps | grep -e 'httpd -f' -e 'while true' | grep -v grep | awk '{print $1}' | sort -n | tr '\n' ' '`))
+	var common []string
+	for i := range 3 {
+		got := strings.Fields(mustSh(t, pc, `ps | grep -e 'httpd -f' -e 'while true' | grep -v grep | awk '{print $1}' | sort -n`))
+		if i == 0 {
+			common = got
+			continue
+		}
+		common = slices.DeleteFunc(common, func(p string) bool { return !slices.Contains(got, p) })
+	}
+	return strings.Join(common, " ")
 }
 
 // page fetches / of port 8080 of sandbox id through the agent's proxy,
