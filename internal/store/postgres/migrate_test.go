@@ -14,7 +14,8 @@ import (
 
 // schemaTables are the tables of version Latest.
 var schemaTables = []string{
-	"api_keys", "capsule_events", "capsules", "hosts", "schema_migrations", "team_limits", "team_members", "teams", "users",
+	"accounts", "api_keys", "capsule_events", "capsules", "hosts", "installation", "schema_migrations", "sessions",
+	"team_limits", "team_members", "teams", "users",
 }
 
 // v1Tables are the tables of version 1, before team_limits (200).
@@ -151,6 +152,10 @@ func populate(t *testing.T, dbURL string) {
 		{"CreateTeam", s.CreateTeam(ctx, store.Team{ID: "t1", CreatedAt: now}, "u1")},
 		{"CreateAPIKey", s.CreateAPIKey(ctx, store.APIKey{ID: "k1", TeamID: "t1", Hash: "h", CreatedBy: "u1", CreatedAt: now})},
 		{"SetTeamLimits", s.SetTeamLimits(ctx, "t1", store.TeamLimits{Capsules: &limit})},
+		{"CreateAccount", s.CreateAccount(ctx, store.User{ID: "u2", Email: "b@example.com", CreatedAt: now},
+			store.Account{UserID: "u2", PasswordHash: "h", Status: store.AccountActive, CreatedAt: now})},
+		{"CreateSession", s.CreateSession(ctx, store.Session{ID: "s1", UserID: "u2", TeamID: "t1", TokenHash: "a", RefreshHash: "r",
+			ExpiresAt: now, RefreshExpiresAt: now, CreatedAt: now}, 10)},
 		{"UpsertHost", s.UpsertHost(ctx, store.Host{ID: "h1", Address: "http://h1", LastSeen: now, Created: now})},
 		{"CreateCapsule", s.CreateCapsule(ctx, store.Capsule{Capsule: nestbox.Capsule{
 			ID: "c1", TeamID: "t1", Status: nestbox.StatusStarting, HostID: "h1", CreatedAt: now,

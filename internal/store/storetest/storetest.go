@@ -49,6 +49,11 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"QuotaRace", testQuotaRace},
 		{"QuotaLimits", testQuotaLimits},
 		{"TeamLimits", testTeamLimits},
+		{"Accounts", testAccounts},
+		{"FirstActivationRace", testFirstActivationRace},
+		{"Sessions", testSessions},
+		{"Admins", testAdmins},
+		{"AdminRevokeRace", testAdminRevokeRace},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newStore(t)) })
 	}
