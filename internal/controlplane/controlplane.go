@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/account"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/events"
 	"nestbox.dev/internal/lifecycle"
@@ -44,6 +45,9 @@ type Config struct {
 	// ShutdownGrace is how long a stopping control plane lets background
 	// creates and destroys finish; zero means 30 s.
 	ShutdownGrace time.Duration
+	// Accounts, if not nil, serves sign-up, log-in and sessions, and its
+	// purge of deleted accounts runs with the control plane.
+	Accounts *account.Service
 	// Limits are the operator's limits on tenants' capsules (per capsule,
 	// per team, egress); zero fields are lifecycle's defaults.
 	Limits lifecycle.Limits
@@ -96,6 +100,10 @@ func New(cfg Config) (*ControlPlane, error) {
 		Ready:      cfg.Ready,
 		Domain:     cfg.Domain,
 		PublicURL:  cfg.PublicURL,
+		Accounts:   cfg.Accounts,
+		// The bootstrap's key acts as platform admin while its maker,
+		// the bootstrap admin, is one.
+		PlatformTeamID: DefaultTeamID,
 	})
 	if err != nil {
 		return nil, err
@@ -110,6 +118,9 @@ func (cp *ControlPlane) Run(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { cp.Life.Run(ctx) })
 	wg.Go(func() { cp.forgetGone(ctx) })
+	if cp.cfg.Accounts != nil {
+		wg.Go(func() { cp.cfg.Accounts.Run(ctx) })
+	}
 	err := cp.Server.Serve(ctx, ln)
 	wg.Wait()
 	cp.Life.Close(cp.cfg.ShutdownGrace)

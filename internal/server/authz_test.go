@@ -33,7 +33,9 @@ type authzRow struct {
 // test, as does a row for a route that is no longer served.
 func TestAuthorizationMatrix(t *testing.T) {
 	agent := newAgentProxy(t)
-	e := newEnv(t, withAgentProxy(agent.url))
+	e := newEnv(t, withAgentProxy(agent.url), withAccounts(&outbox{}, func(c *server.Config) {
+		c.AuthPerAddress, c.AuthPerAccount = -1, -1 // every column tries the same email
+	}))
 	ctx := t.Context()
 	c := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{})        // read and used
 	doomed := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{})   // destroyed by DELETE /v1/capsules/{id}
@@ -92,8 +94,24 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"GET /v1/keys":                                  {method: "GET", path: "/v1/keys", other: 200, valid: 200},
 		"DELETE /v1/keys/{id}":                          {method: "DELETE", path: "/v1/keys/key_spare", other: 404, valid: 204},
 		"GET /v1/templates":                             {method: "GET", path: "/v1/templates", other: 200, valid: 200},
-		"POST /v1/hosts/sandbox-events":                 {method: "POST", path: "/v1/hosts/sandbox-events", body: `{}`, hostOnly: true},
-		"* /proxy/{id}/{port}/{path...}":                {method: "GET", path: "/proxy/" + id + "/8080/x", other: 404, valid: 200},
+
+		// Accounts. Sign-up, log-in and reset take no credential: every
+		// column gets the same answer, whatever it presents.
+		"POST /v1/auth/signup":                 {method: "POST", path: "/v1/auth/signup", body: `{"email":"matrix@example.com","password":"long enough"}`, valid: 202, public: true},
+		"GET /v1/auth/verify":                  {method: "GET", path: "/v1/auth/verify?token=verify.usr_x.1.0.bad", valid: 400, public: true},
+		"POST /v1/auth/login":                  {method: "POST", path: "/v1/auth/login", body: `{"email":"matrix@example.com","password":"wrong password"}`, valid: 401, public: true},
+		"POST /v1/auth/refresh":                {method: "POST", path: "/v1/auth/refresh", body: `{"refresh_token":"nbr_0123456789abcdef0123456789abcdef01234567"}`, valid: 401, public: true},
+		"POST /v1/auth/password-reset":         {method: "POST", path: "/v1/auth/password-reset", body: `{"email":"matrix@example.com"}`, valid: 202, public: true},
+		"POST /v1/auth/password-reset/confirm": {method: "POST", path: "/v1/auth/password-reset/confirm", body: `{"token":"reset.usr_x.1.0.bad","password":"long enough"}`, valid: 400, public: true},
+		// Log-out and deleting oneself take a session: an API key is 400.
+		"POST /v1/auth/logout": {method: "POST", path: "/v1/auth/logout", other: 400, valid: 400},
+		"DELETE /v1/users/me":  {method: "DELETE", path: "/v1/users/me", other: 400, valid: 400},
+		// Platform admin routes: a team's key is no admin (the sessions
+		// of admins and non-admins: TestAdminRoutes).
+		"PUT /v1/admin/users/{id}/admin":    {method: "PUT", path: "/v1/admin/users/u_team_a/admin", body: `{"admin":true}`, other: 403, valid: 403},
+		"POST /v1/admin/users/{id}/restore": {method: "POST", path: "/v1/admin/users/u_team_a/restore", other: 403, valid: 403},
+		"POST /v1/hosts/sandbox-events":     {method: "POST", path: "/v1/hosts/sandbox-events", body: `{}`, hostOnly: true},
+		"* /proxy/{id}/{port}/{path...}":    {method: "GET", path: "/proxy/" + id + "/8080/x", other: 404, valid: 200},
 
 		// E2B's dialect.
 		"POST /sandboxes":                 {method: "POST", path: "/sandboxes", body: `{"templateID":"base"}`, other: 201, valid: 201},

@@ -47,6 +47,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 		Name:      req.Name,
 		Prefix:    apikey.DisplayPrefix(key),
 		Hash:      hash,
+		CreatedBy: creator(r),
 		CreatedAt: s.cfg.Now().UTC(),
 	}
 	if err := s.store.CreateAPIKey(r.Context(), k); err != nil {

@@ -36,6 +36,16 @@ import (
 //	POST   /v1/keys                                  201 create an API key
 //	GET    /v1/keys                                  list the team's keys
 //	DELETE /v1/keys/{id}                             revoke a key
+//	POST   /v1/auth/signup                           no auth: 202, mails a verification link
+//	GET    /v1/auth/verify                           no auth: ?token from the link activates the account
+//	POST   /v1/auth/login                            no auth: a session's access and refresh tokens
+//	POST   /v1/auth/refresh                          no auth: new tokens for a refresh token
+//	POST   /v1/auth/logout                           session: ends it
+//	POST   /v1/auth/password-reset                   no auth: 202, mails a reset token
+//	POST   /v1/auth/password-reset/confirm           no auth: a new password with the token
+//	DELETE /v1/users/me                              session: 202 soft delete (15-day grace)
+//	PUT    /v1/admin/users/{id}/admin                platform admin: grant or revoke {admin}
+//	POST   /v1/admin/users/{id}/restore              platform admin: undo a deletion
 //	GET    /v1/templates                             templates
 //	POST   /v1/hosts/sandbox-events                  host token: an agent's event
 //	*      /proxy/{id}/{port}/{path...}              HTTP to a port of a capsule
@@ -138,6 +148,16 @@ func (s *Server) routes() []route {
 		{"POST /v1/keys", a(s.createKey), ""},
 		{"GET /v1/keys", a(s.listKeys), ""},
 		{"DELETE /v1/keys/{id}", a(s.deleteKey), ""},
+		{"POST /v1/auth/signup", s.signUp, ""},
+		{"GET /v1/auth/verify", s.verifyEmail, ""},
+		{"POST /v1/auth/login", s.logIn, ""},
+		{"POST /v1/auth/refresh", s.refreshSession, ""},
+		{"POST /v1/auth/logout", a(s.logOut), ""},
+		{"POST /v1/auth/password-reset", s.requestReset, ""},
+		{"POST /v1/auth/password-reset/confirm", s.confirmReset, ""},
+		{"DELETE /v1/users/me", a(s.deleteMe), ""},
+		{"PUT /v1/admin/users/{id}/admin", s.platformAdmin(s.setAdmin), ""},
+		{"POST /v1/admin/users/{id}/restore", s.platformAdmin(s.restoreUser), ""},
 		{"GET /v1/templates", a(s.listTemplates), ""},
 		{"POST /v1/hosts/sandbox-events", s.hostAuthenticated(s.hostEvent), ""},
 		{"* /proxy/{id}/{port}/{path...}", a(s.serveProxy), "/proxy/"},
