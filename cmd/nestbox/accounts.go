@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"errors"
 	"flag"
+	"fmt"
 	"log/slog"
 	"os"
 
@@ -17,6 +19,9 @@ import (
 type mailFlags struct {
 	addr, from, user string
 	insecure         bool
+	// linkKeyFile holds the key that signs mailed links; "" means
+	// <data-dir>/link-key, made on first use.
+	linkKeyFile string
 }
 
 func registerMailFlags(fs *flag.FlagSet) *mailFlags {
@@ -25,6 +30,7 @@ func registerMailFlags(fs *flag.FlagSet) *mailFlags {
 	fs.StringVar(&mf.from, "smtp-from", env("NESTBOX_SMTP_FROM", "Nestbox <noreply@localhost>"), "sender of account mail (env NESTBOX_SMTP_FROM)")
 	fs.StringVar(&mf.user, "smtp-user", env("NESTBOX_SMTP_USER", ""), "SMTP user; the password is read from env NESTBOX_SMTP_PASSWORD only, never a flag (env NESTBOX_SMTP_USER)")
 	fs.BoolVar(&mf.insecure, "smtp-insecure", false, "allow a mail server without STARTTLS (mail in clear)")
+	fs.StringVar(&mf.linkKeyFile, "link-key-file", env("NESTBOX_LINK_KEY_FILE", ""), "file (mode 0600) of the key that signs verification and reset links, at least 32 bytes (env NESTBOX_LINK_KEY_FILE; default <data-dir>/link-key, made on first start); control planes sharing a database must share it")
 	return mf
 }
 
@@ -48,8 +54,16 @@ func newAccounts(dataDir, publicURL string, st store.Store, mf *mailFlags, log *
 	if err != nil {
 		return nil, err
 	}
-	key, err := controlplane.LinkKey(dataDir)
-	if err != nil {
+	var key []byte
+	if mf.linkKeyFile != "" {
+		b, err := os.ReadFile(mf.linkKeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--link-key-file: %w", err)
+		}
+		if key = bytes.TrimSpace(b); len(key) < 32 {
+			return nil, fmt.Errorf("--link-key-file: %s holds %d bytes, want at least 32", mf.linkKeyFile, len(key))
+		}
+	} else if key, err = controlplane.LinkKey(dataDir); err != nil {
 		return nil, err
 	}
 	return account.New(account.Config{Store: st, Mailer: m, LinkKey: key, PublicURL: publicURL, Logger: log.With("component", "accounts")})

@@ -44,6 +44,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.DurationVar(&reconcile, "reconcile-interval", 60*time.Second, "how often the control plane reconciles with the agent")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	lf := registerLimitFlags(fs, true)
+	mf := registerMailFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -115,6 +116,10 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	accounts, err := newAccounts(dataDir, publicURL, st, mf, log)
+	if err != nil {
+		return err
+	}
 	cp, err := controlplane.New(controlplane.Config{
 		Store:             st,
 		Events:            ev,
@@ -125,6 +130,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Domain:            domain,
 		Limits:            limits,
 		PublicURL:         publicURL,
+		Accounts:          accounts,
 	})
 	if err != nil {
 		return err
