@@ -194,7 +194,7 @@ func (s *Service) signUpTaken(ctx context.Context, email string) error {
 }
 
 func (s *Service) sendVerify(ctx context.Context, u store.User) error {
-	tok := SignLink(s.cfg.LinkKey, Link{Purpose: PurposeVerify, UserID: u.ID, Expires: s.cfg.Now().Add(s.cfg.VerifyTTL)})
+	tok := SignLink(s.cfg.LinkKey, Link{Purpose: PurposeVerify, Subject: u.ID, Expires: s.cfg.Now().Add(s.cfg.VerifyTTL)})
 	return s.send(ctx, verifyMail(u.Email, s.cfg.PublicURL, tok, s.cfg.VerifyTTL))
 }
 
@@ -214,7 +214,7 @@ func (s *Service) Verify(ctx context.Context, token string) (store.User, error) 
 	if err != nil {
 		return store.User{}, err
 	}
-	u, _, err := s.store.GetAccount(ctx, l.UserID)
+	u, _, err := s.store.GetAccount(ctx, l.Subject)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return store.User{}, errdefs.Invalid("link token: the account is gone")
 	}

@@ -19,14 +19,16 @@ type Purpose string
 const (
 	PurposeVerify Purpose = "verify"
 	PurposeReset  Purpose = "reset"
+	PurposeInvite Purpose = "invite"
 )
 
-// Link is what a signed link carries: for whom, what for, until when, and,
-// for a reset, the password version it may replace (so that it works once:
-// the reset moves the version on).
+// Link is what a signed link carries: what for, about whom or what, until
+// when, and, for a reset, the password version it may replace (so that it
+// works once: the reset moves the version on).
 type Link struct {
 	Purpose Purpose
-	UserID  string
+	// Subject is the user (verify, reset) or the invitation (invite).
+	Subject string
 	Expires time.Time // whole seconds
 	Version int64
 }
@@ -41,7 +43,7 @@ var macLen = base64.RawURLEncoding.EncodedLen(sha256.Size)
 // MAC is HMAC-SHA256 under key of everything before it. The token holds
 // only characters that need no escaping in a URL.
 func SignLink(key []byte, l Link) string {
-	payload := string(l.Purpose) + "." + l.UserID + "." + strconv.FormatInt(l.Expires.Unix(), 10) + "." + strconv.FormatInt(l.Version, 10)
+	payload := string(l.Purpose) + "." + l.Subject + "." + strconv.FormatInt(l.Expires.Unix(), 10) + "." + strconv.FormatInt(l.Version, 10)
 	return payload + "." + mac(key, payload)
 }
 
@@ -74,7 +76,7 @@ func ParseLink(key []byte, token string, purpose Purpose, now time.Time) (Link, 
 	if err1 != nil || err2 != nil || !validID(parts[1]) {
 		return Link{}, errdefs.Invalid("malformed link token")
 	}
-	l := Link{Purpose: Purpose(parts[0]), UserID: parts[1], Expires: time.Unix(exp, 0).UTC(), Version: ver}
+	l := Link{Purpose: Purpose(parts[0]), Subject: parts[1], Expires: time.Unix(exp, 0).UTC(), Version: ver}
 	if l.Purpose != purpose {
 		return Link{}, errdefs.Invalid("link token: made for %q, not %q", truncate(parts[0], 16), purpose)
 	}
@@ -84,7 +86,7 @@ func ParseLink(key []byte, token string, purpose Purpose, now time.Time) (Link, 
 	return l, nil
 }
 
-// validID is the shape of the user IDs the service makes.
+// validID is the shape of the IDs the services make.
 func validID(s string) bool {
 	if s == "" || len(s) > 64 {
 		return false

@@ -12,7 +12,7 @@ import (
 
 func TestLink(t *testing.T) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	l := account.Link{Purpose: account.PurposeReset, UserID: "usr_abc234", Expires: now.Add(time.Hour), Version: 3}
+	l := account.Link{Purpose: account.PurposeReset, Subject: "usr_abc234", Expires: now.Add(time.Hour), Version: 3}
 	tok := account.SignLink(linkKey, l)
 	got, err := account.ParseLink(linkKey, tok, account.PurposeReset, now)
 	if err != nil || got != l {
@@ -45,8 +45,8 @@ func TestLink(t *testing.T) {
 // whatever parses is exactly what signing it gives back.
 func FuzzParseLink(f *testing.F) {
 	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
-	f.Add(account.SignLink(linkKey, account.Link{Purpose: account.PurposeVerify, UserID: "usr_x", Expires: now.Add(time.Hour)}))
-	f.Add(account.SignLink(linkKey, account.Link{Purpose: account.PurposeReset, UserID: "usr_y", Expires: now.Add(time.Minute), Version: 9}))
+	f.Add(account.SignLink(linkKey, account.Link{Purpose: account.PurposeVerify, Subject: "usr_x", Expires: now.Add(time.Hour)}))
+	f.Add(account.SignLink(linkKey, account.Link{Purpose: account.PurposeReset, Subject: "usr_y", Expires: now.Add(time.Minute), Version: 9}))
 	f.Add("verify.usr_x.1.0.")
 	f.Add("....")
 	f.Fuzz(func(t *testing.T, tok string) {

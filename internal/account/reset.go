@@ -29,7 +29,7 @@ func (s *Service) RequestReset(ctx context.Context, email string) error {
 	if a.Status != store.AccountActive || a.VerifiedAt == nil {
 		return nil
 	}
-	tok := SignLink(s.cfg.LinkKey, Link{Purpose: PurposeReset, UserID: u.ID, Expires: s.cfg.Now().Add(s.cfg.ResetTTL), Version: a.PasswordVersion})
+	tok := SignLink(s.cfg.LinkKey, Link{Purpose: PurposeReset, Subject: u.ID, Expires: s.cfg.Now().Add(s.cfg.ResetTTL), Version: a.PasswordVersion})
 	return s.send(ctx, resetMail(u.Email, s.cfg.PublicURL, tok, s.cfg.ResetTTL))
 }
 
@@ -44,7 +44,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string) err
 	if err := checkPassword(password); err != nil {
 		return err
 	}
-	_, a, err := s.store.GetAccount(ctx, l.UserID)
+	_, a, err := s.store.GetAccount(ctx, l.Subject)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return errdefs.Invalid("link token: the account is gone")
 	}
@@ -58,7 +58,7 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string) err
 	if err != nil {
 		return fmt.Errorf("reset password: %w", err)
 	}
-	err = s.store.SetPassword(ctx, l.UserID, string(hash), l.Version)
+	err = s.store.SetPassword(ctx, l.Subject, string(hash), l.Version)
 	if errors.Is(err, errdefs.ErrConflict) {
 		return errdefs.Invalid("link token: already used")
 	}

@@ -25,6 +25,7 @@ import (
 // ErrConflict for a failed compare-and-set.
 type Store interface {
 	Accounts
+	Teams
 
 	CreateUser(ctx context.Context, u User) error
 	GetUser(ctx context.Context, id string) (User, error)

@@ -15,8 +15,8 @@ import (
 
 // schemaTables are the tables of version Latest.
 var schemaTables = []string{
-	"accounts", "api_keys", "capsule_events", "capsules", "hosts", "installation", "schema_migrations", "sessions",
-	"team_limits", "team_members", "teams", "users",
+	"accounts", "api_keys", "capsule_events", "capsules", "hosts", "installation", "invitations", "schema_migrations",
+	"sessions", "team_limits", "team_members", "team_settings", "teams", "users",
 }
 
 // v1Tables are the tables of version 1, before team_limits (200).
@@ -134,6 +134,9 @@ func populate(t *testing.T, path string) {
 		{"SetTeamLimits", s.SetTeamLimits(ctx, "t1", store.TeamLimits{Capsules: &limit})},
 		{"CreateAccount", s.CreateAccount(ctx, store.User{ID: "u2", Email: "b@example.com", CreatedAt: now},
 			store.Account{UserID: "u2", PasswordHash: "h", Status: store.AccountActive, CreatedAt: now})},
+		{"SetTeamPolicy", s.SetTeamPolicy(ctx, "t1", store.TeamPolicy{MembersMintKeys: true})},
+		{"CreateInvitation", s.CreateInvitation(ctx, store.Invitation{ID: "i1", TeamID: "t1", Email: "c@example.com", Role: store.RoleMember,
+			InvitedBy: "u1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, 10, now)},
 		{"CreateSession", s.CreateSession(ctx, store.Session{ID: "s1", UserID: "u2", TeamID: "t1", TokenHash: "a", RefreshHash: "r",
 			ExpiresAt: now, RefreshExpiresAt: now, CreatedAt: now}, 10)},
 		{"UpsertHost", s.UpsertHost(ctx, store.Host{ID: "h1", Address: "http://h1", LastSeen: now, Created: now})},

@@ -54,6 +54,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Sessions", testSessions},
 		{"Admins", testAdmins},
 		{"AdminRevokeRace", testAdminRevokeRace},
+		{"Members", testMembers},
+		{"Invitations", testInvitations},
+		{"InvitationRace", testInvitationRace},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newStore(t)) })
 	}
