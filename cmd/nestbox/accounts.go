@@ -12,6 +12,7 @@ import (
 	"nestbox.dev/internal/controlplane"
 	"nestbox.dev/internal/mail"
 	"nestbox.dev/internal/store"
+	"nestbox.dev/internal/team"
 )
 
 // mailFlags choose the Mailer of the account service: SMTP when
@@ -47,24 +48,32 @@ func (mf *mailFlags) mailer(log *slog.Logger) (mail.Mailer, error) {
 		Password: os.Getenv("NESTBOX_SMTP_PASSWORD"), Insecure: mf.insecure})
 }
 
-// newAccounts is the account service of a control plane whose state is in
-// dataDir (the link key) and st.
-func newAccounts(dataDir, publicURL string, st store.Store, mf *mailFlags, log *slog.Logger) (*account.Service, error) {
+// newAccounts is the account and team services of a control plane whose
+// state is in dataDir (the link key) and st.
+func newAccounts(dataDir, publicURL string, st store.Store, mf *mailFlags, log *slog.Logger) (*account.Service, *team.Service, error) {
 	m, err := mf.mailer(log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	var key []byte
 	if mf.linkKeyFile != "" {
 		b, err := os.ReadFile(mf.linkKeyFile)
 		if err != nil {
-			return nil, fmt.Errorf("--link-key-file: %w", err)
+			return nil, nil, fmt.Errorf("--link-key-file: %w", err)
 		}
 		if key = bytes.TrimSpace(b); len(key) < 32 {
-			return nil, fmt.Errorf("--link-key-file: %s holds %d bytes, want at least 32", mf.linkKeyFile, len(key))
+			return nil, nil, fmt.Errorf("--link-key-file: %s holds %d bytes, want at least 32", mf.linkKeyFile, len(key))
 		}
 	} else if key, err = controlplane.LinkKey(dataDir); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return account.New(account.Config{Store: st, Mailer: m, LinkKey: key, PublicURL: publicURL, Logger: log.With("component", "accounts")})
+	acc, err := account.New(account.Config{Store: st, Mailer: m, LinkKey: key, PublicURL: publicURL, Logger: log.With("component", "accounts")})
+	if err != nil {
+		return nil, nil, err
+	}
+	tm, err := team.New(team.Config{Store: st, Mailer: m, LinkKey: key, PublicURL: publicURL, Logger: log.With("component", "teams")})
+	if err != nil {
+		return nil, nil, err
+	}
+	return acc, tm, nil
 }

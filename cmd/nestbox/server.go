@@ -116,7 +116,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	accounts, err := newAccounts(dataDir, publicURL, st, mf, log)
+	accounts, teams, err := newAccounts(dataDir, publicURL, st, mf, log)
 	if err != nil {
 		return err
 	}
@@ -131,6 +131,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Limits:            limits,
 		PublicURL:         publicURL,
 		Accounts:          accounts,
+		Teams:             teams,
 	})
 	if err != nil {
 		return err

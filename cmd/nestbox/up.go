@@ -110,7 +110,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	accounts, err := newAccounts(cfg.dataDir, cfg.publicURL, st, cfg.mail, log)
+	accounts, teams, err := newAccounts(cfg.dataDir, cfg.publicURL, st, cfg.mail, log)
 	if err != nil {
 		return err
 	}
@@ -128,6 +128,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Domain:            cfg.domain,
 		PublicURL:         cfg.publicURL,
 		Accounts:          accounts,
+		Teams:             teams,
 	})
 	if err != nil {
 		return err

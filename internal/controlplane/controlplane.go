@@ -20,6 +20,7 @@ import (
 	"nestbox.dev/internal/lifecycle"
 	"nestbox.dev/internal/server"
 	"nestbox.dev/internal/store"
+	"nestbox.dev/internal/team"
 )
 
 // Config configures a ControlPlane. Store, Events and Hosts are required.
@@ -48,6 +49,8 @@ type Config struct {
 	// Accounts, if not nil, serves sign-up, log-in and sessions, and its
 	// purge of deleted accounts runs with the control plane.
 	Accounts *account.Service
+	// Teams, if not nil, serves teams, members and invitations.
+	Teams *team.Service
 	// Limits are the operator's limits on tenants' capsules (per capsule,
 	// per team, egress); zero fields are lifecycle's defaults.
 	Limits lifecycle.Limits
@@ -101,6 +104,7 @@ func New(cfg Config) (*ControlPlane, error) {
 		Domain:     cfg.Domain,
 		PublicURL:  cfg.PublicURL,
 		Accounts:   cfg.Accounts,
+		Teams:      cfg.Teams,
 		// The bootstrap's key acts as platform admin while its maker,
 		// the bootstrap admin, is one.
 		PlatformTeamID: DefaultTeamID,

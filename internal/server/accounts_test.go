@@ -20,6 +20,7 @@ import (
 	"nestbox.dev/internal/mail"
 	"nestbox.dev/internal/server"
 	"nestbox.dev/internal/store"
+	"nestbox.dev/internal/team"
 )
 
 // outbox is a Mailer that keeps what it is sent.
@@ -56,7 +57,7 @@ func (o *outbox) token(t *testing.T, to string) string {
 	return ""
 }
 
-// withAccounts runs the server with an account service over its store,
+// withAccounts runs the server with an account and a team service over its store,
 // mailing into box; more adjusts the server's config.
 func withAccounts(box *outbox, more func(*server.Config)) envOption {
 	return withConfig(func(c *server.Config) {
@@ -66,6 +67,11 @@ func withAccounts(box *outbox, more func(*server.Config)) envOption {
 			panic(err) // only a bad literal config above
 		}
 		c.Accounts = acc
+		tm, err := team.New(team.Config{Store: c.Store, Mailer: box, LinkKey: []byte(strings.Repeat("k", 32)), PublicURL: "https://nestbox.test"})
+		if err != nil {
+			panic(err)
+		}
+		c.Teams = tm
 		if more != nil {
 			more(c)
 		}

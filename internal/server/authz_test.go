@@ -62,6 +62,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 	unknown, _ := apikey.New()
+	invID := "inv_matrix" // withdrawn by DELETE /v1/teams/{id}/invitations/{inv}
+	if err := e.store.CreateInvitation(ctx, store.Invitation{ID: invID, TeamID: "team_a", Email: "m@example.com", Role: store.RoleMember,
+		CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, 100, now); err != nil {
+		t.Fatal(err)
+	}
 
 	id := c.ID
 	rows := map[string]authzRow{
@@ -110,8 +115,22 @@ func TestAuthorizationMatrix(t *testing.T) {
 		// of admins and non-admins: TestAdminRoutes).
 		"PUT /v1/admin/users/{id}/admin":    {method: "PUT", path: "/v1/admin/users/u_team_a/admin", body: `{"admin":true}`, other: 403, valid: 403},
 		"POST /v1/admin/users/{id}/restore": {method: "POST", path: "/v1/admin/users/u_team_a/restore", other: 403, valid: 403},
-		"POST /v1/hosts/sandbox-events":     {method: "POST", path: "/v1/hosts/sandbox-events", body: `{}`, hostOnly: true},
-		"* /proxy/{id}/{port}/{path...}":    {method: "GET", path: "/proxy/" + id + "/8080/x", other: 404, valid: 200},
+		// Teams act as the key's maker (u_team_a owns team_a, u_team_b
+		// team_b): another team is 404, as if it did not exist.
+		"POST /v1/auth/switch":                    {method: "POST", path: "/v1/auth/switch", body: `{"team_id":"team_a"}`, other: 400, valid: 400},
+		"GET /v1/teams":                           {method: "GET", path: "/v1/teams", other: 200, valid: 200},
+		"POST /v1/teams":                          {method: "POST", path: "/v1/teams", body: `{"name":"more"}`, other: 201, valid: 201},
+		"GET /v1/teams/{id}/members":              {method: "GET", path: "/v1/teams/team_a/members", other: 404, valid: 200},
+		"PATCH /v1/teams/{id}/members/{user}":     {method: "PATCH", path: "/v1/teams/team_a/members/u_team_a", body: `{"role":"member"}`, other: 404, valid: 409},
+		"DELETE /v1/teams/{id}/members/{user}":    {method: "DELETE", path: "/v1/teams/team_a/members/u_team_a", other: 404, valid: 409},
+		"POST /v1/teams/{id}/invitations":         {method: "POST", path: "/v1/teams/team_a/invitations", body: `{"email":"new@example.com"}`, other: 404, valid: 201},
+		"GET /v1/teams/{id}/invitations":          {method: "GET", path: "/v1/teams/team_a/invitations", other: 404, valid: 200},
+		"DELETE /v1/teams/{id}/invitations/{inv}": {method: "DELETE", path: "/v1/teams/team_a/invitations/" + invID, other: 404, valid: 204},
+		"GET /v1/teams/{id}/settings":             {method: "GET", path: "/v1/teams/team_a/settings", other: 404, valid: 200},
+		"PUT /v1/teams/{id}/settings":             {method: "PUT", path: "/v1/teams/team_a/settings", body: `{"members_mint_keys":false}`, other: 404, valid: 200},
+		"POST /v1/invitations/accept":             {method: "POST", path: "/v1/invitations/accept", body: `{"token":"x"}`, other: 400, valid: 400},
+		"POST /v1/hosts/sandbox-events":           {method: "POST", path: "/v1/hosts/sandbox-events", body: `{}`, hostOnly: true},
+		"* /proxy/{id}/{port}/{path...}":          {method: "GET", path: "/proxy/" + id + "/8080/x", other: 404, valid: 200},
 
 		// E2B's dialect.
 		"POST /sandboxes":                 {method: "POST", path: "/sandboxes", body: `{"templateID":"base"}`, other: 201, valid: 201},

@@ -44,6 +44,18 @@ import (
 //	POST   /v1/auth/password-reset                   no auth: 202, mails a reset token
 //	POST   /v1/auth/password-reset/confirm           no auth: a new password with the token
 //	DELETE /v1/users/me                              session: 202 soft delete (15-day grace)
+//	POST   /v1/auth/switch                           session: act for another of the user's teams
+//	GET    /v1/teams                                 the acting user's teams and roles
+//	POST   /v1/teams                                 201 a team the user owns
+//	GET    /v1/teams/{id}/members                    members and roles (any member)
+//	PATCH  /v1/teams/{id}/members/{user}             {role}: admin or member (owner, admins)
+//	DELETE /v1/teams/{id}/members/{user}             remove (owner, admins; or oneself); never the owner
+//	POST   /v1/teams/{id}/invitations                201 mail an invitation {email, role} (owner, admins)
+//	GET    /v1/teams/{id}/invitations                pending invitations (owner, admins)
+//	DELETE /v1/teams/{id}/invitations/{inv}          withdraw (owner, admins)
+//	GET    /v1/teams/{id}/settings                   {members_mint_keys} (any member)
+//	PUT    /v1/teams/{id}/settings                   replace them (owner, admins)
+//	POST   /v1/invitations/accept                    session: {token} joins its user to the team
 //	PUT    /v1/admin/users/{id}/admin                platform admin: grant or revoke {admin}
 //	POST   /v1/admin/users/{id}/restore              platform admin: undo a deletion
 //	GET    /v1/templates                             templates
@@ -156,6 +168,18 @@ func (s *Server) routes() []route {
 		{"POST /v1/auth/password-reset", s.requestReset, ""},
 		{"POST /v1/auth/password-reset/confirm", s.confirmReset, ""},
 		{"DELETE /v1/users/me", a(s.deleteMe), ""},
+		{"POST /v1/auth/switch", a(s.switchTeam), ""},
+		{"GET /v1/teams", a(s.listTeams), ""},
+		{"POST /v1/teams", a(s.createTeam), ""},
+		{"GET /v1/teams/{id}/members", a(s.listMembers), ""},
+		{"PATCH /v1/teams/{id}/members/{user}", a(s.setMemberRole), ""},
+		{"DELETE /v1/teams/{id}/members/{user}", a(s.removeMember), ""},
+		{"POST /v1/teams/{id}/invitations", a(s.invite), ""},
+		{"GET /v1/teams/{id}/invitations", a(s.listInvitations), ""},
+		{"DELETE /v1/teams/{id}/invitations/{inv}", a(s.withdrawInvitation), ""},
+		{"GET /v1/teams/{id}/settings", a(s.getTeamSettings), ""},
+		{"PUT /v1/teams/{id}/settings", a(s.putTeamSettings), ""},
+		{"POST /v1/invitations/accept", a(s.acceptInvitation), ""},
 		{"PUT /v1/admin/users/{id}/admin", s.platformAdmin(s.setAdmin), ""},
 		{"POST /v1/admin/users/{id}/restore", s.platformAdmin(s.restoreUser), ""},
 		{"GET /v1/templates", a(s.listTemplates), ""},

@@ -24,6 +24,7 @@ import (
 	"nestbox.dev/internal/envdclient"
 	"nestbox.dev/internal/lifecycle"
 	"nestbox.dev/internal/store"
+	teamsvc "nestbox.dev/internal/team"
 )
 
 // Config configures a Server. Lifecycle and Store are required.
@@ -71,6 +72,10 @@ type Config struct {
 	// /v1/auth routes, which answer 501 without it); sessions are then
 	// accepted wherever API keys are.
 	Accounts *account.Service
+	// Teams, if not nil, serves teams, members and invitations (the
+	// /v1/teams routes, which answer 501 without it), and its role rule
+	// decides who may mint API keys.
+	Teams *teamsvc.Service
 	// PlatformTeamID is the team whose API keys act as platform admin
 	// when the user who made them is one (the bootstrap's default team);
 	// "" lets only admins' sessions in.

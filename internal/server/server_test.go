@@ -85,7 +85,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 			t.Fatal(err)
 		}
 		key, hash := apikey.New()
-		if err := st.CreateAPIKey(ctx, store.APIKey{ID: "key_" + tm.id, TeamID: tm.id, Name: "test", Prefix: apikey.DisplayPrefix(key), Hash: hash, CreatedAt: now}); err != nil {
+		if err := st.CreateAPIKey(ctx, store.APIKey{ID: "key_" + tm.id, TeamID: tm.id, Name: "test", Prefix: apikey.DisplayPrefix(key), Hash: hash, CreatedBy: "u_" + tm.id, CreatedAt: now}); err != nil {
 			t.Fatal(err)
 		}
 		*tm.key = key
