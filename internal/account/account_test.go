@@ -3,6 +3,7 @@ package account_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -373,5 +374,49 @@ func TestSignUpMailDown(t *testing.T) {
 	}
 	if _, err := e.svc.Verify(t.Context(), token(t, e.mail.last(t, "ada@example.com"))); err != nil {
 		t.Errorf("Verify after a retried sign-up: %v", err)
+	}
+}
+
+func TestDisableEnable(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := t.Context()
+	ada := e.signUp(t, "ada@example.com", "ada password")
+	tok, err := e.svc.LogIn(ctx, "ada@example.com", "ada password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, _ := e.store.TeamsOfUser(ctx, ada.ID)
+	for i, by := range []string{ada.ID, ada.ID, ""} {
+		k := store.APIKey{ID: fmt.Sprintf("k%d", i), TeamID: ms[0].Team.ID, Hash: fmt.Sprintf("h%d", i), CreatedBy: by, CreatedAt: e.clock.Now()}
+		if err := e.store.CreateAPIKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := e.svc.Disable(ctx, ada.ID); err != nil || n != 2 {
+		t.Fatalf("Disable = %d, %v; want 2 keys revoked", n, err)
+	}
+	if _, err := e.svc.Authenticate(ctx, tok.AccessToken); err == nil {
+		t.Error("a session survived Disable")
+	}
+	if _, err := e.svc.LogIn(ctx, "ada@example.com", "ada password"); !errors.Is(err, errdefs.ErrUnauthenticated) {
+		t.Errorf("LogIn while disabled: %v, want unauthenticated", err)
+	}
+	if n, err := e.svc.Disable(ctx, ada.ID); err != nil || n != 0 {
+		t.Errorf("Disable again = %d, %v; want 0 and no error", n, err)
+	}
+	if _, err := e.svc.Delete(ctx, ada.ID); !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("Delete while disabled: %v, want conflict", err)
+	}
+	if err := e.svc.Enable(ctx, ada.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.LogIn(ctx, "ada@example.com", "ada password"); err != nil {
+		t.Errorf("LogIn after Enable: %v", err)
+	}
+	if err := e.svc.Enable(ctx, ada.ID); !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("Enable an active account: %v, want conflict", err)
+	}
+	if ks, _ := e.store.ListAPIKeys(ctx, ms[0].Team.ID); len(ks) != 1 || ks[0].ID != "k2" {
+		t.Errorf("keys after Disable and Enable = %+v, want k2 (made by nobody) alone", ks)
 	}
 }

@@ -32,6 +32,14 @@ type Accounts interface {
 	// is still at version (else ErrConflict), adds one to the version and
 	// ends every session of the user, in one transaction.
 	SetPassword(ctx context.Context, userID, hash string, version int64) error
+	// DeleteAPIKeysBy revokes every API key made by userID, in any team,
+	// and returns how many.
+	DeleteAPIKeysBy(ctx context.Context, userID string) (int, error)
+	// ListUsers lists, by ID, at most limit users whose ID is after
+	// after ("" from the start), with their accounts but never the
+	// password hash (Account is zero for a user without one). A limit
+	// outside 1 to 1000 is 1000.
+	ListUsers(ctx context.Context, after string, limit int) ([]UserAccount, error)
 	// DeletedAccounts lists, oldest deletion first, at most limit users
 	// whose accounts were deleted before t.
 	DeletedAccounts(ctx context.Context, before time.Time, limit int) ([]string, error)
@@ -62,6 +70,12 @@ type Accounts interface {
 	// that refuses, with ErrConflict, to remove the last admin, whatever
 	// other revokes run at the same time.
 	SetAdmin(ctx context.Context, userID string, admin bool) (changed bool, err error)
+}
+
+// UserAccount is a user and its account, if any.
+type UserAccount struct {
+	User    User
+	Account Account
 }
 
 // AccountStatus is whether an account may sign in.

@@ -319,3 +319,53 @@ func testAdminRevokeRace(t *testing.T, s store.Store) {
 		}
 	}
 }
+
+func testListUsers(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	if err := s.CreateUser(ctx, store.User{ID: "a_boot", Admin: true, CreatedAt: t0}); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"c", "b", "d"} {
+		account(t, s, id)
+	}
+	if err := s.SetAccountStatus(ctx, "d", store.AccountActive, store.AccountDisabled, at(1)); err != nil {
+		t.Fatal(err)
+	}
+	got, err := s.ListUsers(ctx, "", 3)
+	if err != nil || len(got) != 3 {
+		t.Fatalf("ListUsers(first 3) = %+v, %v", got, err)
+	}
+	if got[0].User.ID != "a_boot" || !got[0].User.Admin || got[0].Account.UserID != "" {
+		t.Errorf("a user without an account: %+v", got[0])
+	}
+	if got[1].User.ID != "b" || got[1].Account.UserID != "b" || got[1].Account.Status != store.AccountActive || !got[1].Account.CreatedAt.Equal(t0) {
+		t.Errorf("an account: %+v", got[1])
+	}
+	for _, u := range got {
+		if u.Account.PasswordHash != "" {
+			t.Errorf("ListUsers returned %s's password hash", u.User.ID)
+		}
+	}
+	rest, err := s.ListUsers(ctx, got[2].User.ID, 3)
+	if err != nil || len(rest) != 1 || rest[0].User.ID != "d" || rest[0].Account.Status != store.AccountDisabled {
+		t.Errorf("ListUsers(after %s) = %+v, %v", got[2].User.ID, rest, err)
+	}
+
+	// DeleteAPIKeysBy revokes the keys a user made, in every team.
+	owner(t, s, "o", "t1")
+	owner(t, s, "o2", "t2")
+	for i, k := range []store.APIKey{
+		{ID: "k1", TeamID: "t1", CreatedBy: "b"}, {ID: "k2", TeamID: "t2", CreatedBy: "b"}, {ID: "k3", TeamID: "t1", CreatedBy: "o"},
+	} {
+		k.Hash, k.CreatedAt = fmt.Sprintf("hash%d", i), t0
+		if err := s.CreateAPIKey(ctx, k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if n, err := s.DeleteAPIKeysBy(ctx, "b"); err != nil || n != 2 {
+		t.Errorf("DeleteAPIKeysBy(b) = %d, %v; want 2", n, err)
+	}
+	if ks, _ := s.ListAPIKeys(ctx, "t1"); len(ks) != 1 || ks[0].ID != "k3" {
+		t.Errorf("keys of t1 after = %+v, want k3 alone", ks)
+	}
+}

@@ -54,6 +54,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Sessions", testSessions},
 		{"Admins", testAdmins},
 		{"AdminRevokeRace", testAdminRevokeRace},
+		{"ListUsers", testListUsers},
 		{"Members", testMembers},
 		{"Invitations", testInvitations},
 		{"InvitationRace", testInvitationRace},
