@@ -8,13 +8,20 @@ import (
 	"nestbox.dev/internal/store"
 )
 
-// Delete soft-deletes a user's account: its sessions end, it can no longer
+// Delete soft-deletes a user's account: its sessions end, the API keys it
+// made are revoked (a restore does not bring them back), it can no longer
 // sign in, and it is purged after the grace period unless restored. It
 // returns when the purge may happen.
 func (s *Service) Delete(ctx context.Context, userID string) (time.Time, error) {
 	now := s.cfg.Now().UTC()
 	if err := s.store.SetAccountStatus(ctx, userID, store.AccountActive, store.AccountDeleted, now); err != nil {
 		return time.Time{}, err
+	}
+	// After the status: a key made between the two is revoked too, and a
+	// failure here leaves a deleted account whose keys the purge's user
+	// delete would orphan, so it is an error the caller sees.
+	if _, err := s.store.DeleteAPIKeysBy(ctx, userID); err != nil {
+		return time.Time{}, fmt.Errorf("delete account %s: %w", userID, err)
 	}
 	return now.Add(s.cfg.Grace), nil
 }

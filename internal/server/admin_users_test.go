@@ -75,3 +75,24 @@ func TestAdminUserStatus(t *testing.T) {
 		t.Errorf("bob logs in after reactivation: %d, want 200", code)
 	}
 }
+
+// Deleting one's account revokes the keys one made: they would otherwise
+// outlive the account, and the purge would leave them made by nobody.
+func TestDeleteRevokesKeys(t *testing.T) {
+	box := &outbox{}
+	e := newEnv(t, withAccounts(box, nil))
+	bob := e.signUpAndLogIn(t, box, "bob@example.com")
+	var k struct{ Key string }
+	if code, b := e.call(t, "POST", "/v1/keys", bob.AccessToken, `{"name":"bob's"}`, &k); code != 201 {
+		t.Fatalf("key: %d %s", code, b)
+	}
+	if code, _ := e.call(t, "GET", "/v1/capsules", k.Key, "", nil); code != 200 {
+		t.Fatalf("the key before: %d", code)
+	}
+	if code, b := e.call(t, "DELETE", "/v1/users/me", bob.AccessToken, "", nil); code != 202 {
+		t.Fatalf("delete me: %d %s", code, b)
+	}
+	if code, _ := e.call(t, "GET", "/v1/capsules", k.Key, "", nil); code != 401 {
+		t.Errorf("the key of a deleted account: %d, want 401", code)
+	}
+}
