@@ -24,14 +24,10 @@ type adminUserBody struct {
 // listUsers pages through every user by ID: ?limit (default 100, at most
 // 1000) and ?after, the last ID of the previous page.
 func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
-	limit := 100
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > 1000 {
-			s.writeError(w, r, errdefs.Invalid("limit %q: want 1 to 1000", v))
-			return
-		}
-		limit = n
+	limit, err := pageLimit(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
 	}
 	us, err := s.store.ListUsers(r.Context(), r.URL.Query().Get("after"), limit)
 	if err != nil {
@@ -49,6 +45,52 @@ func (s *Server) listUsers(w http.ResponseWriter, r *http.Request) {
 	}
 	if len(us) == limit {
 		out.Next = us[len(us)-1].User.ID
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// pageLimit reads ?limit: 1 to 1000, default 100.
+func pageLimit(r *http.Request) (int, error) {
+	v := r.URL.Query().Get("limit")
+	if v == "" {
+		return 100, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 1000 {
+		return 0, errdefs.Invalid("limit %q: want 1 to 1000", v)
+	}
+	return n, nil
+}
+
+type adminTeamBody struct {
+	ID        string    `json:"id"`
+	Name      string    `json:"name"`
+	OwnerID   string    `json:"owner_id,omitempty"`
+	Members   int       `json:"members"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
+// listAllTeams pages through every team by ID, like listUsers.
+func (s *Server) listAllTeams(w http.ResponseWriter, r *http.Request) {
+	limit, err := pageLimit(r)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ts, err := s.store.ListTeams(r.Context(), r.URL.Query().Get("after"), limit)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := struct {
+		Teams []adminTeamBody `json:"teams"`
+		Next  string          `json:"next,omitempty"`
+	}{Teams: []adminTeamBody{}}
+	for _, t := range ts {
+		out.Teams = append(out.Teams, adminTeamBody{ID: t.Team.ID, Name: t.Team.Name, OwnerID: t.OwnerID, Members: t.Members, CreatedAt: t.Team.CreatedAt})
+	}
+	if len(ts) == limit {
+		out.Next = ts[len(ts)-1].Team.ID
 	}
 	writeJSON(w, http.StatusOK, out)
 }

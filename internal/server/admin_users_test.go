@@ -65,6 +65,36 @@ func TestAdminUserStatus(t *testing.T) {
 	if !found {
 		t.Errorf("the list does not show bob disabled: %+v", list.Users)
 	}
+	var teams struct {
+		Teams []struct {
+			ID      string `json:"id"`
+			OwnerID string `json:"owner_id"`
+			Members int    `json:"members"`
+		} `json:"teams"`
+		Next string `json:"next"`
+	}
+	if code, b := e.call(t, "GET", "/v1/admin/teams?limit=1", ada.AccessToken, "", &teams); code != 200 || len(teams.Teams) != 1 || teams.Next == "" {
+		t.Fatalf("list teams, a page of 1: %d %s", code, b)
+	}
+	seen := map[string]string{}
+	for after := ""; ; {
+		if code, b := e.call(t, "GET", "/v1/admin/teams?limit=1&after="+after, ada.AccessToken, "", &teams); code != 200 {
+			t.Fatalf("list teams after %q: %d %s", after, code, b)
+		}
+		for _, tm := range teams.Teams {
+			seen[tm.ID] = tm.OwnerID
+		}
+		if teams.Next == "" {
+			break
+		}
+		after, teams.Next = teams.Next, ""
+	}
+	if seen[bob.TeamID] != bob.UserID || seen[ada.TeamID] != ada.UserID {
+		t.Errorf("the pages of teams %v lack bob's or ada's own", seen)
+	}
+	if code, b := e.call(t, "GET", "/v1/admin/teams", e.keyA, "", nil); code != 403 {
+		t.Errorf("a non-admin lists teams: %d %s, want 403", code, b)
+	}
 	if code, b := e.call(t, "GET", "/v1/admin/users?limit=0", ada.AccessToken, "", nil); code != 400 {
 		t.Errorf("limit=0: %d %s, want 400", code, b)
 	}

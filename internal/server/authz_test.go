@@ -116,6 +116,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"PUT /v1/admin/users/{id}/admin":    {method: "PUT", path: "/v1/admin/users/u_team_a/admin", body: `{"admin":true}`, other: 403, valid: 403},
 		"POST /v1/admin/users/{id}/restore": {method: "POST", path: "/v1/admin/users/u_team_a/restore", other: 403, valid: 403},
 		"GET /v1/admin/users":               {method: "GET", path: "/v1/admin/users", other: 403, valid: 403},
+		"GET /v1/admin/teams":               {method: "GET", path: "/v1/admin/teams", other: 403, valid: 403},
 		"PUT /v1/admin/users/{id}/status":   {method: "PUT", path: "/v1/admin/users/u_team_a/status", body: `{"status":"disabled"}`, other: 403, valid: 403},
 		// Teams act as the key's maker (u_team_a owns team_a, u_team_b
 		// team_b): another team is 404, as if it did not exist.

@@ -60,6 +60,7 @@ import (
 //	POST   /v1/admin/users/{id}/restore              platform admin: undo a deletion
 //	GET    /v1/admin/users                           platform admin: every user, ?limit&after
 //	PUT    /v1/admin/users/{id}/status               platform admin: {status: active|disabled}
+//	GET    /v1/admin/teams                           platform admin: every team, ?limit&after
 //	GET    /v1/templates                             templates
 //	POST   /v1/hosts/sandbox-events                  host token: an agent's event
 //	*      /proxy/{id}/{port}/{path...}              HTTP to a port of a capsule
@@ -186,6 +187,7 @@ func (s *Server) routes() []route {
 		{"POST /v1/admin/users/{id}/restore", s.platformAdmin(s.restoreUser), ""},
 		{"GET /v1/admin/users", s.platformAdmin(s.listUsers), ""},
 		{"PUT /v1/admin/users/{id}/status", s.platformAdmin(s.setUserStatus), ""},
+		{"GET /v1/admin/teams", s.platformAdmin(s.listAllTeams), ""},
 		{"GET /v1/templates", a(s.listTemplates), ""},
 		{"POST /v1/hosts/sandbox-events", s.hostAuthenticated(s.hostEvent), ""},
 		{"* /proxy/{id}/{port}/{path...}", a(s.serveProxy), "/proxy/"},

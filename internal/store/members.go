@@ -51,6 +51,11 @@ type Teams interface {
 	// ErrAlreadyExists, a team of maxMembers members ErrExhausted.
 	AcceptInvitation(ctx context.Context, id, userID string, now time.Time, maxMembers int) (Invitation, error)
 
+	// ListTeams lists, by ID, at most limit teams whose ID is after after
+	// ("" from the start), each with its owner's user ID and its number
+	// of members. A limit outside 1 to 1000 is 1000.
+	ListTeams(ctx context.Context, after string, limit int) ([]TeamSummary, error)
+
 	// SetSessionTeam makes a user's session act for another team the
 	// user belongs to; a team it does not belong to is ErrNotFound.
 	SetSessionTeam(ctx context.Context, userID, sessionID, teamID string) error
@@ -60,6 +65,13 @@ type Teams interface {
 type Member struct {
 	User User
 	Role Role
+}
+
+// TeamSummary is a team as the platform's admins list it.
+type TeamSummary struct {
+	Team    Team
+	OwnerID string // "" if the owner was purged
+	Members int
 }
 
 // TeamPolicy is what a team's owner and admins decide for it.

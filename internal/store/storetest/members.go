@@ -218,3 +218,19 @@ func testInvitationRace(t *testing.T, s store.Store) {
 		t.Errorf("%d concurrent invitations with a limit of %d: %d created, %d listed (%v)", n, limit, ok.Load(), len(invs), err)
 	}
 }
+
+func testListTeams(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	owner(t, s, "olga", "t2")
+	owner(t, s, "bob", "t1")
+	owner(t, s, "cy", "t3")
+	join(t, s, "t2", "bob", store.RoleMember)
+	got, err := s.ListTeams(ctx, "", 2)
+	if err != nil || len(got) != 2 || got[0].Team.ID != "t1" || got[0].OwnerID != "bob" || got[0].Members != 1 ||
+		got[1].Team.ID != "t2" || got[1].OwnerID != "olga" || got[1].Members != 2 || !got[1].Team.CreatedAt.Equal(t0) {
+		t.Errorf("ListTeams(first 2) = %+v, %v", got, err)
+	}
+	if rest, err := s.ListTeams(ctx, "t2", 2); err != nil || len(rest) != 1 || rest[0].Team.ID != "t3" {
+		t.Errorf("ListTeams(after t2) = %+v, %v", rest, err)
+	}
+}

@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Members", testMembers},
 		{"Invitations", testInvitations},
 		{"InvitationRace", testInvitationRace},
+		{"ListTeams", testListTeams},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newStore(t)) })
 	}
