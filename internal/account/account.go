@@ -147,9 +147,15 @@ func checkPassword(p string) error {
 
 // SignUp creates an unverified account for email and mails it a
 // verification link. Its answer is the same whether or not the email is
-// taken, so that sign-up cannot tell who has an account: a taken,
-// unverified email gets a new link (the password given is ignored), a
-// verified one a notice.
+// taken, so that sign-up cannot tell who has an account: a verified email
+// gets a notice; an unverified one takes the new password and a new link,
+// and every earlier link stops working.
+//
+// The last point defeats pre-registration: someone who signs up with
+// another's email first knows a password of the account that email's
+// owner would verify. The owner's own sign-up replaces that password, and
+// voids the link mailed to the squatter's sign-up (a link names the
+// password version it verifies).
 func (s *Service) SignUp(ctx context.Context, email, password, name string) error {
 	email, err := NormalizeEmail(email)
 	if err != nil {
@@ -170,16 +176,17 @@ func (s *Service) SignUp(ctx context.Context, email, password, name string) erro
 	u := store.User{ID: newID("usr_"), Email: email, Name: name, CreatedAt: now}
 	err = s.store.CreateAccount(ctx, u, store.Account{UserID: u.ID, PasswordHash: string(hash), Status: store.AccountActive, CreatedAt: now})
 	if errors.Is(err, errdefs.ErrAlreadyExists) {
-		return s.signUpTaken(ctx, email)
+		return s.signUpTaken(ctx, email, string(hash))
 	}
 	if err != nil {
 		return fmt.Errorf("sign up: %w", err)
 	}
-	return s.sendVerify(ctx, u)
+	return s.sendVerify(ctx, u, 0)
 }
 
-// signUpTaken answers a sign-up for an email that has a user.
-func (s *Service) signUpTaken(ctx context.Context, email string) error {
+// signUpTaken answers a sign-up for an email that has a user; hash is the
+// new password's.
+func (s *Service) signUpTaken(ctx context.Context, email, hash string) error {
 	u, a, err := s.store.AccountByEmail(ctx, email)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return nil // a user without an account (the bootstrap admin): nothing to say
@@ -188,13 +195,18 @@ func (s *Service) signUpTaken(ctx context.Context, email string) error {
 		return fmt.Errorf("sign up: %w", err)
 	}
 	if a.VerifiedAt == nil && a.Status == store.AccountActive {
-		return s.sendVerify(ctx, u)
+		if err := s.store.SetPassword(ctx, u.ID, hash, a.PasswordVersion); err != nil {
+			return fmt.Errorf("sign up again: %w", err)
+		}
+		return s.sendVerify(ctx, u, a.PasswordVersion+1)
 	}
 	return s.send(ctx, noticeTaken(u.Email, s.cfg.PublicURL))
 }
 
-func (s *Service) sendVerify(ctx context.Context, u store.User) error {
-	tok := SignLink(s.cfg.LinkKey, Link{Purpose: PurposeVerify, Subject: u.ID, Expires: s.cfg.Now().Add(s.cfg.VerifyTTL)})
+// sendVerify mails u a link that verifies its account while its password
+// is at version.
+func (s *Service) sendVerify(ctx context.Context, u store.User, version int64) error {
+	tok := SignLink(s.cfg.LinkKey, Link{Purpose: PurposeVerify, Subject: u.ID, Expires: s.cfg.Now().Add(s.cfg.VerifyTTL), Version: version})
 	return s.send(ctx, verifyMail(u.Email, s.cfg.PublicURL, tok, s.cfg.VerifyTTL))
 }
 
@@ -214,12 +226,15 @@ func (s *Service) Verify(ctx context.Context, token string) (store.User, error) 
 	if err != nil {
 		return store.User{}, err
 	}
-	u, _, err := s.store.GetAccount(ctx, l.Subject)
+	u, a, err := s.store.GetAccount(ctx, l.Subject)
 	if errors.Is(err, errdefs.ErrNotFound) {
 		return store.User{}, errdefs.Invalid("link token: the account is gone")
 	}
 	if err != nil {
 		return store.User{}, err
+	}
+	if a.VerifiedAt == nil && a.PasswordVersion != l.Version {
+		return store.User{}, errdefs.Invalid("link token: replaced by a later sign-up; use the newest link")
 	}
 	now := s.cfg.Now().UTC()
 	name := u.Name

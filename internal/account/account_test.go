@@ -225,15 +225,27 @@ func TestSignUpTaken(t *testing.T) {
 	if _, err := e.svc.LogIn(ctx, "ada@example.com", "another password"); err == nil {
 		t.Error("a second sign-up changed the password")
 	}
-	// Unverified: a second sign-up mails a new link.
+	// Unverified: a second sign-up takes over. A squatter signs up with
+	// bob's email first; bob's own sign-up replaces the squatter's
+	// password and voids the squatter's link.
+	if err := e.svc.SignUp(ctx, "bob@example.com", "squatter password", ""); err != nil {
+		t.Fatal(err)
+	}
+	squatterLink := token(t, e.mail.last(t, "bob@example.com"))
 	if err := e.svc.SignUp(ctx, "bob@example.com", "bob password", ""); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.svc.SignUp(ctx, "bob@example.com", "bob password", ""); err != nil {
-		t.Fatal(err)
+	if _, err := e.svc.Verify(ctx, squatterLink); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("Verify with the link of a replaced sign-up: %v, want invalid", err)
 	}
 	if _, err := e.svc.Verify(ctx, token(t, e.mail.last(t, "bob@example.com"))); err != nil {
-		t.Errorf("Verify with the resent link: %v", err)
+		t.Errorf("Verify with the newest link: %v", err)
+	}
+	if _, err := e.svc.LogIn(ctx, "bob@example.com", "squatter password"); err == nil {
+		t.Error("the squatter's password works after bob's own sign-up")
+	}
+	if _, err := e.svc.LogIn(ctx, "bob@example.com", "bob password"); err != nil {
+		t.Errorf("bob's password: %v", err)
 	}
 	for _, tc := range []struct{ email, password, name string }{
 		{"x", "long enough", ""},
