@@ -194,28 +194,69 @@ func testInvitations(t *testing.T, s store.Store) {
 	}
 }
 
-// Concurrent invitations for one team: the pending limit holds.
+// Concurrent invitations for one team: the pending limit holds, round
+// after round (each with its own team).
 func testInvitationRace(t *testing.T, s store.Store) {
-	owner(t, s, "olga", "t1")
-	const n, limit = 12, 5
-	var ok atomic.Int32
-	var wg sync.WaitGroup
-	for i := range n {
-		wg.Go(func() {
-			inv := store.Invitation{ID: fmt.Sprintf("i%d", i), TeamID: "t1", Email: fmt.Sprintf("u%d@example.com", i), Role: store.RoleMember, CreatedAt: t0, ExpiresAt: at(10)}
-			err := s.CreateInvitation(t.Context(), inv, limit, t0)
-			switch {
-			case err == nil:
-				ok.Add(1)
-			case !errors.Is(err, errdefs.ErrExhausted):
-				t.Errorf("CreateInvitation(%s): %v", inv.ID, err)
-			}
-		})
+	const rounds, n, limit = 5, 24, 5
+	for r := range rounds {
+		team := fmt.Sprintf("t%d", r)
+		owner(t, s, fmt.Sprintf("o%d", r), team)
+		var ok atomic.Int32
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				inv := store.Invitation{ID: fmt.Sprintf("i%d_%d", r, i), TeamID: team, Email: fmt.Sprintf("u%d@example.com", i), Role: store.RoleMember, CreatedAt: t0, ExpiresAt: at(10)}
+				err := s.CreateInvitation(t.Context(), inv, limit, t0)
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case !errors.Is(err, errdefs.ErrExhausted):
+					t.Errorf("CreateInvitation(%s): %v", inv.ID, err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		invs, err := s.ListInvitations(t.Context(), team, t0)
+		if err != nil || len(invs) != limit || ok.Load() != limit {
+			t.Fatalf("round %d: %d concurrent invitations with a limit of %d: %d created, %d listed (%v)", r, n, limit, ok.Load(), len(invs), err)
+		}
 	}
-	wg.Wait()
-	invs, err := s.ListInvitations(t.Context(), "t1", t0)
-	if err != nil || len(invs) != limit || ok.Load() != limit {
-		t.Errorf("%d concurrent invitations with a limit of %d: %d created, %d listed (%v)", n, limit, ok.Load(), len(invs), err)
+}
+
+// Concurrent team creations by one owner: its limit holds. Several rounds,
+// each with its own owner: one round rarely interleaves enough to catch a
+// count taken outside a lock.
+func testOwnedTeamRace(t *testing.T, s store.Store) {
+	const rounds, n, limit = 5, 24, 3
+	for r := range rounds {
+		user := fmt.Sprintf("u%d", r)
+		if err := s.CreateUser(t.Context(), store.User{ID: user, CreatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+		var ok atomic.Int32
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		for i := range n {
+			wg.Go(func() {
+				<-start
+				err := s.CreateOwnedTeam(t.Context(), store.Team{ID: fmt.Sprintf("t%d_%d", r, i), CreatedAt: t0}, user, limit)
+				switch {
+				case err == nil:
+					ok.Add(1)
+				case !errors.Is(err, errdefs.ErrExhausted):
+					t.Errorf("CreateOwnedTeam(t%d_%d): %v", r, i, err)
+				}
+			})
+		}
+		close(start)
+		wg.Wait()
+		ms, err := s.TeamsOfUser(t.Context(), user)
+		if err != nil || len(ms) != limit || ok.Load() != limit {
+			t.Fatalf("round %d: %d concurrent creations with a limit of %d: %d created, %d owned (%v)", r, n, limit, ok.Load(), len(ms), err)
+		}
 	}
 }
 

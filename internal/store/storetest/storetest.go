@@ -59,6 +59,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"Invitations", testInvitations},
 		{"InvitationRace", testInvitationRace},
 		{"ListTeams", testListTeams},
+		{"OwnedTeamRace", testOwnedTeamRace},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newStore(t)) })
 	}
