@@ -122,9 +122,6 @@ func New(cfg Config) (*Service, error) {
 	return &Service{cfg: cfg, log: cfg.Logger, store: cfg.Store, dummyHash: dummy}, nil
 }
 
-// Grace is how long a deleted account can be restored.
-func (s *Service) Grace() time.Duration { return s.cfg.Grace }
-
 // NormalizeEmail returns email trimmed and lower-cased if it is one plain
 // address, else an error of kind ErrInvalid. Emails are stored normalised,
 // so one mailbox has one account.

@@ -199,7 +199,7 @@ func (s *Service) send(ctx context.Context, m mail.Message) error {
 	return nil
 }
 
-// signLink and parseLink sign and check invitation links.
+// signLink signs an invitation's link; Accept checks it.
 func (s *Service) signLink(id string, expires time.Time) string {
 	return account.SignLink(s.cfg.LinkKey, account.Link{Purpose: account.PurposeInvite, Subject: id, Expires: expires})
 }
