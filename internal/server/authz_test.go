@@ -126,6 +126,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"GET /v1/teams/{id}/members":              {method: "GET", path: "/v1/teams/team_a/members", other: 404, valid: 200},
 		"PATCH /v1/teams/{id}/members/{user}":     {method: "PATCH", path: "/v1/teams/team_a/members/u_team_a", body: `{"role":"member"}`, other: 404, valid: 409},
 		"DELETE /v1/teams/{id}/members/{user}":    {method: "DELETE", path: "/v1/teams/team_a/members/u_team_a", other: 404, valid: 409},
+		"PUT /v1/teams/{id}/owner":                {method: "PUT", path: "/v1/teams/team_a/owner", body: `{"user_id":"u_team_b"}`, other: 404, valid: 404},
 		"POST /v1/teams/{id}/invitations":         {method: "POST", path: "/v1/teams/team_a/invitations", body: `{"email":"new@example.com"}`, other: 404, valid: 201},
 		"GET /v1/teams/{id}/invitations":          {method: "GET", path: "/v1/teams/team_a/invitations", other: 404, valid: 200},
 		"DELETE /v1/teams/{id}/invitations/{inv}": {method: "DELETE", path: "/v1/teams/team_a/invitations/" + invID, other: 404, valid: 204},

@@ -50,6 +50,7 @@ import (
 //	GET    /v1/teams/{id}/members                    members and roles (any member)
 //	PATCH  /v1/teams/{id}/members/{user}             {role}: admin or member (owner, admins)
 //	DELETE /v1/teams/{id}/members/{user}             remove (owner, admins; or oneself); never the owner
+//	PUT    /v1/teams/{id}/owner                      {user_id}: hand the team to a member (owner)
 //	POST   /v1/teams/{id}/invitations                201 mail an invitation {email, role} (owner, admins)
 //	GET    /v1/teams/{id}/invitations                pending invitations (owner, admins)
 //	DELETE /v1/teams/{id}/invitations/{inv}          withdraw (owner, admins)
@@ -177,6 +178,7 @@ func (s *Server) routes() []route {
 		{"GET /v1/teams/{id}/members", a(s.listMembers), ""},
 		{"PATCH /v1/teams/{id}/members/{user}", a(s.setMemberRole), ""},
 		{"DELETE /v1/teams/{id}/members/{user}", a(s.removeMember), ""},
+		{"PUT /v1/teams/{id}/owner", a(s.transferTeam), ""},
 		{"POST /v1/teams/{id}/invitations", a(s.invite), ""},
 		{"GET /v1/teams/{id}/invitations", a(s.listInvitations), ""},
 		{"DELETE /v1/teams/{id}/invitations/{inv}", a(s.withdrawInvitation), ""},

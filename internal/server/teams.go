@@ -180,6 +180,26 @@ func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// transferTeam hands a team to another member; the owner becomes an admin.
+func (s *Server) transferTeam(w http.ResponseWriter, r *http.Request) {
+	s.teamCall(w, r, func(svc *teamsvc.Service, user string) error {
+		var req struct {
+			UserID string `json:"user_id"`
+		}
+		if err := s.decodeJSON(w, r, &req, false); err != nil {
+			return err
+		}
+		if err := svc.Transfer(r.Context(), user, r.PathValue("id"), req.UserID); err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, struct {
+			TeamID  string `json:"team_id"`
+			OwnerID string `json:"owner_id"`
+		}{r.PathValue("id"), req.UserID})
+		return nil
+	})
+}
+
 func (s *Server) invite(w http.ResponseWriter, r *http.Request) {
 	s.teamCall(w, r, func(svc *teamsvc.Service, user string) error {
 		var req struct {

@@ -109,10 +109,31 @@ func TestTeamFlow(t *testing.T) {
 	if code, _ := e.call(t, "GET", "/v1/capsules", mia.AccessToken, "", nil); code != 401 {
 		t.Errorf("a removed member's session: %d, want 401", code)
 	}
-	var list struct {
-		Members []struct{ UserID, Role string } `json:"members"`
+	// Handing the team over: the owner alone may, to a member; the
+	// former owner is an admin and may then leave.
+	if code, b := e.call(t, "PUT", "/v1/teams/"+tm.ID+"/owner", olga.AccessToken, fmt.Sprintf(`{"user_id":%q}`, zed.UserID), nil); code != 404 {
+		t.Errorf("hand over to a non-member: %d %s, want 404", code, b)
 	}
-	if code, _ := e.call(t, "GET", "/v1/teams/"+tm.ID+"/members", olga.AccessToken, "", &list); code != 200 || len(list.Members) != 1 || list.Members[0].Role != "owner" {
+	e.call(t, "POST", "/v1/teams/"+tm.ID+"/invitations", olga.AccessToken, `{"email":"zed@example.com","role":"admin"}`, nil)
+	if code, b := e.call(t, "POST", "/v1/invitations/accept", zed.AccessToken, fmt.Sprintf(`{"token":%q}`, box.token(t, "zed@example.com")), nil); code != 200 {
+		t.Fatalf("zed accepts: %d %s", code, b)
+	}
+	if code, _ := e.call(t, "PUT", "/v1/teams/"+tm.ID+"/owner", zed.AccessToken, fmt.Sprintf(`{"user_id":%q}`, zed.UserID), nil); code != 403 {
+		t.Errorf("an admin takes the team: %d, want 403", code)
+	}
+	if code, b := e.call(t, "PUT", "/v1/teams/"+tm.ID+"/owner", olga.AccessToken, fmt.Sprintf(`{"user_id":%q}`, zed.UserID), nil); code != 200 {
+		t.Fatalf("hand over to zed: %d %s", code, b)
+	}
+	if code, b := e.call(t, "DELETE", "/v1/teams/"+tm.ID+"/members/"+olga.UserID, olga.AccessToken, "", nil); code != 204 {
+		t.Fatalf("the former owner leaves: %d %s", code, b)
+	}
+	var list struct {
+		Members []struct {
+			UserID string `json:"user_id"`
+			Role   string `json:"role"`
+		} `json:"members"`
+	}
+	if code, _ := e.call(t, "GET", "/v1/teams/"+tm.ID+"/members", zed.AccessToken, "", &list); code != 200 || len(list.Members) != 1 || list.Members[0].UserID != zed.UserID || list.Members[0].Role != "owner" {
 		t.Errorf("members at the end: %d %+v", code, list)
 	}
 }

@@ -26,6 +26,11 @@ type Teams interface {
 	// (ErrConflict).
 	RemoveMember(ctx context.Context, teamID, userID string) error
 
+	// TransferOwnership makes member to the owner of a team and its
+	// owner from an admin, in one transaction. from must be the owner
+	// (else ErrConflict) and to a member (else ErrNotFound).
+	TransferOwnership(ctx context.Context, teamID, from, to string) error
+
 	// TeamPolicy returns a team's settings; a team without any gets the
 	// zero TeamPolicy.
 	TeamPolicy(ctx context.Context, teamID string) (TeamPolicy, error)

@@ -156,6 +156,19 @@ func (s *Service) Remove(ctx context.Context, actor, teamID, userID string) erro
 	return s.store.RemoveMember(ctx, teamID, userID)
 }
 
+// Transfer makes a member the team's owner, for the owner alone, who
+// becomes an admin.
+func (s *Service) Transfer(ctx context.Context, actor, teamID, to string) error {
+	r, err := s.role(ctx, teamID, actor)
+	if err != nil {
+		return err
+	}
+	if r != store.RoleOwner {
+		return errdefs.Permission("only the team's owner may hand it over")
+	}
+	return s.store.TransferOwnership(ctx, teamID, actor, to)
+}
+
 // Policy returns a team's settings, for any member.
 func (s *Service) Policy(ctx context.Context, actor, teamID string) (store.TeamPolicy, error) {
 	if _, err := s.role(ctx, teamID, actor); err != nil {

@@ -245,3 +245,32 @@ func TestCreateTeams(t *testing.T) {
 		t.Errorf("Create past the limit: %v, want exhausted", err)
 	}
 }
+
+func TestTransfer(t *testing.T) {
+	e := newEnv(t)
+	ctx := t.Context()
+	tm, err := e.svc.Create(ctx, "olga", "Olga's")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.join(t, "olga", tm.ID, "adam", store.RoleAdmin)
+	for _, tc := range []struct {
+		name      string
+		actor, to string
+		kind      error
+	}{
+		{"an admin takes it", "adam", "adam", errdefs.ErrPermission},
+		{"an outsider", "zed", "zed", errdefs.ErrNotFound},
+		{"to a non-member", "olga", "zed", errdefs.ErrNotFound},
+		{"to an admin", "olga", "adam", nil},
+		{"the former owner again", "olga", "olga", errdefs.ErrPermission},
+	} {
+		if err := e.svc.Transfer(ctx, tc.actor, tm.ID, tc.to); !isKind(err, tc.kind) {
+			t.Errorf("%s: %v, want %v", tc.name, err, tc.kind)
+		}
+	}
+	ms, _ := e.svc.Members(ctx, "adam", tm.ID)
+	if len(ms) != 2 || ms[0].User.ID != "adam" || ms[0].Role != store.RoleOwner || ms[1].Role != store.RoleAdmin {
+		t.Errorf("members after the transfer: %+v", ms)
+	}
+}

@@ -126,6 +126,43 @@ func (s *Store) RemoveMember(ctx context.Context, teamID, userID string) error {
 	return nil
 }
 
+// TransferOwnership swaps the owner's role with a member's.
+func (s *Store) TransferOwnership(ctx context.Context, teamID, from, to string) error {
+	if from == to {
+		return errdefs.Invalid("transfer team %s: %s is the owner already", teamID, to)
+	}
+	err := s.inTx(ctx, func(tx conn) error {
+		if err := s.lockRow(ctx, tx, "teams", teamID); err != nil {
+			return err
+		}
+		res, err := tx.exec(ctx, "UPDATE team_members SET role = ? WHERE team_id = ? AND user_id = ? AND role = ?",
+			string(store.RoleAdmin), teamID, from, string(store.RoleOwner))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != 1 {
+			return errdefs.Conflict("user %s is not the owner of team %s", from, teamID)
+		}
+		res, err = tx.exec(ctx, "UPDATE team_members SET role = ? WHERE team_id = ? AND user_id = ?",
+			string(store.RoleOwner), teamID, to)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != 1 {
+			return errdefs.NotFound("user %s is not a member of team %s", to, teamID)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("transfer team %s to %s: %w", teamID, to, err)
+	}
+	return nil
+}
+
 // ownerOrMissing explains a change to a member that changed nothing.
 func (s *Store) ownerOrMissing(ctx context.Context, teamID, userID, what string) error {
 	r, err := s.MemberRole(ctx, teamID, userID)

@@ -275,3 +275,40 @@ func testListTeams(t *testing.T, s store.Store) {
 		t.Errorf("ListTeams(after t2) = %+v, %v", rest, err)
 	}
 }
+
+func testTransferOwnership(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	owner(t, s, "olga", "t1")
+	for _, u := range []string{"mia", "zed"} {
+		if err := s.CreateUser(ctx, store.User{ID: u, CreatedAt: t0}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	join(t, s, "t1", "mia", store.RoleMember)
+	for _, tc := range []struct {
+		from, to string
+		kind     error
+	}{
+		{"mia", "olga", errdefs.ErrConflict}, // mia is not the owner
+		{"olga", "zed", errdefs.ErrNotFound}, // zed is not a member
+		{"olga", "olga", errdefs.ErrInvalid},
+	} {
+		if err := s.TransferOwnership(ctx, "t1", tc.from, tc.to); !errors.Is(err, tc.kind) {
+			t.Errorf("TransferOwnership(%s to %s) = %v, want %v", tc.from, tc.to, err, tc.kind)
+		}
+	}
+	if r, _ := s.MemberRole(ctx, "t1", "olga"); r != store.RoleOwner {
+		t.Errorf("a refused transfer changed the owner's role to %q", r)
+	}
+	if err := s.TransferOwnership(ctx, "t1", "olga", "mia"); err != nil {
+		t.Fatal(err)
+	}
+	for user, want := range map[string]store.Role{"olga": store.RoleAdmin, "mia": store.RoleOwner} {
+		if r, _ := s.MemberRole(ctx, "t1", user); r != want {
+			t.Errorf("after the transfer %s is %q, want %q", user, r, want)
+		}
+	}
+	if err := s.RemoveMember(ctx, "t1", "olga"); err != nil {
+		t.Errorf("the former owner cannot be removed: %v", err)
+	}
+}

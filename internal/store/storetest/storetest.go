@@ -60,6 +60,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"InvitationRace", testInvitationRace},
 		{"ListTeams", testListTeams},
 		{"OwnedTeamRace", testOwnedTeamRace},
+		{"TransferOwnership", testTransferOwnership},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newStore(t)) })
 	}
