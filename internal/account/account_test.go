@@ -432,3 +432,31 @@ func TestDisableEnable(t *testing.T) {
 		t.Errorf("keys after Disable and Enable = %+v, want k2 (made by nobody) alone", ks)
 	}
 }
+
+func TestChangePassword(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := t.Context()
+	ada := e.signUp(t, "ada@example.com", "old password")
+	tok, err := e.svc.LogIn(ctx, "ada@example.com", "old password")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.ChangePassword(ctx, ada.ID, "wrong password", "new password"); !errors.Is(err, errdefs.ErrPermission) {
+		t.Errorf("with a wrong current password: %v, want permission denied", err)
+	}
+	if err := e.svc.ChangePassword(ctx, ada.ID, "old password", "short"); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("to a short password: %v, want invalid", err)
+	}
+	if err := e.svc.ChangePassword(ctx, ada.ID, "old password", "new password"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.svc.Authenticate(ctx, tok.AccessToken); err == nil {
+		t.Error("a session survived the password change")
+	}
+	if _, err := e.svc.LogIn(ctx, "ada@example.com", "old password"); err == nil {
+		t.Error("the old password still works")
+	}
+	if _, err := e.svc.LogIn(ctx, "ada@example.com", "new password"); err != nil {
+		t.Errorf("the new password: %v", err)
+	}
+}

@@ -64,3 +64,27 @@ func (s *Service) ResetPassword(ctx context.Context, token, password string) err
 	}
 	return err
 }
+
+// ChangePassword replaces the password of a signed-in user who knows the
+// current one. Every session of the user ends, the one asking too.
+func (s *Service) ChangePassword(ctx context.Context, userID, current, next string) error {
+	if err := checkPassword(next); err != nil {
+		return err
+	}
+	_, a, err := s.store.GetAccount(ctx, userID)
+	if err != nil {
+		return err
+	}
+	if bcrypt.CompareHashAndPassword([]byte(a.PasswordHash), []byte(current)) != nil {
+		return errdefs.Permission("the current password is wrong")
+	}
+	hash, err := bcrypt.GenerateFromPassword([]byte(next), s.cfg.BcryptCost)
+	if err != nil {
+		return fmt.Errorf("change password: %w", err)
+	}
+	err = s.store.SetPassword(ctx, userID, string(hash), a.PasswordVersion)
+	if errors.Is(err, errdefs.ErrConflict) {
+		return errdefs.Conflict("the password changed meanwhile; log in again")
+	}
+	return err
+}

@@ -294,3 +294,41 @@ func (s *Server) deleteMe(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusAccepted, deletedBody{Status: string(store.AccountDeleted), PurgeAfter: after})
 }
+
+// changePassword sets a new password for the session's user, who gives
+// the current one; every session of the user ends, this one too.
+func (s *Server) changePassword(w http.ResponseWriter, r *http.Request) {
+	acc, err := s.accounts()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	sess, err := sessionOf(r, "changing a password")
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req struct {
+		Current string `json:"current_password"`
+		New     string `json:"new_password"`
+	}
+	if err := s.decodeJSON(w, r, &req, false); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	// A stolen session guessing the password is limited like a log-in.
+	u, err := s.store.GetUser(r.Context(), sess.UserID)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := s.authLimits.allow(r, u.Email); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := acc.ChangePassword(r.Context(), sess.UserID, req.Current, req.New); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}

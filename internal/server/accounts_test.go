@@ -171,6 +171,19 @@ func TestSessionFlow(t *testing.T) {
 			t.Errorf("%s: %d %s, want 401 unauthenticated", tc.name, code, b)
 		}
 	}
+	// A password change needs the current password, and ends the session.
+	if code, b := e.call(t, "POST", "/v1/auth/password", next.AccessToken, `{"current_password":"wrong one","new_password":"another long one"}`, nil); code != 403 {
+		t.Errorf("change password with a wrong current one: %d %s, want 403", code, b)
+	}
+	if code, b := e.call(t, "POST", "/v1/auth/password", next.AccessToken, `{"current_password":"long enough","new_password":"another long one"}`, nil); code != 204 {
+		t.Fatalf("change password: %d %s", code, b)
+	}
+	if code, _ := e.call(t, "GET", "/v1/capsules", next.AccessToken, "", nil); code != 401 {
+		t.Errorf("the session after a password change: %d, want 401", code)
+	}
+	if code, b := e.call(t, "POST", "/v1/auth/login", "", `{"email":"ada@example.com","password":"another long one"}`, &next); code != 200 {
+		t.Fatalf("log in with the new password: %d %s", code, b)
+	}
 	if code, b := e.call(t, "POST", "/v1/auth/logout", next.AccessToken, "", nil); code != 204 {
 		t.Fatalf("log out: %d %s", code, b)
 	}

@@ -109,8 +109,9 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"POST /v1/auth/password-reset":         {method: "POST", path: "/v1/auth/password-reset", body: `{"email":"matrix@example.com"}`, valid: 202, public: true},
 		"POST /v1/auth/password-reset/confirm": {method: "POST", path: "/v1/auth/password-reset/confirm", body: `{"token":"reset.usr_x.1.0.bad","password":"long enough"}`, valid: 400, public: true},
 		// Log-out and deleting oneself take a session: an API key is 400.
-		"POST /v1/auth/logout": {method: "POST", path: "/v1/auth/logout", other: 400, valid: 400},
-		"DELETE /v1/users/me":  {method: "DELETE", path: "/v1/users/me", other: 400, valid: 400},
+		"POST /v1/auth/password": {method: "POST", path: "/v1/auth/password", body: `{"current_password":"x","new_password":"long enough"}`, other: 400, valid: 400},
+		"POST /v1/auth/logout":   {method: "POST", path: "/v1/auth/logout", other: 400, valid: 400},
+		"DELETE /v1/users/me":    {method: "DELETE", path: "/v1/users/me", other: 400, valid: 400},
 		// Platform admin routes: a team's key is no admin (the sessions
 		// of admins and non-admins: TestAdminRoutes).
 		"PUT /v1/admin/users/{id}/admin":    {method: "PUT", path: "/v1/admin/users/u_team_a/admin", body: `{"admin":true}`, other: 403, valid: 403},

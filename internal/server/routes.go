@@ -41,6 +41,7 @@ import (
 //	POST   /v1/auth/login                            no auth: a session's access and refresh tokens
 //	POST   /v1/auth/refresh                          no auth: new tokens for a refresh token
 //	POST   /v1/auth/logout                           session: ends it
+//	POST   /v1/auth/password                         session: a new password, given the current one
 //	POST   /v1/auth/password-reset                   no auth: 202, mails a reset token
 //	POST   /v1/auth/password-reset/confirm           no auth: a new password with the token
 //	DELETE /v1/users/me                              session: 202 soft delete (15-day grace)
@@ -169,6 +170,7 @@ func (s *Server) routes() []route {
 		{"POST /v1/auth/login", s.logIn, ""},
 		{"POST /v1/auth/refresh", s.refreshSession, ""},
 		{"POST /v1/auth/logout", a(s.logOut), ""},
+		{"POST /v1/auth/password", a(s.changePassword), ""},
 		{"POST /v1/auth/password-reset", s.requestReset, ""},
 		{"POST /v1/auth/password-reset/confirm", s.confirmReset, ""},
 		{"DELETE /v1/users/me", a(s.deleteMe), ""},
