@@ -2,7 +2,6 @@ package team
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
 	"html"
@@ -13,8 +12,6 @@ import (
 	"nestbox.dev/internal/mail"
 	"nestbox.dev/internal/store"
 )
-
-func randText() string { return rand.Text()[:16] }
 
 // Invite mails email an invitation to join teamID with role (admin or
 // member), for the owner and admins. The invitation is stored before the

@@ -8,6 +8,7 @@ package team
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -86,6 +87,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	return &Service{cfg: cfg, store: cfg.Store}, nil
 }
+
+// randText is 16 random characters for IDs.
+func randText() string { return rand.Text()[:16] }
 
 // role is actor's role in teamID. A team the actor is not in is not found,
 // as if it did not exist: no one learns of another's teams.
