@@ -460,3 +460,61 @@ func TestChangePassword(t *testing.T) {
 		t.Errorf("the new password: %v", err)
 	}
 }
+
+// A purged owner's teams go to their first admin, else their first
+// member; a team with no one else stays without an owner.
+func TestPurgeHandsTeamsOver(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx := t.Context()
+	olga := e.signUp(t, "olga@example.com", "olga password")
+	for _, u := range []string{"b_member", "c_admin", "a_member"} {
+		if err := e.store.CreateUser(ctx, store.User{ID: u, CreatedAt: e.clock.Now()}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	teams := []struct {
+		id      string
+		members map[string]store.Role
+		want    string
+	}{
+		{"t_admin", map[string]store.Role{"b_member": store.RoleMember, "c_admin": store.RoleAdmin, "a_member": store.RoleMember}, "c_admin"},
+		{"t_members", map[string]store.Role{"b_member": store.RoleMember, "a_member": store.RoleMember}, "a_member"},
+		{"t_alone", nil, ""},
+	}
+	for _, tm := range teams {
+		if err := e.store.CreateTeam(ctx, store.Team{ID: tm.id, Name: tm.id, CreatedAt: e.clock.Now()}, olga.ID); err != nil {
+			t.Fatal(err)
+		}
+		for u, r := range tm.members {
+			inv := store.Invitation{ID: "inv_" + tm.id + u, TeamID: tm.id, Email: u + "@example.com", Role: r, CreatedAt: e.clock.Now(), ExpiresAt: e.clock.Now().Add(time.Hour)}
+			if err := e.store.CreateInvitation(ctx, inv, 10, e.clock.Now()); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := e.store.AcceptInvitation(ctx, inv.ID, u, e.clock.Now(), 0); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if _, err := e.svc.Delete(ctx, olga.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(account.DefaultGrace + time.Second)
+	if n, err := e.svc.Purge(ctx); err != nil || n != 1 {
+		t.Fatalf("Purge = %d, %v", n, err)
+	}
+	for _, tm := range teams {
+		ms, err := e.store.Members(ctx, tm.id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		owner := ""
+		for _, m := range ms {
+			if m.Role == store.RoleOwner {
+				owner = m.User.ID
+			}
+		}
+		if owner != tm.want {
+			t.Errorf("team %s after the purge: owner %q, want %q (%+v)", tm.id, owner, tm.want, ms)
+		}
+	}
+}

@@ -73,6 +73,9 @@ func (s *Service) purgeOne(ctx context.Context, id string, cutoff time.Time) err
 			return fmt.Errorf("before purge: %w", err)
 		}
 	}
+	if err := s.handOver(ctx, id); err != nil {
+		return err
+	}
 	if err := s.store.PurgeUser(ctx, id, cutoff); err != nil {
 		return err
 	}
@@ -81,6 +84,46 @@ func (s *Service) purgeOne(ctx context.Context, id string, cutoff time.Time) err
 		if err := s.send(ctx, goneMail(u.Email)); err != nil {
 			s.log.Warn("mail purged account", "user", id, "err", err)
 		}
+	}
+	return nil
+}
+
+// handOver gives each team the user owns to a successor, its first admin,
+// else its first member (by user ID), so that no team with people in it
+// is left without an owner. A team with no one else stays, ownerless.
+func (s *Service) handOver(ctx context.Context, userID string) error {
+	ms, err := s.store.TeamsOfUser(ctx, userID)
+	if err != nil {
+		return err
+	}
+	for _, m := range ms {
+		if m.Role != store.RoleOwner {
+			continue
+		}
+		members, err := s.store.Members(ctx, m.Team.ID)
+		if err != nil {
+			return err
+		}
+		successor := ""
+		for _, x := range members {
+			if x.User.ID == userID {
+				continue
+			}
+			if x.Role == store.RoleAdmin {
+				successor = x.User.ID
+				break
+			}
+			if successor == "" {
+				successor = x.User.ID
+			}
+		}
+		if successor == "" {
+			continue
+		}
+		if err := s.store.TransferOwnership(ctx, m.Team.ID, userID, successor); err != nil {
+			return fmt.Errorf("hand team %s over: %w", m.Team.ID, err)
+		}
+		s.log.Info("team handed over from a purged owner", "team", m.Team.ID, "owner", successor)
 	}
 	return nil
 }
