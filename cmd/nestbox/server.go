@@ -47,6 +47,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.DurationVar(&heartbeat, "heartbeat-interval", fleet.DefaultHeartbeatInterval, "how often a fleet's agents heartbeat; a host is unreachable after three intervals without one")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	lf := registerLimitFlags(fs, true)
+	mf := registerMailFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -122,6 +123,10 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
+	accounts, teams, err := newAccounts(dataDir, publicURL, st, mf, log)
+	if err != nil {
+		return err
+	}
 	ccfg := controlplane.Config{
 		Store:             st,
 		Events:            ev,
@@ -131,6 +136,8 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Domain:            domain,
 		Limits:            limits,
 		PublicURL:         publicURL,
+		Accounts:          accounts,
+		Teams:             teams,
 	}
 	if agentURL != "" {
 		ccfg.Hosts = controlplane.NewSingleHost(controlplane.HostConfig{ID: "local", URL: agentURL, Token: agentToken, TLS: agentTLS})

@@ -15,12 +15,14 @@ import (
 	"time"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/account"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/events"
 	"nestbox.dev/internal/fleet"
 	"nestbox.dev/internal/lifecycle"
 	"nestbox.dev/internal/server"
 	"nestbox.dev/internal/store"
+	"nestbox.dev/internal/team"
 )
 
 // Config configures a ControlPlane. Store, Events and Hosts (or Fleet)
@@ -51,6 +53,11 @@ type Config struct {
 	// ShutdownGrace is how long a stopping control plane lets background
 	// creates and destroys finish; zero means 30 s.
 	ShutdownGrace time.Duration
+	// Accounts, if not nil, serves sign-up, log-in and sessions, and its
+	// purge of deleted accounts runs with the control plane.
+	Accounts *account.Service
+	// Teams, if not nil, serves teams, members and invitations.
+	Teams *team.Service
 	// Limits are the operator's limits on tenants' capsules (per capsule,
 	// per team, egress); zero fields are lifecycle's defaults.
 	Limits lifecycle.Limits
@@ -121,6 +128,11 @@ func New(cfg Config) (*ControlPlane, error) {
 		Ready:      cfg.Ready,
 		Domain:     cfg.Domain,
 		PublicURL:  cfg.PublicURL,
+		Accounts:   cfg.Accounts,
+		Teams:      cfg.Teams,
+		// The bootstrap's key acts as platform admin while its maker,
+		// the bootstrap admin, is one.
+		PlatformTeamID: DefaultTeamID,
 	})
 	if err != nil {
 		return nil, err
@@ -137,6 +149,9 @@ func (cp *ControlPlane) Run(ctx context.Context, ln net.Listener) error {
 	wg.Go(func() { cp.forgetGone(ctx) })
 	if cp.cfg.Fleet != nil {
 		wg.Go(func() { cp.cfg.Fleet.Run(ctx) })
+	}
+	if cp.cfg.Accounts != nil {
+		wg.Go(func() { cp.cfg.Accounts.Run(ctx) })
 	}
 	err := cp.Server.Serve(ctx, ln)
 	wg.Wait()

@@ -26,22 +26,6 @@ func (s *Server) fleet() (*fleet.Registry, error) {
 	return s.cfg.Fleet, nil
 }
 
-// adminOnly wraps h so that it runs only for a platform admin: an API key
-// made by a user who is one.
-func (s *Server) adminOnly(h http.HandlerFunc) http.HandlerFunc {
-	return s.authenticated(func(w http.ResponseWriter, r *http.Request) {
-		p, _ := r.Context().Value(principalKey{}).(principal)
-		if p.Key.CreatedBy != "" {
-			u, err := s.store.GetUser(r.Context(), p.Key.CreatedBy)
-			if err == nil && u.Admin {
-				h(w, r)
-				return
-			}
-		}
-		s.writeError(w, r, errdefs.Permission("this route is for platform admins"))
-	})
-}
-
 // registerHost is POST /v1/hosts/register: an agent joins with a join
 // token (Authorization: Bearer nbj_...) and gets its host ID and agent
 // token.

@@ -38,6 +38,33 @@ import (
 //	POST   /v1/keys                                  201 create an API key
 //	GET    /v1/keys                                  list the team's keys
 //	DELETE /v1/keys/{id}                             revoke a key
+//	POST   /v1/auth/signup                           no auth: 202, mails a verification link
+//	GET    /v1/auth/verify                           no auth: ?token from the link activates the account
+//	POST   /v1/auth/login                            no auth: a session's access and refresh tokens
+//	POST   /v1/auth/refresh                          no auth: new tokens for a refresh token
+//	POST   /v1/auth/logout                           session: ends it
+//	POST   /v1/auth/password                         session: a new password, given the current one
+//	POST   /v1/auth/password-reset                   no auth: 202, mails a reset token
+//	POST   /v1/auth/password-reset/confirm           no auth: a new password with the token
+//	DELETE /v1/users/me                              session: 202 soft delete (15-day grace)
+//	POST   /v1/auth/switch                           session: act for another of the user's teams
+//	GET    /v1/teams                                 the acting user's teams and roles
+//	POST   /v1/teams                                 201 a team the user owns
+//	GET    /v1/teams/{id}/members                    members and roles (any member)
+//	PATCH  /v1/teams/{id}/members/{user}             {role}: admin or member (owner, admins)
+//	DELETE /v1/teams/{id}/members/{user}             remove (owner, admins; or oneself); never the owner
+//	PUT    /v1/teams/{id}/owner                      {user_id}: hand the team to a member (owner)
+//	POST   /v1/teams/{id}/invitations                201 mail an invitation {email, role} (owner, admins)
+//	GET    /v1/teams/{id}/invitations                pending invitations (owner, admins)
+//	DELETE /v1/teams/{id}/invitations/{inv}          withdraw (owner, admins)
+//	GET    /v1/teams/{id}/settings                   {members_mint_keys} (any member)
+//	PUT    /v1/teams/{id}/settings                   replace them (owner, admins)
+//	POST   /v1/invitations/accept                    session: {token} joins its user to the team
+//	PUT    /v1/admin/users/{id}/admin                platform admin: grant or revoke {admin}
+//	POST   /v1/admin/users/{id}/restore              platform admin: undo a deletion
+//	GET    /v1/admin/users                           platform admin: every user, ?limit&after
+//	PUT    /v1/admin/users/{id}/status               platform admin: {status: active|disabled}
+//	GET    /v1/admin/teams                           platform admin: every team, ?limit&after
 //	GET    /v1/templates                             templates (the hosts' and the team's own)
 //	POST   /v1/templates                             201 a template from a snapshot {name, from_snapshot}
 //	DELETE /v1/templates/{name}                      204 remove a template made from a snapshot
@@ -155,6 +182,33 @@ func (s *Server) routes() []route {
 		{"POST /v1/keys", a(s.createKey), ""},
 		{"GET /v1/keys", a(s.listKeys), ""},
 		{"DELETE /v1/keys/{id}", a(s.deleteKey), ""},
+		{"POST /v1/auth/signup", s.signUp, ""},
+		{"GET /v1/auth/verify", s.verifyEmail, ""},
+		{"POST /v1/auth/login", s.logIn, ""},
+		{"POST /v1/auth/refresh", s.refreshSession, ""},
+		{"POST /v1/auth/logout", a(s.logOut), ""},
+		{"POST /v1/auth/password", a(s.changePassword), ""},
+		{"POST /v1/auth/password-reset", s.requestReset, ""},
+		{"POST /v1/auth/password-reset/confirm", s.confirmReset, ""},
+		{"DELETE /v1/users/me", a(s.deleteMe), ""},
+		{"POST /v1/auth/switch", a(s.switchTeam), ""},
+		{"GET /v1/teams", a(s.listTeams), ""},
+		{"POST /v1/teams", a(s.createTeam), ""},
+		{"GET /v1/teams/{id}/members", a(s.listMembers), ""},
+		{"PATCH /v1/teams/{id}/members/{user}", a(s.setMemberRole), ""},
+		{"DELETE /v1/teams/{id}/members/{user}", a(s.removeMember), ""},
+		{"PUT /v1/teams/{id}/owner", a(s.transferTeam), ""},
+		{"POST /v1/teams/{id}/invitations", a(s.invite), ""},
+		{"GET /v1/teams/{id}/invitations", a(s.listInvitations), ""},
+		{"DELETE /v1/teams/{id}/invitations/{inv}", a(s.withdrawInvitation), ""},
+		{"GET /v1/teams/{id}/settings", a(s.getTeamSettings), ""},
+		{"PUT /v1/teams/{id}/settings", a(s.putTeamSettings), ""},
+		{"POST /v1/invitations/accept", a(s.acceptInvitation), ""},
+		{"PUT /v1/admin/users/{id}/admin", s.platformAdmin(s.setAdmin), ""},
+		{"POST /v1/admin/users/{id}/restore", s.platformAdmin(s.restoreUser), ""},
+		{"GET /v1/admin/users", s.platformAdmin(s.listUsers), ""},
+		{"PUT /v1/admin/users/{id}/status", s.platformAdmin(s.setUserStatus), ""},
+		{"GET /v1/admin/teams", s.platformAdmin(s.listAllTeams), ""},
 		{"GET /v1/templates", a(s.listTemplates), ""},
 		{"POST /v1/templates", a(s.createTemplate), ""},
 		{"DELETE /v1/templates/{name}", a(s.deleteTemplate), ""},
@@ -164,15 +218,15 @@ func (s *Server) routes() []route {
 		{"POST /v1/hosts/sandbox-events", s.hostAuthenticated(s.hostEvent), ""},
 		{"POST /v1/hosts/register", s.registerHost, ""},
 		{"POST /v1/hosts/heartbeat", s.hostAuthenticated(s.hostHeartbeat), ""},
-		{"GET /v1/admin/hosts", s.adminOnly(s.listHosts), ""},
-		{"GET /v1/admin/hosts/{id}", s.adminOnly(s.getHost), ""},
-		{"POST /v1/admin/hosts/{id}/cordon", s.adminOnly(s.setHostState(store.HostCordoned)), ""},
-		{"POST /v1/admin/hosts/{id}/uncordon", s.adminOnly(s.setHostState(store.HostActive)), ""},
-		{"POST /v1/admin/hosts/{id}/drain", s.adminOnly(s.setHostState(store.HostDraining)), ""},
-		{"DELETE /v1/admin/hosts/{id}", s.adminOnly(s.removeHost), ""},
-		{"POST /v1/admin/join-tokens", s.adminOnly(s.createJoinToken), ""},
-		{"GET /v1/admin/join-tokens", s.adminOnly(s.listJoinTokens), ""},
-		{"DELETE /v1/admin/join-tokens/{id}", s.adminOnly(s.deleteJoinToken), ""},
+		{"GET /v1/admin/hosts", s.platformAdmin(s.listHosts), ""},
+		{"GET /v1/admin/hosts/{id}", s.platformAdmin(s.getHost), ""},
+		{"POST /v1/admin/hosts/{id}/cordon", s.platformAdmin(s.setHostState(store.HostCordoned)), ""},
+		{"POST /v1/admin/hosts/{id}/uncordon", s.platformAdmin(s.setHostState(store.HostActive)), ""},
+		{"POST /v1/admin/hosts/{id}/drain", s.platformAdmin(s.setHostState(store.HostDraining)), ""},
+		{"DELETE /v1/admin/hosts/{id}", s.platformAdmin(s.removeHost), ""},
+		{"POST /v1/admin/join-tokens", s.platformAdmin(s.createJoinToken), ""},
+		{"GET /v1/admin/join-tokens", s.platformAdmin(s.listJoinTokens), ""},
+		{"DELETE /v1/admin/join-tokens/{id}", s.platformAdmin(s.deleteJoinToken), ""},
 		{"* /proxy/{id}/{port}/{path...}", a(s.serveProxy), "/proxy/"},
 	}
 }

@@ -30,12 +30,12 @@ const (
 	hostToken2 = "host-secret-2"
 )
 
-// env is a control plane over a fake host agent, with two teams and a
-// platform admin (in a third team), and a fleet registry over its store.
+// env is a control plane over a fake host agent, with two teams, and a
+// fleet registry over its store. Its platform team is team_admin, which
+// TestAuthorizationMatrix makes.
 type env struct {
 	url        string
 	keyA, keyB string
-	keyAdmin   string
 	agent      *fakehost.Agent
 	store      store.Store
 	fleet      *fleet.Registry
@@ -78,23 +78,18 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	t.Cleanup(func() { st.Close() })
 	e := &env{store: st, agent: fakehost.New()}
 	for _, tm := range []struct {
-		id    string
-		key   *string
-		admin bool
-	}{{"team_a", &e.keyA, false}, {"team_b", &e.keyB, false}, {"team_admin", &e.keyAdmin, true}} {
+		id  string
+		key *string
+	}{{"team_a", &e.keyA}, {"team_b", &e.keyB}} {
 		now := time.Now().UTC()
-		if err := st.CreateUser(ctx, store.User{ID: "u_" + tm.id, Email: tm.id + "@example.com", Admin: tm.admin, CreatedAt: now}); err != nil {
+		if err := st.CreateUser(ctx, store.User{ID: "u_" + tm.id, CreatedAt: now}); err != nil {
 			t.Fatal(err)
 		}
 		if err := st.CreateTeam(ctx, store.Team{ID: tm.id, Name: tm.id, CreatedAt: now}, "u_"+tm.id); err != nil {
 			t.Fatal(err)
 		}
 		key, hash := apikey.New()
-		createdBy := ""
-		if tm.admin {
-			createdBy = "u_" + tm.id
-		}
-		if err := st.CreateAPIKey(ctx, store.APIKey{ID: "key_" + tm.id, TeamID: tm.id, Name: "test", Prefix: apikey.DisplayPrefix(key), Hash: hash, CreatedBy: createdBy, CreatedAt: now}); err != nil {
+		if err := st.CreateAPIKey(ctx, store.APIKey{ID: "key_" + tm.id, TeamID: tm.id, Name: "test", Prefix: apikey.DisplayPrefix(key), Hash: hash, CreatedBy: "u_" + tm.id, CreatedAt: now}); err != nil {
 			t.Fatal(err)
 		}
 		*tm.key = key
@@ -112,7 +107,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	e.fleet = fleet.New(fleet.Config{Store: st, Connect: func(id, url, token string) lifecycle.Host {
 		return lifecycle.Host{ID: id, Agent: fakehost.New(), ProxyURL: url}
 	}})
-	cfg := server.Config{Lifecycle: life, Store: st, HostTokens: []string{hostToken, hostToken2}, HostID: "h1", Ready: e.ready, Fleet: e.fleet}
+	cfg := server.Config{Lifecycle: life, Store: st, HostTokens: []string{hostToken, hostToken2}, HostID: "h1", Ready: e.ready, Fleet: e.fleet, PlatformTeamID: "team_admin"}
 	ec.server(&cfg)
 	srv, err := server.New(cfg)
 	if err != nil {

@@ -24,6 +24,9 @@ import (
 // a missing row, ErrAlreadyExists for a duplicate key or unique value,
 // ErrConflict for a failed compare-and-set.
 type Store interface {
+	Accounts
+	Teams
+
 	CreateUser(ctx context.Context, u User) error
 	GetUser(ctx context.Context, id string) (User, error)
 	// CreateTeam creates a team and makes owner its owner, in one

@@ -14,7 +14,7 @@ import (
 
 // schemaTables are the tables of version Latest.
 var schemaTables = []string{
-	"api_keys", "capsule_events", "capsules", "hosts", "join_tokens", "leases", "schema_migrations", "snapshots", "team_limits", "team_members", "teams", "users",
+	"accounts", "api_keys", "capsule_events", "capsules", "hosts", "installation", "invitations", "join_tokens", "leases", "schema_migrations", "sessions", "snapshots", "team_limits", "team_members", "team_settings", "teams", "users",
 }
 
 // v1Tables are the tables of version 1, before team_limits (200).
@@ -157,6 +157,13 @@ func populate(t *testing.T, dbURL string) {
 		{"CreateSnapshotWithin", s.CreateSnapshotWithin(ctx, store.Snapshot{Snapshot: nestbox.Snapshot{
 			ID: "s1", TeamID: "t1", CapsuleID: "c1", HostID: "h1", Status: nestbox.SnapshotReady, CreatedAt: now,
 		}, UpdatedAt: now}, store.Quota{})},
+		{"CreateAccount", s.CreateAccount(ctx, store.User{ID: "u2", Email: "b@example.com", CreatedAt: now},
+			store.Account{UserID: "u2", PasswordHash: "h", Status: store.AccountActive, CreatedAt: now})},
+		{"SetTeamPolicy", s.SetTeamPolicy(ctx, "t1", store.TeamPolicy{MembersMintKeys: true})},
+		{"CreateInvitation", s.CreateInvitation(ctx, store.Invitation{ID: "i1", TeamID: "t1", Email: "c@example.com", Role: store.RoleMember,
+			InvitedBy: "u1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, 10, now)},
+		{"CreateSession", s.CreateSession(ctx, store.Session{ID: "s1", UserID: "u2", TeamID: "t1", TokenHash: "a", RefreshHash: "r",
+			ExpiresAt: now, RefreshExpiresAt: now, CreatedAt: now}, 10)},
 		{"CreateCapsule", s.CreateCapsule(ctx, store.Capsule{Capsule: nestbox.Capsule{
 			ID: "c1", TeamID: "t1", Status: nestbox.StatusStarting, HostID: "h1", CreatedAt: now,
 		}, UpdatedAt: now})},

@@ -58,6 +58,18 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"SnapshotStatus", testSnapshotStatus},
 		{"SnapshotQuota", testSnapshotQuota},
 		{"SnapshotQuotaRace", testSnapshotQuotaRace},
+		{"Accounts", testAccounts},
+		{"FirstActivationRace", testFirstActivationRace},
+		{"Sessions", testSessions},
+		{"Admins", testAdmins},
+		{"AdminRevokeRace", testAdminRevokeRace},
+		{"ListUsers", testListUsers},
+		{"Members", testMembers},
+		{"Invitations", testInvitations},
+		{"InvitationRace", testInvitationRace},
+		{"ListTeams", testListTeams},
+		{"OwnedTeamRace", testOwnedTeamRace},
+		{"TransferOwnership", testTransferOwnership},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newStore(t)) })
 	}
