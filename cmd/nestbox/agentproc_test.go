@@ -93,6 +93,7 @@ func launchAgent(t testing.TB, b binaries, bin, prefix, cidr, cgroup string, ext
 				a.client.DestroySandbox(context.Background(), connect.NewRequest(&agentpb.DestroySandboxRequest{Id: sb.GetId()}))
 			}
 		}
+		a.cmd.Process.Signal(syscall.SIGCONT) // a test may have stopped it
 		a.cmd.Process.Signal(syscall.SIGTERM)
 		a.cmd.Wait()
 		for range 10 {

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -160,12 +161,14 @@ func TestServerWithPostgresAndRedis(t *testing.T) {
 }
 
 // TestFleet runs a fleet as README's fleet section sets it up: two
-// `nestbox server` replicas on one PostgreSQL and Redis, and two agents
-// that join it with a join token, each through a different replica. It
-// checks scheduling (cordon steers creates, no capacity is 503
-// no_capacity), traffic through the replica a capsule was not created
-// on, and a host that blinks: its capsule goes missing when heartbeats
-// stop and is running again seconds after its agent comes back.
+// `nestbox server` replicas on one PostgreSQL and Redis, and three agents
+// that join it with one join token through either replica. It checks
+// scheduling (cordon steers creates, no capacity is 503 no_capacity),
+// traffic through the replica a capsule was not created on, hosts that
+// blink (an agent killed and restarted, one stopped and continued): their
+// capsules go missing when heartbeats stop and run again seconds after,
+// the others' are untouched, and a destroy through one replica cuts a
+// stream held through the other.
 func TestFleet(t *testing.T) {
 	b := requirePlatform(t)
 	bin := buildNestbox(t)
@@ -215,7 +218,7 @@ func TestFleet(t *testing.T) {
 	}
 	logs := func() string { return "replica 0:\n" + cps[0].out.String() + "\nreplica 1:\n" + cps[1].out.String() }
 
-	tok, err := clients[0].CreateJoinToken(ctx, nestbox.CreateJoinTokenRequest{Uses: 2, TTLSeconds: 600})
+	tok, err := clients[0].CreateJoinToken(ctx, nestbox.CreateJoinTokenRequest{Uses: 3, TTLSeconds: 600})
 	if err != nil {
 		t.Fatalf("create a join token: %v", err)
 	}
@@ -226,21 +229,44 @@ func TestFleet(t *testing.T) {
 	agents := []*agentProcess{
 		startFleetAgent(t, b, bin, "http://"+cps[0].addr, tokFile, "nbf", "10.221.0.0/24", "/nestbox-e2e-fleet-a"),
 		startFleetAgent(t, b, bin, "http://"+cps[1].addr, tokFile, "nbh", "10.222.0.0/24", "/nestbox-e2e-fleet-b"),
+		startFleetAgent(t, b, bin, "http://"+cps[0].addr, tokFile, "nbi", "10.223.0.0/24", "/nestbox-e2e-fleet-c"),
 	}
 	if toks, err := clients[1].JoinTokens(ctx); err != nil || len(toks) != 0 {
-		t.Errorf("join tokens after both uses: %+v, %v; want none usable", toks, err)
+		t.Errorf("join tokens after all three uses: %+v, %v; want none usable", toks, err)
 	}
 
-	// Both hosts heartbeat, whichever replica is asked.
-	var hosts []nestbox.Host
-	waitFor(t, 30*time.Second, "two reachable hosts with capacity", func() bool {
-		hosts, err = clients[1].Hosts(ctx)
-		return err == nil && len(hosts) == 2 && hosts[0].Reachable && hosts[1].Reachable &&
-			hosts[0].Capacity.MemoryTotalBytes > 0 && hosts[1].Capacity.MemoryTotalBytes > 0
+	// Every host heartbeats, whichever replica is asked. ids is in the
+	// agents' order.
+	ids := make([]string, len(agents))
+	waitFor(t, 30*time.Second, "three reachable hosts with capacity", func() bool {
+		hosts, err := clients[1].Hosts(ctx)
+		if err != nil || len(hosts) != len(agents) {
+			return false
+		}
+		for _, h := range hosts {
+			if !h.Reachable || h.Capacity.MemoryTotalBytes == 0 {
+				return false
+			}
+			for k, a := range agents {
+				if h.URL == "http://"+a.addr {
+					ids[k] = h.ID
+				}
+			}
+		}
+		return true
 	})
-	ids := []string{hosts[0].ID, hosts[1].ID}
+	setAll := func(action string, except int) {
+		t.Helper()
+		for k, id := range ids {
+			if k != except {
+				if _, err := clients[k%2].SetHostState(ctx, id, action); err != nil {
+					t.Fatalf("%s %s: %v", action, id, err)
+				}
+			}
+		}
+		time.Sleep(1100 * time.Millisecond) // past the replicas' host caches
+	}
 
-	// Cordon steers: with one host cordoned, creates go to the other.
 	create := func(via int, meta string) *nestbox.Handle {
 		t.Helper()
 		c, err := clients[via].Create(ctx, nestbox.CreateCapsuleRequest{Template: "minimal", Metadata: map[string]string{"fleet": meta}})
@@ -257,38 +283,30 @@ func TestFleet(t *testing.T) {
 		}
 		return c.HostID
 	}
-	var onHost [2]*nestbox.Handle
-	for i := range 2 {
-		other := ids[1-i]
-		if _, err := clients[i].SetHostState(ctx, other, "cordon"); err != nil {
-			t.Fatalf("cordon %s: %v", other, err)
+
+	// Cordon steers: with every other host cordoned, a create goes to the
+	// one left, through either replica.
+	onHost := make([]*nestbox.Handle, len(agents))
+	for k := range agents {
+		setAll("cordon", k)
+		onHost[k] = create(k%2, ids[k])
+		if got := hostOf(onHost[k]); got != ids[k] {
+			t.Errorf("with all hosts but %s cordoned, a create went to %s", ids[k], got)
 		}
-		time.Sleep(1100 * time.Millisecond) // past the replicas' host caches
-		onHost[i] = create(1-i, ids[i])
-		if got := hostOf(onHost[i]); got != ids[i] {
-			t.Errorf("with %s cordoned, a create went to %s, want %s", other, got, ids[i])
-		}
-		if _, err := clients[i].SetHostState(ctx, other, "uncordon"); err != nil {
-			t.Fatal(err)
-		}
+		setAll("uncordon", -1)
 	}
 
 	// Traffic reaches each capsule through the replica that did not
 	// create it.
-	for i, h := range onHost {
-		res, err := clients[i].Capsule(h.ID()).Exec(ctx, []string{"echo", "on " + ids[i]})
-		if err != nil || res.Stdout != "on "+ids[i]+"\n" {
-			t.Errorf("exec on host %s through replica %d: %+v, %v", ids[i], i, res, err)
+	for k, h := range onHost {
+		res, err := clients[1-k%2].Capsule(h.ID()).Exec(ctx, []string{"echo", "on " + ids[k]})
+		if err != nil || res.Stdout != "on "+ids[k]+"\n" {
+			t.Errorf("exec on host %s through replica %d: %+v, %v", ids[k], 1-k%2, res, err)
 		}
 	}
 
-	// No capacity anywhere: both hosts cordoned.
-	for _, id := range ids {
-		if _, err := clients[0].SetHostState(ctx, id, "drain"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	time.Sleep(1100 * time.Millisecond)
+	// No capacity anywhere: every host draining.
+	setAll("drain", -1)
 	_, err = clients[1].Create(ctx, nestbox.CreateCapsuleRequest{Template: "minimal"})
 	var apiErr *nestbox.APIError
 	if !errors.As(err, &apiErr) || apiErr.StatusCode != 503 || apiErr.Code != "no_capacity" {
@@ -297,36 +315,56 @@ func TestFleet(t *testing.T) {
 	if err := clients[0].RemoveHost(ctx, ids[0]); !errors.As(err, &apiErr) || apiErr.StatusCode != 409 {
 		t.Errorf("remove a host with a live capsule: %v, want 409", err)
 	}
-	for _, id := range ids {
-		if _, err := clients[0].SetHostState(ctx, id, "uncordon"); err != nil {
-			t.Fatal(err)
+	setAll("uncordon", -1)
+
+	// Hosts blink. The periodic reconcile is an hour away
+	// (--reconcile-interval): only the host monitor and the reconcile
+	// that a returning heartbeat starts can move a capsule to missing and
+	// back. Host 1's agent is killed and restarted; host 0's is stopped
+	// (SIGSTOP: it neither heartbeats nor answers, as behind a cut
+	// network) and continued. Host 2 is not touched.
+	for _, blink := range []struct {
+		k          int
+		name       string
+		down, back func()
+	}{
+		{1, "killed and restarted", agents[1].kill, agents[1].start},
+		{0, "stopped and continued", func() { agents[0].cmd.Process.Signal(syscall.SIGSTOP) }, func() { agents[0].cmd.Process.Signal(syscall.SIGCONT) }},
+	} {
+		blink.down()
+		if _, err := onHost[blink.k].Wait(ctx, nestbox.StatusMissing); err != nil {
+			t.Fatalf("host %s %s: wait for its capsule to be missing: %v\n%s", ids[blink.k], blink.name, err, logs())
+		}
+		if h, err := clients[0].Host(ctx, ids[blink.k]); err != nil || h.Reachable {
+			t.Errorf("the silent host: %+v, %v; want unreachable", h, err)
+		}
+		back := time.Now()
+		blink.back()
+		wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+		_, err := onHost[blink.k].Wait(wctx, nestbox.StatusRunning)
+		wcancel()
+		if err != nil {
+			t.Fatalf("host %s %s: wait for its capsule to run again: %v\n%s", ids[blink.k], blink.name, err, logs())
+		}
+		t.Logf("host %s %s: its capsule ran again %s after it came back", ids[blink.k], blink.name, time.Since(back).Round(10*time.Millisecond))
+		res, err := onHost[blink.k].Exec(ctx, []string{"echo", "back"})
+		if err != nil || res.Stdout != "back\n" {
+			t.Errorf("exec after host %s came back: %+v, %v", ids[blink.k], res, err)
+		}
+	}
+	if c, err := clients[1].Get(ctx, onHost[2].ID()); err != nil || c.Status != nestbox.StatusRunning {
+		t.Errorf("the capsule of the host that did not blink: %+v, %v; want running", c, err)
+	}
+	history, err := clients[0].Capsule(onHost[2].ID()).Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range history {
+		if ev.To == nestbox.StatusMissing {
+			t.Errorf("the capsule of the host that did not blink went missing: %+v", history)
 		}
 	}
 
-	// Host 1 blinks: its agent dies, so heartbeats stop; its capsule is
-	// missing after three intervals; the agent comes back and the
-	// capsule runs again at once. The periodic reconcile is an hour away
-	// (--reconcile-interval): only the host monitor and the reconcile
-	// that a returning heartbeat starts can do either.
-	agents[1].kill()
-	if _, err := onHost[1].Wait(ctx, nestbox.StatusMissing); err != nil {
-		t.Fatalf("wait for the capsule of a silent host to be missing: %v\n%s", err, logs())
-	}
-	if h, err := clients[0].Host(ctx, ids[1]); err != nil || h.Reachable {
-		t.Errorf("the silent host: %+v, %v; want unreachable", h, err)
-	}
-	back := time.Now()
-	agents[1].start()
-	wctx, wcancel := context.WithTimeout(ctx, time.Minute)
-	defer wcancel()
-	if _, err := onHost[1].Wait(wctx, nestbox.StatusRunning); err != nil {
-		t.Fatalf("wait for the capsule to run again: %v\n%s", err, logs())
-	}
-	t.Logf("the capsule ran again %s after its agent restarted", time.Since(back).Round(10*time.Millisecond))
-	res, err := onHost[1].Exec(ctx, []string{"echo", "back"})
-	if err != nil || res.Stdout != "back\n" {
-		t.Errorf("exec after the host came back: %+v, %v", res, err)
-	}
 	// A destroy through one replica ends a stream held through the other.
 	stream, err := clients[1].Capsule(onHost[0].ID()).ExecStream(ctx, nestbox.ExecRequest{Cmd: []string{"sleep", "600"}})
 	if err != nil {

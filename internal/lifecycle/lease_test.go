@@ -7,7 +7,9 @@ import (
 
 	"connectrpc.com/connect"
 
+	"nestbox.dev"
 	. "nestbox.dev/internal/lifecycle"
+	"nestbox.dev/internal/lifecycle/fakehost"
 	"nestbox.dev/internal/proto/agentpb"
 )
 
@@ -46,4 +48,48 @@ func TestReconcileUnderLease(t *testing.T) {
 	}
 	cancel()
 	<-done
+}
+
+// TestStuckAcrossReplicas checks the touch of work in flight: a pause
+// driven by replica A is left alone by replica B's reconcile while A
+// touches it, however long it takes, and resolved by B once A stops
+// touching (A is gone) for three intervals.
+func TestStuckAcrossReplicas(t *testing.T) {
+	const touch = 30 * time.Millisecond
+	f := newFixture(t, func(c *Config) { c.Holder, c.TouchInterval, c.ReconcileInterval = "cp-a", touch, time.Hour })
+	b, err := New(Config{Store: f.store, Events: f.events, Hosts: fakehost.Hosts{Host: Host{ID: "h1", Agent: f.agent}},
+		Holder: "cp-b", TouchInterval: touch, ReconcileInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { b.Close(10 * time.Second) })
+	ctx := context.Background()
+	c := f.running(t, nestbox.CreateCapsuleRequest{})
+
+	actx, stopA := context.WithCancel(ctx)
+	aDone := make(chan struct{})
+	go func() { f.svc.Run(actx); close(aDone) }()
+	release := f.agent.HoldPauses()
+	defer release()
+	if _, err := f.svc.Pause(ctx, team, c.ID, PauseOptions{Memory: true}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * touch)
+	if err := b.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := f.store.GetCapsule(ctx, c.ID); got.Status != nestbox.StatusPausing {
+		t.Fatalf("replica B resolved a pause replica A drives and touches: %s", got.Status)
+	}
+
+	stopA() // A stops touching: to B, A is gone
+	<-aDone
+	time.Sleep(10 * touch)
+	if err := b.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, _ := f.store.GetCapsule(ctx, c.ID)
+	if got.Status != nestbox.StatusRunning {
+		t.Fatalf("after replica A stopped touching, the pause it drove is %s; want running (the host still runs it)", got.Status)
+	}
 }

@@ -35,6 +35,7 @@ const (
 	DefaultTimeout           = capsulespec.DefaultTimeout
 	DefaultReconcileInterval = 60 * time.Second
 	DefaultStuckAfter        = 10 * time.Minute
+	DefaultTouchInterval     = 10 * time.Second
 	DefaultCreateTimeout     = 10 * time.Minute
 	DefaultAutoResumeWait    = 2 * time.Minute
 	DefaultMissingAfter      = 3
@@ -137,7 +138,14 @@ type Config struct {
 	// holding the "reconcile" lease (store.AcquireLease), for two
 	// intervals at a time, renewed at each pass. "" reconciles every
 	// interval (one control plane).
-	Holder string
+	//
+	// With a Holder, Run also touches the capsules this Service is
+	// driving every TouchInterval (zero means 10 s), and a transient
+	// status untouched for three intervals is stuck whoever set it: the
+	// replica driving it is gone (a stopped or killed control plane), so
+	// the reconcile resolves it in minutes, not after StuckAfter.
+	Holder        string
+	TouchInterval time.Duration
 
 	// Limits are the operator's limits on what tenants may ask for.
 	Limits
@@ -219,6 +227,9 @@ func New(cfg Config) (*Service, error) {
 	if cfg.ReconcileInterval == 0 {
 		cfg.ReconcileInterval = DefaultReconcileInterval
 	}
+	if cfg.TouchInterval == 0 {
+		cfg.TouchInterval = DefaultTouchInterval
+	}
 	if cfg.StuckAfter == 0 {
 		cfg.StuckAfter = DefaultStuckAfter
 	}
@@ -291,6 +302,9 @@ func quotaField(v, def int) int {
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.consume(ctx) })
+	if s.cfg.Holder != "" {
+		wg.Go(func() { s.touchInflight(ctx) })
+	}
 	t := time.NewTicker(s.cfg.ReconcileInterval)
 	defer t.Stop()
 	for {

@@ -188,6 +188,10 @@ func (s *Service) reconcileCapsule(ctx context.Context, h Host, c store.Capsule,
 	// A transient status set before this Service started belongs to work
 	// of a process that is gone: nothing will finish it.
 	stuck := now.Sub(c.UpdatedAt) > s.cfg.StuckAfter || c.UpdatedAt.Before(s.started)
+	if s.cfg.Holder != "" && now.Sub(c.UpdatedAt) > 3*s.cfg.TouchInterval {
+		// Whichever replica drives it would have touched it (touch.go).
+		stuck = true
+	}
 	var u store.StatusUpdate
 	switch c.Status {
 	case nestbox.StatusRunning:

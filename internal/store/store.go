@@ -79,6 +79,11 @@ type Store interface {
 	DeleteHost(ctx context.Context, id string) error
 	GetHost(ctx context.Context, id string) (Host, error)
 	ListHosts(ctx context.Context) ([]Host, error)
+	// TouchCapsules sets UpdatedAt to at for the capsules of ids that are
+	// in one of statuses (the transient ones a control plane is driving):
+	// the sign, to the other control planes' reconcilers, that the work
+	// is alive. Unknown IDs and other statuses are left alone.
+	TouchCapsules(ctx context.Context, ids []string, statuses []nestbox.Status, at time.Time) error
 	// AcquireLease makes holder the holder of the named lease until
 	// until, if the lease is free (never taken, or expired at now) or
 	// holder's already; it reports whether holder holds it. Work that must

@@ -6,7 +6,9 @@ import (
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
+	"nestbox.dev"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/store"
 )
@@ -235,5 +237,38 @@ func testLeases(t *testing.T, s store.Store) {
 	wg.Wait()
 	if n := len(slices.DeleteFunc(got, func(b bool) bool { return !b })); n != 1 {
 		t.Errorf("%d control planes acquired one free lease at once, want 1", n)
+	}
+}
+
+// testTouchCapsules checks that a touch moves UpdatedAt of the named
+// capsules in the given statuses only, and nothing else of them.
+func testTouchCapsules(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	owner(t, s, "u1", "t1")
+	for _, id := range []string{"c1", "c2", "c3"} {
+		create(t, s, capsule(id, "t1", at(0)))
+	}
+	if _, err := s.UpdateCapsuleStatus(ctx, "c2", []nestbox.Status{nestbox.StatusStarting},
+		store.StatusUpdate{To: nestbox.StatusRunning, At: at(1)}); err != nil {
+		t.Fatal(err)
+	}
+	transient := []nestbox.Status{nestbox.StatusStarting, nestbox.StatusPausing}
+	if err := s.TouchCapsules(ctx, []string{"c1", "c2", "nope"}, transient, at(5)); err != nil {
+		t.Fatal(err)
+	}
+	for id, want := range map[string]time.Time{"c1": at(5), "c2": at(1), "c3": at(0)} {
+		c, err := s.GetCapsule(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !c.UpdatedAt.Equal(want) {
+			t.Errorf("%s: UpdatedAt %v, want %v", id, c.UpdatedAt, want)
+		}
+		if id == "c1" && (c.Status != nestbox.StatusStarting || c.Generation != 1) {
+			t.Errorf("a touch changed c1's status or generation: %s, %d", c.Status, c.Generation)
+		}
+	}
+	if err := s.TouchCapsules(ctx, nil, transient, at(9)); err != nil {
+		t.Errorf("a touch of no capsule: %v", err)
 	}
 }

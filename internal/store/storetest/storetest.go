@@ -35,6 +35,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"RegisterRace", testRegisterRace},
 		{"HostHeartbeats", testHostHeartbeats},
 		{"Leases", testLeases},
+		{"TouchCapsules", testTouchCapsules},
 		{"CapsuleRoundTrip", testCapsuleRoundTrip},
 		{"CapsuleNotFound", testCapsuleNotFound},
 		{"CapsuleExpiry", testCapsuleExpiry},
