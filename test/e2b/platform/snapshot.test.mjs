@@ -35,7 +35,10 @@ async function counter(sbx) {
   return Number((await sbx.files.read('/tmp/counter')).trim())
 }
 
-describe(`snapshots and fork ${SDK_LABEL}`, { concurrency: true }, () => {
+// One test at a time: together they would hold a dozen sandboxes, and the
+// suite's other files run beside this one under the team's limit of 20
+// live capsules.
+describe(`snapshots and fork ${SDK_LABEL}`, { concurrency: false }, () => {
   it('createSnapshot answers its ID and names; the source runs on; a sandbox from it has its files and processes and its own identity', async (t) => {
     const src = await createSandbox(t)
     const name = randomName('snap')
