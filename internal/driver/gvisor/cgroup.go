@@ -1,11 +1,15 @@
 package gvisor
 
 import (
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // cgroupRoot is where the host's cgroup file systems are mounted.
@@ -81,4 +85,40 @@ func setMemoryLimit(path string, limit int64) error {
 		return fmt.Errorf("no memory cgroup for %s: %w", path, err)
 	}
 	return os.WriteFile(v2, v, 0o644)
+}
+
+// removeCgroups removes the cgroup directories at path (below the cgroup
+// root, as in the OCI spec) that are left empty: in every v1 hierarchy,
+// or the unified v2 one. runsc removes a sandbox's cgroups when it
+// deletes the sandbox, but not those of a start that was killed before
+// runsc recorded the sandbox (a create cancelled with its caller): then
+// delete finds nothing, and the directories would stay for good. A
+// directory that still holds processes is an error.
+//
+// A process that was killed may linger in its cgroup a moment (until its
+// parent reaps it): a busy directory is tried again for up to a second.
+func removeCgroups(path string) error {
+	dirs, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", path))
+	dirs = append(dirs, filepath.Join(cgroupRoot, path))
+	for try := 0; ; try++ {
+		var busy []string
+		for _, dir := range dirs {
+			err := unix.Rmdir(dir)
+			switch {
+			case err == nil, errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
+			case errors.Is(err, unix.EBUSY):
+				busy = append(busy, dir)
+			default:
+				return fmt.Errorf("remove cgroup %s: %w", dir, err)
+			}
+		}
+		if len(busy) == 0 {
+			return nil
+		}
+		if try == 50 {
+			return fmt.Errorf("cgroups still hold processes: %s", strings.Join(busy, ", "))
+		}
+		dirs = busy
+		time.Sleep(20 * time.Millisecond)
+	}
 }

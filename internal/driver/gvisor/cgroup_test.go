@@ -2,6 +2,7 @@ package gvisor
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -61,6 +62,66 @@ func TestHostPidsCap(t *testing.T) {
 	} {
 		if got := hostPidsCap(tc.host); got != tc.want {
 			t.Errorf("hostPidsCap(%d) = %d, want %d", tc.host, got, tc.want)
+		}
+	}
+}
+
+// TestDestroyRemovesLeftCgroups checks that Destroy removes the empty
+// cgroup directories of a sandbox runsc does not know (a start killed
+// before runsc recorded it), in every hierarchy, and refuses to call a
+// sandbox gone while its cgroup holds a process.
+func TestDestroyRemovesLeftCgroups(t *testing.T) {
+	testenv.RequireRoot(t)
+	runsc := filepath.Join(t.TempDir(), "runsc")
+	// A runsc that knows no sandbox.
+	if err := os.WriteFile(runsc, []byte("#!/bin/sh\necho 'container does not exist' >&2\nexit 1\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	parent := "/nestbox-test-leftcg"
+	d, err := New(Config{Runsc: runsc, Root: t.TempDir(), CgroupParent: parent, TotalPidsLimit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const id = "leftleftleftleftleft"
+	var made []string
+	for _, ctrl := range []string{"cpu", "memory", "pids"} {
+		dir := filepath.Join(cgroupRoot, ctrl, parent, id)
+		if err := os.MkdirAll(dir, 0o755); err == nil {
+			made = append(made, dir)
+		}
+	}
+	if len(made) == 0 {
+		dir := filepath.Join(cgroupRoot, parent, id) // cgroup v2
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			testenv.Missing(t, "a writable cgroup hierarchy: "+err.Error())
+		}
+		made = append(made, dir)
+	}
+	t.Cleanup(func() {
+		for _, dir := range made {
+			os.Remove(dir)
+			os.Remove(filepath.Dir(dir))
+		}
+	})
+	// A process in one of them: the destroy fails, naming it.
+	sleeper := exec.Command("sleep", "60")
+	if err := sleeper.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(made[0], "cgroup.procs"), []byte(strconv.Itoa(sleeper.Process.Pid)), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Destroy(t.Context(), id); err == nil || !strings.Contains(err.Error(), made[0]) {
+		t.Errorf("destroy with a process in %s: %v, want an error naming it", made[0], err)
+	}
+	sleeper.Process.Kill()
+	sleeper.Wait()
+	if err := d.Destroy(t.Context(), id); err != nil {
+		t.Fatalf("destroy: %v", err)
+	}
+	for _, dir := range made {
+		if _, err := os.Stat(dir); !os.IsNotExist(err) {
+			t.Errorf("%s is still there after the destroy: %v", dir, err)
 		}
 	}
 }

@@ -305,6 +305,9 @@ func (d *Driver) Destroy(ctx context.Context, id string) error {
 	if _, err := d.runsc(ctx, "delete", "-force", id); err != nil && !isNotExist(err) {
 		return fmt.Errorf("destroy sandbox %s: %w", id, err)
 	}
+	if err := removeCgroups(d.cfg.CgroupParent + "/" + id); err != nil {
+		return fmt.Errorf("destroy sandbox %s: %w", id, err)
+	}
 	return nil
 }
 
