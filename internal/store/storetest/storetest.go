@@ -49,6 +49,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"QuotaRace", testQuotaRace},
 		{"QuotaLimits", testQuotaLimits},
 		{"TeamLimits", testTeamLimits},
+		{"CountCapsules", testCountCapsules},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newStore(t)) })
 	}
