@@ -13,10 +13,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"nestbox.dev"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/events"
 	"nestbox.dev/internal/lifecycle"
+	"nestbox.dev/internal/metrics"
 	"nestbox.dev/internal/server"
 	"nestbox.dev/internal/store"
 )
@@ -47,6 +50,12 @@ type Config struct {
 	// Limits are the operator's limits on tenants' capsules (per capsule,
 	// per team, egress); zero fields are lifecycle's defaults.
 	Limits lifecycle.Limits
+	// Metrics is the process's registry (metrics.NewRegistry), on which
+	// the API's and the lifecycle's metrics are registered; nil makes one
+	// for this control plane alone. The API does not serve it: the
+	// operator serves ControlPlane.Metrics on a listener of its own
+	// (metrics.Serve, `--metrics-listen`).
+	Metrics *prometheus.Registry
 }
 
 // ControlPlane is the running control plane.
@@ -54,6 +63,9 @@ type ControlPlane struct {
 	cfg    Config
 	Life   *lifecycle.Service
 	Server *server.Server
+	// Metrics is the registry the control plane's metrics are on:
+	// Config.Metrics, or the one New made.
+	Metrics *prometheus.Registry
 }
 
 // New assembles a ControlPlane; Run starts it.
@@ -67,6 +79,9 @@ func New(cfg Config) (*ControlPlane, error) {
 	if cfg.ShutdownGrace == 0 {
 		cfg.ShutdownGrace = 30 * time.Second
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.NewRegistry()
+	}
 	life, err := lifecycle.New(lifecycle.Config{
 		Store:             cfg.Store,
 		Events:            cfg.Events,
@@ -75,6 +90,7 @@ func New(cfg Config) (*ControlPlane, error) {
 		ReconcileInterval: cfg.ReconcileInterval,
 		StuckAfter:        cfg.StuckAfter,
 		Limits:            cfg.Limits,
+		Metrics:           cfg.Metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -96,11 +112,12 @@ func New(cfg Config) (*ControlPlane, error) {
 		Ready:      cfg.Ready,
 		Domain:     cfg.Domain,
 		PublicURL:  cfg.PublicURL,
+		Metrics:    cfg.Metrics,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &ControlPlane{cfg: cfg, Life: life, Server: srv}, nil
+	return &ControlPlane{cfg: cfg, Life: life, Server: srv, Metrics: cfg.Metrics}, nil
 }
 
 // Run serves the API on ln and runs the background work until ctx is

@@ -97,6 +97,7 @@ func (s *Service) Create(ctx context.Context, teamID string, req nestbox.CreateC
 // create), it finishes that destroy instead.
 func (s *Service) runCreate(ctx context.Context, c store.Capsule, host Host, timeoutSeconds int) {
 	log := s.log.With("capsule", c.ID, "host", host.ID)
+	start := time.Now()
 	cctx, cancel := s.callContext(ctx, callCreate)
 	resp, err := host.Agent.CreateSandbox(cctx, connect.NewRequest(&agentpb.CreateSandboxRequest{Config: &agentpb.SandboxConfig{
 		Id:                      c.ID,
@@ -115,6 +116,7 @@ func (s *Service) runCreate(ctx context.Context, c store.Capsule, host Host, tim
 		AutoPauseFilesystemOnly: c.AutoPause && !c.AutoPauseMemory,
 	}}))
 	cancel()
+	s.metrics.observeOp(opCreate, start, err, ctx.Err() != nil)
 	if ctx.Err() != nil {
 		// The control plane is shutting down: the agent unwound the
 		// create. The next reconcile resolves the capsule.

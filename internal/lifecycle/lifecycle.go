@@ -18,11 +18,14 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"nestbox.dev"
 	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/egress"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/events"
+	"nestbox.dev/internal/metrics"
 	"nestbox.dev/internal/proto/agentpb/agentpbconnect"
 	"nestbox.dev/internal/store"
 )
@@ -127,6 +130,11 @@ type Config struct {
 	AutoResumeWait time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Metrics is the registry the lifecycle's metrics are registered on
+	// (operation durations, reconcile results, event-stream lag, and
+	// nestbox_capsules, read from the store at each scrape); nil
+	// registers them nowhere.
+	Metrics prometheus.Registerer
 
 	// Limits are the operator's limits on what tenants may ask for.
 	Limits
@@ -190,6 +198,9 @@ type Service struct {
 
 	// offered caches the templates the hosts offer, for checkTemplate.
 	offered templateCache
+
+	// metrics measures the background work.
+	metrics *lifeMetrics
 }
 
 // New returns a Service. Its background work starts with Run.
@@ -237,7 +248,8 @@ func New(cfg Config) (*Service, error) {
 		MemoryMB: quotaField(cfg.TeamQuota.MemoryMB, DefaultTeamMemoryMB),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{
+	reg := metrics.OrDiscard(cfg.Metrics)
+	s := &Service{
 		cfg:      cfg,
 		log:      cfg.Logger,
 		store:    cfg.Store,
@@ -248,7 +260,10 @@ func New(cfg Config) (*Service, error) {
 		inflight: map[string]int{},
 		silent:   map[string]int{},
 		started:  cfg.Now().UTC(),
-	}, nil
+		metrics:  newLifeMetrics(reg),
+	}
+	reg.MustRegister(newCapsuleCollector(s))
+	return s, nil
 }
 
 // quotaField turns a Config.TeamQuota field into a store.Quota one: zero

@@ -19,9 +19,12 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"nestbox.dev/internal/e2bcompat"
 	"nestbox.dev/internal/envdclient"
 	"nestbox.dev/internal/lifecycle"
+	"nestbox.dev/internal/metrics"
 	"nestbox.dev/internal/store"
 )
 
@@ -71,6 +74,9 @@ type Config struct {
 	Ready <-chan struct{}
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Metrics is the registry the API's request metrics are registered
+	// on (nestbox_http_*); nil registers them nowhere.
+	Metrics prometheus.Registerer
 }
 
 // Server serves the control plane's HTTP API. Create it with New.
@@ -99,6 +105,8 @@ type Server struct {
 	limiter *ipLimiter
 	// output is the byte budget of one-shot exec output.
 	output *byteBudget
+	// metrics counts and times the API's requests.
+	metrics *httpMetrics
 }
 
 // New returns a Server.
@@ -137,6 +145,7 @@ func New(cfg Config) (*Server, error) {
 		tokens:  newTokenIndex(cfg.Lifecycle, cfg.Now),
 		limiter: newIPLimiter(cfg.TrafficRate, cfg.TrafficBurst, cfg.Now),
 		output:  newByteBudget(cfg.ExecOutputTotalBytes),
+		metrics: newHTTPMetrics(metrics.OrDiscard(cfg.Metrics)),
 	}
 	if cfg.PublicURL != "" {
 		u, err := url.Parse(cfg.PublicURL)
