@@ -30,10 +30,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/driver"
 	"nestbox.dev/internal/driver/gvisor"
 	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/metrics"
 	"nestbox.dev/internal/network"
 	"nestbox.dev/internal/proto/agentpb"
 	"nestbox.dev/internal/rootfs"
@@ -200,6 +203,10 @@ type Config struct {
 	SampleInterval time.Duration
 
 	Logger *slog.Logger
+	// Metrics is the process's registry (metrics.NewRegistry): the
+	// agent's metrics are registered on it and GET /metrics serves it.
+	// nil makes one for this agent. One agent per registry.
+	Metrics *prometheus.Registry
 
 	// failAt, if set, runs after every step of a create, a pause and a
 	// resume and fails the operation when it returns an error (tests
@@ -227,6 +234,9 @@ type Agent struct {
 	templates Templates
 	envd      *envdClient
 	events    *eventQueue
+	// registry is Config.Metrics; prom are the agent's metrics on it.
+	registry *prometheus.Registry
+	prom     *agentMetrics
 
 	// mu guards sandboxes and the fields of each sandbox documented as
 	// guarded by Agent.mu.
@@ -382,7 +392,12 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		templates: cfg.Templates,
 		events:    newEventQueue(cfg.EventsURL, cfg.EventsToken, cfg.HostID, log),
 		sandboxes: map[string]*sandbox{},
+		registry:  cfg.Metrics,
 	}
+	if a.registry == nil {
+		a.registry = metrics.NewRegistry()
+	}
+	a.prom = newAgentMetrics(a.registry, a)
 	if a.driver == nil {
 		d, err := gvisor.New(gvisor.Config{
 			Runsc:        cfg.Runsc,

@@ -43,7 +43,8 @@ func Parse(t testing.TB, r io.Reader) map[string]*dto.MetricFamily {
 }
 
 // Value is the value of the series of family name whose labels include
-// labels (pairs: "op", "create", ...): a counter's or gauge's value, a
+// labels (pairs: "op", "create", ...; "tier", "" for a series without
+// that label): a counter's or gauge's value, a
 // histogram's sample count. A series that does not exist is 0; labels
 // matching more than one series fail the test.
 func Value(t testing.TB, fams map[string]*dto.MetricFamily, name string, labels ...string) float64 {
@@ -122,15 +123,17 @@ func Describe(fams map[string]*dto.MetricFamily, name string) string {
 	return b.String()
 }
 
+// matches reports whether m has every label pair; an empty value also
+// matches a label m lacks (the exposition format drops empty labels).
 func matches(m *dto.Metric, labels []string) bool {
 	for i := 0; i < len(labels); i += 2 {
-		ok := false
+		got := ""
 		for _, l := range m.GetLabel() {
-			if l.GetName() == labels[i] && l.GetValue() == labels[i+1] {
-				ok = true
+			if l.GetName() == labels[i] {
+				got = l.GetValue()
 			}
 		}
-		if !ok {
+		if got != labels[i+1] {
 			return false
 		}
 	}
