@@ -15,12 +15,13 @@ import (
 
 	"nestbox.dev/internal/agent"
 	"nestbox.dev/internal/egress"
+	"nestbox.dev/internal/metrics"
 )
 
 // runAgent is `nestbox agent`: it serves the host agent until ctx is done.
 // Sandboxes keep running when it stops; the next start adopts them.
 func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, listen, logLevel, tokenFile, err := parseAgentFlags(args, stderr)
+	cfg, listen, logLevel, tokenFile, metricsListen, err := parseAgentFlags(args, stderr)
 	if err != nil {
 		return err
 	}
@@ -39,6 +40,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
 	cfg.Progress = stderr
+	cfg.Metrics = metrics.NewRegistry()
 	a, err := agent.New(ctx, cfg)
 	if err != nil {
 		return err
@@ -48,10 +50,17 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	cfg.Logger.Info("agent listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	if err := serveMetrics(ctx, &wg, metricsListen, cfg.Metrics, cfg.Logger); err != nil {
+		ln.Close()
+		return err
+	}
 	wg.Go(func() { a.Run(ctx) })
 	err = a.Serve(ctx, ln)
-	wg.Wait()
+	cancel()
 	return err
 }
 
@@ -61,7 +70,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 // NESTBOX_AGENT_TOKEN or, when that is unset, from tokenFile (made on first
 // use); the events token from NESTBOX_EVENTS_TOKEN or --events-token-file,
 // else agent.New derives it from the agent token.
-func parseAgentFlags(args []string, stderr io.Writer) (cfg agent.Config, listen string, logLevel slog.Level, tokenFile string, err error) {
+func parseAgentFlags(args []string, stderr io.Writer) (cfg agent.Config, listen string, logLevel slog.Level, tokenFile, metricsListen string, err error) {
 	fs := flag.NewFlagSet("nestbox agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var dataDir, eventsTokenFile, refused, tlsCert, tlsKey string
@@ -76,24 +85,25 @@ func parseAgentFlags(args []string, stderr io.Writer) (cfg agent.Config, listen 
 	fs.StringVar(&tokenFile, "token-file", env("NESTBOX_AGENT_TOKEN_FILE", ""), "file holding the token every caller of this agent must present, made on first use (env NESTBOX_AGENT_TOKEN_FILE; default <data-dir>/agent-token; or the token itself in env NESTBOX_AGENT_TOKEN)")
 	fs.StringVar(&af.hostID, "host-id", env("NESTBOX_HOST_ID", ""), "this host's ID in events (env NESTBOX_HOST_ID)")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	metricsFlag(fs, &metricsListen)
 	if err = fs.Parse(args); err != nil {
-		return cfg, "", 0, "", err
+		return cfg, "", 0, "", "", err
 	}
 	if fs.NArg() > 0 {
-		return cfg, "", 0, "", fmt.Errorf("unexpected arguments: %v", fs.Args())
+		return cfg, "", 0, "", "", fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	if refused != "" {
-		return cfg, "", 0, "", errors.New("--events-token is refused: a token on the command line is visible to every local user; put it in a file (mode 0600) and pass --events-token-file, or set env NESTBOX_EVENTS_TOKEN")
+		return cfg, "", 0, "", "", errors.New("--events-token is refused: a token on the command line is visible to every local user; put it in a file (mode 0600) and pass --events-token-file, or set env NESTBOX_EVENTS_TOKEN")
 	}
 	af.eventsToken = os.Getenv("NESTBOX_EVENTS_TOKEN")
 	if af.eventsToken == "" && eventsTokenFile != "" {
 		if af.eventsToken, err = agent.ReadTokenFile(eventsTokenFile); err != nil {
-			return cfg, "", 0, "", fmt.Errorf("--events-token-file: %w", err)
+			return cfg, "", 0, "", "", fmt.Errorf("--events-token-file: %w", err)
 		}
 	}
 	cfg, err = af.config(dataDir)
 	if err != nil {
-		return cfg, "", 0, "", err
+		return cfg, "", 0, "", "", err
 	}
 	cfg.TLSCertFile, cfg.TLSKeyFile = tlsCert, tlsKey
 	if tokenFile == "" {
@@ -101,11 +111,11 @@ func parseAgentFlags(args []string, stderr io.Writer) (cfg agent.Config, listen 
 	}
 	if tok := os.Getenv("NESTBOX_AGENT_TOKEN"); tok != "" {
 		if err := agent.CheckToken(tok); err != nil {
-			return cfg, "", 0, "", fmt.Errorf("NESTBOX_AGENT_TOKEN: %w", err)
+			return cfg, "", 0, "", "", fmt.Errorf("NESTBOX_AGENT_TOKEN: %w", err)
 		}
 		cfg.Token = tok
 	}
-	return cfg, listen, logLevel, tokenFile, nil
+	return cfg, listen, logLevel, tokenFile, metricsListen, nil
 }
 
 // agentFlags are the host agent's settings shared by `nestbox agent` and

@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"nestbox.dev/internal/agent"
@@ -27,7 +28,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	var (
 		dataDir, listen, agentURL, publicURL, domain string
-		agentTokenFile, agentCA                      string
+		agentTokenFile, agentCA, metricsListen       string
 		databaseURL, redisURL                        string
 		reconcile                                    time.Duration
 		logLevel                                     slog.Level
@@ -43,6 +44,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&domain, "domain", env("NESTBOX_DOMAIN", ""), "sandbox domain for {port}-{id}.<domain> host routing and E2B's SDKs (env NESTBOX_DOMAIN)")
 	fs.DurationVar(&reconcile, "reconcile-interval", 60*time.Second, "how often the control plane reconciles with the agent")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	metricsFlag(fs, &metricsListen)
 	lf := registerLimitFlags(fs, true)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -133,5 +135,14 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		fmt.Fprintf(stdout, "API key: %s (shown once; saved in %s)\n", key, filepath.Join(dataDir, "credentials.json"))
 	}
 	log.Info("control plane listening", "url", publicURL, "agent", agentURL)
-	return cp.Run(ctx, ln)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if err := serveMetrics(ctx, &wg, metricsListen, cp.Metrics, log); err != nil {
+		return err
+	}
+	err = cp.Run(ctx, ln)
+	cancel()
+	return err
 }
