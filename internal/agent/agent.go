@@ -380,6 +380,11 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.HostID != "" {
+		// Every line of this agent names its host (a sandbox's lines
+		// add sandbox=<the capsule's ID>).
+		log = log.With("host", cfg.HostID)
+	}
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "sandboxes"), 0o700); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
