@@ -13,8 +13,11 @@ import (
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
+	"nestbox.dev/internal/agent"
 	"nestbox.dev/internal/metrics"
+	"nestbox.dev/internal/metrics/metricstest"
 )
 
 // TestMetricsListenFlag checks --metrics-listen: off unless given, and
@@ -69,5 +72,58 @@ func TestMetricsListenFlag(t *testing.T) {
 	wg.Wait()
 	if _, err := http.Get(url); err == nil {
 		t.Errorf("GET %s after the context ended: still served", url)
+	}
+}
+
+// checkScrapes scrapes a control plane's metrics listener and its agent's
+// /metrics (with the agent token, as docs/fleet.md sets Prometheus up)
+// after one create and one destroy, and checks the series that moved.
+func checkScrapes(t *testing.T, serverURL, agentURL, agentTokenFile string) {
+	t.Helper()
+	tok, err := agent.ReadTokenFile(agentTokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	scrape := func(url, token string) map[string]*dto.MetricFamily {
+		req, err := http.NewRequest("GET", url+"/metrics", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if token != "" {
+			req.Header.Set("Authorization", "Bearer "+token)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET %s/metrics: %d", url, resp.StatusCode)
+		}
+		return metricstest.Parse(t, resp.Body)
+	}
+	server, agentFams := scrape(serverURL, ""), scrape(agentURL, tok)
+	for _, tc := range []struct {
+		what   string
+		fams   map[string]*dto.MetricFamily
+		name   string
+		labels []string
+	}{
+		{"server", server, "nestbox_http_requests_total", []string{"route", "POST /v1/capsules", "code", "2xx"}},
+		{"server", server, "nestbox_lifecycle_operation_duration_seconds", []string{"op", "create", "outcome", "ok"}},
+		{"server", server, "nestbox_lifecycle_operation_duration_seconds", []string{"op", "destroy", "outcome", "ok"}},
+		{"server", server, "nestbox_events_lag_seconds", nil},
+		{"agent", agentFams, "nestbox_agent_operation_duration_seconds", []string{"op", "create", "tier", "", "outcome", "ok"}},
+		{"agent", agentFams, "nestbox_agent_operation_duration_seconds", []string{"op", "destroy", "tier", "", "outcome", "ok"}},
+	} {
+		if got := metricstest.Value(t, tc.fams, tc.name, tc.labels...); got < 1 {
+			t.Errorf("%s: %s%v = %g after a create and a destroy, want at least 1\n%s", tc.what, tc.name, tc.labels, got, metricstest.Describe(tc.fams, tc.name))
+		}
+	}
+	if got := metricstest.Value(t, server, "nestbox_capsules", "host", "local", "status", "running"); got != 0 {
+		t.Errorf("server: nestbox_capsules{host=local,status=running} = %g after the destroy, want 0", got)
+	}
+	if metricstest.Series(agentFams, "nestbox_agent_memory_bytes") != 5 || metricstest.Series(agentFams, "go_goroutines") != 1 {
+		t.Errorf("agent: %d nestbox_agent_memory_bytes series and %d go_goroutines, want 5 and 1", metricstest.Series(agentFams, "nestbox_agent_memory_bytes"), metricstest.Series(agentFams, "go_goroutines"))
 	}
 }
