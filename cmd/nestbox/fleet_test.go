@@ -116,7 +116,11 @@ func TestServerWithPostgresAndRedis(t *testing.T) {
 	if final, err := c.Kill(ctx); err != nil || final.Status != nestbox.StatusStopped {
 		t.Fatalf("kill: %+v, %v", final, err)
 	}
-	checkScrapes(t, "http://"+metricsAddr, "http://"+agent.addr, agent.tokenFile)
+	agentToken, err := os.ReadFile(agent.tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkScrapes(t, "http://"+metricsAddr, "http://"+agent.addr, strings.TrimSpace(string(agentToken)))
 
 	// The history is in PostgreSQL.
 	conn, err := pgx.Connect(ctx, dbURL)

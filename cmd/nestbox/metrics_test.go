@@ -11,11 +11,12 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
-	"nestbox.dev/internal/agent"
+	"nestbox.dev"
 	"nestbox.dev/internal/metrics"
 	"nestbox.dev/internal/metrics/metricstest"
 )
@@ -75,15 +76,31 @@ func TestMetricsListenFlag(t *testing.T) {
 	}
 }
 
-// checkScrapes scrapes a control plane's metrics listener and its agent's
-// /metrics (with the agent token, as docs/fleet.md sets Prometheus up)
-// after one create and one destroy, and checks the series that moved.
-func checkScrapes(t *testing.T, serverURL, agentURL, agentTokenFile string) {
-	t.Helper()
-	tok, err := agent.ReadTokenFile(agentTokenFile)
+// TestUpMetrics runs `nestbox up --metrics-listen`, creates and destroys
+// a capsule, and finds the control plane's and the agent's series on
+// that one listener, without a credential.
+func TestUpMetrics(t *testing.T) {
+	addr := freeAddr(t)
+	p := startUp(t, "--metrics-listen", addr)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	c, err := p.client.Create(ctx, nestbox.CreateCapsuleRequest{Template: "minimal"})
 	if err != nil {
 		t.Fatal(err)
 	}
+	if final, err := c.Kill(ctx); err != nil || final.Status != nestbox.StatusStopped {
+		t.Fatalf("kill: %+v, %v", final, err)
+	}
+	checkScrapes(t, "http://"+addr, "http://"+addr, "")
+}
+
+// checkScrapes scrapes a control plane's metrics and its agent's (with
+// agentToken if not "", as docs/fleet.md sets Prometheus up for an
+// agent's own listener) after one create and one destroy, and checks the
+// series that moved.
+func checkScrapes(t *testing.T, serverURL, agentURL, agentToken string) {
+	t.Helper()
+	tok := agentToken
 	scrape := func(url, token string) map[string]*dto.MetricFamily {
 		req, err := http.NewRequest("GET", url+"/metrics", nil)
 		if err != nil {
