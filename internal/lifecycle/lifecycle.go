@@ -133,7 +133,8 @@ type Config struct {
 	// Metrics is the registry the lifecycle's metrics are registered on
 	// (operation durations, reconcile results, event-stream lag, and
 	// nestbox_capsules, read from the store at each scrape); nil
-	// registers them nowhere.
+	// registers them nowhere. One Service per registry: a second one's
+	// New panics on the duplicate names.
 	Metrics prometheus.Registerer
 
 	// Limits are the operator's limits on what tenants may ask for.

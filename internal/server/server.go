@@ -75,7 +75,8 @@ type Config struct {
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 	// Metrics is the registry the API's request metrics are registered
-	// on (nestbox_http_*); nil registers them nowhere.
+	// on (nestbox_http_*); nil registers them nowhere. One Server per
+	// registry: a second one's New panics on the duplicate names.
 	Metrics prometheus.Registerer
 }
 
