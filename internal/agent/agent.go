@@ -205,7 +205,8 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics is the process's registry (metrics.NewRegistry): the
 	// agent's metrics are registered on it and GET /metrics serves it.
-	// nil makes one for this agent. One agent per registry.
+	// nil makes one for this agent. One agent per registry: a second
+	// one's New fails on the duplicate names.
 	Metrics *prometheus.Registry
 
 	// failAt, if set, runs after every step of a create, a pause and a
@@ -402,7 +403,10 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if a.registry == nil {
 		a.registry = metrics.NewRegistry()
 	}
-	a.prom = newAgentMetrics(a.registry, a)
+	var err error
+	if a.prom, err = newAgentMetrics(a.registry, a); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
 	if a.driver == nil {
 		d, err := gvisor.New(gvisor.Config{
 			Runsc:        cfg.Runsc,

@@ -66,7 +66,7 @@ type agentMetrics struct {
 	refused *prometheus.CounterVec
 }
 
-func newAgentMetrics(reg prometheus.Registerer, a *Agent) *agentMetrics {
+func newAgentMetrics(reg prometheus.Registerer, a *Agent) (*agentMetrics, error) {
 	m := &agentMetrics{
 		ops: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "nestbox_agent_operation_duration_seconds",
@@ -83,8 +83,7 @@ func newAgentMetrics(reg prometheus.Registerer, a *Agent) *agentMetrics {
 			Help: "Creates, resumes from disk and forks this host refused for room, by operation and by what was short.",
 		}, []string{"op", "reason"}),
 	}
-	reg.MustRegister(m.ops, m.steps, m.refused, newHostCollector(a))
-	return m
+	return m, metrics.Register(reg, m.ops, m.steps, m.refused, newHostCollector(a))
 }
 
 // observeOp records one operation that started at start and ended with

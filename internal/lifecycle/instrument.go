@@ -38,7 +38,7 @@ type lifeMetrics struct {
 	publishErr prometheus.Counter
 }
 
-func newLifeMetrics(reg prometheus.Registerer) *lifeMetrics {
+func newLifeMetrics(reg prometheus.Registerer) (*lifeMetrics, error) {
 	m := &lifeMetrics{
 		opDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "nestbox_lifecycle_operation_duration_seconds",
@@ -71,8 +71,7 @@ func newLifeMetrics(reg prometheus.Registerer) *lifeMetrics {
 			Help: "Capsule events the event stream refused (Redis down); the store already holds the change.",
 		}),
 	}
-	reg.MustRegister(m.opDuration, m.reconciles, m.repairs, m.orphans, m.eventLag, m.eventGaps, m.publishErr)
-	return m
+	return m, metrics.Register(reg, m.opDuration, m.reconciles, m.repairs, m.orphans, m.eventLag, m.eventGaps, m.publishErr)
 }
 
 // observeOp records one background operation that started at start and

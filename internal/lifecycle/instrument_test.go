@@ -10,6 +10,7 @@ import (
 	"nestbox.dev"
 	"nestbox.dev/internal/errdefs"
 	. "nestbox.dev/internal/lifecycle"
+	"nestbox.dev/internal/lifecycle/fakehost"
 	"nestbox.dev/internal/metrics/metricstest"
 )
 
@@ -132,5 +133,16 @@ func TestMetricsOfReconcile(t *testing.T) {
 			t.Fatalf("nestbox_events_lag_seconds has %g samples, want at least 4", metricstest.Value(t, metricstest.Families(t, reg), "nestbox_events_lag_seconds"))
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestMetricsRegistryTakesOneService: a second Service on a registry is
+// refused by New with an error, not a panic.
+func TestMetricsRegistryTakesOneService(t *testing.T) {
+	reg := prometheus.NewRegistry()
+	f := newFixture(t, func(c *Config) { c.Metrics = reg })
+	_, err := New(Config{Store: f.store, Events: f.events, Hosts: fakehost.Hosts{Host: Host{ID: "h1", Agent: f.agent}}, Metrics: reg})
+	if err == nil {
+		t.Fatal("a second Service on one registry: no error")
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
@@ -134,7 +135,7 @@ type Config struct {
 	// (operation durations, reconcile results, event-stream lag, and
 	// nestbox_capsules, read from the store at each scrape); nil
 	// registers them nowhere. One Service per registry: a second one's
-	// New panics on the duplicate names.
+	// New fails on the duplicate names.
 	Metrics prometheus.Registerer
 
 	// Limits are the operator's limits on what tenants may ask for.
@@ -261,9 +262,15 @@ func New(cfg Config) (*Service, error) {
 		inflight: map[string]int{},
 		silent:   map[string]int{},
 		started:  cfg.Now().UTC(),
-		metrics:  newLifeMetrics(reg),
 	}
-	reg.MustRegister(newCapsuleCollector(s))
+	var err error
+	if s.metrics, err = newLifeMetrics(reg); err == nil {
+		err = metrics.Register(reg, newCapsuleCollector(s))
+	}
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("lifecycle: %w", err)
+	}
 	return s, nil
 }
 

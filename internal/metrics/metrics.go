@@ -13,6 +13,7 @@ package metrics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
@@ -44,6 +45,18 @@ func OrDiscard(reg prometheus.Registerer) prometheus.Registerer {
 		return prometheus.NewRegistry()
 	}
 	return reg
+}
+
+// Register registers every collector on reg, stopping at the first that
+// reg refuses (a name registered twice: two components of one kind on one
+// registry).
+func Register(reg prometheus.Registerer, cs ...prometheus.Collector) error {
+	for _, c := range cs {
+		if err := reg.Register(c); err != nil {
+			return fmt.Errorf("register metrics: %w", err)
+		}
+	}
+	return nil
 }
 
 // Handler serves g in Prometheus's text (or protobuf, when asked)

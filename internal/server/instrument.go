@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"nestbox.dev/internal/metrics"
 )
 
 // The route label of requests no pattern of the route tables serves. Every
@@ -24,7 +26,7 @@ type httpMetrics struct {
 	duration *prometheus.HistogramVec
 }
 
-func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
+func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 	m := &httpMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nestbox_http_requests_total",
@@ -38,8 +40,7 @@ func newHTTPMetrics(reg prometheus.Registerer) *httpMetrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120},
 		}, []string{"route", "code"}),
 	}
-	reg.MustRegister(m.requests, m.duration)
-	return m
+	return m, metrics.Register(reg, m.requests, m.duration)
 }
 
 // instrument wraps serve, which serves a request and returns its route

@@ -76,7 +76,7 @@ type Config struct {
 	Now func() time.Time
 	// Metrics is the registry the API's request metrics are registered
 	// on (nestbox_http_*); nil registers them nowhere. One Server per
-	// registry: a second one's New panics on the duplicate names.
+	// registry: a second one's New fails on the duplicate names.
 	Metrics prometheus.Registerer
 }
 
@@ -146,7 +146,10 @@ func New(cfg Config) (*Server, error) {
 		tokens:  newTokenIndex(cfg.Lifecycle, cfg.Now),
 		limiter: newIPLimiter(cfg.TrafficRate, cfg.TrafficBurst, cfg.Now),
 		output:  newByteBudget(cfg.ExecOutputTotalBytes),
-		metrics: newHTTPMetrics(metrics.OrDiscard(cfg.Metrics)),
+	}
+	var err error
+	if s.metrics, err = newHTTPMetrics(metrics.OrDiscard(cfg.Metrics)); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
 	}
 	if cfg.PublicURL != "" {
 		u, err := url.Parse(cfg.PublicURL)
