@@ -9,6 +9,7 @@ import (
 
 	"nestbox.dev"
 	"nestbox.dev/internal/capsulestate"
+	"nestbox.dev/internal/events"
 	"nestbox.dev/internal/metrics"
 )
 
@@ -106,6 +107,14 @@ func (m *lifeMetrics) observeEvent(ev nestbox.CapsuleEvent, now time.Time) {
 	if !ev.At.IsZero() {
 		m.eventLag.Observe(max(now.Sub(ev.At), 0).Seconds())
 	}
+}
+
+// newBacklogGauge reports ev's backlog at each scrape.
+func newBacklogGauge(ev events.Stream) prometheus.GaugeFunc {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "nestbox_events_backlog",
+		Help: "Events this control plane's subscriptions to the event stream (the fallback consumer, waiters, cache eviction) hold undelivered, together; one that falls a buffer (1024) behind loses the oldest (nestbox_events_gaps_total).",
+	}, func() float64 { return float64(ev.Backlog()) })
 }
 
 // capsuleCollector reports the capsules of each host by status, read from

@@ -32,12 +32,22 @@ func TestMetricsOfCreateAndDestroy(t *testing.T) {
 		t.Fatalf("nestbox_capsules has %d series, want %d (one per live status of h1):\n%s", got, want, metricstest.Describe(fams, "nestbox_capsules"))
 	}
 
+	// A subscriber that reads nothing: the create's events wait for it.
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	if _, err := f.events.Subscribe(sctx); err != nil {
+		t.Fatal(err)
+	}
 	c, err := f.svc.Create(ctx, team, nestbox.CreateCapsuleRequest{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	f.settle(t, c.ID, nestbox.StatusRunning)
 	fams = metricstest.Families(t, reg)
+	// starting and running, one of them in its delivery goroutine's hand.
+	if got := metricstest.Value(t, fams, "nestbox_events_backlog"); got < 1 {
+		t.Errorf("nestbox_events_backlog = %g with an unread subscriber after two events, want at least 1", got)
+	}
 	for _, tc := range []struct {
 		name   string
 		labels []string

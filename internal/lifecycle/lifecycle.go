@@ -265,7 +265,7 @@ func New(cfg Config) (*Service, error) {
 	}
 	var err error
 	if s.metrics, err = newLifeMetrics(reg); err == nil {
-		err = metrics.Register(reg, newCapsuleCollector(s))
+		err = metrics.Register(reg, newCapsuleCollector(s), newBacklogGauge(cfg.Events))
 	}
 	if err != nil {
 		cancel()
