@@ -75,12 +75,19 @@ type Capsule struct {
 	// AutoResume: a request routed to the paused capsule (exec, files,
 	// PTY, its ports) resumes it and waits for it instead of failing.
 	AutoResume bool `json:"auto_resume,omitempty"`
+	// SnapshotID is the snapshot the capsule started from, if any.
+	SnapshotID string `json:"snapshot_id,omitempty"`
 }
 
 // CreateCapsuleRequest is the body of POST /v1/capsules. Zero fields take
 // the documented defaults.
 type CreateCapsuleRequest struct {
-	// Template defaults to "base".
+	// Template defaults to "base". It may name one of the team's
+	// snapshots (its ID or name) or a template made from one: the capsule
+	// then starts from the snapshot, with its template, sizes and egress
+	// rules (sizes or rules asked for must match), its processes, memory
+	// and files, and its own ID, token, network and lifetime; EnvVars are
+	// added for new processes.
 	Template string `json:"template,omitempty"`
 	// VCPUs defaults to 1, MemoryMB to 512.
 	VCPUs    int `json:"vcpus,omitempty"`
@@ -157,6 +164,88 @@ type ForkResult struct {
 type ForkResponse struct {
 	Source Capsule      `json:"source"`
 	Forks  []ForkResult `json:"forks"`
+}
+
+// SnapshotStatus is a snapshot's place in its lifecycle.
+type SnapshotStatus string
+
+// The statuses of a snapshot. A snapshot whose host fails to make it is
+// removed, not kept in an error status.
+const (
+	// SnapshotCreating: the host is checkpointing the capsule.
+	SnapshotCreating SnapshotStatus = "creating"
+	// SnapshotReady: capsules can start from it.
+	SnapshotReady SnapshotStatus = "ready"
+	// SnapshotDeleting: a delete is removing it from its host.
+	SnapshotDeleting SnapshotStatus = "deleting"
+	// SnapshotError: its host no longer has it (Error says why); only a
+	// delete applies.
+	SnapshotError SnapshotStatus = "error"
+)
+
+// Snapshot is a capsule's processes, memory and files, kept on the host
+// that took it. Capsules start from it by naming it where a create names a
+// template (its ID or its name); each gets its own ID, access token,
+// network and lifetime.
+type Snapshot struct {
+	// ID is 20 characters of [a-z0-9], like a capsule's.
+	ID     string `json:"id"`
+	TeamID string `json:"team_id"`
+	// Name is "name:tag" (the tag "default" when none was given), unique
+	// in the team; empty for an unnamed snapshot.
+	Name string `json:"name,omitempty"`
+	// CapsuleID is the capsule it was taken from, which may be gone.
+	CapsuleID string         `json:"capsule_id"`
+	HostID    string         `json:"host_id,omitempty"`
+	Status    SnapshotStatus `json:"status"`
+	Error     string         `json:"error,omitempty"`
+	// The source's template and sizes, which every capsule started from
+	// the snapshot has.
+	Template string   `json:"template"`
+	VCPUs    int      `json:"vcpus"`
+	MemoryMB int      `json:"memory_mb"`
+	DiskMB   int      `json:"disk_mb"`
+	Internet bool     `json:"internet"`
+	AllowOut []string `json:"allow_out,omitempty"`
+	DenyOut  []string `json:"deny_out,omitempty"`
+	// SizeBytes is what the snapshot takes on its host's disk, counted in
+	// the team's disk quota. While it is being created it is the most it
+	// can take (the source's disk and memory).
+	SizeBytes   int64  `json:"size_bytes"`
+	EnvdVersion string `json:"envd_version,omitempty"`
+	// TemplateName is the name of the template made from this snapshot
+	// (POST /v1/templates with from_snapshot), if any: the snapshot
+	// cannot be deleted while it has one.
+	TemplateName string    `json:"template_name,omitempty"`
+	CreatedAt    time.Time `json:"created_at"`
+}
+
+// CreateSnapshotRequest is the body of POST /v1/capsules/{id}/snapshots
+// (optional).
+type CreateSnapshotRequest struct {
+	// Name is "name" or "name:tag" (tag "default" when omitted): letters,
+	// digits, '.', '_' and '-', starting with a letter or digit, at most
+	// 63 characters each. Empty makes an unnamed snapshot.
+	Name string `json:"name,omitempty"`
+	// Pause pauses the capsule (with its memory) once the snapshot is
+	// taken; by default it runs on.
+	Pause bool `json:"pause,omitempty"`
+}
+
+// SnapshotList is a page of GET /v1/snapshots.
+type SnapshotList struct {
+	Snapshots []Snapshot `json:"snapshots"`
+	// NextCursor, when not empty, fetches the next page (?cursor=).
+	NextCursor string `json:"next_cursor,omitempty"`
+}
+
+// CreateTemplateRequest is the body of POST /v1/templates: a template
+// made from one of the team's snapshots, which capsules start from by its
+// name.
+type CreateTemplateRequest struct {
+	Name string `json:"name"`
+	// FromSnapshot is the snapshot's ID or name.
+	FromSnapshot string `json:"from_snapshot"`
 }
 
 // CapsuleList is a page of GET /v1/capsules.
@@ -377,6 +466,9 @@ type Template struct {
 	Description string    `json:"description,omitempty"`
 	SizeBytes   int64     `json:"size_bytes"`
 	CreatedAt   time.Time `json:"created_at"`
+	// SnapshotID is set on a team's template made from a snapshot: its
+	// capsules start from that snapshot.
+	SnapshotID string `json:"snapshot_id,omitempty"`
 }
 
 // TemplateList is the answer of GET /v1/templates.

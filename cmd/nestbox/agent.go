@@ -10,24 +10,34 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
 	"nestbox.dev/internal/agent"
 	"nestbox.dev/internal/egress"
+	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/metrics"
 )
 
 // runAgent is `nestbox agent`: it serves the host agent until ctx is done.
 // Sandboxes keep running when it stops; the next start adopts them.
 func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg, listen, logLevel, tokenFile, metricsListen, err := parseAgentFlags(args, stderr)
+	aa, err := parseAgentArgs(args, stderr)
 	if err != nil {
 		return err
 	}
+	cfg, listen, logLevel, tokenFile := aa.cfg, aa.listen, aa.logLevel, aa.tokenFile
+	joinToken := os.Getenv("NESTBOX_JOIN_TOKEN")
 	// Read once; no child (runsc, mount, mkfs) may inherit them.
 	os.Unsetenv("NESTBOX_AGENT_TOKEN")
 	os.Unsetenv("NESTBOX_EVENTS_TOKEN")
+	os.Unsetenv("NESTBOX_JOIN_TOKEN")
+	if aa.join.controlPlane != "" {
+		if err := joinFleet(ctx, &cfg, aa.join, joinToken, listen, tokenFile, stderr); err != nil {
+			return err
+		}
+	}
 	if cfg.Token == "" {
 		tok, created, err := agent.TokenFile(tokenFile)
 		if err != nil {
@@ -54,7 +64,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	defer cancel()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	if err := serveMetrics(ctx, &wg, metricsListen, cfg.Metrics, cfg.Logger); err != nil {
+	if err := serveMetrics(ctx, &wg, aa.metricsListen, cfg.Metrics, cfg.Logger); err != nil {
 		ln.Close()
 		return err
 	}
@@ -64,13 +74,95 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	return err
 }
 
+// joinFleet makes the agent a host of the fleet of j.controlPlane: on
+// the first start it registers with the join token (which writes the
+// issued agent token to tokenFile), later starts read the membership the
+// first one kept. It sets cfg's events and heartbeat to the control plane.
+func joinFleet(ctx context.Context, cfg *agent.Config, j joinFlags, joinToken, listen, tokenFile string, stderr io.Writer) error {
+	if cfg.Token != "" || cfg.EventsURL != "" || cfg.EventsToken != "" || cfg.HostID != "" {
+		return errors.New("--control-plane issues the agent's token and host ID and receives its events: drop NESTBOX_AGENT_TOKEN, --events-url, the events token and --host-id")
+	}
+	advertise := j.advertise
+	if advertise == "" {
+		host, _, err := net.SplitHostPort(listen)
+		if ip := net.ParseIP(host); err != nil || host == "" || (ip != nil && ip.IsUnspecified()) {
+			return fmt.Errorf("--advertise-url is required when --listen (%s) names no address control planes can dial", listen)
+		}
+		scheme := "http"
+		if cfg.TLSCertFile != "" {
+			scheme = "https"
+		}
+		advertise = scheme + "://" + listen
+	}
+	m, err := agent.ReadMembership(cfg.DataDir)
+	switch {
+	case err == nil && m.ControlPlane != strings.TrimRight(j.controlPlane, "/"):
+		return fmt.Errorf("this host joined %s, not %s: remove %s/fleet.json (and its sandboxes) to join another", m.ControlPlane, j.controlPlane, cfg.DataDir)
+	case errors.Is(err, errdefs.ErrNotFound):
+		if joinToken == "" && j.joinTokenFile != "" {
+			if joinToken, err = agent.ReadTokenFile(j.joinTokenFile); err != nil {
+				return fmt.Errorf("--join-token-file: %w", err)
+			}
+		}
+		if joinToken == "" {
+			return errors.New("this host has not joined yet: give a join token from `nestbox host token create` with --join-token-file (or env NESTBOX_JOIN_TOKEN)")
+		}
+		name := j.name
+		if name == "" {
+			name, _ = os.Hostname()
+		}
+		if m, err = agent.Join(ctx, j.controlPlane, joinToken, advertise, name, cfg.DataDir, tokenFile); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "joined the fleet of %s as host %s\n", m.ControlPlane, m.HostID)
+	case err != nil:
+		return err
+	}
+	cfg.HostID = m.HostID
+	cfg.EventsURL = m.ControlPlane + "/v1/hosts/sandbox-events"
+	cfg.Heartbeat = agent.Heartbeat{URL: m.ControlPlane + "/v1/hosts/heartbeat", AdvertiseURL: advertise}
+	return nil
+}
+
 // parseAgentFlags reads the agent's flags; each defaults to an environment
 // variable, then to a built-in value. Secrets never come from argv (any
 // local user sees it in ps): the agent token is read from env
 // NESTBOX_AGENT_TOKEN or, when that is unset, from tokenFile (made on first
 // use); the events token from NESTBOX_EVENTS_TOKEN or --events-token-file,
 // else agent.New derives it from the agent token.
-func parseAgentFlags(args []string, stderr io.Writer) (cfg agent.Config, listen string, logLevel slog.Level, tokenFile, metricsListen string, err error) {
+func parseAgentFlags(args []string, stderr io.Writer) (cfg agent.Config, listen string, logLevel slog.Level, tokenFile string, err error) {
+	a, err := parseAgentArgs(args, stderr)
+	return a.cfg, a.listen, a.logLevel, a.tokenFile, err
+}
+
+// agentArgs are `nestbox agent`'s parsed flags.
+type agentArgs struct {
+	cfg       agent.Config
+	listen    string
+	logLevel  slog.Level
+	tokenFile string
+	join      joinFlags
+	// metricsListen serves the agent's metrics without authentication;
+	// "" serves them only on listen, behind the agent token.
+	metricsListen string
+}
+
+// joinFlags make the agent a host of a fleet.
+type joinFlags struct {
+	controlPlane, joinTokenFile, advertise, name string
+}
+
+// parseAgentArgs is parseAgentFlags with the fleet's flags.
+func parseAgentArgs(args []string, stderr io.Writer) (a agentArgs, err error) {
+	var (
+		cfg       agent.Config
+		listen    string
+		logLevel  slog.Level
+		tokenFile string
+		j         joinFlags
+		metricsL  string
+	)
+	defer func() { a = agentArgs{cfg, listen, logLevel, tokenFile, j, metricsL} }()
 	fs := flag.NewFlagSet("nestbox agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var dataDir, eventsTokenFile, refused, tlsCert, tlsKey string
@@ -84,26 +176,30 @@ func parseAgentFlags(args []string, stderr io.Writer) (cfg agent.Config, listen 
 	fs.StringVar(&tlsKey, "tls-key", env("NESTBOX_AGENT_TLS_KEY", ""), "PEM key of --tls-cert (env NESTBOX_AGENT_TLS_KEY)")
 	fs.StringVar(&tokenFile, "token-file", env("NESTBOX_AGENT_TOKEN_FILE", ""), "file holding the token every caller of this agent must present, made on first use (env NESTBOX_AGENT_TOKEN_FILE; default <data-dir>/agent-token; or the token itself in env NESTBOX_AGENT_TOKEN)")
 	fs.StringVar(&af.hostID, "host-id", env("NESTBOX_HOST_ID", ""), "this host's ID in events (env NESTBOX_HOST_ID)")
+	fs.StringVar(&j.controlPlane, "control-plane", env("NESTBOX_CONTROL_PLANE", ""), "join the fleet of the control plane at this URL, e.g. https://cp.example.com (env NESTBOX_CONTROL_PLANE); the first start registers with --join-token-file, later ones heartbeat as the same host")
+	fs.StringVar(&j.joinTokenFile, "join-token-file", env("NESTBOX_JOIN_TOKEN_FILE", ""), "file holding a join token from `nestbox host token create` (env NESTBOX_JOIN_TOKEN_FILE; or the token itself in env NESTBOX_JOIN_TOKEN); needed only to join")
+	fs.StringVar(&j.advertise, "advertise-url", env("NESTBOX_ADVERTISE_URL", ""), "where control planes reach this agent, e.g. https://10.0.0.5:5007 (env NESTBOX_ADVERTISE_URL; default: http(s)://<--listen>)")
+	fs.StringVar(&j.name, "host-name", env("NESTBOX_HOST_NAME", ""), "this host's name in `nestbox host ls` (env NESTBOX_HOST_NAME; default: the hostname)")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
-	metricsFlag(fs, &metricsListen)
+	metricsFlag(fs, &metricsL)
 	if err = fs.Parse(args); err != nil {
-		return cfg, "", 0, "", "", err
+		return a, err
 	}
 	if fs.NArg() > 0 {
-		return cfg, "", 0, "", "", fmt.Errorf("unexpected arguments: %v", fs.Args())
+		return a, fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
 	if refused != "" {
-		return cfg, "", 0, "", "", errors.New("--events-token is refused: a token on the command line is visible to every local user; put it in a file (mode 0600) and pass --events-token-file, or set env NESTBOX_EVENTS_TOKEN")
+		return a, errors.New("--events-token is refused: a token on the command line is visible to every local user; put it in a file (mode 0600) and pass --events-token-file, or set env NESTBOX_EVENTS_TOKEN")
 	}
 	af.eventsToken = os.Getenv("NESTBOX_EVENTS_TOKEN")
 	if af.eventsToken == "" && eventsTokenFile != "" {
 		if af.eventsToken, err = agent.ReadTokenFile(eventsTokenFile); err != nil {
-			return cfg, "", 0, "", "", fmt.Errorf("--events-token-file: %w", err)
+			return a, fmt.Errorf("--events-token-file: %w", err)
 		}
 	}
 	cfg, err = af.config(dataDir)
 	if err != nil {
-		return cfg, "", 0, "", "", err
+		return a, err
 	}
 	cfg.TLSCertFile, cfg.TLSKeyFile = tlsCert, tlsKey
 	if tokenFile == "" {
@@ -111,11 +207,11 @@ func parseAgentFlags(args []string, stderr io.Writer) (cfg agent.Config, listen 
 	}
 	if tok := os.Getenv("NESTBOX_AGENT_TOKEN"); tok != "" {
 		if err := agent.CheckToken(tok); err != nil {
-			return cfg, "", 0, "", "", fmt.Errorf("NESTBOX_AGENT_TOKEN: %w", err)
+			return a, fmt.Errorf("NESTBOX_AGENT_TOKEN: %w", err)
 		}
 		cfg.Token = tok
 	}
-	return cfg, listen, logLevel, tokenFile, metricsListen, nil
+	return a, nil
 }
 
 // agentFlags are the host agent's settings shared by `nestbox agent` and

@@ -40,32 +40,50 @@ type agentProcess struct {
 // end of the test it destroys the agent's sandboxes, stops it, and removes
 // what it leaves on the host.
 func startAgentProcess(t testing.TB, b binaries, bin, cpAddr, token, prefix, cidr, cgroup string) *agentProcess {
-	a := &agentProcess{t: t, bin: bin, dir: t.TempDir(), addr: freeAddr(t)}
-	// The agent makes its own token at its first start.
-	a.tokenFile = filepath.Join(a.dir, "agent-token")
-	a.args = []string{"agent",
-		"--data-dir", a.dir, "--listen", a.addr,
-		"--runsc", b.runsc, "--envd", b.envd,
-		"--template-dir", e2eTemplateDir, "--template-cache-dir", e2ePackageCache,
-		"--network-prefix", prefix, "--network-cidr", cidr, "--cgroup-parent", cgroup,
-		"--default-rootfs-size", "1Gi",
-		"--events-url", "http://" + cpAddr + "/v1/hosts/sandbox-events", "--host-id", "local",
-	}
+	extra := []string{"--events-url", "http://" + cpAddr + "/v1/hosts/sandbox-events", "--host-id", "local"}
 	if token != "" {
 		eventsToken := filepath.Join(t.TempDir(), "host-token")
 		if err := os.WriteFile(eventsToken, []byte(token+"\n"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		a.args = append(a.args, "--events-token-file", eventsToken)
+		extra = append(extra, "--events-token-file", eventsToken)
 	}
+	a := launchAgent(t, b, bin, prefix, cidr, cgroup, extra)
+	if !strings.Contains(a.out.String(), "copy it to the control plane") {
+		t.Errorf("the agent did not say where its new token is:\n%s", a.out.String())
+	}
+	return a
+}
+
+// startFleetAgent starts an agent that joins the fleet of the control
+// plane at cpURL with the join token in joinTokenFile, in its own corner
+// of the host as startAgentProcess's.
+func startFleetAgent(t testing.TB, b binaries, bin, cpURL, joinTokenFile, prefix, cidr, cgroup string) *agentProcess {
+	a := launchAgent(t, b, bin, prefix, cidr, cgroup, []string{"--control-plane", cpURL, "--join-token-file", joinTokenFile})
+	if !strings.Contains(a.out.String(), "joined the fleet of "+cpURL) {
+		t.Errorf("the agent did not say it joined:\n%s", a.out.String())
+	}
+	return a
+}
+
+// launchAgent starts an agent with extra flags and registers its cleanup.
+func launchAgent(t testing.TB, b binaries, bin, prefix, cidr, cgroup string, extra []string) *agentProcess {
+	a := &agentProcess{t: t, bin: bin, dir: t.TempDir(), addr: freeAddr(t)}
+	// The agent makes its own token at its first start (or is issued one
+	// when it joins a fleet).
+	a.tokenFile = filepath.Join(a.dir, "agent-token")
+	a.args = append([]string{"agent",
+		"--data-dir", a.dir, "--listen", a.addr,
+		"--runsc", b.runsc, "--envd", b.envd,
+		"--template-dir", e2eTemplateDir, "--template-cache-dir", e2ePackageCache,
+		"--network-prefix", prefix, "--network-cidr", cidr, "--cgroup-parent", cgroup,
+		"--default-rootfs-size", "1Gi",
+	}, extra...)
 	a.start()
 	agentToken, err := agent.ReadTokenFile(a.tokenFile)
 	if err != nil {
 		a.kill()
-		t.Fatalf("the agent's token file after its first start: %v", err)
-	}
-	if !strings.Contains(a.out.String(), "copy it to the control plane") {
-		t.Errorf("the agent did not say where its new token is:\n%s", a.out.String())
+		t.Fatalf("the agent's token file after its first start: %v\n%s", err, a.out.String())
 	}
 	a.client = agentpbconnect.NewAgentClient(agentHTTPClient(agentToken), "http://"+a.addr, connect.WithProtoJSON())
 	t.Cleanup(func() {
@@ -75,6 +93,7 @@ func startAgentProcess(t testing.TB, b binaries, bin, cpAddr, token, prefix, cid
 				a.client.DestroySandbox(context.Background(), connect.NewRequest(&agentpb.DestroySandboxRequest{Id: sb.GetId()}))
 			}
 		}
+		a.cmd.Process.Signal(syscall.SIGCONT) // a test may have stopped it
 		a.cmd.Process.Signal(syscall.SIGTERM)
 		a.cmd.Wait()
 		for range 10 {

@@ -24,7 +24,7 @@ func TestEgressDenyFlag(t *testing.T) {
 		{[]string{"--egress-deny", "169.254.169.254, 10.0.0.0/8"}, []netip.Prefix{netip.MustParsePrefix("169.254.169.254/32"), netip.MustParsePrefix("10.0.0.0/8")}},
 		{[]string{"--egress-deny", ""}, []netip.Prefix{}},
 	} {
-		cfg, _, _, _, _, err := parseAgentFlags(tc.args, &bytes.Buffer{})
+		cfg, _, _, _, err := parseAgentFlags(tc.args, &bytes.Buffer{})
 		if err != nil {
 			t.Fatalf("%v: %v", tc.args, err)
 		}
@@ -33,11 +33,11 @@ func TestEgressDenyFlag(t *testing.T) {
 		}
 	}
 	t.Setenv("NESTBOX_EGRESS_DENY", "192.168.0.0/16")
-	if cfg, _, _, _, _, err := parseAgentFlags(nil, &bytes.Buffer{}); err != nil || !slices.Equal(cfg.EgressDeny, []netip.Prefix{netip.MustParsePrefix("192.168.0.0/16")}) {
+	if cfg, _, _, _, err := parseAgentFlags(nil, &bytes.Buffer{}); err != nil || !slices.Equal(cfg.EgressDeny, []netip.Prefix{netip.MustParsePrefix("192.168.0.0/16")}) {
 		t.Errorf("from the environment: %v, %v", cfg.EgressDeny, err)
 	}
 	for _, bad := range []string{"fd00::/8", "10.0.0.0/33", "metadata"} {
-		if _, _, _, _, _, err := parseAgentFlags([]string{"--egress-deny", bad}, &bytes.Buffer{}); err == nil {
+		if _, _, _, _, err := parseAgentFlags([]string{"--egress-deny", bad}, &bytes.Buffer{}); err == nil {
 			t.Errorf("--egress-deny %q accepted", bad)
 		}
 	}

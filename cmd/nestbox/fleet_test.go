@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"errors"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -159,5 +162,240 @@ func TestServerWithPostgresAndRedis(t *testing.T) {
 	}
 	if _, err := ap.Kill(ctx); err != nil {
 		t.Fatalf("kill the paused capsule: %v", err)
+	}
+}
+
+// TestFleet runs a fleet as README's fleet section sets it up: two
+// `nestbox server` replicas on one PostgreSQL and Redis, and three agents
+// that join it with one join token through either replica. It checks
+// scheduling (cordon steers creates, no capacity is 503 no_capacity),
+// traffic through the replica a capsule was not created on, hosts that
+// blink (an agent killed and restarted, one stopped and continued): their
+// capsules go missing when heartbeats stop and run again seconds after,
+// the others' are untouched, and a destroy through one replica cuts a
+// stream held through the other.
+func TestFleet(t *testing.T) {
+	b := requirePlatform(t)
+	bin := buildNestbox(t)
+	dbURL := freshDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+
+	type replica struct {
+		addr string
+		out  syncBuffer
+		done chan error
+	}
+	var cps [2]*replica
+	var key string
+	for i := range cps {
+		r := &replica{addr: freeAddr(t), done: make(chan error, 1)}
+		cps[i] = r
+		cpCtx, cpCancel := context.WithCancel(ctx)
+		dir := t.TempDir()
+		go func() {
+			r.done <- runServer(cpCtx, []string{"--data-dir", dir, "--listen", r.addr, "--database-url", dbURL, "--redis-url", redisURL(),
+				"--heartbeat-interval", "1s", "--reconcile-interval", "1h", "--log-level", "warn"}, &r.out, &r.out)
+		}()
+		defer func() {
+			cpCancel()
+			if err := <-r.done; err != nil {
+				t.Errorf("nestbox server %d: %v\n%s", i, err, r.out.String())
+			}
+		}()
+		waitHTTP(t, "http://"+r.addr+"/health")
+		if i == 0 {
+			// The first replica bootstraps the admin and its key; the
+			// second finds them in the database.
+			var err error
+			if _, key, err = nestbox.LoadCredentials(dir); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	clients := make([]*nestbox.Client, 2)
+	for i, r := range cps {
+		c, err := nestbox.New(nestbox.Config{URL: "http://" + r.addr, APIKey: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		clients[i] = c
+	}
+	logs := func() string { return "replica 0:\n" + cps[0].out.String() + "\nreplica 1:\n" + cps[1].out.String() }
+
+	tok, err := clients[0].CreateJoinToken(ctx, nestbox.CreateJoinTokenRequest{Uses: 3, TTLSeconds: 600})
+	if err != nil {
+		t.Fatalf("create a join token: %v", err)
+	}
+	tokFile := filepath.Join(t.TempDir(), "join-token")
+	if err := os.WriteFile(tokFile, []byte(tok.Token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	agents := []*agentProcess{
+		startFleetAgent(t, b, bin, "http://"+cps[0].addr, tokFile, "nbf", "10.221.0.0/24", "/nestbox-e2e-fleet-a"),
+		startFleetAgent(t, b, bin, "http://"+cps[1].addr, tokFile, "nbh", "10.222.0.0/24", "/nestbox-e2e-fleet-b"),
+		startFleetAgent(t, b, bin, "http://"+cps[0].addr, tokFile, "nbi", "10.223.0.0/24", "/nestbox-e2e-fleet-c"),
+	}
+	if toks, err := clients[1].JoinTokens(ctx); err != nil || len(toks) != 0 {
+		t.Errorf("join tokens after all three uses: %+v, %v; want none usable", toks, err)
+	}
+
+	// Every host heartbeats, whichever replica is asked. ids is in the
+	// agents' order.
+	ids := make([]string, len(agents))
+	waitFor(t, 30*time.Second, "three reachable hosts with capacity", func() bool {
+		hosts, err := clients[1].Hosts(ctx)
+		if err != nil || len(hosts) != len(agents) {
+			return false
+		}
+		for _, h := range hosts {
+			if !h.Reachable || h.Capacity.MemoryTotalBytes == 0 {
+				return false
+			}
+			for k, a := range agents {
+				if h.URL == "http://"+a.addr {
+					ids[k] = h.ID
+				}
+			}
+		}
+		return true
+	})
+	setAll := func(action string, except int) {
+		t.Helper()
+		for k, id := range ids {
+			if k != except {
+				if _, err := clients[k%2].SetHostState(ctx, id, action); err != nil {
+					t.Fatalf("%s %s: %v", action, id, err)
+				}
+			}
+		}
+		time.Sleep(1100 * time.Millisecond) // past the replicas' host caches
+	}
+
+	create := func(via int, meta string) *nestbox.Handle {
+		t.Helper()
+		c, err := clients[via].Create(ctx, nestbox.CreateCapsuleRequest{Template: "minimal", Metadata: map[string]string{"fleet": meta}})
+		if err != nil {
+			t.Fatalf("create via replica %d: %v\n%s", via, err, logs())
+		}
+		return c
+	}
+	hostOf := func(h *nestbox.Handle) string {
+		t.Helper()
+		c, err := clients[0].Get(ctx, h.ID())
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c.HostID
+	}
+
+	// Cordon steers: with every other host cordoned, a create goes to the
+	// one left, through either replica.
+	onHost := make([]*nestbox.Handle, len(agents))
+	for k := range agents {
+		setAll("cordon", k)
+		onHost[k] = create(k%2, ids[k])
+		if got := hostOf(onHost[k]); got != ids[k] {
+			t.Errorf("with all hosts but %s cordoned, a create went to %s", ids[k], got)
+		}
+		setAll("uncordon", -1)
+	}
+
+	// Traffic reaches each capsule through the replica that did not
+	// create it.
+	for k, h := range onHost {
+		res, err := clients[1-k%2].Capsule(h.ID()).Exec(ctx, []string{"echo", "on " + ids[k]})
+		if err != nil || res.Stdout != "on "+ids[k]+"\n" {
+			t.Errorf("exec on host %s through replica %d: %+v, %v", ids[k], 1-k%2, res, err)
+		}
+	}
+
+	// No capacity anywhere: every host draining.
+	setAll("drain", -1)
+	_, err = clients[1].Create(ctx, nestbox.CreateCapsuleRequest{Template: "minimal"})
+	var apiErr *nestbox.APIError
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 503 || apiErr.Code != "no_capacity" {
+		t.Errorf("create with every host draining: %v, want 503 no_capacity", err)
+	}
+	if err := clients[0].RemoveHost(ctx, ids[0]); !errors.As(err, &apiErr) || apiErr.StatusCode != 409 {
+		t.Errorf("remove a host with a live capsule: %v, want 409", err)
+	}
+	setAll("uncordon", -1)
+
+	// Hosts blink. The periodic reconcile is an hour away
+	// (--reconcile-interval): only the host monitor and the reconcile
+	// that a returning heartbeat starts can move a capsule to missing and
+	// back. Host 1's agent is killed and restarted; host 0's is stopped
+	// (SIGSTOP: it neither heartbeats nor answers, as behind a cut
+	// network) and continued. Host 2 is not touched.
+	for _, blink := range []struct {
+		k          int
+		name       string
+		down, back func()
+	}{
+		{1, "killed and restarted", agents[1].kill, agents[1].start},
+		{0, "stopped and continued", func() { agents[0].cmd.Process.Signal(syscall.SIGSTOP) }, func() { agents[0].cmd.Process.Signal(syscall.SIGCONT) }},
+	} {
+		blink.down()
+		if _, err := onHost[blink.k].Wait(ctx, nestbox.StatusMissing); err != nil {
+			t.Fatalf("host %s %s: wait for its capsule to be missing: %v\n%s", ids[blink.k], blink.name, err, logs())
+		}
+		if h, err := clients[0].Host(ctx, ids[blink.k]); err != nil || h.Reachable {
+			t.Errorf("the silent host: %+v, %v; want unreachable", h, err)
+		}
+		back := time.Now()
+		blink.back()
+		wctx, wcancel := context.WithTimeout(ctx, time.Minute)
+		_, err := onHost[blink.k].Wait(wctx, nestbox.StatusRunning)
+		wcancel()
+		if err != nil {
+			t.Fatalf("host %s %s: wait for its capsule to run again: %v\n%s", ids[blink.k], blink.name, err, logs())
+		}
+		t.Logf("host %s %s: its capsule ran again %s after it came back", ids[blink.k], blink.name, time.Since(back).Round(10*time.Millisecond))
+		res, err := onHost[blink.k].Exec(ctx, []string{"echo", "back"})
+		if err != nil || res.Stdout != "back\n" {
+			t.Errorf("exec after host %s came back: %+v, %v", ids[blink.k], res, err)
+		}
+	}
+	if c, err := clients[1].Get(ctx, onHost[2].ID()); err != nil || c.Status != nestbox.StatusRunning {
+		t.Errorf("the capsule of the host that did not blink: %+v, %v; want running", c, err)
+	}
+	history, err := clients[0].Capsule(onHost[2].ID()).Events(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, ev := range history {
+		if ev.To == nestbox.StatusMissing {
+			t.Errorf("the capsule of the host that did not blink went missing: %+v", history)
+		}
+	}
+
+	// A destroy through one replica ends a stream held through the other.
+	stream, err := clients[1].Capsule(onHost[0].ID()).ExecStream(ctx, nestbox.ExecRequest{Cmd: []string{"sleep", "600"}})
+	if err != nil {
+		t.Fatalf("exec stream through replica 1: %v", err)
+	}
+	ended := make(chan error, 1)
+	go func() { _, err := stream.Wait(); ended <- err }()
+	for _, h := range onHost {
+		if _, err := clients[0].Capsule(h.ID()).Kill(ctx); err != nil {
+			t.Errorf("kill %s: %v", h.ID(), err)
+		}
+	}
+	select {
+	case <-ended:
+	case <-time.After(time.Minute):
+		t.Errorf("a stream through replica 1 outlived its capsule's destroy through replica 0")
+	}
+	stream.Close()
+}
+
+// waitFor polls cond every 100 ms until it holds, failing after d.
+func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(d); !cond(); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s waiting for %s", d, what)
+		}
 	}
 }

@@ -42,15 +42,17 @@ type command struct {
 
 // clientCommands are the commands that take cli.GlobalFlags before their
 // name.
-var clientCommands = map[string]bool{"capsule": true, "key": true, "template": true}
+var clientCommands = map[string]bool{"capsule": true, "key": true, "template": true, "snapshot": true, "host": true}
 
 var commands = []command{
 	{"up", "run the whole platform on this machine (control plane + host agent)", runUp},
-	{"server", "run the control plane alone, in front of a host agent", runServer},
+	{"server", "run the control plane alone, in front of a host agent or a fleet", runServer},
 	{"agent", "run the host agent: the sandboxes of this machine and their API", runAgent},
 	{"capsule", "create, list, inspect, use and destroy capsules", clientCommand(cli.Capsule)},
 	{"key", "create, list and revoke API keys", clientCommand(cli.Key)},
-	{"template", "list templates", clientCommand(cli.Template)},
+	{"template", "list templates, make them from snapshots", clientCommand(cli.Template)},
+	{"snapshot", "list and delete snapshots of capsules", clientCommand(cli.Snapshot)},
+	{"host", "list, cordon, drain and remove a fleet's hosts; make join tokens (admins)", clientCommand(cli.Host)},
 }
 
 // clientCommand adapts a CLI verb group to a command.

@@ -52,7 +52,7 @@ func TestAgentFlags(t *testing.T) {
 	t.Setenv("NESTBOX_DEFAULT_ROOTFS_SIZE", "2Gi")
 	t.Setenv("NESTBOX_AGENT_LISTEN", "")
 
-	cfg, listen, _, tokenFile, _, err := parseAgentFlags(nil, &bytes.Buffer{})
+	cfg, listen, _, tokenFile, err := parseAgentFlags(nil, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +65,7 @@ func TestAgentFlags(t *testing.T) {
 	}
 
 	// Flags win over the environment.
-	cfg, listen, _, _, _, err = parseAgentFlags([]string{"--data-dir", "/data", "--default-rootfs-size", "512Mi",
+	cfg, listen, _, _, err = parseAgentFlags([]string{"--data-dir", "/data", "--default-rootfs-size", "512Mi",
 		"--listen", "0.0.0.0:9000", "--events-url", "http://cp/v1/hosts/sandbox-events", "--network-cidr", "10.9.0.0/16"}, &bytes.Buffer{})
 	if err != nil {
 		t.Fatal(err)
@@ -75,14 +75,14 @@ func TestAgentFlags(t *testing.T) {
 		t.Errorf("from flags: %+v, listen %s", cfg, listen)
 	}
 
-	if cfg, _, _, _, _, err := parseAgentFlags([]string{"--egress-rate", "0"}, &bytes.Buffer{}); err != nil || cfg.EgressRateBytes >= 0 {
+	if cfg, _, _, _, err := parseAgentFlags([]string{"--egress-rate", "0"}, &bytes.Buffer{}); err != nil || cfg.EgressRateBytes >= 0 {
 		t.Errorf("--egress-rate 0 must mean unlimited (negative): %d, %v", cfg.EgressRateBytes, err)
 	}
 	for _, tc := range []struct {
 		flag string
 		want time.Duration
 	}{{"", 0}, {"0", -1}, {"2m", 2 * time.Minute}} {
-		cfg, _, _, _, _, err := parseAgentFlags([]string{"--pause-memory-grace=" + tc.flag}, &bytes.Buffer{})
+		cfg, _, _, _, err := parseAgentFlags([]string{"--pause-memory-grace=" + tc.flag}, &bytes.Buffer{})
 		if err != nil || cfg.PauseMemoryGrace != tc.want {
 			t.Errorf("--pause-memory-grace %q: %v, %v; want %v", tc.flag, cfg.PauseMemoryGrace, err, tc.want)
 		}
@@ -96,12 +96,12 @@ func TestAgentFlags(t *testing.T) {
 		{"--default-rootfs-size", "0"},
 		{"extra"},
 	} {
-		if _, _, _, _, _, err := parseAgentFlags(args, &bytes.Buffer{}); err == nil {
+		if _, _, _, _, err := parseAgentFlags(args, &bytes.Buffer{}); err == nil {
 			t.Errorf("%v accepted", args)
 		}
 	}
 	t.Setenv("NESTBOX_RUNSC", "")
-	if _, _, _, _, _, err := parseAgentFlags([]string{"--runsc", ""}, &bytes.Buffer{}); err == nil {
+	if _, _, _, _, err := parseAgentFlags([]string{"--runsc", ""}, &bytes.Buffer{}); err == nil {
 		t.Error("no runsc accepted")
 	}
 }
@@ -117,7 +117,7 @@ func TestAgentSecretsNotOnArgv(t *testing.T) {
 	t.Setenv("NESTBOX_EVENTS_TOKEN", "")
 	t.Setenv("NESTBOX_AGENT_TOKEN", "")
 
-	_, _, _, _, _, err := parseAgentFlags([]string{"--events-token", "s3cret"}, &bytes.Buffer{})
+	_, _, _, _, err := parseAgentFlags([]string{"--events-token", "s3cret"}, &bytes.Buffer{})
 	if err == nil || !strings.Contains(err.Error(), "--events-token-file") {
 		t.Errorf("--events-token: got %v, want a refusal naming --events-token-file", err)
 	}
@@ -125,26 +125,26 @@ func TestAgentSecretsNotOnArgv(t *testing.T) {
 	file := filepath.Join(dir, "host-token")
 	const fromFile = "from-the-file-0123456789abcdef0123456789"
 	os.WriteFile(file, []byte(fromFile+"\n"), 0o600)
-	cfg, _, _, _, _, err := parseAgentFlags([]string{"--events-token-file", file}, &bytes.Buffer{})
+	cfg, _, _, _, err := parseAgentFlags([]string{"--events-token-file", file}, &bytes.Buffer{})
 	if err != nil || cfg.EventsToken != fromFile {
 		t.Errorf("--events-token-file: token %q, %v", cfg.EventsToken, err)
 	}
 	os.Chmod(file, 0o644)
-	if _, _, _, _, _, err := parseAgentFlags([]string{"--events-token-file", file}, &bytes.Buffer{}); err == nil {
+	if _, _, _, _, err := parseAgentFlags([]string{"--events-token-file", file}, &bytes.Buffer{}); err == nil {
 		t.Error("an events token file readable by others was accepted")
 	}
 	t.Setenv("NESTBOX_EVENTS_TOKEN", "from-the-env")
-	if cfg, _, _, _, _, err := parseAgentFlags(nil, &bytes.Buffer{}); err != nil || cfg.EventsToken != "from-the-env" {
+	if cfg, _, _, _, err := parseAgentFlags(nil, &bytes.Buffer{}); err != nil || cfg.EventsToken != "from-the-env" {
 		t.Errorf("NESTBOX_EVENTS_TOKEN: token %q, %v", cfg.EventsToken, err)
 	}
 
 	t.Setenv("NESTBOX_AGENT_TOKEN", "short")
-	if _, _, _, _, _, err := parseAgentFlags(nil, &bytes.Buffer{}); err == nil {
+	if _, _, _, _, err := parseAgentFlags(nil, &bytes.Buffer{}); err == nil {
 		t.Error("a 5-character agent token was accepted")
 	}
 	long := strings.Repeat("k", 64)
 	t.Setenv("NESTBOX_AGENT_TOKEN", long)
-	if cfg, _, _, _, _, err := parseAgentFlags(nil, &bytes.Buffer{}); err != nil || cfg.Token != long {
+	if cfg, _, _, _, err := parseAgentFlags(nil, &bytes.Buffer{}); err != nil || cfg.Token != long {
 		t.Errorf("NESTBOX_AGENT_TOKEN: token %q, %v", cfg.Token, err)
 	}
 }

@@ -29,12 +29,12 @@ func TestMetricsListenFlag(t *testing.T) {
 	os.WriteFile(runsc, nil, 0o755)
 	t.Setenv("NESTBOX_RUNSC", runsc)
 	t.Setenv("NESTBOX_METRICS_LISTEN", "")
-	if _, _, _, _, addr, err := parseAgentFlags(nil, &bytes.Buffer{}); err != nil || addr != "" {
-		t.Fatalf("agent without --metrics-listen: %q, %v; want none", addr, err)
+	if aa, err := parseAgentArgs(nil, &bytes.Buffer{}); err != nil || aa.metricsListen != "" {
+		t.Fatalf("agent without --metrics-listen: %q, %v; want none", aa.metricsListen, err)
 	}
-	_, _, _, _, addr, err := parseAgentFlags([]string{"--metrics-listen", "127.0.0.1:0"}, &bytes.Buffer{})
-	if err != nil || addr != "127.0.0.1:0" {
-		t.Fatalf("agent --metrics-listen 127.0.0.1:0: %q, %v", addr, err)
+	aa, err := parseAgentArgs([]string{"--metrics-listen", "127.0.0.1:0"}, &bytes.Buffer{})
+	if err != nil || aa.metricsListen != "127.0.0.1:0" {
+		t.Fatalf("agent --metrics-listen 127.0.0.1:0: %q, %v", aa.metricsListen, err)
 	}
 	if cfg, err := parseUpFlags([]string{"--metrics-listen", "127.0.0.1:9464"}, &bytes.Buffer{}); err != nil || cfg.metricsListen != "127.0.0.1:9464" {
 		t.Fatalf("up --metrics-listen: %q, %v", cfg.metricsListen, err)

@@ -65,6 +65,8 @@ type platform struct {
 	url, key, dataDir string
 	client            *nestbox.Client
 	stop              func()
+	// log is what nestbox up printed, so far.
+	log *syncBuffer
 }
 
 // templatesOnce serialises the first template build of the tests.
@@ -99,7 +101,7 @@ func startUp(t testing.TB, extra ...string) *platform {
 	templatesMu.Lock() // one template build at a time
 	go func() { done <- runUp(ctx, args, &out, &out) }()
 
-	p := &platform{dataDir: dataDir}
+	p := &platform{dataDir: dataDir, log: &out}
 	deadline := time.Now().Add(15 * time.Minute) // a cold base template build
 	for {
 		if time.Now().After(deadline) {

@@ -18,11 +18,13 @@ import (
 	"nestbox.dev/internal/agent"
 	"nestbox.dev/internal/cli"
 	"nestbox.dev/internal/controlplane"
+	"nestbox.dev/internal/fleet"
+	"nestbox.dev/internal/lifecycle"
 )
 
-// runServer is `nestbox server`: the control plane alone, in front of a host
-// agent started with `nestbox agent` (given by --agent-url). Until fleet
-// registration lands it drives exactly one agent.
+// runServer is `nestbox server`: the control plane alone, in front of one
+// host agent given by --agent-url, or, without it, of a fleet whose
+// agents join it (`nestbox agent --control-plane URL --join-token-file F`).
 func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("nestbox server", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -30,7 +32,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		dataDir, listen, agentURL, publicURL, domain string
 		agentTokenFile, agentCA, metricsListen       string
 		databaseURL, redisURL                        string
-		reconcile                                    time.Duration
+		reconcile, heartbeat                         time.Duration
 		logLevel                                     slog.Level
 	)
 	fs.StringVar(&dataDir, "data-dir", env("NESTBOX_DATA_DIR", "/var/lib/nestbox"), "state directory: database, credentials, host token (env NESTBOX_DATA_DIR)")
@@ -42,10 +44,12 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.StringVar(&databaseURL, "database-url", env("NESTBOX_DATABASE_URL", ""), "PostgreSQL URL, e.g. postgres://nestbox@db/nestbox (env NESTBOX_DATABASE_URL; default: SQLite in the data directory)")
 	fs.StringVar(&redisURL, "redis-url", env("NESTBOX_REDIS_URL", ""), "Redis URL for the event stream, e.g. redis://127.0.0.1:6379/0 (env NESTBOX_REDIS_URL; default: in-process)")
 	fs.StringVar(&domain, "domain", env("NESTBOX_DOMAIN", ""), "sandbox domain for {port}-{id}.<domain> host routing and E2B's SDKs (env NESTBOX_DOMAIN)")
-	fs.DurationVar(&reconcile, "reconcile-interval", 60*time.Second, "how often the control plane reconciles with the agent")
+	fs.DurationVar(&reconcile, "reconcile-interval", 60*time.Second, "how often the control plane reconciles with the agents")
+	fs.DurationVar(&heartbeat, "heartbeat-interval", fleet.DefaultHeartbeatInterval, "how often a fleet's agents heartbeat; a host is unreachable after three intervals without one")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
 	metricsFlag(fs, &metricsListen)
 	lf := registerLimitFlags(fs, true)
+	mf := registerMailFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -56,11 +60,12 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if fs.NArg() > 0 {
 		return fmt.Errorf("unexpected arguments: %v", fs.Args())
 	}
-	if agentURL == "" {
-		return errors.New("--agent-url is required: the control plane needs a host agent (or run `nestbox up` for both)")
-	}
 	agentToken := os.Getenv("NESTBOX_AGENT_TOKEN")
-	if agentToken == "" {
+	if agentURL == "" {
+		if agentToken != "" || agentTokenFile != "" {
+			return errors.New("an agent token without --agent-url: a fleet's agents are issued their tokens when they join")
+		}
+	} else if agentToken == "" {
 		if agentTokenFile == "" {
 			return errors.New("no agent token: copy the agent's <agent-data-dir>/agent-token to this machine (mode 0600) and pass --agent-token-file, or set env NESTBOX_AGENT_TOKEN")
 		}
@@ -95,6 +100,9 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	// a split deployment copies one file, the agent token), or with a copy
 	// of <data-dir>/host-token given to it with --events-token-file.
 	hostTokens := []string{agent.EventsToken(agentToken), hostToken}
+	if agentURL == "" {
+		hostTokens = nil
+	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
@@ -117,24 +125,47 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	cp, err := controlplane.New(controlplane.Config{
+	accounts, teams, err := newAccounts(dataDir, publicURL, st, mf, log)
+	if err != nil {
+		return err
+	}
+	ccfg := controlplane.Config{
 		Store:             st,
 		Events:            ev,
-		Hosts:             controlplane.NewSingleHost(controlplane.HostConfig{ID: "local", URL: agentURL, Token: agentToken, TLS: agentTLS}),
 		Logger:            log,
 		HostTokens:        hostTokens,
 		ReconcileInterval: reconcile,
 		Domain:            domain,
 		Limits:            limits,
 		PublicURL:         publicURL,
-	})
+		Accounts:          accounts,
+		Teams:             teams,
+	}
+	if agentURL != "" {
+		ccfg.Hosts = controlplane.NewSingleHost(controlplane.HostConfig{ID: "local", URL: agentURL, Token: agentToken, TLS: agentTLS})
+	} else {
+		ccfg.HostTokens = nil
+		ccfg.Fleet = fleet.New(fleet.Config{
+			Store:             st,
+			Logger:            log.With("component", "fleet"),
+			HeartbeatInterval: heartbeat,
+			Connect: func(id, url, token string) lifecycle.Host {
+				return controlplane.HostClient(controlplane.HostConfig{ID: id, URL: url, Token: token, TLS: agentTLS})
+			},
+		})
+	}
+	cp, err := controlplane.New(ccfg)
 	if err != nil {
 		return err
 	}
 	if key != "" {
 		fmt.Fprintf(stdout, "API key: %s (shown once; saved in %s)\n", key, filepath.Join(dataDir, "credentials.json"))
 	}
-	log.Info("control plane listening", "url", publicURL, "agent", agentURL)
+	if agentURL == "" {
+		log.Info("control plane listening; hosts join it with a token from `nestbox host token create`", "url", publicURL)
+	} else {
+		log.Info("control plane listening", "url", publicURL, "agent", agentURL)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup

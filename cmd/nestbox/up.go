@@ -36,6 +36,8 @@ type upConfig struct {
 	// limits are the control plane's limits on capsules. Their EgressDeny
 	// is the agent's --egress-deny, so that both refuse the same.
 	limits lifecycle.Limits
+	// mail chooses the account service's Mailer.
+	mail *mailFlags
 }
 
 // runUp is `nestbox up`: the whole platform on this machine in one
@@ -116,6 +118,11 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
+	accounts, teams, err := newAccounts(cfg.dataDir, cfg.publicURL, st, cfg.mail, log)
+	if err != nil {
+		return err
+	}
+
 	ready := make(chan struct{})
 	cp, err := controlplane.New(controlplane.Config{
 		Store:             st,
@@ -128,6 +135,8 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Ready:             ready,
 		Domain:            cfg.domain,
 		PublicURL:         cfg.publicURL,
+		Accounts:          accounts,
+		Teams:             teams,
 		Metrics:           reg,
 	})
 	if err != nil {
@@ -238,6 +247,7 @@ func parseUpFlags(args []string, stderr io.Writer) (upConfig, error) {
 	metricsFlag(fs, &cfg.metricsListen)
 	af := registerAgentFlags(fs)
 	lf := registerLimitFlags(fs, false)
+	cfg.mail = registerMailFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}

@@ -28,7 +28,17 @@ func (a *Agent) recover(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// First let the runtime commands a killed predecessor left running
+	// end: until then, what is on disk may still change.
+	if s, ok := a.driver.(driver.Settler); ok {
+		if err := s.Settle(ctx); err != nil {
+			return err
+		}
+	}
 	if err := a.removeForkLeftovers(); err != nil {
+		return err
+	}
+	if err := a.recoverSnapshots(); err != nil {
 		return err
 	}
 	// dead are the sandboxes to remove; started says whether the runtime
@@ -76,8 +86,10 @@ func (a *Agent) recover(ctx context.Context) error {
 		}
 		if rec.Status == statusRunning {
 			// A resume that crashed after recording running but before
-			// removing the snapshot it used.
+			// removing the snapshot it used; a create from a snapshot,
+			// before removing the links of its images.
 			os.RemoveAll(snapshotDir(sb))
+			os.RemoveAll(filepath.Join(sb.dir, restoreDirName))
 		}
 		alive := st == driver.StateRunning || st == driver.StatePaused
 		if rec.Status != statusRunning || !alive {

@@ -172,6 +172,11 @@ type Config struct {
 	// MaxSandboxes caps the sandboxes of this host; zero means only the
 	// PIDs, memory and disk bounds.
 	MaxSandboxes int
+	// MaxSnapshots caps the snapshots this host keeps (CreateSnapshot
+	// beyond it is resource_exhausted): each holds a memory image and a
+	// layer copy on disk, which the disk reserve bounds too. Zero means
+	// DefaultMaxSnapshots; negative, no cap.
+	MaxSnapshots int
 	// ReadyTimeout bounds the wait for a new (or restored) sandbox's envd
 	// to answer; zero means 30 s.
 	ReadyTimeout time.Duration
@@ -193,8 +198,12 @@ type Config struct {
 	// event; "" means EventsToken(Token), which a control plane holding
 	// the agent token derives too.
 	EventsToken string
-	// HostID is sent with every event; "" omits it.
+	// HostID is sent with every event (in the event and as
+	// HostIDHeader) and heartbeat; "" omits it.
 	HostID string
+	// Heartbeat, with a URL, makes the agent report its capacity to a
+	// fleet's control plane (see heartbeat.go).
+	Heartbeat Heartbeat
 	// MonitorInterval is how often running sandboxes are checked for
 	// crashes; zero means 2 s.
 	MonitorInterval time.Duration
@@ -239,10 +248,19 @@ type Agent struct {
 	registry *prometheus.Registry
 	prom     *agentMetrics
 
-	// mu guards sandboxes and the fields of each sandbox documented as
-	// guarded by Agent.mu.
+	// snapMu decides who may read or remove a snapshot's files (see
+	// snapshots.go): restores copying from one hold it to read; the
+	// commit of a CreateSnapshot and DeleteSnapshot, to write. Never
+	// taken with mu held.
+	snapMu sync.RWMutex
+
+	// mu guards sandboxes, snapPending and the fields of each sandbox
+	// documented as guarded by Agent.mu.
 	mu        sync.Mutex
 	sandboxes map[string]*sandbox
+	// snapPending holds the IDs of the snapshots CreateSnapshot calls
+	// are making, not yet in place.
+	snapPending map[string]bool
 }
 
 // sandbox is the agent's record of one sandbox.
@@ -356,6 +374,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.LogMaxBytes == 0 {
 		cfg.LogMaxBytes = DefaultLogMaxBytes
 	}
+	if cfg.MaxSnapshots == 0 {
+		cfg.MaxSnapshots = DefaultMaxSnapshots
+	}
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = 30 * time.Second
 	}
@@ -390,15 +411,16 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a := &Agent{
-		cfg:       cfg,
-		log:       log,
-		driver:    cfg.Driver,
-		net:       cfg.Network,
-		layers:    cfg.Layers,
-		templates: cfg.Templates,
-		events:    newEventQueue(cfg.EventsURL, cfg.EventsToken, cfg.HostID, log),
-		sandboxes: map[string]*sandbox{},
-		registry:  cfg.Metrics,
+		cfg:         cfg,
+		log:         log,
+		driver:      cfg.Driver,
+		net:         cfg.Network,
+		layers:      cfg.Layers,
+		templates:   cfg.Templates,
+		events:      newEventQueue(cfg.EventsURL, cfg.EventsToken, cfg.HostID, log),
+		sandboxes:   map[string]*sandbox{},
+		snapPending: map[string]bool{},
+		registry:    cfg.Metrics,
 	}
 	if a.registry == nil {
 		a.registry = metrics.NewRegistry()
@@ -459,6 +481,9 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Go(func() { a.monitor(ctx, &wg) })
 	wg.Go(func() { a.demoteSweep(ctx, &wg) })
 	wg.Go(func() { a.sampleMetrics(ctx, a.cfg.SampleInterval) })
+	if a.cfg.Heartbeat.URL != "" {
+		wg.Go(func() { a.heartbeat(ctx) })
+	}
 	wg.Wait()
 	return nil
 }

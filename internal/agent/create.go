@@ -64,6 +64,9 @@ func (c cleanupStack) unwind(ctx context.Context) error {
 // initialised. On error nothing of the sandbox is left. The request's ctx
 // bounds the creation; the sandbox then lives until destroyed or timed out.
 func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agentpb.Sandbox, err error) {
+	if req.GetSnapshotId() != "" {
+		return a.createFromSnapshot(ctx, req)
+	}
 	cfg, opts, err := a.resolveConfig(req)
 	if err != nil {
 		return nil, err

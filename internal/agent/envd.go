@@ -116,15 +116,17 @@ func (c *envdClient) postRestoreInit(ctx context.Context, ip netip.Addr, cfg *ag
 	return c.postInit(ctx, ip, cfg.AccessToken, body, timeout)
 }
 
-// forkInit is the post-restore /init of a fork: authenticated with the
-// source's token (oldToken), which the restored envd still holds, it
-// replaces that token with the fork's (cfg.AccessToken; "" leaves the
-// fork without one, as a create without a token does) and carries the
-// defaults, as postRestoreInit does. From its answer on, the source's
+// forkInit is the post-restore /init of a fork or of a sandbox started
+// from a snapshot: authenticated with the source's token (oldToken),
+// which the restored envd still holds, it replaces that token with the
+// new sandbox's (cfg.AccessToken; "" leaves it without one, as a create
+// without a token does), adds cfg.EnvVars to envd's (a fork's are the
+// source's already) and carries the defaults, as postRestoreInit does. From its answer on, the source's
 // token no longer works in the fork.
 func (c *envdClient) forkInit(ctx context.Context, ip netip.Addr, oldToken string, cfg *agentpb.SandboxConfig, timeout time.Duration) error {
 	token := cfg.AccessToken
 	body := initRequest{
+		EnvVars:        cfg.EnvVars,
 		AccessToken:    &token,
 		DefaultUser:    cfg.DefaultUser,
 		DefaultWorkdir: cfg.DefaultWorkdir,

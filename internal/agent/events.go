@@ -166,6 +166,10 @@ func (q *eventQueue) post(ctx context.Context, body []byte) error {
 	if q.token != "" {
 		req.Header.Set("Authorization", "Bearer "+q.token)
 	}
+	if q.hostID != "" {
+		// A fleet's control plane authenticates the host it names.
+		req.Header.Set(HostIDHeader, q.hostID)
+	}
 	resp, err := q.client.Do(req)
 	if err != nil {
 		return err

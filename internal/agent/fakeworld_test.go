@@ -131,6 +131,13 @@ func (w *fakeWorld) leftovers() []string {
 		out = append(out, fmt.Sprintf("writable layers left: %v", slices.Sorted(maps.Keys(w.layers.held))))
 	}
 	w.layers.mu.Unlock()
+	if entries, _ := os.ReadDir(filepath.Join(w.dataDir, snapshotsDirName)); len(entries) > 0 {
+		var names []string
+		for _, e := range entries {
+			names = append(names, e.Name())
+		}
+		out = append(out, fmt.Sprintf("snapshots left: %v", names))
+	}
 	return out
 }
 
@@ -435,12 +442,15 @@ func (f *fakeLayers) Sync(l rootfs.Layer) error {
 }
 
 // Clone copies the image as the real layers do; the copy is not
-// "mounted" until Remount.
+// "mounted" until Remount. Its source is a mounted layer (a fork's or a
+// snapshot's source) or a copy that was never mounted (a snapshot's,
+// which has no rootfs directory): a sandbox's layer that is not mounted
+// is an error.
 func (f *fakeLayers) Clone(ctx context.Context, l rootfs.Layer, dir string) (rootfs.Layer, error) {
 	f.mu.Lock()
 	_, ok := f.held[l.Root]
 	f.mu.Unlock()
-	if !ok {
+	if _, err := os.Stat(l.Root); !ok && !errors.Is(err, os.ErrNotExist) {
 		return rootfs.Layer{}, fmt.Errorf("clone writable layer %s: not mounted", l.Root)
 	}
 	out := rootfs.Layer{Root: filepath.Join(dir, "rootfs"), Image: filepath.Join(dir, "upper.img"),

@@ -18,6 +18,7 @@ import (
 	"nestbox.dev/internal/driver"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/proto/agentpb"
+	"nestbox.dev/internal/rootfs"
 )
 
 // A fork (ForkSandbox) checkpoints a running sandbox once and restores the
@@ -39,6 +40,10 @@ import (
 //     layer copy, network and runtime are its own, pushed on its cleanup
 //     stack as a create's are; a restarted agent removes a fork that was
 //     not running yet like a create it did not finish.
+//
+// The source's part is checkpointSource (source.go), which snapshots
+// share; a sandbox started from a snapshot is restored by copyForkLayer
+// and restoreFork below, as a fork is (snapshot_restore.go).
 
 // The steps of a fork, in order; failAt hooks run after each. The
 // fork-source-* steps are the source's, once per call; the others run
@@ -63,9 +68,10 @@ const (
 )
 
 var (
-	forkSourceSteps = []string{stepForkSourceState, stepForkSourcePrepare, stepForkSourceSync, stepForkSourceCheckpoint,
-		stepForkSourceManifest, stepForkSourceImages, stepForkSourceRunning}
-	forkSteps = []string{stepForkDir, stepForkCopy, stepForkNetwork, stepForkLayer, stepForkState, stepForkRestore,
+	forkSource = sourceSteps{op: "fork", state: stepForkSourceState, prepare: stepForkSourcePrepare, sync: stepForkSourceSync,
+		checkpoint: stepForkSourceCheckpoint, manifest: stepForkSourceManifest, images: stepForkSourceImages, running: stepForkSourceRunning}
+	forkSourceSteps = forkSource.names()
+	forkSteps       = []string{stepForkDir, stepForkCopy, stepForkNetwork, stepForkLayer, stepForkState, stepForkRestore,
 		stepForkHealth, stepForkInit, stepForkRunning}
 )
 
@@ -83,8 +89,10 @@ const forksDirName = "forks"
 
 func (a *Agent) forksDir() string { return filepath.Join(a.cfg.DataDir, forksDirName) }
 
-// forkJob is one fork of a call.
+// forkJob is one sandbox restored from a checkpoint: a fork of a call,
+// or a sandbox started from a snapshot.
 type forkJob struct {
+	op       string // "fork", or "create" for a sandbox from a snapshot: errors say it
 	sb       *sandbox
 	undo     cleanupStack
 	created  bool // the created event was sent
@@ -130,9 +138,26 @@ func (a *Agent) fork(ctx context.Context, req *agentpb.ForkSandboxRequest) (*age
 			j.sb.op.Unlock()
 		}
 	}
-	images, srcToken := "", ""
+	callDir, srcToken := "", ""
 	if admitted > 0 {
-		images, srcToken, err = a.forkSource(ctx, src, jobs)
+		srcToken, err = a.checkpointSource(ctx, src, forkSource,
+			func() (string, error) {
+				var err error
+				callDir, err = a.linkForkImages(src)
+				return callDir, err
+			},
+			func() error {
+				// Each fork's copy of the layer is made while the source
+				// is stopped and its layer synced; a fork whose copy
+				// fails fails alone.
+				o := origin{layer: src.layer, tplPath: src.tplPath, envdVersion: src.envdVersion}
+				for _, j := range jobs {
+					if j.admitted && j.err == nil {
+						j.err = a.copyForkLayer(ctx, o, j)
+					}
+				}
+				return nil
+			})
 	}
 	if err != nil {
 		for _, j := range jobs {
@@ -143,13 +168,14 @@ func (a *Agent) fork(ctx context.Context, req *agentpb.ForkSandboxRequest) (*age
 		}
 		return nil, err
 	}
-	if images != "" {
+	if callDir != "" {
 		defer func() {
-			if err := os.RemoveAll(filepath.Dir(images)); err != nil {
+			if err := os.RemoveAll(callDir); err != nil {
 				src.log.Error("remove the images of a fork", "err", err)
 			}
 		}()
 	}
+	from := restoreSource{images: filepath.Join(callDir, imagesDirName), token: srcToken}
 
 	parallel := a.cfg.forkConcurrency
 	if parallel <= 0 {
@@ -165,7 +191,7 @@ func (a *Agent) fork(ctx context.Context, req *agentpb.ForkSandboxRequest) (*age
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			j.err = a.restoreFork(ctx, j, images, srcToken)
+			j.err = a.restoreFork(ctx, j, from)
 			finish(j)
 		})
 	}
@@ -200,9 +226,9 @@ func (a *Agent) forkable(src *sandbox) error {
 	case gone || st == statusCreating || st == statusStopping:
 		return errdefs.NotFound("sandbox %s not found", src.id)
 	case st != statusRunning:
-		return errdefs.Conflict("sandbox %s is %s, not running: only a running sandbox can be forked", src.id, st)
+		return errdefs.Conflict("sandbox %s is %s, not running: only a running sandbox can be forked or snapshotted", src.id, st)
 	case natns == "":
-		return errdefs.Conflict("sandbox %s has a guest address of its own (made by an agent before the shared guest address, or with unique guest addresses): it cannot be forked", src.id)
+		return errdefs.Conflict("sandbox %s has a guest address of its own (made by an agent before the shared guest address, or with unique guest addresses): it cannot be forked or snapshotted", src.id)
 	}
 	return nil
 }
@@ -231,20 +257,11 @@ func (a *Agent) forkConfigs(src *sandbox, forks []*agentpb.SandboxConfig) ([]*fo
 			return nil, errdefs.Invalid("fork %d: sandbox id %s is given twice (or is the source's)", i, fid)
 		}
 		seen[fid] = true
-		cfg := proto.Clone(base).(*agentpb.SandboxConfig)
-		cfg.Id = fid
-		cfg.TimeoutSeconds = f.GetTimeoutSeconds()
-		if cfg.TimeoutSeconds == 0 {
-			cfg.TimeoutSeconds = uint32(a.cfg.DefaultTimeout / time.Second)
-		}
-		cfg.AccessToken = f.GetAccessToken()
-		cfg.Metadata = f.GetMetadata()
-		cfg.AutoPause = f.GetAutoPause()
-		cfg.AutoPauseFilesystemOnly = f.GetAutoPauseFilesystemOnly()
+		cfg := a.restoredConfig(base, f)
 		if err := checkConfig(cfg); err != nil {
 			return nil, fmt.Errorf("fork %d (%s): %w", i, fid, err)
 		}
-		jobs = append(jobs, &forkJob{sb: &sandbox{
+		jobs = append(jobs, &forkJob{op: "fork", sb: &sandbox{
 			id:     fid,
 			dir:    filepath.Join(a.sandboxesDir(), fid),
 			log:    a.log.With("sandbox", fid, "fork_of", src.id),
@@ -253,6 +270,24 @@ func (a *Agent) forkConfigs(src *sandbox, forks []*agentpb.SandboxConfig) ([]*fo
 		}})
 	}
 	return jobs, nil
+}
+
+// restoredConfig is the config of a sandbox restored from a checkpoint of
+// a sandbox whose config is base (a fork, or a sandbox from a snapshot):
+// a copy of base with req's id, timeout (0: the default), access token,
+// metadata and auto-pause settings.
+func (a *Agent) restoredConfig(base, req *agentpb.SandboxConfig) *agentpb.SandboxConfig {
+	cfg := proto.Clone(base).(*agentpb.SandboxConfig)
+	cfg.Id = req.GetId()
+	cfg.TimeoutSeconds = req.GetTimeoutSeconds()
+	if cfg.TimeoutSeconds == 0 {
+		cfg.TimeoutSeconds = uint32(a.cfg.DefaultTimeout / time.Second)
+	}
+	cfg.AccessToken = req.GetAccessToken()
+	cfg.Metadata = req.GetMetadata()
+	cfg.AutoPause = req.GetAutoPause()
+	cfg.AutoPauseFilesystemOnly = req.GetAutoPauseFilesystemOnly()
+	return cfg
 }
 
 // admitForks admits each fork like a create, in order, and registers the
@@ -283,237 +318,88 @@ func (a *Agent) admitForks(jobs []*forkJob) error {
 	return nil
 }
 
-// forkStep runs the test hook after a step (in production a no-op).
-func (a *Agent) forkStep(id, name string) error {
-	if a.cfg.failAt == nil {
-		return nil
-	}
-	if err := a.cfg.failAt(name); err != nil {
-		return fmt.Errorf("fork sandbox %s: %s: %w", id, name, err)
-	}
-	return nil
-}
-
-// forkSource does the source's part under its op: checkpoint it as a
-// disk pause does, link the images into the call's directory, make each
-// admitted fork's directory and layer copy, and restore the source. It
-// returns the call's images directory and the access token the image's
-// envd holds. An error fails the whole call: the source runs again (or,
-// if it cannot, is removed and reported crashed).
-func (a *Agent) forkSource(ctx context.Context, src *sandbox, jobs []*forkJob) (images, token string, err error) {
-	src.op.Lock()
-	defer src.op.Unlock()
-	if err := a.forkable(src); err != nil {
-		return "", "", err
-	}
-	a.mu.Lock()
-	if src.gone || src.status != statusRunning {
-		a.mu.Unlock()
-		return "", "", errdefs.Conflict("sandbox %s is %s, not running", src.id, src.status)
-	}
-	src.status = statusPausing
-	endAt, token := src.endAt, src.cfg.AccessToken
-	a.mu.Unlock()
-	times := newStepTimes()
-	step := a.stepHook(src, "fork", times)
-
-	// restored: the source runs again, and a later failure leaves it so.
-	prepared, stopped, checkpointed, restored := false, false, false, false
-	callDir := ""
-	defer func() {
-		if err == nil {
-			return
-		}
-		if callDir != "" {
-			os.RemoveAll(callDir)
-		}
-		if !restored {
-			a.undoPause(ctx, src, prepared, stopped, checkpointed, false, endAt, err)
-			return
-		}
-		a.setStatus(src, statusRunning)
-		if werr := a.writeState(src); werr != nil {
-			src.log.Warn("state not persisted after a failed fork", "err", werr)
-		}
-		os.RemoveAll(snapshotDir(src))
-		src.log.Warn("fork failed; the source runs again", "err", err)
-	}()
-
-	if err := os.RemoveAll(snapshotDir(src)); err != nil {
-		return "", "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
-	}
-	if err := a.writeState(src); err != nil {
-		return "", "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
-	}
-	if err := step(stepForkSourceState); err != nil {
-		return "", "", err
-	}
-	if err := a.envd.prepareSnapshot(ctx, src.net.Addr(), src.cfg.AccessToken); err != nil {
-		prepared = true
-		return "", "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
-	}
-	prepared = true
-	if src.proxy != nil {
-		src.proxy.transport.CloseIdleConnections()
-	}
-	if err := step(stepForkSourcePrepare); err != nil {
-		return "", "", err
-	}
-	if err := a.layers.Sync(src.layer); err != nil {
-		return "", "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
-	}
-	if err := step(stepForkSourceSync); err != nil {
-		return "", "", err
-	}
-	cp, ok := a.driver.(driver.Checkpointer)
-	if !ok {
-		return "", "", fmt.Errorf("fork sandbox %s: driver %s cannot checkpoint: %w", src.id, a.driver.Name(), errdefs.ErrUnimplemented)
-	}
-	if err := cp.Checkpoint(ctx, src.id, imagesDir(src)); err != nil {
-		if st, serr := a.driver.State(ctx, src.id); serr != nil || st != driver.StateRunning {
-			stopped = true
-		}
-		return "", "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
-	}
-	stopped, checkpointed = true, true
-	if err := a.layers.Sync(src.layer); err != nil {
-		return "", "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
-	}
-	if err := step(stepForkSourceCheckpoint); err != nil {
-		return "", "", err
-	}
-	// As at a pause: the manifest makes the checkpoint a snapshot a
-	// restarted agent can resume the source from. Unlike a pause, the
-	// network stays: the source is restored into it at once.
-	if _, err := writeManifest(src, a.driver.Name()); err != nil {
-		return "", "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
-	}
-	if err := step(stepForkSourceManifest); err != nil {
-		return "", "", err
-	}
-
-	if callDir, err = a.linkForkImages(src); err != nil {
-		return "", "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
-	}
-	images = filepath.Join(callDir, imagesDirName)
-	if err := step(stepForkSourceImages); err != nil {
-		return "", "", err
-	}
-
-	// Each fork's copy of the layer is made while the source is stopped
-	// and its layer synced; a fork whose copy fails fails alone.
-	for _, j := range jobs {
-		if j.admitted && j.err == nil {
-			j.err = a.copyForkLayer(ctx, src, j)
-		}
-	}
-
-	if err := a.restoreInPlace(ctx, src); err != nil {
-		// undoPause tries again with the network rebuilt, as after a
-		// failed pause.
-		return "", "", fmt.Errorf("fork sandbox %s: restore the source: %w", src.id, err)
-	}
-	restored = true
-	a.mu.Lock()
-	src.status = statusRunning
-	src.endAt = endAt
-	a.mu.Unlock()
-	if err := a.writeState(src); err != nil {
-		return "", "", fmt.Errorf("fork sandbox %s: %w", src.id, err)
-	}
-	if err := step(stepForkSourceRunning); err != nil {
-		return "", "", err
-	}
-	// The restored source owns its state again; its snapshot is spent.
-	if err := os.RemoveAll(snapshotDir(src)); err != nil {
-		src.log.Warn("remove the snapshot of a fork", "err", err)
-	}
-	src.log.Info("sandbox checkpointed for a fork and running again", "took", times.total(), "steps", times.String())
-	return images, token, nil
-}
-
-// restoreInPlace restores the checkpointed source from its own images
-// into the network it kept (its address put back on the interface: the
-// ~90 ms of a network's release and rebuild are spared), waits for envd
-// and sends the post-restore /init. On error the runtime it started is
-// gone again. The caller holds src.op.
-func (a *Agent) restoreInPlace(ctx context.Context, src *sandbox) (err error) {
-	if err := a.net.Readd(ctx, src.net); err != nil {
-		return err
-	}
-	if err := a.driver.(driver.Checkpointer).Restore(ctx, driverSpec(src), imagesDir(src)); err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			if derr := a.driver.Destroy(context.WithoutCancel(ctx), src.id); derr != nil {
-				src.log.Error("remove the source's runtime after a failed restore", "err", derr)
-			}
-		}
-	}()
-	hctx, cancel := context.WithTimeout(ctx, a.cfg.ReadyTimeout)
-	err = a.envd.waitHealthy(hctx, src.net.Addr())
-	cancel()
-	if err != nil {
-		return fmt.Errorf("envd did not answer within %s: %w", a.cfg.ReadyTimeout, err)
-	}
-	return a.envd.postRestoreInit(ctx, src.net.Addr(), src.cfg, a.cfg.RestoreInitTimeout)
-}
-
-// linkForkImages makes the call's images directory: hard links of the
-// source's checkpoint, so that the source's restore may remove its own
-// snapshot while the forks are still restored from these.
+// linkForkImages makes the call's directory, <data>/forks/<source>-<random>,
+// holding hard links of the source's checkpoint, so that the source's
+// restore may remove its own snapshot while the forks are still restored
+// from these.
 func (a *Agent) linkForkImages(src *sandbox) (string, error) {
 	if err := os.MkdirAll(a.forksDir(), 0o700); err != nil {
 		return "", err
 	}
-	var nonce [6]byte
-	rand.Read(nonce[:])
-	dir := filepath.Join(a.forksDir(), src.id+"-"+hex.EncodeToString(nonce[:]))
-	images := filepath.Join(dir, imagesDirName)
-	if err := os.MkdirAll(images, 0o700); err != nil {
-		return "", err
-	}
-	entries, err := os.ReadDir(imagesDir(src))
-	if err != nil {
+	dir := filepath.Join(a.forksDir(), src.id+"-"+nonce())
+	if err := linkImages(imagesDir(src), filepath.Join(dir, imagesDirName)); err != nil {
 		os.RemoveAll(dir)
 		return "", err
-	}
-	for _, e := range entries {
-		if err := os.Link(filepath.Join(imagesDir(src), e.Name()), filepath.Join(images, e.Name())); err != nil {
-			os.RemoveAll(dir)
-			return "", fmt.Errorf("link checkpoint image: %w", err)
-		}
 	}
 	return dir, nil
 }
 
-// copyForkLayer makes fork j's directory, its first state file and its
-// copy of the source's writable layer. The caller holds both ops, and
-// the source is stopped with its layer synced.
-func (a *Agent) copyForkLayer(ctx context.Context, src *sandbox, j *forkJob) error {
+// nonce is 12 random hex digits, for names of temporary directories.
+func nonce() string {
+	var b [6]byte
+	rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// forkStep runs the test hook after one of j's steps (in production a
+// no-op).
+func (a *Agent) forkStep(j *forkJob, name string) error {
+	if a.cfg.failAt == nil {
+		return nil
+	}
+	if err := a.cfg.failAt(name); err != nil {
+		return fmt.Errorf("%s sandbox %s: %s: %w", j.op, j.sb.id, name, err)
+	}
+	return nil
+}
+
+// wrap wraps an error of j's restore.
+func (j *forkJob) wrap(err error) error {
+	return fmt.Errorf("%s sandbox %s: %w", j.op, j.sb.id, err)
+}
+
+// origin is what a restored sandbox's layer is copied from: a fork
+// source's layer (stopped and synced) or a snapshot's copy of one, with
+// the template version and envd version it runs on.
+type origin struct {
+	layer       rootfs.Layer
+	tplPath     string
+	envdVersion string
+}
+
+// restoreSource is what a restored sandbox starts from: the images
+// directory and the access token the image's envd holds.
+type restoreSource struct {
+	images, token string
+}
+
+// copyForkLayer makes j's directory, its first state file and its copy
+// of o's writable layer. The caller holds j's op and keeps o's layer
+// from changing (a fork: the source's op, the source stopped with its
+// layer synced; a snapshot: a read hold of the snapshots).
+func (a *Agent) copyForkLayer(ctx context.Context, o origin, j *forkJob) error {
 	sb := j.sb
-	sb.tplPath, sb.envdVersion = src.tplPath, src.envdVersion
+	sb.tplPath, sb.envdVersion = o.tplPath, o.envdVersion
 	if err := os.Mkdir(sb.dir, 0o700); err != nil {
 		if errors.Is(err, os.ErrExist) {
 			return errdefs.AlreadyExists("sandbox %s: directory %s exists", sb.id, sb.dir)
 		}
-		return fmt.Errorf("fork sandbox %s: %w", sb.id, err)
+		return j.wrap(err)
 	}
 	j.undo.push(stepForkDir, func(context.Context) error { return os.RemoveAll(sb.dir) })
 	// Written before anything outside the directory exists, and kept
-	// saying creating until the fork runs: a restarted agent removes
+	// saying creating until the sandbox runs: a restarted agent removes
 	// what the record names.
 	if err := a.writeState(sb); err != nil {
-		return fmt.Errorf("fork sandbox %s: %w", sb.id, err)
+		return j.wrap(err)
 	}
-	if err := a.forkStep(sb.id, stepForkDir); err != nil {
+	if err := a.forkStep(j, stepForkDir); err != nil {
 		return err
 	}
 	start := time.Now()
-	layer, err := a.layers.Clone(ctx, src.layer, sb.dir)
+	layer, err := a.layers.Clone(ctx, o.layer, sb.dir)
 	if err != nil {
-		return fmt.Errorf("fork sandbox %s: %w", sb.id, err)
+		return j.wrap(err)
 	}
 	a.mu.Lock()
 	sb.layer = layer
@@ -521,19 +407,20 @@ func (a *Agent) copyForkLayer(ctx context.Context, src *sandbox, j *forkJob) err
 	a.mu.Unlock()
 	j.undo.push(stepForkCopy, func(ctx context.Context) error { return a.layers.Unmount(ctx, sb.layer) })
 	if err := a.writeState(sb); err != nil {
-		return fmt.Errorf("fork sandbox %s: %w", sb.id, err)
+		return j.wrap(err)
 	}
 	sb.log.Debug("writable layer copied", "took", time.Since(start))
-	return a.forkStep(sb.id, stepForkCopy)
+	return a.forkStep(j, stepForkCopy)
 }
 
-// restoreFork brings fork j up from the call's images: its network, its
-// layer copy mounted, the runtime restored under its ID, envd healthy and
-// its token (srcToken, the source's) replaced by the fork's. The caller
-// holds j's op.
-func (a *Agent) restoreFork(ctx context.Context, j *forkJob, images, srcToken string) error {
+// restoreFork brings j up from a checkpoint: its network, its layer copy
+// mounted, the runtime restored under its ID from from.images, envd
+// healthy, and in one /init the token the image's envd holds
+// (from.token, the source's) replaced by j's, with j's env vars added.
+// The caller holds j's op and has checked that the driver checkpoints.
+func (a *Agent) restoreFork(ctx context.Context, j *forkJob, from restoreSource) error {
 	sb := j.sb
-	step := func(name string) error { return a.forkStep(sb.id, name) }
+	step := func(name string) error { return a.forkStep(j, name) }
 	start := time.Now()
 	opts, err := networkOptions(sb.cfg)
 	if err != nil {
@@ -541,7 +428,7 @@ func (a *Agent) restoreFork(ctx context.Context, j *forkJob, images, srcToken st
 	}
 	n, err := a.net.Setup(ctx, sb.id, opts)
 	if err != nil {
-		return fmt.Errorf("fork sandbox %s: %w", sb.id, err)
+		return j.wrap(err)
 	}
 	a.mu.Lock()
 	sb.net = n
@@ -551,31 +438,31 @@ func (a *Agent) restoreFork(ctx context.Context, j *forkJob, images, srcToken st
 		return err
 	}
 	if err := a.writeState(sb); err != nil {
-		return fmt.Errorf("fork sandbox %s: %w", sb.id, err)
+		return j.wrap(err)
 	}
 	if err := a.layers.Remount(ctx, sb.layer); err != nil {
-		return fmt.Errorf("fork sandbox %s: %w", sb.id, err)
+		return j.wrap(err)
 	}
 	if err := step(stepForkLayer); err != nil {
 		return err
 	}
 	// The logs live on the layer, as at create; the copy's are the
-	// source's, and the fork starts its own.
+	// source's, and the new sandbox starts its own.
 	if err := os.RemoveAll(logDir(sb)); err != nil {
-		return fmt.Errorf("fork sandbox %s: %w", sb.id, err)
+		return j.wrap(err)
 	}
 	if err := os.Mkdir(logDir(sb), 0o700); err != nil {
-		return fmt.Errorf("fork sandbox %s: %w", sb.id, err)
+		return j.wrap(err)
 	}
 	if err := a.writeState(sb); err != nil {
-		return fmt.Errorf("fork sandbox %s: %w", sb.id, err)
+		return j.wrap(err)
 	}
 	if err := step(stepForkState); err != nil {
 		return err
 	}
-	cp := a.driver.(driver.Checkpointer) // forkSource checked
-	if err := cp.Restore(ctx, driverSpec(sb), images); err != nil {
-		return fmt.Errorf("fork sandbox %s: %w", sb.id, err)
+	cp := a.driver.(driver.Checkpointer)
+	if err := cp.Restore(ctx, driverSpec(sb), from.images); err != nil {
+		return j.wrap(err)
 	}
 	j.undo.push(stepForkRestore, func(ctx context.Context) error { return a.driver.Destroy(ctx, sb.id) })
 	a.emit(sb.id, EventCreated)
@@ -587,15 +474,15 @@ func (a *Agent) restoreFork(ctx context.Context, j *forkJob, images, srcToken st
 	err = a.envd.waitHealthy(hctx, sb.net.Addr())
 	cancel()
 	if err != nil {
-		return fmt.Errorf("fork sandbox %s: envd did not answer within %s: %w", sb.id, a.cfg.ReadyTimeout, err)
+		return j.wrap(fmt.Errorf("envd did not answer within %s: %w", a.cfg.ReadyTimeout, err))
 	}
 	if err := step(stepForkHealth); err != nil {
 		return err
 	}
 	// envd holds the source's token until this /init, which the source's
-	// token authenticates and which replaces it with the fork's.
-	if err := a.envd.forkInit(ctx, sb.net.Addr(), srcToken, sb.cfg, a.cfg.RestoreInitTimeout); err != nil {
-		return fmt.Errorf("fork sandbox %s: %w", sb.id, err)
+	// token authenticates and which replaces it with the new sandbox's.
+	if err := a.envd.forkInit(ctx, sb.net.Addr(), from.token, sb.cfg, a.cfg.RestoreInitTimeout); err != nil {
+		return j.wrap(err)
 	}
 	if err := step(stepForkInit); err != nil {
 		return err
@@ -608,30 +495,30 @@ func (a *Agent) restoreFork(ctx context.Context, j *forkJob, images, srcToken st
 	a.mu.Unlock()
 	if err := a.writeState(sb); err != nil {
 		a.setStatus(sb, statusCreating)
-		return fmt.Errorf("fork sandbox %s: %w", sb.id, err)
+		return j.wrap(err)
 	}
 	if err := step(stepForkRunning); err != nil {
 		a.setStatus(sb, statusCreating)
 		return err
 	}
 	a.emit(sb.id, EventRunning)
-	sb.log.Info("sandbox running (fork)", "took", time.Since(start), "address", sb.net.Addr())
+	sb.log.Info("sandbox running, restored from a checkpoint", "took", time.Since(start), "address", sb.net.Addr())
 	return nil
 }
 
-// unwindFork removes everything of a failed fork and forgets it. The
-// caller holds its op.
+// unwindFork removes everything of a restore that failed and forgets the
+// sandbox. The caller holds its op.
 func (a *Agent) unwindFork(ctx context.Context, j *forkJob) {
 	bg, cancel := context.WithTimeout(context.WithoutCancel(ctx), teardownTimeout)
 	defer cancel()
 	if err := j.undo.unwind(bg); err != nil {
-		j.sb.log.Error("cleanup after a failed fork left something behind", "err", err)
+		j.sb.log.Error("cleanup after a failed restore left something behind", "err", err)
 	}
 	a.forget(j.sb)
 	if j.created {
 		a.emit(j.sb.id, EventStopped)
 	}
-	j.sb.log.Warn("fork failed", "err", j.err)
+	j.sb.log.Warn(j.op+" failed", "err", j.err)
 }
 
 // removeForkLeftovers removes the images directories of fork calls that a

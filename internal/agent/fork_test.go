@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -28,9 +29,21 @@ func newForkWorld(t testing.TB, pc processpbconnect.ProcessClient) *pauseWorld {
 }
 
 // pids lists the PIDs of the counter and the web server in a sandbox.
+// A process the counter's shell forks (its mv) carries the shell's
+// command line until it execs, so one listing may show it: the PIDs are
+// those of three listings in a row, which no such moment spans.
 func pids(t testing.TB, pc processpbconnect.ProcessClient) string {
 	t.Helper()
-	return strings.TrimSpace(mustSh(t, pc, `ps | grep -e 'httpd -f' -e counter.new | grep -v grep | awk '{print $1}' | sort -n | tr '\n' ' '`))
+	var common []string
+	for i := range 3 {
+		got := strings.Fields(mustSh(t, pc, `ps | grep -e 'httpd -f' -e 'while true' | grep -v grep | awk '{print $1}' | sort -n`))
+		if i == 0 {
+			common = got
+			continue
+		}
+		common = slices.DeleteFunc(common, func(p string) bool { return !slices.Contains(got, p) })
+	}
+	return strings.Join(common, " ")
 }
 
 // page fetches / of port 8080 of sandbox id through the agent's proxy,
@@ -99,6 +112,80 @@ func assertForkGone(t testing.TB, dataDir, id, when string) {
 	}
 }
 
+// assertRestoredCopy checks sandbox id, restored from a checkpoint of a
+// forkWorld's sandbox (a fork, or a sandbox started from a snapshot): the
+// files, memory and counter of w (checked as of cycle), the processes of
+// the source (pids before), its web server's page, its own token, and
+// the source's refused. It returns a process client of id.
+func (ta *testAgent) assertRestoredCopy(t testing.TB, id, token string, w *pauseWorld, before string, cycle int) processpbconnect.ProcessClient {
+	t.Helper()
+	pc := ta.process(id, token, "root")
+	cw := *w
+	cw.files = maps.Clone(w.files)
+	cw.check(t, pc, cycle) // files, memory, the counter moved on
+	if got := pids(t, pc); got != before {
+		t.Errorf("sandbox %s: pids %q, the source had %q", id, got, before)
+	}
+	if got := ta.page(t, id); got != "source-page\n" {
+		t.Errorf("sandbox %s's page: %q", id, got)
+	}
+	if _, _, err := sh(t.Context(), ta.process(id, "source-token", "root"), "true"); connect.CodeOf(err) != connect.CodeUnauthenticated {
+		t.Errorf("sandbox %s with the source's token: %v, want unauthenticated", id, err)
+	}
+	if code, _ := ta.envdGet(t, id, "source-token", "/envs"); code != http.StatusUnauthorized {
+		t.Errorf("sandbox %s: /envs with the source's token: %d, want 401", id, code)
+	}
+	return pc
+}
+
+// assertOwnWrites writes a file and a web page of its own in each
+// sandbox of ids and checks that each sees only its own: sandboxes
+// restored from one checkpoint share nothing they write afterwards.
+func (ta *testAgent) assertOwnWrites(t testing.TB, ids []string, clients map[string]processpbconnect.ProcessClient) {
+	t.Helper()
+	for _, id := range ids {
+		mustSh(t, clients[id], fmt.Sprintf("echo %s > /root/www/index.html && echo %s > /root/mine && touch /root/only-%s", id, id, id))
+	}
+	for _, id := range ids {
+		if got := strings.TrimSpace(mustSh(t, clients[id], "cat /root/mine; ls /root | grep only-")); got != id+"\nonly-"+id {
+			t.Errorf("sandbox %s sees %q, want only its own file", id, got)
+		}
+		if got := ta.page(t, id); got != id+"\n" {
+			t.Errorf("sandbox %s's page: %q, want its own", id, got)
+		}
+	}
+}
+
+// recoveredSource checks the source id of a call cut by a kill at step
+// once a new agent ta runs: running, paused on disk (then resumed), or in
+// error with its layer kept. Unless in error it has w's files, memory and
+// processes. It returns "source <state>" for the test's log.
+func recoveredSource(t *testing.T, ta *testAgent, dataDir, id, step string, w *pauseWorld) string {
+	t.Helper()
+	got := ta.getRPC(t, id)
+	switch got.State {
+	case agentpb.SandboxState_SANDBOX_STATE_PAUSED:
+		if _, err := ta.resumeRPC(id); err != nil {
+			t.Fatalf("after a kill at %s: the source is paused, but its resume failed: %v", step, err)
+		}
+	case agentpb.SandboxState_SANDBOX_STATE_RUNNING:
+	case agentpb.SandboxState_SANDBOX_STATE_ERROR:
+		rec, err := readState(filepath.Join(dataDir, "sandboxes", id))
+		if err != nil || rec.Rootfs == nil {
+			t.Fatalf("after a kill at %s: error (%s) without a state file naming its layer: %v", step, got.Error, err)
+		}
+		if _, err := os.Stat(rec.Rootfs.Image); err != nil {
+			t.Fatalf("after a kill at %s: error (%s), and its writable layer is gone: %v", step, got.Error, err)
+		}
+	default:
+		t.Fatalf("after a kill at %s: the source is %v", step, got)
+	}
+	if got.State != agentpb.SandboxState_SANDBOX_STATE_ERROR {
+		w.check(t, ta.process(id, "", "root"), 1)
+	}
+	return "source " + got.State.String()
+}
+
 // TestFork forks a sandbox that runs a counter and a web server and holds
 // files and an in-memory pattern into two: each fork has the same
 // processes (same PIDs, the counter going on from the source's value),
@@ -135,23 +222,7 @@ func TestFork(t *testing.T) {
 	ids := []string{src.Id, forks[0].Id, forks[1].Id}
 	clients := map[string]processpbconnect.ProcessClient{src.Id: pc}
 	for i, f := range forks {
-		fpc := ta.process(f.Id, f.AccessToken, "root")
-		clients[f.Id] = fpc
-		fw := *w
-		fw.files = maps.Clone(w.files)
-		fw.check(t, fpc, 100+i) // files, memory, the counter moved on
-		if got := pids(t, fpc); got != before {
-			t.Errorf("fork %d: pids %q, the source had %q", i, got, before)
-		}
-		if got := ta.page(t, f.Id); got != "source-page\n" {
-			t.Errorf("fork %d's page: %q", i, got)
-		}
-		if _, _, err := sh(t.Context(), ta.process(f.Id, "source-token", "root"), "true"); connect.CodeOf(err) != connect.CodeUnauthenticated {
-			t.Errorf("fork %d with the source's token: %v, want unauthenticated", i, err)
-		}
-		if code, _ := ta.envdGet(t, f.Id, "source-token", "/envs"); code != http.StatusUnauthorized {
-			t.Errorf("fork %d: /envs with the source's token: %d, want 401", i, code)
-		}
+		clients[f.Id] = ta.assertRestoredCopy(t, f.Id, f.AccessToken, w, before, 100+i)
 		if got := resp.Forks[i].Sandbox.Address; got == src.Address {
 			t.Errorf("fork %d has the source's address %s", i, got)
 		}
@@ -161,17 +232,7 @@ func TestFork(t *testing.T) {
 		t.Errorf("the source's pids after the fork: %q, before %q", got, before)
 	}
 
-	for _, id := range ids {
-		mustSh(t, clients[id], fmt.Sprintf("echo %s > /root/www/index.html && echo %s > /root/mine && touch /root/only-%s", id, id, id))
-	}
-	for _, id := range ids {
-		if got := strings.TrimSpace(mustSh(t, clients[id], "cat /root/mine; ls /root | grep only-")); got != id+"\nonly-"+id {
-			t.Errorf("sandbox %s sees %q, want only its own file", id, got)
-		}
-		if got := ta.page(t, id); got != id+"\n" {
-			t.Errorf("sandbox %s's page: %q, want its own", id, got)
-		}
-	}
+	ta.assertOwnWrites(t, ids, clients)
 	for _, id := range ids {
 		ta.destroyRPC(t, id)
 	}
@@ -279,6 +340,22 @@ func TestForkRefusals(t *testing.T) {
 	assertClean(t, h.dataDir)
 }
 
+// killedSource starts a child agent on h that SIGKILLs its process group
+// after step, and a sandbox on it holding a pauseWorld (disk-tier pauses:
+// what a restarted agent finds is on disk).
+func killedSource(t *testing.T, h *testHost, step string) (child, *testAgent, string, *pauseWorld) {
+	t.Helper()
+	c := startChild(t, h, childConfig{KillAt: step, PauseMemoryGrace: -1})
+	ch := &testAgent{base: c.base, client: c.client}
+	resp, err := c.client.CreateSandbox(t.Context(), connect.NewRequest(&agentpb.CreateSandboxRequest{
+		Config: testSpec(&agentpb.SandboxConfig{MemoryMb: 96, Vcpus: 1, TimeoutSeconds: 600})}))
+	if err != nil {
+		t.Fatalf("create: %v", err)
+	}
+	id := resp.Msg.Sandbox.Id
+	return c, ch, id, newPauseWorld(t, ch.process(id, "", "root"))
+}
+
 // TestAgentKilledDuringFork kills the agent with SIGKILL (its process
 // group) after every step of a fork, the source's and the fork's. A new
 // agent on the same data dir finds the source running, or paused on disk
@@ -293,15 +370,7 @@ func TestAgentKilledDuringFork(t *testing.T) {
 	outcomes := map[string][]string{}
 	for _, step := range append(append([]string{}, forkSourceSteps...), forkSteps...) {
 		t.Run(step, func(t *testing.T) {
-			c := startChild(t, h, childConfig{KillAt: step, PauseMemoryGrace: -1})
-			ch := &testAgent{base: c.base, client: c.client}
-			resp, err := c.client.CreateSandbox(t.Context(), connect.NewRequest(&agentpb.CreateSandboxRequest{
-				Config: testSpec(&agentpb.SandboxConfig{MemoryMb: 96, Vcpus: 1, TimeoutSeconds: 600})}))
-			if err != nil {
-				t.Fatalf("create: %v", err)
-			}
-			id := resp.Msg.Sandbox.Id
-			w := newPauseWorld(t, ch.process(id, "", "root"))
+			c, ch, id, w := killedSource(t, h, step)
 			f := forkConfig("killed")
 			if _, err := ch.forkRPC(id, f); err == nil {
 				t.Fatalf("the fork answered although its agent was killed at %s", step)
@@ -309,28 +378,7 @@ func TestAgentKilledDuringFork(t *testing.T) {
 			c.kill()
 
 			ta := h.startAgent(t, "", nil)
-			got := ta.getRPC(t, id)
-			outcome := "source " + got.State.String()
-			switch got.State {
-			case agentpb.SandboxState_SANDBOX_STATE_PAUSED:
-				if _, err := ta.resumeRPC(id); err != nil {
-					t.Fatalf("after a kill at %s: the source is paused, but its resume failed: %v", step, err)
-				}
-			case agentpb.SandboxState_SANDBOX_STATE_RUNNING:
-			case agentpb.SandboxState_SANDBOX_STATE_ERROR:
-				rec, err := readState(filepath.Join(h.dataDir, "sandboxes", id))
-				if err != nil || rec.Rootfs == nil {
-					t.Fatalf("after a kill at %s: error (%s) without a state file naming its layer: %v", step, got.Error, err)
-				}
-				if _, err := os.Stat(rec.Rootfs.Image); err != nil {
-					t.Fatalf("after a kill at %s: error (%s), and its writable layer is gone: %v", step, got.Error, err)
-				}
-			default:
-				t.Fatalf("after a kill at %s: the source is %v", step, got)
-			}
-			if got.State != agentpb.SandboxState_SANDBOX_STATE_ERROR {
-				w.check(t, ta.process(id, "", "root"), 1)
-			}
+			outcome := recoveredSource(t, ta, h.dataDir, id, step, w)
 			if _, err := ta.client.GetSandbox(t.Context(), connect.NewRequest(&agentpb.GetSandboxRequest{Id: f.Id})); err == nil {
 				outcome += ", fork running"
 				if step != stepForkRunning {

@@ -93,6 +93,8 @@ func (a *Agent) ping(ctx context.Context) (*agentpb.PingResponse, error) {
 		resp.DiskAllocatedBytes += uint64(max(sb.cfg.DiskBytes, 0))
 	}
 	a.mu.Unlock()
+	// The snapshots hold what they hold: they do not grow.
+	resp.DiskAllocatedBytes += a.snapshotBytes()
 	return resp, nil
 }
 

@@ -114,13 +114,24 @@ func (s service) ForkSandbox(ctx context.Context, req *connect.Request[agentpb.F
 }
 
 func (s service) CreateSnapshot(ctx context.Context, req *connect.Request[agentpb.CreateSnapshotRequest]) (*connect.Response[agentpb.CreateSnapshotResponse], error) {
-	return nil, errdefs.ToConnect(errdefs.Unimplemented("snapshots are not implemented yet"))
+	resp, err := s.a.createSnapshot(ctx, req.Msg)
+	if err != nil {
+		return nil, errdefs.ToConnect(err)
+	}
+	return connect.NewResponse(resp), nil
 }
 
 func (s service) DeleteSnapshot(ctx context.Context, req *connect.Request[agentpb.DeleteSnapshotRequest]) (*connect.Response[agentpb.DeleteSnapshotResponse], error) {
-	return nil, errdefs.ToConnect(errdefs.Unimplemented("snapshots are not implemented yet"))
+	if err := s.a.deleteSnapshot(req.Msg.GetId()); err != nil {
+		return nil, errdefs.ToConnect(err)
+	}
+	return connect.NewResponse(&agentpb.DeleteSnapshotResponse{}), nil
 }
 
 func (s service) ListSnapshots(ctx context.Context, req *connect.Request[agentpb.ListSnapshotsRequest]) (*connect.Response[agentpb.ListSnapshotsResponse], error) {
-	return connect.NewResponse(&agentpb.ListSnapshotsResponse{}), nil
+	snaps, err := s.a.listSnapshots()
+	if err != nil {
+		return nil, errdefs.ToConnect(err)
+	}
+	return connect.NewResponse(&agentpb.ListSnapshotsResponse{Snapshots: snaps}), nil
 }

@@ -121,20 +121,28 @@ func writeManifest(sb *sandbox, driverName string) (manifest, error) {
 // a missing or unreadable manifest, is errdefs.ErrDataLoss: such a
 // snapshot is never restored.
 func verifySnapshot(sb *sandbox) error {
-	b, err := os.ReadFile(filepath.Join(snapshotDir(sb), manifestFileName))
+	return verifyManifest(snapshotDir(sb), sb.id, "snapshot of "+sb.id)
+}
+
+// verifyManifest checks dir/images against dir/manifest.json, which must
+// record a checkpoint of sandbox id, as verifySnapshot does; what names
+// the snapshot in errors.
+func verifyManifest(dir, id, what string) error {
+	b, err := os.ReadFile(filepath.Join(dir, manifestFileName))
 	if err != nil {
-		return errdefs.DataLoss("snapshot of %s: manifest: %v", sb.id, err)
+		return errdefs.DataLoss("%s: manifest: %v", what, err)
 	}
 	var m manifest
 	if err := json.Unmarshal(b, &m); err != nil {
-		return errdefs.DataLoss("snapshot of %s: manifest: %v", sb.id, err)
+		return errdefs.DataLoss("%s: manifest: %v", what, err)
 	}
-	if (m.Version != manifestVersion && m.Version != 1) || m.SandboxID != sb.id || len(m.Files) == 0 {
-		return errdefs.DataLoss("snapshot of %s: manifest of version %d for %q with %d files", sb.id, m.Version, m.SandboxID, len(m.Files))
+	if (m.Version != manifestVersion && m.Version != 1) || m.SandboxID != id || len(m.Files) == 0 {
+		return errdefs.DataLoss("%s: manifest of version %d for %q with %d files", what, m.Version, m.SandboxID, len(m.Files))
 	}
-	entries, err := os.ReadDir(imagesDir(sb))
+	images := filepath.Join(dir, imagesDirName)
+	entries, err := os.ReadDir(images)
 	if err != nil {
-		return errdefs.DataLoss("snapshot of %s: %v", sb.id, err)
+		return errdefs.DataLoss("%s: %v", what, err)
 	}
 	var names []string
 	for _, e := range entries {
@@ -142,19 +150,19 @@ func verifySnapshot(sb *sandbox) error {
 	}
 	for _, f := range m.Files {
 		if !slices.Contains(names, f.Name) {
-			return errdefs.DataLoss("snapshot of %s: %s is missing", sb.id, f.Name)
+			return errdefs.DataLoss("%s: %s is missing", what, f.Name)
 		}
-		got, err := hashFile(filepath.Join(imagesDir(sb), f.Name), m.Version, false)
+		got, err := hashFile(filepath.Join(images, f.Name), m.Version, false)
 		if err != nil {
-			return errdefs.DataLoss("snapshot of %s: %v", sb.id, err)
+			return errdefs.DataLoss("%s: %v", what, err)
 		}
 		if got.Size != f.Size || got.sum(m.Version) != f.sum(m.Version) {
-			return errdefs.DataLoss("snapshot of %s: %s has %d bytes with checksum %s, the manifest says %d bytes with %s",
-				sb.id, f.Name, got.Size, got.sum(m.Version), f.Size, f.sum(m.Version))
+			return errdefs.DataLoss("%s: %s has %d bytes with checksum %s, the manifest says %d bytes with %s",
+				what, f.Name, got.Size, got.sum(m.Version), f.Size, f.sum(m.Version))
 		}
 	}
 	if len(names) != len(m.Files) {
-		return errdefs.DataLoss("snapshot of %s: %d files, the manifest names %d", sb.id, len(names), len(m.Files))
+		return errdefs.DataLoss("%s: %d files, the manifest names %d", what, len(names), len(m.Files))
 	}
 	return nil
 }
@@ -199,6 +207,7 @@ func writeSynced(name string, b []byte) error {
 	return errors.Join(err, f.Close())
 }
 
+// syncDir fsyncs the directory (or the file) at dir.
 func syncDir(dir string) error {
 	f, err := os.Open(dir)
 	if err != nil {

@@ -52,18 +52,19 @@ func (a *Agent) TemplatesToBuild(names ...string) []string {
 }
 
 // templatesHeld lists the template versions (rootfs paths) that this
-// host's sandboxes use, read from their state files so that it holds
-// before adoption and for paused sandboxes, whose overlays may not be
-// mounted: the template store never prunes these.
+// host's sandboxes and snapshots use, read from their state files (and
+// the snapshots' metadata) so that it holds before adoption and for
+// paused sandboxes, whose overlays may not be mounted: the template store
+// never prunes these.
 func (a *Agent) templatesHeld() ([]string, error) {
+	held := a.snapshotTemplates()
 	entries, err := os.ReadDir(a.sandboxesDir())
 	if errors.Is(err, os.ErrNotExist) {
-		return nil, nil
+		return held, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("templates in use: %w", err)
 	}
-	var held []string
 	for _, e := range entries {
 		rec, err := readState(filepath.Join(a.sandboxesDir(), e.Name()))
 		if errors.Is(err, os.ErrNotExist) {

@@ -1,5 +1,6 @@
 // Package cli implements the client verbs of the nestbox command
-// (`nestbox capsule ...`, `nestbox key ...`, `nestbox template ...`). It is
+// (`nestbox capsule ...`, `nestbox key ...`, `nestbox template ...`,
+// `nestbox snapshot ...`). It is
 // built on the public Go SDK (package nestbox.dev) alone, so everything the
 // CLI does a program can do too. Only cmd/nestbox imports it; `nestbox up`
 // also uses WriteCredentials.
@@ -93,6 +94,7 @@ var capsuleVerbs = []verb{
 	{"pause", "pause capsules to disk, with their memory", capsulePause},
 	{"resume", "resume paused capsules", capsuleResume},
 	{"fork", "fork a running capsule into new ones", capsuleFork},
+	{"snapshot", "snapshot a running capsule to start new ones from", capsuleSnapshot},
 	{"exec", "run a command in a capsule, streaming its output", capsuleExec},
 	{"shell", "open an interactive terminal in a capsule", capsuleShell},
 	{"cp", "copy a file into or out of a capsule", capsuleCopy},
@@ -108,6 +110,13 @@ var keyVerbs = []verb{
 
 var templateVerbs = []verb{
 	{"ls", "list templates", templateList},
+	{"create", "make a template from a snapshot", templateCreate},
+	{"rm", "remove templates made from snapshots", templateRemove},
+}
+
+var snapshotVerbs = []verb{
+	{"ls", "list snapshots", snapshotList},
+	{"rm", "delete snapshots", snapshotRemove},
 }
 
 // Capsule runs `nestbox capsule <verb> ...`.
@@ -123,6 +132,11 @@ func Key(ctx context.Context, args []string, stdio IO) error {
 // Template runs `nestbox template <verb> ...`.
 func Template(ctx context.Context, args []string, stdio IO) error {
 	return dispatch(ctx, "template", templateVerbs, args, stdio)
+}
+
+// Snapshot runs `nestbox snapshot <verb> ...`.
+func Snapshot(ctx context.Context, args []string, stdio IO) error {
+	return dispatch(ctx, "snapshot", snapshotVerbs, args, stdio)
 }
 
 // dispatch runs the verb named by args[0]. Help goes to Stdout and

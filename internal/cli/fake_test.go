@@ -43,6 +43,10 @@ type fakeServer struct {
 	pauses      []nestbox.PauseRequest
 	resumes     []nestbox.ResumeRequest
 	forks       []nestbox.ForkRequest
+	// snapshots are kept by the snapshot routes (fake_snapshot_test.go).
+	snapshots     []*nestbox.Snapshot
+	snapshotReqs  []nestbox.CreateSnapshotRequest
+	snapshotQuery []string
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
@@ -67,6 +71,7 @@ func newFakeServer(t *testing.T) *fakeServer {
 	mux.HandleFunc("GET /v1/keys", f.listKeys)
 	mux.HandleFunc("DELETE /v1/keys/{id}", f.deleteKey)
 	mux.HandleFunc("GET /v1/templates", f.templates)
+	f.snapshotRoutes(mux)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-API-Key") != fakeKey {
 			fakeError(w, http.StatusUnauthorized, "unauthenticated", "invalid API key")

@@ -86,6 +86,25 @@ func HostToken(dataDir string) (string, error) {
 	return tok, nil
 }
 
+// LinkKey returns the key that signs the links mailed to users
+// (verification, password reset), kept in dataDir/link-key and made on
+// first use. A new key voids every link already mailed.
+func LinkKey(dataDir string) ([]byte, error) {
+	p := filepath.Join(dataDir, "link-key")
+	b, err := os.ReadFile(p)
+	if err == nil && len(strings.TrimSpace(string(b))) >= 32 {
+		return []byte(strings.TrimSpace(string(b))), nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, err
+	}
+	key := rand.Text() + rand.Text() // 52 characters, 260 random bits
+	if err := writeFileAtomic(p, []byte(key+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return []byte(key), nil
+}
+
 // writeFileAtomic writes data to path through a temporary file and a
 // rename, so a crash leaves the old file or the new one.
 func writeFileAtomic(path string, data []byte, perm os.FileMode) error {

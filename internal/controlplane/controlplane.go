@@ -7,6 +7,7 @@ package controlplane
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"log/slog"
 	"net"
@@ -16,19 +17,27 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/account"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/events"
+	"nestbox.dev/internal/fleet"
 	"nestbox.dev/internal/lifecycle"
 	"nestbox.dev/internal/metrics"
 	"nestbox.dev/internal/server"
 	"nestbox.dev/internal/store"
+	"nestbox.dev/internal/team"
 )
 
-// Config configures a ControlPlane. Store, Events and Hosts are required.
+// Config configures a ControlPlane. Store, Events and Hosts (or Fleet)
+// are required.
 type Config struct {
 	Store  store.Store
 	Events events.Stream
 	Hosts  lifecycle.Hosts
+	// Fleet, if not nil, is the registry of a fleet's hosts: it is Hosts
+	// (leave Hosts nil), serves /v1/hosts and authenticates the hosts'
+	// heartbeats and events; its monitor runs with the control plane.
+	Fleet  *fleet.Registry
 	Logger *slog.Logger
 	// HostTokens authenticate the event posts of the host agent of the one
 	// host in Hosts (any one of them), and bind them to it: they may
@@ -47,6 +56,11 @@ type Config struct {
 	// ShutdownGrace is how long a stopping control plane lets background
 	// creates and destroys finish; zero means 30 s.
 	ShutdownGrace time.Duration
+	// Accounts, if not nil, serves sign-up, log-in and sessions, and its
+	// purge of deleted accounts runs with the control plane.
+	Accounts *account.Service
+	// Teams, if not nil, serves teams, members and invitations.
+	Teams *team.Service
 	// Limits are the operator's limits on tenants' capsules (per capsule,
 	// per team, egress); zero fields are lifecycle's defaults.
 	Limits lifecycle.Limits
@@ -70,6 +84,12 @@ type ControlPlane struct {
 
 // New assembles a ControlPlane; Run starts it.
 func New(cfg Config) (*ControlPlane, error) {
+	if cfg.Fleet != nil {
+		if cfg.Hosts != nil || len(cfg.HostTokens) > 0 {
+			return nil, errors.New("controlplane: a fleet's hosts are its registry's: set Fleet or Hosts and HostTokens, not both")
+		}
+		cfg.Hosts = cfg.Fleet
+	}
 	if cfg.Store == nil || cfg.Events == nil || cfg.Hosts == nil {
 		return nil, errors.New("controlplane: Store, Events and Hosts are required")
 	}
@@ -82,7 +102,13 @@ func New(cfg Config) (*ControlPlane, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = metrics.NewRegistry()
 	}
+	holder := ""
+	if cfg.Fleet != nil {
+		// Replicas share the store: one at a time reconciles.
+		holder = "cp-" + rand.Text()[:12]
+	}
 	life, err := lifecycle.New(lifecycle.Config{
+		Holder:            holder,
 		Store:             cfg.Store,
 		Events:            cfg.Events,
 		Hosts:             cfg.Hosts,
@@ -95,7 +121,12 @@ func New(cfg Config) (*ControlPlane, error) {
 	if err != nil {
 		return nil, err
 	}
-	hosts := cfg.Hosts.All()
+	var hosts []lifecycle.Host
+	if cfg.Fleet == nil {
+		hosts = cfg.Hosts.All()
+	} else {
+		cfg.Fleet.SetWatcher(life)
+	}
 	if len(cfg.HostTokens) > 0 && len(hosts) != 1 {
 		return nil, errdefs.Invalid("controlplane: host tokens for %d hosts: a token must belong to one host", len(hosts))
 	}
@@ -109,10 +140,16 @@ func New(cfg Config) (*ControlPlane, error) {
 		Logger:     cfg.Logger.With("component", "http"),
 		HostTokens: cfg.HostTokens,
 		HostID:     hostID,
+		Fleet:      cfg.Fleet,
 		Ready:      cfg.Ready,
 		Domain:     cfg.Domain,
 		PublicURL:  cfg.PublicURL,
-		Metrics:    cfg.Metrics,
+		Accounts:   cfg.Accounts,
+		Teams:      cfg.Teams,
+		// The bootstrap's key acts as platform admin while its maker,
+		// the bootstrap admin, is one.
+		PlatformTeamID: DefaultTeamID,
+		Metrics:        cfg.Metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -127,6 +164,12 @@ func (cp *ControlPlane) Run(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { cp.Life.Run(ctx) })
 	wg.Go(func() { cp.forgetGone(ctx) })
+	if cp.cfg.Fleet != nil {
+		wg.Go(func() { cp.cfg.Fleet.Run(ctx) })
+	}
+	if cp.cfg.Accounts != nil {
+		wg.Go(func() { cp.cfg.Accounts.Run(ctx) })
+	}
 	err := cp.Server.Serve(ctx, ln)
 	wg.Wait()
 	cp.Life.Close(cp.cfg.ShutdownGrace)

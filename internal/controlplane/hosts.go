@@ -177,3 +177,8 @@ func (s *SingleHost) Get(id string) (lifecycle.Host, error) {
 
 // All returns the one host.
 func (s *SingleHost) All() []lifecycle.Host { return []lifecycle.Host{s.host} }
+
+// HostClient returns the lifecycle.Host through which a control plane
+// drives the agent cfg describes: a fleet's registry makes one per host
+// (fleet.Config.Connect).
+func HostClient(cfg HostConfig) lifecycle.Host { return NewSingleHost(cfg).host }

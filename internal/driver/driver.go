@@ -98,6 +98,15 @@ type Pauser interface {
 	Resume(ctx context.Context, id string) error
 }
 
+// Settler is a driver whose runtime commands may outlive the process
+// that started them. Settle waits for (or, past a bound, ends) the
+// commands a previous process left running, so that the states read
+// after it are not about to change. A restarted agent calls it before it
+// reads any sandbox's state.
+type Settler interface {
+	Settle(ctx context.Context) error
+}
+
 // Checkpointer is a driver that can write a running sandbox's memory and
 // state to a directory, ending the sandbox, and restore it from there with
 // the same processes. When Checkpoint returns, the images are complete and

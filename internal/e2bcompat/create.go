@@ -3,7 +3,6 @@ package e2bcompat
 import (
 	"context"
 	"net/http"
-	"slices"
 
 	"nestbox.dev"
 	"nestbox.dev/internal/errdefs"
@@ -130,13 +129,9 @@ func (a *API) translate(ctx context.Context, req newSandbox, defaultTimeout int,
 	if req.AutoResume != nil {
 		out.AutoResume = req.AutoResume.Enabled
 	}
-	templates, err := a.life.Templates(ctx)
-	if err != nil {
-		return out, nil, err
-	}
-	if !slices.ContainsFunc(templates, func(t nestbox.Template) bool { return t.Name == out.Template }) {
-		return out, nil, errdefs.NotFound("template %q not found", out.Template)
-	}
+	// The template (a host's, the team's own, or a snapshot's ID or name)
+	// is resolved by the lifecycle, which answers an unknown one with
+	// not found before anything is made.
 	var opts []lifecycle.CreateOption
 	if v1 && req.Secure != nil && !*req.Secure {
 		opts = append(opts, lifecycle.WithoutAccessToken())

@@ -77,6 +77,10 @@ type Route struct {
 //	GET    /sandboxes/{id}/metrics                   200 [SandboxMetric]
 //	GET    /v2/sandboxes                             200 [ListedSandbox] (running and paused), X-Next-Token
 //	GET    /sandboxes                                200 [ListedSandbox] (running, unpaged)
+//	POST   /sandboxes/{id}/fork                      201 [{sandbox} | {error}], one per fork, once each started or failed
+//	POST   /sandboxes/{id}/snapshots                 201 {snapshotID, names} once the snapshot is ready
+//	GET    /snapshots                                200 [SnapshotInfo], X-Next-Token
+//	DELETE /templates/{id}                           204 deletes a snapshot; 404 when unknown
 //
 // Prefixes are the paths under which every answer is in E2B's shape: those
 // of Routes, and those of E2B's API that Nestbox does not serve (yet), so
@@ -121,5 +125,9 @@ func (a *API) Routes() []Route {
 		{"GET /sandboxes/{id}/metrics", a.auth(a.metrics)},
 		{"GET /v2/sandboxes", a.auth(a.listV2)},
 		{"GET /sandboxes", a.auth(a.listV1)},
+		{"POST /sandboxes/{id}/fork", a.auth(a.fork)},
+		{"POST /sandboxes/{id}/snapshots", a.auth(a.createSnapshot)},
+		{"GET /snapshots", a.auth(a.listSnapshots)},
+		{"DELETE /templates/{id}", a.auth(a.deleteTemplate)},
 	}
 }

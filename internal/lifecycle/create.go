@@ -5,6 +5,9 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
+	"strings"
 	"time"
 
 	"connectrpc.com/connect"
@@ -38,18 +41,44 @@ func (s *Service) Create(ctx context.Context, teamID string, req nestbox.CreateC
 	for _, f := range opts {
 		f(&o)
 	}
+	var sn *store.Snapshot
+	if req.Template != "" {
+		var err error
+		if sn, err = s.resolveTemplate(ctx, teamID, req.Template); err != nil {
+			// A request that is invalid anyway says so first, unless it
+			// names a snapshot ("name:tag"), which no template name is.
+			if _, nerr := s.normalize(req); errors.Is(err, errdefs.ErrNotFound) && nerr != nil && !strings.Contains(req.Template, ":") {
+				return nestbox.Capsule{}, nerr
+			}
+			return nestbox.Capsule{}, err
+		}
+	}
+	if sn != nil {
+		var err error
+		if req, err = fromSnapshot(req, *sn); err != nil {
+			return nestbox.Capsule{}, err
+		}
+	}
 	req, err := s.normalize(req)
 	if err != nil {
 		return nestbox.Capsule{}, err
 	}
-	if err := s.checkTemplate(ctx, req.Template); err != nil {
-		return nestbox.Capsule{}, err
-	}
-	pctx, cancel := s.callContext(ctx, callQuery)
-	host, err := s.hosts.Pick(pctx, req)
-	cancel()
-	if err != nil {
-		return nestbox.Capsule{}, fmt.Errorf("place capsule: %w", err)
+	var host Host
+	if sn != nil {
+		// The snapshot lives on its host: the capsule starts there.
+		if host, err = s.hosts.Get(sn.HostID); err != nil {
+			return nestbox.Capsule{}, errdefs.Unavailable("host %s of snapshot %s: %v", sn.HostID, sn.ID, err)
+		}
+	} else {
+		if err := s.checkTemplate(ctx, req.Template); err != nil {
+			return nestbox.Capsule{}, err
+		}
+		pctx, cancel := s.callContext(ctx, callQuery)
+		host, err = s.hosts.Pick(pctx, req)
+		cancel()
+		if err != nil {
+			return nestbox.Capsule{}, fmt.Errorf("place capsule: %w", err)
+		}
 	}
 	now := s.cfg.Now().UTC()
 	expires := now.Add(time.Duration(req.TimeoutSeconds) * time.Second)
@@ -81,6 +110,9 @@ func (s *Service) Create(ctx context.Context, teamID string, req nestbox.CreateC
 	if o.noAccessToken {
 		c.AccessToken = ""
 	}
+	if sn != nil {
+		c.SnapshotID = sn.ID
+	}
 	if req.PublicTraffic != nil && !*req.PublicTraffic {
 		c.TrafficAccessToken = rand.Text()
 	}
@@ -90,6 +122,42 @@ func (s *Service) Create(ctx context.Context, teamID string, req nestbox.CreateC
 	s.publish(ctx, nestbox.CapsuleEvent{CapsuleID: c.ID, To: nestbox.StatusStarting, At: now})
 	s.background(c.ID, func(ctx context.Context) { s.runCreate(ctx, c, host, req.TimeoutSeconds) })
 	return c.Capsule, nil
+}
+
+// fromSnapshot is req for a capsule started from snapshot sn: the
+// snapshot's template, sizes and egress rules (any the request asks for
+// must be the snapshot's, else errdefs.ErrInvalid), and the source's
+// environment with the request's added. A snapshot that is not ready is
+// errdefs.ErrConflict.
+func fromSnapshot(req nestbox.CreateCapsuleRequest, sn store.Snapshot) (nestbox.CreateCapsuleRequest, error) {
+	if sn.Status != nestbox.SnapshotReady {
+		return req, errdefs.Conflict("snapshot %s is %s, not ready", sn.ID, sn.Status)
+	}
+	for _, f := range []struct {
+		name       string
+		asked, has int
+	}{{"vcpus", req.VCPUs, sn.VCPUs}, {"memory_mb", req.MemoryMB, sn.MemoryMB}, {"disk_mb", req.DiskMB, sn.DiskMB}} {
+		if f.asked != 0 && f.asked != f.has {
+			return req, errdefs.Invalid("%s %d: a capsule started from snapshot %s has its %d", f.name, f.asked, sn.ID, f.has)
+		}
+	}
+	if req.Internet != nil && *req.Internet != sn.Internet ||
+		req.AllowOut != nil && !slices.Equal(req.AllowOut, sn.AllowOut) ||
+		req.DenyOut != nil && !slices.Equal(req.DenyOut, sn.DenyOut) {
+		return req, errdefs.Invalid("a capsule started from snapshot %s has its egress rules (internet %v, allow_out %v, deny_out %v)", sn.ID, sn.Internet, sn.AllowOut, sn.DenyOut)
+	}
+	internet := sn.Internet
+	req.Template, req.VCPUs, req.MemoryMB, req.DiskMB = sn.Template, sn.VCPUs, sn.MemoryMB, sn.DiskMB
+	req.Internet, req.AllowOut, req.DenyOut = &internet, sn.AllowOut, sn.DenyOut
+	env := maps.Clone(sn.EnvVars)
+	if env == nil {
+		env = map[string]string{}
+	}
+	maps.Copy(env, req.EnvVars)
+	if len(env) > 0 {
+		req.EnvVars = env
+	}
+	return req, nil
 }
 
 // runCreate creates the sandbox on its host and records the outcome. If
@@ -114,6 +182,7 @@ func (s *Service) runCreate(ctx context.Context, c store.Capsule, host Host, tim
 		AccessToken:             c.AccessToken,
 		AutoPause:               c.AutoPause,
 		AutoPauseFilesystemOnly: c.AutoPause && !c.AutoPauseMemory,
+		SnapshotId:              c.SnapshotID,
 	}}))
 	cancel()
 	s.metrics.observeOp(opCreate, start, err, ctx.Err() != nil)

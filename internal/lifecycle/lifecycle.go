@@ -39,6 +39,7 @@ const (
 	DefaultTimeout           = capsulespec.DefaultTimeout
 	DefaultReconcileInterval = 60 * time.Second
 	DefaultStuckAfter        = 10 * time.Minute
+	DefaultTouchInterval     = 10 * time.Second
 	DefaultCreateTimeout     = 10 * time.Minute
 	DefaultAutoResumeWait    = 2 * time.Minute
 	DefaultMissingAfter      = 3
@@ -56,6 +57,11 @@ const (
 	DefaultTeamCapsules = 20
 	DefaultTeamVCPUs    = 20
 	DefaultTeamMemoryMB = 16 << 10
+	// DefaultTeamSnapshots is how many snapshots a team may keep.
+	DefaultTeamSnapshots = 20
+	// DefaultTeamDiskMB is the disk a team's live capsules and snapshots
+	// may take together: 20 capsules of a 5 GiB writable layer.
+	DefaultTeamDiskMB = 100 << 10
 )
 
 // Host is a machine with a host agent.
@@ -131,6 +137,19 @@ type Config struct {
 	AutoResumeWait time.Duration
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Holder, if not "", names this control plane among several that
+	// share the store: Run's periodic reconcile then runs only on the one
+	// holding the "reconcile" lease (store.AcquireLease), for two
+	// intervals at a time, renewed at each pass. "" reconciles every
+	// interval (one control plane).
+	//
+	// With a Holder, Run also touches the capsules this Service is
+	// driving every TouchInterval (zero means 10 s), and a transient
+	// status untouched for three intervals is stuck whoever set it: the
+	// replica driving it is gone (a stopped or killed control plane), so
+	// the reconcile resolves it in minutes, not after StuckAfter.
+	Holder        string
+	TouchInterval time.Duration
 	// Metrics is the registry the lifecycle's metrics are registered on
 	// (operation durations, reconcile results, event-stream lag, and
 	// nestbox_capsules, read from the store at each scrape); nil
@@ -162,10 +181,10 @@ type Limits struct {
 	// to allow more.
 	MaxLifetime time.Duration
 
-	// TeamQuota is what a team may hold at once in live capsules, unless
-	// the store has the team's own limits (which override it field by
-	// field). A zero field means its DefaultTeam* value, a negative one
-	// no limit.
+	// TeamQuota is what a team may hold at once in live capsules and
+	// snapshots, unless the store has the team's own limits (which
+	// override it field by field). A zero field means its DefaultTeam*
+	// value, a negative one no limit.
 	TeamQuota store.Quota
 }
 
@@ -201,6 +220,11 @@ type Service struct {
 	// offered caches the templates the hosts offer, for checkTemplate.
 	offered templateCache
 
+	// snapMu guards snapWaits: the snapshots this process is creating,
+	// by ID, each closed with its outcome (see WaitSnapshot).
+	snapMu    sync.Mutex
+	snapWaits map[string]*snapshotWait
+
 	// metrics measures the background work.
 	metrics *lifeMetrics
 }
@@ -215,6 +239,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.ReconcileInterval == 0 {
 		cfg.ReconcileInterval = DefaultReconcileInterval
+	}
+	if cfg.TouchInterval == 0 {
+		cfg.TouchInterval = DefaultTouchInterval
 	}
 	if cfg.StuckAfter == 0 {
 		cfg.StuckAfter = DefaultStuckAfter
@@ -245,23 +272,26 @@ func New(cfg Config) (*Service, error) {
 		return nil, errdefs.Invalid("lifecycle: per-capsule maxima must be at least 1 vCPU, %d MB of memory, 0 MB of disk and 1 s of lifetime", capsulespec.MinMemoryMB)
 	}
 	cfg.TeamQuota = store.Quota{
-		Capsules: quotaField(cfg.TeamQuota.Capsules, DefaultTeamCapsules),
-		VCPUs:    quotaField(cfg.TeamQuota.VCPUs, DefaultTeamVCPUs),
-		MemoryMB: quotaField(cfg.TeamQuota.MemoryMB, DefaultTeamMemoryMB),
+		Capsules:  quotaField(cfg.TeamQuota.Capsules, DefaultTeamCapsules),
+		VCPUs:     quotaField(cfg.TeamQuota.VCPUs, DefaultTeamVCPUs),
+		MemoryMB:  quotaField(cfg.TeamQuota.MemoryMB, DefaultTeamMemoryMB),
+		Snapshots: quotaField(cfg.TeamQuota.Snapshots, DefaultTeamSnapshots),
+		DiskMB:    quotaField(cfg.TeamQuota.DiskMB, DefaultTeamDiskMB),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	reg := metrics.OrDiscard(cfg.Metrics)
 	s := &Service{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		store:    cfg.Store,
-		ev:       cfg.Events,
-		hosts:    cfg.Hosts,
-		ctx:      ctx,
-		cancel:   cancel,
-		inflight: map[string]int{},
-		silent:   map[string]int{},
-		started:  cfg.Now().UTC(),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		store:     cfg.Store,
+		ev:        cfg.Events,
+		hosts:     cfg.Hosts,
+		ctx:       ctx,
+		cancel:    cancel,
+		inflight:  map[string]int{},
+		silent:    map[string]int{},
+		started:   cfg.Now().UTC(),
+		snapWaits: map[string]*snapshotWait{},
 	}
 	var err error
 	if s.metrics, err = newLifeMetrics(reg); err == nil {
@@ -294,11 +324,16 @@ func quotaField(v, def int) int {
 func (s *Service) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { s.consume(ctx) })
+	if s.cfg.Holder != "" {
+		wg.Go(func() { s.touchInflight(ctx) })
+	}
 	t := time.NewTicker(s.cfg.ReconcileInterval)
 	defer t.Stop()
 	for {
-		if err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
-			s.log.Warn("reconcile", "err", err)
+		if s.holdsReconcileLease(ctx) {
+			if err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("reconcile", "err", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -307,6 +342,24 @@ func (s *Service) Run(ctx context.Context) error {
 		case <-t.C:
 		}
 	}
+}
+
+// reconcileLease is the lease under which one of several control planes
+// runs the periodic reconcile.
+const reconcileLease = "reconcile"
+
+// holdsReconcileLease takes or renews the reconcile lease; without a
+// Holder there is nothing to share and the answer is yes.
+func (s *Service) holdsReconcileLease(ctx context.Context) bool {
+	if s.cfg.Holder == "" {
+		return true
+	}
+	now := s.cfg.Now()
+	ok, err := s.store.AcquireLease(ctx, reconcileLease, s.cfg.Holder, now.Add(2*s.cfg.ReconcileInterval), now)
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("acquire the reconcile lease", "err", err)
+	}
+	return ok
 }
 
 // Close waits up to grace for background creates and destroys to finish,

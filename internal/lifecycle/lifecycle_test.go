@@ -61,7 +61,9 @@ func newFixture(t *testing.T, tweak ...func(*Config)) *fixture {
 }
 
 // unlimited lifts the team quota, for tests that make many capsules.
-func unlimited(c *Config) { c.TeamQuota = store.Quota{Capsules: -1, VCPUs: -1, MemoryMB: -1} }
+func unlimited(c *Config) {
+	c.TeamQuota = store.Quota{Capsules: -1, VCPUs: -1, MemoryMB: -1, Snapshots: -1, DiskMB: -1}
+}
 
 // settle waits for a capsule to reach a final status or want.
 func (f *fixture) settle(t *testing.T, id string, want nestbox.Status) nestbox.Capsule {

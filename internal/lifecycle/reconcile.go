@@ -21,7 +21,8 @@ import (
 //   - a capsule stuck in a transient status with no work in flight is
 //     resolved by asking the host; one whose status was set before this
 //     Service started (a restarted control plane) is stuck at once;
-//   - a sandbox the store does not know, or knows as gone, is destroyed.
+//   - a sandbox the store does not know, or knows as gone, is destroyed;
+//   - its snapshots are compared too (reconcileSnapshots).
 //
 // A host that does not answer is skipped until the next round.
 //
@@ -42,6 +43,8 @@ func (s *Service) Reconcile(ctx context.Context) error {
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("host %s: %w", h.ID, err))
+		} else if serr := s.reconcileSnapshots(ctx, h); serr != nil {
+			errs = append(errs, fmt.Errorf("host %s: %w", h.ID, serr))
 		}
 		if silent := s.countSilence(h.ID, err); silent == s.cfg.MissingAfter {
 			if err := s.markMissing(ctx, h); err != nil {
@@ -77,6 +80,12 @@ func (e *listError) Unwrap() error { return e.err }
 // may still run there, nobody can tell. The first pass that hears from
 // the host again resolves them.
 func (s *Service) markMissing(ctx context.Context, h Host) error {
+	return s.markMissingBecause(ctx, h, fmt.Sprintf("host %s has not answered %d reconcile passes", h.ID, s.cfg.MissingAfter))
+}
+
+// markMissingBecause moves the host's running and paused capsules that no
+// work is in flight for to StatusMissing, with reason.
+func (s *Service) markMissingBecause(ctx context.Context, h Host, reason string) error {
 	f := store.CapsuleFilter{HostID: h.ID, Statuses: []nestbox.Status{nestbox.StatusRunning, nestbox.StatusPaused}, Limit: 1000}
 	var errs []error
 	for {
@@ -89,7 +98,7 @@ func (s *Service) markMissing(ctx context.Context, h Host) error {
 				continue
 			}
 			_, err := s.transition(ctx, c.ID, []nestbox.Status{c.Status}, store.StatusUpdate{
-				To: nestbox.StatusMissing, Reason: fmt.Sprintf("host %s has not answered %d reconcile passes", h.ID, s.cfg.MissingAfter), Generation: c.Generation,
+				To: nestbox.StatusMissing, Reason: reason, Generation: c.Generation,
 			})
 			switch {
 			case err == nil:
@@ -188,6 +197,10 @@ func (s *Service) reconcileCapsule(ctx context.Context, h Host, c store.Capsule,
 	// A transient status set before this Service started belongs to work
 	// of a process that is gone: nothing will finish it.
 	stuck := now.Sub(c.UpdatedAt) > s.cfg.StuckAfter || c.UpdatedAt.Before(s.started)
+	if s.cfg.Holder != "" && now.Sub(c.UpdatedAt) > 3*s.cfg.TouchInterval {
+		// Whichever replica drives it would have touched it (touch.go).
+		stuck = true
+	}
 	var u store.StatusUpdate
 	switch c.Status {
 	case nestbox.StatusRunning:

@@ -9,6 +9,7 @@ import (
 
 	"nestbox.dev"
 	"nestbox.dev/internal/apikey"
+	"nestbox.dev/internal/fleet"
 	"nestbox.dev/internal/server"
 	"nestbox.dev/internal/store"
 )
@@ -24,6 +25,11 @@ type authzRow struct {
 	public bool
 	// hostOnly routes take no API key at all: every column is 401.
 	hostOnly bool
+	// admin routes are for platform admins: a key of a user who is not
+	// one gets 403 (other and the team's valid key), the admin's key
+	// gets valid. Every other route takes the admin's key as another
+	// team's (other).
+	admin bool
 }
 
 // TestAuthorizationMatrix sends every route of the server's route tables
@@ -33,7 +39,9 @@ type authzRow struct {
 // test, as does a row for a route that is no longer served.
 func TestAuthorizationMatrix(t *testing.T) {
 	agent := newAgentProxy(t)
-	e := newEnv(t, withAgentProxy(agent.url))
+	e := newEnv(t, withAgentProxy(agent.url), withAccounts(&outbox{}, func(c *server.Config) {
+		c.AuthPerAddress, c.AuthPerAccount = -1, -1 // every column tries the same email
+	}))
 	ctx := t.Context()
 	c := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{})        // read and used
 	doomed := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{})   // destroyed by DELETE /v1/capsules/{id}
@@ -42,6 +50,14 @@ func TestAuthorizationMatrix(t *testing.T) {
 	toResume := e.paused(t, e.keyA, nestbox.CreateCapsuleRequest{})  // resumed by POST /v1/capsules/{id}/resume
 	e2bPause := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{}) // paused by POST /sandboxes/{id}/pause
 	e2bResume := e.paused(t, e.keyA, nestbox.CreateCapsuleRequest{}) // resumed by POST /sandboxes/{id}/resume
+	snapKeep := e.snapshot(t, e.keyA, c.ID, `{}`)                    // read
+	snapDoomed := e.snapshot(t, e.keyA, c.ID, `{}`)                  // deleted by DELETE /v1/snapshots/{id}
+	snapE2B := e.snapshot(t, e.keyA, c.ID, `{}`)                     // deleted by DELETE /templates/{id}
+	snapTpl := e.snapshot(t, e.keyA, c.ID, `{}`)                     // made a template by POST /v1/templates
+	snapTplDoomed := e.snapshot(t, e.keyA, c.ID, `{}`)               // its template deleted by DELETE /v1/templates/{name}
+	if code, body := e.do(t, "POST", "/v1/templates", e.keyA, strings.NewReader(`{"name":"tpl-doomed","from_snapshot":"`+snapTplDoomed.ID+`"}`)); code != 201 {
+		t.Fatalf("make template tpl-doomed: %d %s", code, body)
+	}
 
 	revoked, hash := apikey.New()
 	now := time.Now().UTC()
@@ -60,6 +76,44 @@ func TestAuthorizationMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 	unknown, _ := apikey.New()
+	invID := "inv_matrix" // withdrawn by DELETE /v1/teams/{id}/invitations/{inv}
+	if err := e.store.CreateInvitation(ctx, store.Invitation{ID: invID, TeamID: "team_a", Email: "m@example.com", Role: store.RoleMember,
+		CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, 100, now); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := e.store.CreateUser(ctx, store.User{ID: "u_spare", Email: "spare@example.com", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	// A platform admin: a key of the platform team (team_admin in newEnv)
+	// made by a user who is an admin.
+	if err := e.store.CreateUser(ctx, store.User{ID: "u_admin", Email: "admin@example.com", Admin: true, CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.store.CreateTeam(ctx, store.Team{ID: "team_admin", Name: "platform", CreatedAt: now}, "u_admin"); err != nil {
+		t.Fatal(err)
+	}
+	keyAdmin, adminHash := apikey.New()
+	if err := e.store.CreateAPIKey(ctx, store.APIKey{ID: "key_admin", TeamID: "team_admin", Name: "admin", Prefix: apikey.DisplayPrefix(keyAdmin), Hash: adminHash, CreatedBy: "u_admin", CreatedAt: now}); err != nil {
+		t.Fatal(err)
+	}
+	// Two hosts of the fleet (one to remove) and a spare join token.
+	var hostIDs []string
+	for range 2 {
+		secret, _, err := e.fleet.CreateJoinToken(ctx, "", 0, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		j, err := e.fleet.Register(ctx, secret, fleet.Registration{Name: "h", URL: "http://127.0.0.1:1"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		hostIDs = append(hostIDs, j.HostID)
+	}
+	_, spareToken, err := e.fleet.CreateJoinToken(ctx, "", 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	id := c.ID
 	rows := map[string]authzRow{
@@ -92,8 +146,63 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"GET /v1/keys":                                  {method: "GET", path: "/v1/keys", other: 200, valid: 200},
 		"DELETE /v1/keys/{id}":                          {method: "DELETE", path: "/v1/keys/key_spare", other: 404, valid: 204},
 		"GET /v1/templates":                             {method: "GET", path: "/v1/templates", other: 200, valid: 200},
-		"POST /v1/hosts/sandbox-events":                 {method: "POST", path: "/v1/hosts/sandbox-events", body: `{}`, hostOnly: true},
-		"* /proxy/{id}/{port}/{path...}":                {method: "GET", path: "/proxy/" + id + "/8080/x", other: 404, valid: 200},
+
+		// Accounts. Sign-up, log-in and reset take no credential: every
+		// column gets the same answer, whatever it presents.
+		"POST /v1/auth/signup":                 {method: "POST", path: "/v1/auth/signup", body: `{"email":"matrix@example.com","password":"long enough"}`, valid: 202, public: true},
+		"GET /v1/auth/verify":                  {method: "GET", path: "/v1/auth/verify?token=verify.usr_x.1.0.bad", valid: 400, public: true},
+		"POST /v1/auth/login":                  {method: "POST", path: "/v1/auth/login", body: `{"email":"matrix@example.com","password":"wrong password"}`, valid: 401, public: true},
+		"POST /v1/auth/refresh":                {method: "POST", path: "/v1/auth/refresh", body: `{"refresh_token":"nbr_0123456789abcdef0123456789abcdef01234567"}`, valid: 401, public: true},
+		"POST /v1/auth/password-reset":         {method: "POST", path: "/v1/auth/password-reset", body: `{"email":"matrix@example.com"}`, valid: 202, public: true},
+		"POST /v1/auth/password-reset/confirm": {method: "POST", path: "/v1/auth/password-reset/confirm", body: `{"token":"reset.usr_x.1.0.bad","password":"long enough"}`, valid: 400, public: true},
+		// Log-out and deleting oneself take a session: an API key is 400.
+		"POST /v1/auth/password": {method: "POST", path: "/v1/auth/password", body: `{"current_password":"x","new_password":"long enough"}`, other: 400, valid: 400},
+		"POST /v1/auth/logout":   {method: "POST", path: "/v1/auth/logout", other: 400, valid: 400},
+		"DELETE /v1/users/me":    {method: "DELETE", path: "/v1/users/me", other: 400, valid: 400},
+		// Platform admin routes: a team's key is no admin, the platform
+		// team's key made by an admin is (the sessions of admins and
+		// non-admins: TestAdminRoutes). u_spare is a user without an account:
+		// past the admin check, its restore and status are 404.
+		"PUT /v1/admin/users/{id}/admin":    {method: "PUT", path: "/v1/admin/users/u_spare/admin", body: `{"admin":false}`, admin: true, valid: 200},
+		"POST /v1/admin/users/{id}/restore": {method: "POST", path: "/v1/admin/users/u_spare/restore", admin: true, valid: 404},
+		"GET /v1/admin/users":               {method: "GET", path: "/v1/admin/users", admin: true, valid: 200},
+		"GET /v1/admin/teams":               {method: "GET", path: "/v1/admin/teams", admin: true, valid: 200},
+		"PUT /v1/admin/users/{id}/status":   {method: "PUT", path: "/v1/admin/users/u_spare/status", body: `{"status":"active"}`, admin: true, valid: 404},
+		// Teams act as the key's maker (u_team_a owns team_a, u_team_b
+		// team_b): another team is 404, as if it did not exist.
+		"POST /v1/auth/switch":                    {method: "POST", path: "/v1/auth/switch", body: `{"team_id":"team_a"}`, other: 400, valid: 400},
+		"GET /v1/teams":                           {method: "GET", path: "/v1/teams", other: 200, valid: 200},
+		"POST /v1/teams":                          {method: "POST", path: "/v1/teams", body: `{"name":"more"}`, other: 201, valid: 201},
+		"GET /v1/teams/{id}/members":              {method: "GET", path: "/v1/teams/team_a/members", other: 404, valid: 200},
+		"PATCH /v1/teams/{id}/members/{user}":     {method: "PATCH", path: "/v1/teams/team_a/members/u_team_a", body: `{"role":"member"}`, other: 404, valid: 409},
+		"DELETE /v1/teams/{id}/members/{user}":    {method: "DELETE", path: "/v1/teams/team_a/members/u_team_a", other: 404, valid: 409},
+		"PUT /v1/teams/{id}/owner":                {method: "PUT", path: "/v1/teams/team_a/owner", body: `{"user_id":"u_team_b"}`, other: 404, valid: 404},
+		"POST /v1/teams/{id}/invitations":         {method: "POST", path: "/v1/teams/team_a/invitations", body: `{"email":"new@example.com"}`, other: 404, valid: 201},
+		"GET /v1/teams/{id}/invitations":          {method: "GET", path: "/v1/teams/team_a/invitations", other: 404, valid: 200},
+		"DELETE /v1/teams/{id}/invitations/{inv}": {method: "DELETE", path: "/v1/teams/team_a/invitations/" + invID, other: 404, valid: 204},
+		"GET /v1/teams/{id}/settings":             {method: "GET", path: "/v1/teams/team_a/settings", other: 404, valid: 200},
+		"PUT /v1/teams/{id}/settings":             {method: "PUT", path: "/v1/teams/team_a/settings", body: `{"members_mint_keys":false}`, other: 404, valid: 200},
+		"POST /v1/invitations/accept":             {method: "POST", path: "/v1/invitations/accept", body: `{"token":"x"}`, other: 400, valid: 400},
+
+		"POST /v1/templates":                 {method: "POST", path: "/v1/templates", body: `{"name":"tpl-a","from_snapshot":"` + snapTpl.ID + `"}`, other: 404, valid: 201},
+		"DELETE /v1/templates/{name}":        {method: "DELETE", path: "/v1/templates/tpl-doomed", other: 404, valid: 204},
+		"POST /v1/capsules/{id}/snapshots":   {method: "POST", path: "/v1/capsules/" + id + "/snapshots", body: `{}`, other: 404, valid: 202},
+		"GET /v1/snapshots":                  {method: "GET", path: "/v1/snapshots", other: 200, valid: 200},
+		"GET /v1/snapshots/{id}":             {method: "GET", path: "/v1/snapshots/" + snapKeep.ID, other: 404, valid: 200},
+		"DELETE /v1/snapshots/{id}":          {method: "DELETE", path: "/v1/snapshots/" + snapDoomed.ID, other: 404, valid: 204},
+		"POST /v1/hosts/sandbox-events":      {method: "POST", path: "/v1/hosts/sandbox-events", body: `{}`, hostOnly: true},
+		"POST /v1/hosts/register":            {method: "POST", path: "/v1/hosts/register", body: `{"url":"http://127.0.0.1:1"}`, hostOnly: true},
+		"POST /v1/hosts/heartbeat":           {method: "POST", path: "/v1/hosts/heartbeat", body: `{"url":"http://127.0.0.1:1"}`, hostOnly: true},
+		"GET /v1/admin/hosts":                {method: "GET", path: "/v1/admin/hosts", admin: true, valid: 200},
+		"GET /v1/admin/hosts/{id}":           {method: "GET", path: "/v1/admin/hosts/" + hostIDs[0], admin: true, valid: 200},
+		"POST /v1/admin/hosts/{id}/cordon":   {method: "POST", path: "/v1/admin/hosts/" + hostIDs[0] + "/cordon", admin: true, valid: 200},
+		"POST /v1/admin/hosts/{id}/uncordon": {method: "POST", path: "/v1/admin/hosts/" + hostIDs[0] + "/uncordon", admin: true, valid: 200},
+		"POST /v1/admin/hosts/{id}/drain":    {method: "POST", path: "/v1/admin/hosts/" + hostIDs[0] + "/drain", admin: true, valid: 200},
+		"DELETE /v1/admin/hosts/{id}":        {method: "DELETE", path: "/v1/admin/hosts/" + hostIDs[1], admin: true, valid: 204},
+		"POST /v1/admin/join-tokens":         {method: "POST", path: "/v1/admin/join-tokens", body: `{}`, admin: true, valid: 201},
+		"GET /v1/admin/join-tokens":          {method: "GET", path: "/v1/admin/join-tokens", admin: true, valid: 200},
+		"DELETE /v1/admin/join-tokens/{id}":  {method: "DELETE", path: "/v1/admin/join-tokens/" + spareToken.ID, admin: true, valid: 204},
+		"* /proxy/{id}/{port}/{path...}":     {method: "GET", path: "/proxy/" + id + "/8080/x", other: 404, valid: 200},
 
 		// E2B's dialect.
 		"POST /sandboxes":                 {method: "POST", path: "/sandboxes", body: `{"templateID":"base"}`, other: 201, valid: 201},
@@ -108,6 +217,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"GET /sandboxes/{id}/metrics":     {method: "GET", path: "/sandboxes/" + id + "/metrics", other: 404, valid: 200},
 		"GET /v2/sandboxes":               {method: "GET", path: "/v2/sandboxes", other: 200, valid: 200},
 		"GET /sandboxes":                  {method: "GET", path: "/sandboxes", other: 200, valid: 200},
+		"POST /sandboxes/{id}/fork":       {method: "POST", path: "/sandboxes/" + id + "/fork", body: `{"count":1}`, other: 404, valid: 201},
+		"POST /sandboxes/{id}/snapshots":  {method: "POST", path: "/sandboxes/" + id + "/snapshots", body: `{}`, other: 404, valid: 201},
+		"GET /snapshots":                  {method: "GET", path: "/snapshots", other: 200, valid: 200},
+		"DELETE /templates/{id}":          {method: "DELETE", path: "/templates/" + snapE2B.ID + ":default", other: 404, valid: 204},
 	}
 
 	patterns := server.RoutePatterns(e.srv)
@@ -122,10 +235,11 @@ func TestAuthorizationMatrix(t *testing.T) {
 		}
 	}
 
-	columns := []struct {
+	type column struct {
 		name, key string
 		header    string // "X-API-Key" or "Authorization" (Bearer)
-	}{
+	}
+	columns := []column{
 		{"no key", "", "X-API-Key"},
 		{"malformed key", "nbx_not-a-key", "X-API-Key"},
 		{"malformed bearer", "Bearer", "Authorization"},
@@ -135,6 +249,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		{"revoked key as bearer", revoked, "Authorization"},
 		{"the host token as a key", hostToken, "X-API-Key"},
 		{"other team's key", e.keyB, "X-API-Key"},
+		{"admin's key", keyAdmin, "X-API-Key"},
 		{"valid key", e.keyA, "X-API-Key"},
 	}
 	// Run the rows in a fixed order; the valid key goes last for each, so
@@ -146,13 +261,22 @@ func TestAuthorizationMatrix(t *testing.T) {
 	slices.Sort(names)
 	for _, p := range names {
 		row := rows[p]
-		for _, col := range columns {
+		cols := columns
+		if row.admin {
+			// The admin's key is the one that acts: it goes last.
+			cols = append(slices.DeleteFunc(slices.Clone(columns), func(c column) bool { return c.name == "admin's key" }), columns[len(columns)-2])
+		}
+		for _, col := range cols {
 			want := http.StatusUnauthorized
 			switch {
 			case row.hostOnly:
 			case row.public:
 				want = row.valid
-			case col.name == "other team's key":
+			case row.admin && col.name == "admin's key":
+				want = row.valid
+			case row.admin && (col.name == "other team's key" || col.name == "valid key"):
+				want = http.StatusForbidden
+			case col.name == "other team's key", col.name == "admin's key":
 				want = row.other
 			case col.name == "valid key":
 				want = row.valid

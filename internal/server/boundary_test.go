@@ -631,3 +631,47 @@ func TestExecOutputBounded(t *testing.T) {
 		t.Errorf("exec after the others ended: %d, %d bytes (%s); want the whole share back", code, len(res.Stdout), b)
 	}
 }
+
+// TestStreamsCutWhenForgotten checks that an exec stream and a terminal
+// end when the server forgets their capsule (Forget: a destroy seen on the
+// event stream, its own or another control plane's), though the agent's
+// end stays open: once a sandbox's network is gone nothing would close it.
+func TestStreamsCutWhenForgotten(t *testing.T) {
+	for _, path := range []string{"/exec/stream", "/pty"} {
+		t.Run(strings.TrimPrefix(path, "/"), func(t *testing.T) {
+			agent := newAgentProxy(t)
+			hold, entered := make(chan struct{}), make(chan struct{}, 1)
+			defer close(hold)
+			agent.setOutput(nil, hold, entered)
+			e := newEnv(t, withAgentProxy(agent.url))
+			c := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{})
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			defer cancel()
+			conn, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.url, "http")+"/v1/capsules/"+c.ID+path,
+				&websocket.DialOptions{HTTPHeader: http.Header{"X-Api-Key": {e.keyA}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.CloseNow()
+			if path == "/exec/stream" {
+				if err := conn.Write(ctx, websocket.MessageText, []byte(`{"cmd":["sleep","600"]}`)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case <-entered:
+			case <-ctx.Done():
+				t.Fatal("the process did not start")
+			}
+			e.srv.Forget(c.ID)
+			for {
+				if _, _, err := conn.Read(ctx); err != nil {
+					if ctx.Err() != nil {
+						t.Fatalf("the stream was not cut when its capsule was forgotten")
+					}
+					return
+				}
+			}
+		})
+	}
+}

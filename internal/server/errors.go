@@ -29,6 +29,11 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		// A stable code of its own: the client may resume and retry.
 		code = "capsule_paused"
 	}
+	if errors.Is(err, lifecycle.ErrNoCapacity) {
+		// Nothing was created; capacity may free up in seconds.
+		code = "no_capacity"
+		w.Header().Set("Retry-After", "5")
+	}
 	msg := err.Error()
 	if status == http.StatusInternalServerError {
 		s.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "err", err)

@@ -91,7 +91,8 @@ func TestUnknownPath(t *testing.T) {
 	}{
 		{"GET", "/sandboxes/x1/nothing", true},
 		{"POST", "/v2/sandboxes/x1/a/b", true},
-		{"GET", "/snapshots", true},
+		{"GET", "/volumes", true},
+		{"GET", "/templates/x1/builds/b1", true},
 		{"DELETE", "/templates/x1", true},
 		{"GET", "/v1/nothing", false},
 		{"GET", "/v1/capsules/x1/nothing", false},

@@ -29,6 +29,15 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, errdefs.Invalid("name: want 1 to %d characters", maxKeyName))
 		return
 	}
+	// Who may mint keys is the team's role rule: its owner and admins,
+	// members where the team allows it. A key made by no known user (made
+	// before keys recorded their maker) keeps minting as it always did.
+	if by := creator(r); by != "" && s.cfg.Teams != nil {
+		if err := s.cfg.Teams.CanMintKeys(r.Context(), team(r), by); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+	}
 	// Counted, not enforced in the store: concurrent creates may pass the
 	// limit by a few, which is all it must stop (keys without bound).
 	ks, err := s.store.ListAPIKeys(r.Context(), team(r))
@@ -47,6 +56,7 @@ func (s *Server) createKey(w http.ResponseWriter, r *http.Request) {
 		Name:      req.Name,
 		Prefix:    apikey.DisplayPrefix(key),
 		Hash:      hash,
+		CreatedBy: creator(r),
 		CreatedAt: s.cfg.Now().UTC(),
 	}
 	if err := s.store.CreateAPIKey(r.Context(), k); err != nil {

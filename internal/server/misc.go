@@ -22,7 +22,7 @@ func (s *Server) openAPI(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) listTemplates(w http.ResponseWriter, r *http.Request) {
-	ts, err := s.life.Templates(r.Context())
+	ts, err := s.life.TeamTemplates(r.Context(), team(r))
 	if err != nil {
 		s.writeError(w, r, err)
 		return

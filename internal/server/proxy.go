@@ -83,17 +83,32 @@ func (p *portProxy) capsules() []string {
 	return ids
 }
 
-// get returns the reverse proxy for a capsule's port and the context the
-// request must run under.
-func (p *portProxy) get(id string, port int, routed bool, h lifecycle.Host) (*httputil.ReverseProxy, context.Context, error) {
+// alive returns the context that ends when capsule id is evicted: exec
+// and terminal streams follow it as proxied requests do.
+func (p *portProxy) alive(id string) context.Context {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	return p.liveLocked(id).ctx
+}
+
+// liveLocked returns capsule id's live entry, made if needed. The caller
+// holds p.mu.
+func (p *portProxy) liveLocked(id string) liveCapsule {
 	l, ok := p.live[id]
 	if !ok {
 		ctx, cancel := context.WithCancel(context.Background())
 		l = liveCapsule{ctx, cancel}
 		p.live[id] = l
 	}
+	return l
+}
+
+// get returns the reverse proxy for a capsule's port and the context the
+// request must run under.
+func (p *portProxy) get(id string, port int, routed bool, h lifecycle.Host) (*httputil.ReverseProxy, context.Context, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.liveLocked(id)
 	k := proxyKey{id, port, routed}
 	if rp, ok := p.cache[k]; ok {
 		return rp, l.ctx, nil

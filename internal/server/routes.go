@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/store"
 )
 
 // Handler maps the control plane's whole HTTP surface. docs/api.md and
@@ -19,6 +20,7 @@ import (
 //	POST   /v1/capsules/{id}/pause                   202 pause (pausing); 409 if paused
 //	POST   /v1/capsules/{id}/resume                  202 resume (resuming); 409 unless paused
 //	POST   /v1/capsules/{id}/fork                    202 fork {count, timeout_seconds}: the source and each fork (starting)
+//	POST   /v1/capsules/{id}/snapshots               202 snapshot {name, pause} (creating); 201 once ready with ?wait=true
 //	POST   /v1/capsules/{id}/timeout                 extend the lifetime
 //	GET    /v1/capsules/{id}/metrics                 resource use
 //	GET    /v1/capsules/{id}/events                  status history
@@ -36,8 +38,49 @@ import (
 //	POST   /v1/keys                                  201 create an API key
 //	GET    /v1/keys                                  list the team's keys
 //	DELETE /v1/keys/{id}                             revoke a key
-//	GET    /v1/templates                             templates
+//	POST   /v1/auth/signup                           no auth: 202, mails a verification link
+//	GET    /v1/auth/verify                           no auth: ?token from the link activates the account
+//	POST   /v1/auth/login                            no auth: a session's access and refresh tokens
+//	POST   /v1/auth/refresh                          no auth: new tokens for a refresh token
+//	POST   /v1/auth/logout                           session: ends it
+//	POST   /v1/auth/password                         session: a new password, given the current one
+//	POST   /v1/auth/password-reset                   no auth: 202, mails a reset token
+//	POST   /v1/auth/password-reset/confirm           no auth: a new password with the token
+//	DELETE /v1/users/me                              session: 202 soft delete (15-day grace)
+//	POST   /v1/auth/switch                           session: act for another of the user's teams
+//	GET    /v1/teams                                 the acting user's teams and roles
+//	POST   /v1/teams                                 201 a team the user owns
+//	GET    /v1/teams/{id}/members                    members and roles (any member)
+//	PATCH  /v1/teams/{id}/members/{user}             {role}: admin or member (owner, admins)
+//	DELETE /v1/teams/{id}/members/{user}             remove (owner, admins; or oneself); never the owner
+//	PUT    /v1/teams/{id}/owner                      {user_id}: hand the team to a member (owner)
+//	POST   /v1/teams/{id}/invitations                201 mail an invitation {email, role} (owner, admins)
+//	GET    /v1/teams/{id}/invitations                pending invitations (owner, admins)
+//	DELETE /v1/teams/{id}/invitations/{inv}          withdraw (owner, admins)
+//	GET    /v1/teams/{id}/settings                   {members_mint_keys} (any member)
+//	PUT    /v1/teams/{id}/settings                   replace them (owner, admins)
+//	POST   /v1/invitations/accept                    session: {token} joins its user to the team
+//	PUT    /v1/admin/users/{id}/admin                platform admin: grant or revoke {admin}
+//	POST   /v1/admin/users/{id}/restore              platform admin: undo a deletion
+//	GET    /v1/admin/users                           platform admin: every user, ?limit&after
+//	PUT    /v1/admin/users/{id}/status               platform admin: {status: active|disabled}
+//	GET    /v1/admin/teams                           platform admin: every team, ?limit&after
+//	GET    /v1/templates                             templates (the hosts' and the team's own)
+//	POST   /v1/templates                             201 a template from a snapshot {name, from_snapshot}
+//	DELETE /v1/templates/{name}                      204 remove a template made from a snapshot
+//	GET    /v1/snapshots                             list: ?capsule_id, ?name, ?limit, ?cursor
+//	GET    /v1/snapshots/{id}                        get by ID or name; ?wait=true&timeout=D while creating
+//	DELETE /v1/snapshots/{id}                        204; 409 while creating or backing a template
 //	POST   /v1/hosts/sandbox-events                  host token: an agent's event
+//	POST   /v1/hosts/register                        join token: 201 a host joins the fleet
+//	POST   /v1/hosts/heartbeat                       host token: a fleet host's capacity
+//	GET    /v1/admin/hosts                           admin: the fleet's hosts
+//	GET    /v1/admin/hosts/{id}                      admin: one host
+//	POST   /v1/admin/hosts/{id}/cordon|uncordon|drain admin: the host's scheduling state
+//	DELETE /v1/admin/hosts/{id}                      admin: forget a host without live capsules
+//	POST   /v1/admin/join-tokens                     admin: 201 a join token (secret shown once)
+//	GET    /v1/admin/join-tokens                     admin: usable join tokens
+//	DELETE /v1/admin/join-tokens/{id}                admin: revoke a join token
 //	*      /proxy/{id}/{port}/{path...}              HTTP to a port of a capsule
 //
 // It also serves E2B's dialect (internal/e2bcompat: /sandboxes,
@@ -125,6 +168,7 @@ func (s *Server) routes() []route {
 		{"POST /v1/capsules/{id}/pause", a(s.pauseCapsule), ""},
 		{"POST /v1/capsules/{id}/resume", a(s.resumeCapsule), ""},
 		{"POST /v1/capsules/{id}/fork", a(s.forkCapsule), ""},
+		{"POST /v1/capsules/{id}/snapshots", a(s.createSnapshot), ""},
 		{"POST /v1/capsules/{id}/timeout", a(s.setTimeout), ""},
 		{"GET /v1/capsules/{id}/metrics", a(s.capsuleMetrics), ""},
 		{"GET /v1/capsules/{id}/events", a(s.capsuleEvents), ""},
@@ -142,8 +186,51 @@ func (s *Server) routes() []route {
 		{"POST /v1/keys", a(s.createKey), ""},
 		{"GET /v1/keys", a(s.listKeys), ""},
 		{"DELETE /v1/keys/{id}", a(s.deleteKey), ""},
+		{"POST /v1/auth/signup", s.signUp, ""},
+		{"GET /v1/auth/verify", s.verifyEmail, ""},
+		{"POST /v1/auth/login", s.logIn, ""},
+		{"POST /v1/auth/refresh", s.refreshSession, ""},
+		{"POST /v1/auth/logout", a(s.logOut), ""},
+		{"POST /v1/auth/password", a(s.changePassword), ""},
+		{"POST /v1/auth/password-reset", s.requestReset, ""},
+		{"POST /v1/auth/password-reset/confirm", s.confirmReset, ""},
+		{"DELETE /v1/users/me", a(s.deleteMe), ""},
+		{"POST /v1/auth/switch", a(s.switchTeam), ""},
+		{"GET /v1/teams", a(s.listTeams), ""},
+		{"POST /v1/teams", a(s.createTeam), ""},
+		{"GET /v1/teams/{id}/members", a(s.listMembers), ""},
+		{"PATCH /v1/teams/{id}/members/{user}", a(s.setMemberRole), ""},
+		{"DELETE /v1/teams/{id}/members/{user}", a(s.removeMember), ""},
+		{"PUT /v1/teams/{id}/owner", a(s.transferTeam), ""},
+		{"POST /v1/teams/{id}/invitations", a(s.invite), ""},
+		{"GET /v1/teams/{id}/invitations", a(s.listInvitations), ""},
+		{"DELETE /v1/teams/{id}/invitations/{inv}", a(s.withdrawInvitation), ""},
+		{"GET /v1/teams/{id}/settings", a(s.getTeamSettings), ""},
+		{"PUT /v1/teams/{id}/settings", a(s.putTeamSettings), ""},
+		{"POST /v1/invitations/accept", a(s.acceptInvitation), ""},
+		{"PUT /v1/admin/users/{id}/admin", s.platformAdmin(s.setAdmin), ""},
+		{"POST /v1/admin/users/{id}/restore", s.platformAdmin(s.restoreUser), ""},
+		{"GET /v1/admin/users", s.platformAdmin(s.listUsers), ""},
+		{"PUT /v1/admin/users/{id}/status", s.platformAdmin(s.setUserStatus), ""},
+		{"GET /v1/admin/teams", s.platformAdmin(s.listAllTeams), ""},
 		{"GET /v1/templates", a(s.listTemplates), ""},
+		{"POST /v1/templates", a(s.createTemplate), ""},
+		{"DELETE /v1/templates/{name}", a(s.deleteTemplate), ""},
+		{"GET /v1/snapshots", a(s.listSnapshots), ""},
+		{"GET /v1/snapshots/{id}", a(s.getSnapshot), ""},
+		{"DELETE /v1/snapshots/{id}", a(s.deleteSnapshot), ""},
 		{"POST /v1/hosts/sandbox-events", s.hostAuthenticated(s.hostEvent), ""},
+		{"POST /v1/hosts/register", s.registerHost, ""},
+		{"POST /v1/hosts/heartbeat", s.hostAuthenticated(s.hostHeartbeat), ""},
+		{"GET /v1/admin/hosts", s.platformAdmin(s.listHosts), ""},
+		{"GET /v1/admin/hosts/{id}", s.platformAdmin(s.getHost), ""},
+		{"POST /v1/admin/hosts/{id}/cordon", s.platformAdmin(s.setHostState(store.HostCordoned)), ""},
+		{"POST /v1/admin/hosts/{id}/uncordon", s.platformAdmin(s.setHostState(store.HostActive)), ""},
+		{"POST /v1/admin/hosts/{id}/drain", s.platformAdmin(s.setHostState(store.HostDraining)), ""},
+		{"DELETE /v1/admin/hosts/{id}", s.platformAdmin(s.removeHost), ""},
+		{"POST /v1/admin/join-tokens", s.platformAdmin(s.createJoinToken), ""},
+		{"GET /v1/admin/join-tokens", s.platformAdmin(s.listJoinTokens), ""},
+		{"DELETE /v1/admin/join-tokens/{id}", s.platformAdmin(s.deleteJoinToken), ""},
 		{"* /proxy/{id}/{port}/{path...}", a(s.serveProxy), "/proxy/"},
 	}
 }

@@ -21,11 +21,14 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"nestbox.dev/internal/account"
 	"nestbox.dev/internal/e2bcompat"
 	"nestbox.dev/internal/envdclient"
+	"nestbox.dev/internal/fleet"
 	"nestbox.dev/internal/lifecycle"
 	"nestbox.dev/internal/metrics"
 	"nestbox.dev/internal/store"
+	teamsvc "nestbox.dev/internal/team"
 )
 
 // Config configures a Server. Lifecycle and Store are required.
@@ -41,6 +44,11 @@ type Config struct {
 	// HostID is the host HostTokens belong to; "" refuses every host
 	// event.
 	HostID string
+	// Fleet, if not nil, is the registry of a fleet's hosts: the
+	// /v1/hosts routes serve it, and agents that name their host
+	// (Nestbox-Host-ID) are authenticated by it. Nil: one host, the
+	// host routes answer 501.
+	Fleet *fleet.Registry
 	// MaxBodyBytes bounds JSON request bodies; zero means 1 MiB. File
 	// uploads are streamed and not bounded by it.
 	MaxBodyBytes int64
@@ -69,6 +77,22 @@ type Config struct {
 	// MaxKeysPerTeam bounds the API keys a team may hold; a create at the
 	// limit is 429 (resource_exhausted). Zero means 100.
 	MaxKeysPerTeam int
+	// Accounts, if not nil, serves sign-up, log-in and sessions (the
+	// /v1/auth routes, which answer 501 without it); sessions are then
+	// accepted wherever API keys are.
+	Accounts *account.Service
+	// Teams, if not nil, serves teams, members and invitations (the
+	// /v1/teams routes, which answer 501 without it), and its role rule
+	// decides who may mint API keys.
+	Teams *teamsvc.Service
+	// PlatformTeamID is the team whose API keys act as platform admin
+	// when the user who made them is one (the bootstrap's default team);
+	// "" lets only admins' sessions in.
+	PlatformTeamID string
+	// AuthPerAddress and AuthPerAccount bound sign-up, log-in and reset
+	// attempts a minute per client address and per email; beyond them
+	// the answer is 429. Zero means 10 and 5; negative, no limit.
+	AuthPerAddress, AuthPerAccount int
 	// Ready, if not nil, holds every request off with 503 until it is
 	// closed: the platform is still setting up (building templates).
 	Ready <-chan struct{}
@@ -106,6 +130,8 @@ type Server struct {
 	limiter *ipLimiter
 	// output is the byte budget of one-shot exec output.
 	output *byteBudget
+	// authLimits bound log-in and reset attempts.
+	authLimits authLimits
 	// metrics counts and times the API's requests.
 	metrics *httpMetrics
 }
@@ -146,6 +172,8 @@ func New(cfg Config) (*Server, error) {
 		tokens:  newTokenIndex(cfg.Lifecycle, cfg.Now),
 		limiter: newIPLimiter(cfg.TrafficRate, cfg.TrafficBurst, cfg.Now),
 		output:  newByteBudget(cfg.ExecOutputTotalBytes),
+
+		authLimits: newAuthLimits(cfg.AuthPerAddress, cfg.AuthPerAccount, cfg.Now),
 	}
 	var err error
 	if s.metrics, err = newHTTPMetrics(metrics.OrDiscard(cfg.Metrics)); err != nil {

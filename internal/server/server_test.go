@@ -18,6 +18,7 @@ import (
 	"nestbox.dev/internal/apikey"
 	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/events/memory"
+	"nestbox.dev/internal/fleet"
 	"nestbox.dev/internal/lifecycle"
 	"nestbox.dev/internal/lifecycle/fakehost"
 	"nestbox.dev/internal/server"
@@ -31,12 +32,15 @@ const (
 	hostToken2 = "host-secret-2"
 )
 
-// env is a control plane over a fake host agent, with two teams.
+// env is a control plane over a fake host agent, with two teams, and a
+// fleet registry over its store. Its platform team is team_admin, which
+// TestAuthorizationMatrix makes.
 type env struct {
 	url        string
 	keyA, keyB string
 	agent      *fakehost.Agent
 	store      store.Store
+	fleet      *fleet.Registry
 	ready      chan struct{}
 	srv        *server.Server
 }
@@ -95,7 +99,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 			t.Fatal(err)
 		}
 		key, hash := apikey.New()
-		if err := st.CreateAPIKey(ctx, store.APIKey{ID: "key_" + tm.id, TeamID: tm.id, Name: "test", Prefix: apikey.DisplayPrefix(key), Hash: hash, CreatedAt: now}); err != nil {
+		if err := st.CreateAPIKey(ctx, store.APIKey{ID: "key_" + tm.id, TeamID: tm.id, Name: "test", Prefix: apikey.DisplayPrefix(key), Hash: hash, CreatedBy: "u_" + tm.id, CreatedAt: now}); err != nil {
 			t.Fatal(err)
 		}
 		*tm.key = key
@@ -110,7 +114,10 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	}
 	t.Cleanup(func() { life.Close(10 * time.Second) })
 	e.ready = make(chan struct{})
-	cfg := server.Config{Lifecycle: life, Store: st, HostTokens: []string{hostToken, hostToken2}, HostID: "h1", Ready: e.ready, Metrics: registerer(ec.metrics)}
+	e.fleet = fleet.New(fleet.Config{Store: st, Connect: func(id, url, token string) lifecycle.Host {
+		return lifecycle.Host{ID: id, Agent: fakehost.New(), ProxyURL: url}
+	}})
+	cfg := server.Config{Lifecycle: life, Store: st, HostTokens: []string{hostToken, hostToken2}, HostID: "h1", Ready: e.ready, Fleet: e.fleet, PlatformTeamID: "team_admin", Metrics: registerer(ec.metrics)}
 	ec.server(&cfg)
 	srv, err := server.New(cfg)
 	if err != nil {

@@ -146,6 +146,10 @@ func (s *Server) serveStream(w http.ResponseWriter, r *http.Request, h streamHan
 	defer conn.CloseNow()
 	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	defer cancel()
+	// A destroy seen by this control plane (its own, another's through
+	// the event stream, the reconciler's) cuts the stream: the agent's
+	// end of it may never close once the sandbox's network is gone.
+	defer context.AfterFunc(s.proxy.alive(r.PathValue("id")), cancel)()
 
 	st, err := h.open(ctx, conn, cl)
 	if err != nil {

@@ -55,6 +55,12 @@ type Config struct {
 	CommandTimeout time.Duration
 	// StartTimeout bounds runsc run and restore; zero means 2 minutes.
 	StartTimeout time.Duration
+	// SettleTimeout bounds how long Settle waits for the runsc commands
+	// of a previous agent before it kills them; zero means 30 s. A
+	// restore killed then leaves the sandbox paused with its snapshot,
+	// to be resumed again: no data is lost, and a restarted agent is not
+	// held for minutes by a large restore.
+	SettleTimeout time.Duration
 	// LazyRestore makes a restore return once the sandbox's metadata is
 	// loaded and load its memory pages in the background (runsc restore
 	// -background) instead of reading them all first with O_DIRECT
@@ -116,6 +122,9 @@ func New(cfg Config) (*Driver, error) {
 	}
 	if cfg.StartTimeout == 0 {
 		cfg.StartTimeout = 2 * time.Minute
+	}
+	if cfg.SettleTimeout == 0 {
+		cfg.SettleTimeout = 30 * time.Second
 	}
 	if err := os.MkdirAll(cfg.Root, 0o700); err != nil {
 		return nil, fmt.Errorf("gvisor driver: %w", err)

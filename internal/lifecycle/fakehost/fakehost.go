@@ -49,10 +49,19 @@ type Agent struct {
 	// failForks are the errors of the next fork's forks, by fork ID.
 	failForks map[string]error
 	forks     []*agentpb.ForkSandboxRequest
-	down      bool // every call fails with unavailable
-	hung      bool // every call blocks until its context ends
-	creates   int
-	samples   map[string][]*agentpb.SandboxMetrics // metrics history, oldest first
+	// snapshots are the snapshots kept, by ID; failSnapshot fails the
+	// next CreateSnapshot (goneAfterSnapshot loses its source), and
+	// snapshotGate, if not nil, holds every CreateSnapshot until closed.
+	snapshots         map[string]*snapshot
+	failSnapshot      error
+	goneAfterSnapshot bool
+	snapshotGate      chan struct{}
+	deletedSnapshots  []string
+	createConfigs     []*agentpb.SandboxConfig
+	down              bool // every call fails with unavailable
+	hung              bool // every call blocks until its context ends
+	creates           int
+	samples           map[string][]*agentpb.SandboxMetrics // metrics history, oldest first
 }
 
 // New returns an agent with no sandboxes.
@@ -112,6 +121,14 @@ func (f *Agent) Forget(id string) {
 	delete(f.sandboxes, id)
 }
 
+// CreateConfigs returns the configs of the creates that reached the agent,
+// as sent, oldest first.
+func (f *Agent) CreateConfigs() []*agentpb.SandboxConfig {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.createConfigs)
+}
+
 // Creates counts the creates that reached the agent.
 func (f *Agent) Creates() int {
 	f.mu.Lock()
@@ -161,6 +178,12 @@ func (f *Agent) CreateSandbox(ctx context.Context, req *connect.Request[agentpb.
 		return nil, err
 	}
 	cfg := proto.CloneOf(req.Msg.GetConfig())
+	f.createConfigs = append(f.createConfigs, proto.CloneOf(cfg))
+	if cfg.GetSnapshotId() != "" {
+		if err := f.fromSnapshot(cfg); err != nil {
+			return nil, err
+		}
+	}
 	if cfg.GetDiskBytes() == 0 {
 		cfg.DiskBytes = DefaultDiskBytes // as a real agent resolves the default
 	}

@@ -119,7 +119,11 @@ type SandboxConfig struct {
 	// sandbox gets the snapshot's processes, memory and files, with its own
 	// id, network, copy of the layer, access_token, timeout and metadata.
 	// template, sizes and egress rules are the snapshot's (a template given
-	// must match it); env_vars are added to envd's for new processes.
+	// must match it, else invalid_argument; vcpus, memory_mb, disk_bytes,
+	// internet, allow_out and deny_out are not used); env_vars are added to
+	// envd's for new processes; default_user and default_workdir replace
+	// the snapshot's when set. An unknown snapshot is not_found; one whose
+	// files fail their checksums is data_loss, with nothing started.
 	SnapshotId    string `protobuf:"bytes,17,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
@@ -1122,7 +1126,8 @@ type PingResponse struct {
 	// reserve, times the operator's overcommit ratio: an idle gVisor sandbox
 	// uses a small part of its limit), when disk_available_bytes is under
 	// disk_reserved_bytes, when what the sparse writable layers may still
-	// grow by (disk_allocated_bytes is their sizes in all) would pass the
+	// grow by (disk_allocated_bytes is their sizes in all, plus the bytes
+	// the host's snapshots take on disk) would pass the
 	// free space above the reserve times the disk overcommit ratio, or when
 	// max_sandboxes (0: no maximum) run already.
 	MemoryReservedBytes    uint64 `protobuf:"varint,11,opt,name=memory_reserved_bytes,json=memoryReservedBytes,proto3" json:"memory_reserved_bytes,omitempty"`

@@ -19,6 +19,7 @@ func dialect() sqlstore.Dialect {
 		Numbered:      true,
 		TimeLayout:    cursorLayout,
 		RowLock:       "FOR UPDATE",
+		KeyLock:       "SELECT pg_advisory_xact_lock(hashtext(?))",
 		Kind:          kindOf,
 		MetadataMatch: metadataMatch,
 	}

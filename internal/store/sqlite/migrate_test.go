@@ -15,7 +15,7 @@ import (
 
 // schemaTables are the tables of version Latest.
 var schemaTables = []string{
-	"api_keys", "capsule_events", "capsules", "hosts", "schema_migrations", "team_limits", "team_members", "teams", "users",
+	"accounts", "api_keys", "capsule_events", "capsules", "hosts", "installation", "invitations", "join_tokens", "leases", "schema_migrations", "sessions", "snapshots", "team_limits", "team_members", "team_settings", "teams", "users",
 }
 
 // v1Tables are the tables of version 1, before team_limits (200).
@@ -131,7 +131,19 @@ func populate(t *testing.T, path string) {
 		{"CreateTeam", s.CreateTeam(ctx, store.Team{ID: "t1", CreatedAt: now}, "u1")},
 		{"CreateAPIKey", s.CreateAPIKey(ctx, store.APIKey{ID: "k1", TeamID: "t1", Hash: "h", CreatedBy: "u1", CreatedAt: now})},
 		{"SetTeamLimits", s.SetTeamLimits(ctx, "t1", store.TeamLimits{Capsules: &limit})},
-		{"UpsertHost", s.UpsertHost(ctx, store.Host{ID: "h1", Address: "http://h1", LastSeen: now, Created: now})},
+		{"CreateJoinToken", s.CreateJoinToken(ctx, store.JoinToken{ID: "j1", Hash: "jh", Created: now, Expires: now.Add(time.Hour), UsesLeft: 1}, 0, now)},
+		{"RegisterHost", s.RegisterHost(ctx, store.Host{ID: "h1", Address: "http://h1", LastSeen: now, Created: now}, "jh", now)},
+		{"AcquireLease", func() error { _, err := s.AcquireLease(ctx, "monitor", "cp1", now.Add(time.Minute), now); return err }()},
+		{"CreateSnapshotWithin", s.CreateSnapshotWithin(ctx, store.Snapshot{Snapshot: nestbox.Snapshot{
+			ID: "s1", TeamID: "t1", CapsuleID: "c1", HostID: "h1", Status: nestbox.SnapshotReady, CreatedAt: now,
+		}, UpdatedAt: now}, store.Quota{})},
+		{"CreateAccount", s.CreateAccount(ctx, store.User{ID: "u2", Email: "b@example.com", CreatedAt: now},
+			store.Account{UserID: "u2", PasswordHash: "h", Status: store.AccountActive, CreatedAt: now})},
+		{"SetTeamPolicy", s.SetTeamPolicy(ctx, "t1", store.TeamPolicy{MembersMintKeys: true})},
+		{"CreateInvitation", s.CreateInvitation(ctx, store.Invitation{ID: "i1", TeamID: "t1", Email: "c@example.com", Role: store.RoleMember,
+			InvitedBy: "u1", CreatedAt: now, ExpiresAt: now.Add(time.Hour)}, 10, now)},
+		{"CreateSession", s.CreateSession(ctx, store.Session{ID: "s1", UserID: "u2", TeamID: "t1", TokenHash: "a", RefreshHash: "r",
+			ExpiresAt: now, RefreshExpiresAt: now, CreatedAt: now}, 10)},
 		{"CreateCapsule", s.CreateCapsule(ctx, store.Capsule{Capsule: nestbox.Capsule{
 			ID: "c1", TeamID: "t1", Status: nestbox.StatusStarting, HostID: "h1", CreatedAt: now,
 		}, UpdatedAt: now})},

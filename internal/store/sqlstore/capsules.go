@@ -16,10 +16,10 @@ import (
 const capsuleColumns = `id, team_id, template, status, error, vcpus, memory_mb, disk_mb,
 	metadata, internet, allow_out, deny_out, host_id, envd_version, env_vars, access_token,
 	created_at, updated_at, started_at, expires_at, stopped_at, traffic_access_token,
-	generation, paused_at, paused_memory, remaining_ms, auto_pause, auto_pause_memory, auto_resume`
+	generation, paused_at, paused_memory, remaining_ms, auto_pause, auto_pause_memory, auto_resume, snapshot_id`
 
 // capsuleColumnCount is the number of capsuleColumns.
-const capsuleColumnCount = 29
+const capsuleColumnCount = 30
 
 // CreateCapsule inserts c and its first event (from "" to c.Status, at
 // c.CreatedAt) in one transaction. A taken ID is ErrAlreadyExists, an
@@ -48,7 +48,7 @@ func (s *Store) createCapsule(ctx context.Context, c store.Capsule, check func(t
 			d.time(c.CreatedAt), d.time(c.UpdatedAt),
 			d.timePtr(c.StartedAt), d.timePtr(c.ExpiresAt), d.timePtr(c.StoppedAt), c.TrafficAccessToken,
 			max(c.Generation, 1), d.timePtr(c.PausedAt), c.PausedMemory, c.Remaining.Milliseconds(),
-			c.AutoPause, c.AutoPauseMemory, c.AutoResume)
+			c.AutoPause, c.AutoPauseMemory, c.AutoResume, c.SnapshotID)
 		if err != nil {
 			return err
 		}
@@ -103,7 +103,7 @@ func scanCapsule(d *Dialect, row scanner) (store.Capsule, error) {
 		&c.HostID, &c.EnvdVersion, mapCol{&c.EnvVars}, &c.AccessToken,
 		d.timeCol(&c.CreatedAt), d.timeCol(&c.UpdatedAt),
 		d.nullTimeCol(&c.StartedAt), d.nullTimeCol(&c.ExpiresAt), d.nullTimeCol(&c.StoppedAt), &c.TrafficAccessToken,
-		&c.Generation, d.nullTimeCol(&c.PausedAt), &c.PausedMemory, &remainingMS, &c.AutoPause, &c.AutoPauseMemory, &c.AutoResume)
+		&c.Generation, d.nullTimeCol(&c.PausedAt), &c.PausedMemory, &remainingMS, &c.AutoPause, &c.AutoPauseMemory, &c.AutoResume, &c.SnapshotID)
 	c.Remaining = time.Duration(remainingMS) * time.Millisecond
 	return c, err
 }

@@ -37,6 +37,12 @@ type Dialect struct {
 	// will write ("FOR UPDATE"), or "" where a write transaction already
 	// holds the database's one write lock (SQLite's BEGIN IMMEDIATE).
 	RowLock string
+	// KeyLock, run first in a transaction with one text argument (a
+	// key), serialises the transactions that run it with the same key,
+	// for checks with no row to lock (a count before an insert):
+	// PostgreSQL's transaction-scoped advisory lock. "" where write
+	// transactions are serialised anyway (SQLite).
+	KeyLock string
 	// Kind gives a driver error the store's error kind (errdefs), and
 	// returns other errors, and nil, as they are.
 	Kind func(err error) error

@@ -41,6 +41,7 @@ func testCapsuleRoundTrip(t *testing.T, s store.Store) {
 			AutoPause:          true,
 			AutoPauseMemory:    true,
 			AutoResume:         true,
+			SnapshotID:         "snap1",
 		},
 		EnvVars:      map[string]string{"A": "1", "PATH": "/bin:/usr/bin"},
 		AccessToken:  "secret-token",

@@ -116,11 +116,18 @@ type AgentClient interface {
 	// checkpoint and runs on afterwards, as the source of a fork does; on
 	// failure no snapshot is left and the sandbox is running again, or gone
 	// (then the call fails and GetSandbox says not_found). A snapshot ID in
-	// use is already_exists.
+	// use is already_exists; a source that is not running, or of the
+	// unique-address layout, failed_precondition, as for a fork; a host
+	// that keeps its maximum of snapshots, or has not the disk for the
+	// layer plus the memory limit above its reserve, resource_exhausted.
+	// A snapshot outlives its source; it is whole on the host or absent,
+	// even across an agent crash.
 	CreateSnapshot(context.Context, *connect.Request[agentpb.CreateSnapshotRequest]) (*connect.Response[agentpb.CreateSnapshotResponse], error)
 	// DeleteSnapshot is idempotent: an unknown ID is not an error. Sandboxes
 	// started from the snapshot are not touched: each has its own copy of
-	// the layer and of the memory it restored.
+	// the layer and of the memory it restored. A delete waits for the
+	// creates from the snapshot that are copying it (not for their whole
+	// restores); a create that comes after it is not_found.
 	DeleteSnapshot(context.Context, *connect.Request[agentpb.DeleteSnapshotRequest]) (*connect.Response[agentpb.DeleteSnapshotResponse], error)
 	// ListSnapshots lists the snapshots this host keeps.
 	ListSnapshots(context.Context, *connect.Request[agentpb.ListSnapshotsRequest]) (*connect.Response[agentpb.ListSnapshotsResponse], error)
@@ -361,11 +368,18 @@ type AgentHandler interface {
 	// checkpoint and runs on afterwards, as the source of a fork does; on
 	// failure no snapshot is left and the sandbox is running again, or gone
 	// (then the call fails and GetSandbox says not_found). A snapshot ID in
-	// use is already_exists.
+	// use is already_exists; a source that is not running, or of the
+	// unique-address layout, failed_precondition, as for a fork; a host
+	// that keeps its maximum of snapshots, or has not the disk for the
+	// layer plus the memory limit above its reserve, resource_exhausted.
+	// A snapshot outlives its source; it is whole on the host or absent,
+	// even across an agent crash.
 	CreateSnapshot(context.Context, *connect.Request[agentpb.CreateSnapshotRequest]) (*connect.Response[agentpb.CreateSnapshotResponse], error)
 	// DeleteSnapshot is idempotent: an unknown ID is not an error. Sandboxes
 	// started from the snapshot are not touched: each has its own copy of
-	// the layer and of the memory it restored.
+	// the layer and of the memory it restored. A delete waits for the
+	// creates from the snapshot that are copying it (not for their whole
+	// restores); a create that comes after it is not_found.
 	DeleteSnapshot(context.Context, *connect.Request[agentpb.DeleteSnapshotRequest]) (*connect.Response[agentpb.DeleteSnapshotResponse], error)
 	// ListSnapshots lists the snapshots this host keeps.
 	ListSnapshots(context.Context, *connect.Request[agentpb.ListSnapshotsRequest]) (*connect.Response[agentpb.ListSnapshotsResponse], error)

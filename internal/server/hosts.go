@@ -1,0 +1,263 @@
+package server
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"time"
+
+	"nestbox.dev"
+	"nestbox.dev/internal/capsulestate"
+	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/fleet"
+	"nestbox.dev/internal/store"
+)
+
+// hostIDHeader names the host a fleet agent authenticates as, on its
+// heartbeats and events (Authorization carries its events token).
+const hostIDHeader = "Nestbox-Host-ID"
+
+// fleet returns the fleet's registry, or an error saying this control
+// plane drives one host.
+func (s *Server) fleet() (*fleet.Registry, error) {
+	if s.cfg.Fleet == nil {
+		return nil, errdefs.Unimplemented("this control plane drives one host (nestbox up, or nestbox server --agent-url); hosts register with a control plane started without --agent-url")
+	}
+	return s.cfg.Fleet, nil
+}
+
+// registerHost is POST /v1/hosts/register: an agent joins with a join
+// token (Authorization: Bearer nbj_...) and gets its host ID and agent
+// token.
+func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if !fleet.IsJoinToken(strings.TrimSpace(tok)) {
+		s.writeError(w, r, errdefs.Unauthenticated("a join token (Authorization: Bearer nbj_...) is required: make one with `nestbox host token create`"))
+		return
+	}
+	f, err := s.fleet()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var reg fleet.Registration
+	if err := s.decodeJSON(w, r, &reg, false); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	joined, err := f.Register(r.Context(), strings.TrimSpace(tok), reg)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusCreated, joined)
+}
+
+// heartbeat is the body of POST /v1/hosts/heartbeat.
+type heartbeat struct {
+	URL      string             `json:"url"`
+	Capacity fleet.HostCapacity `json:"capacity"`
+}
+
+// heartbeatAnswer tells the agent its scheduling state and when to beat.
+type heartbeatAnswer struct {
+	State             store.HostState `json:"state"`
+	HeartbeatInterval int             `json:"heartbeat_interval_seconds"`
+}
+
+func (s *Server) hostHeartbeat(w http.ResponseWriter, r *http.Request) {
+	f, err := s.fleet()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var hb heartbeat
+	if err := s.decodeJSON(w, r, &hb, false); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	st, err := f.Heartbeat(r.Context(), authenticatedHost(r), hb.URL, hb.Capacity)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, heartbeatAnswer{State: st, HeartbeatInterval: int(f.HeartbeatInterval() / time.Second)})
+}
+
+// fleetHost authenticates a fleet agent by its host ID header and events
+// token; ok is false when the request names no host.
+func (s *Server) fleetHost(r *http.Request) (id string, named, ok bool) {
+	id = r.Header.Get(hostIDHeader)
+	if id == "" || s.cfg.Fleet == nil {
+		return "", false, false
+	}
+	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	return id, true, s.cfg.Fleet.AuthenticateHost(r.Context(), id, tok)
+}
+
+func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) {
+	f, err := s.fleet()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	hs, err := f.Hosts(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := nestbox.HostList{Hosts: []nestbox.Host{}}
+	for _, h := range hs {
+		v, err := s.hostView(r.Context(), h)
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		out.Hosts = append(out.Hosts, v)
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
+	f, err := s.fleet()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	h, err := f.Host(r.Context(), r.PathValue("id"))
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	v, err := s.hostView(r.Context(), h)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, v)
+}
+
+// setHostState returns the handler of POST /v1/hosts/{id}/{action}.
+func (s *Server) setHostState(st store.HostState) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		f, err := s.fleet()
+		if err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		id := r.PathValue("id")
+		if err := f.SetState(r.Context(), id, st); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		s.getHost(w, r)
+	}
+}
+
+func (s *Server) removeHost(w http.ResponseWriter, r *http.Request) {
+	f, err := s.fleet()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	id := r.PathValue("id")
+	if _, err := f.Host(r.Context(), id); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	live, err := s.liveOnHost(r.Context(), id)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := f.Remove(r.Context(), id, live); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+// maxCountedCapsules bounds the count of a host's capsules in its view.
+const maxCountedCapsules = 1000
+
+// liveOnHost counts the host's capsules that have not ended (up to
+// maxCountedCapsules).
+func (s *Server) liveOnHost(ctx context.Context, id string) (int, error) {
+	cs, _, err := s.store.ListCapsules(ctx, store.CapsuleFilter{HostID: id, Statuses: capsulestate.LiveStatuses(), Limit: maxCountedCapsules})
+	return len(cs), err
+}
+
+func (s *Server) hostView(ctx context.Context, h store.Host) (nestbox.Host, error) {
+	n, err := s.liveOnHost(ctx, h.ID)
+	if err != nil {
+		return nestbox.Host{}, err
+	}
+	k := h.Capacity
+	return nestbox.Host{
+		ID: h.ID, Name: h.Name, URL: h.Address, State: string(h.State), Reachable: !h.Unreachable, Capsules: n,
+		LastSeenAt: h.LastSeen, CreatedAt: h.Created,
+		Capacity: nestbox.HostCapacity{
+			Version: k.Version, Driver: k.Driver, CPUs: k.CPUs,
+			MemoryTotalBytes: k.MemoryTotalBytes, MemoryAvailableBytes: k.MemoryAvailableBytes, MemoryAllocatedBytes: k.MemoryAllocatedBytes,
+			DiskTotalBytes: k.DiskTotalBytes, DiskAvailableBytes: k.DiskAvailableBytes,
+			Sandboxes: k.Sandboxes, MaxSandboxes: k.MaxSandboxes, Running: k.Running, Paused: k.Paused, Templates: k.Templates,
+		},
+	}, nil
+}
+
+func (s *Server) createJoinToken(w http.ResponseWriter, r *http.Request) {
+	f, err := s.fleet()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	var req nestbox.CreateJoinTokenRequest
+	if err := s.decodeJSON(w, r, &req, true); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	p, _ := r.Context().Value(principalKey{}).(principal)
+	secret, t, err := f.CreateJoinToken(r.Context(), p.Key.CreatedBy, time.Duration(req.TTLSeconds)*time.Second, req.Uses)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	v := publicJoinToken(t)
+	v.Token = secret
+	writeJSON(w, http.StatusCreated, v)
+}
+
+func (s *Server) listJoinTokens(w http.ResponseWriter, r *http.Request) {
+	f, err := s.fleet()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	ts, err := f.JoinTokens(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	out := nestbox.JoinTokenList{Tokens: []nestbox.JoinToken{}}
+	for _, t := range ts {
+		out.Tokens = append(out.Tokens, publicJoinToken(t))
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+func (s *Server) deleteJoinToken(w http.ResponseWriter, r *http.Request) {
+	f, err := s.fleet()
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	if err := f.DeleteJoinToken(r.Context(), r.PathValue("id")); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func publicJoinToken(t store.JoinToken) nestbox.JoinToken {
+	return nestbox.JoinToken{ID: t.ID, CreatedAt: t.Created, ExpiresAt: t.Expires, UsesLeft: t.UsesLeft}
+}

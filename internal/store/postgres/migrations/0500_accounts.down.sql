@@ -1,0 +1,3 @@
+DROP TABLE installation;
+DROP TABLE sessions;
+DROP TABLE accounts;
