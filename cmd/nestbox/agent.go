@@ -17,6 +17,7 @@ import (
 	"nestbox.dev/internal/agent"
 	"nestbox.dev/internal/egress"
 	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/metrics"
 )
 
 // runAgent is `nestbox agent`: it serves the host agent until ctx is done.
@@ -49,6 +50,7 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
 	cfg.Progress = stderr
+	cfg.Metrics = metrics.NewRegistry()
 	a, err := agent.New(ctx, cfg)
 	if err != nil {
 		return err
@@ -58,10 +60,17 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	cfg.Logger.Info("agent listening", "addr", ln.Addr().String(), "data_dir", cfg.DataDir)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
+	defer wg.Wait()
+	if err := serveMetrics(ctx, &wg, aa.metricsListen, cfg.Metrics, cfg.Logger); err != nil {
+		ln.Close()
+		return err
+	}
 	wg.Go(func() { a.Run(ctx) })
 	err = a.Serve(ctx, ln)
-	wg.Wait()
+	cancel()
 	return err
 }
 
@@ -133,6 +142,9 @@ type agentArgs struct {
 	logLevel  slog.Level
 	tokenFile string
 	join      joinFlags
+	// metricsListen serves the agent's metrics without authentication;
+	// "" serves them only on listen, behind the agent token.
+	metricsListen string
 }
 
 // joinFlags make the agent a host of a fleet.
@@ -148,8 +160,9 @@ func parseAgentArgs(args []string, stderr io.Writer) (a agentArgs, err error) {
 		logLevel  slog.Level
 		tokenFile string
 		j         joinFlags
+		metricsL  string
 	)
-	defer func() { a = agentArgs{cfg, listen, logLevel, tokenFile, j} }()
+	defer func() { a = agentArgs{cfg, listen, logLevel, tokenFile, j, metricsL} }()
 	fs := flag.NewFlagSet("nestbox agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var dataDir, eventsTokenFile, refused, tlsCert, tlsKey string
@@ -168,6 +181,7 @@ func parseAgentArgs(args []string, stderr io.Writer) (a agentArgs, err error) {
 	fs.StringVar(&j.advertise, "advertise-url", env("NESTBOX_ADVERTISE_URL", ""), "where control planes reach this agent, e.g. https://10.0.0.5:5007 (env NESTBOX_ADVERTISE_URL; default: http(s)://<--listen>)")
 	fs.StringVar(&j.name, "host-name", env("NESTBOX_HOST_NAME", ""), "this host's name in `nestbox host ls` (env NESTBOX_HOST_NAME; default: the hostname)")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	metricsFlag(fs, &metricsL)
 	if err = fs.Parse(args); err != nil {
 		return a, err
 	}

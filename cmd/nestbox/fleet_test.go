@@ -76,7 +76,7 @@ func TestServerWithPostgresAndRedis(t *testing.T) {
 	defer cancel()
 
 	cpDir := t.TempDir()
-	cpAddr := freeAddr(t)
+	cpAddr, metricsAddr := freeAddr(t), freeAddr(t)
 	// No events token: the agent derives it from its own token, the
 	// server from its copy of that token.
 	agent := startAgentProcess(t, b, bin, cpAddr, "", "nbg", "10.220.0.0/24", "/nestbox-e2e-fleet")
@@ -86,7 +86,7 @@ func TestServerWithPostgresAndRedis(t *testing.T) {
 	cpDone := make(chan error, 1)
 	go func() {
 		cpDone <- runServer(cpCtx, []string{"--data-dir", cpDir, "--listen", cpAddr, "--agent-url", "http://" + agent.addr, "--agent-token-file", agent.tokenFile,
-			"--database-url", dbURL, "--redis-url", redisURL(), "--log-level", "warn"}, &cpOut, &cpOut)
+			"--database-url", dbURL, "--redis-url", redisURL(), "--log-level", "warn", "--metrics-listen", metricsAddr}, &cpOut, &cpOut)
 	}()
 	defer func() {
 		cpCancel()
@@ -119,6 +119,11 @@ func TestServerWithPostgresAndRedis(t *testing.T) {
 	if final, err := c.Kill(ctx); err != nil || final.Status != nestbox.StatusStopped {
 		t.Fatalf("kill: %+v, %v", final, err)
 	}
+	agentToken, err := os.ReadFile(agent.tokenFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkScrapes(t, "http://"+metricsAddr, "http://"+agent.addr, strings.TrimSpace(string(agentToken)))
 
 	// The history is in PostgreSQL.
 	conn, err := pgx.Connect(ctx, dbURL)

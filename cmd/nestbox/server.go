@@ -12,6 +12,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"sync"
 	"time"
 
 	"nestbox.dev/internal/agent"
@@ -29,7 +30,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.SetOutput(stderr)
 	var (
 		dataDir, listen, agentURL, publicURL, domain string
-		agentTokenFile, agentCA                      string
+		agentTokenFile, agentCA, metricsListen       string
 		databaseURL, redisURL                        string
 		reconcile, heartbeat                         time.Duration
 		logLevel                                     slog.Level
@@ -46,6 +47,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	fs.DurationVar(&reconcile, "reconcile-interval", 60*time.Second, "how often the control plane reconciles with the agents")
 	fs.DurationVar(&heartbeat, "heartbeat-interval", fleet.DefaultHeartbeatInterval, "how often a fleet's agents heartbeat; a host is unreachable after three intervals without one")
 	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	metricsFlag(fs, &metricsListen)
 	lf := registerLimitFlags(fs, true)
 	mf := registerMailFlags(fs)
 	if err := fs.Parse(args); err != nil {
@@ -164,5 +166,14 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	} else {
 		log.Info("control plane listening", "url", publicURL, "agent", agentURL)
 	}
-	return cp.Run(ctx, ln)
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	if err := serveMetrics(ctx, &wg, metricsListen, cp.Metrics, log); err != nil {
+		return err
+	}
+	err = cp.Run(ctx, ln)
+	cancel()
+	return err
 }

@@ -19,16 +19,20 @@ import (
 	"nestbox.dev/internal/cli"
 	"nestbox.dev/internal/controlplane"
 	"nestbox.dev/internal/lifecycle"
+	"nestbox.dev/internal/metrics"
 )
 
 // upConfig is what `nestbox up` runs with.
 type upConfig struct {
 	dataDir, listen, agentListen, publicURL, domain string
 	databaseURL, redisURL                           string
-	templates                                       []string
-	reconcile                                       time.Duration
-	logLevel                                        slog.Level
-	agent                                           agent.Config
+	// metricsListen serves the process's metrics (agent and control
+	// plane together); "" serves them nowhere.
+	metricsListen string
+	templates     []string
+	reconcile     time.Duration
+	logLevel      slog.Level
+	agent         agent.Config
 	// limits are the control plane's limits on capsules. Their EgressDeny
 	// is the agent's --egress-deny, so that both refuse the same.
 	limits lifecycle.Limits
@@ -82,6 +86,10 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	acfg.Logger = log.With("component", "agent")
 	progress := &quietWriter{w: stderr}
 	acfg.Progress = progress
+	// One registry for the process: the agent's and the control
+	// plane's metrics side by side.
+	reg := metrics.NewRegistry()
+	acfg.Metrics = reg
 	a, err := agent.New(ctx, acfg)
 	if err != nil {
 		return err
@@ -129,6 +137,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		PublicURL:         cfg.publicURL,
 		Accounts:          accounts,
 		Teams:             teams,
+		Metrics:           reg,
 	})
 	if err != nil {
 		return err
@@ -137,6 +146,9 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var wg sync.WaitGroup
+	if err := serveMetrics(ctx, &wg, cfg.metricsListen, reg, log); err != nil {
+		return err
+	}
 	errc := make(chan error, 2)
 	wg.Go(func() { a.Run(ctx) })
 	wg.Go(func() { errc <- a.Serve(ctx, agentLn) })
@@ -232,6 +244,7 @@ func parseUpFlags(args []string, stderr io.Writer) (upConfig, error) {
 	fs.StringVar(&templates, "templates", env("NESTBOX_TEMPLATES", "base,minimal"), "templates to build at start: the first one (minimal first when listed) before serving, the others in the background (env NESTBOX_TEMPLATES)")
 	fs.DurationVar(&cfg.reconcile, "reconcile-interval", 60*time.Second, "how often the control plane reconciles with the agent")
 	fs.TextVar(&cfg.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	metricsFlag(fs, &cfg.metricsListen)
 	af := registerAgentFlags(fs)
 	lf := registerLimitFlags(fs, false)
 	cfg.mail = registerMailFlags(fs)

@@ -91,21 +91,21 @@ func (a *Agent) admit(c hostCapacity, cfg *agentpb.SandboxConfig) error {
 		diskPromised += size - min(c.allocated[id], size)
 	}
 	if c.maxSandboxes > 0 && uint32(n) >= c.maxSandboxes {
-		return fmt.Errorf("this host runs its maximum of %d sandboxes: %w", c.maxSandboxes, errdefs.ErrExhausted)
+		return refuse(reasonMaxSandboxes, fmt.Errorf("this host runs its maximum of %d sandboxes: %w", c.maxSandboxes, errdefs.ErrExhausted))
 	}
 	if err := a.admitMemory(c, nil, cfg.MemoryMb); err != nil {
 		return err
 	}
 	if c.diskAvail < c.diskReserve {
-		return fmt.Errorf("this host is short of disk: %d MiB free, %d MiB kept in reserve: %w",
-			c.diskAvail>>20, c.diskReserve>>20, errdefs.ErrExhausted)
+		return refuse(reasonDiskLow, fmt.Errorf("this host is short of disk: %d MiB free, %d MiB kept in reserve: %w",
+			c.diskAvail>>20, c.diskReserve>>20, errdefs.ErrExhausted))
 	}
 	// Writable layers are sparse: what they may still grow by together is
 	// bounded by the free space above the reserve, times the overcommit.
 	disk := uint64(max(cfg.DiskBytes, 0))
 	if budget := uint64(float64(c.diskAvail-c.diskReserve) * c.diskOvercommit); diskPromised+disk > budget {
-		return fmt.Errorf("this host has no disk for a %d MiB writable layer: the layers of running sandboxes may grow by %d MiB, of the %d MiB it commits (%d MiB free, %d MiB kept in reserve): %w",
-			disk>>20, diskPromised>>20, budget>>20, c.diskAvail>>20, c.diskReserve>>20, errdefs.ErrExhausted)
+		return refuse(reasonDiskCommit, fmt.Errorf("this host has no disk for a %d MiB writable layer: the layers of running sandboxes may grow by %d MiB, of the %d MiB it commits (%d MiB free, %d MiB kept in reserve): %w",
+			disk>>20, diskPromised>>20, budget>>20, c.diskAvail>>20, c.diskReserve>>20, errdefs.ErrExhausted))
 	}
 	return nil
 }
@@ -122,13 +122,13 @@ func (a *Agent) admitMemory(c hostCapacity, self *sandbox, memoryMB uint32) erro
 		}
 	}
 	if c.memAvail < c.memReserve {
-		return fmt.Errorf("this host is short of memory: %d MiB available, %d MiB kept for the host: %w",
-			c.memAvail>>20, c.memReserve>>20, errdefs.ErrExhausted)
+		return refuse(reasonMemoryLow, fmt.Errorf("this host is short of memory: %d MiB available, %d MiB kept for the host: %w",
+			c.memAvail>>20, c.memReserve>>20, errdefs.ErrExhausted))
 	}
 	mem := uint64(memoryMB) << 20
 	if memUsed+mem > c.memCommitLimit {
-		return fmt.Errorf("this host has no memory for %d MiB more: the sandboxes' limits add up to %d of the %d MiB it commits: %w",
-			mem>>20, memUsed>>20, c.memCommitLimit>>20, errdefs.ErrExhausted)
+		return refuse(reasonMemoryCommit, fmt.Errorf("this host has no memory for %d MiB more: the sandboxes' limits add up to %d of the %d MiB it commits: %w",
+			mem>>20, memUsed>>20, c.memCommitLimit>>20, errdefs.ErrExhausted))
 	}
 	return nil
 }

@@ -30,10 +30,13 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/driver"
 	"nestbox.dev/internal/driver/gvisor"
 	"nestbox.dev/internal/errdefs"
+	"nestbox.dev/internal/metrics"
 	"nestbox.dev/internal/network"
 	"nestbox.dev/internal/proto/agentpb"
 	"nestbox.dev/internal/rootfs"
@@ -209,6 +212,11 @@ type Config struct {
 	SampleInterval time.Duration
 
 	Logger *slog.Logger
+	// Metrics is the process's registry (metrics.NewRegistry): the
+	// agent's metrics are registered on it and GET /metrics serves it.
+	// nil makes one for this agent. One agent per registry: a second
+	// one's New fails on the duplicate names.
+	Metrics *prometheus.Registry
 
 	// failAt, if set, runs after every step of a create, a pause and a
 	// resume and fails the operation when it returns an error (tests
@@ -236,6 +244,9 @@ type Agent struct {
 	templates Templates
 	envd      *envdClient
 	events    *eventQueue
+	// registry is Config.Metrics; prom are the agent's metrics on it.
+	registry *prometheus.Registry
+	prom     *agentMetrics
 
 	// snapMu decides who may read or remove a snapshot's files (see
 	// snapshots.go): restores copying from one hold it to read; the
@@ -391,6 +402,11 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	if cfg.HostID != "" {
+		// Every line of this agent names its host (a sandbox's lines
+		// add sandbox=<the capsule's ID>).
+		log = log.With("host", cfg.HostID)
+	}
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "sandboxes"), 0o700); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
@@ -404,6 +420,14 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		events:      newEventQueue(cfg.EventsURL, cfg.EventsToken, cfg.HostID, log),
 		sandboxes:   map[string]*sandbox{},
 		snapPending: map[string]bool{},
+		registry:    cfg.Metrics,
+	}
+	if a.registry == nil {
+		a.registry = metrics.NewRegistry()
+	}
+	var err error
+	if a.prom, err = newAgentMetrics(a.registry, a); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
 	}
 	if a.driver == nil {
 		d, err := gvisor.New(gvisor.Config{

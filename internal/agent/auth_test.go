@@ -205,6 +205,16 @@ func TestAgentAuthAndSecrets(t *testing.T) {
 	if code, _ := httpGet(t, http.DefaultClient, ta.base+"/health"); code != http.StatusOK {
 		t.Errorf("/health without the token: %d, want 200", code)
 	}
+	// The metrics: the token's, and without a secret or an ID in them.
+	for name, c := range map[string]*http.Client{"no token": http.DefaultClient, "wrong token": {Transport: bearerRT("Bearer " + strings.Repeat("0", len(testToken)))}} {
+		if code, body := httpGet(t, c, ta.base+"/metrics"); code != http.StatusUnauthorized || strings.Contains(body, "nestbox_") {
+			t.Errorf("/metrics with %s: %d %.200s, want 401 and no metrics", name, code, body)
+		}
+	}
+	if code, body := httpGet(t, authClient, ta.base+"/metrics"); code != http.StatusOK || !strings.Contains(body, `nestbox_agent_sandboxes{status="running",tier=""} 1`) ||
+		strings.Contains(body, secretEnv) || strings.Contains(body, accessToken) || strings.Contains(body, sb.Id) || strings.Contains(body, testToken) {
+		t.Errorf("/metrics with the token: %d; want 200 with one running sandbox and no secret or ID:\n%s", code, body)
+	}
 
 	// The sandbox does not see the agent's credential: a CGI script
 	// prints the request headers it got.

@@ -113,6 +113,7 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 			return nil // a.mu stays held for the registration
 		}, err)
 		if err != nil {
+			a.prom.observeRefusal("create", err)
 			return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
 		}
 	}

@@ -307,6 +307,7 @@ func (a *Agent) admitForks(jobs []*forkJob) error {
 			continue
 		}
 		if err := a.admit(capacity, j.sb.cfg); err != nil {
+			a.prom.observeRefusal("fork", err)
 			j.err = fmt.Errorf("fork %s: %w", j.sb.id, err)
 			continue
 		}

@@ -48,7 +48,7 @@ var (
 // no-op).
 func (a *Agent) stepHook(sb *sandbox, op string, times *stepTimes) func(name string) error {
 	return func(name string) error {
-		times.mark(name)
+		a.prom.observeStep(op, name, times.mark(name))
 		if a.cfg.failAt == nil {
 			return nil
 		}
@@ -414,6 +414,7 @@ func (a *Agent) resume(ctx context.Context, req *agentpb.ResumeSandboxRequest) (
 		}, admitErr)
 	}
 	if admitErr != nil {
+		a.prom.observeRefusal("resume", admitErr)
 		return nil, fmt.Errorf("resume sandbox %s: %w", id, admitErr)
 	}
 	switch {

@@ -269,6 +269,8 @@ func (a *Agent) demote(ctx context.Context, sb *sandbox) (err error) {
 // demoteLocked is demote for a caller that holds sb.op and has checked
 // that sb is paused in memory.
 func (a *Agent) demoteLocked(ctx context.Context, sb *sandbox) (err error) {
+	start := time.Now()
+	defer func() { a.prom.observeOp("demote", tierDisk, start, err) }()
 	times := newStepTimes()
 	step := a.stepHook(sb, "demote", times)
 	p := a.driver.(driver.Pauser)

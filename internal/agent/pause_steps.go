@@ -19,14 +19,16 @@ func newStepTimes() *stepTimes {
 	return &stepTimes{start: now, last: now}
 }
 
-// mark ends step name now.
-func (s *stepTimes) mark(name string) {
+// mark ends step name now and returns how long it took.
+func (s *stepTimes) mark(name string) time.Duration {
 	now := time.Now()
 	if s.b.Len() > 0 {
 		s.b.WriteByte(' ')
 	}
-	fmt.Fprintf(&s.b, "%s=%s", name, now.Sub(s.last).Round(100*time.Microsecond))
+	d := now.Sub(s.last)
+	fmt.Fprintf(&s.b, "%s=%s", name, d.Round(100*time.Microsecond))
 	s.last = now
+	return d
 }
 
 // String lists the steps marked so far as name=duration.

@@ -5,6 +5,9 @@ import (
 	"net/http"
 	"strings"
 
+	"connectrpc.com/connect"
+
+	"nestbox.dev/internal/metrics"
 	"nestbox.dev/internal/proto/agentpb/agentpbconnect"
 )
 
@@ -12,6 +15,7 @@ import (
 //
 //	POST /nestbox.agent.v1.Agent/*      the Connect API (see proto/agent)
 //	GET  /health                        200 while the agent serves (open)
+//	GET  /metrics                       Prometheus metrics of the process
 //	*    /proxy/{id}/{port}/{path...}   HTTP to a port of a sandbox
 //
 // Everything but GET /health needs the agent token (see authenticate).
@@ -19,7 +23,8 @@ import (
 // paths that the sandbox's server must see as they were sent.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(agentpbconnect.NewAgentHandler(service{a: a}))
+	mux.Handle(agentpbconnect.NewAgentHandler(service{a: a}, connect.WithInterceptors(a.prom.interceptor(a))))
+	mux.Handle("GET /metrics", metrics.Handler(a.registry, a.log))
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 	})

@@ -14,12 +14,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"nestbox.dev"
 	"nestbox.dev/internal/account"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/events"
 	"nestbox.dev/internal/fleet"
 	"nestbox.dev/internal/lifecycle"
+	"nestbox.dev/internal/metrics"
 	"nestbox.dev/internal/server"
 	"nestbox.dev/internal/store"
 	"nestbox.dev/internal/team"
@@ -61,6 +64,12 @@ type Config struct {
 	// Limits are the operator's limits on tenants' capsules (per capsule,
 	// per team, egress); zero fields are lifecycle's defaults.
 	Limits lifecycle.Limits
+	// Metrics is the process's registry (metrics.NewRegistry), on which
+	// the API's and the lifecycle's metrics are registered; nil makes one
+	// for this control plane alone. The API does not serve it: the
+	// operator serves ControlPlane.Metrics on a listener of its own
+	// (metrics.Serve, `--metrics-listen`).
+	Metrics *prometheus.Registry
 }
 
 // ControlPlane is the running control plane.
@@ -68,6 +77,9 @@ type ControlPlane struct {
 	cfg    Config
 	Life   *lifecycle.Service
 	Server *server.Server
+	// Metrics is the registry the control plane's metrics are on:
+	// Config.Metrics, or the one New made.
+	Metrics *prometheus.Registry
 }
 
 // New assembles a ControlPlane; Run starts it.
@@ -87,6 +99,9 @@ func New(cfg Config) (*ControlPlane, error) {
 	if cfg.ShutdownGrace == 0 {
 		cfg.ShutdownGrace = 30 * time.Second
 	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = metrics.NewRegistry()
+	}
 	holder := ""
 	if cfg.Fleet != nil {
 		// Replicas share the store: one at a time reconciles.
@@ -101,6 +116,7 @@ func New(cfg Config) (*ControlPlane, error) {
 		ReconcileInterval: cfg.ReconcileInterval,
 		StuckAfter:        cfg.StuckAfter,
 		Limits:            cfg.Limits,
+		Metrics:           cfg.Metrics,
 	})
 	if err != nil {
 		return nil, err
@@ -133,11 +149,12 @@ func New(cfg Config) (*ControlPlane, error) {
 		// The bootstrap's key acts as platform admin while its maker,
 		// the bootstrap admin, is one.
 		PlatformTeamID: DefaultTeamID,
+		Metrics:        cfg.Metrics,
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &ControlPlane{cfg: cfg, Life: life, Server: srv}, nil
+	return &ControlPlane{cfg: cfg, Life: life, Server: srv, Metrics: cfg.Metrics}, nil
 }
 
 // Run serves the API on ln and runs the background work until ctx is

@@ -27,5 +27,9 @@ type Stream interface {
 	// undelivered events rather than blocking publishers, and is told so
 	// by an event with To == "" (a gap marker): it must re-read the store.
 	Subscribe(ctx context.Context) (<-chan nestbox.CapsuleEvent, error)
+	// Backlog is how many events this process's subscriptions hold
+	// undelivered, together (a metric: a subscription whose backlog
+	// reaches its buffer starts losing events).
+	Backlog() int
 	Close() error
 }

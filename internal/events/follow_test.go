@@ -24,6 +24,7 @@ type scriptedStream struct {
 
 func (s *scriptedStream) Publish(context.Context, nestbox.CapsuleEvent) error { return nil }
 func (s *scriptedStream) Close() error                                        { return nil }
+func (s *scriptedStream) Backlog() int                                        { return 0 }
 
 func (s *scriptedStream) Subscribe(ctx context.Context) (<-chan nestbox.CapsuleEvent, error) {
 	s.mu.Lock()

@@ -86,6 +86,14 @@ func (q *Queue) next() (nestbox.CapsuleEvent, bool) {
 	return ev, true
 }
 
+// Len is how many events the queue holds undelivered (not counting one
+// Run has taken and is handing to the subscriber).
+func (q *Queue) Len() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.n
+}
+
 // Run delivers events for the life of the subscription and closes Out when
 // Stop is called; events still buffered then are dropped.
 func (q *Queue) Run() {

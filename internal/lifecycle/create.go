@@ -165,6 +165,7 @@ func fromSnapshot(req nestbox.CreateCapsuleRequest, sn store.Snapshot) (nestbox.
 // create), it finishes that destroy instead.
 func (s *Service) runCreate(ctx context.Context, c store.Capsule, host Host, timeoutSeconds int) {
 	log := s.log.With("capsule", c.ID, "host", host.ID)
+	start := time.Now()
 	cctx, cancel := s.callContext(ctx, callCreate)
 	resp, err := host.Agent.CreateSandbox(cctx, connect.NewRequest(&agentpb.CreateSandboxRequest{Config: &agentpb.SandboxConfig{
 		Id:                      c.ID,
@@ -184,6 +185,7 @@ func (s *Service) runCreate(ctx context.Context, c store.Capsule, host Host, tim
 		SnapshotId:              c.SnapshotID,
 	}}))
 	cancel()
+	s.metrics.observeOp(opCreate, start, err, ctx.Err() != nil)
 	if ctx.Err() != nil {
 		// The control plane is shutting down: the agent unwound the
 		// create. The next reconcile resolves the capsule.

@@ -56,6 +56,7 @@ func (s *Service) Destroy(ctx context.Context, teamID, id string) (nestbox.Capsu
 // few times; after that the capsule stays stopping for the reconciler.
 func (s *Service) finishDestroy(ctx context.Context, id string, host Host) {
 	log := s.log.With("capsule", id, "host", host.ID)
+	start := time.Now()
 	var err error
 	for attempt := 1; attempt <= 3; attempt++ {
 		if err = s.destroyOnHost(ctx, host, id); err == nil {
@@ -64,10 +65,12 @@ func (s *Service) finishDestroy(ctx context.Context, id string, host Host) {
 		log.Warn("destroy failed", "attempt", attempt, "err", err)
 		select {
 		case <-ctx.Done():
+			s.metrics.observeOp(opDestroy, start, err, true)
 			return
 		case <-time.After(time.Duration(attempt) * time.Second):
 		}
 	}
+	s.metrics.observeOp(opDestroy, start, err, false)
 	if err != nil {
 		return
 	}

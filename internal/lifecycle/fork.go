@@ -134,9 +134,11 @@ func (s *Service) runFork(ctx context.Context, src store.Capsule, host Host, for
 			AutoPauseFilesystemOnly: c.AutoPause && !c.AutoPauseMemory,
 		})
 	}
+	start := time.Now()
 	cctx, cancel := s.callContext(ctx, callCreate)
 	resp, err := host.Agent.ForkSandbox(cctx, connect.NewRequest(req))
 	cancel()
+	s.metrics.observeOp(opFork, start, err, ctx.Err() != nil)
 	if ctx.Err() != nil {
 		log.Info("fork interrupted by shutdown")
 		return // the next reconcile resolves the forks

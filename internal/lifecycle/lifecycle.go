@@ -12,17 +12,21 @@ import (
 	"cmp"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"nestbox.dev"
 	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/egress"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/events"
+	"nestbox.dev/internal/metrics"
 	"nestbox.dev/internal/proto/agentpb/agentpbconnect"
 	"nestbox.dev/internal/store"
 )
@@ -146,6 +150,12 @@ type Config struct {
 	// the reconcile resolves it in minutes, not after StuckAfter.
 	Holder        string
 	TouchInterval time.Duration
+	// Metrics is the registry the lifecycle's metrics are registered on
+	// (operation durations, reconcile results, event-stream lag, and
+	// nestbox_capsules, read from the store at each scrape); nil
+	// registers them nowhere. One Service per registry: a second one's
+	// New fails on the duplicate names.
+	Metrics prometheus.Registerer
 
 	// Limits are the operator's limits on what tenants may ask for.
 	Limits
@@ -214,6 +224,9 @@ type Service struct {
 	// by ID, each closed with its outcome (see WaitSnapshot).
 	snapMu    sync.Mutex
 	snapWaits map[string]*snapshotWait
+
+	// metrics measures the background work.
+	metrics *lifeMetrics
 }
 
 // New returns a Service. Its background work starts with Run.
@@ -266,20 +279,29 @@ func New(cfg Config) (*Service, error) {
 		DiskMB:    quotaField(cfg.TeamQuota.DiskMB, DefaultTeamDiskMB),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Service{
-		cfg:      cfg,
-		log:      cfg.Logger,
-		store:    cfg.Store,
-		ev:       cfg.Events,
-		hosts:    cfg.Hosts,
-		ctx:      ctx,
-		cancel:   cancel,
-		inflight: map[string]int{},
-		silent:   map[string]int{},
-		started:  cfg.Now().UTC(),
-
+	reg := metrics.OrDiscard(cfg.Metrics)
+	s := &Service{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		store:     cfg.Store,
+		ev:        cfg.Events,
+		hosts:     cfg.Hosts,
+		ctx:       ctx,
+		cancel:    cancel,
+		inflight:  map[string]int{},
+		silent:    map[string]int{},
+		started:   cfg.Now().UTC(),
 		snapWaits: map[string]*snapshotWait{},
-	}, nil
+	}
+	var err error
+	if s.metrics, err = newLifeMetrics(reg); err == nil {
+		err = metrics.Register(reg, newCapsuleCollector(s), newBacklogGauge(cfg.Events))
+	}
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("lifecycle: %w", err)
+	}
+	return s, nil
 }
 
 // quotaField turns a Config.TeamQuota field into a store.Quota one: zero

@@ -81,9 +81,11 @@ func (s *Service) Pause(ctx context.Context, teamID, id string, opts PauseOption
 // meanwhile is finished instead.
 func (s *Service) runPause(ctx context.Context, c store.Capsule, host Host, opts PauseOptions, remaining time.Duration) {
 	log := s.log.With("capsule", c.ID, "host", host.ID)
+	start := time.Now()
 	cctx, cancel := s.callContext(ctx, callPause)
 	resp, err := host.Agent.PauseSandbox(cctx, connect.NewRequest(&agentpb.PauseSandboxRequest{Id: c.ID, FilesystemOnly: !opts.Memory}))
 	cancel()
+	s.metrics.observeOp(opPause, start, err, ctx.Err() != nil)
 	if ctx.Err() != nil {
 		log.Info("pause interrupted by shutdown")
 		return // the next reconcile asks the host
@@ -134,12 +136,12 @@ func (s *Service) settle(ctx context.Context, id string, host Host, from []nestb
 	c, err := s.transition(ctx, id, from, u)
 	switch {
 	case err == nil:
-		s.log.Info("capsule "+string(u.To), "capsule", id, "reason", u.Reason)
+		s.log.Info("capsule "+string(u.To), "capsule", id, "host", host.ID, "reason", u.Reason)
 	case errors.Is(err, errdefs.ErrConflict) && c.Status == nestbox.StatusStopping:
 		s.finishDestroy(ctx, id, host)
 	case errors.Is(err, errdefs.ErrConflict), errors.Is(err, errdefs.ErrNotFound):
 	default:
-		s.log.Error("record capsule status", "capsule", id, "to", u.To, "err", err)
+		s.log.Error("record capsule status", "capsule", id, "host", host.ID, "to", u.To, "err", err)
 	}
 }
 
@@ -224,9 +226,11 @@ func (s *Service) runResume(ctx context.Context, c store.Capsule, host Host, tim
 		// again, which only the control plane keeps.
 		req.EnvVars, req.AccessToken = c.EnvVars, c.AccessToken
 	}
+	start := time.Now()
 	cctx, cancel := s.callContext(ctx, callResume)
 	resp, err := host.Agent.ResumeSandbox(cctx, connect.NewRequest(req))
 	cancel()
+	s.metrics.observeOp(opResume, start, err, ctx.Err() != nil)
 	if ctx.Err() != nil {
 		log.Info("resume interrupted by shutdown")
 		return // the next reconcile asks the host

@@ -38,6 +38,9 @@ func (s *Service) Reconcile(ctx context.Context) error {
 	var errs []error
 	for _, h := range s.hosts.All() {
 		err := s.reconcileHost(ctx, h)
+		if ctx.Err() == nil {
+			s.metrics.observeReconcile(h.ID, err)
+		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("host %s: %w", h.ID, err))
 		} else if serr := s.reconcileSnapshots(ctx, h); serr != nil {
@@ -97,7 +100,11 @@ func (s *Service) markMissingBecause(ctx context.Context, h Host, reason string)
 			_, err := s.transition(ctx, c.ID, []nestbox.Status{c.Status}, store.StatusUpdate{
 				To: nestbox.StatusMissing, Reason: reason, Generation: c.Generation,
 			})
-			if err != nil && !errors.Is(err, errdefs.ErrConflict) {
+			switch {
+			case err == nil:
+				s.log.Warn("capsule missing: its host does not answer", "capsule", c.ID, "host", h.ID, "from", c.Status)
+				s.metrics.repairs.WithLabelValues(string(c.Status), string(nestbox.StatusMissing)).Inc()
+			case !errors.Is(err, errdefs.ErrConflict):
 				errs = append(errs, err)
 			}
 		}
@@ -156,10 +163,12 @@ func (s *Service) reconcileHost(ctx context.Context, h Host) error {
 			errs = append(errs, err)
 			continue
 		}
-		s.log.Info("reconcile: destroying a sandbox the store has no live capsule for", "sandbox", id, "host", h.ID)
+		s.log.Info("reconcile: destroying a sandbox the store has no live capsule for", "capsule", id, "host", h.ID)
 		if err := s.destroyOnHost(ctx, h, id); err != nil {
 			errs = append(errs, err)
+			continue
 		}
+		s.metrics.orphans.WithLabelValues(h.ID).Inc()
 	}
 	return errors.Join(errs...)
 }
@@ -275,10 +284,13 @@ func (s *Service) reconcileCapsule(ctx context.Context, h Host, c store.Capsule,
 	default:
 		return nil
 	}
-	s.log.Info("reconcile", "capsule", c.ID, "from", c.Status, "to", u.To, "reason", u.Reason)
+	s.log.Info("reconcile", "capsule", c.ID, "host", h.ID, "from", c.Status, "to", u.To, "reason", u.Reason)
 	u.Generation = c.Generation
 	_, err := s.transition(ctx, c.ID, []nestbox.Status{c.Status}, u)
-	if errors.Is(err, errdefs.ErrConflict) {
+	switch {
+	case err == nil:
+		s.metrics.repairs.WithLabelValues(string(c.Status), string(u.To)).Inc()
+	case errors.Is(err, errdefs.ErrConflict):
 		return nil
 	}
 	return err

@@ -51,6 +51,7 @@ func (s *Service) transition(ctx context.Context, id string, from []nestbox.Stat
 // latency (they re-read the store), so the error is logged, not returned.
 func (s *Service) publish(ctx context.Context, ev nestbox.CapsuleEvent) {
 	if err := s.ev.Publish(ctx, ev); err != nil {
+		s.metrics.publishErr.Inc()
 		s.log.Warn("publish capsule event", "capsule", ev.CapsuleID, "to", ev.To, "err", err)
 	}
 }
@@ -105,6 +106,7 @@ func updateOf(ev nestbox.CapsuleEvent) store.StatusUpdate {
 // costs latency, never the consumer.
 func (s *Service) consume(ctx context.Context) {
 	events.Follow(ctx, s.ev, s.log, func(ev nestbox.CapsuleEvent) {
+		s.metrics.observeEvent(ev, s.cfg.Now())
 		if ev.From == "" || ev.To == "" || !capsulestate.Allowed(ev.From, ev.To) {
 			return // a first event, a gap marker, or not a change of the machine
 		}

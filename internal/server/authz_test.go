@@ -306,4 +306,25 @@ func TestAuthorizationMatrix(t *testing.T) {
 			}
 		}
 	}
+
+	// GET /metrics is not a route of the API: the control plane's
+	// metrics (fleet-wide counts, every team's traffic) are served only
+	// on the operator's metrics listener (docs/security.md). No key, nor
+	// the host token, reads them here.
+	for _, col := range append(columns, struct{ name, key, header string }{"the host token as a bearer", hostToken, "Authorization"}) {
+		req, err := http.NewRequest("GET", e.url+"/metrics", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch {
+		case col.key == "":
+		case col.header == "Authorization":
+			req.Header.Set("Authorization", "Bearer "+col.key)
+		default:
+			req.Header.Set(col.header, col.key)
+		}
+		if code, body := send(t, req); code != http.StatusNotFound || strings.Contains(string(body), "nestbox_") {
+			t.Errorf("GET /metrics on the API with %s: %d %.200s, want 404 and no metrics", col.name, code, body)
+		}
+	}
 }

@@ -104,29 +104,33 @@ func (s *Server) Handler() http.Handler {
 	// No catch-all pattern: it would take every method of every path,
 	// and hide from the mux which methods a path has (405).
 	fb := &fallback{mux: mux, e2bPrefixes: s.e2b.Prefixes()}
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	// Each branch returns the route label of the request's metrics: its
+	// pattern, never its path (instrument.go).
+	return s.metrics.instrument(func(w http.ResponseWriter, r *http.Request) string {
 		// Traffic for a capsule (E2B's routing) comes first: its paths
 		// (/health, /files) are the capsule's, not the API's.
 		if id, port, ok := s.sandboxTarget(r); ok {
 			s.serveSandbox(w, r, id, port)
-			return
+			return routeSandboxTraffic
 		}
 		if !s.ready() {
 			w.Header().Set("Retry-After", "5")
 			s.writeError(w, r, errdefs.Unavailable("Nestbox is starting (building templates); try again shortly"))
-			return
+			return routeUnready
 		}
 		for _, rt := range raw {
 			if strings.HasPrefix(r.URL.Path, rt.prefix) {
 				rt.handler(w, r)
-				return
+				return rt.pattern
 			}
 		}
 		if !fb.serves(r) {
 			fb.ServeHTTP(w, r)
-			return
+			return routeUnmatched
 		}
+		// The mux sets r.Pattern to the pattern it matched.
 		mux.ServeHTTP(w, r)
+		return r.Pattern
 	})
 }
 

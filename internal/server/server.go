@@ -19,11 +19,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"nestbox.dev/internal/account"
 	"nestbox.dev/internal/e2bcompat"
 	"nestbox.dev/internal/envdclient"
 	"nestbox.dev/internal/fleet"
 	"nestbox.dev/internal/lifecycle"
+	"nestbox.dev/internal/metrics"
 	"nestbox.dev/internal/store"
 	teamsvc "nestbox.dev/internal/team"
 )
@@ -95,6 +98,10 @@ type Config struct {
 	Ready <-chan struct{}
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Metrics is the registry the API's request metrics are registered
+	// on (nestbox_http_*); nil registers them nowhere. One Server per
+	// registry: a second one's New fails on the duplicate names.
+	Metrics prometheus.Registerer
 }
 
 // Server serves the control plane's HTTP API. Create it with New.
@@ -125,6 +132,8 @@ type Server struct {
 	output *byteBudget
 	// authLimits bound log-in and reset attempts.
 	authLimits authLimits
+	// metrics counts and times the API's requests.
+	metrics *httpMetrics
 }
 
 // New returns a Server.
@@ -165,6 +174,10 @@ func New(cfg Config) (*Server, error) {
 		output:  newByteBudget(cfg.ExecOutputTotalBytes),
 
 		authLimits: newAuthLimits(cfg.AuthPerAddress, cfg.AuthPerAccount, cfg.Now),
+	}
+	var err error
+	if s.metrics, err = newHTTPMetrics(metrics.OrDiscard(cfg.Metrics)); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
 	}
 	if cfg.PublicURL != "" {
 		u, err := url.Parse(cfg.PublicURL)

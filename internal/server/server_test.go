@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"nestbox.dev"
 	"nestbox.dev/internal/apikey"
 	"nestbox.dev/internal/capsulespec"
@@ -51,6 +53,14 @@ type envConfig struct {
 	server   func(*server.Config)
 	// wrap, if set, wraps the store the lifecycle service uses.
 	wrap func(store.Store) store.Store
+	// metrics, if set, is the registry of the lifecycle's and the
+	// server's metrics.
+	metrics *prometheus.Registry
+}
+
+// withMetrics registers the lifecycle's and the server's metrics on reg.
+func withMetrics(reg *prometheus.Registry) envOption {
+	return func(c *envConfig) { c.metrics = reg }
 }
 
 // withStore wraps the store the lifecycle service uses.
@@ -98,7 +108,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	if ec.wrap != nil {
 		lst = ec.wrap(st)
 	}
-	life, err := lifecycle.New(lifecycle.Config{Store: lst, Events: memory.New(), Hosts: fakehost.Hosts{Host: lifecycle.Host{ID: "h1", Agent: e.agent, ProxyURL: ec.proxyURL}}})
+	life, err := lifecycle.New(lifecycle.Config{Store: lst, Events: memory.New(), Hosts: fakehost.Hosts{Host: lifecycle.Host{ID: "h1", Agent: e.agent, ProxyURL: ec.proxyURL}}, Metrics: registerer(ec.metrics)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +117,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	e.fleet = fleet.New(fleet.Config{Store: st, Connect: func(id, url, token string) lifecycle.Host {
 		return lifecycle.Host{ID: id, Agent: fakehost.New(), ProxyURL: url}
 	}})
-	cfg := server.Config{Lifecycle: life, Store: st, HostTokens: []string{hostToken, hostToken2}, HostID: "h1", Ready: e.ready, Fleet: e.fleet, PlatformTeamID: "team_admin"}
+	cfg := server.Config{Lifecycle: life, Store: st, HostTokens: []string{hostToken, hostToken2}, HostID: "h1", Ready: e.ready, Fleet: e.fleet, PlatformTeamID: "team_admin", Metrics: registerer(ec.metrics)}
 	ec.server(&cfg)
 	srv, err := server.New(cfg)
 	if err != nil {

@@ -123,6 +123,11 @@ type Store interface {
 	SetCapsuleExpiry(ctx context.Context, id string, t time.Time) error
 	// CapsuleEvents lists a capsule's status changes, oldest first.
 	CapsuleEvents(ctx context.Context, id string) ([]nestbox.CapsuleEvent, error)
+	// CountCapsules counts the capsules in each of statuses, by host and
+	// status: one row per pair that has any (none for a count of zero),
+	// in no particular order. It reads an index, not the rows: the
+	// metrics collector calls it at every scrape.
+	CountCapsules(ctx context.Context, statuses []nestbox.Status) ([]CapsuleCount, error)
 
 	// CreateSnapshotWithin inserts a snapshot under a quota: in the same
 	// transaction, serialised per team as CreateCapsuleWithin is, it
@@ -199,6 +204,13 @@ type APIKey struct {
 	CreatedBy  string // user ID, may be empty
 	CreatedAt  time.Time
 	LastUsedAt *time.Time
+}
+
+// CapsuleCount is how many capsules of one host are in one status.
+type CapsuleCount struct {
+	HostID string
+	Status nestbox.Status
+	Count  int
 }
 
 // Host is a machine of a fleet, with its host agent.

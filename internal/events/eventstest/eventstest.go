@@ -38,6 +38,7 @@ func Run(t *testing.T, newStream func(t *testing.T) events.Stream) {
 	}{
 		{"InOrderAfterSubscribe", testInOrderAfterSubscribe},
 		{"EverySubscriberGetsAll", testEverySubscriberGetsAll},
+		{"Backlog", testBacklog},
 		{"CancelClosesChannel", testCancelClosesChannel},
 		{"PublishDoesNotBlock", testPublishDoesNotBlock},
 		{"GapMarkerAfterOverflow", testGapMarkerAfterOverflow},
@@ -314,5 +315,31 @@ func testClose(t *testing.T, s events.Stream) {
 		case <-time.After(patience):
 			t.Fatal("subscribe after close: channel neither failed nor closed")
 		}
+	}
+}
+
+// testBacklog: events a subscriber has not read are its backlog (but the
+// one its delivery goroutine holds, ready to hand over), and reading them
+// empties it.
+func testBacklog(t *testing.T, s events.Stream) {
+	ch := subscribe(t, s)
+	if n := s.Backlog(); n != 0 {
+		t.Fatalf("backlog before any publish: %d, want 0", n)
+	}
+	publish(t, s, 0, 5)
+	waitFor(t, "a backlog of 4 (5 unread, one in hand)", func() bool { return s.Backlog() == 4 })
+	wantSequence(t, receive(t, ch, 5), 0)
+	waitFor(t, "an empty backlog after reading", func() bool { return s.Backlog() == 0 })
+}
+
+// waitFor polls cond until it holds, failing the test after patience.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(patience)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", patience, what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

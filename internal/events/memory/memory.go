@@ -84,6 +84,18 @@ func (s *Stream) unsubscribe(sub *subscriber) {
 	sub.Stop()
 }
 
+// Backlog is how many events this Stream's subscriptions hold
+// undelivered, together: what their readers have yet to take.
+func (s *Stream) Backlog() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for sub := range s.subs {
+		n += sub.Len()
+	}
+	return n
+}
+
 // Close ends every subscription (their channels are closed) and waits for
 // the delivery goroutines to finish. Later Publish and Subscribe calls fail.
 // Close is idempotent.

@@ -188,6 +188,20 @@ func (s *Stream) unsubscribe(sub *subscriber) {
 	sub.Stop()
 }
 
+// Backlog is how many events this process's subscriptions hold
+// undelivered, together: entries the reader fetched that their readers
+// have yet to take (entries Redis holds that the reader has not fetched
+// yet are not counted).
+func (s *Stream) Backlog() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	n := 0
+	for sub := range s.subs {
+		n += sub.Len()
+	}
+	return n
+}
+
 // Close ends every subscription (their channels are closed), stops the
 // reader, waits for all goroutines and closes the Redis client. Later
 // Publish and Subscribe calls fail. Close is idempotent.

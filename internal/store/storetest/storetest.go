@@ -71,6 +71,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"ListTeams", testListTeams},
 		{"OwnedTeamRace", testOwnedTeamRace},
 		{"TransferOwnership", testTransferOwnership},
+		{"CountCapsules", testCountCapsules},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newStore(t)) })
 	}
