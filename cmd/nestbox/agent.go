@@ -221,7 +221,7 @@ type agentFlags struct {
 	size, rate, burst, egressDeny                                                     string
 	memReserve, diskReserve                                                           string
 	memOvercommit, diskOvercommit                                                     float64
-	pidsLimit, maxSandboxes                                                           int
+	pidsLimit, maxSandboxes, maxSnapshots                                             int
 	eventsURL, eventsToken, hostID                                                    string
 	pauseMemoryGrace                                                                  string
 	// exeDir is the directory of the running nestbox, searched for runsc.
@@ -253,6 +253,7 @@ func registerAgentFlags(fs *flag.FlagSet) *agentFlags {
 	fs.Float64Var(&f.memOvercommit, "memory-overcommit", 0, "how far the sandboxes' memory limits together may exceed the host's memory less the reserve (default 16; 1 for none)")
 	fs.Float64Var(&f.diskOvercommit, "disk-overcommit", 0, "how far the writable layers' sizes together may exceed the free disk above the reserve (default 16; 1 for none)")
 	fs.IntVar(&f.maxSandboxes, "max-sandboxes", 0, "most sandboxes this host runs (default: as many as memory and disk allow)")
+	fs.IntVar(&f.maxSnapshots, "max-snapshots", 0, "most snapshots this host keeps (default 64; -1 for no maximum)")
 	fs.StringVar(&f.pauseMemoryGrace, "pause-memory-grace", env("NESTBOX_PAUSE_MEMORY_GRACE", ""), "how long a paused sandbox stays frozen in memory (a resume then takes milliseconds) before it is written to disk, e.g. 30s; \"0\" writes every pause to disk at once (env NESTBOX_PAUSE_MEMORY_GRACE; default 30s)")
 	return &f
 }
@@ -323,7 +324,7 @@ func (f *agentFlags) config(dataDir string) (agent.Config, error) {
 		return cfg, errors.New("--pids-limit, --max-sandboxes and the overcommit ratios must not be negative")
 	}
 	cfg.MemoryOvercommit, cfg.DiskOvercommit = f.memOvercommit, f.diskOvercommit
-	cfg.PidsLimit, cfg.MaxSandboxes = int64(f.pidsLimit), f.maxSandboxes
+	cfg.PidsLimit, cfg.MaxSandboxes, cfg.MaxSnapshots = int64(f.pidsLimit), f.maxSandboxes, f.maxSnapshots
 	if cfg.PauseMemoryGrace, err = parseGrace(f.pauseMemoryGrace); err != nil {
 		return cfg, fmt.Errorf("--pause-memory-grace: %w", err)
 	}

@@ -75,6 +75,9 @@ func TestAgentFlags(t *testing.T) {
 		t.Errorf("from flags: %+v, listen %s", cfg, listen)
 	}
 
+	if cfg, _, _, _, err := parseAgentFlags([]string{"--max-snapshots", "5"}, &bytes.Buffer{}); err != nil || cfg.MaxSnapshots != 5 {
+		t.Errorf("--max-snapshots 5: %d, %v", cfg.MaxSnapshots, err)
+	}
 	if cfg, _, _, _, err := parseAgentFlags([]string{"--egress-rate", "0"}, &bytes.Buffer{}); err != nil || cfg.EgressRateBytes >= 0 {
 		t.Errorf("--egress-rate 0 must mean unlimited (negative): %d, %v", cfg.EgressRateBytes, err)
 	}
