@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -12,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/proto/agentpb"
 	"nestbox.dev/internal/testenv"
 )
 
@@ -398,4 +401,130 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 			t.Fatalf("timed out after %s waiting for %s", d, what)
 		}
 	}
+}
+
+// TestFleetReplicaKilled SIGKILLs a `nestbox server` replica right after
+// it accepted creates, with their host calls in flight: the other replica
+// keeps serving, and no capsule stays transient. Nothing touches the dead
+// replica's capsules any more, so the surviving replica's reconcile takes
+// them for stuck after three touch intervals and resolves them from what
+// the host says; a capsule it finds running works, one it finds gone is
+// error with nothing left on the host.
+func TestFleetReplicaKilled(t *testing.T) {
+	b := requirePlatform(t)
+	bin := buildNestbox(t)
+	dbURL := freshDatabase(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	flags := []string{"--database-url", dbURL, "--redis-url", redisURL(), "--heartbeat-interval", "1s", "--reconcile-interval", "3s", "--log-level", "warn"}
+
+	// Replica A runs in this process and bootstraps the admin.
+	dirA, addrA := t.TempDir(), freeAddr(t)
+	var outA syncBuffer
+	aCtx, aCancel := context.WithCancel(ctx)
+	aDone := make(chan error, 1)
+	go func() {
+		aDone <- runServer(aCtx, append([]string{"--data-dir", dirA, "--listen", addrA}, flags...), &outA, &outA)
+	}()
+	defer func() {
+		aCancel()
+		if err := <-aDone; err != nil {
+			t.Errorf("replica A: %v\n%s", err, outA.String())
+		}
+	}()
+	waitHTTP(t, "http://"+addrA+"/health")
+	_, key, err := nestbox.LoadCredentials(dirA)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Replica B is a process of its own, to be SIGKILLed.
+	addrB := freeAddr(t)
+	var outB syncBuffer
+	procB := exec.Command(bin, append([]string{"server", "--data-dir", t.TempDir(), "--listen", addrB}, flags...)...)
+	procB.Stdout, procB.Stderr = &outB, &outB
+	if err := procB.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { procB.Process.Kill(); procB.Wait() }()
+	waitHTTP(t, "http://"+addrB+"/health")
+
+	clientA, err := nestbox.New(nestbox.Config{URL: "http://" + addrA, APIKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientB, err := nestbox.New(nestbox.Config{URL: "http://" + addrB, APIKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tok, err := clientA.CreateJoinToken(ctx, nestbox.CreateJoinTokenRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokFile := filepath.Join(t.TempDir(), "join-token")
+	if err := os.WriteFile(tokFile, []byte(tok.Token+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ag := startFleetAgent(t, b, bin, "http://"+addrA, tokFile, "nbj", "10.224.0.0/24", "/nestbox-e2e-fleet-kill")
+	waitFor(t, 30*time.Second, "a reachable host with capacity", func() bool {
+		hs, err := clientB.Hosts(ctx)
+		return err == nil && len(hs) == 1 && hs[0].Reachable && hs[0].Capacity.MemoryTotalBytes > 0
+	})
+
+	// Four creates through B, answered at once (202); B dies with their
+	// host calls in flight.
+	var ids []string
+	for range 4 {
+		h, err := clientB.Create(ctx, nestbox.CreateCapsuleRequest{Template: "minimal"}, nestbox.NoWait())
+		if err != nil {
+			t.Fatalf("create through B: %v\n%s", err, outB.String())
+		}
+		ids = append(ids, h.ID())
+	}
+	procB.Process.Kill()
+	procB.Wait()
+	killed := time.Now()
+
+	// A keeps serving, and every capsule leaves its transient status.
+	final := map[string]nestbox.Capsule{}
+	waitFor(t, 3*time.Minute, "every capsule B was creating to leave starting", func() bool {
+		for _, id := range ids {
+			c, err := clientA.Get(ctx, id)
+			if err != nil {
+				t.Fatalf("get %s through A: %v", id, err)
+			}
+			if c.Status == nestbox.StatusStarting {
+				return false
+			}
+			final[id] = c
+		}
+		return true
+	})
+	t.Logf("all %d capsules resolved %s after replica B was killed", len(ids), time.Since(killed).Round(100*time.Millisecond))
+	for _, id := range ids {
+		c := final[id]
+		switch c.Status {
+		case nestbox.StatusRunning:
+			res, err := clientA.Capsule(id).Exec(ctx, []string{"echo", "ok"})
+			if err != nil || res.Stdout != "ok\n" {
+				t.Errorf("capsule %s is running after B's death, but exec: %+v, %v", id, res, err)
+			}
+		case nestbox.StatusError:
+		default:
+			t.Errorf("capsule %s ended %s after B's death (%s), want running or error", id, c.Status, c.Error)
+		}
+		t.Logf("capsule %s: %s %s", id, c.Status, c.Error)
+	}
+	for _, id := range ids {
+		if final[id].Status == nestbox.StatusRunning {
+			if _, err := clientA.Capsule(id).Kill(ctx); err != nil {
+				t.Errorf("kill %s: %v", id, err)
+			}
+		}
+	}
+	// Nothing B started is left on the host: every sandbox the agent has
+	// is one the store knows as running (none, after the kills).
+	waitFor(t, time.Minute, "the host to run no sandbox", func() bool {
+		resp, err := ag.client.ListSandboxes(ctx, connect.NewRequest(&agentpb.ListSandboxesRequest{}))
+		return err == nil && len(resp.Msg.GetSandboxes()) == 0
+	})
 }
