@@ -143,10 +143,18 @@ func mount(ctx context.Context, lower, dir string, size int64, after func(step s
 		return l, err
 	}
 	// mount(8) sets up the loop device with autoclear: unmounting frees it.
-	if err := run(ctx, "mount", "-o", "loop,noatime", l.Image, l.UpperMount); err != nil {
+	// It runs to its end whatever ctx does: killed between its loop setup
+	// and the mount's return, it would leave a mount this function does
+	// not know of (a create cancelled by its caller did). The undo is
+	// pushed first for the same reason; unmount of what is not mounted is
+	// a no-op.
+	undo = append(undo, func() error { return unmount(l.UpperMount) })
+	if err := run(context.WithoutCancel(ctx), "mount", "-o", "loop,noatime", l.Image, l.UpperMount); err != nil {
 		return l, fmt.Errorf("mount writable layer: %w", err)
 	}
-	undo = append(undo, func() error { return unmount(l.UpperMount) })
+	if err := ctx.Err(); err != nil {
+		return l, fmt.Errorf("mount writable layer: %w", err)
+	}
 	if err := step(stepLoop); err != nil {
 		return l, err
 	}
@@ -294,14 +302,19 @@ func Remount(ctx context.Context, l Layer) (err error) {
 		}
 	}
 	if !upperMounted {
-		if err := run(ctx, "mount", "-o", "loop,noatime", l.Image, l.UpperMount); err != nil {
-			return fmt.Errorf("remount writable layer: %w", err)
-		}
+		// As in mount: mount(8) is never killed half-way, and a failure
+		// unmounts whatever it did.
 		defer func() {
 			if err != nil {
 				unmount(l.UpperMount)
 			}
 		}()
+		if err := run(context.WithoutCancel(ctx), "mount", "-o", "loop,noatime", l.Image, l.UpperMount); err != nil {
+			return fmt.Errorf("remount writable layer: %w", err)
+		}
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("remount writable layer: %w", err)
+		}
 	}
 	rootMounted, err := isMountPoint(l.Root)
 	if err != nil || rootMounted {

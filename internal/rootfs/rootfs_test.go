@@ -148,6 +148,28 @@ func TestFailedMountUndoesEachStep(t *testing.T) {
 	}
 }
 
+// TestMountCancelledLeavesNothing cancels Mount's context just before
+// the loop mount (as a create's caller hanging up does): mount(8) is
+// never killed half-way, Mount fails with the cancellation, and nothing is
+// left (a killed mount(8) had left the writable layer mounted).
+func TestMountCancelledLeavesNothing(t *testing.T) {
+	testenv.RequireRoot(t)
+	testenv.RequireCommand(t, "mkfs.ext4")
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	_, err := mount(ctx, lowerDir(t), dir, MinSize, func(step string) error {
+		if step == stepDirs {
+			cancel()
+		}
+		return nil
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Mount cancelled before the loop mount: %v, want context.Canceled", err)
+	}
+	assertClean(t, dir)
+}
+
 // TestUnmountStacked checks that unmount removes every mount stacked on a
 // path, and returns.
 func TestUnmountStacked(t *testing.T) {
