@@ -154,34 +154,25 @@ type joinFlags struct {
 
 // parseAgentArgs is parseAgentFlags with the fleet's flags.
 func parseAgentArgs(args []string, stderr io.Writer) (a agentArgs, err error) {
-	var (
-		cfg       agent.Config
-		listen    string
-		logLevel  slog.Level
-		tokenFile string
-		j         joinFlags
-		metricsL  string
-	)
-	defer func() { a = agentArgs{cfg, listen, logLevel, tokenFile, j, metricsL} }()
 	fs := flag.NewFlagSet("nestbox agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var dataDir, eventsTokenFile, refused, tlsCert, tlsKey string
 	fs.StringVar(&dataDir, "data-dir", env("NESTBOX_DATA_DIR", "/var/lib/nestbox"), "state directory: sandboxes, templates, runtime state (env NESTBOX_DATA_DIR)")
-	fs.StringVar(&listen, "listen", env("NESTBOX_AGENT_LISTEN", "127.0.0.1:5007"), "address of the agent's API and sandbox proxy (env NESTBOX_AGENT_LISTEN)")
+	fs.StringVar(&a.listen, "listen", env("NESTBOX_AGENT_LISTEN", "127.0.0.1:5007"), "address of the agent's API and sandbox proxy (env NESTBOX_AGENT_LISTEN)")
 	af := registerAgentFlags(fs)
 	fs.StringVar(&af.eventsURL, "events-url", env("NESTBOX_EVENTS_URL", ""), "URL to POST sandbox events to, e.g. http://cp:8080/v1/hosts/sandbox-events; empty sends none (env NESTBOX_EVENTS_URL)")
 	fs.StringVar(&eventsTokenFile, "events-token-file", env("NESTBOX_EVENTS_TOKEN_FILE", ""), "file holding the bearer token sent with events, a copy of the control plane's <data-dir>/host-token (env NESTBOX_EVENTS_TOKEN_FILE; or the token itself in env NESTBOX_EVENTS_TOKEN); default: a token derived from the agent token, which the control plane derives from its copy of it")
 	fs.StringVar(&refused, "events-token", "", "refused: a token on the command line is visible to every local user; use --events-token-file or env NESTBOX_EVENTS_TOKEN")
 	fs.StringVar(&tlsCert, "tls-cert", env("NESTBOX_AGENT_TLS_CERT", ""), "PEM certificate: serve HTTPS, so the token and the traffic are encrypted across machines (env NESTBOX_AGENT_TLS_CERT; give the server its CA with --agent-ca)")
 	fs.StringVar(&tlsKey, "tls-key", env("NESTBOX_AGENT_TLS_KEY", ""), "PEM key of --tls-cert (env NESTBOX_AGENT_TLS_KEY)")
-	fs.StringVar(&tokenFile, "token-file", env("NESTBOX_AGENT_TOKEN_FILE", ""), "file holding the token every caller of this agent must present, made on first use (env NESTBOX_AGENT_TOKEN_FILE; default <data-dir>/agent-token; or the token itself in env NESTBOX_AGENT_TOKEN)")
+	fs.StringVar(&a.tokenFile, "token-file", env("NESTBOX_AGENT_TOKEN_FILE", ""), "file holding the token every caller of this agent must present, made on first use (env NESTBOX_AGENT_TOKEN_FILE; default <data-dir>/agent-token; or the token itself in env NESTBOX_AGENT_TOKEN)")
 	fs.StringVar(&af.hostID, "host-id", env("NESTBOX_HOST_ID", ""), "this host's ID in events (env NESTBOX_HOST_ID)")
-	fs.StringVar(&j.controlPlane, "control-plane", env("NESTBOX_CONTROL_PLANE", ""), "join the fleet of the control plane at this URL, e.g. https://cp.example.com (env NESTBOX_CONTROL_PLANE); the first start registers with --join-token-file, later ones heartbeat as the same host")
-	fs.StringVar(&j.joinTokenFile, "join-token-file", env("NESTBOX_JOIN_TOKEN_FILE", ""), "file holding a join token from `nestbox host token create` (env NESTBOX_JOIN_TOKEN_FILE; or the token itself in env NESTBOX_JOIN_TOKEN); needed only to join")
-	fs.StringVar(&j.advertise, "advertise-url", env("NESTBOX_ADVERTISE_URL", ""), "where control planes reach this agent, e.g. https://10.0.0.5:5007 (env NESTBOX_ADVERTISE_URL; default: http(s)://<--listen>)")
-	fs.StringVar(&j.name, "host-name", env("NESTBOX_HOST_NAME", ""), "this host's name in `nestbox host ls` (env NESTBOX_HOST_NAME; default: the hostname)")
-	fs.TextVar(&logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
-	metricsFlag(fs, &metricsL)
+	fs.StringVar(&a.join.controlPlane, "control-plane", env("NESTBOX_CONTROL_PLANE", ""), "join the fleet of the control plane at this URL, e.g. https://cp.example.com (env NESTBOX_CONTROL_PLANE); the first start registers with --join-token-file, later ones heartbeat as the same host")
+	fs.StringVar(&a.join.joinTokenFile, "join-token-file", env("NESTBOX_JOIN_TOKEN_FILE", ""), "file holding a join token from `nestbox host token create` (env NESTBOX_JOIN_TOKEN_FILE; or the token itself in env NESTBOX_JOIN_TOKEN); needed only to join")
+	fs.StringVar(&a.join.advertise, "advertise-url", env("NESTBOX_ADVERTISE_URL", ""), "where control planes reach this agent, e.g. https://10.0.0.5:5007 (env NESTBOX_ADVERTISE_URL; default: http(s)://<--listen>)")
+	fs.StringVar(&a.join.name, "host-name", env("NESTBOX_HOST_NAME", ""), "this host's name in `nestbox host ls` (env NESTBOX_HOST_NAME; default: the hostname)")
+	fs.TextVar(&a.logLevel, "log-level", slog.LevelInfo, "log level: debug, info, warn, error")
+	metricsFlag(fs, &a.metricsListen)
 	if err = fs.Parse(args); err != nil {
 		return a, err
 	}
@@ -197,19 +188,19 @@ func parseAgentArgs(args []string, stderr io.Writer) (a agentArgs, err error) {
 			return a, fmt.Errorf("--events-token-file: %w", err)
 		}
 	}
-	cfg, err = af.config(dataDir)
+	a.cfg, err = af.config(dataDir)
 	if err != nil {
 		return a, err
 	}
-	cfg.TLSCertFile, cfg.TLSKeyFile = tlsCert, tlsKey
-	if tokenFile == "" {
-		tokenFile = filepath.Join(cfg.DataDir, "agent-token")
+	a.cfg.TLSCertFile, a.cfg.TLSKeyFile = tlsCert, tlsKey
+	if a.tokenFile == "" {
+		a.tokenFile = filepath.Join(a.cfg.DataDir, "agent-token")
 	}
 	if tok := os.Getenv("NESTBOX_AGENT_TOKEN"); tok != "" {
 		if err := agent.CheckToken(tok); err != nil {
 			return a, fmt.Errorf("NESTBOX_AGENT_TOKEN: %w", err)
 		}
-		cfg.Token = tok
+		a.cfg.Token = tok
 	}
 	return a, nil
 }
