@@ -87,7 +87,7 @@ func (d *Driver) orphanCommands() ([]int, error) {
 		if !settledCommand(strings.Split(strings.TrimRight(string(cmdline), "\x00"), "\x00"), rootFlag) {
 			continue
 		}
-		if ppid(pid) == self {
+		if _, parent, _ := procStat(pid); parent == self {
 			continue
 		}
 		pids = append(pids, pid)
@@ -113,35 +113,27 @@ func settledCommand(argv []string, rootFlag string) bool {
 	return false
 }
 
-// ppid reads a process's parent; 0 if it cannot be read.
-func ppid(pid int) int {
+// procStat reads a process's state letter and parent from
+// /proc/PID/stat; ok is false if it cannot be read. The command name in
+// parentheses may hold spaces: the fields start after its closing
+// parenthesis ("state ppid ...").
+func procStat(pid int) (state byte, ppid int, ok bool) {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
 	if err != nil {
-		return 0
+		return 0, 0, false
 	}
-	// The command name in parentheses may hold spaces: fields start
-	// after its closing parenthesis ("state ppid ...").
 	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0
-	}
-	f := strings.Fields(s[i+1:])
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
 	if len(f) < 2 {
-		return 0
+		return 0, 0, false
 	}
-	n, _ := strconv.Atoi(f[1])
-	return n
+	ppid, _ = strconv.Atoi(f[1])
+	return f[0][0], ppid, true
 }
 
 // alive reports whether pid is a process that has not exited (a zombie
 // has exited).
 func alive(pid int) bool {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return false
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	return i >= 0 && i+2 < len(s) && s[i+2] != 'Z'
+	state, _, ok := procStat(pid)
+	return ok && state != 'Z'
 }

@@ -62,7 +62,8 @@ func TestSettle(t *testing.T) {
 	}
 
 	// Left alone: a sandbox's own process, a read-only command, another
-	// root's restore, and a restore that is this process's child.
+	// root's restore, and a restore that is this process's child. Each
+	// outlives SettleTimeout: one waited for would be killed.
 	others := []int{
 		orphanRunsc(t, dir, "sleep 60", flag, "--platform=systrap", "boot", "x"),
 		orphanRunsc(t, dir, "sleep 60", flag, "state", "x"),
@@ -78,7 +79,6 @@ func TestSettle(t *testing.T) {
 	// Waited for: a restore that ends by itself.
 	done := filepath.Join(dir, "done")
 	ending := orphanRunsc(t, dir, "sleep 0.3; echo > "+done, flag, "--platform=systrap", "restore", "-detach", "x")
-	start := time.Now()
 	if err := d.Settle(context.Background()); err != nil {
 		t.Fatalf("settle: %v", err)
 	}
@@ -87,9 +87,6 @@ func TestSettle(t *testing.T) {
 	}
 	if alive(ending) {
 		t.Errorf("the restore (pid %d) still runs after settle", ending)
-	}
-	if took := time.Since(start); took >= d.cfg.SettleTimeout {
-		t.Errorf("settle took %s: it waited for a process it should leave alone", took)
 	}
 	for _, pid := range others {
 		if !alive(pid) {
