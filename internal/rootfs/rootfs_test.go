@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -148,24 +150,35 @@ func TestFailedMountUndoesEachStep(t *testing.T) {
 	}
 }
 
-// TestMountCancelledLeavesNothing cancels Mount's context just before
-// the loop mount (as a create's caller hanging up does): mount(8) is
-// never killed half-way, Mount fails with the cancellation, and nothing is
-// left (a killed mount(8) had left the writable layer mounted).
+// TestMountCancelledLeavesNothing cancels Mount's context while mount(8)
+// runs (as a create's caller hanging up does): a mount(8) on PATH that
+// mounts and then lingers would, if killed by the context, have left the
+// writable layer mounted. Mount must let it finish, fail with the
+// cancellation, and leave nothing.
 func TestMountCancelledLeavesNothing(t *testing.T) {
 	testenv.RequireRoot(t)
 	testenv.RequireCommand(t, "mkfs.ext4")
+	real, err := exec.LookPath("mount")
+	if err != nil {
+		testenv.Missing(t, "mount(8)")
+	}
+	bin := t.TempDir()
+	script := "#!/bin/sh\n" + real + " \"$@\" || exit 1\nsleep 0.5\n"
+	if err := os.WriteFile(filepath.Join(bin, "mount"), []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PATH", bin+":"+os.Getenv("PATH"))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	dir := t.TempDir()
-	_, err := mount(ctx, lowerDir(t), dir, MinSize, func(step string) error {
+	_, err = mount(ctx, lowerDir(t), dir, MinSize, func(step string) error {
 		if step == stepDirs {
-			cancel()
+			time.AfterFunc(200*time.Millisecond, cancel) // while mount(8) lingers
 		}
 		return nil
 	})
 	if !errors.Is(err, context.Canceled) {
-		t.Fatalf("Mount cancelled before the loop mount: %v, want context.Canceled", err)
+		t.Fatalf("Mount cancelled during mount(8): %v, want context.Canceled", err)
 	}
 	assertClean(t, dir)
 }
