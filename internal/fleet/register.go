@@ -164,10 +164,13 @@ func (r *Registry) Heartbeat(ctx context.Context, id, rawURL string, c HostCapac
 	r.mu.Lock()
 	delete(r.placed, id) // the report now shows them
 	// This control plane's cache has the report at once; the others'
-	// read it within a second.
+	// read it within a second. Its state (an operator's, at most a second
+	// old) is the answer's.
+	var state store.HostState
 	if i := slices.IndexFunc(r.hosts, func(h store.Host) bool { return h.ID == id }); i >= 0 {
 		r.hosts = slices.Clone(r.hosts)
 		r.hosts[i].Address, r.hosts[i].Capacity, r.hosts[i].LastSeen, r.hosts[i].Unreachable = addr, c, at, false
+		state = r.hosts[i].State
 	}
 	r.mu.Unlock()
 	if back {
@@ -177,11 +180,14 @@ func (r *Registry) Heartbeat(ctx context.Context, id, rawURL string, c HostCapac
 			w.ReconcileHostSoon(id)
 		}
 	}
-	h, err := r.cfg.Store.GetHost(ctx, id)
-	if err != nil {
-		return "", err
+	if state == "" { // registered through another control plane a moment ago
+		h, err := r.cfg.Store.GetHost(ctx, id)
+		if err != nil {
+			return "", err
+		}
+		state = h.State
 	}
-	return h.State, nil
+	return state, nil
 }
 
 // AuthenticateHost reports whether token is the events token of host id

@@ -106,14 +106,14 @@ func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
+	live, err := s.liveByHost(r.Context())
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
 	out := nestbox.HostList{Hosts: []nestbox.Host{}}
 	for _, h := range hs {
-		v, err := s.hostView(r.Context(), h)
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
-		out.Hosts = append(out.Hosts, v)
+		out.Hosts = append(out.Hosts, hostView(h, live[h.ID]))
 	}
 	writeJSON(w, http.StatusOK, out)
 }
@@ -129,12 +129,12 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	v, err := s.hostView(r.Context(), h)
+	live, err := s.liveByHost(r.Context())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, v)
+	writeJSON(w, http.StatusOK, hostView(h, live[h.ID]))
 }
 
 // setHostState returns the handler of POST /v1/hosts/{id}/{action}.
@@ -165,36 +165,38 @@ func (s *Server) removeHost(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, r, err)
 		return
 	}
-	live, err := s.liveOnHost(r.Context(), id)
+	live, err := s.liveByHost(r.Context())
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	if err := f.Remove(r.Context(), id, live); err != nil {
+	if err := f.Remove(r.Context(), id, live[id]); err != nil {
 		s.writeError(w, r, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
 
-// maxCountedCapsules bounds the count of a host's capsules in its view.
-const maxCountedCapsules = 1000
-
-// liveOnHost counts the host's capsules that have not ended (up to
-// maxCountedCapsules).
-func (s *Server) liveOnHost(ctx context.Context, id string) (int, error) {
-	cs, _, err := s.store.ListCapsules(ctx, store.CapsuleFilter{HostID: id, Statuses: capsulestate.LiveStatuses(), Limit: maxCountedCapsules})
-	return len(cs), err
+// liveByHost counts the capsules that have not ended on each host: one
+// query of the store's status index (store.CountCapsules), whatever the
+// number of hosts.
+func (s *Server) liveByHost(ctx context.Context) (map[string]int, error) {
+	counts, err := s.store.CountCapsules(ctx, capsulestate.LiveStatuses())
+	if err != nil {
+		return nil, err
+	}
+	by := map[string]int{}
+	for _, c := range counts {
+		by[c.HostID] += c.Count
+	}
+	return by, nil
 }
 
-func (s *Server) hostView(ctx context.Context, h store.Host) (nestbox.Host, error) {
-	n, err := s.liveOnHost(ctx, h.ID)
-	if err != nil {
-		return nestbox.Host{}, err
-	}
+// hostView is the admin's view of h, which has live capsules.
+func hostView(h store.Host, live int) nestbox.Host {
 	k := h.Capacity
 	return nestbox.Host{
-		ID: h.ID, Name: h.Name, URL: h.Address, State: string(h.State), Reachable: !h.Unreachable, Capsules: n,
+		ID: h.ID, Name: h.Name, URL: h.Address, State: string(h.State), Reachable: !h.Unreachable, Capsules: live,
 		LastSeenAt: h.LastSeen, CreatedAt: h.Created,
 		Capacity: nestbox.HostCapacity{
 			Version: k.Version, Driver: k.Driver, CPUs: k.CPUs,
@@ -202,7 +204,7 @@ func (s *Server) hostView(ctx context.Context, h store.Host) (nestbox.Host, erro
 			DiskTotalBytes: k.DiskTotalBytes, DiskAvailableBytes: k.DiskAvailableBytes,
 			Sandboxes: k.Sandboxes, MaxSandboxes: k.MaxSandboxes, Running: k.Running, Paused: k.Paused, Templates: k.Templates,
 		},
-	}, nil
+	}
 }
 
 func (s *Server) createJoinToken(w http.ResponseWriter, r *http.Request) {
