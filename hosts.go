@@ -26,21 +26,30 @@ type Host struct {
 	CreatedAt  time.Time `json:"created_at"`
 }
 
-// HostCapacity is what a host reported in its last heartbeat.
+// HostCapacity is what a host reports in each heartbeat (POST
+// /v1/hosts/heartbeat) and what GET /v1/admin/hosts shows of the last one.
+// The memory and disk figures are those of the agent's admission check
+// (its Ping).
 type HostCapacity struct {
 	Version              string   `json:"version,omitempty"`
 	Driver               string   `json:"driver,omitempty"`
 	CPUs                 uint32   `json:"cpus,omitempty"`
 	MemoryTotalBytes     uint64   `json:"memory_total_bytes,omitempty"`
 	MemoryAvailableBytes uint64   `json:"memory_available_bytes,omitempty"`
+	MemoryReservedBytes  uint64   `json:"memory_reserved_bytes,omitempty"`
 	MemoryAllocatedBytes uint64   `json:"memory_allocated_bytes,omitempty"`
+	MemoryCommitLimit    uint64   `json:"memory_commit_limit_bytes,omitempty"`
 	DiskTotalBytes       uint64   `json:"disk_total_bytes,omitempty"`
 	DiskAvailableBytes   uint64   `json:"disk_available_bytes,omitempty"`
+	DiskReservedBytes    uint64   `json:"disk_reserved_bytes,omitempty"`
+	DiskAllocatedBytes   uint64   `json:"disk_allocated_bytes,omitempty"`
 	Sandboxes            uint32   `json:"sandboxes"`
 	MaxSandboxes         uint32   `json:"max_sandboxes,omitempty"`
+	VCPUsAllocated       uint32   `json:"vcpus_allocated,omitempty"`
 	Running              uint32   `json:"running"`
 	Paused               uint32   `json:"paused"`
-	Templates            []string `json:"templates,omitempty"`
+	Templates            []string `json:"templates,omitempty"` // built on the host
+	Snapshots            []string `json:"snapshots,omitempty"` // kept on the host
 }
 
 // HostList is the answer of GET /v1/hosts.

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"nestbox.dev"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/proto/agentpb"
 )
@@ -42,38 +43,15 @@ type Heartbeat struct {
 // heartbeatReport is the body of a heartbeat (the control plane's
 // server.heartbeat).
 type heartbeatReport struct {
-	URL      string       `json:"url"`
-	Capacity HostCapacity `json:"capacity"`
-}
-
-// HostCapacity is what a fleet agent reports of its host.
-type HostCapacity struct {
-	Version              string   `json:"version,omitempty"`
-	Driver               string   `json:"driver,omitempty"`
-	CPUs                 uint32   `json:"cpus,omitempty"`
-	MemoryTotalBytes     uint64   `json:"memory_total_bytes,omitempty"`
-	MemoryAvailableBytes uint64   `json:"memory_available_bytes,omitempty"`
-	MemoryReservedBytes  uint64   `json:"memory_reserved_bytes,omitempty"`
-	MemoryAllocatedBytes uint64   `json:"memory_allocated_bytes,omitempty"`
-	MemoryCommitLimit    uint64   `json:"memory_commit_limit_bytes,omitempty"`
-	DiskTotalBytes       uint64   `json:"disk_total_bytes,omitempty"`
-	DiskAvailableBytes   uint64   `json:"disk_available_bytes,omitempty"`
-	DiskReservedBytes    uint64   `json:"disk_reserved_bytes,omitempty"`
-	DiskAllocatedBytes   uint64   `json:"disk_allocated_bytes,omitempty"`
-	Sandboxes            uint32   `json:"sandboxes,omitempty"`
-	MaxSandboxes         uint32   `json:"max_sandboxes,omitempty"`
-	VCPUsAllocated       uint32   `json:"vcpus_allocated,omitempty"`
-	Running              uint32   `json:"running,omitempty"`
-	Paused               uint32   `json:"paused,omitempty"`
-	Templates            []string `json:"templates,omitempty"`
-	Snapshots            []string `json:"snapshots,omitempty"`
+	URL      string               `json:"url"`
+	Capacity nestbox.HostCapacity `json:"capacity"`
 }
 
 // Capacity is the report of a registration or heartbeat.
-func (a *Agent) Capacity(ctx context.Context) (HostCapacity, error) {
+func (a *Agent) Capacity(ctx context.Context) (nestbox.HostCapacity, error) {
 	p, err := a.ping(ctx)
 	if err != nil {
-		return HostCapacity{}, err
+		return nestbox.HostCapacity{}, err
 	}
 	c := capacityOf(p)
 	for _, t := range a.listTemplates() {
@@ -97,8 +75,8 @@ func (a *Agent) Capacity(ctx context.Context) (HostCapacity, error) {
 	return c, nil
 }
 
-func capacityOf(p *agentpb.PingResponse) HostCapacity {
-	return HostCapacity{
+func capacityOf(p *agentpb.PingResponse) nestbox.HostCapacity {
+	return nestbox.HostCapacity{
 		Version: p.Version, Driver: p.Driver, CPUs: p.Cpus,
 		MemoryTotalBytes: p.MemoryTotalBytes, MemoryAvailableBytes: p.MemoryAvailableBytes,
 		MemoryReservedBytes: p.MemoryReservedBytes, MemoryAllocatedBytes: p.MemoryAllocatedBytes,

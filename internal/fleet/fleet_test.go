@@ -70,7 +70,7 @@ func newRegistry(st store.Store, c *clock, w fleet.HostWatcher, holder string) *
 }
 
 // join registers a host and reports capacity for it.
-func join(t *testing.T, r *fleet.Registry, name string, c fleet.HostCapacity) string {
+func join(t *testing.T, r *fleet.Registry, name string, c nestbox.HostCapacity) string {
 	t.Helper()
 	ctx := context.Background()
 	secret, _, err := r.CreateJoinToken(ctx, "u1", 0, 1)
@@ -90,8 +90,8 @@ func join(t *testing.T, r *fleet.Registry, name string, c fleet.HostCapacity) st
 	return j.HostID
 }
 
-func capacity(freeMiB uint64) fleet.HostCapacity {
-	return fleet.HostCapacity{CPUs: 4, MemoryTotalBytes: 8 << 30, MemoryAvailableBytes: 8 << 30,
+func capacity(freeMiB uint64) nestbox.HostCapacity {
+	return nestbox.HostCapacity{CPUs: 4, MemoryTotalBytes: 8 << 30, MemoryAvailableBytes: 8 << 30,
 		MemoryCommitLimit: 4 << 30, MemoryAllocatedBytes: (4<<10 - freeMiB) << 20, DiskTotalBytes: 100 << 30, DiskAvailableBytes: 100 << 30}
 }
 

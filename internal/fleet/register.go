@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"nestbox.dev"
 	"nestbox.dev/internal/agent"
 	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/errdefs"
@@ -85,8 +86,8 @@ type Registration struct {
 	Name string `json:"name"`
 	// URL is where control planes reach the agent, e.g.
 	// https://10.0.0.5:5007.
-	URL      string       `json:"url"`
-	Capacity HostCapacity `json:"capacity"`
+	URL      string               `json:"url"`
+	Capacity nestbox.HostCapacity `json:"capacity"`
 }
 
 // Joined is the answer to a registration: the host's identity and the
@@ -99,9 +100,19 @@ type Joined struct {
 	HeartbeatInterval int    `json:"heartbeat_interval_seconds"`
 }
 
-// HostCapacity is what an agent reports in a registration and in each
-// heartbeat: the wire form of store.HostCapacity.
-type HostCapacity = store.HostCapacity
+// storedCapacity is the store's row of a host's report.
+func storedCapacity(c nestbox.HostCapacity) store.HostCapacity {
+	return store.HostCapacity{
+		Version: c.Version, Driver: c.Driver, CPUs: c.CPUs,
+		MemoryTotalBytes: c.MemoryTotalBytes, MemoryAvailableBytes: c.MemoryAvailableBytes,
+		MemoryReservedBytes: c.MemoryReservedBytes, MemoryAllocatedBytes: c.MemoryAllocatedBytes,
+		MemoryCommitLimit: c.MemoryCommitLimit,
+		DiskTotalBytes:    c.DiskTotalBytes, DiskAvailableBytes: c.DiskAvailableBytes,
+		DiskReservedBytes: c.DiskReservedBytes, DiskAllocatedBytes: c.DiskAllocatedBytes,
+		Sandboxes: c.Sandboxes, MaxSandboxes: c.MaxSandboxes, VCPUsAllocated: c.VCPUsAllocated,
+		Running: c.Running, Paused: c.Paused, Templates: c.Templates, Snapshots: c.Snapshots,
+	}
+}
 
 // Register admits a host that presents a join token: it gets an ID and an
 // agent token made here. The token's use is taken in the transaction that
@@ -122,7 +133,7 @@ func (r *Registry) Register(ctx context.Context, joinToken string, reg Registrat
 	}
 	now := r.cfg.Now().UTC()
 	h := store.Host{ID: "h_" + capsulespec.NewID(), Name: reg.Name, Address: strings.TrimRight(reg.URL, "/"),
-		AgentToken: rand.Text() + rand.Text(), State: store.HostActive, Capacity: reg.Capacity, LastSeen: now, Created: now}
+		AgentToken: rand.Text() + rand.Text(), State: store.HostActive, Capacity: storedCapacity(reg.Capacity), LastSeen: now, Created: now}
 	if err := r.cfg.Store.RegisterHost(ctx, h, hashJoinToken(joinToken), now); err != nil {
 		return Joined{}, err
 	}
@@ -132,7 +143,7 @@ func (r *Registry) Register(ctx context.Context, joinToken string, reg Registrat
 }
 
 // checkRegistration refuses what an agent may not report.
-func checkRegistration(name, rawURL string, c HostCapacity) error {
+func checkRegistration(name, rawURL string, c nestbox.HostCapacity) error {
 	if len(name) > maxNameLen {
 		return errdefs.Invalid("a host name is at most %d bytes, got %d", maxNameLen, len(name))
 	}
@@ -152,10 +163,11 @@ func checkRegistration(name, rawURL string, c HostCapacity) error {
 // Heartbeat records a host's heartbeat. The host is authenticated by the
 // caller (AuthenticateHost). A host that was unreachable gets its
 // capsules reconciled at once (HostWatcher).
-func (r *Registry) Heartbeat(ctx context.Context, id, rawURL string, c HostCapacity) (store.HostState, error) {
-	if err := checkRegistration("", rawURL, c); err != nil {
+func (r *Registry) Heartbeat(ctx context.Context, id, rawURL string, report nestbox.HostCapacity) (store.HostState, error) {
+	if err := checkRegistration("", rawURL, report); err != nil {
 		return "", err
 	}
+	c := storedCapacity(report)
 	addr, at := strings.TrimRight(rawURL, "/"), r.cfg.Now().UTC()
 	back, err := r.cfg.Store.HeartbeatHost(ctx, id, addr, c, at)
 	if err != nil {

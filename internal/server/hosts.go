@@ -55,8 +55,8 @@ func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
 
 // heartbeat is the body of POST /v1/hosts/heartbeat.
 type heartbeat struct {
-	URL      string             `json:"url"`
-	Capacity fleet.HostCapacity `json:"capacity"`
+	URL      string               `json:"url"`
+	Capacity nestbox.HostCapacity `json:"capacity"`
 }
 
 // heartbeatAnswer tells the agent its scheduling state and when to beat.
@@ -200,9 +200,13 @@ func hostView(h store.Host, live int) nestbox.Host {
 		LastSeenAt: h.LastSeen, CreatedAt: h.Created,
 		Capacity: nestbox.HostCapacity{
 			Version: k.Version, Driver: k.Driver, CPUs: k.CPUs,
-			MemoryTotalBytes: k.MemoryTotalBytes, MemoryAvailableBytes: k.MemoryAvailableBytes, MemoryAllocatedBytes: k.MemoryAllocatedBytes,
-			DiskTotalBytes: k.DiskTotalBytes, DiskAvailableBytes: k.DiskAvailableBytes,
-			Sandboxes: k.Sandboxes, MaxSandboxes: k.MaxSandboxes, Running: k.Running, Paused: k.Paused, Templates: k.Templates,
+			MemoryTotalBytes: k.MemoryTotalBytes, MemoryAvailableBytes: k.MemoryAvailableBytes,
+			MemoryReservedBytes: k.MemoryReservedBytes, MemoryAllocatedBytes: k.MemoryAllocatedBytes,
+			MemoryCommitLimit: k.MemoryCommitLimit,
+			DiskTotalBytes:    k.DiskTotalBytes, DiskAvailableBytes: k.DiskAvailableBytes,
+			DiskReservedBytes: k.DiskReservedBytes, DiskAllocatedBytes: k.DiskAllocatedBytes,
+			Sandboxes: k.Sandboxes, MaxSandboxes: k.MaxSandboxes, VCPUsAllocated: k.VCPUsAllocated,
+			Running: k.Running, Paused: k.Paused, Templates: k.Templates, Snapshots: k.Snapshots,
 		},
 	}
 }
