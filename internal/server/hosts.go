@@ -17,27 +17,28 @@ import (
 // heartbeats and events (Authorization carries its events token).
 const hostIDHeader = "Nestbox-Host-ID"
 
-// fleet returns the fleet's registry, or an error saying this control
-// plane drives one host.
-func (s *Server) fleet() (*fleet.Registry, error) {
-	if s.cfg.Fleet == nil {
-		return nil, errdefs.Unimplemented("this control plane drives one host (nestbox up, or nestbox server --agent-url); hosts register with a control plane started without --agent-url")
+// fleetHandler is a handler of the fleet's routes.
+type fleetHandler func(w http.ResponseWriter, r *http.Request, f *fleet.Registry)
+
+// withFleet adapts h to the mux: on a control plane that drives one host
+// (no Fleet), every fleet route answers 501 saying so.
+func (s *Server) withFleet(h fleetHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if s.cfg.Fleet == nil {
+			s.writeError(w, r, errdefs.Unimplemented("this control plane drives one host (nestbox up, or nestbox server --agent-url); hosts register with a control plane started without --agent-url"))
+			return
+		}
+		h(w, r, s.cfg.Fleet)
 	}
-	return s.cfg.Fleet, nil
 }
 
 // registerHost is POST /v1/hosts/register: an agent joins with a join
 // token (Authorization: Bearer nbj_...) and gets its host ID and agent
 // token.
-func (s *Server) registerHost(w http.ResponseWriter, r *http.Request) {
+func (s *Server) registerHost(w http.ResponseWriter, r *http.Request, f *fleet.Registry) {
 	tok, _ := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !fleet.IsJoinToken(strings.TrimSpace(tok)) {
 		s.writeError(w, r, errdefs.Unauthenticated("a join token (Authorization: Bearer nbj_...) is required: make one with `nestbox host token create`"))
-		return
-	}
-	f, err := s.fleet()
-	if err != nil {
-		s.writeError(w, r, err)
 		return
 	}
 	var reg fleet.Registration
@@ -65,12 +66,7 @@ type heartbeatAnswer struct {
 	HeartbeatInterval int             `json:"heartbeat_interval_seconds"`
 }
 
-func (s *Server) hostHeartbeat(w http.ResponseWriter, r *http.Request) {
-	f, err := s.fleet()
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+func (s *Server) hostHeartbeat(w http.ResponseWriter, r *http.Request, f *fleet.Registry) {
 	var hb heartbeat
 	if err := s.decodeJSON(w, r, &hb, false); err != nil {
 		s.writeError(w, r, err)
@@ -95,12 +91,7 @@ func (s *Server) fleetHost(r *http.Request) (id string, named, ok bool) {
 	return id, true, s.cfg.Fleet.AuthenticateHost(r.Context(), id, tok)
 }
 
-func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) {
-	f, err := s.fleet()
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+func (s *Server) listHosts(w http.ResponseWriter, r *http.Request, f *fleet.Registry) {
 	hs, err := f.Hosts(r.Context())
 	if err != nil {
 		s.writeError(w, r, err)
@@ -118,12 +109,7 @@ func (s *Server) listHosts(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
-	f, err := s.fleet()
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+func (s *Server) getHost(w http.ResponseWriter, r *http.Request, f *fleet.Registry) {
 	h, err := f.Host(r.Context(), r.PathValue("id"))
 	if err != nil {
 		s.writeError(w, r, err)
@@ -138,28 +124,18 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request) {
 }
 
 // setHostState returns the handler of POST /v1/hosts/{id}/{action}.
-func (s *Server) setHostState(st store.HostState) http.HandlerFunc {
-	return func(w http.ResponseWriter, r *http.Request) {
-		f, err := s.fleet()
-		if err != nil {
-			s.writeError(w, r, err)
-			return
-		}
+func (s *Server) setHostState(st store.HostState) fleetHandler {
+	return func(w http.ResponseWriter, r *http.Request, f *fleet.Registry) {
 		id := r.PathValue("id")
 		if err := f.SetState(r.Context(), id, st); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
-		s.getHost(w, r)
+		s.getHost(w, r, f)
 	}
 }
 
-func (s *Server) removeHost(w http.ResponseWriter, r *http.Request) {
-	f, err := s.fleet()
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+func (s *Server) removeHost(w http.ResponseWriter, r *http.Request, f *fleet.Registry) {
 	id := r.PathValue("id")
 	if _, err := f.Host(r.Context(), id); err != nil {
 		s.writeError(w, r, err)
@@ -211,12 +187,7 @@ func hostView(h store.Host, live int) nestbox.Host {
 	}
 }
 
-func (s *Server) createJoinToken(w http.ResponseWriter, r *http.Request) {
-	f, err := s.fleet()
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+func (s *Server) createJoinToken(w http.ResponseWriter, r *http.Request, f *fleet.Registry) {
 	var req nestbox.CreateJoinTokenRequest
 	if err := s.decodeJSON(w, r, &req, true); err != nil {
 		s.writeError(w, r, err)
@@ -233,12 +204,7 @@ func (s *Server) createJoinToken(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusCreated, v)
 }
 
-func (s *Server) listJoinTokens(w http.ResponseWriter, r *http.Request) {
-	f, err := s.fleet()
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+func (s *Server) listJoinTokens(w http.ResponseWriter, r *http.Request, f *fleet.Registry) {
 	ts, err := f.JoinTokens(r.Context())
 	if err != nil {
 		s.writeError(w, r, err)
@@ -251,12 +217,7 @@ func (s *Server) listJoinTokens(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
-func (s *Server) deleteJoinToken(w http.ResponseWriter, r *http.Request) {
-	f, err := s.fleet()
-	if err != nil {
-		s.writeError(w, r, err)
-		return
-	}
+func (s *Server) deleteJoinToken(w http.ResponseWriter, r *http.Request, f *fleet.Registry) {
 	if err := f.DeleteJoinToken(r.Context(), r.PathValue("id")); err != nil {
 		s.writeError(w, r, err)
 		return
