@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"nestbox.dev/internal/account"
+	"nestbox.dev/internal/audit"
 	"nestbox.dev/internal/e2bcompat"
 	"nestbox.dev/internal/envdclient"
 	"nestbox.dev/internal/fleet"
@@ -98,6 +99,10 @@ type Config struct {
 	Ready <-chan struct{}
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Audit is the audit log the API's changes are recorded in and
+	// GET /v1/audit-logs reads; nil means a Logger over Store with its
+	// defaults.
+	Audit *audit.Logger
 	// Metrics is the registry the API's request metrics are registered
 	// on (nestbox_http_*); nil registers them nowhere. One Server per
 	// registry: a second one's New fails on the duplicate names.
@@ -149,6 +154,12 @@ func New(cfg Config) (*Server, error) {
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
+	}
+	if cfg.Audit == nil {
+		var err error
+		if cfg.Audit, err = audit.New(audit.Config{Store: cfg.Store, Logger: cfg.Logger.With("component", "audit"), Now: cfg.Now}); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
 	}
 	if cfg.ExecOutputBytes == 0 {
 		cfg.ExecOutputBytes = defaultExecOutput
