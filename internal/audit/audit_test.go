@@ -85,7 +85,9 @@ func TestRecordRefuses(t *testing.T) {
 		{"action of another type", func(e *audit.Entry) { e.ResourceType = "snapshot" }},
 		{"unknown status", func(e *audit.Entry) { e.Status = "maybe" }},
 		{"too many metadata keys", func(e *audit.Entry) { e.Metadata = big }},
-		{"long metadata value", func(e *audit.Entry) { e.Metadata = map[string]string{"k": strings.Repeat("v", audit.MaxMetadataValue+1)} }},
+		{"long metadata value", func(e *audit.Entry) {
+			e.Metadata = map[string]string{"k": strings.Repeat("v", audit.MaxMetadataValue+1)}
+		}},
 		{"empty metadata key", func(e *audit.Entry) { e.Metadata = map[string]string{"": "v"} }},
 	} {
 		e := ok
