@@ -14,6 +14,7 @@ import (
 
 	"nestbox.dev"
 	"nestbox.dev/internal/account"
+	"nestbox.dev/internal/apikey"
 	"nestbox.dev/internal/audit"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/fleet"
@@ -429,5 +430,31 @@ func TestAuditPurgeAnonymises(t *testing.T) {
 				t.Errorf("the grant to bob after the purge: %+v, want ada's, about no one", x)
 			}
 		})
+	}
+}
+
+// TestAuditE2B: the actions of E2B's dialect are recorded like the native
+// API's, marked api e2b.
+func TestAuditE2B(t *testing.T) {
+	e := newEnv(t)
+	key := apikey.E2BForm(e.keyA)
+	sb := e.e2bCreate(t, key, "/sandboxes", `{"templateID":"base"}`)
+	if code, b := e.do(t, "POST", "/sandboxes/"+sb.SandboxID+"/pause", key, nil); code != 204 {
+		t.Fatalf("pause: %d %s", code, b)
+	}
+	if code, b := e.do(t, "POST", "/sandboxes/"+sb.SandboxID+"/resume", key, strings.NewReader(`{}`)); code != 201 {
+		t.Fatalf("resume: %d %s", code, b)
+	}
+	if code, b := e.do(t, "DELETE", "/sandboxes/"+sb.SandboxID, key, nil); code != 204 {
+		t.Fatalf("kill: %d %s", code, b)
+	}
+	es := e.auditLog(t, "/v1/audit-logs", e.keyA, 100)
+	if got, want := actions(es), []string{"capsule.destroy", "capsule.resume", "capsule.pause", "capsule.create"}; !slices.Equal(got, want) {
+		t.Fatalf("entries of the E2B calls = %v, want %v", got, want)
+	}
+	for _, x := range es {
+		if x.ResourceID != sb.SandboxID || x.Metadata["api"] != "e2b" || x.Actor.ID != "key_team_a" || x.TeamID != "team_a" {
+			t.Errorf("entry %+v, want about %s, api e2b, by team_a's key", x, sb.SandboxID)
+		}
 	}
 }

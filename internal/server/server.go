@@ -201,9 +201,12 @@ func New(cfg Config) (*Server, error) {
 	s.proxy = newPortProxy(s)
 	s.e2b = e2bcompat.New(e2bcompat.Config{
 		Lifecycle: cfg.Lifecycle,
-		Authenticate: func(r *http.Request) (string, error) {
+		Authenticate: func(r *http.Request) (context.Context, string, error) {
 			p, err := s.authenticate(r)
-			return p.TeamID, err
+			return context.WithValue(r.Context(), principalKey{}, p), p.TeamID, err
+		},
+		Record: func(r *http.Request, action, resourceID string, err error) {
+			s.record(r, teamEntry(action, resourceID, map[string]string{"api": "e2b"}), err)
 		},
 		Domain: cfg.Domain,
 		Logger: cfg.Logger.With("api", "e2b"),
