@@ -8,7 +8,8 @@
 //
 // Entry is the public nestbox.AuditEntry, so that a program embedding the
 // control plane writes entries of the same type. The HTTP layer
-// (internal/server) and the control plane's assembly import this package.
+// (internal/server) and the control plane's assembly (internal/controlplane,
+// cmd/nestbox) import this package.
 package audit
 
 import (
@@ -127,9 +128,6 @@ func New(cfg Config) (*Logger, error) {
 	return &Logger{cfg: cfg, log: cfg.Logger}, nil
 }
 
-// Retention is how long entries are kept; negative: forever.
-func (l *Logger) Retention() time.Duration { return l.cfg.Retention }
-
 // Record checks e and stores it. It fills in what the caller leaves
 // zero: the ID, the time (now; any time is kept at microseconds, in UTC,
 // the precision every store keeps), the status (success) and the resource
@@ -207,7 +205,7 @@ func (l *Logger) List(ctx context.Context, f store.AuditFilter) ([]Entry, string
 		f.Action = f.ResourceType + "." + f.Action
 	}
 	if f.Action != "" && f.ResourceType == "" {
-		return nil, "", errdefs.Invalid("action %q needs resource_type: actions nest within a resource type", f.Action)
+		return nil, "", errdefs.Invalid("action %q needs resource_type: actions nest within a resource type (resource_type=capsule&action=pause)", f.Action)
 	}
 	return l.cfg.Store.ListAuditEntries(ctx, f)
 }

@@ -198,9 +198,6 @@ func parseAuditQuery(r *http.Request, admin bool) (store.AuditFilter, error) {
 			return f, err
 		}
 	}
-	if f.Action != "" && f.ResourceType == "" {
-		return f, errdefs.Invalid("action %q needs resource_type: actions nest within a resource type (resource_type=capsule&action=capsule.pause)", f.Action)
-	}
 	if !f.From.IsZero() && !f.To.IsZero() && !f.From.Before(f.To) {
 		return f, errdefs.Invalid("from %s is not before to %s", f.From.Format(time.RFC3339), f.To.Format(time.RFC3339))
 	}
