@@ -35,6 +35,7 @@ func (s *Server) record(r *http.Request, e audit.Entry, err error) {
 	case e.TeamID == "":
 		e.TeamID = p.TeamID
 	}
+	code := ""
 	if err != nil {
 		// A failure in a team the caller is not in (a probe of another
 		// team's routes, answered 404) is not that team's to read: it
@@ -43,8 +44,9 @@ func (s *Server) record(r *http.Request, e audit.Entry, err error) {
 			return
 		}
 		e.Status = nestbox.AuditFailure
+		code = errorCode(err)
 	}
-	e.Metadata = clipMetadata(e.Metadata, errorCode(err))
+	e.Metadata = clipMetadata(e.Metadata, code)
 	if err := s.cfg.Audit.Record(ctx, e); err != nil {
 		s.log.Error("write audit entry", "action", e.Action, "resource", e.ResourceID, "err", err)
 	}

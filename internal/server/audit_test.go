@@ -115,6 +115,9 @@ func TestAuditTeamActions(t *testing.T) {
 		t.Fatalf("team A's log, newest first = %v, want %v", got, wantActions)
 	}
 	for _, x := range es {
+		if _, ok := x.Metadata["error"]; ok {
+			t.Errorf("successful %s has an error in its metadata: %v", x.Action, x.Metadata)
+		}
 		if x.Scope != nestbox.AuditScopeTeam || x.TeamID != "team_a" || x.Status != nestbox.AuditSuccess ||
 			x.Actor != (nestbox.AuditActor{Type: nestbox.AuditActorAPIKey, ID: "key_team_a", Name: "test"}) {
 			t.Errorf("entry %s: %+v, want team_a's key, scope team, success", x.Action, x)
