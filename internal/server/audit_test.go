@@ -2,6 +2,7 @@ package server_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
@@ -460,4 +461,47 @@ func TestAuditE2B(t *testing.T) {
 			t.Errorf("entry %+v, want about %s, api e2b, by team_a's key", x, sb.SandboxID)
 		}
 	}
+}
+
+// FuzzAuditQuery: whatever query reaches the audit routes, the answer is
+// a page or a JSON error with a stable code (400 for bad input), never a
+// 500 or a panic; the team route never shows another team's or an admin
+// entry.
+func FuzzAuditQuery(f *testing.F) {
+	for _, s := range []string{
+		"resource_type=capsule&action=pause", "action=capsule.pause", "cursor=MjAyNg", "cursor=%00",
+		"from=2026-01-01T00:00:00Z&to=2026-01-02T00:00:00Z", "limit=-1", "scope=admin", "team_id=team_b&scope=team",
+		"resource_type=" + strings.Repeat("x", 2000), "actor=key_team_b", "to=2026-13-01T00:00:00Z",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		// The query as a client's URL library would send it: what cannot
+		// go raw on a request line (a space) is escaped.
+		vals, _ := url.ParseQuery(raw)
+		q := vals.Encode()
+		e := newEnv(t)
+		e.create(t, e.keyB, nestbox.CreateCapsuleRequest{}) // an entry of team B
+		for _, path := range []string{"/v1/audit-logs", "/v1/admin/audit-logs"} {
+			code, b := e.call(t, "GET", path+"?"+q, e.keyA, "", nil)
+			if code >= 500 {
+				t.Fatalf("GET %s?%s: %d %s", path, q, code, b)
+			}
+			if code >= 400 {
+				if c := errorCode(t, b); code == 400 && c != "invalid_argument" {
+					t.Fatalf("GET %s?%s: 400 %s", path, q, c)
+				}
+				continue
+			}
+			var page nestbox.AuditEntryList
+			if err := json.Unmarshal(b, &page); err != nil {
+				t.Fatalf("GET %s?%s: %v in %s", path, q, err, b)
+			}
+			for _, x := range page.Entries {
+				if x.TeamID != "team_a" || x.Scope != nestbox.AuditScopeTeam {
+					t.Fatalf("GET %s?%s as team A shows %+v", path, q, x)
+				}
+			}
+		}
+	})
 }
