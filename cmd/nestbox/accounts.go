@@ -9,6 +9,7 @@ import (
 	"os"
 
 	"nestbox.dev/internal/account"
+	"nestbox.dev/internal/audit"
 	"nestbox.dev/internal/controlplane"
 	"nestbox.dev/internal/mail"
 	"nestbox.dev/internal/store"
@@ -49,8 +50,10 @@ func (mf *mailFlags) mailer(log *slog.Logger) (mail.Mailer, error) {
 }
 
 // newAccounts is the account and team services of a control plane whose
-// state is in dataDir (the link key) and st.
-func newAccounts(dataDir, publicURL string, st store.Store, mf *mailFlags, log *slog.Logger) (*account.Service, *team.Service, error) {
+// state is in dataDir (the link key) and st. A purge of a deleted account
+// anonymises the user's entries in auditLog first, and keeps the user if
+// that fails.
+func newAccounts(dataDir, publicURL string, st store.Store, mf *mailFlags, auditLog *audit.Logger, log *slog.Logger) (*account.Service, *team.Service, error) {
 	m, err := mf.mailer(log)
 	if err != nil {
 		return nil, nil, err
@@ -67,7 +70,8 @@ func newAccounts(dataDir, publicURL string, st store.Store, mf *mailFlags, log *
 	} else if key, err = controlplane.LinkKey(dataDir); err != nil {
 		return nil, nil, err
 	}
-	acc, err := account.New(account.Config{Store: st, Mailer: m, LinkKey: key, PublicURL: publicURL, Logger: log.With("component", "accounts")})
+	acc, err := account.New(account.Config{Store: st, Mailer: m, LinkKey: key, PublicURL: publicURL, Logger: log.With("component", "accounts"),
+		BeforePurge: auditLog.Anonymise})
 	if err != nil {
 		return nil, nil, err
 	}

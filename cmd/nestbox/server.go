@@ -50,6 +50,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	metricsFlag(fs, &metricsListen)
 	lf := registerLimitFlags(fs, true)
 	mf := registerMailFlags(fs)
+	af := registerAuditFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -125,7 +126,11 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err != nil {
 		return err
 	}
-	accounts, teams, err := newAccounts(dataDir, publicURL, st, mf, log)
+	auditLog, err := af.logger(st, log)
+	if err != nil {
+		return err
+	}
+	accounts, teams, err := newAccounts(dataDir, publicURL, st, mf, auditLog, log)
 	if err != nil {
 		return err
 	}
@@ -140,6 +145,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		PublicURL:         publicURL,
 		Accounts:          accounts,
 		Teams:             teams,
+		Audit:             auditLog,
 	}
 	if agentURL != "" {
 		ccfg.Hosts = controlplane.NewSingleHost(controlplane.HostConfig{ID: "local", URL: agentURL, Token: agentToken, TLS: agentTLS})

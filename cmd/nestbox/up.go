@@ -38,6 +38,8 @@ type upConfig struct {
 	limits lifecycle.Limits
 	// mail chooses the account service's Mailer.
 	mail *mailFlags
+	// audit configures the audit log.
+	audit *auditFlags
 }
 
 // runUp is `nestbox up`: the whole platform on this machine in one
@@ -118,7 +120,11 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	accounts, teams, err := newAccounts(cfg.dataDir, cfg.publicURL, st, cfg.mail, log)
+	auditLog, err := cfg.audit.logger(st, log)
+	if err != nil {
+		return err
+	}
+	accounts, teams, err := newAccounts(cfg.dataDir, cfg.publicURL, st, cfg.mail, auditLog, log)
 	if err != nil {
 		return err
 	}
@@ -137,6 +143,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		PublicURL:         cfg.publicURL,
 		Accounts:          accounts,
 		Teams:             teams,
+		Audit:             auditLog,
 		Metrics:           reg,
 	})
 	if err != nil {
@@ -248,6 +255,7 @@ func parseUpFlags(args []string, stderr io.Writer) (upConfig, error) {
 	af := registerAgentFlags(fs)
 	lf := registerLimitFlags(fs, false)
 	cfg.mail = registerMailFlags(fs)
+	cfg.audit = registerAuditFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}

@@ -1,6 +1,6 @@
 // Package cli implements the client verbs of the nestbox command
 // (`nestbox capsule ...`, `nestbox key ...`, `nestbox template ...`,
-// `nestbox snapshot ...`). It is
+// `nestbox snapshot ...`, `nestbox host ...`, `nestbox audit ...`). It is
 // built on the public Go SDK (package nestbox.dev) alone, so everything the
 // CLI does a program can do too. Only cmd/nestbox imports it; `nestbox up`
 // also uses WriteCredentials.

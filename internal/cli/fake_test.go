@@ -47,6 +47,9 @@ type fakeServer struct {
 	snapshots     []*nestbox.Snapshot
 	snapshotReqs  []nestbox.CreateSnapshotRequest
 	snapshotQuery []string
+	// auditQueries are the paths and queries of the audit routes
+	// (fake_audit_test.go).
+	auditQueries []string
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
@@ -72,6 +75,7 @@ func newFakeServer(t *testing.T) *fakeServer {
 	mux.HandleFunc("DELETE /v1/keys/{id}", f.deleteKey)
 	mux.HandleFunc("GET /v1/templates", f.templates)
 	f.snapshotRoutes(mux)
+	f.auditRoutes(mux)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-API-Key") != fakeKey {
 			fakeError(w, http.StatusUnauthorized, "unauthenticated", "invalid API key")

@@ -16,6 +16,7 @@ func TestHelp(t *testing.T) {
 		"capsule":  {Capsule, capsuleVerbs},
 		"key":      {Key, keyVerbs},
 		"template": {Template, templateVerbs},
+		"audit":    {Audit, auditVerbs},
 	}
 	f := newFakeServer(t)
 	for name, g := range groups {

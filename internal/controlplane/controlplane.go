@@ -1,7 +1,7 @@
 // Package controlplane assembles the control plane from its parts: the
-// store, the event stream, the lifecycle service over the hosts, and the
-// HTTP server. It also makes the first admin, team and API key of a new
-// installation. cmd/nestbox's `up` and `server` roles import it; the same
+// store, the event stream, the lifecycle service over the hosts, the audit
+// log, and the HTTP server. It also makes the first admin, team and API
+// key of a new installation. cmd/nestbox's `up` and `server` roles import it; the same
 // package lets Nestbox be embedded as a library.
 package controlplane
 
@@ -18,6 +18,7 @@ import (
 
 	"nestbox.dev"
 	"nestbox.dev/internal/account"
+	"nestbox.dev/internal/audit"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/events"
 	"nestbox.dev/internal/fleet"
@@ -64,6 +65,11 @@ type Config struct {
 	// Limits are the operator's limits on tenants' capsules (per capsule,
 	// per team, egress); zero fields are lifecycle's defaults.
 	Limits lifecycle.Limits
+	// Audit is the audit log; nil means one over Store with its defaults
+	// (a retention of audit.DefaultRetention). Its retention worker runs
+	// with the control plane. Accounts' BeforePurge should be its
+	// Anonymise, so that a purge anonymises a user's entries first.
+	Audit *audit.Logger
 	// Metrics is the process's registry (metrics.NewRegistry), on which
 	// the API's and the lifecycle's metrics are registered; nil makes one
 	// for this control plane alone. The API does not serve it: the
@@ -121,6 +127,11 @@ func New(cfg Config) (*ControlPlane, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.Audit == nil {
+		if cfg.Audit, err = audit.New(audit.Config{Store: cfg.Store, Logger: cfg.Logger.With("component", "audit"), Holder: holder}); err != nil {
+			return nil, err
+		}
+	}
 	var hosts []lifecycle.Host
 	if cfg.Fleet == nil {
 		hosts = cfg.Hosts.All()
@@ -149,6 +160,7 @@ func New(cfg Config) (*ControlPlane, error) {
 		// The bootstrap's key acts as platform admin while its maker,
 		// the bootstrap admin, is one.
 		PlatformTeamID: DefaultTeamID,
+		Audit:          cfg.Audit,
 		Metrics:        cfg.Metrics,
 	})
 	if err != nil {
@@ -170,6 +182,7 @@ func (cp *ControlPlane) Run(ctx context.Context, ln net.Listener) error {
 	if cp.cfg.Accounts != nil {
 		wg.Go(func() { cp.cfg.Accounts.Run(ctx) })
 	}
+	wg.Go(func() { cp.cfg.Audit.Run(ctx) })
 	err := cp.Server.Serve(ctx, ln)
 	wg.Wait()
 	cp.Life.Close(cp.cfg.ShutdownGrace)

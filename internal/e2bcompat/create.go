@@ -65,6 +65,7 @@ func (a *API) create(w http.ResponseWriter, r *http.Request, defaultTimeout int,
 		return
 	}
 	c, err := a.life.Create(r.Context(), team(r), creq, opts...)
+	a.record(r, "capsule.create", c.ID, err)
 	if err != nil {
 		a.writeError(w, r, err)
 		return

@@ -12,6 +12,7 @@
 package e2bcompat
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -24,8 +25,15 @@ import (
 type Config struct {
 	Lifecycle *lifecycle.Service
 	// Authenticate returns the team of a request's API key (X-API-KEY),
-	// or an error of kind errdefs.ErrUnauthenticated.
-	Authenticate func(r *http.Request) (teamID string, err error)
+	// or an error of kind errdefs.ErrUnauthenticated, and the context the
+	// request goes on with (r's, with whatever the caller keeps of who
+	// authenticated, for Record).
+	Authenticate func(r *http.Request) (ctx context.Context, teamID string, err error)
+	// Record, if not nil, records in the audit log an action a request
+	// made (or tried: err is its error): "capsule.create", "capsule.pause",
+	// "capsule.resume", "capsule.fork", "capsule.destroy",
+	// "snapshot.create" or "snapshot.delete", on the resource resourceID.
+	Record func(r *http.Request, action, resourceID string, err error)
 	// Domain is reported to SDKs as the sandboxes' domain, so that
 	// getHost(port) gives {port}-{id}.{Domain}; "" reports none (the
 	// SDK's E2B_DOMAIN applies).

@@ -26,12 +26,19 @@ type teamKey struct{}
 // the context.
 func (a *API) auth(h http.HandlerFunc) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		team, err := a.cfg.Authenticate(r)
+		ctx, team, err := a.cfg.Authenticate(r)
 		if err != nil {
 			a.writeError(w, r, err)
 			return
 		}
-		h(w, r.WithContext(context.WithValue(r.Context(), teamKey{}, team)))
+		h(w, r.WithContext(context.WithValue(ctx, teamKey{}, team)))
+	}
+}
+
+// record passes an audited action to Config.Record.
+func (a *API) record(r *http.Request, action, resourceID string, err error) {
+	if a.cfg.Record != nil {
+		a.cfg.Record(r, action, resourceID, err)
 	}
 }
 

@@ -54,6 +54,7 @@ func (a *API) fork(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	_, forks, err := a.life.Fork(r.Context(), team(r), c.ID, lifecycle.ForkOptions{Count: count, Timeout: time.Duration(secs) * time.Second})
+	a.record(r, "capsule.fork", c.ID, err)
 	if err != nil {
 		a.writeError(w, r, err)
 		return

@@ -59,7 +59,9 @@ func (a *API) resumed(r *http.Request, c store.Capsule, secs int, discardMemory 
 		}
 	}
 	if c.Status != nestbox.StatusResuming {
-		if _, err := a.life.Resume(r.Context(), team(r), c.ID, lifecycle.ResumeOptions{Timeout: time.Duration(secs) * time.Second, DiscardMemory: discardMemory}); err != nil {
+		_, err := a.life.Resume(r.Context(), team(r), c.ID, lifecycle.ResumeOptions{Timeout: time.Duration(secs) * time.Second, DiscardMemory: discardMemory})
+		a.record(r, "capsule.resume", c.ID, err)
+		if err != nil {
 			return c, err
 		}
 	}
@@ -197,7 +199,9 @@ func (a *API) kill(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	if _, err := a.life.Destroy(r.Context(), team(r), c.ID); err != nil {
+	_, err = a.life.Destroy(r.Context(), team(r), c.ID)
+	a.record(r, "capsule.destroy", c.ID, err)
+	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -292,7 +296,9 @@ func (a *API) pause(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	opts := lifecycle.PauseOptions{Memory: req.Memory == nil || *req.Memory}
-	if _, err := a.life.Pause(r.Context(), team(r), c.ID, opts); err != nil {
+	_, err = a.life.Pause(r.Context(), team(r), c.ID, opts)
+	a.record(r, "capsule.pause", c.ID, err)
+	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}

@@ -44,6 +44,7 @@ func (a *API) createSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sn, err := a.life.Snapshot(r.Context(), team(r), c.ID, lifecycle.SnapshotOptions{Name: req.Name})
+	a.record(r, "snapshot.create", sn.ID, err)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -108,7 +109,9 @@ func (a *API) listSnapshots(w http.ResponseWriter, r *http.Request) {
 // delete a snapshot (deleteSnapshot): 204, or 404 for a snapshot the team
 // does not have. Templates themselves are not deleted this way.
 func (a *API) deleteTemplate(w http.ResponseWriter, r *http.Request) {
-	if err := a.life.DeleteSnapshot(r.Context(), team(r), r.PathValue("id")); err != nil {
+	err := a.life.DeleteSnapshot(r.Context(), team(r), r.PathValue("id"))
+	a.record(r, "snapshot.delete", r.PathValue("id"), err)
+	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}

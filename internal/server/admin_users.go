@@ -128,13 +128,18 @@ func (s *Server) setUserStatus(w http.ResponseWriter, r *http.Request) {
 			out.CapsulesStopped, err = s.stopOwnedCapsules(r.Context(), id)
 		}
 	default:
-		err = errdefs.Invalid("status %q: want active or disabled (deletion: DELETE /v1/users/me)", req.Status)
+		s.writeError(w, r, errdefs.Invalid("status %q: want active or disabled (deletion: DELETE /v1/users/me)", req.Status))
+		return
 	}
+	action, meta := "user.activate", map[string]string(nil)
+	if req.Status == store.AccountDisabled {
+		action, meta = "user.deactivate", map[string]string{"keys_revoked": strconv.Itoa(out.KeysRevoked), "capsules_stopped": strconv.Itoa(out.CapsulesStopped)}
+	}
+	s.record(r, adminEntry(action, id, meta), err)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	s.adminChanged(r, "user.status."+string(req.Status), id)
 	writeJSON(w, http.StatusOK, out)
 }
 

@@ -168,6 +168,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"GET /v1/admin/users":               {method: "GET", path: "/v1/admin/users", admin: true, valid: 200},
 		"GET /v1/admin/teams":               {method: "GET", path: "/v1/admin/teams", admin: true, valid: 200},
 		"PUT /v1/admin/users/{id}/status":   {method: "PUT", path: "/v1/admin/users/u_spare/status", body: `{"status":"active"}`, admin: true, valid: 404},
+		// The audit log: a team's own entries (another team's key reads
+		// its own team's, 200), and the platform's for admins only.
+		"GET /v1/audit-logs":       {method: "GET", path: "/v1/audit-logs?resource_type=capsule&action=capsule.create", other: 200, valid: 200},
+		"GET /v1/admin/audit-logs": {method: "GET", path: "/v1/admin/audit-logs?scope=admin", admin: true, valid: 200},
 		// Teams act as the key's maker (u_team_a owns team_a, u_team_b
 		// team_b): another team is 404, as if it did not exist.
 		"POST /v1/auth/switch":                    {method: "POST", path: "/v1/auth/switch", body: `{"team_id":"team_a"}`, other: 400, valid: 400},

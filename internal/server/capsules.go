@@ -26,6 +26,7 @@ func (s *Server) createCapsule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, err := s.life.Create(r.Context(), team(r), req)
+	s.record(r, teamEntry("capsule.create", c.ID, nil), err)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -121,6 +122,7 @@ func (s *Server) getCapsule(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) deleteCapsule(w http.ResponseWriter, r *http.Request) {
 	c, err := s.life.Destroy(r.Context(), team(r), r.PathValue("id"))
+	s.record(r, teamEntry("capsule.destroy", r.PathValue("id"), nil), err)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

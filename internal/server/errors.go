@@ -24,14 +24,9 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	err = errdefs.FromConnect(err)
 	status := statusOf(err)
-	code := errdefs.Code(err)
-	if errors.Is(err, lifecycle.ErrPaused) {
-		// A stable code of its own: the client may resume and retry.
-		code = "capsule_paused"
-	}
-	if errors.Is(err, lifecycle.ErrNoCapacity) {
+	code := errorCode(err)
+	if code == "no_capacity" {
 		// Nothing was created; capacity may free up in seconds.
-		code = "no_capacity"
 		w.Header().Set("Retry-After", "5")
 	}
 	msg := err.Error()
@@ -43,6 +38,20 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		return // the client went away
 	}
 	writeJSON(w, status, nestbox.ErrorBody{Error: nestbox.ErrorDetail{Code: code, Message: msg}})
+}
+
+// errorCode is the stable code of err in the API's answers (and audit
+// entries): its kind's, or one of the lifecycle's own.
+func errorCode(err error) string {
+	err = errdefs.FromConnect(err)
+	switch {
+	case errors.Is(err, lifecycle.ErrPaused):
+		// A stable code of its own: the client may resume and retry.
+		return "capsule_paused"
+	case errors.Is(err, lifecycle.ErrNoCapacity):
+		return "no_capacity"
+	}
+	return errdefs.Code(err)
 }
 
 // decodeJSON reads a JSON request body into v strictly: a size limit,

@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -123,11 +124,24 @@ func (s *Server) getHost(w http.ResponseWriter, r *http.Request, f *fleet.Regist
 	writeJSON(w, http.StatusOK, hostView(h, live[h.ID]))
 }
 
+// hostAction is the audit action that sets scheduling state st.
+func hostAction(st store.HostState) string {
+	switch st {
+	case store.HostCordoned:
+		return "host.cordon"
+	case store.HostDraining:
+		return "host.drain"
+	}
+	return "host.uncordon"
+}
+
 // setHostState returns the handler of POST /v1/hosts/{id}/{action}.
 func (s *Server) setHostState(st store.HostState) fleetHandler {
 	return func(w http.ResponseWriter, r *http.Request, f *fleet.Registry) {
 		id := r.PathValue("id")
-		if err := f.SetState(r.Context(), id, st); err != nil {
+		err := f.SetState(r.Context(), id, st)
+		s.record(r, adminEntry(hostAction(st), id, nil), err)
+		if err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -146,7 +160,9 @@ func (s *Server) removeHost(w http.ResponseWriter, r *http.Request, f *fleet.Reg
 		s.writeError(w, r, err)
 		return
 	}
-	if err := f.Remove(r.Context(), id, live[id]); err != nil {
+	err = f.Remove(r.Context(), id, live[id])
+	s.record(r, adminEntry("host.remove", id, nil), err)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -195,6 +211,7 @@ func (s *Server) createJoinToken(w http.ResponseWriter, r *http.Request, f *flee
 	}
 	p, _ := r.Context().Value(principalKey{}).(principal)
 	secret, t, err := f.CreateJoinToken(r.Context(), p.Key.CreatedBy, time.Duration(req.TTLSeconds)*time.Second, req.Uses)
+	s.record(r, adminEntry("join_token.create", t.ID, map[string]string{"uses": strconv.Itoa(t.UsesLeft)}), err)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -218,7 +235,9 @@ func (s *Server) listJoinTokens(w http.ResponseWriter, r *http.Request, f *fleet
 }
 
 func (s *Server) deleteJoinToken(w http.ResponseWriter, r *http.Request, f *fleet.Registry) {
-	if err := f.DeleteJoinToken(r.Context(), r.PathValue("id")); err != nil {
+	err := f.DeleteJoinToken(r.Context(), r.PathValue("id"))
+	s.record(r, adminEntry("join_token.revoke", r.PathValue("id"), nil), err)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -21,7 +21,9 @@ func (s *Server) pauseCapsule(w http.ResponseWriter, r *http.Request) {
 	}
 	opts := lifecycle.PauseOptions{Memory: req.Memory == nil || *req.Memory}
 	s.transient(w, r, func(ctx context.Context) (nestbox.Capsule, error) {
-		return s.life.Pause(ctx, team(r), r.PathValue("id"), opts)
+		c, err := s.life.Pause(ctx, team(r), r.PathValue("id"), opts)
+		s.record(r, teamEntry("capsule.pause", r.PathValue("id"), map[string]string{"memory": strconv.FormatBool(opts.Memory)}), err)
+		return c, err
 	})
 }
 
@@ -42,7 +44,9 @@ func (s *Server) resumeCapsule(w http.ResponseWriter, r *http.Request) {
 		DiscardMemory: req.Memory != nil && !*req.Memory,
 	}
 	s.transient(w, r, func(ctx context.Context) (nestbox.Capsule, error) {
-		return s.life.Resume(ctx, team(r), r.PathValue("id"), opts)
+		c, err := s.life.Resume(ctx, team(r), r.PathValue("id"), opts)
+		s.record(r, teamEntry("capsule.resume", r.PathValue("id"), nil), err)
+		return c, err
 	})
 }
 

@@ -65,6 +65,8 @@ import (
 //	GET    /v1/admin/users                           platform admin: every user, ?limit&after
 //	PUT    /v1/admin/users/{id}/status               platform admin: {status: active|disabled}
 //	GET    /v1/admin/teams                           platform admin: every team, ?limit&after
+//	GET    /v1/audit-logs                            the team's audit entries: ?resource_type&action, ?actor, ?from&to, ?limit, ?cursor
+//	GET    /v1/admin/audit-logs                      platform admin: every audit entry, those filters and ?scope, ?team_id
 //	GET    /v1/templates                             templates (the hosts' and the team's own)
 //	POST   /v1/templates                             201 a template from a snapshot {name, from_snapshot}
 //	DELETE /v1/templates/{name}                      204 remove a template made from a snapshot
@@ -213,6 +215,8 @@ func (s *Server) routes() []route {
 		{"GET /v1/admin/users", s.platformAdmin(s.listUsers), ""},
 		{"PUT /v1/admin/users/{id}/status", s.platformAdmin(s.setUserStatus), ""},
 		{"GET /v1/admin/teams", s.platformAdmin(s.listAllTeams), ""},
+		{"GET /v1/audit-logs", a(s.listAuditLogs), ""},
+		{"GET /v1/admin/audit-logs", s.platformAdmin(s.listAdminAuditLogs), ""},
 		{"GET /v1/templates", a(s.listTemplates), ""},
 		{"POST /v1/templates", a(s.createTemplate), ""},
 		{"DELETE /v1/templates/{name}", a(s.deleteTemplate), ""},

@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"nestbox.dev/internal/account"
+	"nestbox.dev/internal/audit"
 	"nestbox.dev/internal/e2bcompat"
 	"nestbox.dev/internal/envdclient"
 	"nestbox.dev/internal/fleet"
@@ -98,6 +99,10 @@ type Config struct {
 	Ready <-chan struct{}
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
+	// Audit is the audit log the API's changes are recorded in and
+	// GET /v1/audit-logs reads; nil means a Logger over Store with its
+	// defaults.
+	Audit *audit.Logger
 	// Metrics is the registry the API's request metrics are registered
 	// on (nestbox_http_*); nil registers them nowhere. One Server per
 	// registry: a second one's New fails on the duplicate names.
@@ -150,6 +155,12 @@ func New(cfg Config) (*Server, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Audit == nil {
+		var err error
+		if cfg.Audit, err = audit.New(audit.Config{Store: cfg.Store, Logger: cfg.Logger.With("component", "audit"), Now: cfg.Now}); err != nil {
+			return nil, fmt.Errorf("server: %w", err)
+		}
+	}
 	if cfg.ExecOutputBytes == 0 {
 		cfg.ExecOutputBytes = defaultExecOutput
 	}
@@ -190,9 +201,12 @@ func New(cfg Config) (*Server, error) {
 	s.proxy = newPortProxy(s)
 	s.e2b = e2bcompat.New(e2bcompat.Config{
 		Lifecycle: cfg.Lifecycle,
-		Authenticate: func(r *http.Request) (string, error) {
+		Authenticate: func(r *http.Request) (context.Context, string, error) {
 			p, err := s.authenticate(r)
-			return p.TeamID, err
+			return context.WithValue(r.Context(), principalKey{}, p), p.TeamID, err
+		},
+		Record: func(r *http.Request, action, resourceID string, err error) {
+			s.record(r, teamEntry(action, resourceID, map[string]string{"api": "e2b"}), err)
 		},
 		Domain: cfg.Domain,
 		Logger: cfg.Logger.With("api", "e2b"),

@@ -25,6 +25,7 @@ func (s *Server) createSnapshot(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	sn, err := s.life.Snapshot(r.Context(), team(r), r.PathValue("id"), lifecycle.SnapshotOptions{Name: req.Name, Pause: req.Pause})
+	s.record(r, teamEntry("snapshot.create", sn.ID, map[string]string{"capsule_id": r.PathValue("id"), "name": sn.Name}), err)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -94,7 +95,9 @@ func (s *Server) getSnapshot(w http.ResponseWriter, r *http.Request) {
 // it is gone from its host and the store; 409 while it is being created
 // or backs a template.
 func (s *Server) deleteSnapshot(w http.ResponseWriter, r *http.Request) {
-	if err := s.life.DeleteSnapshot(r.Context(), team(r), r.PathValue("id")); err != nil {
+	err := s.life.DeleteSnapshot(r.Context(), team(r), r.PathValue("id"))
+	s.record(r, teamEntry("snapshot.delete", r.PathValue("id"), nil), err)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
@@ -110,6 +113,7 @@ func (s *Server) createTemplate(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	t, err := s.life.CreateTemplate(r.Context(), team(r), req.Name, req.FromSnapshot)
+	s.record(r, teamEntry("template.create", req.Name, map[string]string{"from_snapshot": req.FromSnapshot}), err)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -119,7 +123,9 @@ func (s *Server) createTemplate(w http.ResponseWriter, r *http.Request) {
 
 // deleteTemplate is DELETE /v1/templates/{name}: 204; the snapshot stays.
 func (s *Server) deleteTemplate(w http.ResponseWriter, r *http.Request) {
-	if err := s.life.DeleteTemplate(r.Context(), team(r), r.PathValue("name")); err != nil {
+	err := s.life.DeleteTemplate(r.Context(), team(r), r.PathValue("name"))
+	s.record(r, teamEntry("template.delete", r.PathValue("name"), nil), err)
+	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}

@@ -2,6 +2,7 @@ package server
 
 import (
 	"net/http"
+	"strconv"
 	"time"
 
 	"nestbox.dev/internal/errdefs"
@@ -106,6 +107,9 @@ func (s *Server) createTeam(w http.ResponseWriter, r *http.Request) {
 			return err
 		}
 		t, err := svc.Create(r.Context(), user, req.Name)
+		e := teamEntry("team.create", t.ID, nil)
+		e.TeamID = t.ID
+		s.record(r, e, err)
 		if err != nil {
 			return err
 		}
@@ -162,7 +166,9 @@ func (s *Server) setMemberRole(w http.ResponseWriter, r *http.Request) {
 		if err := s.decodeJSON(w, r, &req, false); err != nil {
 			return err
 		}
-		if err := svc.SetRole(r.Context(), user, r.PathValue("id"), r.PathValue("user"), req.Role); err != nil {
+		err := svc.SetRole(r.Context(), user, r.PathValue("id"), r.PathValue("user"), req.Role)
+		s.record(r, pathTeamEntry(r, "member.update", r.PathValue("user"), map[string]string{"role": string(req.Role)}), err)
+		if err != nil {
 			return err
 		}
 		writeJSON(w, http.StatusOK, memberBody{UserID: r.PathValue("user"), Role: req.Role})
@@ -172,7 +178,9 @@ func (s *Server) setMemberRole(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) removeMember(w http.ResponseWriter, r *http.Request) {
 	s.teamCall(w, r, func(svc *teamsvc.Service, user string) error {
-		if err := svc.Remove(r.Context(), user, r.PathValue("id"), r.PathValue("user")); err != nil {
+		err := svc.Remove(r.Context(), user, r.PathValue("id"), r.PathValue("user"))
+		s.record(r, pathTeamEntry(r, "member.remove", r.PathValue("user"), nil), err)
+		if err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -189,7 +197,10 @@ func (s *Server) transferTeam(w http.ResponseWriter, r *http.Request) {
 		if err := s.decodeJSON(w, r, &req, false); err != nil {
 			return err
 		}
-		if err := svc.Transfer(r.Context(), user, r.PathValue("id"), req.UserID); err != nil {
+		err := svc.Transfer(r.Context(), user, r.PathValue("id"), req.UserID)
+		// The resource is the new owner: a purge of that user clears it.
+		s.record(r, pathTeamEntry(r, "member.transfer_ownership", req.UserID, nil), err)
+		if err != nil {
 			return err
 		}
 		writeJSON(w, http.StatusOK, struct {
@@ -213,6 +224,7 @@ func (s *Server) invite(w http.ResponseWriter, r *http.Request) {
 			req.Role = store.RoleMember
 		}
 		inv, err := svc.Invite(r.Context(), user, r.PathValue("id"), req.Email, req.Role)
+		s.record(r, pathTeamEntry(r, "invitation.create", inv.ID, map[string]string{"email": req.Email, "role": string(req.Role)}), err)
 		if err != nil {
 			return err
 		}
@@ -240,7 +252,9 @@ func (s *Server) listInvitations(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) withdrawInvitation(w http.ResponseWriter, r *http.Request) {
 	s.teamCall(w, r, func(svc *teamsvc.Service, user string) error {
-		if err := svc.Withdraw(r.Context(), user, r.PathValue("id"), r.PathValue("inv")); err != nil {
+		err := svc.Withdraw(r.Context(), user, r.PathValue("id"), r.PathValue("inv"))
+		s.record(r, pathTeamEntry(r, "invitation.withdraw", r.PathValue("inv"), nil), err)
+		if err != nil {
 			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
@@ -274,6 +288,9 @@ func (s *Server) acceptInvitation(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	inv, err := svc.Accept(r.Context(), u, req.Token)
+	e := teamEntry("invitation.accept", inv.ID, map[string]string{"role": string(inv.Role)})
+	e.TeamID = inv.TeamID // "" when it failed: the session's team
+	s.record(r, e, err)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
@@ -298,7 +315,9 @@ func (s *Server) putTeamSettings(w http.ResponseWriter, r *http.Request) {
 		if err := s.decodeJSON(w, r, &req, false); err != nil {
 			return err
 		}
-		if err := svc.SetPolicy(r.Context(), user, r.PathValue("id"), store.TeamPolicy{MembersMintKeys: req.MembersMintKeys}); err != nil {
+		err := svc.SetPolicy(r.Context(), user, r.PathValue("id"), store.TeamPolicy{MembersMintKeys: req.MembersMintKeys})
+		s.record(r, pathTeamEntry(r, "team.update_settings", r.PathValue("id"), map[string]string{"members_mint_keys": strconv.FormatBool(req.MembersMintKeys)}), err)
+		if err != nil {
 			return err
 		}
 		writeJSON(w, http.StatusOK, req)

@@ -15,7 +15,7 @@ import (
 
 // schemaTables are the tables of version Latest.
 var schemaTables = []string{
-	"accounts", "api_keys", "capsule_events", "capsules", "hosts", "installation", "invitations", "join_tokens", "leases", "schema_migrations", "sessions", "snapshots", "team_limits", "team_members", "team_settings", "teams", "users",
+	"accounts", "api_keys", "audit_entries", "capsule_events", "capsules", "hosts", "installation", "invitations", "join_tokens", "leases", "schema_migrations", "sessions", "snapshots", "team_limits", "team_members", "team_settings", "teams", "users",
 }
 
 // v1Tables are the tables of version 1, before team_limits (200).
@@ -147,6 +147,9 @@ func populate(t *testing.T, path string) {
 		{"CreateCapsule", s.CreateCapsule(ctx, store.Capsule{Capsule: nestbox.Capsule{
 			ID: "c1", TeamID: "t1", Status: nestbox.StatusStarting, HostID: "h1", CreatedAt: now,
 		}, UpdatedAt: now})},
+		{"InsertAuditEntry", s.InsertAuditEntry(ctx, nestbox.AuditEntry{ID: "a1", Time: now, Scope: nestbox.AuditScopeTeam, TeamID: "t1",
+			Actor: nestbox.AuditActor{Type: nestbox.AuditActorUser, ID: "u1"}, ResourceType: "capsule", ResourceID: "c1",
+			Action: "capsule.create", Status: nestbox.AuditSuccess, Metadata: map[string]string{"email": "a@example.com"}})},
 	} {
 		if step.err != nil {
 			t.Fatalf("populate: %s: %v", step.name, step.err)

@@ -72,6 +72,11 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"OwnedTeamRace", testOwnedTeamRace},
 		{"TransferOwnership", testTransferOwnership},
 		{"CountCapsules", testCountCapsules},
+		{"AuditRoundTrip", testAuditRoundTrip},
+		{"AuditPages", testAuditPages},
+		{"AuditFilters", testAuditFilters},
+		{"AuditAnonymise", testAuditAnonymise},
+		{"AuditRetention", testAuditRetention},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newStore(t)) })
 	}
