@@ -26,6 +26,7 @@ import (
 type Store interface {
 	Accounts
 	Teams
+	Metering
 
 	CreateUser(ctx context.Context, u User) error
 	GetUser(ctx context.Context, id string) (User, error)

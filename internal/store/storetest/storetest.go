@@ -72,6 +72,9 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"OwnedTeamRace", testOwnedTeamRace},
 		{"TransferOwnership", testTransferOwnership},
 		{"CountCapsules", testCountCapsules},
+		{"UsageRollup", testUsageRollup},
+		{"UsageMissedDays", testUsageMissedDays},
+		{"UsageRetention", testUsageRetention},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newStore(t)) })
 	}

@@ -1,0 +1,3 @@
+DROP TABLE usage_rollup;
+DROP TABLE usage_daily;
+DROP TABLE usage_samples;
