@@ -75,7 +75,7 @@ func newWorld(t *testing.T) *world {
 		{"c1", "ta", "h1", nestbox.StatusRunning, 1, 512, 50},
 		{"c2", "ta", "h1", nestbox.StatusRunning, 2, 1024, 25},
 		{"c3", "tb", "h1", nestbox.StatusRunning, 4, 2048, 10},
-		{"c4", "ta", "h1", nestbox.StatusPaused, 1, 512, 0}, // paused: not counted
+		{"c4", "ta", "h1", nestbox.StatusPaused, 1, 512, 0},  // paused: not counted
 		{"c5", "tb", "h2", nestbox.StatusRunning, 1, 512, 0}, // its host is down
 	} {
 		cap := store.Capsule{Capsule: nestbox.Capsule{ID: c.id, TeamID: c.team, HostID: c.host, Status: c.status,
@@ -292,7 +292,7 @@ func TestParseRange(t *testing.T) {
 		{"2026-12-03", "2026-12-03", today, today, true},
 		{"", "2026-06-30", time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC), time.Date(2026, 6, 30, 0, 0, 0, 0, time.UTC), true},
 		{"2026-09-03", "2026-12-03", time.Date(2026, 9, 3, 0, 0, 0, 0, time.UTC), today, true}, // 92 days
-		{"2026-09-02", "2026-12-03", time.Time{}, time.Time{}, false},                           // 93
+		{"2026-09-02", "2026-12-03", time.Time{}, time.Time{}, false},                          // 93
 		{"2026-12-04", "2026-12-03", time.Time{}, time.Time{}, false},
 		{"2026-13-01", "", time.Time{}, time.Time{}, false},
 		{"yesterday", "", time.Time{}, time.Time{}, false},
@@ -304,4 +304,3 @@ func TestParseRange(t *testing.T) {
 		}
 	}
 }
-
