@@ -15,6 +15,7 @@ import (
 //	GET    /openapi.yaml                             no auth: the API's spec
 //	POST   /v1/capsules                              202 create (starting)
 //	GET    /v1/capsules                              list: ?status, ?metadata.K=V, ?limit, ?cursor
+//	GET    /v1/capsules/usage                        the team's usage per day: ?from&to (at most 92 days)
 //	GET    /v1/capsules/{id}                         get; ?wait=STATUS&timeout=D blocks
 //	DELETE /v1/capsules/{id}                         202 destroy (stopping)
 //	POST   /v1/capsules/{id}/pause                   202 pause (pausing); 409 if paused
@@ -163,6 +164,7 @@ func (s *Server) routes() []route {
 		{"GET /openapi.yaml", s.openAPI, ""},
 		{"POST /v1/capsules", a(s.createCapsule), ""},
 		{"GET /v1/capsules", a(s.listCapsules), ""},
+		{"GET /v1/capsules/usage", a(s.capsuleUsage), ""},
 		{"GET /v1/capsules/{id}", a(s.getCapsule), ""},
 		{"DELETE /v1/capsules/{id}", a(s.deleteCapsule), ""},
 		{"POST /v1/capsules/{id}/pause", a(s.pauseCapsule), ""},
