@@ -50,10 +50,15 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	metricsFlag(fs, &metricsListen)
 	lf := registerLimitFlags(fs, true)
 	mf := registerMailFlags(fs)
+	uf := registerUsageFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	limits, err := lf.limits()
+	if err != nil {
+		return err
+	}
+	ucfg, err := uf.config()
 	if err != nil {
 		return err
 	}
@@ -140,6 +145,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		PublicURL:         publicURL,
 		Accounts:          accounts,
 		Teams:             teams,
+		Usage:             ucfg,
 	}
 	if agentURL != "" {
 		ccfg.Hosts = controlplane.NewSingleHost(controlplane.HostConfig{ID: "local", URL: agentURL, Token: agentToken, TLS: agentTLS})

@@ -20,6 +20,7 @@ import (
 	"nestbox.dev/internal/controlplane"
 	"nestbox.dev/internal/lifecycle"
 	"nestbox.dev/internal/metrics"
+	cpusage "nestbox.dev/internal/usage"
 )
 
 // upConfig is what `nestbox up` runs with.
@@ -38,6 +39,8 @@ type upConfig struct {
 	limits lifecycle.Limits
 	// mail chooses the account service's Mailer.
 	mail *mailFlags
+	// usage configures usage accounting.
+	usage cpusage.Config
 }
 
 // runUp is `nestbox up`: the whole platform on this machine in one
@@ -138,6 +141,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Accounts:          accounts,
 		Teams:             teams,
 		Metrics:           reg,
+		Usage:             cfg.usage,
 	})
 	if err != nil {
 		return err
@@ -248,11 +252,15 @@ func parseUpFlags(args []string, stderr io.Writer) (upConfig, error) {
 	af := registerAgentFlags(fs)
 	lf := registerLimitFlags(fs, false)
 	cfg.mail = registerMailFlags(fs)
+	uf := registerUsageFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
 	var err error
 	if cfg.limits, err = lf.limits(); err != nil {
+		return cfg, err
+	}
+	if cfg.usage, err = uf.config(); err != nil {
 		return cfg, err
 	}
 	if fs.NArg() > 0 {
