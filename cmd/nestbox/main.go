@@ -42,7 +42,7 @@ type command struct {
 
 // clientCommands are the commands that take cli.GlobalFlags before their
 // name.
-var clientCommands = map[string]bool{"capsule": true, "key": true, "template": true, "snapshot": true, "host": true}
+var clientCommands = map[string]bool{"capsule": true, "key": true, "template": true, "snapshot": true, "host": true, "usage": true}
 
 var commands = []command{
 	{"up", "run the whole platform on this machine (control plane + host agent)", runUp},
@@ -53,6 +53,7 @@ var commands = []command{
 	{"template", "list templates, make them from snapshots", clientCommand(cli.Template)},
 	{"snapshot", "list and delete snapshots of capsules", clientCommand(cli.Snapshot)},
 	{"host", "list, cordon, drain and remove a fleet's hosts; make join tokens (admins)", clientCommand(cli.Host)},
+	{"usage", "show the team's capsule usage per day: a table and a bar chart", clientCommand(cli.Usage)},
 }
 
 // clientCommand adapts a CLI verb group to a command.

@@ -47,6 +47,9 @@ type fakeServer struct {
 	snapshots     []*nestbox.Snapshot
 	snapshotReqs  []nestbox.CreateSnapshotRequest
 	snapshotQuery []string
+	// usage is the answer of GET /v1/capsules/usage (fake_usage_test.go).
+	usage        nestbox.UsageReport
+	usageQueries []string
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
@@ -72,6 +75,7 @@ func newFakeServer(t *testing.T) *fakeServer {
 	mux.HandleFunc("DELETE /v1/keys/{id}", f.deleteKey)
 	mux.HandleFunc("GET /v1/templates", f.templates)
 	f.snapshotRoutes(mux)
+	f.usageRoutes(mux)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-API-Key") != fakeKey {
 			fakeError(w, http.StatusUnauthorized, "unauthenticated", "invalid API key")
