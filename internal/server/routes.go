@@ -92,19 +92,22 @@ import (
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	var raw []route
+	var patterns []string
 	for _, r := range s.routes() {
 		if r.prefix != "" {
 			raw = append(raw, r)
 			continue
 		}
 		mux.HandleFunc(r.pattern, r.handler)
+		patterns = append(patterns, r.pattern)
 	}
 	for _, r := range s.e2b.Routes() {
 		mux.HandleFunc(r.Pattern, r.Handler)
+		patterns = append(patterns, r.Pattern)
 	}
 	// No catch-all pattern: it would take every method of every path,
 	// and hide from the mux which methods a path has (405).
-	fb := &fallback{mux: mux, e2bPrefixes: s.e2b.Prefixes()}
+	fb := &fallback{mux: mux, e2bPrefixes: s.e2b.Prefixes(), literal: literalPaths(patterns)}
 	// Each branch returns the route label of the request's metrics: its
 	// pattern, never its path (instrument.go).
 	return s.metrics.instrument(func(w http.ResponseWriter, r *http.Request) string {
