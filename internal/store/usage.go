@@ -11,9 +11,9 @@ import (
 // belongs to the day of its time. Errors wrap the kinds of
 // internal/errdefs like Store's.
 type Metering interface {
-	// AddUsageSamples stores samples; a sample of a capsule at a second
-	// that already has one is left out (a pass retried is not counted
-	// twice).
+	// AddUsageSamples stores samples, and records each sample's capsule
+	// as one that ran on its day; a sample of a capsule at a second that
+	// already has one is left out (a pass retried is not counted twice).
 	AddUsageSamples(ctx context.Context, samples []UsageSample) error
 	// RollUsageDay computes every team's usage of the UTC day that starts
 	// at day (midnight UTC) from that day's samples, replacing the day's
@@ -22,21 +22,29 @@ type Metering interface {
 	// without samples is left as it is (its samples may have gone with
 	// the retention) and rolled is false.
 	RollUsageDay(ctx context.Context, day time.Time) (rolled bool, err error)
+	// RollUsageHour is RollUsageDay for the hour that starts at hour:
+	// the partial sums LiveUsage reads instead of the hour's samples.
+	RollUsageHour(ctx context.Context, hour time.Time) (rolled bool, err error)
 	// LastUsageRollup is the latest day RollUsageDay rolled; ok is false
 	// when none was.
 	LastUsageRollup(ctx context.Context) (day time.Time, ok bool, err error)
+	// LastUsageHour is the latest hour RollUsageHour rolled; ok is false
+	// when none was.
+	LastUsageHour(ctx context.Context) (hour time.Time, ok bool, err error)
 	// FirstUsageSample is the time of the earliest sample taken at or
 	// after t; ok is false when there is none.
 	FirstUsageSample(ctx context.Context, t time.Time) (at time.Time, ok bool, err error)
-	// DeleteUsageSamples deletes the samples taken before t and returns
-	// how many.
+	// DeleteUsageSamples deletes the samples taken before t, and the
+	// hourly sums and capsule records of before t (t is a midnight), and
+	// returns how many samples went.
 	DeleteUsageSamples(ctx context.Context, before time.Time) (int64, error)
 	// UsageDays returns a team's rolled days from from to to (both
 	// midnight UTC, inclusive), oldest first; days without a row are
 	// left out.
 	UsageDays(ctx context.Context, teamID string, from, to time.Time) ([]UsageDay, error)
-	// LiveUsage computes a team's usage per day from the samples taken in
-	// [from, to), as RollUsageDay would, oldest first; days without
+	// LiveUsage computes a team's usage per day in [from, to) (midnights
+	// UTC), the same sums RollUsageDay makes: from the hours rolled and
+	// the samples after the last hour rolled, oldest first; days without
 	// samples are left out.
 	LiveUsage(ctx context.Context, teamID string, from, to time.Time) ([]UsageDay, error)
 }
@@ -107,33 +115,48 @@ func StartOfDay(t time.Time) time.Time {
 // first rollup starts at the earliest sample. Rolling is idempotent, so
 // two callers at once do no harm (the usage worker holds a lease anyway).
 func RollUsage(ctx context.Context, m Metering, today time.Time) ([]time.Time, error) {
-	today = StartOfDay(today)
-	last, ok, err := m.LastUsageRollup(ctx)
+	return rollCompleted(ctx, m, StartOfDay(today), m.LastUsageRollup, StartOfDay,
+		func(t time.Time) time.Time { return t.AddDate(0, 0, 1) }, m.RollUsageDay)
+}
+
+// RollUsageHours is RollUsage for the completed hours before now's.
+func RollUsageHours(ctx context.Context, m Metering, now time.Time) ([]time.Time, error) {
+	hour := func(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
+	return rollCompleted(ctx, m, hour(now), m.LastUsageHour, hour,
+		func(t time.Time) time.Time { return t.Add(time.Hour) }, m.RollUsageHour)
+}
+
+// rollCompleted rolls the periods before end, after the last one rolled,
+// that have samples: start gives a time's period, next the period after.
+func rollCompleted(ctx context.Context, m Metering, end time.Time,
+	last func(context.Context) (time.Time, bool, error), start, next func(time.Time) time.Time,
+	roll func(context.Context, time.Time) (bool, error)) ([]time.Time, error) {
+	prev, ok, err := last(ctx)
 	if err != nil {
 		return nil, err
 	}
-	var next time.Time // the earliest day that may need rolling
+	var from time.Time // the earliest period that may need rolling
 	if ok {
-		next = last.AddDate(0, 0, 1)
+		from = next(prev)
 	}
 	var rolled []time.Time
-	for next.Before(today) {
-		at, ok, err := m.FirstUsageSample(ctx, next)
+	for from.Before(end) {
+		at, ok, err := m.FirstUsageSample(ctx, from)
 		if err != nil {
 			return rolled, err
 		}
-		day := StartOfDay(at)
-		if !ok || !day.Before(today) {
+		p := start(at)
+		if !ok || !p.Before(end) {
 			break
 		}
-		done, err := m.RollUsageDay(ctx, day)
+		done, err := roll(ctx, p)
 		if err != nil {
 			return rolled, err
 		}
 		if done {
-			rolled = append(rolled, day)
+			rolled = append(rolled, p)
 		}
-		next = day.AddDate(0, 0, 1)
+		from = next(p)
 	}
 	return rolled, nil
 }

@@ -4,7 +4,8 @@
 // UTC days up per team every hour (the days missed while no control plane
 // ran included), and deletes samples past the retention; Report answers
 // GET /v1/capsules/usage from the rolled days and, for today and days not
-// rolled yet, from the samples at query time. internal/controlplane runs
+// rolled yet, at query time from the hours rolled so far and the samples
+// since. internal/controlplane runs
 // the Worker and internal/server calls Report; nothing else imports it.
 //
 // Capsules are accounted by allocation (vCPUs, memory limit and disk size,
@@ -111,8 +112,9 @@ func New(cfg Config) (*Worker, error) {
 	return &Worker{cfg: cfg, log: cfg.Logger}, nil
 }
 
-// Run samples at once and then every Interval, and rolls up and expires at
-// once and then every RollupInterval, until ctx ends; run it under the
+// Run samples at once and then every Interval (and then rolls the hours
+// completed since the last pass), and rolls up days and expires at once
+// and then every RollupInterval, until ctx ends; run it under the
 // component's context. The first rollup rolls the days missed while no
 // control plane ran.
 func (w *Worker) Run(ctx context.Context) error {
@@ -138,6 +140,11 @@ func (w *Worker) pass(ctx context.Context) {
 	}
 	if _, err := w.Sample(ctx); err != nil && ctx.Err() == nil {
 		w.log.Warn("sample usage", "err", err)
+	}
+	// The hours just completed, so that a query of today reads their sums
+	// instead of their samples: when none is due, two reads.
+	if _, err := store.RollUsageHours(ctx, w.cfg.Store, w.cfg.Now()); err != nil && ctx.Err() == nil {
+		w.log.Warn("roll up usage hours", "err", err)
 	}
 	now := w.cfg.Now()
 	w.mu.Lock()

@@ -252,6 +252,10 @@ func TestWorkerRollsUp(t *testing.T) {
 	if err != nil || !ok || !last.Equal(day0.AddDate(0, 0, 1)) {
 		t.Fatalf("last day rolled: %s, %v, %v; want %s", last, ok, err, day0.AddDate(0, 0, 1))
 	}
+	// The passes rolled the completed hours with samples too.
+	if h, ok, err := w.st.LastUsageHour(ctx); err != nil || !ok || !h.Equal(day0.AddDate(0, 0, 1)) {
+		t.Errorf("last hour rolled: %s, %v, %v; want %s (day 1's first hour)", h, ok, err, day0.AddDate(0, 0, 1))
+	}
 	r, err := Report(ctx, w.st, "ta", day0, day0.AddDate(0, 0, 2))
 	if err != nil {
 		t.Fatal(err)

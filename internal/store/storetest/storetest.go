@@ -75,6 +75,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"UsageRollup", testUsageRollup},
 		{"UsageMissedDays", testUsageMissedDays},
 		{"UsageRetention", testUsageRetention},
+		{"UsageHours", testUsageHours},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newStore(t)) })
 	}

@@ -246,3 +246,62 @@ func testUsageRetention(t *testing.T, s store.Store) {
 		t.Errorf("first sample kept = %s, want %s (the first day not rolled)", first, day(5))
 	}
 }
+
+func testUsageHours(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	samples := append(usageSamples("ua", 0, 1), usageSamples("ub", 1)...)
+	if err := s.AddUsageSamples(ctx, samples); err != nil {
+		t.Fatal(err)
+	}
+	live := func(when string) {
+		t.Helper()
+		for _, team := range []string{"ua", "ub"} {
+			got, err := s.LiveUsage(ctx, team, day(0), day(2))
+			if err != nil {
+				t.Fatal(err)
+			}
+			wantUsageDays(t, when+": live usage of "+team, got, expectedUsage(samples, team))
+		}
+	}
+	live("no hour rolled")
+	// At 05:30 of day 1 the completed hours with samples are day 0's
+	// 00:00, 07:00 and 23:00 and day 1's 00:00 (usageSamples' times).
+	now := day(1).Add(5*time.Hour + 30*time.Minute)
+	rolled, err := store.RollUsageHours(ctx, s, now)
+	if err != nil {
+		t.Fatalf("RollUsageHours: %v", err)
+	}
+	want := []time.Time{day(0), day(0).Add(7 * time.Hour), day(0).Add(23 * time.Hour), day(1)}
+	if !slices.EqualFunc(rolled, want, time.Time.Equal) {
+		t.Fatalf("RollUsageHours at %s rolled %v, want %v", now, rolled, want)
+	}
+	if last, ok, err := s.LastUsageHour(ctx); err != nil || !ok || !last.Equal(day(1)) {
+		t.Errorf("LastUsageHour = %s, %v, %v; want %s", last, ok, err, day(1))
+	}
+	live("hours rolled up to day 1 00:00")
+	// Rolling an hour again changes nothing; a later pass in an hour
+	// not rolled yet is read from the samples.
+	if _, err := s.RollUsageHour(ctx, day(0).Add(7*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	more := []store.UsageSample{{TeamID: "ua", CapsuleID: "ua-new", At: day(1).Add(5 * time.Hour), Seconds: 30, VCPUs: 8, MemoryMB: 4096, DiskMB: 100, CPUMillis: 7}}
+	if err := s.AddUsageSamples(ctx, more); err != nil {
+		t.Fatal(err)
+	}
+	samples = append(samples, more...)
+	live("an hour rolled again and a new sample")
+	if again, err := store.RollUsageHours(ctx, s, now); err != nil || len(again) != 0 {
+		t.Errorf("RollUsageHours again in the same hour: %v, %v; want nothing", again, err)
+	}
+	// The retention takes the hours and the capsules' days with the
+	// samples.
+	if _, err := store.RollUsage(ctx, s, day(2)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.ExpireUsage(ctx, s, day(3), 1); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.LiveUsage(ctx, "ua", day(0), day(2)); err != nil || len(got) != 0 {
+		t.Errorf("live usage after the retention: %+v, %v; want none", got, err)
+	}
+}

@@ -39,8 +39,35 @@ CREATE TABLE usage_daily (
 	PRIMARY KEY (team_id, day)
 );
 
--- The last day the rollup rolled: one row.
+-- A team's usage of one hour (Unix seconds / 3600), computed from its
+-- samples once the hour is over, so that today's usage, computed at query
+-- time, sums today's hours and only the samples since the last hour
+-- rolled. Deleted with the samples.
+CREATE TABLE usage_hourly (
+	team_id                TEXT COLLATE "C" NOT NULL,
+	hour                   BIGINT NOT NULL,
+	vcpu_seconds           BIGINT NOT NULL,
+	memory_mb_seconds      BIGINT NOT NULL,
+	disk_mb_seconds        BIGINT NOT NULL,
+	cpu_ms                 BIGINT NOT NULL,
+	memory_used_mb_seconds BIGINT NOT NULL,
+	disk_used_mb_seconds   BIGINT NOT NULL,
+	PRIMARY KEY (team_id, hour)
+);
+
+-- The capsules that ran on a day (Unix seconds / 86400), one row each,
+-- written with the samples: a day's count of capsules without counting
+-- its samples. Deleted with the samples.
+CREATE TABLE usage_capsule_days (
+	team_id    TEXT COLLATE "C" NOT NULL,
+	day        BIGINT NOT NULL,
+	capsule_id TEXT COLLATE "C" NOT NULL,
+	PRIMARY KEY (team_id, day, capsule_id)
+);
+
+-- How far the rollups went: the last day ('day', Unix days) and the last
+-- hour ('hour', Unix hours) rolled.
 CREATE TABLE usage_rollup (
-	id       INTEGER PRIMARY KEY CHECK (id = 1),
-	last_day TEXT COLLATE "C" NOT NULL CHECK (length(last_day) = 10)
+	name TEXT COLLATE "C" PRIMARY KEY CHECK (name IN ('day', 'hour')),
+	last BIGINT NOT NULL
 );

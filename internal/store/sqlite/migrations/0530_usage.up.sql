@@ -39,8 +39,35 @@ CREATE TABLE usage_daily (
 	PRIMARY KEY (team_id, day)
 ) STRICT;
 
--- The last day the rollup rolled: one row.
+-- A team's usage of one hour (Unix seconds / 3600), computed from its
+-- samples once the hour is over, so that today's usage, computed at query
+-- time, sums today's hours and only the samples since the last hour
+-- rolled. Deleted with the samples.
+CREATE TABLE usage_hourly (
+	team_id                TEXT NOT NULL,
+	hour                   INTEGER NOT NULL,
+	vcpu_seconds           INTEGER NOT NULL,
+	memory_mb_seconds      INTEGER NOT NULL,
+	disk_mb_seconds        INTEGER NOT NULL,
+	cpu_ms                 INTEGER NOT NULL,
+	memory_used_mb_seconds INTEGER NOT NULL,
+	disk_used_mb_seconds   INTEGER NOT NULL,
+	PRIMARY KEY (team_id, hour)
+) STRICT, WITHOUT ROWID;
+
+-- The capsules that ran on a day (Unix seconds / 86400), one row each,
+-- written with the samples: a day's count of capsules without counting
+-- its samples. Deleted with the samples.
+CREATE TABLE usage_capsule_days (
+	team_id    TEXT NOT NULL,
+	day        INTEGER NOT NULL,
+	capsule_id TEXT NOT NULL,
+	PRIMARY KEY (team_id, day, capsule_id)
+) STRICT, WITHOUT ROWID;
+
+-- How far the rollups went: the last day ('day', Unix days) and the last
+-- hour ('hour', Unix hours) rolled.
 CREATE TABLE usage_rollup (
-	id       INTEGER PRIMARY KEY CHECK (id = 1),
-	last_day TEXT NOT NULL CHECK (length(last_day) = 10)
+	name TEXT PRIMARY KEY CHECK (name IN ('day', 'hour')),
+	last INTEGER NOT NULL
 ) STRICT;
