@@ -97,4 +97,3 @@ func BenchmarkReport(b *testing.B) {
 		}
 	}
 }
-
