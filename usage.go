@@ -22,9 +22,9 @@ type UsageDay struct {
 	Date string `json:"date"` // YYYY-MM-DD
 	// Capsules is how many capsules ran that day.
 	Capsules int `json:"capsules"`
-	// Live is true for a day computed from the samples when asked (today,
-	// or a past day the hourly rollup has not reached yet): it may still
-	// grow.
+	// Live is true for a day that may still grow: today (and any later
+	// day of the range), and a past day with usage that the hourly
+	// rollup has not reached yet, computed when asked.
 	Live bool `json:"live,omitempty"`
 	UsageAmounts
 }

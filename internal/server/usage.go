@@ -11,12 +11,13 @@ import (
 // default the 30 days ending today), at most 92 days.
 func (s *Server) capsuleUsage(w http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	from, to, err := usage.ParseRange(q.Get("from"), q.Get("to"), s.cfg.Now())
+	now := s.cfg.Now()
+	from, to, err := usage.ParseRange(q.Get("from"), q.Get("to"), now)
 	if err != nil {
 		s.writeError(w, r, err)
 		return
 	}
-	rep, err := usage.Report(r.Context(), s.store, team(r), from, to)
+	rep, err := usage.Report(r.Context(), s.store, team(r), from, to, now)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -91,7 +91,7 @@ func BenchmarkReport(b *testing.B) {
 		b.Fatal(err)
 	}
 	for b.Loop() {
-		r, err := Report(ctx, st, "t", day0, today)
+		r, err := Report(ctx, st, "t", day0, today, today.Add(12*time.Hour+30*time.Minute))
 		if err != nil || len(r.Days) != 92 || r.Days[91].Capsules != 1000 {
 			b.Fatalf("Report: %d days, %v", len(r.Days), err)
 		}

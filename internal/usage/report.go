@@ -54,10 +54,12 @@ func days(start, end time.Time) int { return int(end.Sub(start)/(24*time.Hour)) 
 // Report is a team's usage from from to to (midnights UTC, inclusive), a
 // range ParseRange accepted: the rolled days from the daily table, and the
 // days after the last one rolled (today, and any completed day the hourly
-// rollup has not reached) computed from the samples now. Every day of the
-// range has an entry.
-func Report(ctx context.Context, m store.Metering, teamID string, from, to time.Time) (nestbox.UsageReport, error) {
+// rollup has not reached) computed now (store.LiveUsage). Every day of the
+// range has an entry; Live marks today, the days after it, and the
+// computed days that have usage: the days that may still change.
+func Report(ctx context.Context, m store.Metering, teamID string, from, to, now time.Time) (nestbox.UsageReport, error) {
 	from, to = store.StartOfDay(from), store.StartOfDay(to)
+	today := store.StartOfDay(now)
 	byDay := map[time.Time]store.UsageDay{}
 	live := map[time.Time]bool{}
 	last, ok, err := m.LastUsageRollup(ctx)
@@ -86,10 +88,11 @@ func Report(ctx context.Context, m store.Metering, teamID string, from, to time.
 		}
 		for _, d := range computed {
 			byDay[d.Day] = d
+			live[d.Day] = true
 		}
-		for d := liveFrom; !d.After(to); d = d.AddDate(0, 0, 1) {
-			live[d] = true
-		}
+	}
+	for d := today; !d.After(to); d = d.AddDate(0, 0, 1) {
+		live[d] = true
 	}
 	r := nestbox.UsageReport{From: from.Format(store.UsageDayLayout), To: to.Format(store.UsageDayLayout), Days: []nestbox.UsageDay{}}
 	var total store.UsageTotals

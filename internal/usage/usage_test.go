@@ -256,7 +256,7 @@ func TestWorkerRollsUp(t *testing.T) {
 	if h, ok, err := w.st.LastUsageHour(ctx); err != nil || !ok || !h.Equal(day0.AddDate(0, 0, 1)) {
 		t.Errorf("last hour rolled: %s, %v, %v; want %s (day 1's first hour)", h, ok, err, day0.AddDate(0, 0, 1))
 	}
-	r, err := Report(ctx, w.st, "ta", day0, day0.AddDate(0, 0, 2))
+	r, err := Report(ctx, w.st, "ta", day0, day0.AddDate(0, 0, 2), w.clock.now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -306,5 +306,38 @@ func TestParseRange(t *testing.T) {
 		if tc.ok != (err == nil) || !start.Equal(tc.start) || !end.Equal(tc.end) {
 			t.Errorf("ParseRange(%q, %q) = %s, %s, %v; want %s, %s, ok %v", tc.from, tc.to, start, end, err, tc.start, tc.end, tc.ok)
 		}
+	}
+}
+
+// TestReportLive checks which days a report marks live: today and later,
+// and the past days it computed because they were not rolled yet and that
+// have usage; a past day without usage is final whether rolled or not.
+func TestReportLive(t *testing.T) {
+	ctx := t.Context()
+	w := newWorld(t)
+	today := day0.AddDate(0, 0, 3)
+	for _, d := range []time.Time{day0.AddDate(0, 0, 1), today} {
+		if err := w.st.AddUsageSamples(ctx, []store.UsageSample{{TeamID: "ta", CapsuleID: "c1", At: d.Add(time.Hour), Seconds: 30, VCPUs: 2, MemoryMB: 512}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r, err := Report(ctx, w.st, "ta", day0, today.AddDate(0, 0, 1), today.Add(5*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		live bool
+		vcpu int64
+	}{{false, 0}, {true, 60}, {false, 0}, {true, 60}, {true, 0}}
+	if len(r.Days) != len(want) {
+		t.Fatalf("%d days, want %d", len(r.Days), len(want))
+	}
+	for i, d := range r.Days {
+		if d.Live != want[i].live || d.VCPUSeconds != want[i].vcpu {
+			t.Errorf("day %s: live %v, %d vCPU-seconds; want %v, %d", d.Date, d.Live, d.VCPUSeconds, want[i].live, want[i].vcpu)
+		}
+	}
+	if r.Total.VCPUSeconds != 120 {
+		t.Errorf("total %d vCPU-seconds, want 120", r.Total.VCPUSeconds)
 	}
 }
