@@ -18,8 +18,8 @@ const usageBarWidth = 30
 // bar chart of vCPU-hours, and in total.
 func Usage(ctx context.Context, args []string, stdio IO) error {
 	c := newCommand(stdio, "usage", "[flags]", "Show the team's capsule usage per UTC day (by default the last 30 days) and in total.\nvCPU, memory and disk are by allocation times the hours capsules ran; CPU USED is measured.")
-	from := c.fs.String("from", "", "first day, `YYYY-MM-DD` (UTC; default 29 days before --to)")
-	to := c.fs.String("to", "", "last day, `YYYY-MM-DD`, included (default today); at most 92 days")
+	from := c.fs.String("from", "", "first day `YYYY-MM-DD`, UTC (default: 29 days before --to)")
+	to := c.fs.String("to", "", "last day `YYYY-MM-DD`, included (default: today); at most 92 days from --from")
 	jsonOut := c.fs.Bool("json", false, "print the report as JSON")
 	if _, err := c.parse(args, 0, 0); err != nil {
 		return err
