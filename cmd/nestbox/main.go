@@ -42,7 +42,7 @@ type command struct {
 
 // clientCommands are the commands that take cli.GlobalFlags before their
 // name.
-var clientCommands = map[string]bool{"capsule": true, "key": true, "template": true, "snapshot": true, "host": true, "audit": true}
+var clientCommands = map[string]bool{"capsule": true, "key": true, "template": true, "snapshot": true, "host": true, "audit": true, "usage": true}
 
 var commands = []command{
 	{"up", "run the whole platform on this machine (control plane + host agent)", runUp},
@@ -54,6 +54,7 @@ var commands = []command{
 	{"snapshot", "list and delete snapshots of capsules", clientCommand(cli.Snapshot)},
 	{"host", "list, cordon, drain and remove a fleet's hosts; make join tokens (admins)", clientCommand(cli.Host)},
 	{"audit", "list the team's audit log, or the platform's (admins)", clientCommand(cli.Audit)},
+	{"usage", "show the team's capsule usage per day: a table and a bar chart", clientCommand(cli.Usage)},
 }
 
 // clientCommand adapts a CLI verb group to a command.

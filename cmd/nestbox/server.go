@@ -51,10 +51,15 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	lf := registerLimitFlags(fs, true)
 	mf := registerMailFlags(fs)
 	af := registerAuditFlags(fs)
+	uf := registerUsageFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	limits, err := lf.limits()
+	if err != nil {
+		return err
+	}
+	ucfg, err := uf.config()
 	if err != nil {
 		return err
 	}
@@ -146,6 +151,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		Accounts:          accounts,
 		Teams:             teams,
 		Audit:             auditLog,
+		Usage:             ucfg,
 	}
 	if agentURL != "" {
 		ccfg.Hosts = controlplane.NewSingleHost(controlplane.HostConfig{ID: "local", URL: agentURL, Token: agentToken, TLS: agentTLS})

@@ -20,6 +20,7 @@ import (
 	"nestbox.dev/internal/controlplane"
 	"nestbox.dev/internal/lifecycle"
 	"nestbox.dev/internal/metrics"
+	cpusage "nestbox.dev/internal/usage"
 )
 
 // upConfig is what `nestbox up` runs with.
@@ -40,6 +41,8 @@ type upConfig struct {
 	mail *mailFlags
 	// audit configures the audit log.
 	audit *auditFlags
+	// usage configures usage accounting.
+	usage cpusage.Config
 }
 
 // runUp is `nestbox up`: the whole platform on this machine in one
@@ -145,6 +148,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		Teams:             teams,
 		Audit:             auditLog,
 		Metrics:           reg,
+		Usage:             cfg.usage,
 	})
 	if err != nil {
 		return err
@@ -256,11 +260,15 @@ func parseUpFlags(args []string, stderr io.Writer) (upConfig, error) {
 	lf := registerLimitFlags(fs, false)
 	cfg.mail = registerMailFlags(fs)
 	cfg.audit = registerAuditFlags(fs)
+	uf := registerUsageFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		return cfg, err
 	}
 	var err error
 	if cfg.limits, err = lf.limits(); err != nil {
+		return cfg, err
+	}
+	if cfg.usage, err = uf.config(); err != nil {
 		return cfg, err
 	}
 	if fs.NArg() > 0 {

@@ -50,6 +50,9 @@ type fakeServer struct {
 	// auditQueries are the paths and queries of the audit routes
 	// (fake_audit_test.go).
 	auditQueries []string
+	// usage is the answer of GET /v1/capsules/usage (fake_usage_test.go).
+	usage        nestbox.UsageReport
+	usageQueries []string
 }
 
 func newFakeServer(t *testing.T) *fakeServer {
@@ -76,6 +79,7 @@ func newFakeServer(t *testing.T) *fakeServer {
 	mux.HandleFunc("GET /v1/templates", f.templates)
 	f.snapshotRoutes(mux)
 	f.auditRoutes(mux)
+	f.usageRoutes(mux)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("X-API-Key") != fakeKey {
 			fakeError(w, http.StatusUnauthorized, "unauthenticated", "invalid API key")

@@ -27,6 +27,7 @@ import (
 	"nestbox.dev/internal/server"
 	"nestbox.dev/internal/store"
 	"nestbox.dev/internal/team"
+	"nestbox.dev/internal/usage"
 )
 
 // Config configures a ControlPlane. Store, Events and Hosts (or Fleet)
@@ -76,6 +77,9 @@ type Config struct {
 	// operator serves ControlPlane.Metrics on a listener of its own
 	// (metrics.Serve, `--metrics-listen`).
 	Metrics *prometheus.Registry
+	// Usage configures usage accounting (its Store, Hosts, Logger and
+	// Holder are the control plane's); zero fields are usage's defaults.
+	Usage usage.Config
 }
 
 // ControlPlane is the running control plane.
@@ -86,6 +90,8 @@ type ControlPlane struct {
 	// Metrics is the registry the control plane's metrics are on:
 	// Config.Metrics, or the one New made.
 	Metrics *prometheus.Registry
+	// Usage samples capsules and rolls their usage up.
+	Usage *usage.Worker
 }
 
 // New assembles a ControlPlane; Run starts it.
@@ -166,7 +172,14 @@ func New(cfg Config) (*ControlPlane, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ControlPlane{cfg: cfg, Life: life, Server: srv, Metrics: cfg.Metrics}, nil
+	ucfg := cfg.Usage
+	ucfg.Store, ucfg.Hosts, ucfg.Holder = cfg.Store, cfg.Hosts, holder
+	ucfg.Logger = cfg.Logger.With("component", "usage")
+	meter, err := usage.New(ucfg)
+	if err != nil {
+		return nil, err
+	}
+	return &ControlPlane{cfg: cfg, Life: life, Server: srv, Metrics: cfg.Metrics, Usage: meter}, nil
 }
 
 // Run serves the API on ln and runs the background work until ctx is
@@ -176,6 +189,7 @@ func (cp *ControlPlane) Run(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { cp.Life.Run(ctx) })
 	wg.Go(func() { cp.forgetGone(ctx) })
+	wg.Go(func() { cp.Usage.Run(ctx) })
 	if cp.cfg.Fleet != nil {
 		wg.Go(func() { cp.cfg.Fleet.Run(ctx) })
 	}

@@ -123,6 +123,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 		// key succeeds, for that team.
 		"POST /v1/capsules":                             {method: "POST", path: "/v1/capsules", body: `{}`, other: 202, valid: 202},
 		"GET /v1/capsules":                              {method: "GET", path: "/v1/capsules", other: 200, valid: 200},
+		"GET /v1/capsules/usage":                        {method: "GET", path: "/v1/capsules/usage?from=2026-01-01&to=2026-01-31", other: 200, valid: 200},
 		"GET /v1/capsules/{id}":                         {method: "GET", path: "/v1/capsules/" + id, other: 404, valid: 200},
 		"DELETE /v1/capsules/{id}":                      {method: "DELETE", path: "/v1/capsules/" + doomed.ID, other: 404, valid: 202},
 		"POST /v1/capsules/{id}/pause":                  {method: "POST", path: "/v1/capsules/" + toPause.ID + "/pause", other: 404, valid: 202},

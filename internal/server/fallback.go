@@ -24,12 +24,34 @@ type fallback struct {
 	// e2bPrefixes are the paths (and everything under them) that belong
 	// to E2B's dialect.
 	e2bPrefixes []string
+	// literal are the paths that a route names without a wildcard (GET
+	// /v1/capsules/usage). Such a path belongs to its own routes: a route
+	// of another method with a wildcard there (DELETE /v1/capsules/{id})
+	// does not take it, so that DELETE /v1/capsules/usage is 405, not a
+	// destroy of a capsule called "usage".
+	literal map[string]bool
 }
 
 // serves reports whether one of mux's routes takes r.
 func (f *fallback) serves(r *http.Request) bool {
 	_, pattern := f.mux.Handler(r)
-	return pattern != ""
+	if pattern == "" {
+		return false
+	}
+	return !f.literal[r.URL.Path] || !strings.Contains(pattern, "{")
+}
+
+// literalPaths are the paths of patterns ("METHOD /path") that have no
+// wildcard.
+func literalPaths(patterns []string) map[string]bool {
+	out := map[string]bool{}
+	for _, p := range patterns {
+		_, path, _ := strings.Cut(p, " ")
+		if !strings.Contains(path, "{") {
+			out[path] = true
+		}
+	}
+	return out
 }
 
 // allowed lists the methods for which a route of mux takes r's path.

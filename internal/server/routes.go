@@ -15,6 +15,7 @@ import (
 //	GET    /openapi.yaml                             no auth: the API's spec
 //	POST   /v1/capsules                              202 create (starting)
 //	GET    /v1/capsules                              list: ?status, ?metadata.K=V, ?limit, ?cursor
+//	GET    /v1/capsules/usage                        the team's usage per day: ?from&to (at most 92 days)
 //	GET    /v1/capsules/{id}                         get; ?wait=STATUS&timeout=D blocks
 //	DELETE /v1/capsules/{id}                         202 destroy (stopping)
 //	POST   /v1/capsules/{id}/pause                   202 pause (pausing); 409 if paused
@@ -93,19 +94,22 @@ import (
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	var raw []route
+	var patterns []string
 	for _, r := range s.routes() {
 		if r.prefix != "" {
 			raw = append(raw, r)
 			continue
 		}
 		mux.HandleFunc(r.pattern, r.handler)
+		patterns = append(patterns, r.pattern)
 	}
 	for _, r := range s.e2b.Routes() {
 		mux.HandleFunc(r.Pattern, r.Handler)
+		patterns = append(patterns, r.Pattern)
 	}
 	// No catch-all pattern: it would take every method of every path,
 	// and hide from the mux which methods a path has (405).
-	fb := &fallback{mux: mux, e2bPrefixes: s.e2b.Prefixes()}
+	fb := &fallback{mux: mux, e2bPrefixes: s.e2b.Prefixes(), literal: literalPaths(patterns)}
 	// Each branch returns the route label of the request's metrics: its
 	// pattern, never its path (instrument.go).
 	return s.metrics.instrument(func(w http.ResponseWriter, r *http.Request) string {
@@ -165,6 +169,7 @@ func (s *Server) routes() []route {
 		{"GET /openapi.yaml", s.openAPI, ""},
 		{"POST /v1/capsules", a(s.createCapsule), ""},
 		{"GET /v1/capsules", a(s.listCapsules), ""},
+		{"GET /v1/capsules/usage", a(s.capsuleUsage), ""},
 		{"GET /v1/capsules/{id}", a(s.getCapsule), ""},
 		{"DELETE /v1/capsules/{id}", a(s.deleteCapsule), ""},
 		{"POST /v1/capsules/{id}/pause", a(s.pauseCapsule), ""},

@@ -27,6 +27,7 @@ type Store interface {
 	Accounts
 	Teams
 	Audit
+	Metering
 
 	CreateUser(ctx context.Context, u User) error
 	GetUser(ctx context.Context, id string) (User, error)

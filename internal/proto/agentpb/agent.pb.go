@@ -1071,6 +1071,142 @@ func (x *GetSandboxMetricsResponse) GetHistory() []*SandboxMetrics {
 	return nil
 }
 
+type ListSandboxMetricsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSandboxMetricsRequest) Reset() {
+	*x = ListSandboxMetricsRequest{}
+	mi := &file_agent_agent_proto_msgTypes[15]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSandboxMetricsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSandboxMetricsRequest) ProtoMessage() {}
+
+func (x *ListSandboxMetricsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_agent_proto_msgTypes[15]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSandboxMetricsRequest.ProtoReflect.Descriptor instead.
+func (*ListSandboxMetricsRequest) Descriptor() ([]byte, []int) {
+	return file_agent_agent_proto_rawDescGZIP(), []int{15}
+}
+
+type SandboxSample struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// The newest periodic sample of the sandbox; a sandbox started since
+	// the last sampling pass has one with only at and the totals (its
+	// limits) set.
+	Metrics       *SandboxMetrics `protobuf:"bytes,2,opt,name=metrics,proto3" json:"metrics,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SandboxSample) Reset() {
+	*x = SandboxSample{}
+	mi := &file_agent_agent_proto_msgTypes[16]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SandboxSample) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SandboxSample) ProtoMessage() {}
+
+func (x *SandboxSample) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_agent_proto_msgTypes[16]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SandboxSample.ProtoReflect.Descriptor instead.
+func (*SandboxSample) Descriptor() ([]byte, []int) {
+	return file_agent_agent_proto_rawDescGZIP(), []int{16}
+}
+
+func (x *SandboxSample) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *SandboxSample) GetMetrics() *SandboxMetrics {
+	if x != nil {
+		return x.Metrics
+	}
+	return nil
+}
+
+type ListSandboxMetricsResponse struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// One per running sandbox, in no particular order.
+	Samples       []*SandboxSample `protobuf:"bytes,1,rep,name=samples,proto3" json:"samples,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *ListSandboxMetricsResponse) Reset() {
+	*x = ListSandboxMetricsResponse{}
+	mi := &file_agent_agent_proto_msgTypes[17]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *ListSandboxMetricsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*ListSandboxMetricsResponse) ProtoMessage() {}
+
+func (x *ListSandboxMetricsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_agent_proto_msgTypes[17]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use ListSandboxMetricsResponse.ProtoReflect.Descriptor instead.
+func (*ListSandboxMetricsResponse) Descriptor() ([]byte, []int) {
+	return file_agent_agent_proto_rawDescGZIP(), []int{17}
+}
+
+func (x *ListSandboxMetricsResponse) GetSamples() []*SandboxSample {
+	if x != nil {
+		return x.Samples
+	}
+	return nil
+}
+
 type PingRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -1079,7 +1215,7 @@ type PingRequest struct {
 
 func (x *PingRequest) Reset() {
 	*x = PingRequest{}
-	mi := &file_agent_agent_proto_msgTypes[15]
+	mi := &file_agent_agent_proto_msgTypes[18]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1091,7 +1227,7 @@ func (x *PingRequest) String() string {
 func (*PingRequest) ProtoMessage() {}
 
 func (x *PingRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[15]
+	mi := &file_agent_agent_proto_msgTypes[18]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1104,7 +1240,7 @@ func (x *PingRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingRequest.ProtoReflect.Descriptor instead.
 func (*PingRequest) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{15}
+	return file_agent_agent_proto_rawDescGZIP(), []int{18}
 }
 
 type PingResponse struct {
@@ -1141,7 +1277,7 @@ type PingResponse struct {
 
 func (x *PingResponse) Reset() {
 	*x = PingResponse{}
-	mi := &file_agent_agent_proto_msgTypes[16]
+	mi := &file_agent_agent_proto_msgTypes[19]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1153,7 +1289,7 @@ func (x *PingResponse) String() string {
 func (*PingResponse) ProtoMessage() {}
 
 func (x *PingResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[16]
+	mi := &file_agent_agent_proto_msgTypes[19]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1166,7 +1302,7 @@ func (x *PingResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PingResponse.ProtoReflect.Descriptor instead.
 func (*PingResponse) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{16}
+	return file_agent_agent_proto_rawDescGZIP(), []int{19}
 }
 
 func (x *PingResponse) GetVersion() string {
@@ -1285,7 +1421,7 @@ type PauseSandboxRequest struct {
 
 func (x *PauseSandboxRequest) Reset() {
 	*x = PauseSandboxRequest{}
-	mi := &file_agent_agent_proto_msgTypes[17]
+	mi := &file_agent_agent_proto_msgTypes[20]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1297,7 +1433,7 @@ func (x *PauseSandboxRequest) String() string {
 func (*PauseSandboxRequest) ProtoMessage() {}
 
 func (x *PauseSandboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[17]
+	mi := &file_agent_agent_proto_msgTypes[20]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1310,7 +1446,7 @@ func (x *PauseSandboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseSandboxRequest.ProtoReflect.Descriptor instead.
 func (*PauseSandboxRequest) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{17}
+	return file_agent_agent_proto_rawDescGZIP(), []int{20}
 }
 
 func (x *PauseSandboxRequest) GetId() string {
@@ -1336,7 +1472,7 @@ type PauseSandboxResponse struct {
 
 func (x *PauseSandboxResponse) Reset() {
 	*x = PauseSandboxResponse{}
-	mi := &file_agent_agent_proto_msgTypes[18]
+	mi := &file_agent_agent_proto_msgTypes[21]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1348,7 +1484,7 @@ func (x *PauseSandboxResponse) String() string {
 func (*PauseSandboxResponse) ProtoMessage() {}
 
 func (x *PauseSandboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[18]
+	mi := &file_agent_agent_proto_msgTypes[21]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1361,7 +1497,7 @@ func (x *PauseSandboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use PauseSandboxResponse.ProtoReflect.Descriptor instead.
 func (*PauseSandboxResponse) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{18}
+	return file_agent_agent_proto_rawDescGZIP(), []int{21}
 }
 
 func (x *PauseSandboxResponse) GetSandbox() *Sandbox {
@@ -1392,7 +1528,7 @@ type ResumeSandboxRequest struct {
 
 func (x *ResumeSandboxRequest) Reset() {
 	*x = ResumeSandboxRequest{}
-	mi := &file_agent_agent_proto_msgTypes[19]
+	mi := &file_agent_agent_proto_msgTypes[22]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1404,7 +1540,7 @@ func (x *ResumeSandboxRequest) String() string {
 func (*ResumeSandboxRequest) ProtoMessage() {}
 
 func (x *ResumeSandboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[19]
+	mi := &file_agent_agent_proto_msgTypes[22]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1417,7 +1553,7 @@ func (x *ResumeSandboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeSandboxRequest.ProtoReflect.Descriptor instead.
 func (*ResumeSandboxRequest) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{19}
+	return file_agent_agent_proto_rawDescGZIP(), []int{22}
 }
 
 func (x *ResumeSandboxRequest) GetId() string {
@@ -1464,7 +1600,7 @@ type ResumeSandboxResponse struct {
 
 func (x *ResumeSandboxResponse) Reset() {
 	*x = ResumeSandboxResponse{}
-	mi := &file_agent_agent_proto_msgTypes[20]
+	mi := &file_agent_agent_proto_msgTypes[23]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1476,7 +1612,7 @@ func (x *ResumeSandboxResponse) String() string {
 func (*ResumeSandboxResponse) ProtoMessage() {}
 
 func (x *ResumeSandboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[20]
+	mi := &file_agent_agent_proto_msgTypes[23]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1489,7 +1625,7 @@ func (x *ResumeSandboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ResumeSandboxResponse.ProtoReflect.Descriptor instead.
 func (*ResumeSandboxResponse) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{20}
+	return file_agent_agent_proto_rawDescGZIP(), []int{23}
 }
 
 func (x *ResumeSandboxResponse) GetSandbox() *Sandbox {
@@ -1515,7 +1651,7 @@ type ForkSandboxRequest struct {
 
 func (x *ForkSandboxRequest) Reset() {
 	*x = ForkSandboxRequest{}
-	mi := &file_agent_agent_proto_msgTypes[21]
+	mi := &file_agent_agent_proto_msgTypes[24]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1527,7 +1663,7 @@ func (x *ForkSandboxRequest) String() string {
 func (*ForkSandboxRequest) ProtoMessage() {}
 
 func (x *ForkSandboxRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[21]
+	mi := &file_agent_agent_proto_msgTypes[24]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1540,7 +1676,7 @@ func (x *ForkSandboxRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForkSandboxRequest.ProtoReflect.Descriptor instead.
 func (*ForkSandboxRequest) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{21}
+	return file_agent_agent_proto_rawDescGZIP(), []int{24}
 }
 
 func (x *ForkSandboxRequest) GetId() string {
@@ -1572,7 +1708,7 @@ type ForkResult struct {
 
 func (x *ForkResult) Reset() {
 	*x = ForkResult{}
-	mi := &file_agent_agent_proto_msgTypes[22]
+	mi := &file_agent_agent_proto_msgTypes[25]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1584,7 +1720,7 @@ func (x *ForkResult) String() string {
 func (*ForkResult) ProtoMessage() {}
 
 func (x *ForkResult) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[22]
+	mi := &file_agent_agent_proto_msgTypes[25]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1597,7 +1733,7 @@ func (x *ForkResult) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForkResult.ProtoReflect.Descriptor instead.
 func (*ForkResult) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{22}
+	return file_agent_agent_proto_rawDescGZIP(), []int{25}
 }
 
 func (x *ForkResult) GetId() string {
@@ -1639,7 +1775,7 @@ type ForkSandboxResponse struct {
 
 func (x *ForkSandboxResponse) Reset() {
 	*x = ForkSandboxResponse{}
-	mi := &file_agent_agent_proto_msgTypes[23]
+	mi := &file_agent_agent_proto_msgTypes[26]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1651,7 +1787,7 @@ func (x *ForkSandboxResponse) String() string {
 func (*ForkSandboxResponse) ProtoMessage() {}
 
 func (x *ForkSandboxResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[23]
+	mi := &file_agent_agent_proto_msgTypes[26]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1664,7 +1800,7 @@ func (x *ForkSandboxResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ForkSandboxResponse.ProtoReflect.Descriptor instead.
 func (*ForkSandboxResponse) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{23}
+	return file_agent_agent_proto_rawDescGZIP(), []int{26}
 }
 
 func (x *ForkSandboxResponse) GetSource() *Sandbox {
@@ -1689,7 +1825,7 @@ type ListTemplatesRequest struct {
 
 func (x *ListTemplatesRequest) Reset() {
 	*x = ListTemplatesRequest{}
-	mi := &file_agent_agent_proto_msgTypes[24]
+	mi := &file_agent_agent_proto_msgTypes[27]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1701,7 +1837,7 @@ func (x *ListTemplatesRequest) String() string {
 func (*ListTemplatesRequest) ProtoMessage() {}
 
 func (x *ListTemplatesRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[24]
+	mi := &file_agent_agent_proto_msgTypes[27]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1714,7 +1850,7 @@ func (x *ListTemplatesRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTemplatesRequest.ProtoReflect.Descriptor instead.
 func (*ListTemplatesRequest) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{24}
+	return file_agent_agent_proto_rawDescGZIP(), []int{27}
 }
 
 type Template struct {
@@ -1730,7 +1866,7 @@ type Template struct {
 
 func (x *Template) Reset() {
 	*x = Template{}
-	mi := &file_agent_agent_proto_msgTypes[25]
+	mi := &file_agent_agent_proto_msgTypes[28]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1742,7 +1878,7 @@ func (x *Template) String() string {
 func (*Template) ProtoMessage() {}
 
 func (x *Template) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[25]
+	mi := &file_agent_agent_proto_msgTypes[28]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1755,7 +1891,7 @@ func (x *Template) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Template.ProtoReflect.Descriptor instead.
 func (*Template) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{25}
+	return file_agent_agent_proto_rawDescGZIP(), []int{28}
 }
 
 func (x *Template) GetName() string {
@@ -1802,7 +1938,7 @@ type ListTemplatesResponse struct {
 
 func (x *ListTemplatesResponse) Reset() {
 	*x = ListTemplatesResponse{}
-	mi := &file_agent_agent_proto_msgTypes[26]
+	mi := &file_agent_agent_proto_msgTypes[29]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1814,7 +1950,7 @@ func (x *ListTemplatesResponse) String() string {
 func (*ListTemplatesResponse) ProtoMessage() {}
 
 func (x *ListTemplatesResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[26]
+	mi := &file_agent_agent_proto_msgTypes[29]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1827,7 +1963,7 @@ func (x *ListTemplatesResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListTemplatesResponse.ProtoReflect.Descriptor instead.
 func (*ListTemplatesResponse) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{26}
+	return file_agent_agent_proto_rawDescGZIP(), []int{29}
 }
 
 func (x *ListTemplatesResponse) GetTemplates() []*Template {
@@ -1858,7 +1994,7 @@ type Snapshot struct {
 
 func (x *Snapshot) Reset() {
 	*x = Snapshot{}
-	mi := &file_agent_agent_proto_msgTypes[27]
+	mi := &file_agent_agent_proto_msgTypes[30]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1870,7 +2006,7 @@ func (x *Snapshot) String() string {
 func (*Snapshot) ProtoMessage() {}
 
 func (x *Snapshot) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[27]
+	mi := &file_agent_agent_proto_msgTypes[30]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1883,7 +2019,7 @@ func (x *Snapshot) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Snapshot.ProtoReflect.Descriptor instead.
 func (*Snapshot) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{27}
+	return file_agent_agent_proto_rawDescGZIP(), []int{30}
 }
 
 func (x *Snapshot) GetId() string {
@@ -1961,7 +2097,7 @@ type CreateSnapshotRequest struct {
 
 func (x *CreateSnapshotRequest) Reset() {
 	*x = CreateSnapshotRequest{}
-	mi := &file_agent_agent_proto_msgTypes[28]
+	mi := &file_agent_agent_proto_msgTypes[31]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -1973,7 +2109,7 @@ func (x *CreateSnapshotRequest) String() string {
 func (*CreateSnapshotRequest) ProtoMessage() {}
 
 func (x *CreateSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[28]
+	mi := &file_agent_agent_proto_msgTypes[31]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -1986,7 +2122,7 @@ func (x *CreateSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*CreateSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{28}
+	return file_agent_agent_proto_rawDescGZIP(), []int{31}
 }
 
 func (x *CreateSnapshotRequest) GetSandboxId() string {
@@ -2014,7 +2150,7 @@ type CreateSnapshotResponse struct {
 
 func (x *CreateSnapshotResponse) Reset() {
 	*x = CreateSnapshotResponse{}
-	mi := &file_agent_agent_proto_msgTypes[29]
+	mi := &file_agent_agent_proto_msgTypes[32]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2026,7 +2162,7 @@ func (x *CreateSnapshotResponse) String() string {
 func (*CreateSnapshotResponse) ProtoMessage() {}
 
 func (x *CreateSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[29]
+	mi := &file_agent_agent_proto_msgTypes[32]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2039,7 +2175,7 @@ func (x *CreateSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use CreateSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*CreateSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{29}
+	return file_agent_agent_proto_rawDescGZIP(), []int{32}
 }
 
 func (x *CreateSnapshotResponse) GetSnapshot() *Snapshot {
@@ -2065,7 +2201,7 @@ type DeleteSnapshotRequest struct {
 
 func (x *DeleteSnapshotRequest) Reset() {
 	*x = DeleteSnapshotRequest{}
-	mi := &file_agent_agent_proto_msgTypes[30]
+	mi := &file_agent_agent_proto_msgTypes[33]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2077,7 +2213,7 @@ func (x *DeleteSnapshotRequest) String() string {
 func (*DeleteSnapshotRequest) ProtoMessage() {}
 
 func (x *DeleteSnapshotRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[30]
+	mi := &file_agent_agent_proto_msgTypes[33]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2090,7 +2226,7 @@ func (x *DeleteSnapshotRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSnapshotRequest.ProtoReflect.Descriptor instead.
 func (*DeleteSnapshotRequest) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{30}
+	return file_agent_agent_proto_rawDescGZIP(), []int{33}
 }
 
 func (x *DeleteSnapshotRequest) GetId() string {
@@ -2108,7 +2244,7 @@ type DeleteSnapshotResponse struct {
 
 func (x *DeleteSnapshotResponse) Reset() {
 	*x = DeleteSnapshotResponse{}
-	mi := &file_agent_agent_proto_msgTypes[31]
+	mi := &file_agent_agent_proto_msgTypes[34]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2120,7 +2256,7 @@ func (x *DeleteSnapshotResponse) String() string {
 func (*DeleteSnapshotResponse) ProtoMessage() {}
 
 func (x *DeleteSnapshotResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[31]
+	mi := &file_agent_agent_proto_msgTypes[34]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2133,7 +2269,7 @@ func (x *DeleteSnapshotResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use DeleteSnapshotResponse.ProtoReflect.Descriptor instead.
 func (*DeleteSnapshotResponse) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{31}
+	return file_agent_agent_proto_rawDescGZIP(), []int{34}
 }
 
 type ListSnapshotsRequest struct {
@@ -2144,7 +2280,7 @@ type ListSnapshotsRequest struct {
 
 func (x *ListSnapshotsRequest) Reset() {
 	*x = ListSnapshotsRequest{}
-	mi := &file_agent_agent_proto_msgTypes[32]
+	mi := &file_agent_agent_proto_msgTypes[35]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2156,7 +2292,7 @@ func (x *ListSnapshotsRequest) String() string {
 func (*ListSnapshotsRequest) ProtoMessage() {}
 
 func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[32]
+	mi := &file_agent_agent_proto_msgTypes[35]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2169,7 +2305,7 @@ func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSnapshotsRequest.ProtoReflect.Descriptor instead.
 func (*ListSnapshotsRequest) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{32}
+	return file_agent_agent_proto_rawDescGZIP(), []int{35}
 }
 
 type ListSnapshotsResponse struct {
@@ -2181,7 +2317,7 @@ type ListSnapshotsResponse struct {
 
 func (x *ListSnapshotsResponse) Reset() {
 	*x = ListSnapshotsResponse{}
-	mi := &file_agent_agent_proto_msgTypes[33]
+	mi := &file_agent_agent_proto_msgTypes[36]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2193,7 +2329,7 @@ func (x *ListSnapshotsResponse) String() string {
 func (*ListSnapshotsResponse) ProtoMessage() {}
 
 func (x *ListSnapshotsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[33]
+	mi := &file_agent_agent_proto_msgTypes[36]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2206,7 +2342,7 @@ func (x *ListSnapshotsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSnapshotsResponse.ProtoReflect.Descriptor instead.
 func (*ListSnapshotsResponse) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{33}
+	return file_agent_agent_proto_rawDescGZIP(), []int{36}
 }
 
 func (x *ListSnapshotsResponse) GetSnapshots() []*Snapshot {
@@ -2300,7 +2436,13 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\btx_bytes\x18\t \x01(\x04R\atxBytes\"\x93\x01\n" +
 	"\x19GetSandboxMetricsResponse\x12:\n" +
 	"\ametrics\x18\x01 \x01(\v2 .nestbox.agent.v1.SandboxMetricsR\ametrics\x12:\n" +
-	"\ahistory\x18\x02 \x03(\v2 .nestbox.agent.v1.SandboxMetricsR\ahistory\"\r\n" +
+	"\ahistory\x18\x02 \x03(\v2 .nestbox.agent.v1.SandboxMetricsR\ahistory\"\x1b\n" +
+	"\x19ListSandboxMetricsRequest\"[\n" +
+	"\rSandboxSample\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12:\n" +
+	"\ametrics\x18\x02 \x01(\v2 .nestbox.agent.v1.SandboxMetricsR\ametrics\"W\n" +
+	"\x1aListSandboxMetricsResponse\x129\n" +
+	"\asamples\x18\x01 \x03(\v2\x1f.nestbox.agent.v1.SandboxSampleR\asamples\"\r\n" +
 	"\vPingRequest\"\x87\x05\n" +
 	"\fPingResponse\x12\x18\n" +
 	"\aversion\x18\x01 \x01(\tR\aversion\x12\x16\n" +
@@ -2391,8 +2533,7 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\x15SANDBOX_STATE_RUNNING\x10\x01\x12\x18\n" +
 	"\x14SANDBOX_STATE_PAUSED\x10\x02\x12\x19\n" +
 	"\x15SANDBOX_STATE_STOPPED\x10\x03\x12\x17\n" +
-	"\x13SANDBOX_STATE_ERROR\x10\x042\xc2\n" +
-	"\n" +
+	"\x13SANDBOX_STATE_ERROR\x10\x042\xb3\v\n" +
 	"\x05Agent\x12`\n" +
 	"\rCreateSandbox\x12&.nestbox.agent.v1.CreateSandboxRequest\x1a'.nestbox.agent.v1.CreateSandboxResponse\x12c\n" +
 	"\x0eDestroySandbox\x12'.nestbox.agent.v1.DestroySandboxRequest\x1a(.nestbox.agent.v1.DestroySandboxResponse\x12W\n" +
@@ -2401,7 +2542,8 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\rListSandboxes\x12&.nestbox.agent.v1.ListSandboxesRequest\x1a'.nestbox.agent.v1.ListSandboxesResponse\x12W\n" +
 	"\n" +
 	"SetTimeout\x12#.nestbox.agent.v1.SetTimeoutRequest\x1a$.nestbox.agent.v1.SetTimeoutResponse\x12l\n" +
-	"\x11GetSandboxMetrics\x12*.nestbox.agent.v1.GetSandboxMetricsRequest\x1a+.nestbox.agent.v1.GetSandboxMetricsResponse\x12E\n" +
+	"\x11GetSandboxMetrics\x12*.nestbox.agent.v1.GetSandboxMetricsRequest\x1a+.nestbox.agent.v1.GetSandboxMetricsResponse\x12o\n" +
+	"\x12ListSandboxMetrics\x12+.nestbox.agent.v1.ListSandboxMetricsRequest\x1a,.nestbox.agent.v1.ListSandboxMetricsResponse\x12E\n" +
 	"\x04Ping\x12\x1d.nestbox.agent.v1.PingRequest\x1a\x1e.nestbox.agent.v1.PingResponse\x12`\n" +
 	"\rListTemplates\x12&.nestbox.agent.v1.ListTemplatesRequest\x1a'.nestbox.agent.v1.ListTemplatesResponse\x12]\n" +
 	"\fPauseSandbox\x12%.nestbox.agent.v1.PauseSandboxRequest\x1a&.nestbox.agent.v1.PauseSandboxResponse\x12`\n" +
@@ -2424,112 +2566,119 @@ func file_agent_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_agent_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_agent_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 37)
+var file_agent_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
 var file_agent_agent_proto_goTypes = []any{
-	(SandboxState)(0),                 // 0: nestbox.agent.v1.SandboxState
-	(*SandboxConfig)(nil),             // 1: nestbox.agent.v1.SandboxConfig
-	(*Sandbox)(nil),                   // 2: nestbox.agent.v1.Sandbox
-	(*CreateSandboxRequest)(nil),      // 3: nestbox.agent.v1.CreateSandboxRequest
-	(*CreateSandboxResponse)(nil),     // 4: nestbox.agent.v1.CreateSandboxResponse
-	(*DestroySandboxRequest)(nil),     // 5: nestbox.agent.v1.DestroySandboxRequest
-	(*DestroySandboxResponse)(nil),    // 6: nestbox.agent.v1.DestroySandboxResponse
-	(*GetSandboxRequest)(nil),         // 7: nestbox.agent.v1.GetSandboxRequest
-	(*GetSandboxResponse)(nil),        // 8: nestbox.agent.v1.GetSandboxResponse
-	(*ListSandboxesRequest)(nil),      // 9: nestbox.agent.v1.ListSandboxesRequest
-	(*ListSandboxesResponse)(nil),     // 10: nestbox.agent.v1.ListSandboxesResponse
-	(*SetTimeoutRequest)(nil),         // 11: nestbox.agent.v1.SetTimeoutRequest
-	(*SetTimeoutResponse)(nil),        // 12: nestbox.agent.v1.SetTimeoutResponse
-	(*GetSandboxMetricsRequest)(nil),  // 13: nestbox.agent.v1.GetSandboxMetricsRequest
-	(*SandboxMetrics)(nil),            // 14: nestbox.agent.v1.SandboxMetrics
-	(*GetSandboxMetricsResponse)(nil), // 15: nestbox.agent.v1.GetSandboxMetricsResponse
-	(*PingRequest)(nil),               // 16: nestbox.agent.v1.PingRequest
-	(*PingResponse)(nil),              // 17: nestbox.agent.v1.PingResponse
-	(*PauseSandboxRequest)(nil),       // 18: nestbox.agent.v1.PauseSandboxRequest
-	(*PauseSandboxResponse)(nil),      // 19: nestbox.agent.v1.PauseSandboxResponse
-	(*ResumeSandboxRequest)(nil),      // 20: nestbox.agent.v1.ResumeSandboxRequest
-	(*ResumeSandboxResponse)(nil),     // 21: nestbox.agent.v1.ResumeSandboxResponse
-	(*ForkSandboxRequest)(nil),        // 22: nestbox.agent.v1.ForkSandboxRequest
-	(*ForkResult)(nil),                // 23: nestbox.agent.v1.ForkResult
-	(*ForkSandboxResponse)(nil),       // 24: nestbox.agent.v1.ForkSandboxResponse
-	(*ListTemplatesRequest)(nil),      // 25: nestbox.agent.v1.ListTemplatesRequest
-	(*Template)(nil),                  // 26: nestbox.agent.v1.Template
-	(*ListTemplatesResponse)(nil),     // 27: nestbox.agent.v1.ListTemplatesResponse
-	(*Snapshot)(nil),                  // 28: nestbox.agent.v1.Snapshot
-	(*CreateSnapshotRequest)(nil),     // 29: nestbox.agent.v1.CreateSnapshotRequest
-	(*CreateSnapshotResponse)(nil),    // 30: nestbox.agent.v1.CreateSnapshotResponse
-	(*DeleteSnapshotRequest)(nil),     // 31: nestbox.agent.v1.DeleteSnapshotRequest
-	(*DeleteSnapshotResponse)(nil),    // 32: nestbox.agent.v1.DeleteSnapshotResponse
-	(*ListSnapshotsRequest)(nil),      // 33: nestbox.agent.v1.ListSnapshotsRequest
-	(*ListSnapshotsResponse)(nil),     // 34: nestbox.agent.v1.ListSnapshotsResponse
-	nil,                               // 35: nestbox.agent.v1.SandboxConfig.EnvVarsEntry
-	nil,                               // 36: nestbox.agent.v1.SandboxConfig.MetadataEntry
-	nil,                               // 37: nestbox.agent.v1.ResumeSandboxRequest.EnvVarsEntry
-	(*timestamppb.Timestamp)(nil),     // 38: google.protobuf.Timestamp
+	(SandboxState)(0),                  // 0: nestbox.agent.v1.SandboxState
+	(*SandboxConfig)(nil),              // 1: nestbox.agent.v1.SandboxConfig
+	(*Sandbox)(nil),                    // 2: nestbox.agent.v1.Sandbox
+	(*CreateSandboxRequest)(nil),       // 3: nestbox.agent.v1.CreateSandboxRequest
+	(*CreateSandboxResponse)(nil),      // 4: nestbox.agent.v1.CreateSandboxResponse
+	(*DestroySandboxRequest)(nil),      // 5: nestbox.agent.v1.DestroySandboxRequest
+	(*DestroySandboxResponse)(nil),     // 6: nestbox.agent.v1.DestroySandboxResponse
+	(*GetSandboxRequest)(nil),          // 7: nestbox.agent.v1.GetSandboxRequest
+	(*GetSandboxResponse)(nil),         // 8: nestbox.agent.v1.GetSandboxResponse
+	(*ListSandboxesRequest)(nil),       // 9: nestbox.agent.v1.ListSandboxesRequest
+	(*ListSandboxesResponse)(nil),      // 10: nestbox.agent.v1.ListSandboxesResponse
+	(*SetTimeoutRequest)(nil),          // 11: nestbox.agent.v1.SetTimeoutRequest
+	(*SetTimeoutResponse)(nil),         // 12: nestbox.agent.v1.SetTimeoutResponse
+	(*GetSandboxMetricsRequest)(nil),   // 13: nestbox.agent.v1.GetSandboxMetricsRequest
+	(*SandboxMetrics)(nil),             // 14: nestbox.agent.v1.SandboxMetrics
+	(*GetSandboxMetricsResponse)(nil),  // 15: nestbox.agent.v1.GetSandboxMetricsResponse
+	(*ListSandboxMetricsRequest)(nil),  // 16: nestbox.agent.v1.ListSandboxMetricsRequest
+	(*SandboxSample)(nil),              // 17: nestbox.agent.v1.SandboxSample
+	(*ListSandboxMetricsResponse)(nil), // 18: nestbox.agent.v1.ListSandboxMetricsResponse
+	(*PingRequest)(nil),                // 19: nestbox.agent.v1.PingRequest
+	(*PingResponse)(nil),               // 20: nestbox.agent.v1.PingResponse
+	(*PauseSandboxRequest)(nil),        // 21: nestbox.agent.v1.PauseSandboxRequest
+	(*PauseSandboxResponse)(nil),       // 22: nestbox.agent.v1.PauseSandboxResponse
+	(*ResumeSandboxRequest)(nil),       // 23: nestbox.agent.v1.ResumeSandboxRequest
+	(*ResumeSandboxResponse)(nil),      // 24: nestbox.agent.v1.ResumeSandboxResponse
+	(*ForkSandboxRequest)(nil),         // 25: nestbox.agent.v1.ForkSandboxRequest
+	(*ForkResult)(nil),                 // 26: nestbox.agent.v1.ForkResult
+	(*ForkSandboxResponse)(nil),        // 27: nestbox.agent.v1.ForkSandboxResponse
+	(*ListTemplatesRequest)(nil),       // 28: nestbox.agent.v1.ListTemplatesRequest
+	(*Template)(nil),                   // 29: nestbox.agent.v1.Template
+	(*ListTemplatesResponse)(nil),      // 30: nestbox.agent.v1.ListTemplatesResponse
+	(*Snapshot)(nil),                   // 31: nestbox.agent.v1.Snapshot
+	(*CreateSnapshotRequest)(nil),      // 32: nestbox.agent.v1.CreateSnapshotRequest
+	(*CreateSnapshotResponse)(nil),     // 33: nestbox.agent.v1.CreateSnapshotResponse
+	(*DeleteSnapshotRequest)(nil),      // 34: nestbox.agent.v1.DeleteSnapshotRequest
+	(*DeleteSnapshotResponse)(nil),     // 35: nestbox.agent.v1.DeleteSnapshotResponse
+	(*ListSnapshotsRequest)(nil),       // 36: nestbox.agent.v1.ListSnapshotsRequest
+	(*ListSnapshotsResponse)(nil),      // 37: nestbox.agent.v1.ListSnapshotsResponse
+	nil,                                // 38: nestbox.agent.v1.SandboxConfig.EnvVarsEntry
+	nil,                                // 39: nestbox.agent.v1.SandboxConfig.MetadataEntry
+	nil,                                // 40: nestbox.agent.v1.ResumeSandboxRequest.EnvVarsEntry
+	(*timestamppb.Timestamp)(nil),      // 41: google.protobuf.Timestamp
 }
 var file_agent_agent_proto_depIdxs = []int32{
-	35, // 0: nestbox.agent.v1.SandboxConfig.env_vars:type_name -> nestbox.agent.v1.SandboxConfig.EnvVarsEntry
-	36, // 1: nestbox.agent.v1.SandboxConfig.metadata:type_name -> nestbox.agent.v1.SandboxConfig.MetadataEntry
+	38, // 0: nestbox.agent.v1.SandboxConfig.env_vars:type_name -> nestbox.agent.v1.SandboxConfig.EnvVarsEntry
+	39, // 1: nestbox.agent.v1.SandboxConfig.metadata:type_name -> nestbox.agent.v1.SandboxConfig.MetadataEntry
 	1,  // 2: nestbox.agent.v1.Sandbox.config:type_name -> nestbox.agent.v1.SandboxConfig
 	0,  // 3: nestbox.agent.v1.Sandbox.state:type_name -> nestbox.agent.v1.SandboxState
-	38, // 4: nestbox.agent.v1.Sandbox.started_at:type_name -> google.protobuf.Timestamp
-	38, // 5: nestbox.agent.v1.Sandbox.end_at:type_name -> google.protobuf.Timestamp
-	38, // 6: nestbox.agent.v1.Sandbox.paused_at:type_name -> google.protobuf.Timestamp
+	41, // 4: nestbox.agent.v1.Sandbox.started_at:type_name -> google.protobuf.Timestamp
+	41, // 5: nestbox.agent.v1.Sandbox.end_at:type_name -> google.protobuf.Timestamp
+	41, // 6: nestbox.agent.v1.Sandbox.paused_at:type_name -> google.protobuf.Timestamp
 	1,  // 7: nestbox.agent.v1.CreateSandboxRequest.config:type_name -> nestbox.agent.v1.SandboxConfig
 	2,  // 8: nestbox.agent.v1.CreateSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
 	2,  // 9: nestbox.agent.v1.GetSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
 	2,  // 10: nestbox.agent.v1.ListSandboxesResponse.sandboxes:type_name -> nestbox.agent.v1.Sandbox
-	38, // 11: nestbox.agent.v1.SetTimeoutResponse.end_at:type_name -> google.protobuf.Timestamp
-	38, // 12: nestbox.agent.v1.GetSandboxMetricsRequest.start:type_name -> google.protobuf.Timestamp
-	38, // 13: nestbox.agent.v1.GetSandboxMetricsRequest.end:type_name -> google.protobuf.Timestamp
-	38, // 14: nestbox.agent.v1.SandboxMetrics.at:type_name -> google.protobuf.Timestamp
+	41, // 11: nestbox.agent.v1.SetTimeoutResponse.end_at:type_name -> google.protobuf.Timestamp
+	41, // 12: nestbox.agent.v1.GetSandboxMetricsRequest.start:type_name -> google.protobuf.Timestamp
+	41, // 13: nestbox.agent.v1.GetSandboxMetricsRequest.end:type_name -> google.protobuf.Timestamp
+	41, // 14: nestbox.agent.v1.SandboxMetrics.at:type_name -> google.protobuf.Timestamp
 	14, // 15: nestbox.agent.v1.GetSandboxMetricsResponse.metrics:type_name -> nestbox.agent.v1.SandboxMetrics
 	14, // 16: nestbox.agent.v1.GetSandboxMetricsResponse.history:type_name -> nestbox.agent.v1.SandboxMetrics
-	2,  // 17: nestbox.agent.v1.PauseSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
-	37, // 18: nestbox.agent.v1.ResumeSandboxRequest.env_vars:type_name -> nestbox.agent.v1.ResumeSandboxRequest.EnvVarsEntry
-	2,  // 19: nestbox.agent.v1.ResumeSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
-	1,  // 20: nestbox.agent.v1.ForkSandboxRequest.forks:type_name -> nestbox.agent.v1.SandboxConfig
-	2,  // 21: nestbox.agent.v1.ForkResult.sandbox:type_name -> nestbox.agent.v1.Sandbox
-	2,  // 22: nestbox.agent.v1.ForkSandboxResponse.source:type_name -> nestbox.agent.v1.Sandbox
-	23, // 23: nestbox.agent.v1.ForkSandboxResponse.forks:type_name -> nestbox.agent.v1.ForkResult
-	38, // 24: nestbox.agent.v1.Template.built_at:type_name -> google.protobuf.Timestamp
-	26, // 25: nestbox.agent.v1.ListTemplatesResponse.templates:type_name -> nestbox.agent.v1.Template
-	38, // 26: nestbox.agent.v1.Snapshot.created_at:type_name -> google.protobuf.Timestamp
-	28, // 27: nestbox.agent.v1.CreateSnapshotResponse.snapshot:type_name -> nestbox.agent.v1.Snapshot
-	2,  // 28: nestbox.agent.v1.CreateSnapshotResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
-	28, // 29: nestbox.agent.v1.ListSnapshotsResponse.snapshots:type_name -> nestbox.agent.v1.Snapshot
-	3,  // 30: nestbox.agent.v1.Agent.CreateSandbox:input_type -> nestbox.agent.v1.CreateSandboxRequest
-	5,  // 31: nestbox.agent.v1.Agent.DestroySandbox:input_type -> nestbox.agent.v1.DestroySandboxRequest
-	7,  // 32: nestbox.agent.v1.Agent.GetSandbox:input_type -> nestbox.agent.v1.GetSandboxRequest
-	9,  // 33: nestbox.agent.v1.Agent.ListSandboxes:input_type -> nestbox.agent.v1.ListSandboxesRequest
-	11, // 34: nestbox.agent.v1.Agent.SetTimeout:input_type -> nestbox.agent.v1.SetTimeoutRequest
-	13, // 35: nestbox.agent.v1.Agent.GetSandboxMetrics:input_type -> nestbox.agent.v1.GetSandboxMetricsRequest
-	16, // 36: nestbox.agent.v1.Agent.Ping:input_type -> nestbox.agent.v1.PingRequest
-	25, // 37: nestbox.agent.v1.Agent.ListTemplates:input_type -> nestbox.agent.v1.ListTemplatesRequest
-	18, // 38: nestbox.agent.v1.Agent.PauseSandbox:input_type -> nestbox.agent.v1.PauseSandboxRequest
-	20, // 39: nestbox.agent.v1.Agent.ResumeSandbox:input_type -> nestbox.agent.v1.ResumeSandboxRequest
-	22, // 40: nestbox.agent.v1.Agent.ForkSandbox:input_type -> nestbox.agent.v1.ForkSandboxRequest
-	29, // 41: nestbox.agent.v1.Agent.CreateSnapshot:input_type -> nestbox.agent.v1.CreateSnapshotRequest
-	31, // 42: nestbox.agent.v1.Agent.DeleteSnapshot:input_type -> nestbox.agent.v1.DeleteSnapshotRequest
-	33, // 43: nestbox.agent.v1.Agent.ListSnapshots:input_type -> nestbox.agent.v1.ListSnapshotsRequest
-	4,  // 44: nestbox.agent.v1.Agent.CreateSandbox:output_type -> nestbox.agent.v1.CreateSandboxResponse
-	6,  // 45: nestbox.agent.v1.Agent.DestroySandbox:output_type -> nestbox.agent.v1.DestroySandboxResponse
-	8,  // 46: nestbox.agent.v1.Agent.GetSandbox:output_type -> nestbox.agent.v1.GetSandboxResponse
-	10, // 47: nestbox.agent.v1.Agent.ListSandboxes:output_type -> nestbox.agent.v1.ListSandboxesResponse
-	12, // 48: nestbox.agent.v1.Agent.SetTimeout:output_type -> nestbox.agent.v1.SetTimeoutResponse
-	15, // 49: nestbox.agent.v1.Agent.GetSandboxMetrics:output_type -> nestbox.agent.v1.GetSandboxMetricsResponse
-	17, // 50: nestbox.agent.v1.Agent.Ping:output_type -> nestbox.agent.v1.PingResponse
-	27, // 51: nestbox.agent.v1.Agent.ListTemplates:output_type -> nestbox.agent.v1.ListTemplatesResponse
-	19, // 52: nestbox.agent.v1.Agent.PauseSandbox:output_type -> nestbox.agent.v1.PauseSandboxResponse
-	21, // 53: nestbox.agent.v1.Agent.ResumeSandbox:output_type -> nestbox.agent.v1.ResumeSandboxResponse
-	24, // 54: nestbox.agent.v1.Agent.ForkSandbox:output_type -> nestbox.agent.v1.ForkSandboxResponse
-	30, // 55: nestbox.agent.v1.Agent.CreateSnapshot:output_type -> nestbox.agent.v1.CreateSnapshotResponse
-	32, // 56: nestbox.agent.v1.Agent.DeleteSnapshot:output_type -> nestbox.agent.v1.DeleteSnapshotResponse
-	34, // 57: nestbox.agent.v1.Agent.ListSnapshots:output_type -> nestbox.agent.v1.ListSnapshotsResponse
-	44, // [44:58] is the sub-list for method output_type
-	30, // [30:44] is the sub-list for method input_type
-	30, // [30:30] is the sub-list for extension type_name
-	30, // [30:30] is the sub-list for extension extendee
-	0,  // [0:30] is the sub-list for field type_name
+	14, // 17: nestbox.agent.v1.SandboxSample.metrics:type_name -> nestbox.agent.v1.SandboxMetrics
+	17, // 18: nestbox.agent.v1.ListSandboxMetricsResponse.samples:type_name -> nestbox.agent.v1.SandboxSample
+	2,  // 19: nestbox.agent.v1.PauseSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
+	40, // 20: nestbox.agent.v1.ResumeSandboxRequest.env_vars:type_name -> nestbox.agent.v1.ResumeSandboxRequest.EnvVarsEntry
+	2,  // 21: nestbox.agent.v1.ResumeSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
+	1,  // 22: nestbox.agent.v1.ForkSandboxRequest.forks:type_name -> nestbox.agent.v1.SandboxConfig
+	2,  // 23: nestbox.agent.v1.ForkResult.sandbox:type_name -> nestbox.agent.v1.Sandbox
+	2,  // 24: nestbox.agent.v1.ForkSandboxResponse.source:type_name -> nestbox.agent.v1.Sandbox
+	26, // 25: nestbox.agent.v1.ForkSandboxResponse.forks:type_name -> nestbox.agent.v1.ForkResult
+	41, // 26: nestbox.agent.v1.Template.built_at:type_name -> google.protobuf.Timestamp
+	29, // 27: nestbox.agent.v1.ListTemplatesResponse.templates:type_name -> nestbox.agent.v1.Template
+	41, // 28: nestbox.agent.v1.Snapshot.created_at:type_name -> google.protobuf.Timestamp
+	31, // 29: nestbox.agent.v1.CreateSnapshotResponse.snapshot:type_name -> nestbox.agent.v1.Snapshot
+	2,  // 30: nestbox.agent.v1.CreateSnapshotResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
+	31, // 31: nestbox.agent.v1.ListSnapshotsResponse.snapshots:type_name -> nestbox.agent.v1.Snapshot
+	3,  // 32: nestbox.agent.v1.Agent.CreateSandbox:input_type -> nestbox.agent.v1.CreateSandboxRequest
+	5,  // 33: nestbox.agent.v1.Agent.DestroySandbox:input_type -> nestbox.agent.v1.DestroySandboxRequest
+	7,  // 34: nestbox.agent.v1.Agent.GetSandbox:input_type -> nestbox.agent.v1.GetSandboxRequest
+	9,  // 35: nestbox.agent.v1.Agent.ListSandboxes:input_type -> nestbox.agent.v1.ListSandboxesRequest
+	11, // 36: nestbox.agent.v1.Agent.SetTimeout:input_type -> nestbox.agent.v1.SetTimeoutRequest
+	13, // 37: nestbox.agent.v1.Agent.GetSandboxMetrics:input_type -> nestbox.agent.v1.GetSandboxMetricsRequest
+	16, // 38: nestbox.agent.v1.Agent.ListSandboxMetrics:input_type -> nestbox.agent.v1.ListSandboxMetricsRequest
+	19, // 39: nestbox.agent.v1.Agent.Ping:input_type -> nestbox.agent.v1.PingRequest
+	28, // 40: nestbox.agent.v1.Agent.ListTemplates:input_type -> nestbox.agent.v1.ListTemplatesRequest
+	21, // 41: nestbox.agent.v1.Agent.PauseSandbox:input_type -> nestbox.agent.v1.PauseSandboxRequest
+	23, // 42: nestbox.agent.v1.Agent.ResumeSandbox:input_type -> nestbox.agent.v1.ResumeSandboxRequest
+	25, // 43: nestbox.agent.v1.Agent.ForkSandbox:input_type -> nestbox.agent.v1.ForkSandboxRequest
+	32, // 44: nestbox.agent.v1.Agent.CreateSnapshot:input_type -> nestbox.agent.v1.CreateSnapshotRequest
+	34, // 45: nestbox.agent.v1.Agent.DeleteSnapshot:input_type -> nestbox.agent.v1.DeleteSnapshotRequest
+	36, // 46: nestbox.agent.v1.Agent.ListSnapshots:input_type -> nestbox.agent.v1.ListSnapshotsRequest
+	4,  // 47: nestbox.agent.v1.Agent.CreateSandbox:output_type -> nestbox.agent.v1.CreateSandboxResponse
+	6,  // 48: nestbox.agent.v1.Agent.DestroySandbox:output_type -> nestbox.agent.v1.DestroySandboxResponse
+	8,  // 49: nestbox.agent.v1.Agent.GetSandbox:output_type -> nestbox.agent.v1.GetSandboxResponse
+	10, // 50: nestbox.agent.v1.Agent.ListSandboxes:output_type -> nestbox.agent.v1.ListSandboxesResponse
+	12, // 51: nestbox.agent.v1.Agent.SetTimeout:output_type -> nestbox.agent.v1.SetTimeoutResponse
+	15, // 52: nestbox.agent.v1.Agent.GetSandboxMetrics:output_type -> nestbox.agent.v1.GetSandboxMetricsResponse
+	18, // 53: nestbox.agent.v1.Agent.ListSandboxMetrics:output_type -> nestbox.agent.v1.ListSandboxMetricsResponse
+	20, // 54: nestbox.agent.v1.Agent.Ping:output_type -> nestbox.agent.v1.PingResponse
+	30, // 55: nestbox.agent.v1.Agent.ListTemplates:output_type -> nestbox.agent.v1.ListTemplatesResponse
+	22, // 56: nestbox.agent.v1.Agent.PauseSandbox:output_type -> nestbox.agent.v1.PauseSandboxResponse
+	24, // 57: nestbox.agent.v1.Agent.ResumeSandbox:output_type -> nestbox.agent.v1.ResumeSandboxResponse
+	27, // 58: nestbox.agent.v1.Agent.ForkSandbox:output_type -> nestbox.agent.v1.ForkSandboxResponse
+	33, // 59: nestbox.agent.v1.Agent.CreateSnapshot:output_type -> nestbox.agent.v1.CreateSnapshotResponse
+	35, // 60: nestbox.agent.v1.Agent.DeleteSnapshot:output_type -> nestbox.agent.v1.DeleteSnapshotResponse
+	37, // 61: nestbox.agent.v1.Agent.ListSnapshots:output_type -> nestbox.agent.v1.ListSnapshotsResponse
+	47, // [47:62] is the sub-list for method output_type
+	32, // [32:47] is the sub-list for method input_type
+	32, // [32:32] is the sub-list for extension type_name
+	32, // [32:32] is the sub-list for extension extendee
+	0,  // [0:32] is the sub-list for field type_name
 }
 
 func init() { file_agent_agent_proto_init() }
@@ -2543,7 +2692,7 @@ func file_agent_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_agent_proto_rawDesc), len(file_agent_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   37,
+			NumMessages:   40,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -14,7 +14,7 @@ import (
 
 // schemaTables are the tables of version Latest.
 var schemaTables = []string{
-	"accounts", "api_keys", "audit_entries", "capsule_events", "capsules", "hosts", "installation", "invitations", "join_tokens", "leases", "schema_migrations", "sessions", "snapshots", "team_limits", "team_members", "team_settings", "teams", "users",
+	"accounts", "api_keys", "audit_entries", "capsule_events", "capsules", "hosts", "installation", "invitations", "join_tokens", "leases", "schema_migrations", "sessions", "snapshots", "team_limits", "team_members", "team_settings", "teams", "usage_capsule_days", "usage_daily", "usage_hourly", "usage_rollup", "usage_samples", "users",
 }
 
 // v1Tables are the tables of version 1, before team_limits (200).
@@ -170,6 +170,9 @@ func populate(t *testing.T, dbURL string) {
 		{"InsertAuditEntry", s.InsertAuditEntry(ctx, nestbox.AuditEntry{ID: "a1", Time: now, Scope: nestbox.AuditScopeTeam, TeamID: "t1",
 			Actor: nestbox.AuditActor{Type: nestbox.AuditActorUser, ID: "u1"}, ResourceType: "capsule", ResourceID: "c1",
 			Action: "capsule.create", Status: nestbox.AuditSuccess, Metadata: map[string]string{"email": "a@example.com"}})},
+		{"AddUsageSamples", s.AddUsageSamples(ctx, []store.UsageSample{{TeamID: "t1", CapsuleID: "c1", At: now, Seconds: 30, VCPUs: 1, MemoryMB: 512}})},
+		{"RollUsageDay", func() error { _, err := s.RollUsageDay(ctx, now); return err }()},
+		{"RollUsageHour", func() error { _, err := s.RollUsageHour(ctx, now); return err }()},
 	} {
 		if step.err != nil {
 			t.Fatalf("populate: %s: %v", step.name, step.err)

@@ -77,6 +77,10 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AuditFilters", testAuditFilters},
 		{"AuditAnonymise", testAuditAnonymise},
 		{"AuditRetention", testAuditRetention},
+		{"UsageRollup", testUsageRollup},
+		{"UsageMissedDays", testUsageMissedDays},
+		{"UsageRetention", testUsageRetention},
+		{"UsageHours", testUsageHours},
 	} {
 		t.Run(tc.name, func(t *testing.T) { tc.test(t, newStore(t)) })
 	}

@@ -49,6 +49,9 @@ const (
 	AgentSetTimeoutProcedure = "/nestbox.agent.v1.Agent/SetTimeout"
 	// AgentGetSandboxMetricsProcedure is the fully-qualified name of the Agent's GetSandboxMetrics RPC.
 	AgentGetSandboxMetricsProcedure = "/nestbox.agent.v1.Agent/GetSandboxMetrics"
+	// AgentListSandboxMetricsProcedure is the fully-qualified name of the Agent's ListSandboxMetrics
+	// RPC.
+	AgentListSandboxMetricsProcedure = "/nestbox.agent.v1.Agent/ListSandboxMetrics"
 	// AgentPingProcedure is the fully-qualified name of the Agent's Ping RPC.
 	AgentPingProcedure = "/nestbox.agent.v1.Agent/Ping"
 	// AgentListTemplatesProcedure is the fully-qualified name of the Agent's ListTemplates RPC.
@@ -79,6 +82,11 @@ type AgentClient interface {
 	// SetTimeout moves a sandbox's end of life to now + timeout.
 	SetTimeout(context.Context, *connect.Request[agentpb.SetTimeoutRequest]) (*connect.Response[agentpb.SetTimeoutResponse], error)
 	GetSandboxMetrics(context.Context, *connect.Request[agentpb.GetSandboxMetricsRequest]) (*connect.Response[agentpb.GetSandboxMetricsResponse], error)
+	// ListSandboxMetrics answers the latest kept sample of every running
+	// sandbox in one call, from memory (no sandbox is asked): the control
+	// plane's usage sampler calls it once per host and interval instead of
+	// once per sandbox.
+	ListSandboxMetrics(context.Context, *connect.Request[agentpb.ListSandboxMetricsRequest]) (*connect.Response[agentpb.ListSandboxMetricsResponse], error)
 	// Ping reports the host's health, capacity and usage.
 	Ping(context.Context, *connect.Request[agentpb.PingRequest]) (*connect.Response[agentpb.PingResponse], error)
 	// ListTemplates lists the templates this host can start sandboxes from,
@@ -180,6 +188,12 @@ func NewAgentClient(httpClient connect.HTTPClient, baseURL string, opts ...conne
 			connect.WithSchema(agentMethods.ByName("GetSandboxMetrics")),
 			connect.WithClientOptions(opts...),
 		),
+		listSandboxMetrics: connect.NewClient[agentpb.ListSandboxMetricsRequest, agentpb.ListSandboxMetricsResponse](
+			httpClient,
+			baseURL+AgentListSandboxMetricsProcedure,
+			connect.WithSchema(agentMethods.ByName("ListSandboxMetrics")),
+			connect.WithClientOptions(opts...),
+		),
 		ping: connect.NewClient[agentpb.PingRequest, agentpb.PingResponse](
 			httpClient,
 			baseURL+AgentPingProcedure,
@@ -233,20 +247,21 @@ func NewAgentClient(httpClient connect.HTTPClient, baseURL string, opts ...conne
 
 // agentClient implements AgentClient.
 type agentClient struct {
-	createSandbox     *connect.Client[agentpb.CreateSandboxRequest, agentpb.CreateSandboxResponse]
-	destroySandbox    *connect.Client[agentpb.DestroySandboxRequest, agentpb.DestroySandboxResponse]
-	getSandbox        *connect.Client[agentpb.GetSandboxRequest, agentpb.GetSandboxResponse]
-	listSandboxes     *connect.Client[agentpb.ListSandboxesRequest, agentpb.ListSandboxesResponse]
-	setTimeout        *connect.Client[agentpb.SetTimeoutRequest, agentpb.SetTimeoutResponse]
-	getSandboxMetrics *connect.Client[agentpb.GetSandboxMetricsRequest, agentpb.GetSandboxMetricsResponse]
-	ping              *connect.Client[agentpb.PingRequest, agentpb.PingResponse]
-	listTemplates     *connect.Client[agentpb.ListTemplatesRequest, agentpb.ListTemplatesResponse]
-	pauseSandbox      *connect.Client[agentpb.PauseSandboxRequest, agentpb.PauseSandboxResponse]
-	resumeSandbox     *connect.Client[agentpb.ResumeSandboxRequest, agentpb.ResumeSandboxResponse]
-	forkSandbox       *connect.Client[agentpb.ForkSandboxRequest, agentpb.ForkSandboxResponse]
-	createSnapshot    *connect.Client[agentpb.CreateSnapshotRequest, agentpb.CreateSnapshotResponse]
-	deleteSnapshot    *connect.Client[agentpb.DeleteSnapshotRequest, agentpb.DeleteSnapshotResponse]
-	listSnapshots     *connect.Client[agentpb.ListSnapshotsRequest, agentpb.ListSnapshotsResponse]
+	createSandbox      *connect.Client[agentpb.CreateSandboxRequest, agentpb.CreateSandboxResponse]
+	destroySandbox     *connect.Client[agentpb.DestroySandboxRequest, agentpb.DestroySandboxResponse]
+	getSandbox         *connect.Client[agentpb.GetSandboxRequest, agentpb.GetSandboxResponse]
+	listSandboxes      *connect.Client[agentpb.ListSandboxesRequest, agentpb.ListSandboxesResponse]
+	setTimeout         *connect.Client[agentpb.SetTimeoutRequest, agentpb.SetTimeoutResponse]
+	getSandboxMetrics  *connect.Client[agentpb.GetSandboxMetricsRequest, agentpb.GetSandboxMetricsResponse]
+	listSandboxMetrics *connect.Client[agentpb.ListSandboxMetricsRequest, agentpb.ListSandboxMetricsResponse]
+	ping               *connect.Client[agentpb.PingRequest, agentpb.PingResponse]
+	listTemplates      *connect.Client[agentpb.ListTemplatesRequest, agentpb.ListTemplatesResponse]
+	pauseSandbox       *connect.Client[agentpb.PauseSandboxRequest, agentpb.PauseSandboxResponse]
+	resumeSandbox      *connect.Client[agentpb.ResumeSandboxRequest, agentpb.ResumeSandboxResponse]
+	forkSandbox        *connect.Client[agentpb.ForkSandboxRequest, agentpb.ForkSandboxResponse]
+	createSnapshot     *connect.Client[agentpb.CreateSnapshotRequest, agentpb.CreateSnapshotResponse]
+	deleteSnapshot     *connect.Client[agentpb.DeleteSnapshotRequest, agentpb.DeleteSnapshotResponse]
+	listSnapshots      *connect.Client[agentpb.ListSnapshotsRequest, agentpb.ListSnapshotsResponse]
 }
 
 // CreateSandbox calls nestbox.agent.v1.Agent.CreateSandbox.
@@ -277,6 +292,11 @@ func (c *agentClient) SetTimeout(ctx context.Context, req *connect.Request[agent
 // GetSandboxMetrics calls nestbox.agent.v1.Agent.GetSandboxMetrics.
 func (c *agentClient) GetSandboxMetrics(ctx context.Context, req *connect.Request[agentpb.GetSandboxMetricsRequest]) (*connect.Response[agentpb.GetSandboxMetricsResponse], error) {
 	return c.getSandboxMetrics.CallUnary(ctx, req)
+}
+
+// ListSandboxMetrics calls nestbox.agent.v1.Agent.ListSandboxMetrics.
+func (c *agentClient) ListSandboxMetrics(ctx context.Context, req *connect.Request[agentpb.ListSandboxMetricsRequest]) (*connect.Response[agentpb.ListSandboxMetricsResponse], error) {
+	return c.listSandboxMetrics.CallUnary(ctx, req)
 }
 
 // Ping calls nestbox.agent.v1.Agent.Ping.
@@ -331,6 +351,11 @@ type AgentHandler interface {
 	// SetTimeout moves a sandbox's end of life to now + timeout.
 	SetTimeout(context.Context, *connect.Request[agentpb.SetTimeoutRequest]) (*connect.Response[agentpb.SetTimeoutResponse], error)
 	GetSandboxMetrics(context.Context, *connect.Request[agentpb.GetSandboxMetricsRequest]) (*connect.Response[agentpb.GetSandboxMetricsResponse], error)
+	// ListSandboxMetrics answers the latest kept sample of every running
+	// sandbox in one call, from memory (no sandbox is asked): the control
+	// plane's usage sampler calls it once per host and interval instead of
+	// once per sandbox.
+	ListSandboxMetrics(context.Context, *connect.Request[agentpb.ListSandboxMetricsRequest]) (*connect.Response[agentpb.ListSandboxMetricsResponse], error)
 	// Ping reports the host's health, capacity and usage.
 	Ping(context.Context, *connect.Request[agentpb.PingRequest]) (*connect.Response[agentpb.PingResponse], error)
 	// ListTemplates lists the templates this host can start sandboxes from,
@@ -428,6 +453,12 @@ func NewAgentHandler(svc AgentHandler, opts ...connect.HandlerOption) (string, h
 		connect.WithSchema(agentMethods.ByName("GetSandboxMetrics")),
 		connect.WithHandlerOptions(opts...),
 	)
+	agentListSandboxMetricsHandler := connect.NewUnaryHandler(
+		AgentListSandboxMetricsProcedure,
+		svc.ListSandboxMetrics,
+		connect.WithSchema(agentMethods.ByName("ListSandboxMetrics")),
+		connect.WithHandlerOptions(opts...),
+	)
 	agentPingHandler := connect.NewUnaryHandler(
 		AgentPingProcedure,
 		svc.Ping,
@@ -490,6 +521,8 @@ func NewAgentHandler(svc AgentHandler, opts ...connect.HandlerOption) (string, h
 			agentSetTimeoutHandler.ServeHTTP(w, r)
 		case AgentGetSandboxMetricsProcedure:
 			agentGetSandboxMetricsHandler.ServeHTTP(w, r)
+		case AgentListSandboxMetricsProcedure:
+			agentListSandboxMetricsHandler.ServeHTTP(w, r)
 		case AgentPingProcedure:
 			agentPingHandler.ServeHTTP(w, r)
 		case AgentListTemplatesProcedure:
@@ -537,6 +570,10 @@ func (UnimplementedAgentHandler) SetTimeout(context.Context, *connect.Request[ag
 
 func (UnimplementedAgentHandler) GetSandboxMetrics(context.Context, *connect.Request[agentpb.GetSandboxMetricsRequest]) (*connect.Response[agentpb.GetSandboxMetricsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("nestbox.agent.v1.Agent.GetSandboxMetrics is not implemented"))
+}
+
+func (UnimplementedAgentHandler) ListSandboxMetrics(context.Context, *connect.Request[agentpb.ListSandboxMetricsRequest]) (*connect.Response[agentpb.ListSandboxMetricsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("nestbox.agent.v1.Agent.ListSandboxMetrics is not implemented"))
 }
 
 func (UnimplementedAgentHandler) Ping(context.Context, *connect.Request[agentpb.PingRequest]) (*connect.Response[agentpb.PingResponse], error) {

@@ -1,0 +1,73 @@
+-- Usage accounting (issue 14). usage_samples has a row per running capsule
+-- and sampling pass, integers only (times in Unix seconds, sizes in MiB),
+-- so that a row stays a few dozen bytes; rows past the retention are
+-- deleted. No foreign keys: usage is a record that outlives its capsules,
+-- and a sample must not fail because its capsule's row went.
+--
+-- seconds is the time the sample accounts for (since the previous pass);
+-- vcpus, memory_mb and disk_mb are the capsule's allocation, cpu_ms,
+-- memory_used_mb and disk_used_mb what it measured.
+CREATE TABLE usage_samples (
+	team_id        TEXT NOT NULL,
+	at             INTEGER NOT NULL,
+	capsule_id     TEXT NOT NULL,
+	seconds        INTEGER NOT NULL CHECK (seconds >= 0),
+	vcpus          INTEGER NOT NULL,
+	memory_mb      INTEGER NOT NULL,
+	disk_mb        INTEGER NOT NULL,
+	cpu_ms         INTEGER NOT NULL,
+	memory_used_mb INTEGER NOT NULL,
+	disk_used_mb   INTEGER NOT NULL,
+	PRIMARY KEY (team_id, at, capsule_id)
+) STRICT, WITHOUT ROWID;
+
+-- The rollup and the retention read by time across teams.
+CREATE INDEX usage_samples_at ON usage_samples (at);
+
+-- A team's usage of one completed UTC day (YYYY-MM-DD), computed from its
+-- samples by the hourly rollup; rolling a day again gives the same row.
+CREATE TABLE usage_daily (
+	team_id                TEXT NOT NULL,
+	day                    TEXT NOT NULL CHECK (length(day) = 10),
+	capsules               INTEGER NOT NULL,
+	vcpu_seconds           INTEGER NOT NULL,
+	memory_mb_seconds      INTEGER NOT NULL,
+	disk_mb_seconds        INTEGER NOT NULL,
+	cpu_ms                 INTEGER NOT NULL,
+	memory_used_mb_seconds INTEGER NOT NULL,
+	disk_used_mb_seconds   INTEGER NOT NULL,
+	PRIMARY KEY (team_id, day)
+) STRICT;
+
+-- A team's usage of one hour (Unix seconds / 3600), computed from its
+-- samples once the hour is over, so that today's usage, computed at query
+-- time, sums today's hours and only the samples since the last hour
+-- rolled. Deleted with the samples.
+CREATE TABLE usage_hourly (
+	team_id                TEXT NOT NULL,
+	hour                   INTEGER NOT NULL,
+	vcpu_seconds           INTEGER NOT NULL,
+	memory_mb_seconds      INTEGER NOT NULL,
+	disk_mb_seconds        INTEGER NOT NULL,
+	cpu_ms                 INTEGER NOT NULL,
+	memory_used_mb_seconds INTEGER NOT NULL,
+	disk_used_mb_seconds   INTEGER NOT NULL,
+	PRIMARY KEY (team_id, hour)
+) STRICT, WITHOUT ROWID;
+
+-- The capsules that ran on a day (Unix seconds / 86400), one row each,
+-- written with the samples: a day's count of capsules without counting
+-- its samples. Deleted with the samples.
+CREATE TABLE usage_capsule_days (
+	team_id    TEXT NOT NULL,
+	day        INTEGER NOT NULL,
+	capsule_id TEXT NOT NULL,
+	PRIMARY KEY (team_id, day, capsule_id)
+) STRICT, WITHOUT ROWID;
+
+-- How far the rollups went: the last day ('day', Unix days) and the last
+-- hour ('hour', Unix hours) rolled.
+CREATE TABLE usage_rollup (
+	name TEXT PRIMARY KEY CHECK (name IN ('day', 'hour')),
+	last INTEGER NOT NULL
+) STRICT;
