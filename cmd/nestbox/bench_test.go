@@ -205,7 +205,9 @@ func BenchmarkExecRoundTrip(b *testing.B) {
 // misses falls back to a cold start and shows in p99.
 func BenchmarkPooledCreateToFirstExec(b *testing.B) {
 	const poolSize = 20
-	p := startBenchPlatform(b, "--pool", "base="+strconv.Itoa(poolSize))
+	// 20 base sandboxes of 512 MiB are 10 GiB of limits: above the
+	// default budget of the pools (8 GiB).
+	p := startBenchPlatform(b, "--pool", "base="+strconv.Itoa(poolSize), "--pool-memory-mb", "16384")
 	ctx := context.Background()
 	waitPool(b, p, poolSize)
 	b.Run("api-sequential", func(b *testing.B) {

@@ -454,6 +454,10 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
 	a.pools.claims = a.prom.claims
+	if want := a.pools.memoryWanted(); a.pools.budget > 0 && want > a.pools.budget {
+		log.Warn("the warm pools want more memory than their budget: they stay short of their sizes (raise --pool-memory-mb)",
+			"pools_mib", want>>20, "budget_mib", a.pools.budget>>20)
+	}
 	if a.driver == nil {
 		d, err := gvisor.New(gvisor.Config{
 			Runsc:        cfg.Runsc,

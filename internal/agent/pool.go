@@ -169,6 +169,16 @@ func newPools(cfg Config) *pools {
 	return p
 }
 
+// memoryWanted is the memory limits of the pools' sandboxes at their
+// sizes, added up.
+func (p *pools) memoryWanted() uint64 {
+	var n uint64
+	for _, s := range p.specs {
+		n += uint64(s.Size) * uint64(s.MemoryMB) << 20
+	}
+	return n
+}
+
 // checkPools validates Config.Pools.
 func checkPools(specs []PoolSpec) error {
 	seen := map[string]bool{}
