@@ -131,7 +131,7 @@ const (
 // pools is the agent's warm-pool state.
 type pools struct {
 	specs  []PoolSpec // resolved: sizes filled in
-	budget uint64     // bytes of memory limits all pooled sandboxes may hold
+	budget uint64     // bytes of memory limits all pooled sandboxes may hold; 0 is no cap
 	kick   chan struct{}
 
 	// mu guards paths.
@@ -435,7 +435,7 @@ func (a *Agent) admitPooled(c hostCapacity, cfg *agentpb.SandboxConfig) error {
 			held += uint64(sb.cfg.MemoryMb) << 20
 		}
 	}
-	if mem := uint64(cfg.MemoryMb) << 20; held+mem > a.pools.budget {
+	if mem := uint64(cfg.MemoryMb) << 20; a.pools.budget > 0 && held+mem > a.pools.budget {
 		return refuse(reasonPoolBudget, fmt.Errorf("the warm pools hold %d MiB of memory limits of their %d MiB budget, no room for %d MiB more: %w",
 			held>>20, a.pools.budget>>20, mem>>20, errdefs.ErrExhausted))
 	}

@@ -238,6 +238,11 @@ func TestFakePoolRoom(t *testing.T) {
 			t.Errorf("%d pooled sandboxes of 256 MiB in a 600 MiB budget", n)
 		}
 	})
+	t.Run("no budget", func(t *testing.T) {
+		w := newFakeWorld(t)
+		ta := w.startAgent(t, func(c *Config) { withPool(3)(c); c.PoolMemoryMB = -1 })
+		ta.waitPooled(t, 3)
+	})
 }
 
 // TestFakePoolConcurrentClaims: concurrent creates each get their own
