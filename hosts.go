@@ -50,6 +50,9 @@ type HostCapacity struct {
 	Paused               uint32   `json:"paused"`
 	Templates            []string `json:"templates,omitempty"` // built on the host
 	Snapshots            []string `json:"snapshots,omitempty"` // kept on the host
+	// Pooled are the templates of which the host's warm pools hold a
+	// sandbox ready to claim (a create of one starts in milliseconds).
+	Pooled []string `json:"pooled,omitempty"`
 }
 
 // HostList is the answer of GET /v1/hosts.

@@ -29,7 +29,9 @@ echo "== loading a disk-tier snapshot's memory: -direct (default) against -backg
 go test -run '^$' -bench 'ResumeLoading' -benchtime "${PAUSE_BENCHTIME:-10x}" -count 1 -timeout 30m ./internal/agent/
 
 echo "== the platform through its API, next to the host agent alone (base template)"
-go test -run '^$' -bench 'CreateToFirstExec|ExecRoundTrip' -benchtime "${API_BENCHTIME:-20x}" -count 1 ./cmd/nestbox/
+go test -run '^$' -bench '^BenchmarkCreateToFirstExec$|ExecRoundTrip' -benchtime "${API_BENCHTIME:-20x}" -count 1 -timeout 30m ./cmd/nestbox/
+echo "== warm pool: the same through a pool of 20 base sandboxes (--pool base=20), one at a time, bursts of 20, and against the agent"
+go test -run '^$' -bench 'PooledCreateToFirstExec' -benchtime "${API_BENCHTIME:-20x}" -count 1 -timeout 30m ./cmd/nestbox/
 echo "== bare runsc in the same run (base template)"
 go test -run '^$' -bench 'BareRunsc/base' -benchtime "${API_BENCHTIME:-20x}" -count 1 ./internal/agent/
 

@@ -68,7 +68,10 @@ func runAgent(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		ln.Close()
 		return err
 	}
-	wg.Go(func() { a.Run(ctx) })
+	wg.Go(func() {
+		a.Run(ctx)
+		a.DrainPools(context.WithoutCancel(ctx))
+	})
 	err = a.Serve(ctx, ln)
 	cancel()
 	return err
@@ -215,6 +218,8 @@ type agentFlags struct {
 	pidsLimit, maxSandboxes, maxSnapshots                                             int
 	eventsURL, eventsToken, hostID                                                    string
 	pauseMemoryGrace                                                                  string
+	pools                                                                             string
+	poolMemoryMB                                                                      int
 	// exeDir is the directory of the running nestbox, searched for runsc.
 	exeDir string
 	// runscDataDir is the data directory searched for bin/runsc; "" means
@@ -245,8 +250,26 @@ func registerAgentFlags(fs *flag.FlagSet) *agentFlags {
 	fs.Float64Var(&f.diskOvercommit, "disk-overcommit", 0, "how far the writable layers' sizes together may exceed the free disk above the reserve (default 16; 1 for none)")
 	fs.IntVar(&f.maxSandboxes, "max-sandboxes", 0, "most sandboxes this host runs (default: as many as memory and disk allow)")
 	fs.IntVar(&f.maxSnapshots, "max-snapshots", 0, "most snapshots this host keeps (default 64; -1 for no maximum)")
+	fs.StringVar(&f.pools, "pool", env("NESTBOX_POOLS", ""), "warm pools: comma-separated TEMPLATE=SIZE (sandboxes of the default size) or TEMPLATE=SIZE:VCPUS:MEMORY_MB, e.g. base=2; a create that a pool serves starts in milliseconds (env NESTBOX_POOLS; default none)")
+	fs.IntVar(&f.poolMemoryMB, "pool-memory-mb", 0, "most memory, in MiB of sandbox limits, that all pooled sandboxes hold together (default 8192; -1 for no cap but the host's)")
 	fs.StringVar(&f.pauseMemoryGrace, "pause-memory-grace", env("NESTBOX_PAUSE_MEMORY_GRACE", ""), "how long a paused sandbox stays frozen in memory (a resume then takes milliseconds) before it is written to disk, e.g. 30s; \"0\" writes every pause to disk at once (env NESTBOX_PAUSE_MEMORY_GRACE; default 30s)")
 	return &f
+}
+
+// parsePools parses --pool: comma-separated agent.ParsePoolSpec forms.
+func parsePools(s string) ([]agent.PoolSpec, error) {
+	var out []agent.PoolSpec
+	for _, f := range strings.Split(s, ",") {
+		if f = strings.TrimSpace(f); f == "" {
+			continue
+		}
+		p, err := agent.ParsePoolSpec(f)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
 
 // parseReserve parses a reserve flag: "" is the default (0), "none" is -1.
@@ -316,6 +339,10 @@ func (f *agentFlags) config(dataDir string) (agent.Config, error) {
 	}
 	cfg.MemoryOvercommit, cfg.DiskOvercommit = f.memOvercommit, f.diskOvercommit
 	cfg.PidsLimit, cfg.MaxSandboxes, cfg.MaxSnapshots = int64(f.pidsLimit), f.maxSandboxes, f.maxSnapshots
+	if cfg.Pools, err = parsePools(f.pools); err != nil {
+		return cfg, fmt.Errorf("--pool: %w", err)
+	}
+	cfg.PoolMemoryMB = f.poolMemoryMB
 	if cfg.PauseMemoryGrace, err = parseGrace(f.pauseMemoryGrace); err != nil {
 		return cfg, fmt.Errorf("--pause-memory-grace: %w", err)
 	}

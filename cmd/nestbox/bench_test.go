@@ -3,9 +3,13 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
+	"io"
 	"net/http"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -43,11 +47,11 @@ type benchPlatform struct {
 	agent    agentpbconnect.AgentClient
 }
 
-func startBenchPlatform(b *testing.B) benchPlatform {
+func startBenchPlatform(b testing.TB, extra ...string) benchPlatform {
 	addr := freeAddr(b)
 	// The reconciler would destroy the sandboxes made on the agent
 	// directly, which the control plane does not know.
-	p := startUp(b, "--agent-listen", addr, "--reconcile-interval", "1h")
+	p := startUp(b, append([]string{"--agent-listen", addr, "--reconcile-interval", "1h"}, extra...)...)
 	tok, err := agent.ReadTokenFile(filepath.Join(p.dataDir, "agent-token"))
 	if err != nil {
 		b.Fatal(err)
@@ -100,6 +104,15 @@ func BenchmarkCreateToFirstExec(b *testing.B) {
 				h.Kill(ctx)
 			}
 			b.StartTimer()
+		}
+		reportPercentiles(b, ds)
+	})
+	b.Run("api-burst20", func(b *testing.B) {
+		// 20 cold starts at once take seconds on 2 cores: 3 bursts (60
+		// creates) are enough for the percentiles.
+		var ds []time.Duration
+		for i := 0; i < b.N && i < 3; i++ {
+			ds = append(ds, apiBurst(b, p, 20)...)
 		}
 		reportPercentiles(b, ds)
 	})
@@ -182,4 +195,140 @@ func BenchmarkExecRoundTrip(b *testing.B) {
 		}
 		reportPercentiles(b, ds)
 	})
+}
+
+// BenchmarkPooledCreateToFirstExec is BenchmarkCreateToFirstExec with a
+// warm pool of 20 base sandboxes (--pool base=20): one create at a time
+// through the API and against the agent, and bursts of 20 concurrent
+// creates through the API. Between iterations (off the clock) it waits for
+// the pool to be full again, so each create is a claim; a claim that
+// misses falls back to a cold start and shows in p99.
+func BenchmarkPooledCreateToFirstExec(b *testing.B) {
+	const poolSize = 20
+	// 20 base sandboxes of 512 MiB are 10 GiB of limits: above the
+	// default budget of the pools (8 GiB).
+	p := startBenchPlatform(b, "--pool", "base="+strconv.Itoa(poolSize), "--pool-memory-mb", "16384")
+	ctx := context.Background()
+	waitPool(b, p, poolSize)
+	b.Run("api-sequential", func(b *testing.B) {
+		var ds []time.Duration
+		for range b.N {
+			start := time.Now()
+			h := apiCreateExec(b, p.client)
+			ds = append(ds, time.Since(start))
+			b.StopTimer()
+			h.Kill(ctx)
+			waitPool(b, p, poolSize)
+			b.StartTimer()
+		}
+		reportPercentiles(b, ds)
+	})
+	b.Run("api-burst20", func(b *testing.B) {
+		// A refill of 20 takes seconds: 5 bursts (100 creates) are
+		// enough for the percentiles.
+		var ds []time.Duration
+		for i := 0; i < b.N && i < 5; i++ {
+			ds = append(ds, apiBurst(b, p, 20)...)
+			b.StopTimer()
+			waitPool(b, p, poolSize)
+			b.StartTimer()
+		}
+		reportPercentiles(b, ds)
+	})
+	b.Run("agent-sequential", func(b *testing.B) {
+		var ds []time.Duration
+		for range b.N {
+			id, token := capsulespec.NewID(), rand.Text()
+			start := time.Now()
+			_, err := p.agent.CreateSandbox(ctx, connect.NewRequest(&agentpb.CreateSandboxRequest{Config: &agentpb.SandboxConfig{
+				Id: id, Template: "base", Internet: true, AccessToken: token,
+			}}))
+			if err != nil {
+				b.Fatal(err)
+			}
+			envd := envdclient.New(envdclient.Config{BaseURL: p.agentURL + "/proxy/" + id + "/49983", AccessToken: token, HTTPClient: p.http})
+			if res, err := envd.Run(ctx, nestbox.ExecRequest{Cmd: []string{"true"}}); err != nil || res.ExitCode != 0 {
+				b.Fatalf("exec: %+v, %v", res, err)
+			}
+			ds = append(ds, time.Since(start))
+			b.StopTimer()
+			p.agent.DestroySandbox(ctx, connect.NewRequest(&agentpb.DestroySandboxRequest{Id: id}))
+			waitPool(b, p, poolSize)
+			b.StartTimer()
+		}
+		reportPercentiles(b, ds)
+	})
+	b.Logf("pool claims: %s", poolClaims(b, p))
+}
+
+// apiBurst creates n capsules at once through the API, each to its first
+// command, and returns each one's time; it kills them afterwards.
+func apiBurst(b *testing.B, p benchPlatform, n int) []time.Duration {
+	var (
+		mu sync.Mutex
+		wg sync.WaitGroup
+		ds []time.Duration
+		hs []*nestbox.Handle
+	)
+	for range n {
+		wg.Go(func() {
+			start := time.Now()
+			h := apiCreateExec(b, p.client)
+			mu.Lock()
+			ds = append(ds, time.Since(start))
+			hs = append(hs, h)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for _, h := range hs {
+		h.Kill(context.Background())
+	}
+	return ds
+}
+
+// agentMetric returns the value of the agent's metric line that starts
+// with prefix (name and labels), or -1.
+func agentMetric(t testing.TB, p benchPlatform, prefix string) float64 {
+	t.Helper()
+	req, _ := http.NewRequest(http.MethodGet, p.agentURL+"/metrics", nil)
+	resp, err := p.http.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, line := range strings.Split(string(body), "\n") {
+		if rest, ok := strings.CutPrefix(line, prefix+" "); ok {
+			v, err := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+			if err == nil {
+				return v
+			}
+		}
+	}
+	return -1
+}
+
+// waitPool waits until the agent's pools hold n sandboxes.
+func waitPool(t testing.TB, p benchPlatform, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Minute)
+	for agentMetric(t, p, `nestbox_agent_sandboxes{status="pooled",tier=""}`) != float64(n) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the warm pool did not fill to %d", n)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// The metric counts a pooled sandbox a moment before it can be
+	// claimed (its state file is being written).
+	time.Sleep(10 * time.Millisecond)
+}
+
+// poolClaims is the agent's claim counters, for the log.
+func poolClaims(t testing.TB, p benchPlatform) string {
+	var parts []string
+	for _, r := range []string{"hit", "miss", "failed"} {
+		parts = append(parts, fmt.Sprintf("%s %v", r, agentMetric(t, p, `nestbox_agent_pool_claims_total{result="`+r+`"}`)))
+	}
+	return strings.Join(parts, ", ")
 }

@@ -161,7 +161,10 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 	errc := make(chan error, 2)
-	wg.Go(func() { a.Run(ctx) })
+	wg.Go(func() {
+		a.Run(ctx)
+		a.DrainPools(context.WithoutCancel(ctx))
+	})
 	wg.Go(func() { errc <- a.Serve(ctx, agentLn) })
 	wg.Go(func() { errc <- cp.Run(ctx, ln) })
 

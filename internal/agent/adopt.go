@@ -59,7 +59,7 @@ func (a *Agent) recover(ctx context.Context) error {
 			continue
 		}
 		sb, err := a.sandboxFromRecord(dir, rec)
-		if err != nil || rec.ID != e.Name() {
+		if err != nil || rec.runtimeID() != e.Name() {
 			a.log.Warn("removing sandbox directory with a broken state file", "dir", dir, "err", err)
 			a.removeDir(dir)
 			continue
@@ -68,10 +68,10 @@ func (a *Agent) recover(ctx context.Context) error {
 			// Not ours to judge: a newer agent's file, or another driver's
 			// sandbox. Left alone, files and runtime.
 			sb.log.Error("leaving alone a sandbox this agent cannot manage", "state_version", rec.Version, "driver", rec.Driver)
-			foreign[sb.id] = true
+			foreign[sb.rid] = true
 			continue
 		}
-		st, err := a.driver.State(ctx, sb.id)
+		st, err := a.driver.State(ctx, sb.rid)
 		if err != nil {
 			// Unknown is not dead: adopt it, and let the crash monitor
 			// decide once the driver answers.
@@ -92,6 +92,17 @@ func (a *Agent) recover(ctx context.Context) error {
 			os.RemoveAll(filepath.Join(sb.dir, restoreDirName))
 		}
 		alive := st == driver.StateRunning || st == driver.StatePaused
+		if rec.Status == statusPooled && st == driver.StateRunning {
+			// A warm pool's sandbox: kept for the pools, which remove it
+			// if no pool wants it any more.
+			if err := a.net.Adopt(sb.net); err == nil {
+				sb.status, sb.ready = statusPooled, true
+				a.sandboxes[sb.id] = sb
+				sb.log.Info("adopted pooled sandbox")
+				continue
+			}
+			sb.net.Slot = -1
+		}
 		if rec.Status != statusRunning || !alive {
 			dead = append(dead, sb)
 			started[sb] = st != driver.StateNotFound
@@ -123,7 +134,7 @@ func (a *Agent) recover(ctx context.Context) error {
 			sb.net.Slot = -1
 		}
 		// Report it unless the control plane never heard of it.
-		report := sb.status == statusRunning || started[sb]
+		report := !sb.pooled && (sb.status == statusRunning || started[sb])
 		sb.log.Info("removing what is left of a sandbox that no longer runs", "recorded_status", sb.status)
 		if err := a.teardown(ctx, sb); err != nil {
 			// Keep it registered (not running) so that DestroySandbox
@@ -138,13 +149,18 @@ func (a *Agent) recover(ctx context.Context) error {
 		}
 	}
 
-	// Runtime containers that no state file names.
+	// Runtime containers that no state file names. The runtime knows
+	// sandboxes by their runtime names.
+	known := map[string]bool{}
+	for _, sb := range a.sandboxes {
+		known[sb.rid] = true
+	}
 	ids, err := a.driver.List(ctx)
 	if err != nil {
 		return err
 	}
 	for _, id := range ids {
-		if _, ok := a.sandboxes[id]; !ok && !foreign[id] {
+		if !known[id] && !foreign[id] {
 			a.log.Info("removing a runtime container without a sandbox", "sandbox", id)
 			if err := a.driver.Destroy(ctx, id); err != nil {
 				a.log.Error("remove leftover container", "sandbox", id, "err", err)
@@ -161,7 +177,7 @@ func (a *Agent) recover(ctx context.Context) error {
 		return err
 	}
 	for _, id := range leftovers {
-		if _, ok := a.sandboxes[id]; !ok && !foreign[id] {
+		if !known[id] && !foreign[id] {
 			a.log.Info("removing a network namespace without a sandbox", "sandbox", id)
 			if err := a.net.Teardown(ctx, network.Sandbox{ID: id, Slot: -1}); err != nil {
 				a.log.Error("remove leftover network namespace", "sandbox", id, "err", err)
@@ -176,7 +192,7 @@ func (a *Agent) recover(ctx context.Context) error {
 // idempotent; it stops at the first failure so that the state file stays
 // for a later retry. The caller holds sb.op (or is recover, alone).
 func (a *Agent) teardown(ctx context.Context, sb *sandbox) error {
-	if err := a.driver.Destroy(ctx, sb.id); err != nil {
+	if err := a.driver.Destroy(ctx, sb.rid); err != nil {
 		return err
 	}
 	if sb.layer.Root != "" {

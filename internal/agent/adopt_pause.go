@@ -98,7 +98,7 @@ func (a *Agent) recoverPause(ctx context.Context, sb *sandbox, st driver.State) 
 // network slot stays reserved.
 func (a *Agent) releasePausedRuntime(ctx context.Context, sb *sandbox, st driver.State) error {
 	if st != driver.StateNotFound {
-		if err := a.driver.Destroy(ctx, sb.id); err != nil {
+		if err := a.driver.Destroy(ctx, sb.rid); err != nil {
 			return fmt.Errorf("remove the runtime of paused sandbox %s: %w", sb.id, err)
 		}
 	}
@@ -142,7 +142,7 @@ func (a *Agent) checkpointSettled(ctx context.Context, sb *sandbox) bool {
 	// Writing the image takes ~4 ms per MiB on this class of machine.
 	deadline := time.Now().Add(30*time.Second + time.Duration(sb.cfg.GetMemoryMb())*10*time.Millisecond)
 	for time.Now().Before(deadline) {
-		st, err := a.driver.State(ctx, sb.id)
+		st, err := a.driver.State(ctx, sb.rid)
 		if err == nil && st != driver.StateRunning && st != driver.StatePaused {
 			sb.log.Info("a checkpoint left by the killed agent ended with the sandbox's exit", "state", st)
 			return false
@@ -178,7 +178,7 @@ func (a *Agent) recoverMemoryTier(ctx context.Context, sb *sandbox, st driver.St
 		if !ok {
 			return false, nil
 		}
-		if err := p.Pause(ctx, sb.id); err != nil {
+		if err := p.Pause(ctx, sb.rid); err != nil {
 			return true, fmt.Errorf("freeze paused sandbox %s again: %w", sb.id, err)
 		}
 	case inMemory && st != driver.StateRunning:

@@ -172,6 +172,12 @@ type Config struct {
 	// MaxSandboxes caps the sandboxes of this host; zero means only the
 	// PIDs, memory and disk bounds.
 	MaxSandboxes int
+	// Pools are the warm pools this agent keeps (see pool.go); a create
+	// that one serves starts in milliseconds. PoolMemoryMB caps the memory
+	// limits of all pooled sandboxes together; zero means
+	// DefaultPoolMemoryMB, negative no cap but admission's.
+	Pools        []PoolSpec
+	PoolMemoryMB int
 	// MaxSnapshots caps the snapshots this host keeps (CreateSnapshot
 	// beyond it is resource_exhausted): each holds a memory image and a
 	// layer copy on disk, which the disk reserve bounds too. Zero means
@@ -247,6 +253,7 @@ type Agent struct {
 	// registry is Config.Metrics; prom are the agent's metrics on it.
 	registry *prometheus.Registry
 	prom     *agentMetrics
+	pools    *pools
 
 	// snapMu decides who may read or remove a snapshot's files (see
 	// snapshots.go): restores copying from one hold it to read; the
@@ -265,7 +272,12 @@ type Agent struct {
 
 // sandbox is the agent's record of one sandbox.
 type sandbox struct {
-	id  string
+	id string
+	// rid names the sandbox to the runtime: its driver container, its
+	// network and its directory. It is id for every sandbox but one taken
+	// from a warm pool, whose runtime started before it had an ID (see
+	// pool.go). Neither changes in a sandbox's life.
+	rid string
 	dir string
 	log *slog.Logger
 
@@ -275,6 +287,10 @@ type sandbox struct {
 	// netReleased, guarded by op, records that the network was torn down:
 	// its slot may belong to another sandbox already.
 	netReleased bool
+	// pooled marks a warm pool's sandbox (made by the fill loop or adopted
+	// as one): get, list and lookup never show it. Set when the record is
+	// made; a claim moves the sandbox to a new record.
+	pooled bool
 
 	// Set while the sandbox is created (under op, before status becomes
 	// running) or adopted, read-only afterwards.
@@ -290,6 +306,7 @@ type sandbox struct {
 	status    status
 	endAt     time.Time
 	gone      bool         // removed from Agent.sandboxes
+	ready     bool         // pooled and recorded as such: a claim may take it
 	lastStats driver.Stats // previous metrics sample, for CPU %
 	samples   sampleRing   // metrics history, dropped with the sandbox
 	// Set while paused (statusPaused, or statusResuming/statusError after
@@ -322,6 +339,9 @@ const (
 	statusPaused   status = "paused"
 	statusResuming status = "resuming"
 	statusError    status = "error"
+	// statusPooled: a warm pool's sandbox, running and idle, which no
+	// control plane knows (see pool.go).
+	statusPooled status = "pooled"
 )
 
 // Pause tiers, as Sandbox.pause_tier reports them.
@@ -398,6 +418,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if cfg.TemplateDir == "" {
 		cfg.TemplateDir = filepath.Join(cfg.DataDir, "templates")
 	}
+	if err := checkPools(cfg.Pools); err != nil {
+		return nil, fmt.Errorf("agent: %w", err)
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -421,6 +444,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 		sandboxes:   map[string]*sandbox{},
 		snapPending: map[string]bool{},
 		registry:    cfg.Metrics,
+		pools:       newPools(cfg),
 	}
 	if a.registry == nil {
 		a.registry = metrics.NewRegistry()
@@ -428,6 +452,11 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	var err error
 	if a.prom, err = newAgentMetrics(a.registry, a); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
+	}
+	a.pools.claims = a.prom.claims
+	if want := a.pools.memoryWanted(); a.pools.budget > 0 && want > a.pools.budget {
+		log.Warn("the warm pools want more memory than their budget: they stay short of their sizes (raise --pool-memory-mb)",
+			"pools_mib", want>>20, "budget_mib", a.pools.budget>>20)
 	}
 	if a.driver == nil {
 		d, err := gvisor.New(gvisor.Config{
@@ -481,6 +510,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	wg.Go(func() { a.monitor(ctx, &wg) })
 	wg.Go(func() { a.demoteSweep(ctx, &wg) })
 	wg.Go(func() { a.sampleMetrics(ctx, a.cfg.SampleInterval) })
+	wg.Go(func() { a.fillPools(ctx) })
 	if a.cfg.Heartbeat.URL != "" {
 		wg.Go(func() { a.heartbeat(ctx) })
 	}
@@ -490,11 +520,15 @@ func (a *Agent) Run(ctx context.Context) error {
 
 func (a *Agent) sandboxesDir() string { return filepath.Join(a.cfg.DataDir, "sandboxes") }
 
-// lookup returns the registered sandbox id, or nil.
+// lookup returns the registered sandbox id, or nil. A pooled sandbox is
+// no one's to look up.
 func (a *Agent) lookup(id string) *sandbox {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.sandboxes[id]
+	if sb := a.sandboxes[id]; sb != nil && !sb.pooled {
+		return sb
+	}
+	return nil
 }
 
 // running returns sandbox id if it is running, else an ErrNotFound.
@@ -515,7 +549,7 @@ func (a *Agent) get(id string) (*sandbox, error) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	sb := a.sandboxes[id]
-	if sb == nil || sb.status == statusCreating || sb.status == statusStopping {
+	if sb == nil || sb.pooled || sb.status == statusCreating || sb.status == statusStopping {
 		return nil, errdefs.NotFound("sandbox %s not found", id)
 	}
 	return sb, nil
@@ -564,7 +598,7 @@ func (a *Agent) listed() []*sandbox {
 	defer a.mu.Unlock()
 	var out []*sandbox
 	for _, sb := range a.sandboxes {
-		if sb.status != statusCreating && sb.status != statusStopping {
+		if !sb.pooled && sb.status != statusCreating && sb.status != statusStopping {
 			out = append(out, sb)
 		}
 	}

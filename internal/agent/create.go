@@ -61,9 +61,11 @@ func (c cleanupStack) unwind(ctx context.Context) error {
 }
 
 // create makes a sandbox and returns once its envd answers and is
-// initialised. On error nothing of the sandbox is left. The request's ctx
-// bounds the creation; the sandbox then lives until destroyed or timed out.
-func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agentpb.Sandbox, err error) {
+// initialised: from a warm pool when one holds a sandbox for cfg (see
+// pool.go), else cold. On error nothing of the sandbox is left. The
+// request's ctx bounds the creation; the sandbox then lives until
+// destroyed or timed out.
+func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (*agentpb.Sandbox, error) {
 	if req.GetSnapshotId() != "" {
 		return a.createFromSnapshot(ctx, req)
 	}
@@ -71,12 +73,29 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 	if err != nil {
 		return nil, err
 	}
+	if out, ok, err := a.claim(ctx, cfg, opts); ok {
+		return out, err
+	}
+	return a.start(ctx, cfg, opts, false)
+}
+
+// start makes sandbox cfg.Id from its template. A pooled one (the
+// sandbox of a warm pool: cfg.Id is its runtime name) is made the same
+// way but sends no events, takes no room from memory-tier sandboxes,
+// stays within the pools' memory budget and ends in statusPooled, without
+// a timeout.
+func (a *Agent) start(ctx context.Context, cfg *agentpb.SandboxConfig, opts network.Options, pooled bool) (_ *agentpb.Sandbox, err error) {
 	sb := &sandbox{
 		id:     cfg.Id,
+		rid:    cfg.Id,
 		dir:    filepath.Join(a.sandboxesDir(), cfg.Id),
 		log:    a.log.With("sandbox", cfg.Id),
 		cfg:    cfg,
 		status: statusCreating,
+	}
+	if pooled {
+		sb.pooled = true
+		sb.log = a.log.With("pooled_sandbox", cfg.Id, "template", cfg.Template)
 	}
 	// Register first, holding op: a concurrent create of the same ID fails
 	// and a concurrent destroy waits for this create to finish.
@@ -93,7 +112,12 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 		a.mu.Unlock()
 		return nil, errdefs.AlreadyExists("sandbox %s exists", sb.id)
 	}
-	if err := a.admit(capacity, cfg); err != nil {
+	if pooled {
+		if err := a.admitPooled(capacity, cfg); err != nil {
+			a.mu.Unlock()
+			return nil, err
+		}
+	} else if err := a.admit(capacity, cfg); err != nil {
 		a.mu.Unlock()
 		// Sandboxes paused in memory give it up for a create.
 		err = a.admitOrDemote(ctx, func() error {
@@ -133,7 +157,7 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 			sb.log.Error("cleanup after failed create left something behind", "err", uerr)
 		}
 		a.forget(sb)
-		if createdSent {
+		if createdSent && !pooled {
 			a.emit(sb.id, EventStopped)
 		}
 	}()
@@ -178,7 +202,7 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 		return nil, err
 	}
 
-	sb.net, err = a.net.Setup(ctx, sb.id, opts)
+	sb.net, err = a.net.Setup(ctx, sb.rid, opts)
 	if err != nil {
 		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
 	}
@@ -228,8 +252,10 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 	if err := a.driver.Create(ctx, driverSpec(sb)); err != nil {
 		return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
 	}
-	undo.push(stepDriver, func(ctx context.Context) error { return a.driver.Destroy(ctx, sb.id) })
-	a.emit(sb.id, EventCreated)
+	undo.push(stepDriver, func(ctx context.Context) error { return a.driver.Destroy(ctx, sb.rid) })
+	if !pooled {
+		a.emit(sb.id, EventCreated)
+	}
 	createdSent = true
 	if err := step(stepDriver); err != nil {
 		return nil, err
@@ -252,6 +278,9 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 		return nil, err
 	}
 
+	if pooled {
+		return a.pooledReady(sb, start)
+	}
 	sb.startedAt = time.Now()
 	sb.proxy = newSandboxProxy(a, sb)
 	endAt := sb.startedAt.Add(time.Duration(cfg.TimeoutSeconds) * time.Second)
@@ -279,7 +308,7 @@ func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (_ *agen
 // driverSpec is what the driver needs to start sb (or restore it).
 func driverSpec(sb *sandbox) driver.Spec {
 	return driver.Spec{
-		ID:       sb.id,
+		ID:       sb.rid,
 		Dir:      sb.dir,
 		LogDir:   logDir(sb),
 		Rootfs:   sb.layer.Root,

@@ -30,6 +30,9 @@ type Network interface {
 	// it again in that slot. Both undo themselves on error.
 	Release(ctx context.Context, sb network.Sandbox) error
 	Rebuild(ctx context.Context, sb network.Sandbox, opts network.Options) (network.Sandbox, error)
+	// SetEgress replaces the egress rules of sb's built network with
+	// opts' (a warm pool's sandbox taking a create's rules).
+	SetEgress(ctx context.Context, sb network.Sandbox, opts network.Options) error
 	// Readd puts the guest's address and route back on the sandbox's
 	// interface, which the runtime takes off when it starts: a restore
 	// into the network a checkpointed sandbox left (a fork's source)

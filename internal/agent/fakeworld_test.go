@@ -194,15 +194,16 @@ type fakeNetwork struct {
 	// has a (pretend) NAT namespace, as the kernel network's default.
 	unique atomic.Bool
 
-	// mu guards used and built.
-	mu    sync.Mutex
-	used  map[int]string             // slot -> sandbox ID
-	built map[string]network.Sandbox // sandbox ID -> its network on the "host"
+	// mu guards used, built and egress.
+	mu     sync.Mutex
+	used   map[int]string             // slot -> sandbox ID
+	built  map[string]network.Sandbox // sandbox ID -> its network on the "host"
+	egress map[string]network.Options // sandbox ID -> the egress rules it was last given
 }
 
 func newFakeNetwork() *fakeNetwork {
 	n := fakeBlocks.Add(1) + uint32(os.Getpid())*7
-	return &fakeNetwork{block: byte(16 + n%224), used: map[int]string{}, built: map[string]network.Sandbox{}}
+	return &fakeNetwork{block: byte(16 + n%224), used: map[int]string{}, built: map[string]network.Sandbox{}, egress: map[string]network.Options{}}
 }
 
 var _ Network = (*fakeNetwork)(nil)
@@ -256,6 +257,7 @@ func (n *fakeNetwork) Setup(ctx context.Context, id string, opts network.Options
 		}
 		n.used[slot] = id
 		n.built[id] = sb
+		n.egress[id] = opts
 		return sb, nil
 	}
 	return network.Sandbox{}, fmt.Errorf("set up network of %s: no free slot: %w", id, errdefs.ErrExhausted)
@@ -279,6 +281,24 @@ func (n *fakeNetwork) Rebuild(ctx context.Context, sb network.Sandbox, opts netw
 	}
 	n.built[sb.ID] = sb
 	return sb, nil
+}
+
+func (n *fakeNetwork) SetEgress(ctx context.Context, sb network.Sandbox, opts network.Options) error {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if _, ok := n.built[sb.ID]; !ok {
+		return fmt.Errorf("set egress of %s: no network", sb.ID)
+	}
+	n.egress[sb.ID] = opts
+	return nil
+}
+
+// egressOf is the egress rules sandbox id (its runtime name) was last
+// given.
+func (n *fakeNetwork) egressOf(id string) network.Options {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.egress[id]
 }
 
 // Readd needs the network built: the real one works in its namespace.

@@ -263,6 +263,7 @@ func (a *Agent) forkConfigs(src *sandbox, forks []*agentpb.SandboxConfig) ([]*fo
 		}
 		jobs = append(jobs, &forkJob{op: "fork", sb: &sandbox{
 			id:     fid,
+			rid:    fid,
 			dir:    filepath.Join(a.sandboxesDir(), fid),
 			log:    a.log.With("sandbox", fid, "fork_of", src.id),
 			cfg:    cfg,
@@ -426,7 +427,7 @@ func (a *Agent) restoreFork(ctx context.Context, j *forkJob, from restoreSource)
 	if err != nil {
 		return err
 	}
-	n, err := a.net.Setup(ctx, sb.id, opts)
+	n, err := a.net.Setup(ctx, sb.rid, opts)
 	if err != nil {
 		return j.wrap(err)
 	}
@@ -464,7 +465,7 @@ func (a *Agent) restoreFork(ctx context.Context, j *forkJob, from restoreSource)
 	if err := cp.Restore(ctx, driverSpec(sb), from.images); err != nil {
 		return j.wrap(err)
 	}
-	j.undo.push(stepForkRestore, func(ctx context.Context) error { return a.driver.Destroy(ctx, sb.id) })
+	j.undo.push(stepForkRestore, func(ctx context.Context) error { return a.driver.Destroy(ctx, sb.rid) })
 	a.emit(sb.id, EventCreated)
 	j.created = true
 	if err := step(stepForkRestore); err != nil {

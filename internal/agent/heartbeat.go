@@ -62,6 +62,7 @@ func (a *Agent) Capacity(ctx context.Context) (nestbox.HostCapacity, error) {
 	if ids, err := a.snapshotIDs(); err == nil {
 		c.Snapshots = ids
 	}
+	c.Pooled = a.pooledTemplates()
 	a.mu.Lock()
 	for _, sb := range a.sandboxes {
 		switch sb.status {

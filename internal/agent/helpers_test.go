@@ -312,10 +312,14 @@ func serveAgent(t testing.TB, cfg Config, listen string) *testAgent {
 	}
 	ta.client = agentpbconnect.NewAgentClient(authClient, ta.base)
 	t.Cleanup(func() {
-		if !ta.killed {
-			ta.destroyAll(t)
+		if ta.killed {
+			ta.stop()
+			return
 		}
+		// Stopped first: its warm pools' fill loop would refill what
+		// destroyAll removes.
 		ta.stop()
+		ta.destroyAll(t)
 	})
 	return ta
 }
@@ -339,6 +343,24 @@ func (ta *testAgent) destroyAll(t testing.TB) {
 			t.Errorf("cleanup: destroy %s: %v", id, err)
 		}
 	}
+	for _, sb := range ta.pooled() {
+		if _, err := ta.removePooled(context.Background(), sb); err != nil {
+			t.Errorf("cleanup: remove pooled sandbox %s: %v", sb.rid, err)
+		}
+	}
+}
+
+// pooled returns the agent's pooled sandboxes that are ready.
+func (ta *testAgent) pooled() []*sandbox {
+	ta.mu.Lock()
+	defer ta.mu.Unlock()
+	var out []*sandbox
+	for _, sb := range ta.sandboxes {
+		if sb.pooled && sb.ready && sb.status == statusPooled {
+			out = append(out, sb)
+		}
+	}
+	return out
 }
 
 // create creates a sandbox through the API and fails the test on error.

@@ -43,6 +43,7 @@ const (
 	reasonMemoryCommit = "memory_overcommit"
 	reasonDiskLow      = "disk_reserve"
 	reasonDiskCommit   = "disk_overcommit"
+	reasonPoolBudget   = "pool_memory_budget" // a pooled sandbox beyond --pool-memory-mb
 )
 
 // refusal is an admission refusal and its reason; its message and kind
@@ -64,6 +65,7 @@ type agentMetrics struct {
 	ops     *prometheus.HistogramVec
 	steps   *prometheus.HistogramVec
 	refused *prometheus.CounterVec
+	claims  *prometheus.CounterVec
 }
 
 func newAgentMetrics(reg prometheus.Registerer, a *Agent) (*agentMetrics, error) {
@@ -82,8 +84,15 @@ func newAgentMetrics(reg prometheus.Registerer, a *Agent) (*agentMetrics, error)
 			Name: "nestbox_agent_admission_refusals_total",
 			Help: "Creates, resumes from disk and forks this host refused for room, by operation and by what was short.",
 		}, []string{"op", "reason"}),
+		claims: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nestbox_agent_pool_claims_total",
+			Help: "Creates that asked a warm pool for a sandbox, by result: hit (served from the pool), miss (none ready: a cold create), failed (a pooled sandbox that could not be claimed, removed).",
+		}, []string{"result"}),
 	}
-	return m, metrics.Register(reg, m.ops, m.steps, m.refused, newHostCollector(a))
+	for _, r := range []string{"hit", "miss", "failed"} {
+		m.claims.WithLabelValues(r)
+	}
+	return m, metrics.Register(reg, m.ops, m.steps, m.refused, m.claims, newHostCollector(a))
 }
 
 // observeOp records one operation that started at start and ended with
@@ -182,7 +191,7 @@ func (c *hostCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c *hostCollector) Collect(ch chan<- prometheus.Metric) {
 	type key struct{ status, tier string }
 	n := map[key]int{}
-	for _, st := range []status{statusCreating, statusRunning, statusPausing, statusResuming, statusStopping, statusError} {
+	for _, st := range []status{statusCreating, statusRunning, statusPausing, statusResuming, statusStopping, statusError, statusPooled} {
 		n[key{string(st), ""}] = 0
 	}
 	for _, tier := range []string{tierMemory, tierDisk, tierFilesystem} {

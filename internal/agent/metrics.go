@@ -25,7 +25,7 @@ func (a *Agent) metrics(ctx context.Context, id string) (*agentpb.SandboxMetrics
 	if err != nil {
 		return nil, err
 	}
-	st, err := a.driver.Stats(ctx, id)
+	st, err := a.driver.Stats(ctx, sb.rid)
 	if err != nil {
 		return nil, err
 	}

@@ -38,7 +38,7 @@ func (a *Agent) crashed(ctx context.Context) []*sandbox {
 			if a.envd.healthy(ctx, a.dialAddr(sb), time.Second) {
 				return
 			}
-			st, err := a.driver.State(ctx, sb.id)
+			st, err := a.driver.State(ctx, sb.rid)
 			if err != nil {
 				sb.log.Warn("crash check", "err", err)
 				return

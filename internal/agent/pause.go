@@ -157,13 +157,13 @@ func (a *Agent) doPause(ctx context.Context, sb *sandbox, fsOnly bool) (err erro
 	}
 
 	if fsOnly {
-		err = a.driver.Destroy(ctx, sb.id)
+		err = a.driver.Destroy(ctx, sb.rid)
 	} else {
-		err = cp.Checkpoint(ctx, sb.id, imagesDir(sb))
+		err = cp.Checkpoint(ctx, sb.rid, imagesDir(sb))
 	}
 	if err != nil {
 		// A failed checkpoint may or may not have ended the sandbox.
-		if st, serr := a.driver.State(ctx, sb.id); serr != nil || st != driver.StateRunning {
+		if st, serr := a.driver.State(ctx, sb.rid); serr != nil || st != driver.StateRunning {
 			stopped = true
 		}
 		return fmt.Errorf("pause sandbox %s: %w", sb.id, err)
@@ -336,7 +336,7 @@ func (a *Agent) bringUp(ctx context.Context, sb *sandbox, images string, step fu
 	if err != nil {
 		return nil, err
 	}
-	undo.push("runtime", func(ctx context.Context) error { return a.driver.Destroy(ctx, sb.id) })
+	undo.push("runtime", func(ctx context.Context) error { return a.driver.Destroy(ctx, sb.rid) })
 	if err := step(stepResumeStart); err != nil {
 		return nil, err
 	}

@@ -68,12 +68,12 @@ func (a *Agent) memoryGrace() time.Duration {
 // error the sandbox runs (thawed again if it was frozen) and doPause's
 // undo takes it from there. The caller holds sb.op.
 func (a *Agent) freeze(ctx context.Context, sb *sandbox, p driver.Pauser, step func(string) error, times *stepTimes) (err error) {
-	if err := p.Pause(ctx, sb.id); err != nil {
+	if err := p.Pause(ctx, sb.rid); err != nil {
 		return fmt.Errorf("pause sandbox %s: %w", sb.id, err)
 	}
 	defer func() {
 		if err != nil {
-			if terr := p.Resume(context.WithoutCancel(ctx), sb.id); terr != nil {
+			if terr := p.Resume(context.WithoutCancel(ctx), sb.rid); terr != nil {
 				sb.log.Error("thaw after a failed pause", "err", terr)
 			}
 		}
@@ -116,7 +116,7 @@ func (a *Agent) thaw(ctx context.Context, sb *sandbox, timeout time.Duration, st
 			if perr := a.envd.prepareSnapshot(bg, sb.net.Addr(), sb.cfg.AccessToken); perr != nil {
 				sb.log.Warn("prepare envd again after a failed resume", "err", perr)
 			}
-			if perr := p.Pause(bg, sb.id); perr != nil {
+			if perr := p.Pause(bg, sb.rid); perr != nil {
 				sb.log.Error("freeze again after a failed resume", "err", perr)
 			}
 		}
@@ -134,7 +134,7 @@ func (a *Agent) thaw(ctx context.Context, sb *sandbox, timeout time.Duration, st
 	if err := step(stepResumeState); err != nil {
 		return err
 	}
-	if err := p.Resume(ctx, sb.id); err != nil {
+	if err := p.Resume(ctx, sb.rid); err != nil {
 		return fmt.Errorf("resume sandbox %s: %w", sb.id, err)
 	}
 	thawed = true
@@ -290,14 +290,14 @@ func (a *Agent) demoteLocked(ctx context.Context, sb *sandbox) (err error) {
 	// A frozen sandbox cannot be checkpointed (runsc waits for ever): it
 	// runs again for the few milliseconds until the checkpoint stops it.
 	// envd is still prepared from the pause.
-	if err := p.Resume(ctx, sb.id); err != nil {
+	if err := p.Resume(ctx, sb.rid); err != nil {
 		return fmt.Errorf("demote sandbox %s: %w", sb.id, err)
 	}
 	if err := step(stepDemoteThaw); err != nil {
 		return err
 	}
-	if err := cp.Checkpoint(ctx, sb.id, imagesDir(sb)); err != nil {
-		if st, serr := a.driver.State(ctx, sb.id); serr != nil || (st != driver.StateRunning && st != driver.StatePaused) {
+	if err := cp.Checkpoint(ctx, sb.rid, imagesDir(sb)); err != nil {
+		if st, serr := a.driver.State(ctx, sb.rid); serr != nil || (st != driver.StateRunning && st != driver.StatePaused) {
 			stopped = true
 		}
 		return fmt.Errorf("demote sandbox %s: %w", sb.id, err)
@@ -357,12 +357,12 @@ func (a *Agent) undoDemote(ctx context.Context, sb *sandbox, p driver.Pauser, st
 				return err
 			}
 		}
-		st, err := a.driver.State(ctx, sb.id)
+		st, err := a.driver.State(ctx, sb.rid)
 		if err != nil {
 			return err
 		}
 		if st == driver.StateRunning {
-			return p.Pause(ctx, sb.id)
+			return p.Pause(ctx, sb.rid)
 		}
 		if st != driver.StatePaused {
 			return fmt.Errorf("the runtime says %s", st)
@@ -396,6 +396,12 @@ func (a *Agent) undoDemote(ctx context.Context, sb *sandbox, p driver.Pauser, st
 // disk and admit, which checks admission afresh, runs once more. It
 // returns err unchanged otherwise.
 func (a *Agent) admitOrDemote(ctx context.Context, admit func() error, err error) error {
+	// Pooled sandboxes give their room first: they are a cache.
+	for errors.Is(err, errdefs.ErrExhausted) && a.evictPooled(ctx) {
+		if err = admit(); err == nil {
+			return nil // a.mu is held, as admit leaves it
+		}
+	}
 	if !errors.Is(err, errdefs.ErrExhausted) || !a.hasMemoryTier() || a.demoteAll(ctx) == 0 {
 		return err
 	}

@@ -55,6 +55,7 @@ func (a *Agent) createFromSnapshot(ctx context.Context, req *agentpb.SandboxConf
 	}
 	j := &forkJob{op: "create", sb: &sandbox{
 		id:     cfg.Id,
+		rid:    cfg.Id,
 		dir:    filepath.Join(a.sandboxesDir(), cfg.Id),
 		log:    a.log.With("sandbox", cfg.Id, "snapshot", snapID),
 		cfg:    cfg,

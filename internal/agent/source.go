@@ -121,8 +121,8 @@ func (a *Agent) checkpointSource(ctx context.Context, src *sandbox, steps source
 	if !ok {
 		return "", wrap(fmt.Errorf("driver %s cannot checkpoint: %w", a.driver.Name(), errdefs.ErrUnimplemented))
 	}
-	if err := cp.Checkpoint(ctx, src.id, imagesDir(src)); err != nil {
-		if st, serr := a.driver.State(ctx, src.id); serr != nil || st != driver.StateRunning {
+	if err := cp.Checkpoint(ctx, src.rid, imagesDir(src)); err != nil {
+		if st, serr := a.driver.State(ctx, src.rid); serr != nil || st != driver.StateRunning {
 			isStopped = true
 		}
 		return "", wrap(err)
@@ -192,7 +192,7 @@ func (a *Agent) restoreInPlace(ctx context.Context, src *sandbox) (err error) {
 	}
 	defer func() {
 		if err != nil {
-			if derr := a.driver.Destroy(context.WithoutCancel(ctx), src.id); derr != nil {
+			if derr := a.driver.Destroy(context.WithoutCancel(ctx), src.rid); derr != nil {
 				src.log.Error("remove the source's runtime after a failed restore", "err", derr)
 			}
 		}

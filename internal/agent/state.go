@@ -33,7 +33,10 @@ type record struct {
 	// files of version 0 (gVisor, the only driver then).
 	Driver string `json:"driver,omitempty"`
 	ID     string `json:"id"`
-	Status status `json:"status"`
+	// RuntimeID is the sandbox's runtime name (sandbox.rid) when it is
+	// not ID: a sandbox taken from a warm pool. It names the directory.
+	RuntimeID string `json:"runtime_id,omitempty"`
+	Status    status `json:"status"`
 	// Config is the resolved SandboxConfig in protobuf's JSON form.
 	Config      json.RawMessage  `json:"config"`
 	Template    string           `json:"template_path,omitempty"`
@@ -74,6 +77,7 @@ func (a *Agent) writeState(sb *sandbox) error {
 		FilesystemOnly: sb.fsOnly,
 		Error:          sb.errMsg,
 		ID:             sb.id,
+		RuntimeID:      sb.runtimeIDField(),
 		Status:         sb.status,
 		Config:         cfg,
 		Template:       sb.tplPath,
@@ -106,6 +110,23 @@ func (a *Agent) writeState(sb *sandbox) error {
 	return nil
 }
 
+// runtimeID is the runtime name the record gives its sandbox.
+func (r record) runtimeID() string {
+	if r.RuntimeID != "" {
+		return r.RuntimeID
+	}
+	return r.ID
+}
+
+// runtimeIDField is what the state file records as the runtime ID: nothing
+// when it is the sandbox's ID.
+func (sb *sandbox) runtimeIDField() string {
+	if sb.rid == sb.id {
+		return ""
+	}
+	return sb.rid
+}
+
 // readState reads the state file in dir.
 func readState(dir string) (record, error) {
 	b, err := os.ReadFile(filepath.Join(dir, stateFile))
@@ -136,6 +157,7 @@ func (a *Agent) sandboxFromRecord(dir string, rec record) (*sandbox, error) {
 	}
 	sb := &sandbox{
 		id:          rec.ID,
+		rid:         rec.runtimeID(),
 		dir:         dir,
 		log:         a.log.With("sandbox", rec.ID),
 		cfg:         cfg,
@@ -148,6 +170,7 @@ func (a *Agent) sandboxFromRecord(dir string, rec record) (*sandbox, error) {
 		pauseTier:   rec.PauseTier,
 		fsOnly:      rec.FilesystemOnly,
 		errMsg:      rec.Error,
+		pooled:      rec.Status == statusPooled,
 	}
 	if rec.Network != nil {
 		sb.net = *rec.Network

@@ -221,6 +221,25 @@ func TestPick(t *testing.T) {
 	}
 }
 
+// TestPickPrefersWarmPool: a host whose warm pool holds a sandbox of the
+// template wins over one with somewhat more memory left; for another
+// template, memory decides.
+func TestPickPrefersWarmPool(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	r := newRegistry(newStore(t), c, nil, "")
+	warmCap := capacity(2000)
+	warmCap.Pooled = []string{"base"}
+	roomy := join(t, r, "roomy", capacity(3000))
+	warm := join(t, r, "warm", warmCap)
+	if h, err := r.Pick(ctx, nestbox.CreateCapsuleRequest{Template: "base", MemoryMB: 512}); err != nil || h.ID != warm {
+		t.Errorf("pick for base: %s, %v; want the host with a warm base sandbox %s (roomy %s)", h.ID, err, warm, roomy)
+	}
+	if h, err := r.Pick(ctx, nestbox.CreateCapsuleRequest{Template: "minimal", MemoryMB: 512}); err != nil || h.ID != roomy {
+		t.Errorf("pick for minimal: %s, %v; want the roomier host %s", h.ID, err, roomy)
+	}
+}
+
 // TestMonitor checks that a silent host is reported once, by whichever
 // of two control planes holds the lease, and that its next heartbeat
 // asks for a reconcile.

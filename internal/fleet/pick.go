@@ -92,7 +92,9 @@ func (c candidate) refuse(req nestbox.CreateCapsuleRequest, stale bool) string {
 
 // score ranks a host for req: the share of its committable memory left
 // after req, plus a bonus when it holds req's template (no build, warm
-// page cache).
+// page cache) and a larger one when its warm pool holds a sandbox of it
+// ready (a start in milliseconds; the report may be a heartbeat old, and
+// a miss is only a cold start).
 func (c candidate) score(req nestbox.CreateCapsuleRequest) float64 {
 	k := c.h.Capacity
 	s := 0.0
@@ -102,6 +104,9 @@ func (c candidate) score(req nestbox.CreateCapsuleRequest) float64 {
 	}
 	if req.Template != "" && slices.Contains(k.Templates, req.Template) {
 		s += 0.25
+	}
+	if req.Template != "" && slices.Contains(k.Pooled, req.Template) {
+		s += 0.5
 	}
 	return s
 }

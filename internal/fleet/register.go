@@ -110,7 +110,7 @@ func storedCapacity(c nestbox.HostCapacity) store.HostCapacity {
 		DiskTotalBytes:    c.DiskTotalBytes, DiskAvailableBytes: c.DiskAvailableBytes,
 		DiskReservedBytes: c.DiskReservedBytes, DiskAllocatedBytes: c.DiskAllocatedBytes,
 		Sandboxes: c.Sandboxes, MaxSandboxes: c.MaxSandboxes, VCPUsAllocated: c.VCPUsAllocated,
-		Running: c.Running, Paused: c.Paused, Templates: c.Templates, Snapshots: c.Snapshots,
+		Running: c.Running, Paused: c.Paused, Templates: c.Templates, Snapshots: c.Snapshots, Pooled: c.Pooled,
 	}
 }
 
@@ -154,8 +154,8 @@ func checkRegistration(name, rawURL string, c nestbox.HostCapacity) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		return errdefs.Invalid("a host URL must be an http or https URL with a host and nothing after the path, got %q", rawURL)
 	}
-	if len(c.Templates) > maxListLen || len(c.Snapshots) > maxListLen {
-		return errdefs.Invalid("a heartbeat lists at most %d templates and %d snapshots", maxListLen, maxListLen)
+	if len(c.Templates) > maxListLen || len(c.Snapshots) > maxListLen || len(c.Pooled) > maxListLen {
+		return errdefs.Invalid("a heartbeat lists at most %d templates, pooled templates and snapshots each", maxListLen)
 	}
 	return nil
 }

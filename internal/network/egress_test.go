@@ -136,3 +136,40 @@ func TestHostAddressesAlwaysDenied(t *testing.T) {
 		}
 	})
 }
+
+// TestSetEgress changes a running sandbox's egress rules (a warm pool's
+// sandbox taking a create's): internet on, then off, then one allowed
+// host; an allow rule that overlaps the deny list is refused and leaves
+// the rules as they were.
+func TestSetEgress(t *testing.T) {
+	forTopologies(t, func(t *testing.T, topo func(*Config)) {
+		m := newTestManager(t, topo)
+		startExternal(t)
+		ctx := context.Background()
+		sb := setup(t, m, "setegress", Options{Internet: true})
+		url := "http://" + extAddr + ":8080/"
+		if !reach(sb, url) {
+			t.Fatal("control: internet on, the fake public host is not reachable")
+		}
+		if err := m.SetEgress(ctx, sb, Options{}); err != nil {
+			t.Fatal(err)
+		}
+		if reach(sb, url) {
+			t.Error("internet off by SetEgress: the fake public host is still reachable")
+		}
+		allow := Options{AllowOut: []netip.Prefix{netip.MustParsePrefix(extAddr + "/32")}}
+		if err := m.SetEgress(ctx, sb, allow); err != nil {
+			t.Fatal(err)
+		}
+		if !reach(sb, url) {
+			t.Error("allow_out by SetEgress: the allowed host is not reachable")
+		}
+		bad := Options{AllowOut: []netip.Prefix{netip.PrefixFrom(netip.MustParseAddr(fakeDenied[0].addr), 32)}}
+		if err := m.SetEgress(ctx, sb, bad); !errors.Is(err, errdefs.ErrInvalid) {
+			t.Errorf("SetEgress with allow_out %s (denied): %v, want invalid", fakeDenied[0].addr, err)
+		}
+		if !reach(sb, url) {
+			t.Error("a refused SetEgress changed the rules")
+		}
+	})
+}

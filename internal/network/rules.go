@@ -16,6 +16,8 @@ import (
 	"github.com/google/nftables/expr"
 	"github.com/vishvananda/netlink"
 	"golang.org/x/sys/unix"
+
+	"nestbox.dev/internal/egress"
 )
 
 // The nft table of a manager (inet <prefix>_nestbox), in the order a
@@ -176,9 +178,57 @@ func (m *Manager) applyRules(sb Sandbox, opts Options) error {
 	if err != nil {
 		return err
 	}
+	ch := m.writeEgressChain(c, sb, opts) // flushes a chain left by an agent that died mid-setup
+	egressMap, _, guests := m.sets()
+	if err := c.SetAddElements(egressMap, []nftables.SetElement{{
+		Key: ifnameKey(sb.HostIf), VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: ch.Name},
+	}}); err != nil {
+		return err
+	}
+	if err := c.SetAddElements(guests, []nftables.SetElement{{Key: guestKey(sb)}}); err != nil {
+		return err
+	}
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("install rules of %s: %w", sb.ID, err)
+	}
+	return nil
+}
+
+// SetEgress replaces the egress rules of sb's running network with opts',
+// in one transaction: connections the new rules drop stop at their next
+// packet. A warm pool's sandbox takes the rules of the create it serves
+// this way. opts are checked as Setup checks them.
+func (m *Manager) SetEgress(ctx context.Context, sb Sandbox, opts Options) error {
+	if err := checkOptions(opts); err != nil {
+		return err
+	}
+	deny, err := m.refreshDeny()
+	if err != nil {
+		return fmt.Errorf("set egress of %s: %w", sb.ID, err)
+	}
+	if err := egress.Check(opts.AllowOut, deny); err != nil {
+		return fmt.Errorf("set egress of %s: %w", sb.ID, err)
+	}
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	c, err := newConn()
+	if err != nil {
+		return err
+	}
+	m.writeEgressChain(c, sb, opts)
+	if err := c.Flush(); err != nil {
+		return fmt.Errorf("set egress of %s: %w", sb.ID, err)
+	}
+	return nil
+}
+
+// writeEgressChain queues on c the egress chain of sb's slot, emptied and
+// filled with opts' rules.
+func (m *Manager) writeEgressChain(c *nftables.Conn, sb Sandbox, opts Options) *nftables.Chain {
 	t := m.table()
 	ch := c.AddChain(&nftables.Chain{Name: m.chainName(sb.Slot), Table: t})
-	c.FlushChain(ch) // a chain left by an agent that died mid-setup
+	c.FlushChain(ch)
 	rule := func(exprs ...[]expr.Any) {
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: slices.Concat(exprs...)})
 	}
@@ -200,19 +250,7 @@ func (m *Manager) applyRules(sb Sandbox, opts Options) error {
 	} else {
 		rule(verdict(expr.VerdictDrop))
 	}
-	egressMap, _, guests := m.sets()
-	if err := c.SetAddElements(egressMap, []nftables.SetElement{{
-		Key: ifnameKey(sb.HostIf), VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: ch.Name},
-	}}); err != nil {
-		return err
-	}
-	if err := c.SetAddElements(guests, []nftables.SetElement{{Key: guestKey(sb)}}); err != nil {
-		return err
-	}
-	if err := c.Flush(); err != nil {
-		return fmt.Errorf("install rules of %s: %w", sb.ID, err)
-	}
-	return nil
+	return ch
 }
 
 // addGuest records sb's address in @guests (idempotent).

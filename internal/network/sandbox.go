@@ -71,10 +71,8 @@ func (m *Manager) Setup(ctx context.Context, id string, opts Options) (sb Sandbo
 	if id == "" || strings.ContainsAny(id, "/ \x00") || len(id) > 200 {
 		return Sandbox{}, errdefs.Invalid("invalid sandbox id %q", id)
 	}
-	for _, p := range append(append([]netip.Prefix{}, opts.AllowOut...), opts.DenyOut...) {
-		if !p.IsValid() || !p.Addr().Is4() {
-			return Sandbox{}, errdefs.Invalid("egress rule %s: only IPv4 prefixes are supported", p)
-		}
+	if err := checkOptions(opts); err != nil {
+		return Sandbox{}, err
 	}
 	deny, err := m.refreshDeny()
 	if err != nil {
@@ -88,6 +86,16 @@ func (m *Manager) Setup(ctx context.Context, id string, opts Options) (sb Sandbo
 		return Sandbox{}, err
 	}
 	return m.build(ctx, id, slot, opts, true, m.cfg.SharedGuestAddress)
+}
+
+// checkOptions refuses egress rules the nft rules cannot express.
+func checkOptions(opts Options) error {
+	for _, p := range append(append([]netip.Prefix{}, opts.AllowOut...), opts.DenyOut...) {
+		if !p.IsValid() || !p.Addr().Is4() {
+			return errdefs.Invalid("egress rule %s: only IPv4 prefixes are supported", p)
+		}
+	}
+	return nil
 }
 
 // Rebuild builds the network of a paused sandbox again in the slot it kept

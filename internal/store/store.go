@@ -272,6 +272,7 @@ type HostCapacity struct {
 	Paused               uint32   `json:"paused,omitempty"`
 	Templates            []string `json:"templates,omitempty"` // built on the host
 	Snapshots            []string `json:"snapshots,omitempty"` // kept on the host
+	Pooled               []string `json:"pooled,omitempty"`    // templates with a warm-pool sandbox ready
 }
 
 // JoinToken lets a host agent register once per use. Only the hash of its
