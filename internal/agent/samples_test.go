@@ -97,11 +97,11 @@ func TestSampleAllAndHistory(t *testing.T) {
 		if err := d.Create(ctx, driver.Spec{ID: id}); err != nil {
 			t.Fatal(err)
 		}
-		a.sandboxes[id] = &sandbox{id: id, log: a.log, status: statusRunning, startedAt: time.Now(),
+		a.sandboxes[id] = &sandbox{id: id, rid: id, log: a.log, status: statusRunning, startedAt: time.Now(),
 			cfg: &agentpb.SandboxConfig{Id: id, Vcpus: 2, MemoryMb: 256}}
 	}
 	// A sandbox being created is not sampled.
-	a.sandboxes["sb3"] = &sandbox{id: "sb3", log: a.log, status: statusCreating, cfg: &agentpb.SandboxConfig{Id: "sb3"}}
+	a.sandboxes["sb3"] = &sandbox{id: "sb3", rid: "sb3", log: a.log, status: statusCreating, cfg: &agentpb.SandboxConfig{Id: "sb3"}}
 
 	before := time.Now()
 	for range 3 {
