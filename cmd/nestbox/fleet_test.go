@@ -405,7 +405,8 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 // TestFleetReplicaKilled SIGKILLs a `nestbox server` replica right after
 // it accepted creates, with their host calls in flight: the other replica
-// keeps serving, and no capsule stays transient. Nothing touches the dead
+// keeps serving (a create through it runs at once), and no capsule stays
+// transient. Nothing touches the dead
 // replica's capsules any more, so the surviving replica's reconcile takes
 // them for stuck after three touch intervals and resolves them from what
 // the host says; a capsule it finds running works, one it finds gone is
@@ -484,6 +485,16 @@ func TestFleetReplicaKilled(t *testing.T) {
 	procB.Wait()
 	killed := time.Now()
 
+	// A serves at once, creates included, while B's capsules are still
+	// in flight for nobody.
+	onA, err := clientA.Create(ctx, nestbox.CreateCapsuleRequest{Template: "minimal"})
+	if err != nil {
+		t.Fatalf("create through A after B's death: %v\n%s", err, outA.String())
+	}
+	if res, err := onA.Exec(ctx, []string{"echo", "A serves"}); err != nil || res.Stdout != "A serves\n" {
+		t.Errorf("exec through A after B's death: %+v, %v", res, err)
+	}
+
 	// A keeps serving, and every capsule leaves its transient status.
 	final := map[string]nestbox.Capsule{}
 	waitFor(t, 3*time.Minute, "every capsule B was creating to leave starting", func() bool {
@@ -513,6 +524,9 @@ func TestFleetReplicaKilled(t *testing.T) {
 			t.Errorf("capsule %s ended %s after B's death (%s), want running or error", id, c.Status, c.Error)
 		}
 		t.Logf("capsule %s: %s %s", id, c.Status, c.Error)
+	}
+	if _, err := onA.Kill(ctx); err != nil {
+		t.Errorf("kill %s: %v", onA.ID(), err)
 	}
 	for _, id := range ids {
 		if final[id].Status == nestbox.StatusRunning {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -293,5 +294,56 @@ func TestRemove(t *testing.T) {
 	}
 	if err := r.Remove(ctx, id, 0); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("Remove again: %v, want not found", err)
+	}
+}
+
+// flakyStore is a store whose monitor lease fails while down is set, as
+// every call would while the database restarts.
+type flakyStore struct {
+	store.Store
+	down atomic.Bool
+}
+
+func (s *flakyStore) AcquireLease(ctx context.Context, name, holder string, until, now time.Time) (bool, error) {
+	if s.down.Load() {
+		return false, errdefs.Unavailable("the database is restarting")
+	}
+	return s.Store.AcquireLease(ctx, name, holder, until, now)
+}
+
+// TestMonitorAfterStoreOutage checks that hosts whose heartbeats could
+// not be recorded while the store was down are not judged silent the
+// moment it is back: the monitor waits three heartbeat intervals, then
+// reports a host that still has not been heard from.
+func TestMonitorAfterStoreOutage(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	st := &flakyStore{Store: newStore(t)}
+	w := &watcher{}
+	r := newRegistry(st, c, w, "cp1") // heartbeats every second, unreachable after 3 s
+	reporting := join(t, r, "reporting", capacity(1000))
+	silent := join(t, r, "silent", capacity(1000))
+
+	st.down.Store(true)
+	for range 10 {
+		c.add(time.Second)
+		fleet.MonitorOnce(r, ctx)
+	}
+	st.down.Store(false)
+	// Back: for three intervals nobody is judged, while the reporting
+	// host's heartbeats are recorded again.
+	for i := range 3 {
+		fleet.MonitorOnce(r, ctx)
+		if u, _ := w.seen(); len(u) > 0 {
+			t.Fatalf("%d s after the store came back, hosts %v were reported unreachable", i, u)
+		}
+		if _, err := r.Heartbeat(ctx, reporting, "http://reporting:5007", capacity(1000)); err != nil {
+			t.Fatal(err)
+		}
+		c.add(time.Second)
+	}
+	fleet.MonitorOnce(r, ctx)
+	if u, _ := w.seen(); !slices.Equal(u, []string{silent}) {
+		t.Errorf("three intervals after the store came back, hosts reported unreachable: %v, want only the silent one %s", u, silent)
 	}
 }
