@@ -4,12 +4,13 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -40,7 +41,7 @@ func redisURL() string {
 
 // freshDatabase creates an empty PostgreSQL database for the test and
 // returns its URL; it is dropped at the end.
-func freshDatabase(t *testing.T) string {
+func freshDatabase(t testing.TB) string {
 	t.Helper()
 	ctx := context.Background()
 	admin, err := pgx.Connect(ctx, postgresAdminURL())
@@ -170,19 +171,22 @@ func TestServerWithPostgresAndRedis(t *testing.T) {
 
 // TestFleet runs a fleet as README's fleet section sets it up: two
 // `nestbox server` replicas on one PostgreSQL and Redis, and three agents
-// that join it with one join token through either replica. It checks
-// scheduling (cordon steers creates, no capacity is 503 no_capacity),
-// traffic through the replica a capsule was not created on, hosts that
-// blink (an agent killed and restarted, one stopped and continued): their
-// capsules go missing when heartbeats stop and run again seconds after,
-// the others' are untouched, and a destroy through one replica cuts a
-// stream held through the other.
+// that join it with one join token through either replica, each agent in
+// a network namespace of its own with its own address on a bridge where
+// the replicas listen, as hosts on a LAN. It checks scheduling (cordon
+// steers creates, no capacity is 503 no_capacity), traffic through the
+// replica a capsule was not created on, hosts that blink (an agent killed
+// and restarted; another's network cut in its namespace and restored,
+// with the agent running on): their capsules go missing when heartbeats
+// stop and run again seconds after, the others' are untouched, and a
+// destroy through one replica cuts a stream held through the other.
 func TestFleet(t *testing.T) {
 	b := requirePlatform(t)
 	bin := buildNestbox(t)
 	dbURL := freshDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	lan := newFleetNetwork(t, "fl", "10.227.0", 3)
 
 	type replica struct {
 		addr string
@@ -192,7 +196,7 @@ func TestFleet(t *testing.T) {
 	var cps [2]*replica
 	var key string
 	for i := range cps {
-		r := &replica{addr: freeAddr(t), done: make(chan error, 1)}
+		r := &replica{addr: net.JoinHostPort(lan.hostIP, strconv.Itoa(freePort(t))), done: make(chan error, 1)}
 		cps[i] = r
 		cpCtx, cpCancel := context.WithCancel(ctx)
 		dir := t.TempDir()
@@ -234,10 +238,13 @@ func TestFleet(t *testing.T) {
 	if err := os.WriteFile(tokFile, []byte(tok.Token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	agents := []*agentProcess{
-		startFleetAgent(t, b, bin, "http://"+cps[0].addr, tokFile, "nbf", "10.221.0.0/24", "/nestbox-e2e-fleet-a"),
-		startFleetAgent(t, b, bin, "http://"+cps[1].addr, tokFile, "nbh", "10.222.0.0/24", "/nestbox-e2e-fleet-b"),
-		startFleetAgent(t, b, bin, "http://"+cps[0].addr, tokFile, "nbi", "10.223.0.0/24", "/nestbox-e2e-fleet-c"),
+	agents := make([]*agentProcess, 3)
+	for k, a := range []struct{ prefix, cidr, cgroup string }{
+		{"nbf", "10.221.0.0/24", "/nestbox-e2e-fleet-a"},
+		{"nbh", "10.222.0.0/24", "/nestbox-e2e-fleet-b"},
+		{"nbi", "10.223.0.0/24", "/nestbox-e2e-fleet-c"},
+	} {
+		agents[k] = startFleetAgentIn(t, b, bin, lan.ns[k], net.JoinHostPort(lan.ip[k], "5007"), "http://"+cps[k%2].addr, tokFile, a.prefix, a.cidr, a.cgroup)
 	}
 	if toks, err := clients[1].JoinTokens(ctx); err != nil || len(toks) != 0 {
 		t.Errorf("join tokens after all three uses: %+v, %v; want none usable", toks, err)
@@ -328,16 +335,16 @@ func TestFleet(t *testing.T) {
 	// Hosts blink. The periodic reconcile is an hour away
 	// (--reconcile-interval): only the host monitor and the reconcile
 	// that a returning heartbeat starts can move a capsule to missing and
-	// back. Host 1's agent is killed and restarted; host 0's is stopped
-	// (SIGSTOP: it neither heartbeats nor answers, as behind a cut
-	// network) and continued. Host 2 is not touched.
+	// back. Host 1's agent is killed and restarted; host 0's network is
+	// cut in its namespace (it runs on, but neither heartbeats nor
+	// answers) and restored. Host 2 is not touched.
 	for _, blink := range []struct {
 		k          int
 		name       string
 		down, back func()
 	}{
 		{1, "killed and restarted", agents[1].kill, agents[1].start},
-		{0, "stopped and continued", func() { agents[0].cmd.Process.Signal(syscall.SIGSTOP) }, func() { agents[0].cmd.Process.Signal(syscall.SIGCONT) }},
+		{0, "cut off and reconnected", func() { lan.cut(0) }, func() { lan.restore(0) }},
 	} {
 		blink.down()
 		if _, err := onHost[blink.k].Wait(ctx, nestbox.StatusMissing); err != nil {
@@ -394,7 +401,7 @@ func TestFleet(t *testing.T) {
 }
 
 // waitFor polls cond every 100 ms until it holds, failing after d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(d); !cond(); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {

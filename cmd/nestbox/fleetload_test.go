@@ -4,10 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -30,16 +32,16 @@ type fleetReplica struct {
 	client *nestbox.Client
 }
 
-// startFleetReplicas starts n `nestbox server` replicas on dbURL and
-// redisURL with the extra flags, and returns them with a client each (the
+// startFleetReplicas starts n `nestbox server` replicas listening on
+// listenHost, on dbURL and redisURL with the extra flags, and returns them with a client each (the
 // first replica bootstraps the admin, whose key they all use). They stop
 // at the end of the test, which fails if one ends in error.
-func startFleetReplicas(t *testing.T, ctx context.Context, n int, dbURL, redisURL string, extra ...string) []*fleetReplica {
+func startFleetReplicas(t testing.TB, ctx context.Context, n int, listenHost, dbURL, redisURL string, extra ...string) []*fleetReplica {
 	t.Helper()
 	var key string
 	rs := make([]*fleetReplica, n)
 	for i := range rs {
-		r := &fleetReplica{addr: freeAddr(t), dir: t.TempDir()}
+		r := &fleetReplica{addr: net.JoinHostPort(listenHost, strconv.Itoa(freePort(t))), dir: t.TempDir()}
 		rs[i] = r
 		cpCtx, cpCancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
@@ -77,7 +79,7 @@ func replicaLogs(rs []*fleetReplica) string {
 }
 
 // joinFile writes a join token for uses hosts, made through c, to a file.
-func joinFile(t *testing.T, ctx context.Context, c *nestbox.Client, uses int) string {
+func joinFile(t testing.TB, ctx context.Context, c *nestbox.Client, uses int) string {
 	t.Helper()
 	tok, err := c.CreateJoinToken(ctx, nestbox.CreateJoinTokenRequest{Uses: uses, TTLSeconds: 600})
 	if err != nil {
@@ -93,7 +95,7 @@ func joinFile(t *testing.T, ctx context.Context, c *nestbox.Client, uses int) st
 // waitHosts waits until c lists one reachable host with capacity per
 // agent and returns their IDs in the agents' order (matched by the URL
 // each agent advertises, advertised[k] for agents[k]).
-func waitHosts(t *testing.T, ctx context.Context, c *nestbox.Client, advertised []string) []string {
+func waitHosts(t testing.TB, ctx context.Context, c *nestbox.Client, advertised []string) []string {
 	t.Helper()
 	ids := make([]string, len(advertised))
 	waitFor(t, time.Minute, fmt.Sprintf("%d reachable hosts with capacity", len(advertised)), func() bool {

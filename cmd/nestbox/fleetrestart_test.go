@@ -27,7 +27,7 @@ func TestFleetBackendsRestart(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 
-	rs := startFleetReplicas(t, ctx, 2, dbURL, rd.url(), "--heartbeat-interval", "1s", "--reconcile-interval", "3s")
+	rs := startFleetReplicas(t, ctx, 2, "127.0.0.1", dbURL, rd.url(), "--heartbeat-interval", "1s", "--reconcile-interval", "3s")
 	logs := func() string { return replicaLogs(rs) }
 	tokFile := joinFile(t, ctx, rs[0].client, 2)
 	procs := []*agentProcess{

@@ -24,10 +24,10 @@ import (
 // and socket directory: the test may stop and start it without touching
 // the server every other test shares.
 type privatePostgres struct {
-	t      testing.TB
-	pgCtl  string
-	dir    string
-	port   int
+	t     testing.TB
+	pgCtl string
+	dir   string
+	port  int
 }
 
 // startPrivatePostgres makes a cluster in a new directory and starts it;
