@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,8 +17,10 @@ import (
 
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5"
+	dto "github.com/prometheus/client_model/go"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/metrics/metricstest"
 	"nestbox.dev/internal/proto/agentpb"
 	"nestbox.dev/internal/testenv"
 )
@@ -195,15 +198,18 @@ func TestFleet(t *testing.T) {
 	}
 	var cps [2]*replica
 	var key string
+	metricsAddr := freeAddr(t) // replica 0's --metrics-listen
 	for i := range cps {
 		r := &replica{addr: net.JoinHostPort(lan.hostIP, strconv.Itoa(freePort(t))), done: make(chan error, 1)}
 		cps[i] = r
 		cpCtx, cpCancel := context.WithCancel(ctx)
 		dir := t.TempDir()
-		go func() {
-			r.done <- runServer(cpCtx, []string{"--data-dir", dir, "--listen", r.addr, "--database-url", dbURL, "--redis-url", redisURL(),
-				"--heartbeat-interval", "1s", "--reconcile-interval", "1h", "--log-level", "warn"}, &r.out, &r.out)
-		}()
+		args := []string{"--data-dir", dir, "--listen", r.addr, "--database-url", dbURL, "--redis-url", redisURL(),
+			"--heartbeat-interval", "1s", "--reconcile-interval", "1h", "--log-level", "warn"}
+		if i == 0 {
+			args = append(args, "--metrics-listen", metricsAddr)
+		}
+		go func() { r.done <- runServer(cpCtx, args, &r.out, &r.out) }()
 		defer func() {
 			cpCancel()
 			if err := <-r.done; err != nil {
@@ -353,6 +359,14 @@ func TestFleet(t *testing.T) {
 		if h, err := clients[0].Host(ctx, ids[blink.k]); err != nil || h.Reachable {
 			t.Errorf("the silent host: %+v, %v; want unreachable", h, err)
 		}
+		// The fleet's metrics show it (replica 0's host list is at most a
+		// second old).
+		waitFor(t, 10*time.Second, "nestbox_fleet_hosts to count one unreachable host", func() bool {
+			fams := scrapeMetrics(t, "http://"+metricsAddr)
+			return metricstest.Value(t, fams, "nestbox_fleet_hosts", "state", "active", "reachable", "false") == 1 &&
+				metricstest.Value(t, fams, "nestbox_fleet_hosts", "state", "active", "reachable", "true") == 2 &&
+				metricstest.Value(t, fams, "nestbox_fleet_host_heartbeat_age_seconds", "host", ids[blink.k]) >= 3
+		})
 		back := time.Now()
 		blink.back()
 		wctx, wcancel := context.WithTimeout(ctx, time.Minute)
@@ -398,6 +412,20 @@ func TestFleet(t *testing.T) {
 		t.Errorf("a stream through replica 1 outlived its capsule's destroy through replica 0")
 	}
 	stream.Close()
+}
+
+// scrapeMetrics reads a --metrics-listen endpoint.
+func scrapeMetrics(t testing.TB, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s/metrics: %d", url, resp.StatusCode)
+	}
+	return metricstest.Parse(t, resp.Body)
 }
 
 // waitFor polls cond every 100 ms until it holds, failing after d.
