@@ -20,18 +20,18 @@ import (
 	"nestbox.dev/internal/store/postgres"
 )
 
-// readLoadClients is how many concurrent clients BenchmarkAPIReadLoad
+// readLoadClients are the numbers of concurrent clients BenchmarkAPIReadLoad
 // runs, each with its own keep-alive connection.
-const readLoadClients = 32
+var readLoadClients = []int{8, 32}
 
 // BenchmarkAPIReadLoad measures the API's list (GET /v1/capsules, the
 // default page of 100, and pages of 10) and get (GET /v1/capsules/{id})
 // under load: a
 // `nestbox server` process on PostgreSQL and Redis, 200 capsules of the
-// admin's team in the store, and readLoadClients clients in this process
-// sending b.N requests in all, as fast as answers come. It reports the
-// requests per second and each request's p50 and p99. The load generator
-// shares the machine with the server and PostgreSQL.
+// admin's team in the store, and 8 or 32 clients in this process sending
+// b.N requests in all, each its next as soon as its last is answered. It
+// reports the requests per second and each request's p50 and p99. The
+// load generator shares the machine with the server and PostgreSQL.
 func BenchmarkAPIReadLoad(b *testing.B) {
 	bin := buildNestbox(b)
 	dbURL := freshDatabase(b)
@@ -50,7 +50,16 @@ func BenchmarkAPIReadLoad(b *testing.B) {
 	}
 	ids := seedCapsules(b, dbURL, 200)
 
-	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: readLoadClients, MaxConnsPerHost: readLoadClients}}
+	for _, clients := range readLoadClients {
+		benchReads(b, addr, key, ids, clients, &out)
+	}
+}
+
+// benchReads runs BenchmarkAPIReadLoad's requests with clients
+// concurrent clients.
+func benchReads(b *testing.B, addr, key string, ids []string, clients int, out *syncBuffer) {
+	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: clients, MaxConnsPerHost: clients}}
+	defer client.CloseIdleConnections()
 	for _, tc := range []struct {
 		name string
 		path func(i int) string
@@ -59,7 +68,7 @@ func BenchmarkAPIReadLoad(b *testing.B) {
 		{"list-limit-10", func(int) string { return "/v1/capsules?limit=10" }},
 		{"get", func(i int) string { return "/v1/capsules/" + ids[i%len(ids)] }},
 	} {
-		b.Run(tc.name, func(b *testing.B) {
+		b.Run(fmt.Sprintf("%s/clients=%d", tc.name, clients), func(b *testing.B) {
 			var (
 				next  atomic.Int64
 				mu    sync.Mutex
@@ -68,7 +77,7 @@ func BenchmarkAPIReadLoad(b *testing.B) {
 				wg    sync.WaitGroup
 			)
 			start := time.Now()
-			for range readLoadClients {
+			for range clients {
 				wg.Go(func() {
 					var mine []time.Duration
 					for {
@@ -154,7 +163,8 @@ func BenchmarkFleetCreate(b *testing.B) {
 	bin := buildNestbox(b)
 	dbURL := freshDatabase(b)
 	ctx := context.Background()
-	rs := startFleetReplicas(b, ctx, 2, "127.0.0.1", dbURL, redisURL(), "--heartbeat-interval", "1s", "--reconcile-interval", "1h")
+	rs := startFleetReplicas(b, ctx, 2, "127.0.0.1", dbURL, redisURL(), "--heartbeat-interval", "1s", "--reconcile-interval", "1h",
+		"--team-max-capsules", "-1", "--team-max-vcpus", "-1", "--team-max-memory-mb", "-1", "--team-max-disk-mb", "-1")
 	tokFile := joinFile(b, ctx, rs[0].client, 3)
 	var procs []*agentProcess
 	var urls []string

@@ -47,7 +47,7 @@ func newFleetNetwork(t testing.TB, tag, subnet string, n int) *fleetNetwork {
 	f.run("ip", "addr", "add", f.hostIP+"/24", "dev", f.bridge)
 	f.run("ip", "link", "set", f.bridge, "up")
 	for k, ns := range f.ns {
-		veth := fmt.Sprintf("nbt%s%d", tag, k)
+		veth := f.veth(k)
 		f.run("ip", "netns", "add", ns)
 		f.run("ip", "link", "add", veth, "type", "veth", "peer", "name", fleetUplink, "netns", ns)
 		f.run("ip", "link", "set", veth, "master", f.bridge, "up")
@@ -100,10 +100,18 @@ func (f *fleetNetwork) restore(k int) {
 	f.inNS(k, "nft", "delete", "table", "inet", cutTable)
 }
 
-// remove deletes the namespaces (their veth ends, and so the pairs, go
-// with them) and the bridge; what is not there is no error.
+// veth is the host's end of namespace k's veth pair.
+func (f *fleetNetwork) veth(k int) string {
+	return fmt.Sprintf("%s%d", strings.TrimSuffix(f.bridge, "br"), k)
+}
+
+// remove deletes the veth pairs, the namespaces and the bridge; what is
+// not there is no error. The pairs go first, by name: a deleted
+// namespace is torn down by the kernel in the background, and its links
+// with it, which a test run at once after might meet.
 func (f *fleetNetwork) remove() {
-	for _, ns := range f.ns {
+	for k, ns := range f.ns {
+		exec.Command("ip", "link", "del", f.veth(k)).Run()
 		exec.Command("ip", "netns", "del", ns).Run()
 	}
 	exec.Command("ip", "link", "del", f.bridge).Run()
