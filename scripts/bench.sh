@@ -35,6 +35,12 @@ go test -run '^$' -bench 'PooledCreateToFirstExec' -benchtime "${API_BENCHTIME:-
 echo "== bare runsc in the same run (base template)"
 go test -run '^$' -bench 'BareRunsc/base' -benchtime "${API_BENCHTIME:-20x}" -count 1 ./internal/agent/
 
+echo "== the API's reads under load: list (pages of 100 and of 10) and get, 32 clients, a nestbox server on PostgreSQL and Redis"
+go test -run '^$' -bench 'BenchmarkAPIReadLoad' -benchtime "${READ_BENCHTIME:-20000x}" -count 1 ./cmd/nestbox/
+echo "== fleet creates: 1, 2 and 3 agents, 1 and 2 control planes, 6 at a time (minimal template), and bare runsc (minimal) in the same run"
+go test -run '^$' -bench 'BenchmarkFleetCreate' -benchtime "${FLEET_BENCHTIME:-24x}" -count 1 -timeout 30m ./cmd/nestbox/
+go test -run '^$' -bench 'BareRunsc/minimal' -benchtime "${FLEET_BENCHTIME:-24x}" -count 1 ./internal/agent/
+
 echo "== density: ${NESTBOX_DENSITY_N:-20} idle base sandboxes"
 go test -run '^$' -bench DensityBase -benchtime 1x -count 1 ./internal/agent/
 

@@ -31,6 +31,9 @@ type agentProcess struct {
 	client    agentpbconnect.AgentClient
 	out       syncBuffer
 	cmd       *exec.Cmd
+	// netns, if not "", is the network namespace (a name under
+	// /var/run/netns) the agent runs in; only its network is its own.
+	netns string
 }
 
 // startAgentProcess starts an agent that posts its events to the control
@@ -66,9 +69,25 @@ func startFleetAgent(t testing.TB, b binaries, bin, cpURL, joinTokenFile, prefix
 	return a
 }
 
+// startFleetAgentIn is startFleetAgent for an agent that runs in network
+// namespace netns and listens on addr there.
+func startFleetAgentIn(t testing.TB, b binaries, bin, netns, addr, cpURL, joinTokenFile, prefix, cidr, cgroup string) *agentProcess {
+	a := launchAgentAt(t, b, bin, netns, addr, prefix, cidr, cgroup, []string{"--control-plane", cpURL, "--join-token-file", joinTokenFile})
+	if !strings.Contains(a.out.String(), "joined the fleet of "+cpURL) {
+		t.Errorf("the agent did not say it joined:\n%s", a.out.String())
+	}
+	return a
+}
+
 // launchAgent starts an agent with extra flags and registers its cleanup.
 func launchAgent(t testing.TB, b binaries, bin, prefix, cidr, cgroup string, extra []string) *agentProcess {
-	a := &agentProcess{t: t, bin: bin, dir: t.TempDir(), addr: freeAddr(t)}
+	return launchAgentAt(t, b, bin, "", freeAddr(t), prefix, cidr, cgroup, extra)
+}
+
+// launchAgentAt is launchAgent for an agent in network namespace netns
+// ("": the test's own) listening on addr.
+func launchAgentAt(t testing.TB, b binaries, bin, netns, addr, prefix, cidr, cgroup string, extra []string) *agentProcess {
+	a := &agentProcess{t: t, bin: bin, dir: t.TempDir(), addr: addr, netns: netns}
 	// The agent makes its own token at its first start (or is issued one
 	// when it joins a fleet).
 	a.tokenFile = filepath.Join(a.dir, "agent-token")
@@ -101,7 +120,9 @@ func launchAgent(t testing.TB, b binaries, bin, prefix, cidr, cgroup string, ext
 				break
 			}
 		}
-		exec.Command("nft", "delete", "table", "inet", prefix+"_nestbox").Run()
+		if netns == "" { // in a namespace of its own, its table goes with it
+			exec.Command("nft", "delete", "table", "inet", prefix+"_nestbox").Run()
+		}
 		cgs, _ := filepath.Glob("/sys/fs/cgroup/*" + cgroup)
 		for _, cg := range cgs {
 			os.Remove(cg)
@@ -137,6 +158,12 @@ func (tok agentAuth) RoundTrip(r *http.Request) (*http.Response, error) {
 // start starts the agent and waits until it answers.
 func (a *agentProcess) start() {
 	a.cmd = exec.Command(a.bin, a.args...)
+	if a.netns != "" {
+		// nsenter enters the network namespace alone and execs the agent
+		// (the same process): mounts, cgroups and /var/run/netns stay the
+		// host's, as for an agent on a host of its own.
+		a.cmd = exec.Command("nsenter", append([]string{"--net=/var/run/netns/" + a.netns, "--", a.bin}, a.args...)...)
+	}
 	a.cmd.Stdout, a.cmd.Stderr = &a.out, &a.out
 	if err := a.cmd.Start(); err != nil {
 		a.t.Fatal(err)

@@ -4,19 +4,23 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"connectrpc.com/connect"
 	"github.com/jackc/pgx/v5"
+	dto "github.com/prometheus/client_model/go"
 
 	"nestbox.dev"
+	"nestbox.dev/internal/metrics/metricstest"
 	"nestbox.dev/internal/proto/agentpb"
 	"nestbox.dev/internal/testenv"
 )
@@ -40,7 +44,7 @@ func redisURL() string {
 
 // freshDatabase creates an empty PostgreSQL database for the test and
 // returns its URL; it is dropped at the end.
-func freshDatabase(t *testing.T) string {
+func freshDatabase(t testing.TB) string {
 	t.Helper()
 	ctx := context.Background()
 	admin, err := pgx.Connect(ctx, postgresAdminURL())
@@ -170,19 +174,22 @@ func TestServerWithPostgresAndRedis(t *testing.T) {
 
 // TestFleet runs a fleet as README's fleet section sets it up: two
 // `nestbox server` replicas on one PostgreSQL and Redis, and three agents
-// that join it with one join token through either replica. It checks
-// scheduling (cordon steers creates, no capacity is 503 no_capacity),
-// traffic through the replica a capsule was not created on, hosts that
-// blink (an agent killed and restarted, one stopped and continued): their
-// capsules go missing when heartbeats stop and run again seconds after,
-// the others' are untouched, and a destroy through one replica cuts a
-// stream held through the other.
+// that join it with one join token through either replica, each agent in
+// a network namespace of its own with its own address on a bridge where
+// the replicas listen, as hosts on a LAN. It checks scheduling (cordon
+// steers creates, no capacity is 503 no_capacity), traffic through the
+// replica a capsule was not created on, hosts that blink (an agent killed
+// and restarted; another's network cut in its namespace and restored,
+// with the agent running on): their capsules go missing when heartbeats
+// stop and run again seconds after, the others' are untouched, and a
+// destroy through one replica cuts a stream held through the other.
 func TestFleet(t *testing.T) {
 	b := requirePlatform(t)
 	bin := buildNestbox(t)
 	dbURL := freshDatabase(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
+	lan := newFleetNetwork(t, "fl", "10.227.0", 3)
 
 	type replica struct {
 		addr string
@@ -191,15 +198,18 @@ func TestFleet(t *testing.T) {
 	}
 	var cps [2]*replica
 	var key string
+	metricsAddr := freeAddr(t) // replica 0's --metrics-listen
 	for i := range cps {
-		r := &replica{addr: freeAddr(t), done: make(chan error, 1)}
+		r := &replica{addr: net.JoinHostPort(lan.hostIP, strconv.Itoa(freePort(t))), done: make(chan error, 1)}
 		cps[i] = r
 		cpCtx, cpCancel := context.WithCancel(ctx)
 		dir := t.TempDir()
-		go func() {
-			r.done <- runServer(cpCtx, []string{"--data-dir", dir, "--listen", r.addr, "--database-url", dbURL, "--redis-url", redisURL(),
-				"--heartbeat-interval", "1s", "--reconcile-interval", "1h", "--log-level", "warn"}, &r.out, &r.out)
-		}()
+		args := []string{"--data-dir", dir, "--listen", r.addr, "--database-url", dbURL, "--redis-url", redisURL(),
+			"--heartbeat-interval", "1s", "--reconcile-interval", "1h", "--log-level", "warn"}
+		if i == 0 {
+			args = append(args, "--metrics-listen", metricsAddr)
+		}
+		go func() { r.done <- runServer(cpCtx, args, &r.out, &r.out) }()
 		defer func() {
 			cpCancel()
 			if err := <-r.done; err != nil {
@@ -234,10 +244,13 @@ func TestFleet(t *testing.T) {
 	if err := os.WriteFile(tokFile, []byte(tok.Token+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	agents := []*agentProcess{
-		startFleetAgent(t, b, bin, "http://"+cps[0].addr, tokFile, "nbf", "10.221.0.0/24", "/nestbox-e2e-fleet-a"),
-		startFleetAgent(t, b, bin, "http://"+cps[1].addr, tokFile, "nbh", "10.222.0.0/24", "/nestbox-e2e-fleet-b"),
-		startFleetAgent(t, b, bin, "http://"+cps[0].addr, tokFile, "nbi", "10.223.0.0/24", "/nestbox-e2e-fleet-c"),
+	agents := make([]*agentProcess, 3)
+	for k, a := range []struct{ prefix, cidr, cgroup string }{
+		{"nbf", "10.221.0.0/24", "/nestbox-e2e-fleet-a"},
+		{"nbh", "10.222.0.0/24", "/nestbox-e2e-fleet-b"},
+		{"nbi", "10.223.0.0/24", "/nestbox-e2e-fleet-c"},
+	} {
+		agents[k] = startFleetAgentIn(t, b, bin, lan.ns[k], net.JoinHostPort(lan.ip[k], "5007"), "http://"+cps[k%2].addr, tokFile, a.prefix, a.cidr, a.cgroup)
 	}
 	if toks, err := clients[1].JoinTokens(ctx); err != nil || len(toks) != 0 {
 		t.Errorf("join tokens after all three uses: %+v, %v; want none usable", toks, err)
@@ -328,16 +341,16 @@ func TestFleet(t *testing.T) {
 	// Hosts blink. The periodic reconcile is an hour away
 	// (--reconcile-interval): only the host monitor and the reconcile
 	// that a returning heartbeat starts can move a capsule to missing and
-	// back. Host 1's agent is killed and restarted; host 0's is stopped
-	// (SIGSTOP: it neither heartbeats nor answers, as behind a cut
-	// network) and continued. Host 2 is not touched.
+	// back. Host 1's agent is killed and restarted; host 0's network is
+	// cut in its namespace (it runs on, but neither heartbeats nor
+	// answers) and restored. Host 2 is not touched.
 	for _, blink := range []struct {
 		k          int
 		name       string
 		down, back func()
 	}{
 		{1, "killed and restarted", agents[1].kill, agents[1].start},
-		{0, "stopped and continued", func() { agents[0].cmd.Process.Signal(syscall.SIGSTOP) }, func() { agents[0].cmd.Process.Signal(syscall.SIGCONT) }},
+		{0, "cut off and reconnected", func() { lan.cut(0) }, func() { lan.restore(0) }},
 	} {
 		blink.down()
 		if _, err := onHost[blink.k].Wait(ctx, nestbox.StatusMissing); err != nil {
@@ -346,6 +359,14 @@ func TestFleet(t *testing.T) {
 		if h, err := clients[0].Host(ctx, ids[blink.k]); err != nil || h.Reachable {
 			t.Errorf("the silent host: %+v, %v; want unreachable", h, err)
 		}
+		// The fleet's metrics show it (replica 0's host list is at most a
+		// second old).
+		waitFor(t, 10*time.Second, "nestbox_fleet_hosts to count one unreachable host", func() bool {
+			fams := scrapeMetrics(t, "http://"+metricsAddr)
+			return metricstest.Value(t, fams, "nestbox_fleet_hosts", "state", "active", "reachable", "false") == 1 &&
+				metricstest.Value(t, fams, "nestbox_fleet_hosts", "state", "active", "reachable", "true") == 2 &&
+				metricstest.Value(t, fams, "nestbox_fleet_host_heartbeat_age_seconds", "host", ids[blink.k]) >= 3
+		})
 		back := time.Now()
 		blink.back()
 		wctx, wcancel := context.WithTimeout(ctx, time.Minute)
@@ -393,8 +414,22 @@ func TestFleet(t *testing.T) {
 	stream.Close()
 }
 
+// scrapeMetrics reads a --metrics-listen endpoint.
+func scrapeMetrics(t testing.TB, url string) map[string]*dto.MetricFamily {
+	t.Helper()
+	resp, err := http.Get(url + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET %s/metrics: %d", url, resp.StatusCode)
+	}
+	return metricstest.Parse(t, resp.Body)
+}
+
 // waitFor polls cond every 100 ms until it holds, failing after d.
-func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
+func waitFor(t testing.TB, d time.Duration, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(d); !cond(); time.Sleep(100 * time.Millisecond) {
 		if time.Now().After(deadline) {
@@ -405,7 +440,8 @@ func waitFor(t *testing.T, d time.Duration, what string, cond func() bool) {
 
 // TestFleetReplicaKilled SIGKILLs a `nestbox server` replica right after
 // it accepted creates, with their host calls in flight: the other replica
-// keeps serving, and no capsule stays transient. Nothing touches the dead
+// keeps serving (a create through it runs at once), and no capsule stays
+// transient. Nothing touches the dead
 // replica's capsules any more, so the surviving replica's reconcile takes
 // them for stuck after three touch intervals and resolves them from what
 // the host says; a capsule it finds running works, one it finds gone is
@@ -484,6 +520,16 @@ func TestFleetReplicaKilled(t *testing.T) {
 	procB.Wait()
 	killed := time.Now()
 
+	// A serves at once, creates included, while B's capsules are still
+	// in flight for nobody.
+	onA, err := clientA.Create(ctx, nestbox.CreateCapsuleRequest{Template: "minimal"})
+	if err != nil {
+		t.Fatalf("create through A after B's death: %v\n%s", err, outA.String())
+	}
+	if res, err := onA.Exec(ctx, []string{"echo", "A serves"}); err != nil || res.Stdout != "A serves\n" {
+		t.Errorf("exec through A after B's death: %+v, %v", res, err)
+	}
+
 	// A keeps serving, and every capsule leaves its transient status.
 	final := map[string]nestbox.Capsule{}
 	waitFor(t, 3*time.Minute, "every capsule B was creating to leave starting", func() bool {
@@ -513,6 +559,9 @@ func TestFleetReplicaKilled(t *testing.T) {
 			t.Errorf("capsule %s ended %s after B's death (%s), want running or error", id, c.Status, c.Error)
 		}
 		t.Logf("capsule %s: %s %s", id, c.Status, c.Error)
+	}
+	if _, err := onA.Kill(ctx); err != nil {
+		t.Errorf("kill %s: %v", onA.ID(), err)
 	}
 	for _, id := range ids {
 		if final[id].Status == nestbox.StatusRunning {

@@ -178,7 +178,7 @@ var (
 )
 
 // buildNestbox builds the nestbox binary once per test run.
-func buildNestbox(t *testing.T) string {
+func buildNestbox(t testing.TB) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "nestbox-bin-")

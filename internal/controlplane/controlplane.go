@@ -9,6 +9,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -143,6 +144,9 @@ func New(cfg Config) (*ControlPlane, error) {
 		hosts = cfg.Hosts.All()
 	} else {
 		cfg.Fleet.SetWatcher(life)
+		if err := cfg.Metrics.Register(cfg.Fleet.Collector()); err != nil {
+			return nil, fmt.Errorf("controlplane: register the fleet's metrics: %w", err)
+		}
 	}
 	if len(cfg.HostTokens) > 0 && len(hosts) != 1 {
 		return nil, errdefs.Invalid("controlplane: host tokens for %d hosts: a token must belong to one host", len(hosts))

@@ -89,6 +89,12 @@ type Registry struct {
 	placed   map[string]placement
 	rnd      *mrand.Rand
 	watcher  HostWatcher
+
+	// storeDown and storeBack belong to the monitor (Run's goroutine):
+	// whether its last pass could not reach the store, and when a pass
+	// reached it again after one that could not.
+	storeDown bool
+	storeBack time.Time
 }
 
 // SetWatcher sets the HostWatcher (the lifecycle is made after the

@@ -6,13 +6,17 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"nestbox.dev"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/fleet"
 	"nestbox.dev/internal/lifecycle"
+	"nestbox.dev/internal/metrics/metricstest"
 	"nestbox.dev/internal/store"
 	"nestbox.dev/internal/store/sqlite"
 )
@@ -312,5 +316,100 @@ func TestRemove(t *testing.T) {
 	}
 	if err := r.Remove(ctx, id, 0); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("Remove again: %v, want not found", err)
+	}
+}
+
+// flakyStore is a store whose monitor lease fails while down is set, as
+// every call would while the database restarts.
+type flakyStore struct {
+	store.Store
+	down atomic.Bool
+}
+
+func (s *flakyStore) AcquireLease(ctx context.Context, name, holder string, until, now time.Time) (bool, error) {
+	if s.down.Load() {
+		return false, errdefs.Unavailable("the database is restarting")
+	}
+	return s.Store.AcquireLease(ctx, name, holder, until, now)
+}
+
+// TestMonitorAfterStoreOutage checks that hosts whose heartbeats could
+// not be recorded while the store was down are not judged silent the
+// moment it is back: the monitor waits three heartbeat intervals, then
+// reports a host that still has not been heard from.
+func TestMonitorAfterStoreOutage(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	st := &flakyStore{Store: newStore(t)}
+	w := &watcher{}
+	r := newRegistry(st, c, w, "cp1") // heartbeats every second, unreachable after 3 s
+	reporting := join(t, r, "reporting", capacity(1000))
+	silent := join(t, r, "silent", capacity(1000))
+
+	st.down.Store(true)
+	for range 10 {
+		c.add(time.Second)
+		fleet.MonitorOnce(r, ctx)
+	}
+	st.down.Store(false)
+	// Back: for three intervals nobody is judged, while the reporting
+	// host's heartbeats are recorded again.
+	for i := range 3 {
+		fleet.MonitorOnce(r, ctx)
+		if u, _ := w.seen(); len(u) > 0 {
+			t.Fatalf("%d s after the store came back, hosts %v were reported unreachable", i, u)
+		}
+		if _, err := r.Heartbeat(ctx, reporting, "http://reporting:5007", capacity(1000)); err != nil {
+			t.Fatal(err)
+		}
+		c.add(time.Second)
+	}
+	fleet.MonitorOnce(r, ctx)
+	if u, _ := w.seen(); !slices.Equal(u, []string{silent}) {
+		t.Errorf("three intervals after the store came back, hosts reported unreachable: %v, want only the silent one %s", u, silent)
+	}
+}
+
+// TestCollector checks the fleet's metrics: hosts by state and
+// reachability (every state reported, zero included) and the age of each
+// host's last heartbeat, on the registry's clock.
+func TestCollector(t *testing.T) {
+	ctx := context.Background()
+	c := &clock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	r := newRegistry(newStore(t), c, nil, "cp1")
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(r.Collector())
+	live := join(t, r, "live", capacity(1000))
+	cordoned := join(t, r, "cordoned", capacity(1000))
+	silent := join(t, r, "silent", capacity(1000))
+	if err := r.SetState(ctx, cordoned, store.HostCordoned); err != nil {
+		t.Fatal(err)
+	}
+	c.add(10 * time.Second)
+	if _, err := r.Heartbeat(ctx, live, "http://live:5007", capacity(1000)); err != nil {
+		t.Fatal(err)
+	}
+	fleet.MonitorOnce(r, ctx) // cordoned and silent: 10 s without a heartbeat
+	c.add(2 * time.Second)    // past the host cache
+
+	fams := metricstest.Families(t, reg)
+	for _, tc := range []struct {
+		state, reachable string
+		want             float64
+	}{
+		{"active", "true", 1}, {"active", "false", 1}, {"cordoned", "false", 1},
+		{"cordoned", "true", 0}, {"draining", "true", 0}, {"draining", "false", 0},
+	} {
+		if got := metricstest.Value(t, fams, "nestbox_fleet_hosts", "state", tc.state, "reachable", tc.reachable); got != tc.want {
+			t.Errorf("nestbox_fleet_hosts{state=%q,reachable=%q} = %v, want %v", tc.state, tc.reachable, got, tc.want)
+		}
+	}
+	if n := len(fams["nestbox_fleet_hosts"].GetMetric()); n != 6 {
+		t.Errorf("nestbox_fleet_hosts has %d series, want 6 (3 states, reachable or not)", n)
+	}
+	for id, want := range map[string]float64{live: 2, cordoned: 12, silent: 12} {
+		if got := metricstest.Value(t, fams, "nestbox_fleet_host_heartbeat_age_seconds", "host", id); got != want {
+			t.Errorf("heartbeat age of %s = %v, want %v", id, got, want)
+		}
 	}
 }

@@ -27,21 +27,31 @@ func (r *Registry) Run(ctx context.Context) error {
 }
 
 // monitorOnce is one pass of the monitor.
+//
+// While the store is down no replica can record a heartbeat, so every
+// host looks silent once it is back: the monitor judges no host until the
+// store has been reachable for UnreachableAfter again, long enough for
+// every live host to have reported since.
 func (r *Registry) monitorOnce(ctx context.Context) {
 	now := r.cfg.Now()
 	held, err := r.cfg.Store.AcquireLease(ctx, monitorLease, r.cfg.Holder, now.Add(3*r.cfg.HeartbeatInterval), now)
 	if err != nil {
 		if ctx.Err() == nil {
+			r.storeDown = true
 			r.log.Warn("acquire the host monitor's lease", "err", err)
 		}
 		return
 	}
-	if !held {
+	if r.storeDown {
+		r.storeDown, r.storeBack = false, now
+	}
+	if !held || now.Sub(r.storeBack) < r.cfg.UnreachableAfter {
 		return
 	}
 	ids, err := r.cfg.Store.MarkHostsUnreachable(ctx, now.Add(-r.cfg.UnreachableAfter))
 	if err != nil {
 		if ctx.Err() == nil {
+			r.storeDown = true
 			r.log.Warn("mark hosts unreachable", "err", err)
 		}
 		return

@@ -197,7 +197,7 @@ func (s *Service) runCreate(ctx context.Context, c store.Capsule, host Host, tim
 	if err != nil {
 		err = errdefs.FromConnect(err)
 		log.Warn("create failed", "err", err)
-		_, terr := s.transition(ctx, c.ID, []nestbox.Status{nestbox.StatusStarting}, store.StatusUpdate{
+		_, terr := s.record(ctx, c.ID, []nestbox.Status{nestbox.StatusStarting}, store.StatusUpdate{
 			To: nestbox.StatusError, Reason: "create: " + err.Error(), StoppedAt: s.cfg.Now().UTC(),
 		})
 		if errors.Is(terr, errdefs.ErrConflict) {
@@ -215,7 +215,7 @@ func (s *Service) runCreate(ctx context.Context, c store.Capsule, host Host, tim
 	if sb.GetEndAt() != nil {
 		u.ExpiresAt = sb.GetEndAt().AsTime().UTC()
 	}
-	_, err = s.transition(ctx, c.ID, []nestbox.Status{nestbox.StatusStarting}, u)
+	_, err = s.record(ctx, c.ID, []nestbox.Status{nestbox.StatusStarting}, u)
 	switch {
 	case err == nil:
 		log.Info("capsule running")

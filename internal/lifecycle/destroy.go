@@ -74,7 +74,7 @@ func (s *Service) finishDestroy(ctx context.Context, id string, host Host) {
 	if err != nil {
 		return
 	}
-	_, err = s.transition(ctx, id, []nestbox.Status{nestbox.StatusStopping}, store.StatusUpdate{To: nestbox.StatusStopped, StoppedAt: s.cfg.Now().UTC()})
+	_, err = s.record(ctx, id, []nestbox.Status{nestbox.StatusStopping}, store.StatusUpdate{To: nestbox.StatusStopped, StoppedAt: s.cfg.Now().UTC()})
 	if err != nil && !errors.Is(err, errdefs.ErrConflict) {
 		log.Error("record stopped capsule", "err", err)
 	}

@@ -133,7 +133,7 @@ func (s *Service) pausedUpdate(sb *agentpb.Sandbox, memory bool, remaining time.
 // capsule moved to stopping meanwhile (a destroy during the work), it
 // finishes that destroy instead.
 func (s *Service) settle(ctx context.Context, id string, host Host, from []nestbox.Status, u store.StatusUpdate) {
-	c, err := s.transition(ctx, id, from, u)
+	c, err := s.record(ctx, id, from, u)
 	switch {
 	case err == nil:
 		s.log.Info("capsule "+string(u.To), "capsule", id, "host", host.ID, "reason", u.Reason)

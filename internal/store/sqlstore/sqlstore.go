@@ -13,6 +13,8 @@ import (
 	"errors"
 	"strconv"
 	"strings"
+
+	"nestbox.dev/internal/errdefs"
 )
 
 // Dialect is what one database does differently. A zero field means: ?
@@ -66,8 +68,17 @@ type Store struct {
 // which may be the same pool. The Store owns both: Close closes them.
 // Their schema must be at the version the Store's queries expect.
 func New(write, read *sql.DB, d Dialect) *Store {
-	if d.Kind == nil {
+	if kind := d.Kind; kind == nil {
 		d.Kind = func(err error) error { return err }
+	} else {
+		// An error that has its kind already (a row's Scan gave it one,
+		// and the caller asks again) keeps it, without a second wrap.
+		d.Kind = func(err error) error {
+			if err == nil || errdefs.Code(err) != "internal" {
+				return err
+			}
+			return kind(err)
+		}
 	}
 	return &Store{write: write, read: read, d: d}
 }
@@ -106,8 +117,24 @@ func (c conn) query(ctx context.Context, query string, args ...any) (*sql.Rows, 
 	return rows, c.d.Kind(err)
 }
 
-func (c conn) row(ctx context.Context, query string, args ...any) *sql.Row {
-	return c.r.QueryRowContext(ctx, c.d.bind(query), args...)
+func (c conn) row(ctx context.Context, query string, args ...any) row {
+	return row{c.r.QueryRowContext(ctx, c.d.bind(query), args...), c.d}
+}
+
+// row is a *sql.Row whose Scan gives its error a kind, as exec and query
+// do: a single-row read of a database that is down is ErrUnavailable like
+// any other statement. sql.ErrNoRows stays as it is.
+type row struct {
+	r *sql.Row
+	d *Dialect
+}
+
+func (r row) Scan(dst ...any) error {
+	err := r.r.Scan(dst...)
+	if errors.Is(err, sql.ErrNoRows) {
+		return err
+	}
+	return r.d.Kind(err)
 }
 
 // reader and writer are the pools as conns.
