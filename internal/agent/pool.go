@@ -382,11 +382,6 @@ func (a *Agent) finishClaim(ctx context.Context, sb, p *sandbox, opts network.Op
 	if err := step(stepClaimInit); err != nil {
 		return nil, err
 	}
-	// The runtime's CPU counter includes its time in the pool: the
-	// sandbox's CPU use is measured from here.
-	if st, err := a.driver.Stats(ctx, sb.rid); err == nil {
-		sb.lastStats = st
-	}
 	sb.startedAt = time.Now()
 	sb.proxy = newSandboxProxy(a, sb)
 	a.mu.Lock()
@@ -404,7 +399,26 @@ func (a *Agent) finishClaim(ctx context.Context, sb, p *sandbox, opts network.Op
 	a.emit(sb.id, EventCreated)
 	a.emit(sb.id, EventRunning)
 	sb.log.Info("sandbox running", "template", sb.cfg.Template, "took", time.Since(start), "pooled", p.rid, "address", sb.net.Addr())
+	go a.rebaseCPU(context.WithoutCancel(ctx), sb)
 	return a.toProto(sb), nil
+}
+
+// rebaseCPU makes a claimed sandbox's CPU use count from about now: the
+// runtime's counter includes its time in the pool. It reads the counter
+// off the claim's path (a reading is one runsc process, tens of
+// milliseconds) and keeps it unless a metrics reading came first.
+func (a *Agent) rebaseCPU(ctx context.Context, sb *sandbox) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	st, err := a.driver.Stats(ctx, sb.rid)
+	if err != nil {
+		return
+	}
+	a.mu.Lock()
+	if sb.lastStats.At.IsZero() {
+		sb.lastStats = st
+	}
+	a.mu.Unlock()
 }
 
 func sameOptions(x, y network.Options) bool {
