@@ -33,8 +33,8 @@ go test -run '^$' -bench 'CreateToFirstExec|ExecRoundTrip' -benchtime "${API_BEN
 echo "== bare runsc in the same run (base template)"
 go test -run '^$' -bench 'BareRunsc/base' -benchtime "${API_BENCHTIME:-20x}" -count 1 ./internal/agent/
 
-echo "== density: ${NESTBOX_DENSITY_N:-20} idle base sandboxes"
-go test -run '^$' -bench DensityBase -benchtime 1x -count 1 ./internal/agent/
+echo "== density: ${NESTBOX_DENSITY_N:-20} idle base sandboxes created in steps (the full run: make bench-density N=1000)"
+NESTBOX_DENSITY_N=${NESTBOX_DENSITY_N:-20} go test -run '^$' -bench '^BenchmarkDensity$' -benchtime 1x -count 1 -timeout 60m ./internal/agent/
 
 echo "== envd binary and idle memory"
 size=$(stat -c %s bin/envd)

@@ -92,8 +92,10 @@ func (m *Manager) installBase(deny []netip.Prefix) error {
 	in := chain("input", nftables.ChainTypeFilter, nftables.ChainHookInput, nftables.ChainPriorityFilter)
 	out := chain("output", nftables.ChainTypeFilter, nftables.ChainHookOutput, nftables.ChainPriorityFilter)
 	post := chain("postrouting", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
+	rules := 0
 	rule := func(ch *nftables.Chain, exprs ...[]expr.Any) {
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: slices.Concat(exprs...)})
+		rules++
 	}
 	sbIn, sbOut := ifname(unix.NFT_META_IIFNAME, m.ifPattern(), true), ifname(unix.NFT_META_OIFNAME, m.ifPattern(), true)
 
@@ -133,6 +135,7 @@ func (m *Manager) installBase(deny []netip.Prefix) error {
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("install host rules: %w", err)
 	}
+	m.ops.nft(rules + len(deny))
 	return nil
 }
 
@@ -144,12 +147,14 @@ func (m *Manager) writeDeny(deny []netip.Prefix) error {
 	}
 	_, denySet, _ := m.sets()
 	c.FlushSet(denySet)
-	if err := c.SetAddElements(denySet, denyElements(deny)); err != nil {
+	els := denyElements(deny)
+	if err := c.SetAddElements(denySet, els); err != nil {
 		return err
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("update egress deny set: %w", err)
 	}
+	m.ops.nft(len(els))
 	return nil
 }
 
@@ -161,9 +166,13 @@ func (m *Manager) Close(ctx context.Context) error {
 		return err
 	}
 	c.DelTable(m.table())
+	m.denyMu.Lock()
+	m.watch.close()
+	m.denyMu.Unlock()
 	if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("remove host rules: %w", err)
 	}
+	m.ops.nft(1)
 	return nil
 }
 
@@ -179,8 +188,10 @@ func (m *Manager) applyRules(sb Sandbox, opts Options) error {
 	t := m.table()
 	ch := c.AddChain(&nftables.Chain{Name: m.chainName(sb.Slot), Table: t})
 	c.FlushChain(ch) // a chain left by an agent that died mid-setup
+	objects := 1 + 2 // the chain; the map and set elements
 	rule := func(exprs ...[]expr.Any) {
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: slices.Concat(exprs...)})
+		objects++
 	}
 	// The operator's deny list ran before this chain: what is left is the
 	// tenant's choice.
@@ -212,6 +223,7 @@ func (m *Manager) applyRules(sb Sandbox, opts Options) error {
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("install rules of %s: %w", sb.ID, err)
 	}
+	m.ops.nft(objects)
 	return nil
 }
 
@@ -225,7 +237,11 @@ func (m *Manager) addGuest(sb Sandbox) error {
 	if err := c.SetAddElements(guests, []nftables.SetElement{{Key: guestKey(sb)}}); err != nil {
 		return err
 	}
-	return c.Flush()
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	m.ops.nft(1)
+	return nil
 }
 
 // removeRules deletes the sandbox's map and set elements and its chain.
@@ -241,6 +257,7 @@ func (m *Manager) removeRules(sb Sandbox) error {
 		}
 		if err == nil {
 			err = c.Flush()
+			m.ops.nft(1)
 		}
 		if err != nil && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("remove %s of %s: %w", what, sb.ID, err))
