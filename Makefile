@@ -102,6 +102,17 @@ soak: test-deps envd nestbox runsc
 bench: test-deps envd nestbox runsc
 	@scripts/clean-home.sh scripts/bench.sh
 
+# The density run of issue 15: N idle base capsules created in steps of
+# STEP, a row per step (create p50/p99 and rate, idle CPU, MemAvailable,
+# RSS/PSS per capsule by process), then all destroyed and the host checked.
+# About 22 MiB of host memory per capsule; not part of make bench or CI
+# (make bench runs it with N=20). docs/benchmarks.md records the runs.
+N ?= 1000
+STEP ?= 50
+.PHONY: bench-density
+bench-density: test-deps envd nestbox runsc
+	NESTBOX_DENSITY_N=$(N) NESTBOX_DENSITY_STEP=$(STEP) scripts/clean-home.sh $(GO) test -run '^$$' -bench '^BenchmarkDensity$$' -benchtime 1x -count 1 -timeout 180m ./internal/agent/
+
 lint:
 	@out=$$(gofmt -l *.go cmd internal); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...

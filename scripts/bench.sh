@@ -41,8 +41,8 @@ echo "== fleet creates: 1, 2 and 3 agents, 1 and 2 control planes, 6 at a time (
 go test -run '^$' -bench 'BenchmarkFleetCreate' -benchtime "${FLEET_BENCHTIME:-24x}" -count 1 -timeout 30m ./cmd/nestbox/
 go test -run '^$' -bench 'BareRunsc/minimal' -benchtime "${FLEET_BENCHTIME:-24x}" -count 1 ./internal/agent/
 
-echo "== density: ${NESTBOX_DENSITY_N:-20} idle base sandboxes"
-go test -run '^$' -bench DensityBase -benchtime 1x -count 1 ./internal/agent/
+echo "== density: ${NESTBOX_DENSITY_N:-20} idle base sandboxes created in steps (the full run: make bench-density N=1000)"
+NESTBOX_DENSITY_N=${NESTBOX_DENSITY_N:-20} go test -run '^$' -bench '^BenchmarkDensity$' -benchtime 1x -count 1 -timeout 60m ./internal/agent/
 
 echo "== envd binary and idle memory"
 size=$(stat -c %s bin/envd)

@@ -60,21 +60,67 @@ func (a *Agent) measure(layers bool) (hostCapacity, error) {
 	if !layers {
 		return c, nil
 	}
+	// What each layer holds, from the last look at it: the metrics
+	// sampler looks again at every running sandbox's, so admission stats
+	// only the layers nobody has looked at yet (the newest sandboxes), not
+	// all of them on every create. A layer only grows while it runs, so an
+	// older reading counts less of it as held and more as still to grow:
+	// it errs towards refusing, by what was written since.
 	a.mu.Lock()
 	images := map[string]string{}
 	for id, sb := range a.sandboxes {
-		if sb.layer.Image != "" {
+		if sb.layer.Image == "" {
+			continue
+		}
+		if sb.allocatedOf == sb.layer.Image {
+			c.allocated[id] = sb.allocated
+		} else {
 			images[id] = sb.layer.Image
 		}
 	}
 	a.mu.Unlock()
 	for id, img := range images {
-		var st syscall.Stat_t
-		if syscall.Stat(img, &st) == nil {
-			c.allocated[id] = uint64(st.Blocks) * 512
+		if n, ok := a.statLayer(img); ok {
+			c.allocated[id] = n
+			a.mu.Lock()
+			if sb := a.sandboxes[id]; sb != nil && sb.layer.Image == img {
+				sb.allocated, sb.allocatedOf = n, img
+			}
+			a.mu.Unlock()
 		}
 	}
 	return c, nil
+}
+
+// statLayer returns the bytes the image of a writable layer occupies on
+// disk (sparse images grow as the tenant writes).
+func (a *Agent) statLayer(img string) (uint64, bool) {
+	a.layerStats.Add(1)
+	var st syscall.Stat_t
+	if syscall.Stat(img, &st) != nil {
+		return 0, false
+	}
+	return uint64(st.Blocks) * 512, true
+}
+
+// noteLayer looks at what sb's writable layer holds now, for admission.
+// Call it without a.mu held.
+func (a *Agent) noteLayer(sb *sandbox) {
+	a.mu.Lock()
+	img := sb.layer.Image
+	a.mu.Unlock()
+	if img == "" {
+		return
+	}
+	n, ok := a.statLayer(img)
+	if !ok {
+		return
+	}
+	a.mu.Lock()
+	if sb.layer.Image == img {
+		sb.allocated, sb.allocatedOf = n, img
+	}
+	a.mu.Unlock()
 }
 
 // admit decides whether cfg fits next to the sandboxes of a.sandboxes.

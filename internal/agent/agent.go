@@ -28,6 +28,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -216,6 +217,16 @@ type Config struct {
 	// SampleInterval is how often running sandboxes' metrics are sampled
 	// into their history; zero means DefaultSampleInterval (5 s).
 	SampleInterval time.Duration
+	// SampleRate bounds the sampling: at most this many sandboxes are
+	// read per second, so with more than SampleRate x SampleInterval
+	// running each is read less often than every SampleInterval. Zero
+	// means DefaultSampleRate.
+	SampleRate float64
+	// ProbeRate bounds the crash monitor's health probes of envd in the
+	// same way: at most this many per second, so with more than
+	// ProbeRate x MonitorInterval running a crash is found later than
+	// within MonitorInterval. Zero means DefaultProbeRate.
+	ProbeRate float64
 
 	Logger *slog.Logger
 	// Metrics is the process's registry (metrics.NewRegistry): the
@@ -268,6 +279,10 @@ type Agent struct {
 	// snapPending holds the IDs of the snapshots CreateSnapshot calls
 	// are making, not yet in place.
 	snapPending map[string]bool
+
+	// layerStats counts the stats of writable layers' images (admission
+	// and the metrics sampler), for opCounts.
+	layerStats atomic.Int64
 }
 
 // sandbox is the agent's record of one sandbox.
@@ -308,7 +323,13 @@ type sandbox struct {
 	gone      bool         // removed from Agent.sandboxes
 	ready     bool         // pooled and recorded as such: a claim may take it
 	lastStats driver.Stats // previous metrics sample, for CPU %
+	probedAt  time.Time    // last health probe of the crash monitor
 	samples   sampleRing   // metrics history, dropped with the sandbox
+	// allocated is what the writable layer's image allocatedOf held on
+	// disk when last looked at (admission, the metrics sampler);
+	// allocatedOf is "" if never.
+	allocated   uint64
+	allocatedOf string
 	// Set while paused (statusPaused, or statusResuming/statusError after
 	// it): when, in which tier, whether without memory. errMsg says why a
 	// sandbox is in statusError.
@@ -432,6 +453,9 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	}
 	if err := os.MkdirAll(filepath.Join(cfg.DataDir, "sandboxes"), 0o700); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
+	}
+	if _, err := raiseOpenFiles(log); err != nil {
+		log.Warn("open files limit", "err", err)
 	}
 	a := &Agent{
 		cfg:         cfg,

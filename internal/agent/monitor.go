@@ -20,10 +20,29 @@ func (a *Agent) monitor(ctx context.Context, wg *sync.WaitGroup) {
 	})
 }
 
-// crashed probes every running sandbox and returns those the driver no
-// longer runs, marked stopping.
+// DefaultProbeRate is how many sandboxes the crash monitor probes per
+// second at most (Config.ProbeRate). A probe is a TCP connection into the
+// sandbox's netstack and a request to envd, work the sandbox's sentry
+// does too; without a bound, probing a few hundred idle sandboxes every
+// MonitorInterval takes the CPU that creates need.
+const DefaultProbeRate = 25
+
+// crashed probes the running sandboxes, at most ProbeRate x
+// MonitorInterval of them, those probed longest ago first, and returns
+// those the driver no longer runs, marked stopping.
 func (a *Agent) crashed(ctx context.Context) []*sandbox {
-	running := a.allRunning()
+	rate := a.cfg.ProbeRate
+	if rate <= 0 {
+		rate = DefaultProbeRate
+	}
+	running := a.leastRecent(a.allRunning(), max(1, int(rate*a.cfg.MonitorInterval.Seconds())),
+		func(sb *sandbox) time.Time { return sb.probedAt })
+	now := time.Now()
+	a.mu.Lock()
+	for _, sb := range running {
+		sb.probedAt = now
+	}
+	a.mu.Unlock()
 
 	var (
 		wg   sync.WaitGroup

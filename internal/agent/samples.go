@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,6 +23,13 @@ const (
 	// maxSamples bounds a sandbox's ring: an hour at the default
 	// interval, about 50 KiB.
 	maxSamples = 720
+	// DefaultSampleRate is how many sandboxes the sampler reads per
+	// second at most. One reading is a runsc process and work in the
+	// sandbox's sentry; without a bound the sampling of a few hundred
+	// idle sandboxes takes the CPU that creates need. Up to
+	// DefaultSampleRate x SampleInterval (20) sandboxes each one is read
+	// every SampleInterval; past it, each one every count/rate seconds.
+	DefaultSampleRate = 4
 )
 
 // sampleRing holds a sandbox's most recent samples, oldest first once
@@ -89,10 +97,15 @@ func (a *Agent) sampleMetrics(ctx context.Context, interval time.Duration) {
 // a client polling the current reading must not push the history out.
 // A sandbox that fails (it is being destroyed, or crashed) is skipped: the
 // crash monitor owns that.
+//
+// At most SampleRate x SampleInterval sandboxes are read per call, those
+// read longest ago first, so that the sampling costs the host the same
+// however many sandboxes run; each is also the look at its writable layer
+// that admission uses.
 func (a *Agent) sampleAll(ctx context.Context) {
 	var wg sync.WaitGroup
 	sem := make(chan struct{}, 8)
-	for _, sb := range a.allRunning() {
+	for _, sb := range a.leastRecent(a.allRunning(), a.sampleBudget(), func(sb *sandbox) time.Time { return sb.lastStats.At }) {
 		wg.Go(func() {
 			sem <- struct{}{}
 			defer func() { <-sem }()
@@ -104,9 +117,38 @@ func (a *Agent) sampleAll(ctx context.Context) {
 			a.mu.Lock()
 			sb.samples.add(m)
 			a.mu.Unlock()
+			a.noteLayer(sb)
 		})
 	}
 	wg.Wait()
+}
+
+// sampleBudget is how many sandboxes one sampling round reads at most.
+func (a *Agent) sampleBudget() int {
+	rate, every := a.cfg.SampleRate, a.cfg.SampleInterval
+	if rate <= 0 {
+		rate = DefaultSampleRate
+	}
+	if every <= 0 {
+		every = DefaultSampleInterval
+	}
+	return max(1, int(rate*every.Seconds()))
+}
+
+// leastRecent returns the n sandboxes of sbs whose last(sb) is oldest
+// (all of them when there are no more than n), reading last under a.mu.
+func (a *Agent) leastRecent(sbs []*sandbox, n int, last func(*sandbox) time.Time) []*sandbox {
+	if len(sbs) <= n {
+		return sbs
+	}
+	at := make(map[*sandbox]time.Time, len(sbs))
+	a.mu.Lock()
+	for _, sb := range sbs {
+		at[sb] = last(sb)
+	}
+	a.mu.Unlock()
+	slices.SortStableFunc(sbs, func(x, y *sandbox) int { return at[x].Compare(at[y]) })
+	return sbs[:n]
 }
 
 // history returns sandbox id's kept samples taken in [start, end].

@@ -154,8 +154,10 @@ func (m *Manager) applyNATRules(sb Sandbox, ns netns.NsHandle) error {
 	post := chain("postrouting", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource, &accept)
 	fwd := chain("forward", nftables.ChainTypeFilter, nftables.ChainHookForward, nftables.ChainPriorityFilter, &drop)
 	chain("input", nftables.ChainTypeFilter, nftables.ChainHookInput, nftables.ChainPriorityFilter, &drop)
+	nrules := 0
 	rule := func(ch *nftables.Chain, exprs ...[]expr.Any) {
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: slices.Concat(exprs...)})
+		nrules++
 	}
 	exposed, guest := netip.PrefixFrom(sb.ExposedIP, 32), netip.PrefixFrom(GuestAddr, 32)
 	fromGuest, toGuest := ifname(unix.NFT_META_IIFNAME, natGuestIf+"\x00", true), ifname(unix.NFT_META_OIFNAME, natGuestIf+"\x00", true)
@@ -173,6 +175,7 @@ func (m *Manager) applyNATRules(sb Sandbox, ns netns.NsHandle) error {
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("install nat rules of %s: %w", sb.ID, err)
 	}
+	m.ops.nft(nrules + 5) // and the table and its four chains
 	return nil
 }
 

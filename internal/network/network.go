@@ -19,6 +19,7 @@
 package network
 
 import (
+	"container/heap"
 	"context"
 	"fmt"
 	"log/slog"
@@ -181,14 +182,26 @@ type Manager struct {
 	pool   netip.Prefix
 	nslots int
 
-	// mu guards used.
+	// mu guards used, freed and high.
 	mu   sync.Mutex
 	used map[int]string // slot -> sandbox id
+	// Every slot below high is used or in freed (a min-heap, which may
+	// also hold slots claimed again since: allocate skips those), so that
+	// allocate finds the lowest free slot without walking past every used
+	// one.
+	freed slotHeap
+	high  int
 
-	// denyMu guards denied: what the nft deny set holds now (the
-	// operator's list, the pool and the host's addresses, merged).
-	denyMu sync.Mutex
-	denied []netip.Prefix
+	// denyMu guards denied, watch and hostIPs: what the nft deny set
+	// holds now (the operator's list, the pool and the host's addresses,
+	// merged), the notifications that say when the host's addresses
+	// changed, and the host addresses outside the pool last read.
+	denyMu  sync.Mutex
+	denied  []netip.Prefix
+	watch   *addrWatch
+	hostIPs []netip.Addr
+
+	ops opCounters
 
 	// failAfter, if set, runs after every step of Setup and fails the
 	// setup when it returns an error (tests inject failures with it).
@@ -245,11 +258,19 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if err := os.WriteFile("/proc/sys/net/ipv4/ip_forward", []byte("1"), 0o644); err != nil {
 		return nil, fmt.Errorf("enable ip forwarding: %w", err)
 	}
-	deny, err := m.denyList()
+	if err := raiseNeighbourTable(m.nslots, log); err != nil {
+		return nil, err
+	}
+	// Subscribed before the first read, so that a change during it shows.
+	m.watch = newAddrWatch(pool)
+	m.watch.changed()
+	deny, err := m.denyList(true)
 	if err != nil {
+		m.watch.close()
 		return nil, err
 	}
 	if err := m.installBase(deny); err != nil {
+		m.watch.close()
 		return nil, err
 	}
 	m.denied = deny
@@ -258,17 +279,32 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 
 // denyList is everything a sandbox may never reach: the operator's list,
 // the pool (other sandboxes and the host's ends of their links) and every
-// address on the host's interfaces now, merged into disjoint prefixes.
-func (m *Manager) denyList() ([]netip.Prefix, error) {
-	list := append(slices.Clone(m.cfg.EgressDeny), m.pool)
-	host, err := hostAddrs()
-	if err != nil {
-		return nil, fmt.Errorf("list host addresses: %w", err)
-	}
-	for _, a := range host {
-		if !m.pool.Contains(a) { // the sandboxes' host ends are in the pool already
-			list = append(list, netip.PrefixFrom(a, 32))
+// address on the host's interfaces, merged into disjoint prefixes. With
+// reread it reads the host's addresses now; without, it uses those read
+// last (the caller knows from m.watch that they did not change). Call it
+// with m.denyMu held, or before m is shared.
+func (m *Manager) denyList(reread bool) ([]netip.Prefix, error) {
+	if reread {
+		// One dump reads every address of the host, the host ends of all
+		// running sandboxes included: it costs more with every sandbox,
+		// which is why it happens only when m.watch says so.
+		host, err := hostAddrs()
+		if err != nil {
+			return nil, fmt.Errorf("list host addresses: %w", err)
 		}
+		m.watch.read()
+		m.ops.addrDumps.Add(1)
+		m.ops.addrsRead.Add(int64(len(host)))
+		m.hostIPs = m.hostIPs[:0]
+		for _, a := range host {
+			if !m.pool.Contains(a) { // the sandboxes' host ends are in the pool already
+				m.hostIPs = append(m.hostIPs, a)
+			}
+		}
+	}
+	list := append(slices.Clone(m.cfg.EgressDeny), m.pool)
+	for _, a := range m.hostIPs {
+		list = append(list, netip.PrefixFrom(a, 32))
 	}
 	return mergePrefixes(list), nil
 }
@@ -280,7 +316,7 @@ func (m *Manager) refreshDeny() ([]netip.Prefix, error) {
 	// list over a newer one.
 	m.denyMu.Lock()
 	defer m.denyMu.Unlock()
-	deny, err := m.denyList()
+	deny, err := m.denyList(m.watch.changed())
 	if err != nil {
 		return nil, err
 	}
@@ -320,13 +356,41 @@ func (m *Manager) slotAddrs(slot int) (host, guest netip.Addr) {
 func (m *Manager) allocate(id string) (int, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for slot := 0; slot < m.nslots; slot++ {
-		if _, ok := m.used[slot]; !ok {
-			m.used[slot] = id
+	take := func(slot int) bool {
+		m.ops.slotsScanned.Add(1)
+		if _, ok := m.used[slot]; ok {
+			return false // claimed by Adopt, Reserve or Rebuild
+		}
+		m.used[slot] = id
+		return true
+	}
+	for m.freed.Len() > 0 {
+		if slot := heap.Pop(&m.freed).(int); take(slot) {
+			return slot, nil
+		}
+	}
+	for m.high < m.nslots {
+		slot := m.high
+		m.high++
+		if take(slot) {
 			return slot, nil
 		}
 	}
 	return 0, errdefs.Unavailable("no free network slot in %s", m.pool)
+}
+
+// slotHeap is a min-heap of slots (container/heap).
+type slotHeap []int
+
+func (h slotHeap) Len() int           { return len(h) }
+func (h slotHeap) Less(i, j int) bool { return h[i] < h[j] }
+func (h slotHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *slotHeap) Push(x any)        { *h = append(*h, x.(int)) }
+func (h *slotHeap) Pop() any {
+	old := *h
+	x := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return x
 }
 
 func (m *Manager) release(slot int, id string) {
@@ -334,6 +398,9 @@ func (m *Manager) release(slot int, id string) {
 	defer m.mu.Unlock()
 	if m.used[slot] == id {
 		delete(m.used, slot)
+		if slot < m.high {
+			heap.Push(&m.freed, slot)
+		}
 	}
 }
 

@@ -94,8 +94,10 @@ func (m *Manager) installBase(deny []netip.Prefix) error {
 	in := chain("input", nftables.ChainTypeFilter, nftables.ChainHookInput, nftables.ChainPriorityFilter)
 	out := chain("output", nftables.ChainTypeFilter, nftables.ChainHookOutput, nftables.ChainPriorityFilter)
 	post := chain("postrouting", nftables.ChainTypeNAT, nftables.ChainHookPostrouting, nftables.ChainPriorityNATSource)
+	rules := 0
 	rule := func(ch *nftables.Chain, exprs ...[]expr.Any) {
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: slices.Concat(exprs...)})
+		rules++
 	}
 	sbIn, sbOut := ifname(unix.NFT_META_IIFNAME, m.ifPattern(), true), ifname(unix.NFT_META_OIFNAME, m.ifPattern(), true)
 
@@ -135,6 +137,7 @@ func (m *Manager) installBase(deny []netip.Prefix) error {
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("install host rules: %w", err)
 	}
+	m.ops.nft(rules + len(deny))
 	return nil
 }
 
@@ -146,12 +149,14 @@ func (m *Manager) writeDeny(deny []netip.Prefix) error {
 	}
 	_, denySet, _ := m.sets()
 	c.FlushSet(denySet)
-	if err := c.SetAddElements(denySet, denyElements(deny)); err != nil {
+	els := denyElements(deny)
+	if err := c.SetAddElements(denySet, els); err != nil {
 		return err
 	}
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("update egress deny set: %w", err)
 	}
+	m.ops.nft(len(els))
 	return nil
 }
 
@@ -163,9 +168,13 @@ func (m *Manager) Close(ctx context.Context) error {
 		return err
 	}
 	c.DelTable(m.table())
+	m.denyMu.Lock()
+	m.watch.close()
+	m.denyMu.Unlock()
 	if err := c.Flush(); err != nil && !errors.Is(err, unix.ENOENT) {
 		return fmt.Errorf("remove host rules: %w", err)
 	}
+	m.ops.nft(1)
 	return nil
 }
 
@@ -178,7 +187,7 @@ func (m *Manager) applyRules(sb Sandbox, opts Options) error {
 	if err != nil {
 		return err
 	}
-	ch := m.writeEgressChain(c, sb, opts) // flushes a chain left by an agent that died mid-setup
+	ch, objects := m.writeEgressChain(c, sb, opts) // flushes a chain left by an agent that died mid-setup
 	egressMap, _, guests := m.sets()
 	if err := c.SetAddElements(egressMap, []nftables.SetElement{{
 		Key: ifnameKey(sb.HostIf), VerdictData: &expr.Verdict{Kind: expr.VerdictJump, Chain: ch.Name},
@@ -191,6 +200,7 @@ func (m *Manager) applyRules(sb Sandbox, opts Options) error {
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("install rules of %s: %w", sb.ID, err)
 	}
+	m.ops.nft(objects + 2) // and the map and set elements
 	return nil
 }
 
@@ -216,21 +226,25 @@ func (m *Manager) SetEgress(ctx context.Context, sb Sandbox, opts Options) error
 	if err != nil {
 		return err
 	}
-	m.writeEgressChain(c, sb, opts)
+	_, objects := m.writeEgressChain(c, sb, opts)
 	if err := c.Flush(); err != nil {
 		return fmt.Errorf("set egress of %s: %w", sb.ID, err)
 	}
+	m.ops.nft(objects)
 	return nil
 }
 
 // writeEgressChain queues on c the egress chain of sb's slot, emptied and
-// filled with opts' rules.
-func (m *Manager) writeEgressChain(c *nftables.Conn, sb Sandbox, opts Options) *nftables.Chain {
+// filled with opts' rules; objects is how many nft objects that is (the
+// chain and its rules, for the operation counters).
+func (m *Manager) writeEgressChain(c *nftables.Conn, sb Sandbox, opts Options) (_ *nftables.Chain, objects int) {
 	t := m.table()
 	ch := c.AddChain(&nftables.Chain{Name: m.chainName(sb.Slot), Table: t})
 	c.FlushChain(ch)
+	objects = 1 // the chain
 	rule := func(exprs ...[]expr.Any) {
 		c.AddRule(&nftables.Rule{Table: t, Chain: ch, Exprs: slices.Concat(exprs...)})
+		objects++
 	}
 	// The operator's deny list ran before this chain: what is left is the
 	// tenant's choice.
@@ -250,7 +264,7 @@ func (m *Manager) writeEgressChain(c *nftables.Conn, sb Sandbox, opts Options) *
 	} else {
 		rule(verdict(expr.VerdictDrop))
 	}
-	return ch
+	return ch, objects
 }
 
 // addGuest records sb's address in @guests (idempotent).
@@ -263,7 +277,11 @@ func (m *Manager) addGuest(sb Sandbox) error {
 	if err := c.SetAddElements(guests, []nftables.SetElement{{Key: guestKey(sb)}}); err != nil {
 		return err
 	}
-	return c.Flush()
+	if err := c.Flush(); err != nil {
+		return err
+	}
+	m.ops.nft(1)
+	return nil
 }
 
 // removeRules deletes the sandbox's map and set elements and its chain.
@@ -279,6 +297,7 @@ func (m *Manager) removeRules(sb Sandbox) error {
 		}
 		if err == nil {
 			err = c.Flush()
+			m.ops.nft(1)
 		}
 		if err != nil && !errors.Is(err, unix.ENOENT) {
 			errs = append(errs, fmt.Errorf("remove %s of %s: %w", what, sb.ID, err))

@@ -16,10 +16,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -84,6 +86,29 @@ const DefaultPidsLimit = 1024
 type Driver struct {
 	cfg Config
 	log *slog.Logger
+	// invocations counts the runsc processes started, by command
+	// (Invocations).
+	invocationsMu sync.Mutex
+	invocations   map[string]int64
+}
+
+// Invocations returns how many runsc processes the driver started so far,
+// by runsc command ("run", "state", "events", ...), for tests and
+// benchmarks that check that the work of one operation does not grow with
+// the sandboxes running. Safe for concurrent use.
+func (d *Driver) Invocations() map[string]int64 {
+	d.invocationsMu.Lock()
+	defer d.invocationsMu.Unlock()
+	return maps.Clone(d.invocations)
+}
+
+func (d *Driver) count(command string) {
+	d.invocationsMu.Lock()
+	defer d.invocationsMu.Unlock()
+	if d.invocations == nil {
+		d.invocations = map[string]int64{}
+	}
+	d.invocations[command]++
 }
 
 var (
@@ -152,6 +177,7 @@ func (d *Driver) runscWithin(ctx context.Context, timeout time.Duration, args ..
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var stdout, stderr bytes.Buffer
+	d.count(args[0])
 	cmd := d.command(ctx, append(d.globalFlags(), args...), &stdout, &stderr)
 	if err := cmd.Run(); err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -276,6 +302,7 @@ func (d *Driver) start(ctx context.Context, spec driver.Spec, args ...string) er
 	full = append(full, args...)
 	ctx, cancel := context.WithTimeout(ctx, d.cfg.StartTimeout)
 	defer cancel()
+	d.count(args[0])
 	cmd := d.command(ctx, full, console, console)
 	if err := cmd.Run(); err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
