@@ -52,6 +52,7 @@ func (a *Agent) destroySandbox(ctx context.Context, sb *sandbox, reason EventTyp
 		return fmt.Errorf("destroy sandbox %s: %w", sb.id, err)
 	}
 	a.forget(sb)
+	a.kickPools() // the room it held may refill a pool
 	a.emit(sb.id, reason)
 	sb.log.Info("sandbox removed", "reason", reason, "took", time.Since(start))
 	return nil

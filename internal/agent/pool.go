@@ -43,7 +43,7 @@ import (
 //     restarted agent removes as an unfinished create.
 //   - The fill loop (fillPools, one goroutine of Run) makes pooled
 //     sandboxes one at a time while a pool is short and the pools' memory
-//     budget allows, and removes those no pool wants any more (a smaller
+//     budget allows, once claims have been quiet for poolRefillDelay, and removes those no pool wants any more (a smaller
 //     size, a rebuilt template, a spec gone after a restart). A cold create
 //     that does not fit takes the room of pooled sandboxes first
 //     (admitOrDemote), so a pool never makes a create fail.
@@ -121,9 +121,10 @@ const (
 	// poolCheckInterval is how often the fill loop looks at the pools
 	// without being kicked.
 	poolCheckInterval = 5 * time.Second
-	// poolRefillDelay is how long a refill waits after a claim: a burst
-	// of creates takes the pool first, the refill's starts come after.
-	poolRefillDelay = 200 * time.Millisecond
+	// poolRefillDelay is how long the creates must have been quiet
+	// before a refill starts a sandbox: a burst of creates takes the pool
+	// first, the refill's starts (a runsc boot each) come after.
+	poolRefillDelay = 300 * time.Millisecond
 	// poolRetryMax bounds the wait after failed fills of a pool.
 	poolRetryMax = time.Minute
 )
@@ -458,6 +459,9 @@ func (a *Agent) admitPooled(c hostCapacity, cfg *agentpb.SandboxConfig) error {
 
 // kickPools asks the fill loop to look at the pools soon.
 func (a *Agent) kickPools() {
+	if a.pools == nil {
+		return // an Agent made without New, in a unit test
+	}
 	select {
 	case a.pools.kick <- struct{}{}:
 	default:
@@ -485,11 +489,26 @@ func (a *Agent) fillPools(ctx context.Context) {
 			return
 		case <-t.C:
 		case <-a.pools.kick:
-			select {
-			case <-ctx.Done():
+			if !a.waitQuiet(ctx) {
 				return
-			case <-time.After(poolRefillDelay):
 			}
+		}
+	}
+}
+
+// waitQuiet waits until no claim has kicked the pools for
+// poolRefillDelay; false if ctx ended first.
+func (a *Agent) waitQuiet(ctx context.Context) bool {
+	t := time.NewTimer(poolRefillDelay)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-a.pools.kick:
+			t.Reset(poolRefillDelay)
+		case <-t.C:
+			return true
 		}
 	}
 }
@@ -552,6 +571,14 @@ func (a *Agent) refillPools(ctx context.Context, retry []time.Time, fails []int)
 			continue
 		}
 		for have[k] < keys[k] && ctx.Err() == nil && !time.Now().Before(retry[i]) {
+			// Claims since the last start: let their burst pass first.
+			select {
+			case <-a.pools.kick:
+				if !a.waitQuiet(ctx) {
+					return
+				}
+			default:
+			}
 			err := a.fillOne(ctx, s)
 			if err == nil {
 				have[k]++
@@ -562,10 +589,12 @@ func (a *Agent) refillPools(ctx context.Context, retry []time.Time, fails []int)
 				return
 			}
 			if errors.Is(err, errdefs.ErrExhausted) {
+				// No room: not a failure of the pool. A destroy kicks
+				// the loop; the next pass tries again.
 				a.log.Debug("warm pool: no room for another pooled sandbox", "pool", s, "err", err)
-			} else {
-				a.log.Error("warm pool: start a pooled sandbox", "pool", s, "err", err)
+				break
 			}
+			a.log.Error("warm pool: start a pooled sandbox", "pool", s, "err", err)
 			retry[i] = a.poolBackoff(fails, i)
 			break
 		}
