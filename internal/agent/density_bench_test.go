@@ -301,30 +301,32 @@ func openFDs() int {
 // loop devices, network namespaces, links, cgroups under the test parent
 // and files under the data dir's sandboxes. Counts, sorted by name.
 func hostSnapshot(dataDir string) []string {
+	// Only this agent's objects: its data dir's mounts and loop devices,
+	// the namespaces and links of its prefix. Other test packages run at
+	// the same time and make their own.
 	count := func(glob string) int { m, _ := filepath.Glob(glob); return len(m) }
-	var mounts []byte
+	mounts := 0
 	all, _ := os.ReadFile("/proc/self/mounts")
 	for _, line := range bytes.SplitAfter(all, []byte("\n")) {
 		// runsc mounts the namespace file its gofers join under its root
 		// (once or more, newTestHost's cleanup removes it): not a
 		// sandbox's.
-		if !bytes.Contains(line, []byte("/null-netns ")) {
-			mounts = append(mounts, line...)
+		if bytes.Contains(line, []byte(dataDir)) && !bytes.Contains(line, []byte("/null-netns ")) {
+			mounts++
 		}
 	}
-	links, _ := filepath.Glob("/sys/class/net/*")
 	var loops int
 	backing, _ := filepath.Glob("/sys/block/loop*/loop/backing_file")
 	for _, f := range backing {
-		if b, _ := os.ReadFile(f); len(bytes.TrimSpace(b)) > 0 {
+		if b, _ := os.ReadFile(f); bytes.HasPrefix(b, []byte(dataDir)) {
 			loops++
 		}
 	}
 	return []string{
-		fmt.Sprintf("mounts=%d", bytes.Count(mounts, []byte("\n"))),
+		fmt.Sprintf("mounts=%d", mounts),
 		fmt.Sprintf("loops=%d", loops),
-		fmt.Sprintf("netns=%d", count("/var/run/netns/*")),
-		fmt.Sprintf("links=%d", len(links)),
+		fmt.Sprintf("netns=%d", count("/var/run/netns/"+testPrefix+"*")),
+		fmt.Sprintf("links=%d", count("/sys/class/net/"+testPrefix+"*")),
 		fmt.Sprintf("cgroups=%d", count("/sys/fs/cgroup/*"+testCgroup+"/*")),
 		fmt.Sprintf("sandbox-files=%d", count(filepath.Join(dataDir, "sandboxes", "*"))),
 	}
