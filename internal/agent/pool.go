@@ -11,8 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/network"
@@ -43,8 +41,9 @@ import (
 //     restarted agent removes as an unfinished create.
 //   - The fill loop (fillPools, one goroutine of Run) makes pooled
 //     sandboxes one at a time while a pool is short and the pools' memory
-//     budget allows, once claims have been quiet for poolRefillDelay, and removes those no pool wants any more (a smaller
-//     size, a rebuilt template, a spec gone after a restart). A cold create
+//     budget allows, once claims have been quiet for poolRefillDelay, and
+//     removes those no pool wants any more (a smaller size, a template
+//     version not current, a spec gone after a restart). A cold create
 //     that does not fit takes the room of pooled sandboxes first
 //     (admitOrDemote), so a pool never makes a create fail.
 //   - A restarted agent adopts the pooled sandboxes that still run, as it
@@ -135,17 +134,32 @@ type pools struct {
 	budget uint64     // bytes of memory limits all pooled sandboxes may hold; 0 is no cap
 	kick   chan struct{}
 
-	// mu guards paths.
+	// mu guards templates.
 	mu sync.Mutex
-	// paths is each pooled template's rootfs as the fill loop last
-	// ensured it: a claim takes only sandboxes of that version.
-	paths map[string]string
+	// templates are the pooled templates the fill loop has ensured, once
+	// each: a template's version changes only with the envd of a new
+	// agent, so neither a pass nor a claim reads the template store.
+	templates map[string]pooledTemplate
+}
 
-	claims *prometheus.CounterVec // by result: hit, miss, failed
+// pooledTemplate is a template of a pool as the fill loop ensured it: its
+// rootfs (a claim takes only sandboxes made from it) and its size, which
+// resolves a layer's size (rootfs.Size).
+type pooledTemplate struct {
+	path string
+	size int64
+}
+
+// template returns pooled template name, if the fill loop has ensured it.
+func (p *pools) template(name string) (pooledTemplate, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	t, ok := p.templates[name]
+	return t, ok
 }
 
 func newPools(cfg Config) *pools {
-	p := &pools{kick: make(chan struct{}, 1), paths: map[string]string{}}
+	p := &pools{kick: make(chan struct{}, 1), templates: map[string]pooledTemplate{}}
 	for _, s := range cfg.Pools {
 		if s.Size == 0 {
 			continue
@@ -216,14 +230,30 @@ func keyOf(cfg *agentpb.SandboxConfig) poolKey {
 	return poolKey{cfg.Template, cfg.Vcpus, cfg.MemoryMb, cfg.DiskBytes}
 }
 
-// specKey is spec's key, with the layer size its template resolves it to;
-// false if the template is not built.
-func (a *Agent) specKey(s PoolSpec) (poolKey, bool) {
-	info, err := a.templates.Get(s.Template)
-	if err != nil {
-		return poolKey{}, false
+// specKey is s's key for its template t.
+func specKey(s PoolSpec, t pooledTemplate) poolKey {
+	return poolKey{s.Template, uint32(s.VCPUs), uint32(s.MemoryMB), rootfs.Size(s.DiskBytes, t.size)}
+}
+
+// poolTemplate returns pool template name, ensuring it (a build the first
+// time) unless the fill loop did already.
+func (a *Agent) poolTemplate(ctx context.Context, name string) (pooledTemplate, error) {
+	if t, ok := a.pools.template(name); ok {
+		return t, nil
 	}
-	return poolKey{s.Template, uint32(s.VCPUs), uint32(s.MemoryMB), rootfs.Size(s.DiskBytes, info.SizeBytes)}, true
+	path, err := a.templates.Ensure(ctx, name)
+	if err != nil {
+		return pooledTemplate{}, err
+	}
+	info, err := a.templates.Get(name)
+	if err != nil {
+		return pooledTemplate{}, err
+	}
+	t := pooledTemplate{path: path, size: info.SizeBytes}
+	a.pools.mu.Lock()
+	a.pools.templates[name] = t
+	a.pools.mu.Unlock()
+	return t, nil
 }
 
 // poolOptions are the egress options pooled sandboxes are made with: the
@@ -242,31 +272,28 @@ func (a *Agent) claim(ctx context.Context, cfg *agentpb.SandboxConfig, opts netw
 	if len(a.pools.specs) == 0 {
 		return nil, false, nil
 	}
-	info, err := a.templates.Get(cfg.Template)
-	if err != nil {
-		return nil, false, nil // not built: the cold path builds it
+	t, ok := a.pools.template(cfg.Template)
+	if !ok {
+		return nil, false, nil // no pool of it, or not ensured yet
 	}
 	key := keyOf(cfg)
-	key.diskBytes = rootfs.Size(cfg.DiskBytes, info.SizeBytes)
-	a.pools.mu.Lock()
-	path := a.pools.paths[cfg.Template]
-	a.pools.mu.Unlock()
+	key.diskBytes = rootfs.Size(cfg.DiskBytes, t.size)
 	for range 2 { // a pooled sandbox found broken is removed: try one more
-		sb, p, err := a.takePooled(cfg, key, path)
+		sb, p, err := a.takePooled(cfg, key, t.path)
 		if err != nil {
 			return nil, true, err
 		}
 		if sb == nil {
-			a.pools.claims.WithLabelValues("miss").Inc()
+			a.prom.claims.WithLabelValues("miss").Inc()
 			return nil, false, nil
 		}
 		out, err := a.finishClaim(ctx, sb, p, opts)
 		if err == nil {
-			a.pools.claims.WithLabelValues("hit").Inc()
+			a.prom.claims.WithLabelValues("hit").Inc()
 			a.kickPools()
 			return out, true, nil
 		}
-		a.pools.claims.WithLabelValues("failed").Inc()
+		a.prom.claims.WithLabelValues("failed").Inc()
 		if ctx.Err() != nil || a.lookup(cfg.Id) != nil {
 			// Cancelled, or its cleanup failed and holds the ID: the
 			// create fails.
@@ -519,25 +546,26 @@ func (a *Agent) waitQuiet(ctx context.Context) bool {
 // it is tried again; a fill refused for room just waits for the next pass.
 func (a *Agent) refillPools(ctx context.Context, retry []time.Time, fails []int) {
 	keys := map[poolKey]int{} // wanted size by key
-	paths := map[string]string{}
+	specKeys := make([]poolKey, len(a.pools.specs))
+	paths := map[string]string{} // the current version of each template
 	for i, s := range a.pools.specs {
 		if ctx.Err() != nil {
 			return
 		}
-		if _, ok := paths[s.Template]; !ok && !time.Now().Before(retry[i]) {
-			path, err := a.templates.Ensure(ctx, s.Template)
-			if err != nil {
+		t, ok := a.pools.template(s.Template)
+		if !ok && !time.Now().Before(retry[i]) {
+			var err error
+			if t, err = a.poolTemplate(ctx, s.Template); err != nil {
 				a.log.Error("warm pool: template", "pool", s, "err", err)
-				retry[i] = a.poolBackoff(fails, i)
+				retry[i] = poolBackoff(fails, i)
 				continue
 			}
-			paths[s.Template] = path
-			a.pools.mu.Lock()
-			a.pools.paths[s.Template] = path
-			a.pools.mu.Unlock()
+			ok = true
 		}
-		if k, ok := a.specKey(s); ok {
-			keys[k] += s.Size
+		if ok {
+			paths[s.Template] = t.path
+			specKeys[i] = specKey(s, t)
+			keys[specKeys[i]] += s.Size
 		}
 	}
 	// Remove what no pool wants: a template version not current, a key no
@@ -566,8 +594,8 @@ func (a *Agent) refillPools(ctx context.Context, retry []time.Time, fails []int)
 		}
 	}
 	for i, s := range a.pools.specs {
-		k, ok := a.specKey(s)
-		if !ok || paths[s.Template] == "" {
+		k := specKeys[i]
+		if paths[s.Template] == "" {
 			continue
 		}
 		for have[k] < keys[k] && ctx.Err() == nil && !time.Now().Before(retry[i]) {
@@ -595,14 +623,14 @@ func (a *Agent) refillPools(ctx context.Context, retry []time.Time, fails []int)
 				break
 			}
 			a.log.Error("warm pool: start a pooled sandbox", "pool", s, "err", err)
-			retry[i] = a.poolBackoff(fails, i)
+			retry[i] = poolBackoff(fails, i)
 			break
 		}
 	}
 }
 
 // poolBackoff counts a failure of pool i and returns when to try it again.
-func (a *Agent) poolBackoff(fails []int, i int) time.Time {
+func poolBackoff(fails []int, i int) time.Time {
 	fails[i]++
 	d := min(time.Second<<min(fails[i]-1, 6), poolRetryMax)
 	return time.Now().Add(d)
