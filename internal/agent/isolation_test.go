@@ -133,6 +133,37 @@ func treeHash(t *testing.T, dir string) string {
 // reach another sandbox or the agent's port, reach the outside when its
 // internet is off, take others down by running out of memory or disk, or
 // change its template.
+// probe is one reachability check of reachProbes.
+type probe struct {
+	from *agentpb.Sandbox
+	url  string
+	want bool   // reachable
+	why  string // what it checks
+}
+
+// reachProbes runs busybox wget in each probe's sandbox (envd token
+// token) and fails t for every probe whose reachability is not what it
+// wants. (busybox's own -T segfaults: timeout(1) bounds it instead.)
+// Probes run in parallel: a blocked one takes its whole timeout.
+func reachProbes(t *testing.T, ta *testAgent, token string, probes []probe) {
+	var wg sync.WaitGroup
+	for _, p := range probes {
+		wg.Go(func() {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+			defer cancel()
+			out, code, err := sh(ctx, ta.process(p.from.Id, token, ""), "timeout 3 wget -q -O- "+p.url+" 2>&1")
+			if err != nil {
+				t.Errorf("%s: wget %s: %v", p.why, p.url, err)
+				return
+			}
+			if got := code == 0; got != p.want {
+				t.Errorf("%s: reached %s from %s: %v (%q), want %v", p.why, p.url, p.from.Id, got, out, p.want)
+			}
+		})
+	}
+	wg.Wait()
+}
+
 func TestIsolation(t *testing.T) {
 	h := newTestHost(t)
 	ext := startExternal(t)
@@ -164,34 +195,6 @@ func TestIsolation(t *testing.T) {
 	pcOn := ta.process(online.Id, "", "")
 	pcRoot := ta.process(online.Id, "", "root")
 
-	// reach runs busybox wget in a sandbox. (busybox's own -T segfaults:
-	// timeout(1) bounds it instead.) Probes run in parallel: a blocked one
-	// takes its whole timeout.
-	type probe struct {
-		from *agentpb.Sandbox
-		url  string
-		want bool   // reachable
-		why  string // what it checks
-	}
-	reachAll := func(t *testing.T, probes []probe) {
-		var wg sync.WaitGroup
-		for _, p := range probes {
-			wg.Go(func() {
-				ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-				defer cancel()
-				out, code, err := sh(ctx, ta.process(p.from.Id, "", ""), "timeout 3 wget -q -O- "+p.url+" 2>&1")
-				if err != nil {
-					t.Errorf("%s: wget %s: %v", p.why, p.url, err)
-					return
-				}
-				if got := code == 0; got != p.want {
-					t.Errorf("%s: reached %s from %s: %v (%q), want %v", p.why, p.url, p.from.Id, got, out, p.want)
-				}
-			})
-		}
-		wg.Wait()
-	}
-
 	t.Run("network", func(t *testing.T) {
 		// The agent reaches both sandboxes (with its marked sockets) and
 		// the agent's port is open on their gateways' addresses.
@@ -221,7 +224,7 @@ func TestIsolation(t *testing.T) {
 				probes = append(probes, probe{from, "http://" + net.JoinHostPort(gw, agentPort) + "/health", false, "the agent's port"})
 			}
 		}
-		reachAll(t, probes)
+		reachProbes(t, ta, "", probes)
 	})
 
 	t.Run("allow_out cannot open the deny list", func(t *testing.T) {

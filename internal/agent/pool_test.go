@@ -1,14 +1,12 @@
 package agent
 
 import (
-	"context"
 	"fmt"
 	"io/fs"
 	"net/http"
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -79,12 +77,6 @@ func TestPool(t *testing.T) {
 
 	// Isolation holds for pooled sandboxes: the egress rules are the
 	// create's, and no sandbox reaches another.
-	type probe struct {
-		from *agentpb.Sandbox
-		url  string
-		want bool
-		why  string
-	}
 	probes := []probe{
 		{warm, ext, true, "pooled, internet on"},
 		{offline, ext, false, "pooled, internet off"},
@@ -93,22 +85,7 @@ func TestPool(t *testing.T) {
 	for _, pair := range [][2]*agentpb.Sandbox{{warm, cold}, {cold, warm}, {warm, offline}, {offline, warm}} {
 		probes = append(probes, probe{pair[0], fmt.Sprintf("http://%s:%d/health", pair[1].Address, EnvdPort), false, "another sandbox"})
 	}
-	var wg sync.WaitGroup
-	for _, p := range probes {
-		wg.Go(func() {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-			defer cancel()
-			out, code, err := sh(ctx, ta.process(p.from.Id, "tenant-token", ""), "timeout 3 wget -q -O- "+p.url+" 2>&1")
-			if err != nil {
-				t.Errorf("%s: wget %s: %v", p.why, p.url, err)
-				return
-			}
-			if got := code == 0; got != p.want {
-				t.Errorf("%s: reached %s from %s: %v (%q), want %v", p.why, p.url, p.from.Id, got, out, p.want)
-			}
-		})
-	}
-	wg.Wait()
+	reachProbes(t, ta, "tenant-token", probes)
 
 	ta.waitPooledFor(t, 2, 2*time.Minute) // refilled
 	for _, sb := range []*agentpb.Sandbox{cold, warm, offline} {
