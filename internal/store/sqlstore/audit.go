@@ -42,14 +42,9 @@ func scanAuditEntry(d *Dialect, row scanner) (nestbox.AuditEntry, error) {
 // ListAuditEntries pages by (created_at, id) descending, as ListSnapshots
 // does; the team and scope indexes serve the two ways the API asks.
 func (s *Store) ListAuditEntries(ctx context.Context, f store.AuditFilter) ([]nestbox.AuditEntry, string, error) {
-	limit := f.Limit
-	switch {
-	case limit < 0:
-		return nil, "", errdefs.Invalid("list audit entries: negative limit %d", limit)
-	case limit == 0:
-		limit = defaultLimit
-	case limit > maxLimit:
-		limit = maxLimit
+	limit, err := pageLimit("list audit entries", f.Limit)
+	if err != nil {
+		return nil, "", err
 	}
 	if f.Action != "" && (f.ResourceType == "" || !strings.HasPrefix(f.Action, f.ResourceType+".")) {
 		return nil, "", errdefs.Invalid("list audit entries: action %q needs its resource type (%q is not it)", f.Action, f.ResourceType)
@@ -72,34 +67,12 @@ func (s *Store) ListAuditEntries(ctx context.Context, f store.AuditFilter) ([]ne
 		where = append(where, "created_at < ?")
 		args = append(args, s.d.time(f.To))
 	}
-	if f.Cursor != "" {
-		at, id, err := s.d.decodeCursor(f.Cursor)
-		if err != nil {
-			return nil, "", fmt.Errorf("list audit entries: %w", err)
-		}
-		where = append(where, "(created_at, id) < (?, ?)")
-		args = append(args, s.d.time(at), id)
-	}
-	query := "SELECT " + auditColumns + " FROM audit_entries"
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	query += " ORDER BY created_at DESC, id DESC LIMIT ?"
-	args = append(args, limit+1)
-	rows, err := s.reader().query(ctx, query, args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list audit entries: %w", err)
-	}
-	out, err := collect(rows, func(row scanner) (nestbox.AuditEntry, error) { return scanAuditEntry(&s.d, row) })
-	if err != nil {
-		return nil, "", fmt.Errorf("list audit entries: %w", err)
-	}
-	if len(out) <= limit {
-		return out, "", nil
-	}
-	out = out[:limit]
-	last := out[limit-1]
-	return out, s.d.encodeCursor(last.Time, last.ID), nil
+	return page[nestbox.AuditEntry]{
+		what: "list audit entries", columns: auditColumns, table: "audit_entries", where: where, args: args,
+		cursor: f.Cursor, limit: limit,
+		scan: func(row scanner) (nestbox.AuditEntry, error) { return scanAuditEntry(&s.d, row) },
+		key:  func(e nestbox.AuditEntry) (time.Time, string) { return e.Time, e.ID },
+	}.list(ctx, s)
 }
 
 // AnonymiseAuditEntries finds the entries that name the user (as actor or

@@ -1,7 +1,10 @@
 package sqlstore
 
 import (
+	"context"
 	"encoding/base64"
+	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -40,4 +43,73 @@ func (d *Dialect) decodeCursor(cursor string) (createdAt time.Time, id string, e
 		return time.Time{}, "", errdefs.Invalid("bad cursor %q", cursor)
 	}
 	return t, id, nil
+}
+
+// pageLimit is a list's page size: limit, defaultLimit for 0, at most
+// maxLimit; a negative one is ErrInvalid.
+func pageLimit(what string, limit int) (int, error) {
+	switch {
+	case limit < 0:
+		return 0, errdefs.Invalid("%s: negative limit %d", what, limit)
+	case limit == 0:
+		return defaultLimit, nil
+	}
+	return min(limit, maxLimit), nil
+}
+
+// page is one keyset page of rows of a table whose key is (created_at,
+// id): the query, its order and the cursor of the next page, for every
+// list of the store.
+type page[T any] struct {
+	what    string // "list capsules", for errors
+	columns string
+	table   string
+	where   []string
+	args    []any
+	cursor  string // the client's; "" for the first page
+	limit   int    // from pageLimit
+	oldest  bool   // oldest first; newest first otherwise
+	scan    func(scanner) (T, error)
+	key     func(T) (createdAt time.Time, id string)
+}
+
+// list reads the page: its rows, and the cursor after the last of them
+// or "" if no row follows. One row more than the page is read to know.
+func (p page[T]) list(ctx context.Context, s *Store) ([]T, string, error) {
+	where, args := p.where, p.args
+	if p.cursor != "" {
+		createdAt, id, err := s.d.decodeCursor(p.cursor)
+		if err != nil {
+			return nil, "", fmt.Errorf("%s: %w", p.what, err)
+		}
+		cmp := "<"
+		if p.oldest {
+			cmp = ">"
+		}
+		where = append(slices.Clip(where), "(created_at, id) "+cmp+" (?, ?)")
+		args = append(slices.Clip(args), s.d.time(createdAt), id)
+	}
+	query := "SELECT " + p.columns + " FROM " + p.table
+	if len(where) > 0 {
+		query += " WHERE " + strings.Join(where, " AND ")
+	}
+	if p.oldest {
+		query += " ORDER BY created_at ASC, id ASC LIMIT ?"
+	} else {
+		query += " ORDER BY created_at DESC, id DESC LIMIT ?"
+	}
+	rows, err := s.reader().query(ctx, query, append(slices.Clip(args), p.limit+1)...)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", p.what, err)
+	}
+	out, err := collect(rows, p.scan)
+	if err != nil {
+		return nil, "", fmt.Errorf("%s: %w", p.what, err)
+	}
+	if len(out) <= p.limit {
+		return out, "", nil
+	}
+	out = out[:p.limit]
+	at, id := p.key(out[p.limit-1])
+	return out, s.d.encodeCursor(at, id), nil
 }

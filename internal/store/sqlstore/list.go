@@ -3,7 +3,7 @@ package sqlstore
 import (
 	"context"
 	"fmt"
-	"strings"
+	"time"
 
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/store"
@@ -21,46 +21,20 @@ const (
 // page is the last. A cursor that ListCapsules did not make, or a negative
 // limit, is ErrInvalid.
 func (s *Store) ListCapsules(ctx context.Context, f store.CapsuleFilter) ([]store.Capsule, string, error) {
-	limit := f.Limit
-	switch {
-	case limit < 0:
-		return nil, "", errdefs.Invalid("list capsules: negative limit %d", limit)
-	case limit == 0:
-		limit = defaultLimit
-	case limit > maxLimit:
-		limit = maxLimit
+	limit, err := pageLimit("list capsules", f.Limit)
+	if err != nil {
+		return nil, "", err
 	}
 	where, args, err := s.capsuleFilter(f)
 	if err != nil {
 		return nil, "", fmt.Errorf("list capsules: %w", err)
 	}
-	query := "SELECT " + capsuleColumns + " FROM capsules"
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	// One row more than the page tells whether there is a next page
-	// without a second query.
-	if f.Oldest {
-		query += " ORDER BY created_at ASC, id ASC LIMIT ?"
-	} else {
-		query += " ORDER BY created_at DESC, id DESC LIMIT ?"
-	}
-	args = append(args, limit+1)
-
-	rows, err := s.reader().query(ctx, query, args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list capsules: %w", err)
-	}
-	cs, err := collect(rows, func(row scanner) (store.Capsule, error) { return scanCapsule(&s.d, row) })
-	if err != nil {
-		return nil, "", fmt.Errorf("list capsules: %w", err)
-	}
-	if len(cs) <= limit {
-		return cs, "", nil
-	}
-	cs = cs[:limit]
-	last := cs[limit-1]
-	return cs, s.d.encodeCursor(last.CreatedAt, last.ID), nil
+	return page[store.Capsule]{
+		what: "list capsules", columns: capsuleColumns, table: "capsules", where: where, args: args,
+		cursor: f.Cursor, limit: limit, oldest: f.Oldest,
+		scan: func(row scanner) (store.Capsule, error) { return scanCapsule(&s.d, row) },
+		key:  func(c store.Capsule) (time.Time, string) { return c.CreatedAt, c.ID },
+	}.list(ctx, s)
 }
 
 // capsuleFilter is the WHERE clause of f, as conditions to AND and their
@@ -95,18 +69,6 @@ func (s *Store) capsuleFilter(f store.CapsuleFilter) (where []string, args []any
 		cond, margs := s.d.MetadataMatch(f.Metadata)
 		where = append(where, cond)
 		args = append(args, margs...)
-	}
-	if f.Cursor != "" {
-		createdAt, id, err := s.d.decodeCursor(f.Cursor)
-		if err != nil {
-			return nil, nil, err
-		}
-		if f.Oldest {
-			where = append(where, "(created_at, id) > (?, ?)")
-		} else {
-			where = append(where, "(created_at, id) < (?, ?)")
-		}
-		args = append(args, s.d.time(createdAt), id)
 	}
 	return where, args, nil
 }

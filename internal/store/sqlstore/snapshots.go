@@ -84,14 +84,9 @@ func scanSnapshot(d *Dialect, row scanner) (store.Snapshot, error) {
 // The cursor has ListCapsules' form; one ListSnapshots did not make is
 // ErrInvalid, as is a negative limit.
 func (s *Store) ListSnapshots(ctx context.Context, f store.SnapshotFilter) ([]store.Snapshot, string, error) {
-	limit := f.Limit
-	switch {
-	case limit < 0:
-		return nil, "", errdefs.Invalid("list snapshots: negative limit %d", limit)
-	case limit == 0:
-		limit = defaultLimit
-	case limit > maxLimit:
-		limit = maxLimit
+	limit, err := pageLimit("list snapshots", f.Limit)
+	if err != nil {
+		return nil, "", err
 	}
 	var where []string
 	var args []any
@@ -109,34 +104,12 @@ func (s *Store) ListSnapshots(ctx context.Context, f store.SnapshotFilter) ([]st
 			args = append(args, string(st))
 		}
 	}
-	if f.Cursor != "" {
-		createdAt, id, err := s.d.decodeCursor(f.Cursor)
-		if err != nil {
-			return nil, "", fmt.Errorf("list snapshots: %w", err)
-		}
-		where = append(where, "(created_at, id) < (?, ?)")
-		args = append(args, s.d.time(createdAt), id)
-	}
-	query := "SELECT " + snapshotColumns + " FROM snapshots"
-	if len(where) > 0 {
-		query += " WHERE " + strings.Join(where, " AND ")
-	}
-	query += " ORDER BY created_at DESC, id DESC LIMIT ?"
-	args = append(args, limit+1)
-	rows, err := s.reader().query(ctx, query, args...)
-	if err != nil {
-		return nil, "", fmt.Errorf("list snapshots: %w", err)
-	}
-	out, err := collect(rows, func(row scanner) (store.Snapshot, error) { return scanSnapshot(&s.d, row) })
-	if err != nil {
-		return nil, "", fmt.Errorf("list snapshots: %w", err)
-	}
-	if len(out) <= limit {
-		return out, "", nil
-	}
-	out = out[:limit]
-	last := out[limit-1]
-	return out, s.d.encodeCursor(last.CreatedAt, last.ID), nil
+	return page[store.Snapshot]{
+		what: "list snapshots", columns: snapshotColumns, table: "snapshots", where: where, args: args,
+		cursor: f.Cursor, limit: limit,
+		scan: func(row scanner) (store.Snapshot, error) { return scanSnapshot(&s.d, row) },
+		key:  func(sn store.Snapshot) (time.Time, string) { return sn.CreatedAt, sn.ID },
+	}.list(ctx, s)
 }
 
 // UpdateSnapshot is a compare-and-set of the snapshot's status: the
