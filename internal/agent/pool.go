@@ -393,7 +393,7 @@ func (a *Agent) finishClaim(ctx context.Context, sb, p *sandbox, opts network.Op
 	if err := step(stepClaimState); err != nil {
 		return nil, err
 	}
-	if !sameOptions(opts, poolOptions) {
+	if !isPoolOptions(opts) {
 		if err := a.net.SetEgress(ctx, sb.net, opts); err != nil {
 			return nil, fmt.Errorf("create sandbox %s: %w", sb.id, err)
 		}
@@ -449,8 +449,10 @@ func (a *Agent) rebaseCPU(ctx context.Context, sb *sandbox) {
 	a.mu.Unlock()
 }
 
-func sameOptions(x, y network.Options) bool {
-	return x.Internet == y.Internet && len(x.AllowOut) == 0 && len(y.AllowOut) == 0 && len(x.DenyOut) == 0 && len(y.DenyOut) == 0
+// isPoolOptions reports whether opts are the egress rules pooled
+// sandboxes have already (poolOptions: internet on, no lists).
+func isPoolOptions(opts network.Options) bool {
+	return opts.Internet == poolOptions.Internet && len(opts.AllowOut) == 0 && len(opts.DenyOut) == 0
 }
 
 // pooledReady ends start for a pooled sandbox: recorded as pooled, then
