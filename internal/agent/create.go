@@ -115,6 +115,7 @@ func (a *Agent) start(ctx context.Context, cfg *agentpb.SandboxConfig, opts netw
 	if pooled {
 		if err := a.admitPooled(capacity, cfg); err != nil {
 			a.mu.Unlock()
+			a.prom.observeRefusal("pool", err)
 			return nil, err
 		}
 	} else if err := a.admit(capacity, cfg); err != nil {

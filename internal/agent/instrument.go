@@ -82,7 +82,7 @@ func newAgentMetrics(reg prometheus.Registerer, a *Agent) (*agentMetrics, error)
 		}, []string{"op", "step"}),
 		refused: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nestbox_agent_admission_refusals_total",
-			Help: "Creates, resumes from disk and forks this host refused for room, by operation and by what was short.",
+			Help: "Creates, resumes from disk, forks and warm-pool fills (op pool) this host refused for room, by operation and by what was short.",
 		}, []string{"op", "reason"}),
 		claims: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nestbox_agent_pool_claims_total",

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
+
 	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/proto/agentpb"
@@ -233,7 +235,11 @@ func TestFakePoolRoom(t *testing.T) {
 		w := newFakeWorld(t)
 		ta := w.startAgent(t, func(c *Config) { withPool(3)(c); c.PoolMemoryMB = 600 })
 		ta.waitPooled(t, 2) // 2 x 256 MiB fit in 600, a third does not
-		time.Sleep(100 * time.Millisecond)
+		refused := ta.prom.refused.WithLabelValues("pool", reasonPoolBudget)
+		eventually(t, 10*time.Second, "a fill refused for the budget", func() bool {
+			var m dto.Metric
+			return refused.Write(&m) == nil && m.GetCounter().GetValue() >= 1
+		})
 		if n := len(ta.pooled()); n != 2 {
 			t.Errorf("%d pooled sandboxes of 256 MiB in a 600 MiB budget", n)
 		}
