@@ -265,6 +265,8 @@ type Agent struct {
 	registry *prometheus.Registry
 	prom     *agentMetrics
 	pools    *pools
+	// ops holds the changing RPCs in flight for a graceful stop (stop.go).
+	ops opGate
 
 	// snapMu decides who may read or remove a snapshot's files (see
 	// snapshots.go): restores copying from one hold it to read; the

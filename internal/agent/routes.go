@@ -23,7 +23,7 @@ import (
 // paths that the sandbox's server must see as they were sent.
 func (a *Agent) Handler() http.Handler {
 	mux := http.NewServeMux()
-	mux.Handle(agentpbconnect.NewAgentHandler(service{a: a}, connect.WithInterceptors(a.prom.interceptor(a))))
+	mux.Handle(agentpbconnect.NewAgentHandler(service{a: a}, connect.WithInterceptors(a.prom.interceptor(a), gateInterceptor(&a.ops))))
 	mux.Handle("GET /metrics", metrics.Handler(a.registry, a.log))
 	mux.HandleFunc("GET /health", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})

@@ -88,15 +88,16 @@ func setMemoryLimit(path string, limit int64) error {
 }
 
 // removeCgroups removes the cgroup directories at path (below the cgroup
-// root, as in the OCI spec) that are left empty: in every v1 hierarchy,
-// or the unified v2 one. runsc removes a sandbox's cgroups when it
-// deletes the sandbox, but not those of a start that was killed before
-// runsc recorded the sandbox (a create cancelled with its caller): then
-// delete finds nothing, and the directories would stay for good. A
-// directory that still holds processes is an error.
+// root, as in the OCI spec): in every v1 hierarchy, or the unified v2 one.
+// runsc removes a sandbox's cgroups when it deletes the sandbox, but not
+// those of a start that was killed before runsc recorded the sandbox (a
+// create cancelled with its caller): then delete finds nothing, and the
+// sandbox and gofer processes that start had already forked would run on
+// in them for good. The directories are the sandbox's alone, so whatever
+// still runs in them is killed first.
 //
-// A process that was killed may linger in its cgroup a moment (until its
-// parent reaps it): a busy directory is tried again for up to a second.
+// A killed process lingers in its cgroup a moment (until its parent reaps
+// it): a busy directory is tried again, killing again, for up to a second.
 func removeCgroups(path string) error {
 	dirs, _ := filepath.Glob(filepath.Join(cgroupRoot, "*", path))
 	dirs = append(dirs, filepath.Join(cgroupRoot, path))
@@ -107,6 +108,7 @@ func removeCgroups(path string) error {
 			switch {
 			case err == nil, errors.Is(err, unix.ENOENT), errors.Is(err, unix.ENOTDIR):
 			case errors.Is(err, unix.EBUSY):
+				killCgroup(dir)
 				busy = append(busy, dir)
 			default:
 				return fmt.Errorf("remove cgroup %s: %w", dir, err)
@@ -120,5 +122,23 @@ func removeCgroups(path string) error {
 		}
 		dirs = busy
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// killCgroup sends SIGKILL to every process in the cgroup directory dir:
+// all at once through cgroup.kill where the kernel has it (v2), else to
+// each process cgroup.procs lists.
+func killCgroup(dir string) {
+	if os.WriteFile(filepath.Join(dir, "cgroup.kill"), []byte("1"), 0o644) == nil {
+		return
+	}
+	procs, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return
+	}
+	for _, f := range strings.Fields(string(procs)) {
+		if pid, err := strconv.Atoi(f); err == nil && pid > 1 {
+			unix.Kill(pid, unix.SIGKILL)
+		}
 	}
 }
