@@ -15,6 +15,7 @@ import (
 	"nestbox.dev/internal/capsulespec"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/proto/agentpb"
+	"nestbox.dev/internal/rootfs"
 )
 
 // The steps of a CreateSnapshot, in order; failAt hooks run after each.
@@ -110,6 +111,10 @@ func (a *Agent) createSnapshot(ctx context.Context, req *agentpb.CreateSnapshotR
 		return nil, err
 	}
 
+	// After the source runs again: the copy is the snapshot's alone.
+	if meta.LayerCRC32C, err = rootfs.Checksum(filepath.Join(tmp, meta.LayerImage)); err != nil {
+		return nil, fmt.Errorf("snapshot sandbox %s: %w", src.id, err)
+	}
 	meta.CreatedAt = time.Now().UTC()
 	if err := writeSnapshotMeta(tmp, meta); err != nil {
 		return nil, fmt.Errorf("snapshot sandbox %s: %w", src.id, err)

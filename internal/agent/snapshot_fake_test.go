@@ -350,6 +350,8 @@ func TestFakeSnapshotDamaged(t *testing.T) {
 		{"no manifest", func(dir string) error { return os.Remove(filepath.Join(dir, manifestFileName)) }},
 		{"no images", func(dir string) error { return os.RemoveAll(filepath.Join(dir, imagesDirName)) }},
 		{"no layer", func(dir string) error { return os.Remove(filepath.Join(dir, "upper.img")) }},
+		{"a byte written into the layer", func(dir string) error { return writeAt(filepath.Join(dir, "upper.img"), 12345, []byte{0x5a}) }},
+		{"a cut layer", func(dir string) error { return os.Truncate(filepath.Join(dir, "upper.img"), 4096) }},
 	} {
 		sid := capsulespec.NewID()
 		if _, err := ta.snapshotRPC(src.Id, sid); err != nil {
@@ -369,6 +371,16 @@ func TestFakeSnapshotDamaged(t *testing.T) {
 	}
 	ta.destroyRPC(t, src.Id)
 	w.assertEmpty(t, "after the damaged snapshots")
+}
+
+// writeAt writes b at off of the existing file at path.
+func writeAt(path string, off int64, b []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		return err
+	}
+	_, err = f.WriteAt(b, off)
+	return errors.Join(err, f.Close())
 }
 
 // onlyFile is the name of the one file in dir.

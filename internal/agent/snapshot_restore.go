@@ -13,6 +13,7 @@ import (
 	"nestbox.dev/internal/driver"
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/proto/agentpb"
+	"nestbox.dev/internal/rootfs"
 )
 
 // The steps of a create from a snapshot beyond a fork's (forkSteps, which
@@ -82,6 +83,9 @@ func (a *Agent) createFromSnapshot(ctx context.Context, req *agentpb.SandboxConf
 	if err := verifyManifest(filepath.Join(j.sb.dir, restoreDirName), meta.SourceID, "snapshot "+snapID); err != nil {
 		return nil, j.wrap(err)
 	}
+	if err := verifyLayer(meta, j.sb.layer.Image); err != nil {
+		return nil, j.wrap(err)
+	}
 	if err := a.forkStep(j, stepSnapshotVerify); err != nil {
 		return nil, err
 	}
@@ -94,6 +98,24 @@ func (a *Agent) createFromSnapshot(ctx context.Context, req *agentpb.SandboxConf
 	}
 	j.sb.log.Info("sandbox started from a snapshot", "took", time.Since(start))
 	return a.toProto(j.sb), nil
+}
+
+// verifyLayer checks the sandbox's copy of the layer of snapshot m, at
+// image, against the checksum the snapshot recorded: a difference is
+// errdefs.ErrDataLoss (the snapshot's copy was damaged on disk, or the
+// copy of it was cut short).
+func verifyLayer(m snapshotMeta, image string) error {
+	if m.LayerCRC32C == "" {
+		return nil
+	}
+	got, err := rootfs.Checksum(image)
+	if err != nil {
+		return errdefs.DataLoss("snapshot %s: layer: %v", m.ID, err)
+	}
+	if got != m.LayerCRC32C {
+		return errdefs.DataLoss("snapshot %s: the layer copy has checksum %s, the snapshot recorded %s", m.ID, got, m.LayerCRC32C)
+	}
+	return nil
 }
 
 // snapshotConfig is the config of a sandbox started from the snapshot of

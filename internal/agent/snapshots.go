@@ -81,6 +81,10 @@ type snapshotMeta struct {
 	// DiskBytes its size.
 	LayerImage string `json:"layer_image"`
 	DiskBytes  int64  `json:"disk_bytes"`
+	// LayerCRC32C is rootfs.Checksum of the layer copy: a restore checks
+	// its own copy against it. Empty in snapshots of older agents, which
+	// are restored unchecked.
+	LayerCRC32C string `json:"layer_crc32c,omitempty"`
 }
 
 // config decodes m's source config.
