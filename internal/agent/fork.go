@@ -120,7 +120,7 @@ func (a *Agent) fork(ctx context.Context, req *agentpb.ForkSandboxRequest) (*age
 	// nobody, and the source must run again whatever happens.
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), pauseTimeout)
 	defer cancel()
-	if err := a.admitForks(jobs); err != nil {
+	if err := a.admitForks(ctx, jobs); err != nil {
 		return nil, fmt.Errorf("fork sandbox %s: %w", id, err)
 	}
 	admitted := 0
@@ -293,9 +293,50 @@ func (a *Agent) restoredConfig(base, req *agentpb.SandboxConfig) *agentpb.Sandbo
 
 // admitForks admits each fork like a create, in order, and registers the
 // admitted ones (status creating, op held by the call); a fork whose ID
-// is taken or for which the host has no room fails on its own. Only
-// measuring the host fails the call.
-func (a *Agent) admitForks(jobs []*forkJob) error {
+// is taken or for which the host has no room fails on its own. Forks
+// refused for room get it as a create does (admitOrDemote): pooled
+// sandboxes are removed one by one, then the sandboxes paused in memory
+// are moved to disk, and the refused forks are admitted afresh after
+// each. Only measuring the host fails the call.
+func (a *Agent) admitForks(ctx context.Context, jobs []*forkJob) error {
+	if err := a.admitForksOnce(jobs); err != nil {
+		return err
+	}
+	demoted := false
+	for {
+		var short []*forkJob
+		for _, j := range jobs {
+			if !j.admitted && errors.Is(j.err, errdefs.ErrExhausted) {
+				short = append(short, j)
+			}
+		}
+		if len(short) == 0 {
+			break
+		}
+		if !a.evictPooled(ctx) {
+			if demoted || !a.hasMemoryTier() || a.demoteAll(ctx) == 0 {
+				break
+			}
+			demoted = true
+		}
+		for _, j := range short {
+			j.err = nil
+		}
+		if err := a.admitForksOnce(short); err != nil {
+			return err
+		}
+	}
+	for _, j := range jobs {
+		if !j.admitted && j.err != nil {
+			a.prom.observeRefusal("fork", j.err)
+		}
+	}
+	return nil
+}
+
+// admitForksOnce is one pass of admitForks over jobs, with the host
+// measured once.
+func (a *Agent) admitForksOnce(jobs []*forkJob) error {
 	capacity, err := a.measure(true)
 	if err != nil {
 		return err
@@ -308,7 +349,6 @@ func (a *Agent) admitForks(jobs []*forkJob) error {
 			continue
 		}
 		if err := a.admit(capacity, j.sb.cfg); err != nil {
-			a.prom.observeRefusal("fork", err)
 			j.err = fmt.Errorf("fork %s: %w", j.sb.id, err)
 			continue
 		}

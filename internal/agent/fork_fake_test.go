@@ -296,3 +296,52 @@ func TestFakeForkFailureInjection(t *testing.T) {
 	<-done
 	w.onlySource(t, src.Id, "after the dropped agent's fork gave up")
 }
+
+// TestFakeForkMakesRoom: forks refused for memory get it as a create
+// does. On a host that commits 1 GiB of limits, with a 256 MiB source, a
+// pooled sandbox and a sandbox paused in memory (768 MiB), three forks
+// of 256 MiB fit only once the pooled sandbox is gone and the paused one
+// is on disk: all three run, the paused one resumes from disk.
+func TestFakeForkMakesRoom(t *testing.T) {
+	w := newFakeWorld(t)
+	const reserve = 1 << 30
+	ta := w.startAgent(t, func(c *Config) {
+		memoryTier(c)
+		withPool(1)(c)
+		c.MemoryReserveBytes = reserve
+		c.MemoryOvercommit = 1
+		c.meminfo = func() (map[string]uint64, error) {
+			return map[string]uint64{"MemTotal": reserve + 1<<30, "MemAvailable": reserve + 1<<30}, nil
+		}
+	})
+	ta.waitPooled(t, 1)
+	src := ta.create(t, &agentpb.SandboxConfig{MemoryMb: 256, TimeoutSeconds: 600})
+	paused := ta.create(t, &agentpb.SandboxConfig{MemoryMb: 256, TimeoutSeconds: 600})
+	if _, err := ta.pauseRPC(paused.Id, false); err != nil {
+		t.Fatal(err)
+	}
+	ta.wantPaused(t, paused.Id, tierMemory, "before the fork")
+	resp, err := ta.forkRPC(src.Id, forkConfig("a"), forkConfig("b"), forkConfig("c"))
+	if err != nil {
+		t.Fatalf("fork: %v", err)
+	}
+	for i, r := range resp.Forks {
+		if r.Sandbox == nil {
+			t.Errorf("fork %d of 3 on a host with room in its pool and its memory tier: %s %s", i, r.ErrorCode, r.Error)
+			continue
+		}
+		defer ta.destroyRPC(t, r.Sandbox.Id)
+	}
+	ta.wantPaused(t, paused.Id, tierDisk, "after the forks that needed its memory")
+	if n := len(ta.pooled()); n != 0 {
+		t.Errorf("%d pooled sandboxes next to forks that needed their memory", n)
+	}
+	if _, err := ta.resumeRPC(paused.Id); err == nil {
+		t.Error("resume with the host's memory all taken by the forks: no refusal")
+	}
+	ta.destroyRPC(t, src.Id)
+	if _, err := ta.resumeRPC(paused.Id); err != nil {
+		t.Errorf("resume from disk once the source is gone: %v", err)
+	}
+	ta.destroyRPC(t, paused.Id)
+}

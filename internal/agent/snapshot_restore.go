@@ -62,7 +62,7 @@ func (a *Agent) createFromSnapshot(ctx context.Context, req *agentpb.SandboxConf
 		cfg:    cfg,
 		status: statusCreating,
 	}}
-	if err := a.admitForks([]*forkJob{j}); err != nil {
+	if err := a.admitForks(ctx, []*forkJob{j}); err != nil {
 		return nil, fmt.Errorf("create sandbox %s: %w", cfg.Id, err)
 	}
 	if !j.admitted {
