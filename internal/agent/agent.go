@@ -479,6 +479,7 @@ func New(ctx context.Context, cfg Config) (*Agent, error) {
 	if a.prom, err = newAgentMetrics(a.registry, a); err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
+	a.loadSnapshotPools()
 	if want := a.pools.memoryWanted(); a.pools.budget > 0 && want > a.pools.budget {
 		log.Warn("the warm pools want more memory than their budget: they stay short of their sizes (raise --pool-memory-mb)",
 			"pools_mib", want>>20, "budget_mib", a.pools.budget>>20)

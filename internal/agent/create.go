@@ -67,7 +67,7 @@ func (c cleanupStack) unwind(ctx context.Context) error {
 // destroyed or timed out.
 func (a *Agent) create(ctx context.Context, req *agentpb.SandboxConfig) (*agentpb.Sandbox, error) {
 	if req.GetSnapshotId() != "" {
-		return a.createFromSnapshot(ctx, req)
+		return a.createFromSnapshot(ctx, req, false)
 	}
 	cfg, opts, err := a.resolveConfig(req)
 	if err != nil {

@@ -506,8 +506,10 @@ func (a *Agent) restoreFork(ctx context.Context, j *forkJob, from restoreSource)
 		return j.wrap(err)
 	}
 	j.undo.push(stepForkRestore, func(ctx context.Context) error { return a.driver.Destroy(ctx, sb.rid) })
-	a.emit(sb.id, EventCreated)
-	j.created = true
+	if !sb.pooled { // no control plane knows a pooled sandbox
+		a.emit(sb.id, EventCreated)
+		j.created = true
+	}
 	if err := step(stepForkRestore); err != nil {
 		return err
 	}
@@ -527,6 +529,9 @@ func (a *Agent) restoreFork(ctx context.Context, j *forkJob, from restoreSource)
 	}
 	if err := step(stepForkInit); err != nil {
 		return err
+	}
+	if sb.pooled {
+		return nil // the caller records it pooled (pooledReady)
 	}
 	sb.startedAt = time.Now()
 	sb.proxy = newSandboxProxy(a, sb)

@@ -58,6 +58,10 @@ import (
 type PoolSpec struct {
 	// Template is the template of the pool's sandboxes.
 	Template string
+	// Snapshot, for a pool of a snapshot (SetSnapshotPools; never a
+	// flag), is the snapshot its sandboxes are restored from; Template
+	// and the sizes are then the snapshot's and left zero here.
+	Snapshot string
 	// Size is how many idle sandboxes the pool keeps ready.
 	Size int
 	// VCPUs, MemoryMB and DiskBytes size them; zero means the agent's
@@ -109,6 +113,9 @@ func ParsePoolSpec(s string) (PoolSpec, error) {
 }
 
 func (p PoolSpec) String() string {
+	if p.Snapshot != "" {
+		return "snapshot:" + p.Snapshot + "=" + strconv.Itoa(p.Size)
+	}
 	if p.VCPUs == 0 && p.MemoryMB == 0 {
 		return p.Template + "=" + strconv.Itoa(p.Size)
 	}
@@ -134,12 +141,15 @@ type pools struct {
 	budget uint64     // bytes of memory limits all pooled sandboxes may hold; 0 is no cap
 	kick   chan struct{}
 
-	// mu guards templates.
+	// mu guards templates and snapshots.
 	mu sync.Mutex
 	// templates are the pooled templates the fill loop has ensured, once
 	// each: a template's version changes only with the envd of a new
 	// agent, so neither a pass nor a claim reads the template store.
 	templates map[string]pooledTemplate
+	// snapshots are the sizes of the pools of snapshots, by snapshot ID
+	// (pool_snapshot.go).
+	snapshots map[string]int
 }
 
 // pooledTemplate is a template of a pool as the fill loop ensured it: its
@@ -159,7 +169,7 @@ func (p *pools) template(name string) (pooledTemplate, bool) {
 }
 
 func newPools(cfg Config) *pools {
-	p := &pools{kick: make(chan struct{}, 1), templates: map[string]pooledTemplate{}}
+	p := &pools{kick: make(chan struct{}, 1), templates: map[string]pooledTemplate{}, snapshots: map[string]int{}}
 	for _, s := range cfg.Pools {
 		if s.Size == 0 {
 			continue
@@ -224,15 +234,18 @@ type poolKey struct {
 	vcpus     uint32
 	memoryMB  uint32
 	diskBytes int64
+	// snapshot is the snapshot a pooled sandbox was restored from; empty
+	// for one started from its template.
+	snapshot string
 }
 
 func keyOf(cfg *agentpb.SandboxConfig) poolKey {
-	return poolKey{cfg.Template, cfg.Vcpus, cfg.MemoryMb, cfg.DiskBytes}
+	return poolKey{cfg.Template, cfg.Vcpus, cfg.MemoryMb, cfg.DiskBytes, cfg.SnapshotId}
 }
 
 // specKey is s's key for its template t.
 func specKey(s PoolSpec, t pooledTemplate) poolKey {
-	return poolKey{s.Template, uint32(s.VCPUs), uint32(s.MemoryMB), rootfs.Size(s.DiskBytes, t.size)}
+	return poolKey{s.Template, uint32(s.VCPUs), uint32(s.MemoryMB), rootfs.Size(s.DiskBytes, t.size), ""}
 }
 
 // poolTemplate returns pool template name, ensuring it (a build the first
@@ -278,8 +291,14 @@ func (a *Agent) claim(ctx context.Context, cfg *agentpb.SandboxConfig, opts netw
 	}
 	key := keyOf(cfg)
 	key.diskBytes = rootfs.Size(cfg.DiskBytes, t.size)
+	return a.claimKey(ctx, cfg, key, t.path, opts)
+}
+
+// claimKey is claim of a pooled sandbox of key made from the template
+// version at path.
+func (a *Agent) claimKey(ctx context.Context, cfg *agentpb.SandboxConfig, key poolKey, path string, opts network.Options) (_ *agentpb.Sandbox, ok bool, _ error) {
 	for range 2 { // a pooled sandbox found broken is removed: try one more
-		sb, p, err := a.takePooled(cfg, key, t.path)
+		sb, p, err := a.takePooled(cfg, key, path)
 		if err != nil {
 			return nil, true, err
 		}
@@ -501,14 +520,9 @@ func (a *Agent) kickPools() {
 // the top). Pooled sandboxes stay when the agent stops, to be adopted by
 // the next one.
 func (a *Agent) fillPools(ctx context.Context) {
-	if len(a.pools.specs) == 0 {
-		// Pooled sandboxes a previous agent adopted for pools this one
-		// does not have.
-		a.refillPools(ctx, nil, nil)
-		return
-	}
-	retry := make([]time.Time, len(a.pools.specs))
-	fails := make([]int, len(a.pools.specs))
+	// By pool (PoolSpec.String without the size): when to try a pool
+	// whose fills failed again, and how many failed in a row.
+	retry, fails := map[string]time.Time{}, map[string]int{}
 	t := time.NewTicker(poolCheckInterval)
 	defer t.Stop()
 	for {
@@ -546,32 +560,47 @@ func (a *Agent) waitQuiet(ctx context.Context) bool {
 // sandboxes no pool wants, then starts what each pool lacks, one at a
 // time. A pool whose fill fails waits (doubling up to poolRetryMax) before
 // it is tried again; a fill refused for room just waits for the next pass.
-func (a *Agent) refillPools(ctx context.Context, retry []time.Time, fails []int) {
+func (a *Agent) refillPools(ctx context.Context, retry map[string]time.Time, fails map[string]int) {
+	specs := append(slices.Clone(a.pools.specs), a.pools.snapshotSpecs()...)
 	keys := map[poolKey]int{} // wanted size by key
-	specKeys := make([]poolKey, len(a.pools.specs))
-	paths := map[string]string{} // the current version of each template
-	for i, s := range a.pools.specs {
+	specKeys := make([]poolKey, len(specs))
+	paths := map[poolKey]string{} // the template version of each key
+	for i, s := range specs {
 		if ctx.Err() != nil {
 			return
 		}
+		name := poolName(s)
+		if s.Snapshot != "" {
+			k, path, err := a.snapshotPoolKey(s.Snapshot)
+			if err != nil {
+				if !time.Now().Before(retry[name]) {
+					a.log.Error("warm pool: snapshot", "pool", s, "err", err)
+					retry[name] = poolBackoff(fails, name)
+				}
+				continue
+			}
+			specKeys[i], paths[k] = k, path
+			keys[k] += s.Size
+			continue
+		}
 		t, ok := a.pools.template(s.Template)
-		if !ok && !time.Now().Before(retry[i]) {
+		if !ok && !time.Now().Before(retry[name]) {
 			var err error
 			if t, err = a.poolTemplate(ctx, s.Template); err != nil {
 				a.log.Error("warm pool: template", "pool", s, "err", err)
-				retry[i] = poolBackoff(fails, i)
+				retry[name] = poolBackoff(fails, name)
 				continue
 			}
 			ok = true
 		}
 		if ok {
-			paths[s.Template] = t.path
 			specKeys[i] = specKey(s, t)
+			paths[specKeys[i]] = t.path
 			keys[specKeys[i]] += s.Size
 		}
 	}
-	// Remove what no pool wants: a template version not current, a key no
-	// spec has, more than a pool's size.
+	// Remove what no pool wants: a key no spec has, a template version
+	// not the key's, more than a pool's size.
 	a.mu.Lock()
 	var surplus []*sandbox
 	have := map[poolKey]int{}
@@ -580,10 +609,9 @@ func (a *Agent) refillPools(ctx context.Context, retry []time.Time, fails []int)
 			continue
 		}
 		k := keyOf(sb.cfg)
-		path, known := paths[sb.cfg.Template]
 		switch {
 		case sb.status != statusPooled && sb.status != statusCreating:
-		case sb.status == statusPooled && sb.ready && ((known && sb.tplPath != path) || have[k] >= keys[k]):
+		case sb.status == statusPooled && sb.ready && (have[k] >= keys[k] || sb.tplPath != paths[k]):
 			surplus = append(surplus, sb)
 		default:
 			have[k]++
@@ -595,12 +623,12 @@ func (a *Agent) refillPools(ctx context.Context, retry []time.Time, fails []int)
 			sb.log.Error("warm pool: remove a pooled sandbox", "err", err)
 		}
 	}
-	for i, s := range a.pools.specs {
-		k := specKeys[i]
-		if paths[s.Template] == "" {
+	for i, s := range specs {
+		k, name := specKeys[i], poolName(s)
+		if paths[k] == "" {
 			continue
 		}
-		for have[k] < keys[k] && ctx.Err() == nil && !time.Now().Before(retry[i]) {
+		for have[k] < keys[k] && ctx.Err() == nil && !time.Now().Before(retry[name]) {
 			// Claims since the last start: let their burst pass first.
 			select {
 			case <-a.pools.kick:
@@ -612,7 +640,7 @@ func (a *Agent) refillPools(ctx context.Context, retry []time.Time, fails []int)
 			err := a.fillOne(ctx, s)
 			if err == nil {
 				have[k]++
-				fails[i] = 0
+				delete(fails, name)
 				continue
 			}
 			if ctx.Err() != nil {
@@ -625,21 +653,32 @@ func (a *Agent) refillPools(ctx context.Context, retry []time.Time, fails []int)
 				break
 			}
 			a.log.Error("warm pool: start a pooled sandbox", "pool", s, "err", err)
-			retry[i] = poolBackoff(fails, i)
+			retry[name] = poolBackoff(fails, name)
 			break
 		}
 	}
 }
 
-// poolBackoff counts a failure of pool i and returns when to try it again.
-func poolBackoff(fails []int, i int) time.Time {
-	fails[i]++
-	d := min(time.Second<<min(fails[i]-1, 6), poolRetryMax)
+// poolName names pool s apart from its size, for the fill loop's
+// bookkeeping.
+func poolName(s PoolSpec) string {
+	s.Size = 0
+	return s.String()
+}
+
+// poolBackoff counts a failure of pool name and returns when to try it
+// again.
+func poolBackoff(fails map[string]int, name string) time.Time {
+	fails[name]++
+	d := min(time.Second<<min(fails[name]-1, 6), poolRetryMax)
 	return time.Now().Add(d)
 }
 
 // fillOne starts one pooled sandbox of s.
 func (a *Agent) fillOne(ctx context.Context, s PoolSpec) error {
+	if s.Snapshot != "" {
+		return a.fillFromSnapshot(ctx, s.Snapshot)
+	}
 	cfg := &agentpb.SandboxConfig{
 		Id:          newPoolID(),
 		Template:    s.Template,
@@ -738,7 +777,7 @@ func (a *Agent) pooledTemplates() []string {
 	defer a.mu.Unlock()
 	var out []string
 	for _, sb := range a.sandboxes {
-		if sb.pooled && sb.ready && sb.status == statusPooled && !sb.gone && !slices.Contains(out, sb.cfg.Template) {
+		if sb.pooled && sb.ready && sb.status == statusPooled && !sb.gone && sb.cfg.SnapshotId == "" && !slices.Contains(out, sb.cfg.Template) {
 			out = append(out, sb.cfg.Template)
 		}
 	}

@@ -135,3 +135,10 @@ func (s service) ListSnapshots(ctx context.Context, req *connect.Request[agentpb
 	}
 	return connect.NewResponse(&agentpb.ListSnapshotsResponse{Snapshots: snaps}), nil
 }
+
+func (s service) SetSnapshotPools(ctx context.Context, req *connect.Request[agentpb.SetSnapshotPoolsRequest]) (*connect.Response[agentpb.SetSnapshotPoolsResponse], error) {
+	if err := s.a.setSnapshotPools(req.Msg); err != nil {
+		return nil, errdefs.ToConnect(err)
+	}
+	return connect.NewResponse(&agentpb.SetSnapshotPoolsResponse{}), nil
+}

@@ -33,8 +33,11 @@ var snapshotRestoreSteps = []string{stepForkDir, stepForkCopy, stepSnapshotLink,
 // fork is restored. The images are checked against the snapshot's
 // manifest before anything runs: a damaged snapshot is data_loss, with
 // nothing left. On any error nothing of the sandbox is left; the snapshot
-// stays as it was.
-func (a *Agent) createFromSnapshot(ctx context.Context, req *agentpb.SandboxConfig) (_ *agentpb.Sandbox, err error) {
+// stays as it was. A create claims a pooled sandbox of the snapshot when
+// its pool holds one ready (pool_snapshot.go); pooled makes one for the
+// pool instead (req.id a pool runtime name), admitted within the pools'
+// budget, announced by no event and left in status pooled.
+func (a *Agent) createFromSnapshot(ctx context.Context, req *agentpb.SandboxConfig, pooled bool) (_ *agentpb.Sandbox, err error) {
 	snapID := req.GetSnapshotId()
 	if !capsulespec.ValidID(req.GetId()) {
 		return nil, errdefs.Invalid("sandbox id %q must be %d characters [a-z0-9]", req.GetId(), capsulespec.IDLength)
@@ -54,6 +57,16 @@ func (a *Agent) createFromSnapshot(ctx context.Context, req *agentpb.SandboxConf
 	if err != nil {
 		return nil, fmt.Errorf("create sandbox %s: %w", req.GetId(), err)
 	}
+	if !pooled && a.pools.hasSnapshotPool(snapID) {
+		opts, err := networkOptions(cfg)
+		if err != nil {
+			return nil, err
+		}
+		key := keyOf(cfg)
+		if out, ok, err := a.claimKey(ctx, cfg, key, meta.Template, opts); ok {
+			return out, err
+		}
+	}
 	j := &forkJob{op: "create", sb: &sandbox{
 		id:     cfg.Id,
 		rid:    cfg.Id,
@@ -62,7 +75,13 @@ func (a *Agent) createFromSnapshot(ctx context.Context, req *agentpb.SandboxConf
 		cfg:    cfg,
 		status: statusCreating,
 	}}
-	if err := a.admitForks(ctx, []*forkJob{j}); err != nil {
+	if pooled {
+		j.sb.pooled = true
+		j.sb.log = a.log.With("pooled_sandbox", cfg.Id, "snapshot", snapID)
+		if err := a.admitPooledJob(j); err != nil {
+			return nil, err
+		}
+	} else if err := a.admitForks(ctx, []*forkJob{j}); err != nil {
 		return nil, fmt.Errorf("create sandbox %s: %w", cfg.Id, err)
 	}
 	if !j.admitted {
@@ -96,8 +115,33 @@ func (a *Agent) createFromSnapshot(ctx context.Context, req *agentpb.SandboxConf
 	if err := os.RemoveAll(filepath.Join(j.sb.dir, restoreDirName)); err != nil {
 		j.sb.log.Warn("remove the links of the snapshot's images", "err", err)
 	}
+	if pooled {
+		return a.pooledReady(j.sb, start)
+	}
 	j.sb.log.Info("sandbox started from a snapshot", "took", time.Since(start))
 	return a.toProto(j.sb), nil
+}
+
+// admitPooledJob admits and registers j, a pooled sandbox of a snapshot,
+// as a fork is (status creating, op held), within the pools' budget.
+func (a *Agent) admitPooledJob(j *forkJob) error {
+	capacity, err := a.measure(true)
+	if err != nil {
+		return err
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if _, ok := a.sandboxes[j.sb.id]; ok {
+		return errdefs.AlreadyExists("sandbox %s exists", j.sb.id)
+	}
+	if err := a.admitPooled(capacity, j.sb.cfg); err != nil {
+		a.prom.observeRefusal("pool", err)
+		return err
+	}
+	j.sb.op.Lock() // nobody else can hold it: it was never registered
+	a.sandboxes[j.sb.id] = j.sb
+	j.admitted = true
+	return nil
 }
 
 // verifyLayer checks the sandbox's copy of the layer of snapshot m, at

@@ -3,6 +3,7 @@ package agent
 import (
 	"fmt"
 	"maps"
+	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"connectrpc.com/connect"
 
@@ -288,5 +290,59 @@ func TestAgentKilledDuringSnapshot(t *testing.T) {
 	for o, at := range outcomes {
 		t.Logf("%s after a kill at: %s", o, strings.Join(at, ", "))
 	}
+	assertClean(t, h.dataDir)
+}
+
+// TestSnapshotPool is TestSnapshot with a warm pool of the snapshot: a
+// create from it claims a sandbox restored ahead of time (its runtime is
+// the pooled one) that holds the snapshot's memory pattern, files and
+// processes with the same PIDs, takes its own token and refuses the
+// pool's and the source's; files written in it are not in the
+// other claimed one. Nothing is left on the host.
+func TestSnapshotPool(t *testing.T) {
+	h := newTestHost(t)
+	ta := h.startAgent(t, "", nil)
+	src := ta.create(t, &agentpb.SandboxConfig{MemoryMb: 128, TimeoutSeconds: 600, AccessToken: "source-token"})
+	pc := ta.process(src.Id, "source-token", "root")
+	w := newForkWorld(t, pc)
+	before := pids(t, pc)
+	sid := capsulespec.NewID()
+	if _, err := ta.snapshotRPC(src.Id, sid); err != nil {
+		t.Fatalf("snapshot: %v", err)
+	}
+	snapW := *w
+	snapW.files = maps.Clone(w.files)
+	ta.destroyRPC(t, src.Id)
+	if err := ta.setSnapshotPoolsRPC(map[string]uint32{sid: 1}); err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	clients := map[string]processpbconnect.ProcessClient{}
+	for i := range 2 {
+		eventually(t, time.Minute, "a pooled sandbox of the snapshot", func() bool { return len(ta.pooledOf(sid)) == 1 })
+		pooled := ta.pooledOf(sid)[0]
+		poolToken := ta.lookupPooled(t, pooled).cfg.AccessToken
+		sb, err := ta.fromSnapshot(sid, fmt.Sprintf("token-%d", i), nil)
+		if err != nil {
+			t.Fatalf("create %d from the snapshot: %v", i, err)
+		}
+		if rid := ta.runtimeOf(t, sb.Id); rid != pooled {
+			t.Fatalf("create %d from the snapshot ran in %s, want the pooled %s", i, rid, pooled)
+		}
+		ids = append(ids, sb.Id)
+		clients[sb.Id] = ta.assertRestoredCopy(t, sb.Id, fmt.Sprintf("token-%d", i), &snapW, before, 100+i)
+		if code, _ := ta.envdGet(t, sb.Id, poolToken, "/envs"); code != http.StatusUnauthorized {
+			t.Errorf("claimed sandbox %s: /envs with the pool's token: %d, want 401", sb.Id, code)
+		}
+	}
+	ta.assertOwnWrites(t, ids, clients)
+	if err := ta.setSnapshotPoolsRPC(nil); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Minute, "the pool emptied", func() bool { return len(ta.pooledOf(sid)) == 0 })
+	for _, id := range ids {
+		ta.destroyRPC(t, id)
+	}
+	ta.deleteSnapshotRPC(t, sid)
 	assertClean(t, h.dataDir)
 }

@@ -254,6 +254,7 @@ func (a *Agent) deleteSnapshot(id string) error {
 	if err := os.RemoveAll(trash); err != nil {
 		a.log.Error("remove a deleted snapshot's files; the next start retries", "snapshot", id, "err", err)
 	}
+	a.dropSnapshotPool(id)
 	a.log.Info("snapshot deleted", "snapshot", id)
 	return nil
 }

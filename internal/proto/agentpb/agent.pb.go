@@ -2272,6 +2272,138 @@ func (*DeleteSnapshotResponse) Descriptor() ([]byte, []int) {
 	return file_agent_agent_proto_rawDescGZIP(), []int{34}
 }
 
+type SnapshotPool struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	SnapshotId    string                 `protobuf:"bytes,1,opt,name=snapshot_id,json=snapshotId,proto3" json:"snapshot_id,omitempty"`
+	Size          uint32                 `protobuf:"varint,2,opt,name=size,proto3" json:"size,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SnapshotPool) Reset() {
+	*x = SnapshotPool{}
+	mi := &file_agent_agent_proto_msgTypes[35]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SnapshotPool) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SnapshotPool) ProtoMessage() {}
+
+func (x *SnapshotPool) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_agent_proto_msgTypes[35]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SnapshotPool.ProtoReflect.Descriptor instead.
+func (*SnapshotPool) Descriptor() ([]byte, []int) {
+	return file_agent_agent_proto_rawDescGZIP(), []int{35}
+}
+
+func (x *SnapshotPool) GetSnapshotId() string {
+	if x != nil {
+		return x.SnapshotId
+	}
+	return ""
+}
+
+func (x *SnapshotPool) GetSize() uint32 {
+	if x != nil {
+		return x.Size
+	}
+	return 0
+}
+
+type SetSnapshotPoolsRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Pools         []*SnapshotPool        `protobuf:"bytes,1,rep,name=pools,proto3" json:"pools,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetSnapshotPoolsRequest) Reset() {
+	*x = SetSnapshotPoolsRequest{}
+	mi := &file_agent_agent_proto_msgTypes[36]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSnapshotPoolsRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSnapshotPoolsRequest) ProtoMessage() {}
+
+func (x *SetSnapshotPoolsRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_agent_proto_msgTypes[36]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSnapshotPoolsRequest.ProtoReflect.Descriptor instead.
+func (*SetSnapshotPoolsRequest) Descriptor() ([]byte, []int) {
+	return file_agent_agent_proto_rawDescGZIP(), []int{36}
+}
+
+func (x *SetSnapshotPoolsRequest) GetPools() []*SnapshotPool {
+	if x != nil {
+		return x.Pools
+	}
+	return nil
+}
+
+type SetSnapshotPoolsResponse struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *SetSnapshotPoolsResponse) Reset() {
+	*x = SetSnapshotPoolsResponse{}
+	mi := &file_agent_agent_proto_msgTypes[37]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *SetSnapshotPoolsResponse) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*SetSnapshotPoolsResponse) ProtoMessage() {}
+
+func (x *SetSnapshotPoolsResponse) ProtoReflect() protoreflect.Message {
+	mi := &file_agent_agent_proto_msgTypes[37]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use SetSnapshotPoolsResponse.ProtoReflect.Descriptor instead.
+func (*SetSnapshotPoolsResponse) Descriptor() ([]byte, []int) {
+	return file_agent_agent_proto_rawDescGZIP(), []int{37}
+}
+
 type ListSnapshotsRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	unknownFields protoimpl.UnknownFields
@@ -2280,7 +2412,7 @@ type ListSnapshotsRequest struct {
 
 func (x *ListSnapshotsRequest) Reset() {
 	*x = ListSnapshotsRequest{}
-	mi := &file_agent_agent_proto_msgTypes[35]
+	mi := &file_agent_agent_proto_msgTypes[38]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2292,7 +2424,7 @@ func (x *ListSnapshotsRequest) String() string {
 func (*ListSnapshotsRequest) ProtoMessage() {}
 
 func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[35]
+	mi := &file_agent_agent_proto_msgTypes[38]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2305,7 +2437,7 @@ func (x *ListSnapshotsRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSnapshotsRequest.ProtoReflect.Descriptor instead.
 func (*ListSnapshotsRequest) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{35}
+	return file_agent_agent_proto_rawDescGZIP(), []int{38}
 }
 
 type ListSnapshotsResponse struct {
@@ -2317,7 +2449,7 @@ type ListSnapshotsResponse struct {
 
 func (x *ListSnapshotsResponse) Reset() {
 	*x = ListSnapshotsResponse{}
-	mi := &file_agent_agent_proto_msgTypes[36]
+	mi := &file_agent_agent_proto_msgTypes[39]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -2329,7 +2461,7 @@ func (x *ListSnapshotsResponse) String() string {
 func (*ListSnapshotsResponse) ProtoMessage() {}
 
 func (x *ListSnapshotsResponse) ProtoReflect() protoreflect.Message {
-	mi := &file_agent_agent_proto_msgTypes[36]
+	mi := &file_agent_agent_proto_msgTypes[39]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -2342,7 +2474,7 @@ func (x *ListSnapshotsResponse) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use ListSnapshotsResponse.ProtoReflect.Descriptor instead.
 func (*ListSnapshotsResponse) Descriptor() ([]byte, []int) {
-	return file_agent_agent_proto_rawDescGZIP(), []int{36}
+	return file_agent_agent_proto_rawDescGZIP(), []int{39}
 }
 
 func (x *ListSnapshotsResponse) GetSnapshots() []*Snapshot {
@@ -2524,7 +2656,14 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\asandbox\x18\x02 \x01(\v2\x19.nestbox.agent.v1.SandboxR\asandbox\"'\n" +
 	"\x15DeleteSnapshotRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\"\x18\n" +
-	"\x16DeleteSnapshotResponse\"\x16\n" +
+	"\x16DeleteSnapshotResponse\"C\n" +
+	"\fSnapshotPool\x12\x1f\n" +
+	"\vsnapshot_id\x18\x01 \x01(\tR\n" +
+	"snapshotId\x12\x12\n" +
+	"\x04size\x18\x02 \x01(\rR\x04size\"O\n" +
+	"\x17SetSnapshotPoolsRequest\x124\n" +
+	"\x05pools\x18\x01 \x03(\v2\x1e.nestbox.agent.v1.SnapshotPoolR\x05pools\"\x1a\n" +
+	"\x18SetSnapshotPoolsResponse\"\x16\n" +
 	"\x14ListSnapshotsRequest\"Q\n" +
 	"\x15ListSnapshotsResponse\x128\n" +
 	"\tsnapshots\x18\x01 \x03(\v2\x1a.nestbox.agent.v1.SnapshotR\tsnapshots*\x96\x01\n" +
@@ -2533,7 +2672,7 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\x15SANDBOX_STATE_RUNNING\x10\x01\x12\x18\n" +
 	"\x14SANDBOX_STATE_PAUSED\x10\x02\x12\x19\n" +
 	"\x15SANDBOX_STATE_STOPPED\x10\x03\x12\x17\n" +
-	"\x13SANDBOX_STATE_ERROR\x10\x042\xb3\v\n" +
+	"\x13SANDBOX_STATE_ERROR\x10\x042\x9e\f\n" +
 	"\x05Agent\x12`\n" +
 	"\rCreateSandbox\x12&.nestbox.agent.v1.CreateSandboxRequest\x1a'.nestbox.agent.v1.CreateSandboxResponse\x12c\n" +
 	"\x0eDestroySandbox\x12'.nestbox.agent.v1.DestroySandboxRequest\x1a(.nestbox.agent.v1.DestroySandboxResponse\x12W\n" +
@@ -2551,7 +2690,8 @@ const file_agent_agent_proto_rawDesc = "" +
 	"\vForkSandbox\x12$.nestbox.agent.v1.ForkSandboxRequest\x1a%.nestbox.agent.v1.ForkSandboxResponse\x12c\n" +
 	"\x0eCreateSnapshot\x12'.nestbox.agent.v1.CreateSnapshotRequest\x1a(.nestbox.agent.v1.CreateSnapshotResponse\x12c\n" +
 	"\x0eDeleteSnapshot\x12'.nestbox.agent.v1.DeleteSnapshotRequest\x1a(.nestbox.agent.v1.DeleteSnapshotResponse\x12`\n" +
-	"\rListSnapshots\x12&.nestbox.agent.v1.ListSnapshotsRequest\x1a'.nestbox.agent.v1.ListSnapshotsResponseB$Z\"nestbox.dev/internal/proto/agentpbb\x06proto3"
+	"\rListSnapshots\x12&.nestbox.agent.v1.ListSnapshotsRequest\x1a'.nestbox.agent.v1.ListSnapshotsResponse\x12i\n" +
+	"\x10SetSnapshotPools\x12).nestbox.agent.v1.SetSnapshotPoolsRequest\x1a*.nestbox.agent.v1.SetSnapshotPoolsResponseB$Z\"nestbox.dev/internal/proto/agentpbb\x06proto3"
 
 var (
 	file_agent_agent_proto_rawDescOnce sync.Once
@@ -2566,7 +2706,7 @@ func file_agent_agent_proto_rawDescGZIP() []byte {
 }
 
 var file_agent_agent_proto_enumTypes = make([]protoimpl.EnumInfo, 1)
-var file_agent_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 40)
+var file_agent_agent_proto_msgTypes = make([]protoimpl.MessageInfo, 43)
 var file_agent_agent_proto_goTypes = []any{
 	(SandboxState)(0),                  // 0: nestbox.agent.v1.SandboxState
 	(*SandboxConfig)(nil),              // 1: nestbox.agent.v1.SandboxConfig
@@ -2604,81 +2744,87 @@ var file_agent_agent_proto_goTypes = []any{
 	(*CreateSnapshotResponse)(nil),     // 33: nestbox.agent.v1.CreateSnapshotResponse
 	(*DeleteSnapshotRequest)(nil),      // 34: nestbox.agent.v1.DeleteSnapshotRequest
 	(*DeleteSnapshotResponse)(nil),     // 35: nestbox.agent.v1.DeleteSnapshotResponse
-	(*ListSnapshotsRequest)(nil),       // 36: nestbox.agent.v1.ListSnapshotsRequest
-	(*ListSnapshotsResponse)(nil),      // 37: nestbox.agent.v1.ListSnapshotsResponse
-	nil,                                // 38: nestbox.agent.v1.SandboxConfig.EnvVarsEntry
-	nil,                                // 39: nestbox.agent.v1.SandboxConfig.MetadataEntry
-	nil,                                // 40: nestbox.agent.v1.ResumeSandboxRequest.EnvVarsEntry
-	(*timestamppb.Timestamp)(nil),      // 41: google.protobuf.Timestamp
+	(*SnapshotPool)(nil),               // 36: nestbox.agent.v1.SnapshotPool
+	(*SetSnapshotPoolsRequest)(nil),    // 37: nestbox.agent.v1.SetSnapshotPoolsRequest
+	(*SetSnapshotPoolsResponse)(nil),   // 38: nestbox.agent.v1.SetSnapshotPoolsResponse
+	(*ListSnapshotsRequest)(nil),       // 39: nestbox.agent.v1.ListSnapshotsRequest
+	(*ListSnapshotsResponse)(nil),      // 40: nestbox.agent.v1.ListSnapshotsResponse
+	nil,                                // 41: nestbox.agent.v1.SandboxConfig.EnvVarsEntry
+	nil,                                // 42: nestbox.agent.v1.SandboxConfig.MetadataEntry
+	nil,                                // 43: nestbox.agent.v1.ResumeSandboxRequest.EnvVarsEntry
+	(*timestamppb.Timestamp)(nil),      // 44: google.protobuf.Timestamp
 }
 var file_agent_agent_proto_depIdxs = []int32{
-	38, // 0: nestbox.agent.v1.SandboxConfig.env_vars:type_name -> nestbox.agent.v1.SandboxConfig.EnvVarsEntry
-	39, // 1: nestbox.agent.v1.SandboxConfig.metadata:type_name -> nestbox.agent.v1.SandboxConfig.MetadataEntry
+	41, // 0: nestbox.agent.v1.SandboxConfig.env_vars:type_name -> nestbox.agent.v1.SandboxConfig.EnvVarsEntry
+	42, // 1: nestbox.agent.v1.SandboxConfig.metadata:type_name -> nestbox.agent.v1.SandboxConfig.MetadataEntry
 	1,  // 2: nestbox.agent.v1.Sandbox.config:type_name -> nestbox.agent.v1.SandboxConfig
 	0,  // 3: nestbox.agent.v1.Sandbox.state:type_name -> nestbox.agent.v1.SandboxState
-	41, // 4: nestbox.agent.v1.Sandbox.started_at:type_name -> google.protobuf.Timestamp
-	41, // 5: nestbox.agent.v1.Sandbox.end_at:type_name -> google.protobuf.Timestamp
-	41, // 6: nestbox.agent.v1.Sandbox.paused_at:type_name -> google.protobuf.Timestamp
+	44, // 4: nestbox.agent.v1.Sandbox.started_at:type_name -> google.protobuf.Timestamp
+	44, // 5: nestbox.agent.v1.Sandbox.end_at:type_name -> google.protobuf.Timestamp
+	44, // 6: nestbox.agent.v1.Sandbox.paused_at:type_name -> google.protobuf.Timestamp
 	1,  // 7: nestbox.agent.v1.CreateSandboxRequest.config:type_name -> nestbox.agent.v1.SandboxConfig
 	2,  // 8: nestbox.agent.v1.CreateSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
 	2,  // 9: nestbox.agent.v1.GetSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
 	2,  // 10: nestbox.agent.v1.ListSandboxesResponse.sandboxes:type_name -> nestbox.agent.v1.Sandbox
-	41, // 11: nestbox.agent.v1.SetTimeoutResponse.end_at:type_name -> google.protobuf.Timestamp
-	41, // 12: nestbox.agent.v1.GetSandboxMetricsRequest.start:type_name -> google.protobuf.Timestamp
-	41, // 13: nestbox.agent.v1.GetSandboxMetricsRequest.end:type_name -> google.protobuf.Timestamp
-	41, // 14: nestbox.agent.v1.SandboxMetrics.at:type_name -> google.protobuf.Timestamp
+	44, // 11: nestbox.agent.v1.SetTimeoutResponse.end_at:type_name -> google.protobuf.Timestamp
+	44, // 12: nestbox.agent.v1.GetSandboxMetricsRequest.start:type_name -> google.protobuf.Timestamp
+	44, // 13: nestbox.agent.v1.GetSandboxMetricsRequest.end:type_name -> google.protobuf.Timestamp
+	44, // 14: nestbox.agent.v1.SandboxMetrics.at:type_name -> google.protobuf.Timestamp
 	14, // 15: nestbox.agent.v1.GetSandboxMetricsResponse.metrics:type_name -> nestbox.agent.v1.SandboxMetrics
 	14, // 16: nestbox.agent.v1.GetSandboxMetricsResponse.history:type_name -> nestbox.agent.v1.SandboxMetrics
 	14, // 17: nestbox.agent.v1.SandboxSample.metrics:type_name -> nestbox.agent.v1.SandboxMetrics
 	17, // 18: nestbox.agent.v1.ListSandboxMetricsResponse.samples:type_name -> nestbox.agent.v1.SandboxSample
 	2,  // 19: nestbox.agent.v1.PauseSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
-	40, // 20: nestbox.agent.v1.ResumeSandboxRequest.env_vars:type_name -> nestbox.agent.v1.ResumeSandboxRequest.EnvVarsEntry
+	43, // 20: nestbox.agent.v1.ResumeSandboxRequest.env_vars:type_name -> nestbox.agent.v1.ResumeSandboxRequest.EnvVarsEntry
 	2,  // 21: nestbox.agent.v1.ResumeSandboxResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
 	1,  // 22: nestbox.agent.v1.ForkSandboxRequest.forks:type_name -> nestbox.agent.v1.SandboxConfig
 	2,  // 23: nestbox.agent.v1.ForkResult.sandbox:type_name -> nestbox.agent.v1.Sandbox
 	2,  // 24: nestbox.agent.v1.ForkSandboxResponse.source:type_name -> nestbox.agent.v1.Sandbox
 	26, // 25: nestbox.agent.v1.ForkSandboxResponse.forks:type_name -> nestbox.agent.v1.ForkResult
-	41, // 26: nestbox.agent.v1.Template.built_at:type_name -> google.protobuf.Timestamp
+	44, // 26: nestbox.agent.v1.Template.built_at:type_name -> google.protobuf.Timestamp
 	29, // 27: nestbox.agent.v1.ListTemplatesResponse.templates:type_name -> nestbox.agent.v1.Template
-	41, // 28: nestbox.agent.v1.Snapshot.created_at:type_name -> google.protobuf.Timestamp
+	44, // 28: nestbox.agent.v1.Snapshot.created_at:type_name -> google.protobuf.Timestamp
 	31, // 29: nestbox.agent.v1.CreateSnapshotResponse.snapshot:type_name -> nestbox.agent.v1.Snapshot
 	2,  // 30: nestbox.agent.v1.CreateSnapshotResponse.sandbox:type_name -> nestbox.agent.v1.Sandbox
-	31, // 31: nestbox.agent.v1.ListSnapshotsResponse.snapshots:type_name -> nestbox.agent.v1.Snapshot
-	3,  // 32: nestbox.agent.v1.Agent.CreateSandbox:input_type -> nestbox.agent.v1.CreateSandboxRequest
-	5,  // 33: nestbox.agent.v1.Agent.DestroySandbox:input_type -> nestbox.agent.v1.DestroySandboxRequest
-	7,  // 34: nestbox.agent.v1.Agent.GetSandbox:input_type -> nestbox.agent.v1.GetSandboxRequest
-	9,  // 35: nestbox.agent.v1.Agent.ListSandboxes:input_type -> nestbox.agent.v1.ListSandboxesRequest
-	11, // 36: nestbox.agent.v1.Agent.SetTimeout:input_type -> nestbox.agent.v1.SetTimeoutRequest
-	13, // 37: nestbox.agent.v1.Agent.GetSandboxMetrics:input_type -> nestbox.agent.v1.GetSandboxMetricsRequest
-	16, // 38: nestbox.agent.v1.Agent.ListSandboxMetrics:input_type -> nestbox.agent.v1.ListSandboxMetricsRequest
-	19, // 39: nestbox.agent.v1.Agent.Ping:input_type -> nestbox.agent.v1.PingRequest
-	28, // 40: nestbox.agent.v1.Agent.ListTemplates:input_type -> nestbox.agent.v1.ListTemplatesRequest
-	21, // 41: nestbox.agent.v1.Agent.PauseSandbox:input_type -> nestbox.agent.v1.PauseSandboxRequest
-	23, // 42: nestbox.agent.v1.Agent.ResumeSandbox:input_type -> nestbox.agent.v1.ResumeSandboxRequest
-	25, // 43: nestbox.agent.v1.Agent.ForkSandbox:input_type -> nestbox.agent.v1.ForkSandboxRequest
-	32, // 44: nestbox.agent.v1.Agent.CreateSnapshot:input_type -> nestbox.agent.v1.CreateSnapshotRequest
-	34, // 45: nestbox.agent.v1.Agent.DeleteSnapshot:input_type -> nestbox.agent.v1.DeleteSnapshotRequest
-	36, // 46: nestbox.agent.v1.Agent.ListSnapshots:input_type -> nestbox.agent.v1.ListSnapshotsRequest
-	4,  // 47: nestbox.agent.v1.Agent.CreateSandbox:output_type -> nestbox.agent.v1.CreateSandboxResponse
-	6,  // 48: nestbox.agent.v1.Agent.DestroySandbox:output_type -> nestbox.agent.v1.DestroySandboxResponse
-	8,  // 49: nestbox.agent.v1.Agent.GetSandbox:output_type -> nestbox.agent.v1.GetSandboxResponse
-	10, // 50: nestbox.agent.v1.Agent.ListSandboxes:output_type -> nestbox.agent.v1.ListSandboxesResponse
-	12, // 51: nestbox.agent.v1.Agent.SetTimeout:output_type -> nestbox.agent.v1.SetTimeoutResponse
-	15, // 52: nestbox.agent.v1.Agent.GetSandboxMetrics:output_type -> nestbox.agent.v1.GetSandboxMetricsResponse
-	18, // 53: nestbox.agent.v1.Agent.ListSandboxMetrics:output_type -> nestbox.agent.v1.ListSandboxMetricsResponse
-	20, // 54: nestbox.agent.v1.Agent.Ping:output_type -> nestbox.agent.v1.PingResponse
-	30, // 55: nestbox.agent.v1.Agent.ListTemplates:output_type -> nestbox.agent.v1.ListTemplatesResponse
-	22, // 56: nestbox.agent.v1.Agent.PauseSandbox:output_type -> nestbox.agent.v1.PauseSandboxResponse
-	24, // 57: nestbox.agent.v1.Agent.ResumeSandbox:output_type -> nestbox.agent.v1.ResumeSandboxResponse
-	27, // 58: nestbox.agent.v1.Agent.ForkSandbox:output_type -> nestbox.agent.v1.ForkSandboxResponse
-	33, // 59: nestbox.agent.v1.Agent.CreateSnapshot:output_type -> nestbox.agent.v1.CreateSnapshotResponse
-	35, // 60: nestbox.agent.v1.Agent.DeleteSnapshot:output_type -> nestbox.agent.v1.DeleteSnapshotResponse
-	37, // 61: nestbox.agent.v1.Agent.ListSnapshots:output_type -> nestbox.agent.v1.ListSnapshotsResponse
-	47, // [47:62] is the sub-list for method output_type
-	32, // [32:47] is the sub-list for method input_type
-	32, // [32:32] is the sub-list for extension type_name
-	32, // [32:32] is the sub-list for extension extendee
-	0,  // [0:32] is the sub-list for field type_name
+	36, // 31: nestbox.agent.v1.SetSnapshotPoolsRequest.pools:type_name -> nestbox.agent.v1.SnapshotPool
+	31, // 32: nestbox.agent.v1.ListSnapshotsResponse.snapshots:type_name -> nestbox.agent.v1.Snapshot
+	3,  // 33: nestbox.agent.v1.Agent.CreateSandbox:input_type -> nestbox.agent.v1.CreateSandboxRequest
+	5,  // 34: nestbox.agent.v1.Agent.DestroySandbox:input_type -> nestbox.agent.v1.DestroySandboxRequest
+	7,  // 35: nestbox.agent.v1.Agent.GetSandbox:input_type -> nestbox.agent.v1.GetSandboxRequest
+	9,  // 36: nestbox.agent.v1.Agent.ListSandboxes:input_type -> nestbox.agent.v1.ListSandboxesRequest
+	11, // 37: nestbox.agent.v1.Agent.SetTimeout:input_type -> nestbox.agent.v1.SetTimeoutRequest
+	13, // 38: nestbox.agent.v1.Agent.GetSandboxMetrics:input_type -> nestbox.agent.v1.GetSandboxMetricsRequest
+	16, // 39: nestbox.agent.v1.Agent.ListSandboxMetrics:input_type -> nestbox.agent.v1.ListSandboxMetricsRequest
+	19, // 40: nestbox.agent.v1.Agent.Ping:input_type -> nestbox.agent.v1.PingRequest
+	28, // 41: nestbox.agent.v1.Agent.ListTemplates:input_type -> nestbox.agent.v1.ListTemplatesRequest
+	21, // 42: nestbox.agent.v1.Agent.PauseSandbox:input_type -> nestbox.agent.v1.PauseSandboxRequest
+	23, // 43: nestbox.agent.v1.Agent.ResumeSandbox:input_type -> nestbox.agent.v1.ResumeSandboxRequest
+	25, // 44: nestbox.agent.v1.Agent.ForkSandbox:input_type -> nestbox.agent.v1.ForkSandboxRequest
+	32, // 45: nestbox.agent.v1.Agent.CreateSnapshot:input_type -> nestbox.agent.v1.CreateSnapshotRequest
+	34, // 46: nestbox.agent.v1.Agent.DeleteSnapshot:input_type -> nestbox.agent.v1.DeleteSnapshotRequest
+	39, // 47: nestbox.agent.v1.Agent.ListSnapshots:input_type -> nestbox.agent.v1.ListSnapshotsRequest
+	37, // 48: nestbox.agent.v1.Agent.SetSnapshotPools:input_type -> nestbox.agent.v1.SetSnapshotPoolsRequest
+	4,  // 49: nestbox.agent.v1.Agent.CreateSandbox:output_type -> nestbox.agent.v1.CreateSandboxResponse
+	6,  // 50: nestbox.agent.v1.Agent.DestroySandbox:output_type -> nestbox.agent.v1.DestroySandboxResponse
+	8,  // 51: nestbox.agent.v1.Agent.GetSandbox:output_type -> nestbox.agent.v1.GetSandboxResponse
+	10, // 52: nestbox.agent.v1.Agent.ListSandboxes:output_type -> nestbox.agent.v1.ListSandboxesResponse
+	12, // 53: nestbox.agent.v1.Agent.SetTimeout:output_type -> nestbox.agent.v1.SetTimeoutResponse
+	15, // 54: nestbox.agent.v1.Agent.GetSandboxMetrics:output_type -> nestbox.agent.v1.GetSandboxMetricsResponse
+	18, // 55: nestbox.agent.v1.Agent.ListSandboxMetrics:output_type -> nestbox.agent.v1.ListSandboxMetricsResponse
+	20, // 56: nestbox.agent.v1.Agent.Ping:output_type -> nestbox.agent.v1.PingResponse
+	30, // 57: nestbox.agent.v1.Agent.ListTemplates:output_type -> nestbox.agent.v1.ListTemplatesResponse
+	22, // 58: nestbox.agent.v1.Agent.PauseSandbox:output_type -> nestbox.agent.v1.PauseSandboxResponse
+	24, // 59: nestbox.agent.v1.Agent.ResumeSandbox:output_type -> nestbox.agent.v1.ResumeSandboxResponse
+	27, // 60: nestbox.agent.v1.Agent.ForkSandbox:output_type -> nestbox.agent.v1.ForkSandboxResponse
+	33, // 61: nestbox.agent.v1.Agent.CreateSnapshot:output_type -> nestbox.agent.v1.CreateSnapshotResponse
+	35, // 62: nestbox.agent.v1.Agent.DeleteSnapshot:output_type -> nestbox.agent.v1.DeleteSnapshotResponse
+	40, // 63: nestbox.agent.v1.Agent.ListSnapshots:output_type -> nestbox.agent.v1.ListSnapshotsResponse
+	38, // 64: nestbox.agent.v1.Agent.SetSnapshotPools:output_type -> nestbox.agent.v1.SetSnapshotPoolsResponse
+	49, // [49:65] is the sub-list for method output_type
+	33, // [33:49] is the sub-list for method input_type
+	33, // [33:33] is the sub-list for extension type_name
+	33, // [33:33] is the sub-list for extension extendee
+	0,  // [0:33] is the sub-list for field type_name
 }
 
 func init() { file_agent_agent_proto_init() }
@@ -2692,7 +2838,7 @@ func file_agent_agent_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_agent_agent_proto_rawDesc), len(file_agent_agent_proto_rawDesc)),
 			NumEnums:      1,
-			NumMessages:   40,
+			NumMessages:   43,
 			NumExtensions: 0,
 			NumServices:   1,
 		},

@@ -68,6 +68,8 @@ const (
 	AgentDeleteSnapshotProcedure = "/nestbox.agent.v1.Agent/DeleteSnapshot"
 	// AgentListSnapshotsProcedure is the fully-qualified name of the Agent's ListSnapshots RPC.
 	AgentListSnapshotsProcedure = "/nestbox.agent.v1.Agent/ListSnapshots"
+	// AgentSetSnapshotPoolsProcedure is the fully-qualified name of the Agent's SetSnapshotPools RPC.
+	AgentSetSnapshotPoolsProcedure = "/nestbox.agent.v1.Agent/SetSnapshotPools"
 )
 
 // AgentClient is a client for the nestbox.agent.v1.Agent service.
@@ -139,6 +141,16 @@ type AgentClient interface {
 	DeleteSnapshot(context.Context, *connect.Request[agentpb.DeleteSnapshotRequest]) (*connect.Response[agentpb.DeleteSnapshotResponse], error)
 	// ListSnapshots lists the snapshots this host keeps.
 	ListSnapshots(context.Context, *connect.Request[agentpb.ListSnapshotsRequest]) (*connect.Response[agentpb.ListSnapshotsResponse], error)
+	// SetSnapshotPools replaces the warm pools of snapshots (the pools of
+	// templates made from snapshots; the agent's own pools of built-in
+	// templates are its flags and stay): the host keeps that many
+	// sandboxes restored from each snapshot and idle, and a create from the
+	// snapshot claims one. A snapshot this host does not keep is
+	// not_found, a size out of 0..256 invalid_argument; nothing changes
+	// then. The pools are kept across a restart of the agent. Pooled
+	// sandboxes count in admission and fit the pools' memory budget; a
+	// create that needs their room takes it.
+	SetSnapshotPools(context.Context, *connect.Request[agentpb.SetSnapshotPoolsRequest]) (*connect.Response[agentpb.SetSnapshotPoolsResponse], error)
 }
 
 // NewAgentClient constructs a client for the nestbox.agent.v1.Agent service. By default, it uses
@@ -242,6 +254,12 @@ func NewAgentClient(httpClient connect.HTTPClient, baseURL string, opts ...conne
 			connect.WithSchema(agentMethods.ByName("ListSnapshots")),
 			connect.WithClientOptions(opts...),
 		),
+		setSnapshotPools: connect.NewClient[agentpb.SetSnapshotPoolsRequest, agentpb.SetSnapshotPoolsResponse](
+			httpClient,
+			baseURL+AgentSetSnapshotPoolsProcedure,
+			connect.WithSchema(agentMethods.ByName("SetSnapshotPools")),
+			connect.WithClientOptions(opts...),
+		),
 	}
 }
 
@@ -262,6 +280,7 @@ type agentClient struct {
 	createSnapshot     *connect.Client[agentpb.CreateSnapshotRequest, agentpb.CreateSnapshotResponse]
 	deleteSnapshot     *connect.Client[agentpb.DeleteSnapshotRequest, agentpb.DeleteSnapshotResponse]
 	listSnapshots      *connect.Client[agentpb.ListSnapshotsRequest, agentpb.ListSnapshotsResponse]
+	setSnapshotPools   *connect.Client[agentpb.SetSnapshotPoolsRequest, agentpb.SetSnapshotPoolsResponse]
 }
 
 // CreateSandbox calls nestbox.agent.v1.Agent.CreateSandbox.
@@ -339,6 +358,11 @@ func (c *agentClient) ListSnapshots(ctx context.Context, req *connect.Request[ag
 	return c.listSnapshots.CallUnary(ctx, req)
 }
 
+// SetSnapshotPools calls nestbox.agent.v1.Agent.SetSnapshotPools.
+func (c *agentClient) SetSnapshotPools(ctx context.Context, req *connect.Request[agentpb.SetSnapshotPoolsRequest]) (*connect.Response[agentpb.SetSnapshotPoolsResponse], error) {
+	return c.setSnapshotPools.CallUnary(ctx, req)
+}
+
 // AgentHandler is an implementation of the nestbox.agent.v1.Agent service.
 type AgentHandler interface {
 	// CreateSandbox returns once the sandbox's envd answers and has been
@@ -408,6 +432,16 @@ type AgentHandler interface {
 	DeleteSnapshot(context.Context, *connect.Request[agentpb.DeleteSnapshotRequest]) (*connect.Response[agentpb.DeleteSnapshotResponse], error)
 	// ListSnapshots lists the snapshots this host keeps.
 	ListSnapshots(context.Context, *connect.Request[agentpb.ListSnapshotsRequest]) (*connect.Response[agentpb.ListSnapshotsResponse], error)
+	// SetSnapshotPools replaces the warm pools of snapshots (the pools of
+	// templates made from snapshots; the agent's own pools of built-in
+	// templates are its flags and stay): the host keeps that many
+	// sandboxes restored from each snapshot and idle, and a create from the
+	// snapshot claims one. A snapshot this host does not keep is
+	// not_found, a size out of 0..256 invalid_argument; nothing changes
+	// then. The pools are kept across a restart of the agent. Pooled
+	// sandboxes count in admission and fit the pools' memory budget; a
+	// create that needs their room takes it.
+	SetSnapshotPools(context.Context, *connect.Request[agentpb.SetSnapshotPoolsRequest]) (*connect.Response[agentpb.SetSnapshotPoolsResponse], error)
 }
 
 // NewAgentHandler builds an HTTP handler from the service implementation. It returns the path on
@@ -507,6 +541,12 @@ func NewAgentHandler(svc AgentHandler, opts ...connect.HandlerOption) (string, h
 		connect.WithSchema(agentMethods.ByName("ListSnapshots")),
 		connect.WithHandlerOptions(opts...),
 	)
+	agentSetSnapshotPoolsHandler := connect.NewUnaryHandler(
+		AgentSetSnapshotPoolsProcedure,
+		svc.SetSnapshotPools,
+		connect.WithSchema(agentMethods.ByName("SetSnapshotPools")),
+		connect.WithHandlerOptions(opts...),
+	)
 	return "/nestbox.agent.v1.Agent/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		switch r.URL.Path {
 		case AgentCreateSandboxProcedure:
@@ -539,6 +579,8 @@ func NewAgentHandler(svc AgentHandler, opts ...connect.HandlerOption) (string, h
 			agentDeleteSnapshotHandler.ServeHTTP(w, r)
 		case AgentListSnapshotsProcedure:
 			agentListSnapshotsHandler.ServeHTTP(w, r)
+		case AgentSetSnapshotPoolsProcedure:
+			agentSetSnapshotPoolsHandler.ServeHTTP(w, r)
 		default:
 			http.NotFound(w, r)
 		}
@@ -606,4 +648,8 @@ func (UnimplementedAgentHandler) DeleteSnapshot(context.Context, *connect.Reques
 
 func (UnimplementedAgentHandler) ListSnapshots(context.Context, *connect.Request[agentpb.ListSnapshotsRequest]) (*connect.Response[agentpb.ListSnapshotsResponse], error) {
 	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("nestbox.agent.v1.Agent.ListSnapshots is not implemented"))
+}
+
+func (UnimplementedAgentHandler) SetSnapshotPools(context.Context, *connect.Request[agentpb.SetSnapshotPoolsRequest]) (*connect.Response[agentpb.SetSnapshotPoolsResponse], error) {
+	return nil, connect.NewError(connect.CodeUnimplemented, errors.New("nestbox.agent.v1.Agent.SetSnapshotPools is not implemented"))
 }
