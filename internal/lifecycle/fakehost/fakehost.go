@@ -57,6 +57,8 @@ type Agent struct {
 	goneAfterSnapshot bool
 	snapshotGate      chan struct{}
 	deletedSnapshots  []string
+	snapshotPools     map[string]uint32 // SetSnapshotPools' last call
+	poolSets          int               // SetSnapshotPools calls that succeeded
 	createConfigs     []*agentpb.SandboxConfig
 	down              bool // every call fails with unavailable
 	hung              bool // every call blocks until its context ends

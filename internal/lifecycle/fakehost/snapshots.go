@@ -185,3 +185,37 @@ func (f *Agent) fromSnapshot(cfg *agentpb.SandboxConfig) error {
 	cfg.Internet, cfg.AllowOut, cfg.DenyOut = sn.cfg.GetInternet(), sn.cfg.GetAllowOut(), sn.cfg.GetDenyOut()
 	return nil
 }
+
+// SetSnapshotPools keeps the pools, refusing a snapshot the fake does not
+// keep as the agent does (not_found).
+func (f *Agent) SetSnapshotPools(ctx context.Context, req *connect.Request[agentpb.SetSnapshotPoolsRequest]) (*connect.Response[agentpb.SetSnapshotPoolsResponse], error) {
+	if err := f.reach(ctx); err != nil {
+		return nil, err
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	pools := map[string]uint32{}
+	for _, p := range req.Msg.GetPools() {
+		if _, ok := f.snapshots[p.GetSnapshotId()]; !ok && p.GetSize() > 0 {
+			return nil, connect.NewError(connect.CodeNotFound, fmt.Errorf("snapshot %s not found", p.GetSnapshotId()))
+		}
+		if p.GetSize() > 0 {
+			pools[p.GetSnapshotId()] = p.GetSize()
+		}
+	}
+	f.snapshotPools = pools
+	f.poolSets++
+	return connect.NewResponse(&agentpb.SetSnapshotPoolsResponse{}), nil
+}
+
+// SnapshotPools returns the pools of the last SetSnapshotPools, by
+// snapshot ID, and how many calls succeeded.
+func (f *Agent) SnapshotPools() (map[string]uint32, int) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	out := make(map[string]uint32, len(f.snapshotPools))
+	for k, v := range f.snapshotPools {
+		out[k] = v
+	}
+	return out, f.poolSets
+}
