@@ -469,6 +469,14 @@ type Template struct {
 	// SnapshotID is set on a team's template made from a snapshot: its
 	// capsules start from that snapshot.
 	SnapshotID string `json:"snapshot_id,omitempty"`
+	// PoolSize is the warm pool of a template made from a snapshot: how
+	// many capsules its host keeps restored and ready to claim.
+	PoolSize int `json:"pool_size,omitempty"`
+}
+
+// TemplatePoolRequest is the body of PUT /v1/templates/{name}/pool.
+type TemplatePoolRequest struct {
+	Size int `json:"size"`
 }
 
 // TemplateList is the answer of GET /v1/templates.

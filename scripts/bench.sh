@@ -22,8 +22,8 @@ go test -run '^$' -bench 'PauseResume|BareCheckpoint' -benchtime "${PAUSE_BENCHT
 echo "== fork: ForkSandbox of an idle sandbox and one holding 100 MiB, 1, 5 and 10 forks (5 also one at a time), and the first exec in a fork"
 go test -run '^$' -bench 'BenchmarkFork$' -benchtime "${FORK_BENCHTIME:-5x}" -count 1 -timeout 30m ./internal/agent/
 
-echo "== snapshots: CreateSnapshot of an idle sandbox and one holding 100 MiB, a create from the snapshot and its first exec; bare runsc checkpoint/restore in the same run"
-go test -run '^$' -bench 'BenchmarkSnapshot$|BareCheckpoint/(idle|100MiB)$' -benchtime "${FORK_BENCHTIME:-5x}" -count 1 -timeout 30m ./internal/agent/
+echo "== snapshots: CreateSnapshot of an idle sandbox and one holding 100 MiB, a create from the snapshot and its first exec, the same from a snapshot with a warm pool of one; bare runsc checkpoint/restore in the same run"
+go test -run '^$' -bench 'BenchmarkSnapshot$|BenchmarkSnapshotPooled$|BareCheckpoint/(idle|100MiB)$' -benchtime "${FORK_BENCHTIME:-5x}" -count 1 -timeout 30m ./internal/agent/
 
 echo "== loading a disk-tier snapshot's memory: -direct (default) against -background (lazy)"
 go test -run '^$' -bench 'ResumeLoading' -benchtime "${PAUSE_BENCHTIME:-10x}" -count 1 -timeout 30m ./internal/agent/

@@ -16,6 +16,7 @@ type limitFlags struct {
 	maxLifetime                      time.Duration
 	teamCapsules, teamVCPUs, teamMem int
 	teamSnapshots, teamDiskMB        int
+	teamPooled                       int
 	egressDeny                       *string // nil when the command has no such flag
 }
 
@@ -31,6 +32,7 @@ func registerLimitFlags(fs *flag.FlagSet, withEgress bool) *limitFlags {
 	fs.IntVar(&lf.teamVCPUs, "team-max-vcpus", lifecycle.DefaultTeamVCPUs, "default limit of the vCPUs of a team's live capsules (-1: none)")
 	fs.IntVar(&lf.teamMem, "team-max-memory-mb", lifecycle.DefaultTeamMemoryMB, "default limit of the memory of a team's live capsules, in MB (-1: none)")
 	fs.IntVar(&lf.teamSnapshots, "team-max-snapshots", lifecycle.DefaultTeamSnapshots, "default limit of a team's snapshots (-1: none)")
+	fs.IntVar(&lf.teamPooled, "team-max-pooled", lifecycle.DefaultTeamPooled, "how many sandboxes the warm pools of a team's templates (made from snapshots) may keep ready together (-1: no pools)")
 	fs.IntVar(&lf.teamDiskMB, "team-max-disk-mb", lifecycle.DefaultTeamDiskMB, "default limit of the disk a team's live capsules and snapshots take together, in MB (-1: none)")
 	if withEgress {
 		lf.egressDeny = fs.String("egress-deny", env("NESTBOX_EGRESS_DENY", "default"), `destinations no capsule may reach, whatever its allow list: comma-separated IPv4 prefixes, "default" for the built-in list (metadata, private, loopback, ...); give the agents the same list (env NESTBOX_EGRESS_DENY)`)
@@ -48,10 +50,11 @@ func (lf *limitFlags) limits() (lifecycle.Limits, error) {
 	}
 	l.TeamQuota.Capsules, l.TeamQuota.VCPUs, l.TeamQuota.MemoryMB = lf.teamCapsules, lf.teamVCPUs, lf.teamMem
 	l.TeamQuota.Snapshots, l.TeamQuota.DiskMB = lf.teamSnapshots, lf.teamDiskMB
+	l.TeamPooled = lf.teamPooled
 	if lf.maxVCPUs < 0 || lf.maxMemoryMB < 1 || lf.maxDiskMB < 1 || lf.maxLifetime < time.Second {
 		return l, errors.New("--max-vcpus must be 0 or more, --max-memory-mb and --max-disk-mb positive, --max-lifetime at least 1s")
 	}
-	for _, v := range []int{lf.teamCapsules, lf.teamVCPUs, lf.teamMem, lf.teamSnapshots, lf.teamDiskMB} {
+	for _, v := range []int{lf.teamCapsules, lf.teamVCPUs, lf.teamMem, lf.teamSnapshots, lf.teamDiskMB, lf.teamPooled} {
 		if v == 0 || v < -1 {
 			return l, errors.New("--team-max-* must be positive, or -1 for no limit")
 		}

@@ -112,6 +112,7 @@ var templateVerbs = []verb{
 	{"ls", "list templates", templateList},
 	{"create", "make a template from a snapshot", templateCreate},
 	{"rm", "remove templates made from snapshots", templateRemove},
+	{"pool", "keep capsules of a template made from a snapshot ready", templatePool},
 }
 
 var snapshotVerbs = []verb{

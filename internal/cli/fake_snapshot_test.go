@@ -91,6 +91,20 @@ func (f *fakeServer) snapshotRoutes(mux *http.ServeMux) {
 		sn.TemplateName = req.Name
 		fakeJSON(w, http.StatusCreated, nestbox.Template{Name: req.Name, SnapshotID: sn.ID})
 	})
+	mux.HandleFunc("PUT /v1/templates/{name}/pool", func(w http.ResponseWriter, r *http.Request) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		var req nestbox.TemplatePoolRequest
+		json.NewDecoder(r.Body).Decode(&req)
+		f.poolReqs = append(f.poolReqs, req)
+		for _, sn := range f.snapshots {
+			if sn.TemplateName == r.PathValue("name") {
+				fakeJSON(w, http.StatusOK, nestbox.Template{Name: sn.TemplateName, SnapshotID: sn.ID, PoolSize: req.Size})
+				return
+			}
+		}
+		fakeError(w, http.StatusNotFound, "not_found", "no template")
+	})
 	mux.HandleFunc("DELETE /v1/templates/{name}", func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		defer f.mu.Unlock()

@@ -46,6 +46,7 @@ type fakeServer struct {
 	// snapshots are kept by the snapshot routes (fake_snapshot_test.go).
 	snapshots     []*nestbox.Snapshot
 	snapshotReqs  []nestbox.CreateSnapshotRequest
+	poolReqs      []nestbox.TemplatePoolRequest
 	snapshotQuery []string
 	// auditQueries are the paths and queries of the audit routes
 	// (fake_audit_test.go).

@@ -51,6 +51,20 @@ func TestSnapshotVerbs(t *testing.T) {
 	if res := f.run(t, Template, "", "create", "--from-snapshot", "env", "my-env"); res.err != nil || res.stdout != "my-env\n" {
 		t.Fatalf("template create: %v %q", res.err, res.stdout)
 	}
+	if res := f.run(t, Template, "", "pool", "my-env", "2"); res.err != nil || res.stdout != "my-env: pool of 2\n" {
+		t.Errorf("template pool: %v %q", res.err, res.stdout)
+	}
+	if len(f.poolReqs) != 1 || f.poolReqs[0].Size != 2 {
+		t.Errorf("pool requests %+v, want one of size 2", f.poolReqs)
+	}
+	for _, bad := range [][]string{{"pool", "my-env", "-1"}, {"pool", "my-env", "many"}, {"pool", "my-env"}} {
+		if res := f.run(t, Template, "", bad...); res.err == nil {
+			t.Errorf("template %v: no error", bad)
+		}
+	}
+	if res := f.run(t, Template, "", "pool", "nope", "1"); res.err == nil {
+		t.Error("template pool of an unknown template: no error")
+	}
 	if res := f.run(t, Snapshot, "", "rm", "snap1", "nope"); res.err == nil || !strings.Contains(res.err.Error(), "snapshot snap1") || !strings.Contains(res.err.Error(), "snapshot nope") || res.stdout != "" {
 		t.Errorf("snapshot rm of a template's snapshot and an unknown one: %v, stdout %q", res.err, res.stdout)
 	}

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"strconv"
 	"time"
 
 	"nestbox.dev"
@@ -29,9 +30,13 @@ func templateList(ctx context.Context, args []string, stdio IO) error {
 		return printJSON(stdio.Stdout, nestbox.TemplateList{Templates: ts})
 	}
 	now := time.Now()
-	t := newTable(stdio.Stdout, "NAME", "SIZE", "CREATED", "DESCRIPTION")
+	t := newTable(stdio.Stdout, "NAME", "SIZE", "POOL", "CREATED", "DESCRIPTION")
 	for _, tp := range ts {
-		t.row(tp.Name, bytesIEC(uint64(max(tp.SizeBytes, 0))), ago(tp.CreatedAt, now), tp.Description)
+		pool := "-"
+		if tp.SnapshotID != "" {
+			pool = strconv.Itoa(tp.PoolSize)
+		}
+		t.row(tp.Name, bytesIEC(uint64(max(tp.SizeBytes, 0))), pool, ago(tp.CreatedAt, now), tp.Description)
 	}
 	return t.flush()
 }

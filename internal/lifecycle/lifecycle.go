@@ -59,6 +59,10 @@ const (
 	DefaultTeamMemoryMB = 16 << 10
 	// DefaultTeamSnapshots is how many snapshots a team may keep.
 	DefaultTeamSnapshots = 20
+	// DefaultTeamPooled is how many sandboxes the warm pools of a team's
+	// templates may keep ready together: each holds its memory limit on
+	// its host while it waits.
+	DefaultTeamPooled = 4
 	// DefaultTeamDiskMB is the disk a team's live capsules and snapshots
 	// may take together: 20 capsules of a 5 GiB writable layer.
 	DefaultTeamDiskMB = 100 << 10
@@ -186,6 +190,10 @@ type Limits struct {
 	// override it field by field). A zero field means its DefaultTeam*
 	// value, a negative one no limit.
 	TeamQuota store.Quota
+	// TeamPooled caps the sandboxes the warm pools of a team's templates
+	// (made from snapshots) keep together; zero means DefaultTeamPooled,
+	// negative no pools at all.
+	TeamPooled int
 }
 
 // Service drives capsules through their lifecycle. Create it with New,
@@ -278,6 +286,7 @@ func New(cfg Config) (*Service, error) {
 		Snapshots: quotaField(cfg.TeamQuota.Snapshots, DefaultTeamSnapshots),
 		DiskMB:    quotaField(cfg.TeamQuota.DiskMB, DefaultTeamDiskMB),
 	}
+	cfg.TeamPooled = cmp.Or(cfg.TeamPooled, DefaultTeamPooled)
 	ctx, cancel := context.WithCancel(context.Background())
 	reg := metrics.OrDiscard(cfg.Metrics)
 	s := &Service{

@@ -21,7 +21,8 @@ import (
 //     plane went away) becomes ready if the host has it, else its row is
 //     removed, as a failed create's is;
 //   - a snapshot the host keeps that the store has no row for (a create
-//     whose outcome was lost) is deleted on the host.
+//     whose outcome was lost) is deleted on the host;
+//   - the host is sent the warm pools of the templates its snapshots back.
 //
 // As in reconcileHost, the store is read before the host is asked, and a
 // host snapshot without a row is looked up again before it is deleted: a
@@ -102,6 +103,18 @@ func (s *Service) reconcileSnapshots(ctx context.Context, h Host) error {
 		if err != nil {
 			errs = append(errs, fmt.Errorf("delete snapshot %s: %w", id, errdefs.FromConnect(err)))
 		}
+	}
+	// The warm pools of the templates made from them: the store's are the
+	// truth, and an agent that missed a change (down, or restarted on
+	// another data directory) gets them here.
+	var ready []store.Snapshot
+	for _, sn := range rows {
+		if _, has := onHost[sn.ID]; has {
+			ready = append(ready, sn)
+		}
+	}
+	if err := s.setHostPools(ctx, h, ready); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

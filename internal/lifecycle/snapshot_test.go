@@ -3,6 +3,7 @@ package lifecycle_test
 import (
 	"context"
 	"errors"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -437,5 +438,72 @@ func TestReconcileSnapshots(t *testing.T) {
 	}
 	if err := f.svc.DeleteSnapshot(ctx, team, lost.ID); err != nil {
 		t.Errorf("delete of a lost snapshot: %v", err)
+	}
+}
+
+// TestTemplatePool: the warm pool of a team's template made from a
+// snapshot is stored and sent to the snapshot's host; the team's pools
+// together stay within TeamPooled; a host's template, an unknown one,
+// another team's and a bad size are refused; a host that missed the
+// change gets it at the next reconcile; deleting the template sends the
+// host no pool.
+func TestTemplatePool(t *testing.T) {
+	f := newFixture(t, func(c *Config) { c.TeamPooled = 3 })
+	ctx := context.Background()
+	src := f.running(t, nestbox.CreateCapsuleRequest{})
+	sn := f.ready(t, src.ID, SnapshotOptions{})
+	other := f.ready(t, src.ID, SnapshotOptions{})
+	for name, id := range map[string]string{"env-a": sn.ID, "env-b": other.ID} {
+		if _, err := f.svc.CreateTemplate(ctx, team, name, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	tpl, err := f.svc.SetTemplatePool(ctx, team, "env-a", 2)
+	if err != nil || tpl.PoolSize != 2 || tpl.SnapshotID != sn.ID {
+		t.Fatalf("SetTemplatePool(env-a, 2) = %+v, %v", tpl, err)
+	}
+	if pools, _ := f.agent.SnapshotPools(); !maps.Equal(pools, map[string]uint32{sn.ID: 2}) {
+		t.Errorf("the host's pools: %v, want %s: 2", pools, sn.ID)
+	}
+	ts, _ := f.svc.TeamTemplates(ctx, team)
+	if !slices.ContainsFunc(ts, func(t nestbox.Template) bool { return t.Name == "env-a" && t.PoolSize == 2 }) {
+		t.Errorf("team templates = %+v; want env-a with a pool of 2", ts)
+	}
+	for _, tc := range []struct {
+		team, name string
+		size       int
+		want       error
+	}{
+		{team, "env-b", 2, errdefs.ErrExhausted}, // 2 + 2 > 3
+		{team, "base", 1, errdefs.ErrConflict},
+		{team, "nope", 1, errdefs.ErrNotFound},
+		{"team_b", "env-a", 1, errdefs.ErrNotFound},
+		{team, "env-a", -1, errdefs.ErrInvalid},
+		{team, "env-a", MaxTemplatePool + 1, errdefs.ErrInvalid},
+	} {
+		if _, err := f.svc.SetTemplatePool(ctx, tc.team, tc.name, tc.size); !errors.Is(err, tc.want) {
+			t.Errorf("SetTemplatePool(%s, %s, %d): %v, want %v", tc.team, tc.name, tc.size, err, tc.want)
+		}
+	}
+	// Down while the pool changes: stored, and sent by the reconcile.
+	f.agent.SetDown(true)
+	if _, err := f.svc.SetTemplatePool(ctx, team, "env-b", 1); err != nil {
+		t.Fatalf("SetTemplatePool with the host down: %v", err)
+	}
+	f.agent.SetDown(false)
+	if pools, _ := f.agent.SnapshotPools(); pools[other.ID] != 0 {
+		t.Fatalf("a host that was down has the pool already: %v", pools)
+	}
+	if err := f.svc.Reconcile(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if pools, _ := f.agent.SnapshotPools(); !maps.Equal(pools, map[string]uint32{sn.ID: 2, other.ID: 1}) {
+		t.Errorf("the host's pools after the reconcile: %v", pools)
+	}
+	if err := f.svc.DeleteTemplate(ctx, team, "env-a"); err != nil {
+		t.Fatal(err)
+	}
+	if pools, _ := f.agent.SnapshotPools(); !maps.Equal(pools, map[string]uint32{other.ID: 1}) {
+		t.Errorf("the host's pools after env-a was deleted: %v", pools)
 	}
 }

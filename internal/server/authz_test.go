@@ -58,6 +58,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 	if code, body := e.do(t, "POST", "/v1/templates", e.keyA, strings.NewReader(`{"name":"tpl-doomed","from_snapshot":"`+snapTplDoomed.ID+`"}`)); code != 201 {
 		t.Fatalf("make template tpl-doomed: %d %s", code, body)
 	}
+	snapTplPool := e.snapshot(t, e.keyA, c.ID, `{}`) // its template's pool set by PUT /v1/templates/{name}/pool
+	if code, body := e.do(t, "POST", "/v1/templates", e.keyA, strings.NewReader(`{"name":"tpl-pool","from_snapshot":"`+snapTplPool.ID+`"}`)); code != 201 {
+		t.Fatalf("make template tpl-pool: %d %s", code, body)
+	}
 
 	revoked, hash := apikey.New()
 	now := time.Now().UTC()
@@ -191,6 +195,7 @@ func TestAuthorizationMatrix(t *testing.T) {
 
 		"POST /v1/templates":                 {method: "POST", path: "/v1/templates", body: `{"name":"tpl-a","from_snapshot":"` + snapTpl.ID + `"}`, other: 404, valid: 201},
 		"DELETE /v1/templates/{name}":        {method: "DELETE", path: "/v1/templates/tpl-doomed", other: 404, valid: 204},
+		"PUT /v1/templates/{name}/pool":      {method: "PUT", path: "/v1/templates/tpl-pool/pool", body: `{"size":1}`, other: 404, valid: 200},
 		"POST /v1/capsules/{id}/snapshots":   {method: "POST", path: "/v1/capsules/" + id + "/snapshots", body: `{}`, other: 404, valid: 202},
 		"GET /v1/snapshots":                  {method: "GET", path: "/v1/snapshots", other: 200, valid: 200},
 		"GET /v1/snapshots/{id}":             {method: "GET", path: "/v1/snapshots/" + snapKeep.ID, other: 404, valid: 200},

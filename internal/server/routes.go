@@ -71,6 +71,7 @@ import (
 //	GET    /v1/templates                             templates (the hosts' and the team's own)
 //	POST   /v1/templates                             201 a template from a snapshot {name, from_snapshot}
 //	DELETE /v1/templates/{name}                      204 remove a template made from a snapshot
+//	PUT    /v1/templates/{name}/pool                 the warm pool of a template made from a snapshot {size}
 //	GET    /v1/snapshots                             list: ?capsule_id, ?name, ?limit, ?cursor
 //	GET    /v1/snapshots/{id}                        get by ID or name; ?wait=true&timeout=D while creating
 //	DELETE /v1/snapshots/{id}                        204; 409 while creating or backing a template
@@ -225,6 +226,7 @@ func (s *Server) routes() []route {
 		{"GET /v1/templates", a(s.listTemplates), ""},
 		{"POST /v1/templates", a(s.createTemplate), ""},
 		{"DELETE /v1/templates/{name}", a(s.deleteTemplate), ""},
+		{"PUT /v1/templates/{name}/pool", a(s.setTemplatePool), ""},
 		{"GET /v1/snapshots", a(s.listSnapshots), ""},
 		{"GET /v1/snapshots/{id}", a(s.getSnapshot), ""},
 		{"DELETE /v1/snapshots/{id}", a(s.deleteSnapshot), ""},

@@ -131,3 +131,21 @@ func (s *Server) deleteTemplate(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(http.StatusNoContent)
 }
+
+// setTemplatePool is PUT /v1/templates/{name}/pool {size}: the warm pool
+// of a template made from a snapshot; 200 with the template.
+func (s *Server) setTemplatePool(w http.ResponseWriter, r *http.Request) {
+	var req nestbox.TemplatePoolRequest
+	if err := s.decodeJSON(w, r, &req, false); err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	name := r.PathValue("name")
+	t, err := s.life.SetTemplatePool(r.Context(), team(r), name, req.Size)
+	s.record(r, teamEntry("template.pool", name, map[string]string{"size": strconv.Itoa(req.Size)}), err)
+	if err != nil {
+		s.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, t)
+}

@@ -156,6 +156,11 @@ type Store interface {
 	// is ErrConflict (when name is set), a name another snapshot of the
 	// team backs ErrAlreadyExists, an unknown ID ErrNotFound.
 	SetSnapshotTemplate(ctx context.Context, id, name string) error
+	// SetSnapshotPool sets the pool size of a ready snapshot that backs a
+	// template (else errdefs.ErrConflict), refusing with
+	// errdefs.ErrExhausted when the team's pools would hold more than max
+	// sandboxes together (0: no cap). Unsetting the template clears it.
+	SetSnapshotPool(ctx context.Context, id string, size, max int) error
 	// DeleteSnapshot removes a snapshot's row. It is ErrConflict while the
 	// snapshot backs a template, ErrNotFound if there is no such row.
 	DeleteSnapshot(ctx context.Context, id string) error
@@ -422,6 +427,9 @@ type Snapshot struct {
 	nestbox.Snapshot
 	EnvVars   map[string]string
 	UpdatedAt time.Time
+	// PoolSize is the warm pool of the template it backs: how many
+	// sandboxes restored from it its host keeps ready.
+	PoolSize int
 }
 
 // SnapshotUpdate is the change UpdateSnapshot applies. Zero fields are

@@ -17,9 +17,9 @@ import (
 // snapshotColumns are the columns scanSnapshot reads, in its order.
 const snapshotColumns = `id, team_id, name, capsule_id, host_id, status, error, template,
 	vcpus, memory_mb, disk_mb, internet, allow_out, deny_out, env_vars, size_bytes,
-	envd_version, template_name, created_at, updated_at`
+	envd_version, template_name, created_at, updated_at, pool_size`
 
-const snapshotColumnCount = 20
+const snapshotColumnCount = 21
 
 // CreateSnapshotWithin inserts sn if the team's snapshots and disk stay
 // within its limits, under the team's row lock (see CreateCapsuleWithin).
@@ -41,7 +41,7 @@ func (s *Store) CreateSnapshotWithin(ctx context.Context, sn store.Snapshot, q s
 			sn.ID, sn.TeamID, sn.Name, sn.CapsuleID, sn.HostID, string(sn.Status), sn.Error, sn.Template,
 			sn.VCPUs, sn.MemoryMB, sn.DiskMB, sn.Internet, formatList(sn.AllowOut), formatList(sn.DenyOut),
 			formatMap(sn.EnvVars), sn.SizeBytes, sn.EnvdVersion, sn.TemplateName,
-			d.time(sn.CreatedAt), d.time(sn.UpdatedAt))
+			d.time(sn.CreatedAt), d.time(sn.UpdatedAt), sn.PoolSize)
 		if errors.Is(err, errdefs.ErrAlreadyExists) && sn.Name != "" {
 			return errdefs.AlreadyExists("team %s has a snapshot named %q (or the ID is taken)", sn.TeamID, sn.Name)
 		}
@@ -75,7 +75,7 @@ func scanSnapshot(d *Dialect, row scanner) (store.Snapshot, error) {
 	err := row.Scan(&sn.ID, &sn.TeamID, &sn.Name, &sn.CapsuleID, &sn.HostID, &sn.Status, &sn.Error, &sn.Template,
 		&sn.VCPUs, &sn.MemoryMB, &sn.DiskMB, &sn.Internet, listCol{&sn.AllowOut}, listCol{&sn.DenyOut},
 		mapCol{&sn.EnvVars}, &sn.SizeBytes, &sn.EnvdVersion, &sn.TemplateName,
-		d.timeCol(&sn.CreatedAt), d.timeCol(&sn.UpdatedAt))
+		d.timeCol(&sn.CreatedAt), d.timeCol(&sn.UpdatedAt), &sn.PoolSize)
 	return sn, err
 }
 
@@ -173,6 +173,9 @@ func (s *Store) SetSnapshotTemplate(ctx context.Context, id, name string) error 
 	query := "UPDATE snapshots SET template_name = ? WHERE id = ?"
 	if name != "" {
 		query += " AND status = 'ready'"
+	} else {
+		// A snapshot that backs no template has no pool.
+		query = "UPDATE snapshots SET template_name = ?, pool_size = 0 WHERE id = ?"
 	}
 	ok, err := s.execOne(ctx, query, name, id)
 	if errors.Is(err, errdefs.ErrAlreadyExists) {
@@ -189,6 +192,44 @@ func (s *Store) SetSnapshotTemplate(ctx context.Context, id, name string) error 
 		return err
 	}
 	return errdefs.Conflict("snapshot %s is %s, not ready", id, cur.Status)
+}
+
+// SetSnapshotPool sets the pool size of a snapshot that backs a template,
+// under its team's row lock, if the pools of the team's templates stay
+// within limit sandboxes together (errdefs.ErrExhausted otherwise; 0
+// is no cap). A snapshot that backs no template is errdefs.ErrConflict.
+func (s *Store) SetSnapshotPool(ctx context.Context, id string, size, limit int) error {
+	err := s.inTx(ctx, func(tx conn) error {
+		sn, err := getSnapshot(ctx, tx, id, "")
+		if err != nil {
+			return err
+		}
+		var id2 string
+		if err := tx.row(ctx, "SELECT id FROM teams WHERE id = ? "+s.d.RowLock, sn.TeamID).Scan(&id2); err != nil {
+			return fmt.Errorf("lock team %s: %w", sn.TeamID, s.d.Kind(err))
+		}
+		var others int
+		if err := tx.row(ctx, "SELECT COALESCE(SUM(pool_size), 0) FROM snapshots WHERE team_id = ? AND id <> ?", sn.TeamID, id).Scan(&others); err != nil {
+			return s.d.Kind(err)
+		}
+		if limit > 0 && size > 0 && others+size > limit {
+			return fmt.Errorf("the team's template pools would hold %d sandboxes, more than its %d: %w", others+size, limit, errdefs.ErrExhausted)
+		}
+		res, err := tx.exec(ctx, "UPDATE snapshots SET pool_size = ? WHERE id = ? AND template_name <> '' AND status = 'ready'", size, id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != 1 {
+			return errdefs.Conflict("snapshot %s backs no template (or is not ready)", id)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("set the pool of snapshot %s: %w", id, err)
+	}
+	return nil
 }
 
 // DeleteSnapshot deletes the row unless a template uses it.

@@ -194,6 +194,40 @@ func testSnapshotStatus(t *testing.T, s store.Store) {
 	if ids := listSnapshotIDs(t, s, store.SnapshotFilter{TeamID: "t1", TemplateName: "tpl"}); !slices.Equal(ids, []string{"s1"}) {
 		t.Errorf("snapshots of template tpl = %v, want [s1]", ids)
 	}
+	// Pools: only of a template's snapshot, within the team's cap.
+	if err := s.SetSnapshotPool(ctx, "s2", 1, 0); !errors.Is(err, errdefs.ErrConflict) {
+		t.Errorf("SetSnapshotPool of a snapshot that backs no template: %v, want ErrConflict", err)
+	}
+	if err := s.SetSnapshotPool(ctx, "nope", 1, 0); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("SetSnapshotPool(unknown): %v, want ErrNotFound", err)
+	}
+	if err := s.SetSnapshotPool(ctx, "s1", 3, 2); !errors.Is(err, errdefs.ErrExhausted) {
+		t.Errorf("SetSnapshotPool over the cap: %v, want ErrExhausted", err)
+	}
+	if err := s.SetSnapshotPool(ctx, "s1", 2, 2); err != nil {
+		t.Fatalf("SetSnapshotPool(s1, 2): %v", err)
+	}
+	if got, err := s.GetSnapshot(ctx, "s1"); err != nil || got.PoolSize != 2 {
+		t.Errorf("pool of s1 = %d, %v; want 2", got.PoolSize, err)
+	}
+	if err := s.SetSnapshotTemplate(ctx, "s2", "tpl2"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetSnapshotPool(ctx, "s2", 1, 2); !errors.Is(err, errdefs.ErrExhausted) {
+		t.Errorf("a second pool past the team's cap: %v, want ErrExhausted", err)
+	}
+	if err := s.SetSnapshotPool(ctx, "s1", 1, 2); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetSnapshotPool(ctx, "s2", 1, 2); err != nil {
+		t.Errorf("a second pool within the team's cap: %v", err)
+	}
+	if err := s.SetSnapshotTemplate(ctx, "s2", ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := s.GetSnapshot(ctx, "s2"); err != nil || got.PoolSize != 0 {
+		t.Errorf("pool of s2 after its template went = %d, %v; want 0", got.PoolSize, err)
+	}
 	anyStatus := []nestbox.SnapshotStatus{nestbox.SnapshotReady, nestbox.SnapshotError}
 	if _, err := s.UpdateSnapshot(ctx, "s1", anyStatus, store.SnapshotUpdate{To: nestbox.SnapshotDeleting}); !errors.Is(err, errdefs.ErrConflict) {
 		t.Errorf("UpdateSnapshot to deleting of a template's snapshot: %v, want ErrConflict", err)
