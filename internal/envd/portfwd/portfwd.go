@@ -18,8 +18,14 @@ import (
 
 // Config configures a Forwarder. Zero values mean the documented defaults.
 type Config struct {
-	// Interval between scans; zero means one second.
+	// Interval between scans while the sandbox is in use (a Kick within
+	// the last few intervals); zero means one second.
 	Interval time.Duration
+	// MaxInterval is what the interval grows to, doubling after each
+	// scan, while nothing kicks: an idle sandbox's scans cost a few
+	// syscalls into the sandbox's kernel each, which add up over a host
+	// of idle sandboxes. Zero means 16 s; it is never below Interval.
+	MaxInterval time.Duration
 	// ProcNet is the directory holding tcp and tcp6; "" means /proc/net.
 	ProcNet string
 	// Addrs lists the external addresses to listen on; nil means every
@@ -37,6 +43,11 @@ type Forwarder struct {
 	log     *slog.Logger
 	exclude map[uint16]bool
 
+	// kick wakes Run's schedule (Kick).
+	kick chan struct{}
+	// scanned, if not nil, gets a value after each scan of Run (tests).
+	scanned chan struct{}
+
 	// mu guards relays.
 	mu     sync.Mutex
 	relays map[uint16]*relay
@@ -47,6 +58,10 @@ func New(cfg Config) *Forwarder {
 	if cfg.Interval <= 0 {
 		cfg.Interval = time.Second
 	}
+	if cfg.MaxInterval <= 0 {
+		cfg.MaxInterval = 16 * time.Second
+	}
+	cfg.MaxInterval = max(cfg.MaxInterval, cfg.Interval)
 	if cfg.ProcNet == "" {
 		cfg.ProcNet = "/proc/net"
 	}
@@ -61,21 +76,56 @@ func New(cfg Config) *Forwarder {
 	for _, p := range cfg.Exclude {
 		ex[p] = true
 	}
-	return &Forwarder{cfg: cfg, log: log, exclude: ex, relays: map[uint16]*relay{}}
+	return &Forwarder{cfg: cfg, log: log, exclude: ex, relays: map[uint16]*relay{}, kick: make(chan struct{}, 1)}
 }
 
 // Run scans until ctx is done, then closes every relay and returns nil.
+// It scans at once, then at Interval, the interval doubling after each
+// scan up to MaxInterval; a Kick brings it back to Interval.
 func (f *Forwarder) Run(ctx context.Context) error {
-	t := time.NewTicker(f.cfg.Interval)
-	defer t.Stop()
 	defer f.closeAll()
+	f.scan()
+	wait := f.cfg.Interval
+	next := time.Now().Add(wait)
+	t := time.NewTimer(wait)
+	defer t.Stop()
 	for {
-		f.scan()
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-f.kick:
+			// In use again: scan within an interval, and often after
+			// that (a server started now binds its port soon). A scan
+			// due sooner stays due.
+			wait = f.cfg.Interval
+			if time.Until(next) > wait {
+				next = time.Now().Add(wait)
+				t.Reset(wait)
+			}
+			continue
 		case <-t.C:
 		}
+		f.scan()
+		if f.scanned != nil {
+			f.scanned <- struct{}{}
+		}
+		wait = nextWait(wait, f.cfg.MaxInterval)
+		next = time.Now().Add(wait)
+		t.Reset(wait)
+	}
+}
+
+// nextWait is the interval after a scan that came after wait: twice it,
+// up to most.
+func nextWait(wait, most time.Duration) time.Duration { return min(2*wait, most) }
+
+// Kick tells the forwarder that the sandbox is in use (envd served a
+// request: a process may be about to listen): it scans at Interval again.
+// Safe from any goroutine; it never blocks.
+func (f *Forwarder) Kick() {
+	select {
+	case f.kick <- struct{}{}:
+	default:
 	}
 }
 

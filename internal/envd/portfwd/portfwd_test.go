@@ -65,7 +65,7 @@ func TestForwardsLoopbackService(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 
 	ext := net.ParseIP("127.0.0.2")
-	f := New(Config{Interval: 50 * time.Millisecond, Addrs: func() ([]net.IP, error) { return []net.IP{ext}, nil }})
+	f := New(Config{Interval: 50 * time.Millisecond, MaxInterval: 50 * time.Millisecond, Addrs: func() ([]net.IP, error) { return []net.IP{ext}, nil }})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
@@ -125,4 +125,54 @@ func TestExcludedPortIsNotForwarded(t *testing.T) {
 			t.Fatalf("excluded port %d was forwarded", port)
 		}
 	}
+}
+
+func TestNextWait(t *testing.T) {
+	for _, tc := range []struct{ wait, most, want time.Duration }{
+		{time.Second, 16 * time.Second, 2 * time.Second},
+		{8 * time.Second, 16 * time.Second, 16 * time.Second},
+		{16 * time.Second, 16 * time.Second, 16 * time.Second},
+		{10 * time.Second, 16 * time.Second, 16 * time.Second},
+	} {
+		if got := nextWait(tc.wait, tc.most); got != tc.want {
+			t.Errorf("nextWait(%v, %v) = %v, want %v", tc.wait, tc.most, got, tc.want)
+		}
+	}
+	if f := New(Config{Interval: time.Minute, MaxInterval: time.Second}); f.cfg.MaxInterval != time.Minute {
+		t.Errorf("MaxInterval below Interval: %v, want it raised to Interval", f.cfg.MaxInterval)
+	}
+	if f := New(Config{}); f.cfg.Interval != time.Second || f.cfg.MaxInterval != 16*time.Second {
+		t.Errorf("defaults: %v and %v, want 1s and 16s", f.cfg.Interval, f.cfg.MaxInterval)
+	}
+}
+
+// TestIdleScansSlowDown: without kicks the scans space out (1 ms
+// doubling: after ten scans the next is a second away); a Kick brings a
+// scan at once and the fast pace back.
+func TestIdleScansSlowDown(t *testing.T) {
+	f := New(Config{Interval: time.Millisecond, MaxInterval: time.Hour, Addrs: func() ([]net.IP, error) { return []net.IP{net.ParseIP("127.0.0.4")}, nil }})
+	f.scanned = make(chan struct{}, 64)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+	wantScans := func(n int, within time.Duration, what string) {
+		t.Helper()
+		timeout := time.After(within)
+		for i := range n {
+			select {
+			case <-f.scanned:
+			case <-timeout:
+				t.Fatalf("%s: %d scans of %d", what, i, n)
+			}
+		}
+	}
+	wantScans(10, 10*time.Second, "the first scans") // 1+2+...+512 ms
+	select {
+	case <-f.scanned:
+		t.Fatal("a scan 1 s after the previous was due came within 200 ms, with no kick")
+	case <-time.After(200 * time.Millisecond):
+	}
+	f.Kick()
+	wantScans(5, 10*time.Second, "after a kick") // 1+2+4+8+16 ms
 }
