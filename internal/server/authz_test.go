@@ -41,6 +41,16 @@ func TestAuthorizationMatrix(t *testing.T) {
 	agent := newAgentProxy(t)
 	e := newEnv(t, withAgentProxy(agent.url), withAccounts(&outbox{}, func(c *server.Config) {
 		c.AuthPerAddress, c.AuthPerAccount = -1, -1 // every column tries the same email
+		// An extension's routes (nestbox.dev/platform) share the core's
+		// authentication: they are rows like the others.
+		c.Extensions = []server.ExtensionRoute{
+			{Pattern: "GET /v1/ext/matrix", Handler: func(w http.ResponseWriter, r *http.Request) {
+				if _, ok := server.CallerOf(r.Context()); !ok {
+					w.WriteHeader(http.StatusInternalServerError)
+				}
+			}},
+			{Pattern: "GET /v1/ext/matrix-admin", Admin: true, Handler: func(w http.ResponseWriter, r *http.Request) {}},
+		}
 	}))
 	ctx := t.Context()
 	c := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{})        // read and used
@@ -207,6 +217,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"POST /v1/admin/join-tokens":         {method: "POST", path: "/v1/admin/join-tokens", body: `{}`, admin: true, valid: 201},
 		"GET /v1/admin/join-tokens":          {method: "GET", path: "/v1/admin/join-tokens", admin: true, valid: 200},
 		"DELETE /v1/admin/join-tokens/{id}":  {method: "DELETE", path: "/v1/admin/join-tokens/" + spareToken.ID, admin: true, valid: 204},
+		"GET /v1/ext/matrix":                 {method: "GET", path: "/v1/ext/matrix", other: 200, valid: 200},
+		"GET /v1/ext/matrix-admin":           {method: "GET", path: "/v1/ext/matrix-admin", admin: true, valid: 200},
 		"* /proxy/{id}/{port}/{path...}":     {method: "GET", path: "/proxy/" + id + "/8080/x", other: 404, valid: 200},
 
 		// E2B's dialect.

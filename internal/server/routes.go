@@ -86,6 +86,9 @@ import (
 //	DELETE /v1/admin/join-tokens/{id}                admin: revoke a join token
 //	*      /proxy/{id}/{port}/{path...}              HTTP to a port of a capsule
 //
+// After these come the routes of extensions (Config.Extensions,
+// extensions.go), behind the same authentication.
+//
 // It also serves E2B's dialect (internal/e2bcompat: /sandboxes,
 // /v2/sandboxes) and routes requests addressed to a capsule the ways E2B's
 // SDKs address them (traffic.go). A request no route takes gets 405 with
@@ -112,7 +115,7 @@ func (s *Server) Handler() http.Handler {
 	fb := &fallback{mux: mux, e2bPrefixes: s.e2b.Prefixes(), literal: literalPaths(patterns)}
 	// Each branch returns the route label of the request's metrics: its
 	// pattern, never its path (instrument.go).
-	return s.metrics.instrument(func(w http.ResponseWriter, r *http.Request) string {
+	h := s.metrics.instrument(func(w http.ResponseWriter, r *http.Request) string {
 		// Traffic for a capsule (E2B's routing) comes first: its paths
 		// (/health, /files) are the capsule's, not the API's.
 		if id, port, ok := s.sandboxTarget(r); ok {
@@ -131,6 +134,13 @@ func (s *Server) Handler() http.Handler {
 			}
 		}
 		if !fb.serves(r) {
+			// The extensions' routes come after the core's.
+			if s.ext != nil {
+				if _, pattern := s.ext.Handler(r); pattern != "" {
+					s.ext.ServeHTTP(w, r)
+					return r.Pattern
+				}
+			}
 			fb.ServeHTTP(w, r)
 			return routeUnmatched
 		}
@@ -138,6 +148,10 @@ func (s *Server) Handler() http.Handler {
 		mux.ServeHTTP(w, r)
 		return r.Pattern
 	})
+	for i := len(s.cfg.Middleware) - 1; i >= 0; i-- {
+		h = s.cfg.Middleware[i](h)
+	}
+	return h
 }
 
 func (s *Server) ready() bool {
