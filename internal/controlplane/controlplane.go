@@ -1,8 +1,10 @@
 // Package controlplane assembles the control plane from its parts: the
 // store, the event stream, the lifecycle service over the hosts, the audit
 // log, and the HTTP server. It also makes the first admin, team and API
-// key of a new installation. cmd/nestbox's `up` and `server` roles import it; the same
-// package lets Nestbox be embedded as a library.
+// key of a new installation, and runs the workers extensions add. The
+// public package nestbox.dev/platform, through which `nestbox up`,
+// `nestbox server` and programs embedding Nestbox start a control plane,
+// imports it.
 package controlplane
 
 import (
