@@ -103,6 +103,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 	if err := e.store.CreateTeam(ctx, store.Team{ID: "team_admin", Name: "platform", CreatedAt: now}, "u_admin"); err != nil {
 		t.Fatal(err)
 	}
+	// A team for DELETE /v1/admin/teams/{id} to delete.
+	if err := e.store.CreateTeam(ctx, store.Team{ID: "team_doomed", Name: "doomed", CreatedAt: now}, "u_spare"); err != nil {
+		t.Fatal(err)
+	}
 	keyAdmin, adminHash := apikey.New()
 	if err := e.store.CreateAPIKey(ctx, store.APIKey{ID: "key_admin", TeamID: "team_admin", Name: "admin", Prefix: apikey.DisplayPrefix(keyAdmin), Hash: adminHash, CreatedBy: "u_admin", CreatedAt: now}); err != nil {
 		t.Fatal(err)
@@ -178,6 +182,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"POST /v1/admin/users/{id}/restore": {method: "POST", path: "/v1/admin/users/u_spare/restore", admin: true, valid: 404},
 		"GET /v1/admin/users":               {method: "GET", path: "/v1/admin/users", admin: true, valid: 200},
 		"GET /v1/admin/teams":               {method: "GET", path: "/v1/admin/teams", admin: true, valid: 200},
+		"PUT /v1/admin/teams/{id}/byoc":     {method: "PUT", path: "/v1/admin/teams/team_b/byoc", body: `{"byoc":true}`, admin: true, valid: 200},
+		"DELETE /v1/admin/teams/{id}":       {method: "DELETE", path: "/v1/admin/teams/team_doomed", admin: true, valid: 200},
 		"PUT /v1/admin/users/{id}/status":   {method: "PUT", path: "/v1/admin/users/u_spare/status", body: `{"status":"active"}`, admin: true, valid: 404},
 		// The audit log: a team's own entries (another team's key reads
 		// its own team's, 200), and the platform's for admins only.
