@@ -134,6 +134,10 @@ func testDeleteTeam(t *testing.T, s store.Store) {
 	if err := s.SetSessionTeam(ctx, "u2", "s3", "t1"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("switching a session to the deleted team: %v, want ErrNotFound", err)
 	}
+	if err := s.CreateSession(ctx, store.Session{ID: "s4", UserID: "u1", TeamID: "t1", TokenHash: "th4", RefreshHash: "rh4",
+		CreatedAt: at, ExpiresAt: at.Add(time.Hour), RefreshExpiresAt: at.Add(time.Hour)}, 10); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("a new session for the deleted team: %v, want ErrNotFound", err)
+	}
 	if _, err := s.GetInvitation(ctx, "inv_pending"); !errors.Is(err, errdefs.ErrNotFound) {
 		t.Errorf("the deleted team's pending invitation: %v, want ErrNotFound", err)
 	}
