@@ -5,10 +5,12 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"nestbox.dev"
 	"nestbox.dev/internal/metrics/metricstest"
 	"nestbox.dev/platform"
 )
@@ -168,5 +170,55 @@ func TestExtensionsRefused(t *testing.T) {
 		if !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: %v, want an error about %q", tc.name, err, tc.want)
 		}
+	}
+}
+
+// TestExtensionServices: the services an Extender hands out are the
+// control plane's: the lifecycle lists the caller's capsules, the store
+// reads its team, the mailer sends, and a worker's entry written through
+// Audit() reads back through the audit-log API.
+func TestExtensionServices(t *testing.T) {
+	recorded := make(chan error, 1)
+	ext := platform.Extension{Name: "svc", Setup: func(x *platform.Extender) error {
+		if x.Store() == nil || x.Audit() == nil || x.Mailer() == nil || x.Lifecycle() == nil || x.Logger() == nil {
+			return errors.New("a service is nil")
+		}
+		x.Handle("GET /v1/ext/capsules", func(w http.ResponseWriter, r *http.Request) {
+			c, _ := platform.CallerOf(r)
+			l, err := x.Lifecycle().List(r.Context(), c.TeamID, platform.CapsuleFilter{})
+			if err == nil {
+				_, err = x.Store().GetTeam(r.Context(), c.TeamID)
+			}
+			if err == nil {
+				err = x.Mailer().Send(r.Context(), platform.MailMessage{To: "ops@example.com", Subject: "hello", Text: "hello"})
+			}
+			if err != nil {
+				x.WriteError(w, r, err)
+				return
+			}
+			io.WriteString(w, strconv.Itoa(len(l.Capsules)))
+		})
+		x.Go("audit", func(ctx context.Context) error {
+			recorded <- x.Audit().Record(ctx, platform.AuditEntry{Scope: nestbox.AuditScopeAdmin, TeamID: "team_default",
+				Actor: nestbox.AuditActor{Type: nestbox.AuditActorSystem, Name: "svc"}, Action: "report.send", ResourceID: "daily"})
+			<-ctx.Done()
+			return nil
+		})
+		return nil
+	}}
+	p, key, _ := start(t, ext)
+	if err := <-recorded; err != nil {
+		t.Fatalf("the worker's audit entry: %v", err)
+	}
+	if code, _, body := get(t, p.URL()+"/v1/ext/capsules", key); code != 200 || body != "0" {
+		t.Errorf("GET /v1/ext/capsules: %d %q, want 200 and no capsules", code, body)
+	}
+	c, err := nestbox.New(nestbox.Config{URL: p.URL(), APIKey: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := c.AdminAuditLogs(t.Context(), nestbox.AuditListOptions{ResourceType: "report"})
+	if err != nil || len(l.Entries) != 1 || l.Entries[0].Actor.Type != nestbox.AuditActorSystem || l.Entries[0].ResourceID != "daily" {
+		t.Errorf("the worker's entry through GET /v1/admin/audit-logs: %+v, %v", l.Entries, err)
 	}
 }

@@ -41,8 +41,19 @@ type (
 	MailMessage = mail.Message
 
 	// Lifecycle drives capsules: Create, Get, List, Destroy, Pause,
-	// Resume, SetTimeout, snapshots.
+	// Resume, Fork, SetTimeout, snapshots and templates, within the
+	// team's quotas and the operator's limits. The control plane owns its
+	// Run, Close and host-facing methods (HandleHostEvent, Reconcile...):
+	// an extension calls the team-facing ones.
 	Lifecycle = lifecycle.Service
+	// PauseOptions, ResumeOptions, ForkOptions, SnapshotOptions and
+	// SnapshotFilter are the options of Lifecycle's methods of those
+	// names.
+	PauseOptions    = lifecycle.PauseOptions
+	ResumeOptions   = lifecycle.ResumeOptions
+	ForkOptions     = lifecycle.ForkOptions
+	SnapshotOptions = lifecycle.SnapshotOptions
+	SnapshotFilter  = lifecycle.SnapshotFilter
 	// Limits are the operator's limits on capsules and teams' quotas.
 	Limits = lifecycle.Limits
 )
