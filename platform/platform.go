@@ -265,7 +265,12 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 	// that serves their routes is made.
 	ccfg.Extend = func(life *lifecycle.Service) (controlplane.Extras, error) {
 		var all controlplane.Extras
+		names := map[string]bool{}
 		for _, ext := range cfg.Extensions {
+			if names[ext.Name] {
+				return all, fmt.Errorf("platform: two extensions named %q", ext.Name)
+			}
+			names[ext.Name] = true
 			x, err := p.setUp(ext, services{store: p.st, audit: auditLog, mailer: mailer, life: life, log: log})
 			if err != nil {
 				return all, err

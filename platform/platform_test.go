@@ -157,6 +157,7 @@ func TestExtensionsRefused(t *testing.T) {
 		{"no method", []platform.Extension{{Name: "a", Setup: route("/v1/ext/x")}}, "method"},
 		{"the port proxy", []platform.Extension{{Name: "a", Setup: route("GET /proxy/x")}}, "proxy"},
 		{"another extension's", []platform.Extension{{Name: "a", Setup: route("GET /v1/ext/x")}, {Name: "b", Setup: route("GET /v1/ext/x")}}, "conflicts"},
+		{"a name twice", []platform.Extension{{Name: "a", Setup: route("GET /v1/ext/x")}, {Name: "a", Setup: route("GET /v1/ext/y")}}, "two extensions"},
 		{"a bad name", []platform.Extension{{Name: "Bad Name", Setup: route("GET /v1/ext/x")}}, "name"},
 		{"no setup", []platform.Extension{{Name: "a"}}, "Setup"},
 		{"a failing setup", []platform.Extension{{Name: "a", Setup: func(*platform.Extender) error { return errors.New("no licence") }}}, "no licence"},
