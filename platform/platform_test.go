@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -221,5 +222,48 @@ func TestExtensionServices(t *testing.T) {
 	l, err := c.AdminAuditLogs(t.Context(), nestbox.AuditListOptions{ResourceType: "report"})
 	if err != nil || len(l.Entries) != 1 || l.Entries[0].Actor.Type != nestbox.AuditActorSystem || l.Entries[0].ResourceID != "daily" {
 		t.Errorf("the worker's entry through GET /v1/admin/audit-logs: %+v, %v", l.Entries, err)
+	}
+}
+
+// TestListenerFailureStops: a listener that fails under Run ends the
+// server, and with it the workers, so that Run returns (with the error)
+// instead of waiting for a context nobody will cancel.
+func TestListenerFailureStops(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := make(chan struct{})
+	ext := platform.Extension{Name: "w", Setup: func(x *platform.Extender) error {
+		x.Go("waits", func(ctx context.Context) error {
+			<-ctx.Done()
+			close(stopped)
+			return nil
+		})
+		return nil
+	}}
+	p, err := platform.New(t.Context(), platform.Config{DataDir: t.TempDir(), Listener: ln, Extensions: []platform.Extension{ext}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(context.Background()) }()
+	if code, _, _ := get(t, p.URL()+"/health", ""); code != 200 {
+		t.Fatalf("GET /health: %d", code)
+	}
+	ln.Close()
+	select {
+	case err := <-errc:
+		if err == nil {
+			t.Error("Run after its listener failed: nil, want the error")
+		}
+	case <-time.After(time.Minute):
+		t.Fatal("Run did not return within a minute of its listener's failure")
+	}
+	select {
+	case <-stopped:
+	default:
+		t.Error("Run returned before its worker was stopped")
 	}
 }

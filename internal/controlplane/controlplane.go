@@ -229,6 +229,10 @@ func New(cfg Config) (*ControlPlane, error) {
 // requests get 10 s, the extensions' workers are waited for, background
 // lifecycle work gets ShutdownGrace.
 func (cp *ControlPlane) Run(ctx context.Context, ln net.Listener) error {
+	// A server that stops on its own (its listener failed) stops the
+	// background work too, or the wait below would never end.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { cp.Life.Run(ctx) })
 	wg.Go(func() { cp.forgetGone(ctx) })
@@ -245,6 +249,7 @@ func (cp *ControlPlane) Run(ctx context.Context, ln net.Listener) error {
 		wg.Go(func() { runWorker(ctx, w, wlog, cp.workerFailures) })
 	}
 	err := cp.Server.Serve(ctx, ln)
+	cancel()
 	wg.Wait()
 	cp.Life.Close(cp.cfg.ShutdownGrace)
 	return err
