@@ -142,6 +142,7 @@ func TestMiddlewareAndAdminRoutes(t *testing.T) {
 
 // TestExtensionsRefused: what an extension may not register fails New.
 func TestExtensionsRefused(t *testing.T) {
+	dir := t.TempDir()
 	route := func(pattern string) func(x *platform.Extender) error {
 		return func(x *platform.Extender) error {
 			x.Handle(pattern, func(http.ResponseWriter, *http.Request) {})
@@ -163,7 +164,8 @@ func TestExtensionsRefused(t *testing.T) {
 		{"no setup", []platform.Extension{{Name: "a"}}, "Setup"},
 		{"a failing setup", []platform.Extension{{Name: "a", Setup: func(*platform.Extender) error { return errors.New("no licence") }}}, "no licence"},
 	} {
-		p, err := platform.New(t.Context(), platform.Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", Extensions: tc.exts})
+		// One data directory for all: its database is migrated once.
+		p, err := platform.New(t.Context(), platform.Config{DataDir: dir, Listen: "127.0.0.1:0", Extensions: tc.exts})
 		if err == nil {
 			p.Close()
 			t.Errorf("%s: New succeeded", tc.name)
