@@ -58,6 +58,12 @@ func New(cfg Config) (*Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	return newClient(raw, key, cfg)
+}
+
+// newClient checks the URL raw and returns a client of it that sends key
+// ("" sends none).
+func newClient(raw, key string, cfg Config) (*Client, error) {
 	base, err := url.Parse(raw)
 	if err != nil {
 		return nil, fmt.Errorf("%w: URL %q: %v", ErrInvalid, raw, err)
@@ -119,7 +125,9 @@ func pathf(format string, segments ...any) string {
 
 // header sets what every request to the control plane carries.
 func (c *Client) header(h http.Header) {
-	h.Set("X-API-Key", c.key)
+	if c.key != "" {
+		h.Set("X-API-Key", c.key)
+	}
 	h.Set("User-Agent", c.userAgent)
 }
 

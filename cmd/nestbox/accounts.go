@@ -8,12 +8,8 @@ import (
 	"log/slog"
 	"os"
 
-	"nestbox.dev/internal/account"
-	"nestbox.dev/internal/audit"
-	"nestbox.dev/internal/controlplane"
 	"nestbox.dev/internal/mail"
-	"nestbox.dev/internal/store"
-	"nestbox.dev/internal/team"
+	nbplatform "nestbox.dev/platform"
 )
 
 // mailFlags choose the Mailer of the account service: SMTP when
@@ -49,35 +45,23 @@ func (mf *mailFlags) mailer(log *slog.Logger) (mail.Mailer, error) {
 		Password: os.Getenv("NESTBOX_SMTP_PASSWORD"), Insecure: mf.insecure})
 }
 
-// newAccounts is the account and team services of a control plane whose
-// state is in dataDir (the link key) and st. A purge of a deleted account
-// anonymises the user's entries in auditLog first, and keeps the user if
-// that fails.
-func newAccounts(dataDir, publicURL string, st store.Store, mf *mailFlags, auditLog *audit.Logger, log *slog.Logger) (*account.Service, *team.Service, error) {
+// apply sets the platform's Mailer and LinkKey from the flags: the key in
+// --link-key-file, or nil for <data-dir>/link-key.
+func (mf *mailFlags) apply(cfg *nbplatform.Config, log *slog.Logger) error {
 	m, err := mf.mailer(log)
 	if err != nil {
-		return nil, nil, err
+		return err
 	}
-	var key []byte
-	if mf.linkKeyFile != "" {
-		b, err := os.ReadFile(mf.linkKeyFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("--link-key-file: %w", err)
-		}
-		if key = bytes.TrimSpace(b); len(key) < 32 {
-			return nil, nil, fmt.Errorf("--link-key-file: %s holds %d bytes, want at least 32", mf.linkKeyFile, len(key))
-		}
-	} else if key, err = controlplane.LinkKey(dataDir); err != nil {
-		return nil, nil, err
+	cfg.Mailer = m
+	if mf.linkKeyFile == "" {
+		return nil
 	}
-	acc, err := account.New(account.Config{Store: st, Mailer: m, LinkKey: key, PublicURL: publicURL, Logger: log.With("component", "accounts"),
-		BeforePurge: auditLog.Anonymise})
+	b, err := os.ReadFile(mf.linkKeyFile)
 	if err != nil {
-		return nil, nil, err
+		return fmt.Errorf("--link-key-file: %w", err)
 	}
-	tm, err := team.New(team.Config{Store: st, Mailer: m, LinkKey: key, PublicURL: publicURL, Logger: log.With("component", "teams")})
-	if err != nil {
-		return nil, nil, err
+	if cfg.LinkKey = bytes.TrimSpace(b); len(cfg.LinkKey) < 32 {
+		return fmt.Errorf("--link-key-file: %s holds %d bytes, want at least 32", mf.linkKeyFile, len(cfg.LinkKey))
 	}
-	return acc, tm, nil
+	return nil
 }

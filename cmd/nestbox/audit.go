@@ -3,11 +3,9 @@ package main
 import (
 	"errors"
 	"flag"
-	"log/slog"
 	"time"
 
 	"nestbox.dev/internal/audit"
-	"nestbox.dev/internal/store"
 )
 
 // auditFlags configure the control plane's audit log.
@@ -21,11 +19,11 @@ func registerAuditFlags(fs *flag.FlagSet) *auditFlags {
 	return af
 }
 
-// logger is the audit log over st. A purge of a deleted account
-// anonymises the user's entries through it first (newAccounts).
-func (af *auditFlags) logger(st store.Store, log *slog.Logger) (*audit.Logger, error) {
+// check returns the retention, refusing one that would delete every entry
+// at once or keep them forever by accident.
+func (af *auditFlags) check() (time.Duration, error) {
 	if af.retention <= 0 {
-		return nil, errors.New("--audit-retention: want a duration above zero, e.g. 9600h")
+		return 0, errors.New("--audit-retention: want a duration above zero, e.g. 9600h")
 	}
-	return audit.New(audit.Config{Store: st, Retention: af.retention, Logger: log.With("component", "audit")})
+	return af.retention, nil
 }

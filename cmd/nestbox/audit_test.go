@@ -1,91 +1,13 @@
 package main
 
 import (
-	"context"
-	"errors"
-	"log/slog"
 	"testing"
 	"time"
-
-	"nestbox.dev"
-	"nestbox.dev/internal/account"
-	"nestbox.dev/internal/errdefs"
-	"nestbox.dev/internal/store"
-	"nestbox.dev/internal/store/sqlite"
 )
-
-// failingAudit is a store whose audit anonymisation fails.
-type failingAudit struct{ store.Store }
-
-func (failingAudit) AnonymiseAuditEntries(context.Context, string) (int, error) {
-	return 0, errdefs.Unavailable("the audit log is down")
-}
-
-// TestPurgeAnonymisesFirst: the account service the control plane runs
-// anonymises a purged user's audit entries before deleting the user, and
-// keeps the user when that fails.
-func TestPurgeAnonymisesFirst(t *testing.T) {
-	for _, failing := range []bool{true, false} {
-		t.Run(map[bool]string{true: "failing", false: "anonymised"}[failing], func(t *testing.T) { testPurge(t, failing) })
-	}
-}
-
-func testPurge(t *testing.T, failing bool) {
-	ctx := t.Context()
-	st, err := sqlite.Open(ctx, sqlite.Memory)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { st.Close() })
-	old := time.Now().Add(-account.DefaultGrace - time.Hour)
-	if err := st.CreateAccount(ctx, store.User{ID: "usr_old", Email: "old@example.com", CreatedAt: old},
-		store.Account{UserID: "usr_old", PasswordHash: "x", Status: store.AccountActive, CreatedAt: old}); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.SetAccountStatus(ctx, "usr_old", store.AccountActive, store.AccountDeleted, old); err != nil {
-		t.Fatal(err)
-	}
-	if err := st.InsertAuditEntry(ctx, nestbox.AuditEntry{ID: "aud_1", Time: old, Scope: nestbox.AuditScopeTeam, TeamID: "t1",
-		Actor: nestbox.AuditActor{Type: nestbox.AuditActorUser, ID: "usr_old", Name: "old@example.com"}, ResourceType: "capsule",
-		Action: "capsule.create", Status: nestbox.AuditSuccess}); err != nil {
-		t.Fatal(err)
-	}
-	log := slog.New(slog.DiscardHandler)
-	var ast store.Store = st
-	if failing {
-		ast = failingAudit{st}
-	}
-	lg, err := (&auditFlags{retention: time.Hour}).logger(ast, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	acc, _, err := newAccounts(t.TempDir(), "", st, &mailFlags{}, lg, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := acc.Purge(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, gerr := st.GetUser(ctx, "usr_old")
-	es, _, lerr := st.ListAuditEntries(ctx, store.AuditFilter{})
-	if lerr != nil || len(es) != 1 {
-		t.Fatalf("entries: %v, %v", es, lerr)
-	}
-	if failing {
-		if n != 0 || gerr != nil || es[0].Actor.ID != "usr_old" {
-			t.Errorf("purge with anonymisation failing: %d purged, user %v, actor %+v; want the user kept as it was", n, gerr, es[0].Actor)
-		}
-		return
-	}
-	if n != 1 || !errors.Is(gerr, errdefs.ErrNotFound) || es[0].Actor != (nestbox.AuditActor{Type: nestbox.AuditActorUser, Name: store.AnonymousActor}) {
-		t.Errorf("purge: %d purged, user %v, actor %+v; want the user gone and its entry anonymised", n, gerr, es[0].Actor)
-	}
-}
 
 func TestAuditRetentionFlag(t *testing.T) {
 	for _, d := range []time.Duration{0, -time.Hour} {
-		if _, err := (&auditFlags{retention: d}).logger(nil, slog.New(slog.DiscardHandler)); err == nil {
+		if _, err := (&auditFlags{retention: d}).check(); err == nil {
 			t.Errorf("--audit-retention %s: no error", d)
 		}
 	}

@@ -42,7 +42,8 @@ type command struct {
 
 // clientCommands are the commands that take cli.GlobalFlags before their
 // name.
-var clientCommands = map[string]bool{"capsule": true, "key": true, "template": true, "snapshot": true, "host": true, "audit": true, "usage": true}
+var clientCommands = map[string]bool{"capsule": true, "key": true, "template": true, "snapshot": true, "host": true, "audit": true, "usage": true,
+	"account": true, "team": true}
 
 var commands = []command{
 	{"up", "run the whole platform on this machine (control plane + host agent)", runUp},
@@ -55,6 +56,8 @@ var commands = []command{
 	{"host", "list, cordon, drain and remove a fleet's hosts; make join tokens (admins)", clientCommand(cli.Host)},
 	{"audit", "list the team's audit log, or the platform's (admins)", clientCommand(cli.Audit)},
 	{"usage", "show the team's capsule usage per day: a table and a bar chart", clientCommand(cli.Usage)},
+	{"account", "sign up, log in and out, show who the commands act as", clientCommand(cli.Account)},
+	{"team", "list and switch your teams, list members, invite", clientCommand(cli.Team)},
 }
 
 // clientCommand adapts a CLI verb group to a command.

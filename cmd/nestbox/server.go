@@ -16,10 +16,8 @@ import (
 	"time"
 
 	"nestbox.dev/internal/agent"
-	"nestbox.dev/internal/cli"
-	"nestbox.dev/internal/controlplane"
 	"nestbox.dev/internal/fleet"
-	"nestbox.dev/internal/lifecycle"
+	nbplatform "nestbox.dev/platform"
 )
 
 // runServer is `nestbox server`: the control plane alone, in front of one
@@ -95,81 +93,41 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		agentTLS = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: logLevel}))
-	if err := os.MkdirAll(dataDir, 0o700); err != nil {
-		return err
-	}
-	hostToken, err := controlplane.HostToken(dataDir)
-	if err != nil {
-		return err
-	}
-	// The agent posts its events with the token derived from its own (so
-	// a split deployment copies one file, the agent token), or with a copy
-	// of <data-dir>/host-token given to it with --events-token-file.
-	hostTokens := []string{agent.EventsToken(agentToken), hostToken}
-	if agentURL == "" {
-		hostTokens = nil
-	}
 	ln, err := net.Listen("tcp", listen)
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
-	if publicURL == "" {
-		publicURL = "http://" + loopbackAddr(ln.Addr())
-	}
-	st, err := openStore(ctx, dataDir, databaseURL)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	ev, err := openEvents(ctx, redisURL, log)
-	if err != nil {
-		return err
-	}
-	defer ev.Close()
-	key, err := controlplane.Bootstrap(ctx, st, func(key string) error { return cli.WriteCredentials(dataDir, publicURL, key) })
-	if err != nil {
-		return err
-	}
-	auditLog, err := af.logger(st, log)
-	if err != nil {
-		return err
-	}
-	accounts, teams, err := newAccounts(dataDir, publicURL, st, mf, auditLog, log)
-	if err != nil {
-		return err
-	}
-	ccfg := controlplane.Config{
-		Store:             st,
-		Events:            ev,
-		Logger:            log,
-		HostTokens:        hostTokens,
-		ReconcileInterval: reconcile,
-		Domain:            domain,
-		Limits:            limits,
-		PublicURL:         publicURL,
-		Accounts:          accounts,
-		Teams:             teams,
-		Audit:             auditLog,
-		Usage:             ucfg,
+	pcfg := nbplatform.Config{
+		DataDir:            dataDir,
+		DatabaseURL:        databaseURL,
+		RedisURL:           redisURL,
+		Listener:           ln,
+		PublicURL:          publicURL,
+		Domain:             domain,
+		Logger:             log,
+		HeartbeatInterval:  heartbeat,
+		AgentTLS:           agentTLS,
+		ReconcileInterval:  reconcile,
+		Limits:             limits,
+		UsageInterval:      ucfg.Interval,
+		UsageRetentionDays: ucfg.RetentionDays,
 	}
 	if agentURL != "" {
-		ccfg.Hosts = controlplane.NewSingleHost(controlplane.HostConfig{ID: "local", URL: agentURL, Token: agentToken, TLS: agentTLS})
-	} else {
-		ccfg.HostTokens = nil
-		ccfg.Fleet = fleet.New(fleet.Config{
-			Store:             st,
-			Logger:            log.With("component", "fleet"),
-			HeartbeatInterval: heartbeat,
-			Connect: func(id, url, token string) lifecycle.Host {
-				return controlplane.HostClient(controlplane.HostConfig{ID: id, URL: url, Token: token, TLS: agentTLS})
-			},
-		})
+		pcfg.Agent = &nbplatform.Agent{URL: agentURL, Token: agentToken}
 	}
-	cp, err := controlplane.New(ccfg)
+	if err := mf.apply(&pcfg, log); err != nil {
+		return err
+	}
+	if pcfg.AuditRetention, err = af.check(); err != nil {
+		return err
+	}
+	p, err := nbplatform.New(ctx, pcfg)
 	if err != nil {
 		return err
 	}
+	defer p.Close()
+	key, publicURL := p.NewKey(), p.URL()
 	if key != "" {
 		fmt.Fprintf(stdout, "API key: %s (shown once; saved in %s)\n", key, filepath.Join(dataDir, "credentials.json"))
 	}
@@ -182,10 +140,10 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	defer cancel()
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	if err := serveMetrics(ctx, &wg, metricsListen, cp.Metrics, log); err != nil {
+	if err := serveMetrics(ctx, &wg, metricsListen, p.Metrics(), log); err != nil {
 		return err
 	}
-	err = cp.Run(ctx, ln)
+	err = p.Run(ctx)
 	cancel()
 	return err
 }

@@ -21,6 +21,7 @@ import (
 	"nestbox.dev/internal/lifecycle"
 	"nestbox.dev/internal/metrics"
 	cpusage "nestbox.dev/internal/usage"
+	nbplatform "nestbox.dev/platform"
 )
 
 // upConfig is what `nestbox up` runs with.
@@ -100,58 +101,40 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return err
 	}
 
-	st, err := openStore(ctx, cfg.dataDir, cfg.databaseURL)
+	ready := make(chan struct{})
+	pcfg := nbplatform.Config{
+		DataDir:            cfg.dataDir,
+		DatabaseURL:        cfg.databaseURL,
+		RedisURL:           cfg.redisURL,
+		Listener:           ln,
+		PublicURL:          cfg.publicURL,
+		Domain:             cfg.domain,
+		Logger:             log,
+		Agent:              &nbplatform.Agent{URL: "http://" + loopbackAddr(agentLn.Addr()), Token: agentToken},
+		ReconcileInterval:  cfg.reconcile,
+		Limits:             cfg.limits,
+		UsageInterval:      cfg.usage.Interval,
+		UsageRetentionDays: cfg.usage.RetentionDays,
+		Ready:              ready,
+		Metrics:            reg,
+	}
+	if err := cfg.mail.apply(&pcfg, log); err != nil {
+		return err
+	}
+	if pcfg.AuditRetention, err = cfg.audit.check(); err != nil {
+		return err
+	}
+	cp, err := nbplatform.New(ctx, pcfg)
 	if err != nil {
 		return err
 	}
-	defer st.Close()
-	ev, err := openEvents(ctx, cfg.redisURL, log)
-	if err != nil {
-		return err
-	}
-	defer ev.Close()
-	newKey, err := controlplane.Bootstrap(ctx, st, func(key string) error {
-		return cli.WriteCredentials(cfg.dataDir, cfg.publicURL, key)
-	})
-	if err != nil {
-		return err
-	}
+	defer cp.Close()
+	newKey := cp.NewKey()
 	if newKey == "" {
 		// Keep the saved URL in step with where the platform now listens.
 		if _, key, err := nestbox.LoadCredentials(cfg.dataDir); err == nil {
 			cli.WriteCredentials(cfg.dataDir, cfg.publicURL, key)
 		}
-	}
-
-	auditLog, err := cfg.audit.logger(st, log)
-	if err != nil {
-		return err
-	}
-	accounts, teams, err := newAccounts(cfg.dataDir, cfg.publicURL, st, cfg.mail, auditLog, log)
-	if err != nil {
-		return err
-	}
-
-	ready := make(chan struct{})
-	cp, err := controlplane.New(controlplane.Config{
-		Store:             st,
-		Events:            ev,
-		Hosts:             controlplane.NewSingleHost(controlplane.HostConfig{ID: "local", URL: "http://" + loopbackAddr(agentLn.Addr()), Token: agentToken}),
-		Logger:            log,
-		HostTokens:        []string{hostToken},
-		ReconcileInterval: cfg.reconcile,
-		Limits:            cfg.limits,
-		Ready:             ready,
-		Domain:            cfg.domain,
-		PublicURL:         cfg.publicURL,
-		Accounts:          accounts,
-		Teams:             teams,
-		Audit:             auditLog,
-		Metrics:           reg,
-		Usage:             cfg.usage,
-	})
-	if err != nil {
-		return err
 	}
 
 	ctx, cancel := context.WithCancel(ctx)
@@ -166,7 +149,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		a.DrainPools(context.WithoutCancel(ctx))
 	})
 	wg.Go(func() { errc <- a.Serve(ctx, agentLn) })
-	wg.Go(func() { errc <- cp.Run(ctx, ln) })
+	wg.Go(func() { errc <- cp.Run(ctx) })
 
 	// The first template (minimal, built in about a second) is built
 	// before the API serves; the others build in the background. A create
@@ -225,19 +208,9 @@ func printWelcome(w io.Writer, cfg upConfig, newKey string, building []string, b
 	fmt.Fprintf(w, "Try:\n  %s capsule create\n  %s capsule exec <id> -- uname -a\n", cmd, cmd)
 }
 
-// loopbackAddr is addr with an unspecified IP replaced by 127.0.0.1: the
-// address this machine reaches a wildcard listener at.
-func loopbackAddr(addr net.Addr) string {
-	tcp, ok := addr.(*net.TCPAddr)
-	if !ok {
-		return addr.String()
-	}
-	ip := tcp.IP
-	if ip == nil || ip.IsUnspecified() {
-		ip = net.IPv4(127, 0, 0, 1)
-	}
-	return net.JoinHostPort(ip.String(), fmt.Sprint(tcp.Port))
-}
+// loopbackAddr is the address this machine reaches a listener at
+// (nbplatform.LoopbackAddr).
+func loopbackAddr(addr net.Addr) string { return nbplatform.LoopbackAddr(addr) }
 
 func parseUpFlags(args []string, stderr io.Writer) (upConfig, error) {
 	fs := flag.NewFlagSet("nestbox up", flag.ContinueOnError)

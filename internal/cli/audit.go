@@ -55,7 +55,7 @@ func auditList(ctx context.Context, args []string, stdio IO) error {
 			return c.usageError("--since: want a duration such as 24h or a time such as 2026-01-02T15:04:05Z")
 		}
 	}
-	client, err := c.client()
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}

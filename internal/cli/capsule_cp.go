@@ -29,7 +29,7 @@ func capsuleCopy(ctx context.Context, args []string, stdio IO) error {
 	if err := checkCopyArgs(src, dst); err != nil {
 		return c.usageError(err.Error())
 	}
-	client, err := c.client()
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}

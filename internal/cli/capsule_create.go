@@ -58,7 +58,7 @@ func capsuleCreate(ctx context.Context, args []string, stdio IO) error {
 		req.PublicTraffic = new(bool)
 	}
 	req.AllowOut, req.DenyOut = allowOut, denyOut
-	client, err := c.client()
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}

@@ -23,7 +23,7 @@ func capsuleFork(ctx context.Context, args []string, stdio IO) error {
 	if *count < 1 || *timeout < 0 {
 		return c.usageError("--count must be at least 1 and --timeout not negative")
 	}
-	client, err := c.client()
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}

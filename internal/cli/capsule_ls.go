@@ -39,7 +39,7 @@ func capsuleList(ctx context.Context, args []string, stdio IO) error {
 	if len(metadata) > 0 {
 		opts.Metadata = metadata
 	}
-	client, err := c.client()
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}

@@ -19,7 +19,7 @@ func capsulePause(ctx context.Context, args []string, stdio IO) error {
 	if err != nil {
 		return err
 	}
-	client, err := c.client()
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}
@@ -41,7 +41,7 @@ func capsuleResume(ctx context.Context, args []string, stdio IO) error {
 	if *timeout < 0 {
 		return c.usageError("--timeout must not be negative")
 	}
-	client, err := c.client()
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}

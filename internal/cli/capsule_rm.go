@@ -15,7 +15,7 @@ func capsuleRemove(ctx context.Context, args []string, stdio IO) error {
 	if err != nil {
 		return err
 	}
-	client, err := c.client()
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}

@@ -15,40 +15,45 @@ import (
 // nestbox.DefaultDataDir), readable by its owner only. It replaces an existing
 // file atomically.
 func WriteCredentials(dataDir, url, key string) error {
-	path := nestbox.CredentialsPath(dataDir)
 	b, err := json.MarshalIndent(nestbox.Credentials{URL: url, APIKey: key}, "", "  ")
 	if err != nil {
 		return err
 	}
-	dir := filepath.Dir(path)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
+	if err := writePrivate(nestbox.CredentialsPath(dataDir), append(b, '\n')); err != nil {
 		return fmt.Errorf("write credentials: %w", err)
 	}
-	f, err := os.CreateTemp(dir, ".credentials-*.json") // mode 0600
+	return nil
+}
+
+// writePrivate writes data to path, readable by its owner only, replacing
+// an existing file atomically (a temporary file, synced, then renamed).
+func writePrivate(path string, data []byte) error {
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+"-*") // mode 0600
 	if err != nil {
-		return fmt.Errorf("write credentials: %w", err)
+		return err
 	}
 	tmp := f.Name()
 	defer os.Remove(tmp) // fails harmlessly after the rename
 	if err := f.Chmod(0o600); err != nil {
 		f.Close()
-		return fmt.Errorf("write credentials: %w", err)
+		return err
 	}
-	if _, err := f.Write(append(b, '\n')); err != nil {
+	if _, err := f.Write(data); err != nil {
 		f.Close()
-		return fmt.Errorf("write credentials: %w", err)
+		return err
 	}
 	if err := f.Sync(); err != nil {
 		f.Close()
-		return fmt.Errorf("write credentials: %w", err)
+		return err
 	}
 	if err := f.Close(); err != nil {
-		return fmt.Errorf("write credentials: %w", err)
+		return err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return fmt.Errorf("write credentials: %w", err)
-	}
-	return nil
+	return os.Rename(tmp, path)
 }
 
 // resolveConnection picks the URL and key as the SDK does

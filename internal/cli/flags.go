@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"flag"
 	"fmt"
 	"io"
@@ -86,9 +87,21 @@ func (c *command) usageError(msg string) error {
 }
 
 // client returns an SDK client for the connection the flags, the
-// environment or the credentials file name.
-func (c *command) client() (*nestbox.Client, error) {
-	url, key, err := resolveConnection(firstOf(c.url, c.stdio.URL), firstOf(c.key, c.stdio.APIKey), c.stdio.getenv)
+// environment, the session of `nestbox account login` or the credentials
+// file name, in that order. ctx bounds the refresh of a session about to
+// expire.
+func (c *command) client(ctx context.Context) (*nestbox.Client, error) {
+	flagURL, flagKey := firstOf(c.url, c.stdio.URL), firstOf(c.key, c.stdio.APIKey)
+	if flagKey == "" && c.stdio.getenv(nestbox.EnvAPIKey) == "" {
+		s, ok, err := liveSession(ctx, c.stdio, firstOf(flagURL, c.stdio.getenv(nestbox.EnvURL)))
+		if err != nil {
+			return nil, err
+		}
+		if ok {
+			return nestbox.New(nestbox.Config{URL: s.URL, APIKey: s.AccessToken, UserAgent: "nestbox-cli"})
+		}
+	}
+	url, key, err := resolveConnection(flagURL, flagKey, c.stdio.getenv)
 	if err != nil {
 		return nil, err
 	}

@@ -17,6 +17,8 @@ func TestHelp(t *testing.T) {
 		"key":      {Key, keyVerbs},
 		"template": {Template, templateVerbs},
 		"audit":    {Audit, auditVerbs},
+		"account":  {Account, accountVerbs},
+		"team":     {Team, teamVerbs},
 	}
 	f := newFakeServer(t)
 	for name, g := range groups {

@@ -32,7 +32,7 @@ func hostList(ctx context.Context, args []string, stdio IO) error {
 	if _, err := c.parse(args, 0, 0); err != nil {
 		return err
 	}
-	client, err := c.client()
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}
@@ -65,7 +65,7 @@ func hostGet(ctx context.Context, args []string, stdio IO) error {
 	if err != nil {
 		return err
 	}
-	client, err := c.client()
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}
@@ -110,7 +110,7 @@ func hostAction(action string) func(ctx context.Context, args []string, stdio IO
 		if err != nil {
 			return err
 		}
-		client, err := c.client()
+		client, err := c.client(ctx)
 		if err != nil {
 			return err
 		}
@@ -134,7 +134,7 @@ func hostRemove(ctx context.Context, args []string, stdio IO) error {
 	if err != nil {
 		return err
 	}
-	client, err := c.client()
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}

@@ -33,7 +33,7 @@ func hostTokenCreate(ctx context.Context, args []string, stdio IO) error {
 	if _, err := c.parse(args, 0, 0); err != nil {
 		return err
 	}
-	client, err := c.client()
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}
@@ -62,7 +62,7 @@ func hostTokenList(ctx context.Context, args []string, stdio IO) error {
 	if _, err := c.parse(args, 0, 0); err != nil {
 		return err
 	}
-	client, err := c.client()
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}
@@ -91,7 +91,7 @@ func hostTokenRemove(ctx context.Context, args []string, stdio IO) error {
 	if err != nil {
 		return err
 	}
-	client, err := c.client()
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}

@@ -22,7 +22,7 @@ func keyCreate(ctx context.Context, args []string, stdio IO) error {
 	if *name == "" {
 		return c.usageError("--name is required")
 	}
-	client, err := c.client()
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}
@@ -56,7 +56,7 @@ func keyList(ctx context.Context, args []string, stdio IO) error {
 	if _, err := c.parse(args, 0, 0); err != nil {
 		return err
 	}
-	client, err := c.client()
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}
@@ -89,7 +89,7 @@ func keyRemove(ctx context.Context, args []string, stdio IO) error {
 	if err != nil {
 		return err
 	}
-	client, err := c.client()
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}

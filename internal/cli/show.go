@@ -17,7 +17,7 @@ func showCapsule[T any](ctx context.Context, args []string, stdio IO, name, summ
 	if err != nil {
 		return err
 	}
-	client, err := c.client()
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}

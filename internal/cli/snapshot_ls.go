@@ -22,7 +22,7 @@ func snapshotList(ctx context.Context, args []string, stdio IO) error {
 	if *limit < 0 || *limit > 100 {
 		return c.usageError("--limit must be 1 to 100")
 	}
-	client, err := c.client()
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}

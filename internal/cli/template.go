@@ -15,7 +15,7 @@ func templateList(ctx context.Context, args []string, stdio IO) error {
 	if _, err := c.parse(args, 0, 0); err != nil {
 		return err
 	}
-	client, err := c.client()
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}

@@ -16,7 +16,7 @@ func templateCreate(ctx context.Context, args []string, stdio IO) error {
 	if *from == "" {
 		return c.usageError("--from-snapshot is required: templates are made from snapshots")
 	}
-	client, err := c.client()
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}

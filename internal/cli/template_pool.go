@@ -20,7 +20,7 @@ func templatePool(ctx context.Context, args []string, stdio IO) error {
 	if err != nil || size < 0 {
 		return c.usageError(fmt.Sprintf("SIZE %q is not a number of 0 or more", rest[1]))
 	}
-	client, err := c.client()
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}

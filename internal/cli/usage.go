@@ -38,7 +38,7 @@ func Usage(ctx context.Context, args []string, stdio IO) error {
 		}
 		*f.dst = d
 	}
-	client, err := c.client()
+	client, err := c.client(ctx)
 	if err != nil {
 		return err
 	}

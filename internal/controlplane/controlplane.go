@@ -1,8 +1,10 @@
 // Package controlplane assembles the control plane from its parts: the
 // store, the event stream, the lifecycle service over the hosts, the audit
 // log, and the HTTP server. It also makes the first admin, team and API
-// key of a new installation. cmd/nestbox's `up` and `server` roles import it; the same
-// package lets Nestbox be embedded as a library.
+// key of a new installation, and runs the workers extensions add. The
+// public package nestbox.dev/platform, through which `nestbox up`,
+// `nestbox server` and programs embedding Nestbox start a control plane,
+// imports it.
 package controlplane
 
 import (
@@ -12,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"sync"
 	"time"
 
@@ -81,6 +84,20 @@ type Config struct {
 	// Usage configures usage accounting (its Store, Hosts, Logger and
 	// Holder are the control plane's); zero fields are usage's defaults.
 	Usage usage.Config
+	// Extend, if not nil, is called once by New with the lifecycle
+	// service, before the HTTP server is made, for what extensions add
+	// (nestbox.dev/platform).
+	Extend func(life *lifecycle.Service) (Extras, error)
+}
+
+// Extras are what extensions add to a control plane: routes after the
+// core's behind the same authentication (server.Config.Extensions),
+// middleware around every request, and background workers, each in its
+// own goroutine from Run until shutdown (workers.go).
+type Extras struct {
+	Routes     []server.ExtensionRoute
+	Middleware []func(http.Handler) http.Handler
+	Workers    []Worker
 }
 
 // ControlPlane is the running control plane.
@@ -93,6 +110,10 @@ type ControlPlane struct {
 	Metrics *prometheus.Registry
 	// Usage samples capsules and rolls their usage up.
 	Usage *usage.Worker
+	// workers are the extensions' background workers; workerFailures
+	// counts those that failed.
+	workers        []Worker
+	workerFailures *prometheus.CounterVec
 }
 
 // New assembles a ControlPlane; Run starts it.
@@ -134,6 +155,17 @@ func New(cfg Config) (*ControlPlane, error) {
 	if err != nil {
 		return nil, err
 	}
+	var extras Extras
+	if cfg.Extend != nil {
+		if extras, err = cfg.Extend(life); err != nil {
+			return nil, err
+		}
+	}
+	for i, w := range extras.Workers {
+		if w.Name == "" || w.Run == nil {
+			return nil, errdefs.Invalid("controlplane: worker %d (%q) needs a name and a Run", i, w.Name)
+		}
+	}
 	if cfg.Audit == nil {
 		if cfg.Audit, err = audit.New(audit.Config{Store: cfg.Store, Logger: cfg.Logger.With("component", "audit"), Holder: holder}); err != nil {
 			return nil, err
@@ -172,6 +204,8 @@ func New(cfg Config) (*ControlPlane, error) {
 		PlatformTeamID: DefaultTeamID,
 		Audit:          cfg.Audit,
 		Metrics:        cfg.Metrics,
+		Extensions:     extras.Routes,
+		Middleware:     extras.Middleware,
 	})
 	if err != nil {
 		return nil, err
@@ -183,13 +217,22 @@ func New(cfg Config) (*ControlPlane, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &ControlPlane{cfg: cfg, Life: life, Server: srv, Metrics: cfg.Metrics, Usage: meter}, nil
+	failures, err := newWorkerFailures(cfg.Metrics)
+	if err != nil {
+		return nil, fmt.Errorf("controlplane: %w", err)
+	}
+	return &ControlPlane{cfg: cfg, Life: life, Server: srv, Metrics: cfg.Metrics, Usage: meter, workers: extras.Workers, workerFailures: failures}, nil
 }
 
 // Run serves the API on ln and runs the background work until ctx is
 // done, then shuts down gracefully: the listener closes, in-flight
-// requests get 10 s, background lifecycle work gets ShutdownGrace.
+// requests get 10 s, the extensions' workers are waited for, background
+// lifecycle work gets ShutdownGrace.
 func (cp *ControlPlane) Run(ctx context.Context, ln net.Listener) error {
+	// A server that stops on its own (its listener failed) stops the
+	// background work too, or the wait below would never end.
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
 	var wg sync.WaitGroup
 	wg.Go(func() { cp.Life.Run(ctx) })
 	wg.Go(func() { cp.forgetGone(ctx) })
@@ -201,7 +244,12 @@ func (cp *ControlPlane) Run(ctx context.Context, ln net.Listener) error {
 		wg.Go(func() { cp.cfg.Accounts.Run(ctx) })
 	}
 	wg.Go(func() { cp.cfg.Audit.Run(ctx) })
+	wlog := cp.cfg.Logger.With("component", "extensions")
+	for _, w := range cp.workers {
+		wg.Go(func() { runWorker(ctx, w, wlog, cp.workerFailures) })
+	}
 	err := cp.Server.Serve(ctx, ln)
+	cancel()
 	wg.Wait()
 	cp.Life.Close(cp.cfg.ShutdownGrace)
 	return err

@@ -68,6 +68,9 @@ type adminTeamBody struct {
 	OwnerID   string    `json:"owner_id,omitempty"`
 	Members   int       `json:"members"`
 	CreatedAt time.Time `json:"created_at"`
+	// BYOC and DeletedAt are the admins' team actions (admin_teams.go).
+	BYOC      bool       `json:"byoc"`
+	DeletedAt *time.Time `json:"deleted_at,omitempty"`
 }
 
 // listAllTeams pages through every team by ID, like listUsers.
@@ -87,7 +90,8 @@ func (s *Server) listAllTeams(w http.ResponseWriter, r *http.Request) {
 		Next  string          `json:"next,omitempty"`
 	}{Teams: []adminTeamBody{}}
 	for _, t := range ts {
-		out.Teams = append(out.Teams, adminTeamBody{ID: t.Team.ID, Name: t.Team.Name, OwnerID: t.OwnerID, Members: t.Members, CreatedAt: t.Team.CreatedAt})
+		out.Teams = append(out.Teams, adminTeamBody{ID: t.Team.ID, Name: t.Team.Name, OwnerID: t.OwnerID, Members: t.Members, CreatedAt: t.Team.CreatedAt,
+			BYOC: t.Team.BYOC, DeletedAt: t.Team.DeletedAt})
 	}
 	if len(ts) == limit {
 		out.Next = ts[len(ts)-1].Team.ID
@@ -151,6 +155,26 @@ func (s *Server) stopOwnedCapsules(ctx context.Context, userID string) (int, err
 	if err != nil {
 		return 0, err
 	}
+	n := 0
+	var errs []error
+	for _, m := range ms {
+		if m.Role != store.RoleOwner {
+			continue
+		}
+		k, err := s.destroyLiveCapsules(ctx, m.Team.ID)
+		n += k
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+// destroyLiveCapsules destroys, through the lifecycle service, every
+// capsule of teamID that is live and not already stopping, and returns
+// how many it destroyed. It goes on past a capsule it cannot destroy, and
+// reports those at the end; a listing that fails stops it.
+func (s *Server) destroyLiveCapsules(ctx context.Context, teamID string) (int, error) {
 	var live []nestbox.Status
 	for _, st := range capsulestate.All() {
 		if capsulestate.Live(st) && st != capsulestate.Stopping {
@@ -159,28 +183,22 @@ func (s *Server) stopOwnedCapsules(ctx context.Context, userID string) (int, err
 	}
 	n := 0
 	var errs []error
-	for _, m := range ms {
-		if m.Role != store.RoleOwner {
-			continue
+	cursor := ""
+	for {
+		page, err := s.life.List(ctx, teamID, store.CapsuleFilter{Statuses: live, Limit: 1000, Cursor: cursor})
+		if err != nil {
+			return n, errors.Join(append(errs, err)...)
 		}
-		cursor := ""
-		for {
-			page, err := s.life.List(ctx, m.Team.ID, store.CapsuleFilter{Statuses: live, Limit: 1000, Cursor: cursor})
-			if err != nil {
-				return n, err
+		for _, c := range page.Capsules {
+			if _, err := s.life.Destroy(ctx, teamID, c.ID); err != nil {
+				errs = append(errs, fmt.Errorf("destroy capsule %s: %w", c.ID, err))
+				continue
 			}
-			for _, c := range page.Capsules {
-				if _, err := s.life.Destroy(ctx, m.Team.ID, c.ID); err != nil {
-					errs = append(errs, fmt.Errorf("destroy capsule %s: %w", c.ID, err))
-					continue
-				}
-				n++
-			}
-			if page.NextCursor == "" {
-				break
-			}
-			cursor = page.NextCursor
+			n++
 		}
+		if page.NextCursor == "" {
+			return n, errors.Join(errs...)
+		}
+		cursor = page.NextCursor
 	}
-	return n, errors.Join(errs...)
 }

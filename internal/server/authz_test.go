@@ -41,6 +41,16 @@ func TestAuthorizationMatrix(t *testing.T) {
 	agent := newAgentProxy(t)
 	e := newEnv(t, withAgentProxy(agent.url), withAccounts(&outbox{}, func(c *server.Config) {
 		c.AuthPerAddress, c.AuthPerAccount = -1, -1 // every column tries the same email
+		// An extension's routes (nestbox.dev/platform) share the core's
+		// authentication: they are rows like the others.
+		c.Extensions = []server.ExtensionRoute{
+			{Pattern: "GET /v1/ext/matrix", Handler: func(w http.ResponseWriter, r *http.Request) {
+				if _, ok := server.CallerOf(r.Context()); !ok {
+					w.WriteHeader(http.StatusInternalServerError)
+				}
+			}},
+			{Pattern: "GET /v1/ext/matrix-admin", Admin: true, Handler: func(w http.ResponseWriter, r *http.Request) {}},
+		}
 	}))
 	ctx := t.Context()
 	c := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{})        // read and used
@@ -95,6 +105,10 @@ func TestAuthorizationMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := e.store.CreateTeam(ctx, store.Team{ID: "team_admin", Name: "platform", CreatedAt: now}, "u_admin"); err != nil {
+		t.Fatal(err)
+	}
+	// A team for DELETE /v1/admin/teams/{id} to delete.
+	if err := e.store.CreateTeam(ctx, store.Team{ID: "team_doomed", Name: "doomed", CreatedAt: now}, "u_spare"); err != nil {
 		t.Fatal(err)
 	}
 	keyAdmin, adminHash := apikey.New()
@@ -172,6 +186,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"POST /v1/admin/users/{id}/restore": {method: "POST", path: "/v1/admin/users/u_spare/restore", admin: true, valid: 404},
 		"GET /v1/admin/users":               {method: "GET", path: "/v1/admin/users", admin: true, valid: 200},
 		"GET /v1/admin/teams":               {method: "GET", path: "/v1/admin/teams", admin: true, valid: 200},
+		"PUT /v1/admin/teams/{id}/byoc":     {method: "PUT", path: "/v1/admin/teams/team_b/byoc", body: `{"byoc":true}`, admin: true, valid: 200},
+		"DELETE /v1/admin/teams/{id}":       {method: "DELETE", path: "/v1/admin/teams/team_doomed", admin: true, valid: 200},
 		"PUT /v1/admin/users/{id}/status":   {method: "PUT", path: "/v1/admin/users/u_spare/status", body: `{"status":"active"}`, admin: true, valid: 404},
 		// The audit log: a team's own entries (another team's key reads
 		// its own team's, 200), and the platform's for admins only.
@@ -212,6 +228,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"POST /v1/admin/join-tokens":         {method: "POST", path: "/v1/admin/join-tokens", body: `{}`, admin: true, valid: 201},
 		"GET /v1/admin/join-tokens":          {method: "GET", path: "/v1/admin/join-tokens", admin: true, valid: 200},
 		"DELETE /v1/admin/join-tokens/{id}":  {method: "DELETE", path: "/v1/admin/join-tokens/" + spareToken.ID, admin: true, valid: 204},
+		"GET /v1/ext/matrix":                 {method: "GET", path: "/v1/ext/matrix", other: 200, valid: 200},
+		"GET /v1/ext/matrix-admin":           {method: "GET", path: "/v1/ext/matrix-admin", admin: true, valid: 200},
 		"* /proxy/{id}/{port}/{path...}":     {method: "GET", path: "/proxy/" + id + "/8080/x", other: 404, valid: 200},
 
 		// E2B's dialect.

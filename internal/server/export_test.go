@@ -10,6 +10,9 @@ func RoutePatterns(s *Server) []string {
 	for _, r := range s.e2b.Routes() {
 		ps = append(ps, r.Pattern)
 	}
+	for _, r := range s.cfg.Extensions {
+		ps = append(ps, r.Pattern)
+	}
 	return ps
 }
 

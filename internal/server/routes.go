@@ -66,6 +66,8 @@ import (
 //	GET    /v1/admin/users                           platform admin: every user, ?limit&after
 //	PUT    /v1/admin/users/{id}/status               platform admin: {status: active|disabled}
 //	GET    /v1/admin/teams                           platform admin: every team, ?limit&after
+//	PUT    /v1/admin/teams/{id}/byoc                 platform admin: {byoc: true|false}, a flag only
+//	DELETE /v1/admin/teams/{id}                      platform admin: soft delete (keys, sessions, capsules gone)
 //	GET    /v1/audit-logs                            the team's audit entries: ?resource_type&action, ?actor, ?from&to, ?limit, ?cursor
 //	GET    /v1/admin/audit-logs                      platform admin: every audit entry, those filters and ?scope, ?team_id
 //	GET    /v1/templates                             templates (the hosts' and the team's own)
@@ -86,6 +88,9 @@ import (
 //	GET    /v1/admin/join-tokens                     admin: usable join tokens
 //	DELETE /v1/admin/join-tokens/{id}                admin: revoke a join token
 //	*      /proxy/{id}/{port}/{path...}              HTTP to a port of a capsule
+//
+// After these come the routes of extensions (Config.Extensions,
+// extensions.go), behind the same authentication.
 //
 // It also serves E2B's dialect (internal/e2bcompat: /sandboxes,
 // /v2/sandboxes) and routes requests addressed to a capsule the ways E2B's
@@ -113,7 +118,7 @@ func (s *Server) Handler() http.Handler {
 	fb := &fallback{mux: mux, e2bPrefixes: s.e2b.Prefixes(), literal: literalPaths(patterns)}
 	// Each branch returns the route label of the request's metrics: its
 	// pattern, never its path (instrument.go).
-	return s.metrics.instrument(func(w http.ResponseWriter, r *http.Request) string {
+	h := s.metrics.instrument(func(w http.ResponseWriter, r *http.Request) string {
 		// Traffic for a capsule (E2B's routing) comes first: its paths
 		// (/health, /files) are the capsule's, not the API's.
 		if id, port, ok := s.sandboxTarget(r); ok {
@@ -132,6 +137,13 @@ func (s *Server) Handler() http.Handler {
 			}
 		}
 		if !fb.serves(r) {
+			// The extensions' routes come after the core's.
+			if s.ext != nil {
+				if _, pattern := s.ext.Handler(r); pattern != "" {
+					s.ext.ServeHTTP(w, r)
+					return r.Pattern
+				}
+			}
 			fb.ServeHTTP(w, r)
 			return routeUnmatched
 		}
@@ -139,6 +151,10 @@ func (s *Server) Handler() http.Handler {
 		mux.ServeHTTP(w, r)
 		return r.Pattern
 	})
+	for i := len(s.cfg.Middleware) - 1; i >= 0; i-- {
+		h = s.cfg.Middleware[i](h)
+	}
+	return h
 }
 
 func (s *Server) ready() bool {
@@ -221,6 +237,8 @@ func (s *Server) routes() []route {
 		{"GET /v1/admin/users", s.platformAdmin(s.listUsers), ""},
 		{"PUT /v1/admin/users/{id}/status", s.platformAdmin(s.setUserStatus), ""},
 		{"GET /v1/admin/teams", s.platformAdmin(s.listAllTeams), ""},
+		{"PUT /v1/admin/teams/{id}/byoc", s.platformAdmin(s.setTeamBYOC), ""},
+		{"DELETE /v1/admin/teams/{id}", s.platformAdmin(s.deleteTeam), ""},
 		{"GET /v1/audit-logs", a(s.listAuditLogs), ""},
 		{"GET /v1/admin/audit-logs", s.platformAdmin(s.listAdminAuditLogs), ""},
 		{"GET /v1/templates", a(s.listTemplates), ""},

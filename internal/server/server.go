@@ -107,6 +107,12 @@ type Config struct {
 	// on (nestbox_http_*); nil registers them nowhere. One Server per
 	// registry: a second one's New fails on the duplicate names.
 	Metrics prometheus.Registerer
+	// Extensions are routes a program embedding the control plane adds
+	// (extensions.go): served after the core's, behind the same
+	// authentication. Middleware wraps every request of the API, the first
+	// outermost, before routing and authentication.
+	Extensions []ExtensionRoute
+	Middleware []func(http.Handler) http.Handler
 }
 
 // Server serves the control plane's HTTP API. Create it with New.
@@ -139,6 +145,8 @@ type Server struct {
 	authLimits authLimits
 	// metrics counts and times the API's requests.
 	metrics *httpMetrics
+	// ext serves the extensions' routes; nil without any.
+	ext *http.ServeMux
 }
 
 // New returns a Server.
@@ -212,6 +220,9 @@ func New(cfg Config) (*Server, error) {
 		Logger: cfg.Logger.With("api", "e2b"),
 		Now:    cfg.Now,
 	})
+	if s.ext, err = s.extensionMux(); err != nil {
+		return nil, fmt.Errorf("server: %w", err)
+	}
 	return s, nil
 }
 

@@ -26,6 +26,7 @@ import (
 type Store interface {
 	Accounts
 	Teams
+	TeamAdmin
 	Audit
 	Metering
 
@@ -182,6 +183,11 @@ type Team struct {
 	ID        string
 	Name      string
 	CreatedAt time.Time
+	// BYOC is set by a platform admin: the team may bring its own hosts
+	// (a flag only for now, docs/admin.md). DeletedAt is when an admin
+	// deleted the team (TeamAdmin.DeleteTeam); nil while it lives.
+	BYOC      bool
+	DeletedAt *time.Time
 }
 
 // Role is a user's role in a team.

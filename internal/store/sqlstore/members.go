@@ -75,7 +75,9 @@ func (s *Store) Members(ctx context.Context, teamID string) ([]store.Member, err
 // MemberRole is userID's role in teamID.
 func (s *Store) MemberRole(ctx context.Context, teamID, userID string) (store.Role, error) {
 	var r store.Role
-	err := s.reader().row(ctx, "SELECT role FROM team_members WHERE team_id = ? AND user_id = ?", teamID, userID).Scan(&r)
+	// A deleted team has no members who may act in it.
+	err := s.reader().row(ctx, `SELECT m.role FROM team_members m JOIN teams t ON t.id = m.team_id
+		WHERE m.team_id = ? AND m.user_id = ? AND t.deleted_at IS NULL`, teamID, userID).Scan(&r)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", errdefs.NotFound("user %s is not a member of team %s", userID, teamID)
 	}
@@ -210,7 +212,8 @@ func (s *Store) SetTeamPolicy(ctx context.Context, teamID string, p store.TeamPo
 // conditional statement on the membership.
 func (s *Store) SetSessionTeam(ctx context.Context, userID, sessionID, teamID string) error {
 	ok, err := s.execOne(ctx, `UPDATE sessions SET team_id = ? WHERE id = ? AND user_id = ?
-		AND EXISTS (SELECT 1 FROM team_members m WHERE m.team_id = ? AND m.user_id = ?)`,
+		AND EXISTS (SELECT 1 FROM team_members m JOIN teams t ON t.id = m.team_id
+			WHERE m.team_id = ? AND m.user_id = ? AND t.deleted_at IS NULL)`,
 		teamID, sessionID, userID, teamID, userID)
 	if err != nil {
 		return fmt.Errorf("switch session %s to team %s: %w", sessionID, teamID, err)

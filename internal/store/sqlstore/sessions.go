@@ -14,13 +14,23 @@ import (
 const sessionColumns = "id, user_id, team_id, token_hash, refresh_hash, expires_at, refresh_expires_at, created_at"
 
 // CreateSession inserts sess and ends the user's oldest sessions beyond
-// max, in one transaction.
+// max, in one transaction. A team deleted meanwhile is ErrNotFound: the
+// team's row is read under the lock DeleteTeam takes, so a session is
+// never made for a team after its delete has ended its sessions.
 func (s *Store) CreateSession(ctx context.Context, sess store.Session, max int) error {
 	if max <= 0 {
 		return errdefs.Invalid("create session %s: max %d: want at least 1", sess.ID, max)
 	}
 	err := s.inTx(ctx, func(tx conn) error {
-		_, err := tx.exec(ctx, "INSERT INTO sessions ("+sessionColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+		var id string
+		err := tx.row(ctx, "SELECT id FROM teams WHERE id = ? AND deleted_at IS NULL "+s.d.RowLock, sess.TeamID).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return errdefs.NotFound("team %s not found", sess.TeamID)
+		}
+		if err != nil {
+			return err
+		}
+		_, err = tx.exec(ctx, "INSERT INTO sessions ("+sessionColumns+") VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
 			sess.ID, sess.UserID, sess.TeamID, sess.TokenHash, sess.RefreshHash,
 			s.d.time(sess.ExpiresAt), s.d.time(sess.RefreshExpiresAt), s.d.time(sess.CreatedAt))
 		if err != nil {

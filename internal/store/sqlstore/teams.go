@@ -39,8 +39,8 @@ func (s *Store) CreateTeam(ctx context.Context, t store.Team, owner string) erro
 // GetTeam returns the team with id.
 func (s *Store) GetTeam(ctx context.Context, id string) (store.Team, error) {
 	t := store.Team{ID: id}
-	err := s.reader().row(ctx, "SELECT name, created_at FROM teams WHERE id = ?", id).
-		Scan(&t.Name, s.d.timeCol(&t.CreatedAt))
+	err := s.reader().row(ctx, "SELECT name, created_at, byoc, deleted_at FROM teams WHERE id = ?", id).
+		Scan(&t.Name, s.d.timeCol(&t.CreatedAt), &t.BYOC, s.d.nullTimeCol(&t.DeletedAt))
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Team{}, errdefs.NotFound("team %s not found", id)
 	}
@@ -51,12 +51,12 @@ func (s *Store) GetTeam(ctx context.Context, id string) (store.Team, error) {
 }
 
 // TeamsOfUser lists the teams of userID, oldest team first. An unknown
-// user belongs to no team.
+// user belongs to no team, and nobody to a deleted one.
 func (s *Store) TeamsOfUser(ctx context.Context, userID string) ([]store.Membership, error) {
 	rows, err := s.reader().query(ctx, `
 		SELECT t.id, t.name, t.created_at, m.role
 		FROM team_members m JOIN teams t ON t.id = m.team_id
-		WHERE m.user_id = ?
+		WHERE m.user_id = ? AND t.deleted_at IS NULL
 		ORDER BY t.created_at, t.id`, userID)
 	if err != nil {
 		return nil, fmt.Errorf("teams of user %s: %w", userID, err)

@@ -1,0 +1,2 @@
+ALTER TABLE teams DROP COLUMN deleted_at;
+ALTER TABLE teams DROP COLUMN byoc;
