@@ -55,6 +55,43 @@ func (s *Stream) Consume(ctx context.Context, cfg events.GroupConfig, handle fun
 	c := &groupConsumer{s: s, client: client, cfg: cfg, idle: cfg.Idle(), handle: handle,
 		log: s.log.With("group", cfg.Group, "consumer", cfg.Consumer)}
 	c.run(ctx)
+	c.leave(ctx)
+	return nil
+}
+
+// forgetAfter is how long a member of a group may be silent, with nothing
+// pending, before any member removes it: every process that ever joined
+// (each under a name of its own) would otherwise stay listed for ever.
+const forgetAfter = time.Hour
+
+// leave removes this consumer from the group if nothing is pending on it:
+// what is pending stays, for another member to claim.
+func (c *groupConsumer) leave(ctx context.Context) {
+	lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), ackTimeout)
+	defer cancel()
+	pending, err := c.s.client.XPendingExt(lctx, &goredis.XPendingExtArgs{
+		Stream: c.s.key, Group: c.cfg.Group, Consumer: c.cfg.Consumer, Start: "-", End: "+", Count: 1,
+	}).Result()
+	if err != nil || len(pending) > 0 {
+		return // Redis is away or the Stream closed: forgetAfter covers it
+	}
+	c.s.client.XGroupDelConsumer(lctx, c.s.key, c.cfg.Group, c.cfg.Consumer)
+}
+
+// forgetSilent removes the members that have been silent for forgetAfter
+// with nothing pending (processes long gone).
+func (c *groupConsumer) forgetSilent(ctx context.Context) error {
+	members, err := c.client.XInfoConsumers(ctx, c.s.key, c.cfg.Group).Result()
+	if err != nil {
+		return fmt.Errorf("list the members of group %s of %s: %w", c.cfg.Group, c.s.key, err)
+	}
+	for _, m := range members {
+		if m.Name != c.cfg.Consumer && m.Pending == 0 && m.Idle >= forgetAfter {
+			if err := c.client.XGroupDelConsumer(ctx, c.s.key, c.cfg.Group, m.Name).Err(); err != nil {
+				return fmt.Errorf("remove member %s of group %s: %w", m.Name, c.cfg.Group, err)
+			}
+		}
+	}
 	return nil
 }
 
@@ -118,6 +155,9 @@ func (c *groupConsumer) round(ctx context.Context, needGroup *bool, lastClaim *t
 	}
 	if time.Since(*lastClaim) >= c.idle/2 {
 		if err := c.claim(ctx); err != nil {
+			return err
+		}
+		if err := c.forgetSilent(ctx); err != nil {
 			return err
 		}
 		*lastClaim = time.Now()

@@ -105,9 +105,9 @@ func TestGroupAcrossStreams(t *testing.T) {
 	c := &counter{by: map[string][]string{}}
 	gcfg := events.GroupConfig{Group: "fallback", ClaimIdle: 10 * patience}
 	gcfg.Consumer = "one"
-	consume(t, one, gcfg, c.handler("one", nil))
+	stopOne := consume(t, one, gcfg, c.handler("one", nil))
 	gcfg.Consumer = "two"
-	consume(t, two, gcfg, c.handler("two", nil))
+	stopTwo := consume(t, two, gcfg, c.handler("two", nil))
 	// The group exists once a consumer made it: publish until one handled
 	// a warmup event.
 	waitUntil(t, "the group", func() bool { publish(t, pub, "warmup"); return c.len() > 0 })
@@ -138,6 +138,13 @@ func TestGroupAcrossStreams(t *testing.T) {
 	}
 	a := admin(t, cfg)
 	waitUntil(t, "no entry pending", func() bool { return pendingCount(t, a, cfg.Key, "fallback") == 0 })
+	// Consumers that end with nothing pending leave the group.
+	stopOne()
+	stopTwo()
+	members, err := a.XInfoConsumers(context.Background(), cfg.Key, "fallback").Result()
+	if err != nil || len(members) != 0 {
+		t.Fatalf("members after both consumers ended: %+v, %v; want none", members, err)
+	}
 }
 
 // TestGroupClaimFromDeadStream: a Stream whose consumer read entries and
