@@ -66,6 +66,17 @@ type Stream interface {
 	// (errdefs.ErrInvalid) or a Stream closed before it started
 	// (errdefs.ErrUnavailable).
 	Consume(ctx context.Context, cfg GroupConfig, handle func(context.Context, nestbox.CapsuleEvent) error) error
+	// Notify tells every Watch of topic, in this process and in every
+	// other that shares the stream, that something changed: a cache
+	// must drop what it holds (API keys revoked). A notice carries
+	// nothing, is not kept, and notices may coalesce.
+	Notify(ctx context.Context, topic string) error
+	// Watch calls fn once it listens for notices of topic, and for each
+	// notice after that, until ctx is done or the Stream is closed; it
+	// also calls fn whenever it listens again after a break (a lost
+	// connection), since notices may have been missed meanwhile. fn runs
+	// on Watch's goroutine, one call at a time.
+	Watch(ctx context.Context, topic string, fn func())
 	// Backlog is how many events this process's subscriptions hold
 	// undelivered, together (a metric: a subscription whose backlog
 	// reaches its buffer starts losing events).

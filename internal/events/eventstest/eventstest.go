@@ -45,7 +45,7 @@ func Run(t *testing.T, newStream func(t *testing.T) events.Stream) {
 		{"ConcurrentPublishers", testConcurrentPublishers},
 		{"Close", testClose},
 	}
-	for _, tc := range append(tests, groupTests...) {
+	for _, tc := range append(append(tests, groupTests...), noticeTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStream(t)
 			t.Cleanup(func() { s.Close() })

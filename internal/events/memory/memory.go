@@ -31,6 +31,8 @@ type Stream struct {
 	closed bool
 	subs   map[*subscriber]struct{}
 	groups map[string]*group
+	// watchers are the Watch calls of each topic.
+	watchers map[string]map[watcher]struct{}
 	// done is closed by Close: it ends every Consume.
 	done chan struct{}
 }
@@ -44,7 +46,7 @@ func New() *Stream {
 }
 
 func newStream(bufSize int) *Stream {
-	return &Stream{bufSize: bufSize, subs: map[*subscriber]struct{}{}, groups: map[string]*group{}, done: make(chan struct{})}
+	return &Stream{bufSize: bufSize, subs: map[*subscriber]struct{}{}, groups: map[string]*group{}, watchers: map[string]map[watcher]struct{}{}, done: make(chan struct{})}
 }
 
 // Publish hands ev to every current subscriber's buffer and returns at once;
