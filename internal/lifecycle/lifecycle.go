@@ -154,7 +154,7 @@ type Config struct {
 	// control plane took, and did not apply, waits before another (or
 	// the same) takes it over (events.GroupConfig.ClaimIdle); zero means
 	// events.DefaultClaimIdle. The fallback writer's consumer in the
-	// group is named Holder ("local" without one).
+	// group is named Holder (a random name without one).
 	EventClaimIdle time.Duration
 	// Metrics is the registry the lifecycle's metrics are registered on
 	// (operation durations, reconcile results, event-stream lag, and

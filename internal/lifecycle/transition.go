@@ -3,6 +3,7 @@ package lifecycle
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"sync"
@@ -129,7 +130,9 @@ func (s *Service) consume(ctx context.Context) {
 	wg.Go(func() {
 		events.Follow(ctx, s.ev, s.log, func(ev nestbox.CapsuleEvent) { s.metrics.observeEvent(ev, s.cfg.Now()) })
 	})
-	cfg := events.GroupConfig{Group: fallbackGroup, Consumer: cmp.Or(s.cfg.Holder, "local"), ClaimIdle: s.cfg.EventClaimIdle}
+	// Without a Holder the name only has to differ from other processes'
+	// that might share a Redis stream.
+	cfg := events.GroupConfig{Group: fallbackGroup, Consumer: cmp.Or(s.cfg.Holder, "cp-"+rand.Text()[:12]), ClaimIdle: s.cfg.EventClaimIdle}
 	var backoff time.Duration
 	for ctx.Err() == nil {
 		err := s.ev.Consume(ctx, cfg, s.applyEvent)
