@@ -81,6 +81,11 @@ type Config struct {
 	// operator serves ControlPlane.Metrics on a listener of its own
 	// (metrics.Serve, `--metrics-listen`).
 	Metrics *prometheus.Registry
+	// KeyCacheTTL is how long the API trusts a key it found in the
+	// store (server.Config.KeyCacheTTL): zero means 3 s, negative no
+	// cache. A revocation reaches every control plane's cache through
+	// Events' notices at once.
+	KeyCacheTTL time.Duration
 	// Usage configures usage accounting (its Store, Hosts, Logger and
 	// Holder are the control plane's); zero fields are usage's defaults.
 	Usage usage.Config
@@ -206,6 +211,10 @@ func New(cfg Config) (*ControlPlane, error) {
 		Metrics:        cfg.Metrics,
 		Extensions:     extras.Routes,
 		Middleware:     extras.Middleware,
+		// A key revoked on one control plane is forgotten by the
+		// others' key caches through the stream's notices.
+		Notices:     cfg.Events,
+		KeyCacheTTL: cfg.KeyCacheTTL,
 	})
 	if err != nil {
 		return nil, err
@@ -236,6 +245,7 @@ func (cp *ControlPlane) Run(ctx context.Context, ln net.Listener) error {
 	var wg sync.WaitGroup
 	wg.Go(func() { cp.Life.Run(ctx) })
 	wg.Go(func() { cp.forgetGone(ctx) })
+	wg.Go(func() { cp.cfg.Events.Watch(ctx, server.KeysRevokedTopic, cp.Server.ForgetKeys) })
 	wg.Go(func() { cp.Usage.Run(ctx) })
 	if cp.cfg.Fleet != nil {
 		wg.Go(func() { cp.cfg.Fleet.Run(ctx) })

@@ -26,6 +26,15 @@ func (s *scriptedStream) Publish(context.Context, nestbox.CapsuleEvent) error { 
 func (s *scriptedStream) Close() error                                        { return nil }
 func (s *scriptedStream) Backlog() int                                        { return 0 }
 
+// Notify and Watch are not what Follow uses.
+func (s *scriptedStream) Notify(context.Context, string) error  { return nil }
+func (s *scriptedStream) Watch(context.Context, string, func()) {}
+
+// Consume is not what Follow uses.
+func (s *scriptedStream) Consume(context.Context, events.GroupConfig, func(context.Context, nestbox.CapsuleEvent) error) error {
+	return errdefs.Unimplemented("consume")
+}
+
 func (s *scriptedStream) Subscribe(ctx context.Context) (<-chan nestbox.CapsuleEvent, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -25,29 +25,25 @@ import (
 	"nestbox.dev/internal/testenv"
 )
 
-// flakyStream is an events.Stream whose first fails Subscribe calls fail;
-// subscribed is closed by the first that succeeds.
+// flakyStream is an events.Stream whose first fails Consume calls fail at
+// once, as a stream that is down when the control plane starts.
 type flakyStream struct {
 	events.Stream
-	subscribed chan struct{}
 
 	mu    sync.Mutex
 	fails int
 	calls int
 }
 
-func (f *flakyStream) Subscribe(ctx context.Context) (<-chan nestbox.CapsuleEvent, error) {
+func (f *flakyStream) Consume(ctx context.Context, cfg events.GroupConfig, handle func(context.Context, nestbox.CapsuleEvent) error) error {
 	f.mu.Lock()
-	defer f.mu.Unlock()
 	f.calls++
-	if f.calls <= f.fails {
-		return nil, errdefs.Unavailable("subscribe %d of %d fails", f.calls, f.fails)
+	fail := f.calls <= f.fails
+	f.mu.Unlock()
+	if fail {
+		return errdefs.Unavailable("consume %d of %d fails", f.calls, f.fails)
 	}
-	ch, err := f.Stream.Subscribe(ctx)
-	if err == nil && f.calls == f.fails+1 {
-		close(f.subscribed)
-	}
-	return ch, err
+	return f.Stream.Consume(ctx, cfg, handle)
 }
 
 // runService runs f.svc until the test ends.
@@ -103,23 +99,23 @@ func applied(t *testing.T, f *fixture, ev nestbox.CapsuleEvent) {
 	}
 }
 
-// TestConsumerRetriesSubscribe: a stream whose first subscribes fail does
-// not stop the fallback consumer; once subscribed it applies every field of
-// a change.
-func TestConsumerRetriesSubscribe(t *testing.T) {
-	flaky := &flakyStream{Stream: memory.New(), fails: 3, subscribed: make(chan struct{})}
+// TestConsumerRetriesConsume: a stream whose first Consume calls fail does
+// not stop the fallback consumer; once it consumes it applies every field
+// of a change.
+func TestConsumerRetriesConsume(t *testing.T) {
+	flaky := &flakyStream{Stream: memory.New(), fails: 3}
 	f := newFixture(t, func(c *Config) { c.Events = flaky })
 	ev := unrecorded(t, f, 1)
 	runService(t, f)
-	select {
-	case <-flaky.subscribed:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the consumer never subscribed after 3 failures")
-	}
-	if err := flaky.Publish(context.Background(), ev); err != nil {
-		t.Fatal(err)
-	}
+	// The group begins with the consumer's first successful Consume, in
+	// the background: publish until applied.
+	publishUntil(t, flaky, ev, func() bool { return statusOf(t, f, ev.CapsuleID) == ev.To })
 	applied(t, f, ev)
+	flaky.mu.Lock()
+	defer flaky.mu.Unlock()
+	if flaky.calls != flaky.fails+1 {
+		t.Fatalf("Consume called %d times, want %d (%d failures, then one that runs)", flaky.calls, flaky.fails+1, flaky.fails)
+	}
 }
 
 // redisServer is a redis-server process of the test's own, on a port of
@@ -200,8 +196,8 @@ func TestConsumerSurvivesRedisRestart(t *testing.T) {
 	f := newFixture(t, func(c *Config) { c.Events = mine })
 	runService(t, f)
 
-	// Before the restart: wait until the consumer is subscribed (a
-	// second subscriber sees the same fan-out), then publish.
+	// Before the restart: publish until the consumer's group exists
+	// and it applied the event.
 	before := unrecorded(t, f, 1)
 	publishUntil(t, other, before, func() bool { return statusOf(t, f, before.CapsuleID) == before.To })
 	applied(t, f, before)
@@ -214,9 +210,9 @@ func TestConsumerSurvivesRedisRestart(t *testing.T) {
 	applied(t, f, after)
 }
 
-// publishUntil publishes ev, again every half second while Redis refuses
-// it or done says the consumer has not applied it yet: a publish before the
-// consumer's subscription reaches Redis is not seen by it, and applying an
+// publishUntil publishes ev, again every half second while the stream
+// refuses it or done says the consumer has not applied it yet: a publish
+// before the consumer's group exists is not seen by it, and applying an
 // event twice is harmless (compare-and-set).
 func publishUntil(t *testing.T, s events.Stream, ev nestbox.CapsuleEvent, done func() bool) {
 	t.Helper()

@@ -113,7 +113,7 @@ func (m *lifeMetrics) observeEvent(ev nestbox.CapsuleEvent, now time.Time) {
 func newBacklogGauge(ev events.Stream) prometheus.GaugeFunc {
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "nestbox_events_backlog",
-		Help: "Events this control plane's subscriptions to the event stream (the fallback consumer, waiters, cache eviction) hold undelivered, together; one that falls a buffer (1024) behind loses the oldest (nestbox_events_gaps_total).",
+		Help: "Events this control plane's subscriptions to the event stream (waiters, cache eviction, the lag metric's) hold undelivered, together; one that falls a buffer (1024) behind loses the oldest (nestbox_events_gaps_total).",
 	}, func() float64 { return float64(ev.Backlog()) })
 }
 

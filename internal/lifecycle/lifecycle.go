@@ -154,6 +154,12 @@ type Config struct {
 	// the reconcile resolves it in minutes, not after StuckAfter.
 	Holder        string
 	TouchInterval time.Duration
+	// EventClaimIdle is how long an event the fallback writer of one
+	// control plane took, and did not apply, waits before another (or
+	// the same) takes it over (events.GroupConfig.ClaimIdle); zero means
+	// events.DefaultClaimIdle. The fallback writer's consumer in the
+	// group is named Holder (a random name without one).
+	EventClaimIdle time.Duration
 	// Metrics is the registry the lifecycle's metrics are registered on
 	// (operation durations, reconcile results, event-stream lag, and
 	// nestbox_capsules, read from the store at each scrape); nil

@@ -1,9 +1,12 @@
 package lifecycle
 
 import (
+	"cmp"
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"nestbox.dev"
@@ -97,22 +100,71 @@ func updateOf(ev nestbox.CapsuleEvent) store.StatusUpdate {
 	return u
 }
 
+// fallbackGroup is the consumer group of the fallback writer, one for
+// every control plane sharing the stream: each event is applied by one of
+// them.
+const fallbackGroup = "nestbox-fallback-writer"
+
+// fallbackGiveUp is how old an event may be for the fallback writer to
+// still try it: one the store refused for that long (an outage) is left to
+// the reconcile, which resolves every transient status from the hosts.
+const fallbackGiveUp = 10 * time.Minute
+
 // consume applies the event stream to the store until ctx is done: an
 // event whose change is not recorded yet (its writer failed after
 // publishing, or wrote through another control plane instance) is applied,
 // with every field of the change, by compare-and-set, which makes applying
-// one twice harmless. A stream that fails is subscribed to again with
-// backoff (events.Follow), so a stream down at start or restarted later
-// costs latency, never the consumer.
+// one twice harmless. Several control planes share the work through one
+// consumer group (events.Stream.Consume): each event is applied by one of
+// them, and one a control plane took and did not apply (it died, or the
+// store failed) is taken over after the group's claim idle time. Consume
+// rides out the stream's failures; it is started again with backoff if it
+// fails at once (a stream down at start).
+//
+// The event-stream metrics (lag, gaps) come from a subscription of its
+// own: every control plane sees every event there, as its waiters and
+// caches do.
 func (s *Service) consume(ctx context.Context) {
-	events.Follow(ctx, s.ev, s.log, func(ev nestbox.CapsuleEvent) {
-		s.metrics.observeEvent(ev, s.cfg.Now())
-		if ev.From == "" || ev.To == "" || !capsulestate.Allowed(ev.From, ev.To) {
-			return // a first event, a gap marker, or not a change of the machine
-		}
-		_, err := s.store.UpdateCapsuleStatus(ctx, ev.CapsuleID, []nestbox.Status{ev.From}, updateOf(ev))
-		if err != nil && !errors.Is(err, errdefs.ErrConflict) && !errors.Is(err, errdefs.ErrNotFound) && ctx.Err() == nil {
-			s.log.Warn("apply capsule event", "capsule", ev.CapsuleID, "to", ev.To, "err", err)
-		}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(func() {
+		events.Follow(ctx, s.ev, s.log, func(ev nestbox.CapsuleEvent) { s.metrics.observeEvent(ev, s.cfg.Now()) })
 	})
+	// Without a Holder the name only has to differ from other processes'
+	// that might share a Redis stream.
+	cfg := events.GroupConfig{Group: fallbackGroup, Consumer: cmp.Or(s.cfg.Holder, "cp-"+rand.Text()[:12]), ClaimIdle: s.cfg.EventClaimIdle}
+	var backoff time.Duration
+	for ctx.Err() == nil {
+		err := s.ev.Consume(ctx, cfg, s.applyEvent)
+		if err == nil || ctx.Err() != nil {
+			return
+		}
+		backoff = min(max(2*backoff, 100*time.Millisecond), 10*time.Second)
+		s.log.Warn("consume capsule events; retrying", "err", err, "in", backoff)
+		select {
+		case <-ctx.Done():
+		case <-time.After(backoff):
+		}
+	}
+}
+
+// applyEvent is the fallback writer's handler: nil means the event needs
+// nothing more (applied, or already there, or not a change to apply), an
+// error that it should be tried again.
+func (s *Service) applyEvent(ctx context.Context, ev nestbox.CapsuleEvent) error {
+	if ev.From == "" || ev.To == "" || !capsulestate.Allowed(ev.From, ev.To) {
+		return nil // a first event, or not a change of the machine
+	}
+	_, err := s.store.UpdateCapsuleStatus(ctx, ev.CapsuleID, []nestbox.Status{ev.From}, updateOf(ev))
+	switch {
+	case err == nil, errors.Is(err, errdefs.ErrConflict), errors.Is(err, errdefs.ErrNotFound):
+		return nil
+	case ctx.Err() != nil:
+		return err
+	case !ev.At.IsZero() && s.cfg.Now().Sub(ev.At) > fallbackGiveUp:
+		s.log.Warn("give up applying capsule event: the reconcile resolves it", "capsule", ev.CapsuleID, "to", ev.To, "err", err)
+		return nil
+	}
+	s.log.Warn("apply capsule event; retrying later", "capsule", ev.CapsuleID, "to", ev.To, "err", err)
+	return err
 }

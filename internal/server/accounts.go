@@ -288,6 +288,7 @@ func (s *Server) deleteMe(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	after, err := acc.Delete(r.Context(), sess.UserID)
+	s.keysRevoked(r.Context()) // the user's keys are revoked (even by a Delete that failed later)
 	if err != nil {
 		s.writeError(w, r, err)
 		return

@@ -78,6 +78,9 @@ func (s *Server) deleteTeam(w http.ResponseWriter, r *http.Request) {
 	// would leave capsules running in a team nobody can reach.
 	ctx := context.WithoutCancel(r.Context())
 	d, err := s.store.DeleteTeam(ctx, id, s.cfg.Now().UTC())
+	if d.KeysRevoked > 0 {
+		s.keysRevoked(ctx) // even if a later step fails: the keys are gone
+	}
 	out := teamDeletionBody{TeamID: id, Changed: d.Changed, KeysRevoked: d.KeysRevoked, SessionsEnded: d.SessionsEnded}
 	if err == nil {
 		out.CapsulesDestroyed, err = s.destroyLiveCapsules(ctx, id)

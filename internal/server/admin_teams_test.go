@@ -25,6 +25,10 @@ func TestAdminTeamActions(t *testing.T) {
 	if code, b := e.call(t, "POST", "/v1/keys", bob.AccessToken, `{"name":"bob's"}`, &k); code != 201 {
 		t.Fatalf("key: %d %s", code, b)
 	}
+	// Used once, so that the control plane's key cache holds it.
+	if code, b := e.call(t, "GET", "/v1/capsules", k.Key, "", nil); code != 200 {
+		t.Fatalf("bob's key: %d %s", code, b)
+	}
 	byoc := "/v1/admin/teams/" + bob.TeamID + "/byoc"
 	del := "/v1/admin/teams/" + bob.TeamID
 

@@ -128,7 +128,10 @@ func (s *Server) setUserStatus(w http.ResponseWriter, r *http.Request) {
 	case store.AccountActive:
 		err = acc.Enable(r.Context(), id)
 	case store.AccountDisabled:
-		if out.KeysRevoked, err = acc.Disable(r.Context(), id); err == nil {
+		out.KeysRevoked, err = acc.Disable(r.Context(), id)
+		// Even a failed Disable may have revoked keys.
+		s.keysRevoked(r.Context())
+		if err == nil {
 			out.CapsulesStopped, err = s.stopOwnedCapsules(r.Context(), id)
 		}
 	default:

@@ -61,17 +61,22 @@ func (s *Server) authenticate(r *http.Request) (principal, error) {
 	if err != nil {
 		return principal{}, err
 	}
-	k, err := s.store.APIKeyByHash(r.Context(), hash)
-	if err != nil {
-		if errdefs.HTTPStatus(err) == http.StatusNotFound {
-			return principal{}, errdefs.Unauthenticated("invalid API key")
+	k, cached, epoch := s.keys.get(hash)
+	if !cached {
+		if k, err = s.store.APIKeyByHash(r.Context(), hash); err != nil {
+			if errdefs.HTTPStatus(err) == http.StatusNotFound {
+				return principal{}, errdefs.Unauthenticated("invalid API key")
+			}
+			return principal{}, err
 		}
-		return principal{}, err
+		s.keys.put(hash, k, epoch)
 	}
 	now := s.cfg.Now().UTC()
 	if k.LastUsedAt == nil || now.Sub(*k.LastUsedAt) > touchEvery {
 		if err := s.store.TouchAPIKey(r.Context(), k.ID, now); err != nil {
 			s.log.Warn("record API key use", "key", k.ID, "err", err)
+		} else {
+			s.keys.touched(hash, now)
 		}
 	}
 	return principal{TeamID: k.TeamID, Key: k}, nil

@@ -90,6 +90,9 @@ func (s *Server) listKeys(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) deleteKey(w http.ResponseWriter, r *http.Request) {
 	err := s.store.DeleteAPIKey(r.Context(), team(r), r.PathValue("id"))
+	if err == nil {
+		s.keysRevoked(r.Context())
+	}
 	s.record(r, teamEntry("api_key.revoke", r.PathValue("id"), nil), err)
 	if err != nil {
 		s.writeError(w, r, err)

@@ -113,6 +113,18 @@ type Config struct {
 	// outermost, before routing and authentication.
 	Extensions []ExtensionRoute
 	Middleware []func(http.Handler) http.Handler
+	// KeyCacheTTL is how long an API key found in the store is trusted
+	// without asking it again; zero means 3 s, negative no cache.
+	// KeyCacheSize bounds the keys kept; zero means 10,000. Revoking a
+	// key forgets the cache at once here and, through Notices, on every
+	// other control plane (keycache.go).
+	KeyCacheTTL  time.Duration
+	KeyCacheSize int
+	// Notices, if not nil, carries the notice that API keys were revoked
+	// (KeysRevokedTopic) to every control plane; each runs
+	// events.Stream.Watch of that topic with ForgetKeys. Nil: one control
+	// plane, nobody else to tell.
+	Notices notifier
 }
 
 // Server serves the control plane's HTTP API. Create it with New.
@@ -147,6 +159,8 @@ type Server struct {
 	metrics *httpMetrics
 	// ext serves the extensions' routes; nil without any.
 	ext *http.ServeMux
+	// keys caches the API keys requests present; nil: no cache.
+	keys *keyCache
 }
 
 // New returns a Server.
@@ -193,6 +207,7 @@ func New(cfg Config) (*Server, error) {
 		output:  newByteBudget(cfg.ExecOutputTotalBytes),
 
 		authLimits: newAuthLimits(cfg.AuthPerAddress, cfg.AuthPerAccount, cfg.Now),
+		keys:       newKeyCache(cfg.KeyCacheTTL, cfg.KeyCacheSize, cfg.Now),
 	}
 	var err error
 	if s.metrics, err = newHTTPMetrics(metrics.OrDiscard(cfg.Metrics)); err != nil {

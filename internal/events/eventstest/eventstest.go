@@ -32,7 +32,7 @@ const patience = 30 * time.Second
 // subtest; the suite closes it (Close must be safe to call twice, since a
 // constructor may also register its own cleanup).
 func Run(t *testing.T, newStream func(t *testing.T) events.Stream) {
-	for _, tc := range []struct {
+	tests := []struct {
 		name string
 		test func(t *testing.T, s events.Stream)
 	}{
@@ -44,7 +44,8 @@ func Run(t *testing.T, newStream func(t *testing.T) events.Stream) {
 		{"GapMarkerAfterOverflow", testGapMarkerAfterOverflow},
 		{"ConcurrentPublishers", testConcurrentPublishers},
 		{"Close", testClose},
-	} {
+	}
+	for _, tc := range append(append(tests, groupTests...), noticeTests...) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newStream(t)
 			t.Cleanup(func() { s.Close() })

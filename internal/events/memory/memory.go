@@ -30,6 +30,11 @@ type Stream struct {
 	mu     sync.Mutex
 	closed bool
 	subs   map[*subscriber]struct{}
+	groups map[string]*group
+	// watchers are the Watch calls of each topic.
+	watchers map[string]map[watcher]struct{}
+	// done is closed by Close: it ends every Consume.
+	done chan struct{}
 }
 
 var _ events.Stream = (*Stream)(nil)
@@ -41,7 +46,7 @@ func New() *Stream {
 }
 
 func newStream(bufSize int) *Stream {
-	return &Stream{bufSize: bufSize, subs: map[*subscriber]struct{}{}}
+	return &Stream{bufSize: bufSize, subs: map[*subscriber]struct{}{}, groups: map[string]*group{}, watchers: map[string]map[watcher]struct{}{}, done: make(chan struct{})}
 }
 
 // Publish hands ev to every current subscriber's buffer and returns at once;
@@ -55,6 +60,9 @@ func (s *Stream) Publish(_ context.Context, ev nestbox.CapsuleEvent) error {
 	}
 	for sub := range s.subs {
 		sub.Push(ev)
+	}
+	for _, g := range s.groups {
+		g.push(ev)
 	}
 	return nil
 }
@@ -96,11 +104,15 @@ func (s *Stream) Backlog() int {
 	return n
 }
 
-// Close ends every subscription (their channels are closed) and waits for
+// Close ends every subscription (their channels are closed) and every
+// Consume (without waiting for a handler that runs), and waits for
 // the delivery goroutines to finish. Later Publish and Subscribe calls fail.
 // Close is idempotent.
 func (s *Stream) Close() error {
 	s.mu.Lock()
+	if !s.closed {
+		close(s.done)
+	}
 	s.closed = true
 	subs := s.subs
 	s.subs = map[*subscriber]struct{}{}

@@ -10,6 +10,10 @@
 // returned, and a gap marker (an event with To == "") whenever it may have
 // missed some: its buffer overflowed, Redis trimmed entries before they were
 // read, or the connection to Redis was lost for a while.
+//
+// Consume is the other way to read the key: through a Redis consumer group
+// (group.go), which hands each entry to one member across all processes,
+// instead of every entry to every subscriber.
 package redis
 
 import (
@@ -57,6 +61,7 @@ type Config struct {
 // usable: call New. It is safe for concurrent use.
 type Stream struct {
 	client *goredis.Client
+	opts   *goredis.Options // for the clients of Consume
 	key    string
 	maxLen int64
 	log    *slog.Logger
@@ -73,6 +78,8 @@ type Stream struct {
 	mu     sync.Mutex
 	closed bool
 	subs   map[*subscriber]struct{}
+	// done is closed by Close: it ends every Consume.
+	done chan struct{}
 }
 
 var _ events.Stream = (*Stream)(nil)
@@ -98,6 +105,8 @@ func open(ctx context.Context, cfg Config, beforeRead func()) (*Stream, error) {
 	}
 	s := &Stream{
 		client:     goredis.NewClient(opts),
+		opts:       opts,
+		done:       make(chan struct{}),
 		key:        cmpOr(cfg.Key, DefaultKey),
 		maxLen:     cfg.MaxLen,
 		log:        cfg.Logger,
@@ -202,7 +211,8 @@ func (s *Stream) Backlog() int {
 	return n
 }
 
-// Close ends every subscription (their channels are closed), stops the
+// Close ends every subscription (their channels are closed) and every
+// Consume (without waiting for a handler that runs), stops the
 // reader, waits for all goroutines and closes the Redis client. Later
 // Publish and Subscribe calls fail. Close is idempotent.
 func (s *Stream) Close() error {
@@ -212,6 +222,7 @@ func (s *Stream) Close() error {
 		return nil
 	}
 	s.closed = true
+	close(s.done)
 	subs := s.subs
 	s.subs = map[*subscriber]struct{}{}
 	s.mu.Unlock()

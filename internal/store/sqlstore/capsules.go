@@ -97,14 +97,19 @@ func scanCapsule(d *Dialect, row scanner) (store.Capsule, error) {
 	var (
 		c           store.Capsule
 		remainingMS int64
+		status      string
 	)
-	err := row.Scan(&c.ID, &c.TeamID, &c.Template, &c.Status, &c.Error, &c.VCPUs, &c.MemoryMB, &c.DiskMB,
+	// The status into a string and the counts through intCol: database/sql
+	// converts into a named string type or an int by reflection (and an
+	// int through its text), which a list pays for on every row.
+	err := row.Scan(&c.ID, &c.TeamID, &c.Template, &status, &c.Error, intCol{&c.VCPUs}, intCol{&c.MemoryMB}, intCol{&c.DiskMB},
 		mapCol{&c.Metadata}, &c.Internet, listCol{&c.AllowOut}, listCol{&c.DenyOut},
 		&c.HostID, &c.EnvdVersion, mapCol{&c.EnvVars}, &c.AccessToken,
 		d.timeCol(&c.CreatedAt), d.timeCol(&c.UpdatedAt),
 		d.nullTimeCol(&c.StartedAt), d.nullTimeCol(&c.ExpiresAt), d.nullTimeCol(&c.StoppedAt), &c.TrafficAccessToken,
 		&c.Generation, d.nullTimeCol(&c.PausedAt), &c.PausedMemory, &remainingMS, &c.AutoPause, &c.AutoPauseMemory, &c.AutoResume, &c.SnapshotID)
 	c.Remaining = time.Duration(remainingMS) * time.Millisecond
+	c.Status = nestbox.Status(status)
 	return c, err
 }
 

@@ -107,6 +107,10 @@ func formatList(l []string) string {
 type mapCol struct{ dst *map[string]string }
 
 func (c mapCol) Scan(v any) error {
+	if isEmptyJSON(v) {
+		*c.dst = nil
+		return nil
+	}
 	var m map[string]string
 	if err := unmarshalCol(v, &m); err != nil {
 		return err
@@ -122,6 +126,10 @@ func (c mapCol) Scan(v any) error {
 type listCol struct{ dst *[]string }
 
 func (c listCol) Scan(v any) error {
+	if isEmptyJSON(v) {
+		*c.dst = nil
+		return nil
+	}
 	var l []string
 	if err := unmarshalCol(v, &l); err != nil {
 		return err
@@ -131,6 +139,35 @@ func (c listCol) Scan(v any) error {
 	}
 	*c.dst = l
 	return nil
+}
+
+// intCol scans an integer column into an int.
+type intCol struct{ dst *int }
+
+func (c intCol) Scan(v any) error {
+	switch v := v.(type) {
+	case int64:
+		*c.dst = int(v)
+	case int32:
+		*c.dst = int(v)
+	default:
+		return fmt.Errorf("integer column holds %T", v)
+	}
+	return nil
+}
+
+// isEmptyJSON reports whether a JSON column holds an empty object or array
+// (or null), as most capsules' lists and maps are: those read as nil
+// without the decoder, which a list of capsules would run several times a
+// row.
+func isEmptyJSON(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return v == "{}" || v == "[]" || v == "null"
+	case []byte:
+		return string(v) == "{}" || string(v) == "[]" || string(v) == "null"
+	}
+	return false
 }
 
 func unmarshalCol(v, dst any) error {
