@@ -102,8 +102,12 @@ type Config struct {
 	UsageInterval      time.Duration
 	UsageRetentionDays int
 	// AuditRetention is how long audit entries are kept; zero means 400
-	// days, negative forever.
-	AuditRetention time.Duration
+	// days, negative forever. AuditMaxTeamEntries is how many of its own
+	// (scope team) entries a team keeps, its oldest beyond them deleted;
+	// zero means 200,000, negative no cap. Both are enforced at start and
+	// every hour, by one control plane of those sharing a database.
+	AuditRetention      time.Duration
+	AuditMaxTeamEntries int
 	// Mailer sends account mail (verification, reset, invitations); nil
 	// writes mails to Logger, links included, for development.
 	Mailer Mailer
@@ -205,7 +209,7 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 		return nil, err
 	}
 
-	auditLog, err := audit.New(audit.Config{Store: p.st, Retention: cfg.AuditRetention, Logger: log.With("component", "audit")})
+	auditLog, err := audit.New(audit.Config{Store: p.st, Retention: cfg.AuditRetention, MaxTeamEntries: cfg.AuditMaxTeamEntries, Logger: log.With("component", "audit")})
 	if err != nil {
 		return nil, err
 	}
