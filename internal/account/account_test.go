@@ -552,3 +552,31 @@ func TestPurgeMailDown(t *testing.T) {
 		t.Errorf("%d warnings of the failed mail, want 2; log:\n%s", got, logged.String())
 	}
 }
+
+// TestRunPurgesAtStart: the purge worker's first pass is at once, not a
+// day after the start; it returns when its context is done.
+func TestRunPurgesAtStart(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	u := e.signUp(t, "ada@example.com", "a password")
+	if _, err := e.svc.Delete(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(account.DefaultGrace + time.Second)
+	done := make(chan struct{})
+	go func() { e.svc.Run(ctx); close(done) }()
+	// Generous: the pass is one purge of one user; PurgeEvery is a day.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := e.store.GetUser(t.Context(), u.ID)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the user is still there 30 s after Run started (%v): no purge at start", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
+}
