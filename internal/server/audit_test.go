@@ -510,7 +510,8 @@ func FuzzAuditQuery(f *testing.F) {
 // are recorded too, each once, in the right log: a team's creation, its
 // settings, a withdrawn invitation and a hand-over in the new team's log;
 // a template made from a snapshot, its pool and its deletion in the
-// team's; a restored user, a drained and a removed host in the admins'.
+// team's; a restored user, a host that joins (by the platform: no user
+// acts), drained and removed, in the admins'.
 func TestAuditMoreActions(t *testing.T) {
 	box := &outbox{}
 	e := newEnv(t, withAccounts(box, func(c *server.Config) { c.PlatformTeamID = "team_a" }))
@@ -588,9 +589,13 @@ func TestAuditMoreActions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j, err := e.fleet.Register(ctx, secret, fleet.Registration{Name: "h", URL: "http://127.0.0.1:1"})
-	if err != nil {
-		t.Fatal(err)
+	// A bad token is no one's: not recorded. The host's join is.
+	if code, _ := e.call(t, "POST", "/v1/hosts/register", "nbj_not-a-token", `{"name":"h","url":"http://127.0.0.1:1"}`, nil); code != 401 {
+		t.Fatalf("register with a bad token: %d, want 401", code)
+	}
+	var j fleet.Joined
+	if code, b := e.call(t, "POST", "/v1/hosts/register", secret, `{"name":"h","url":"http://127.0.0.1:1"}`, &j); code != 201 {
+		t.Fatalf("register: %d %s", code, b)
 	}
 	if code, b := e.call(t, "POST", "/v1/admin/hosts/"+j.HostID+"/drain", ada.AccessToken, "", nil); code != 200 {
 		t.Fatalf("drain: %d %s", code, b)
@@ -599,8 +604,11 @@ func TestAuditMoreActions(t *testing.T) {
 		t.Fatalf("remove host: %d %s", code, b)
 	}
 	es = e.auditLog(t, "/v1/admin/audit-logs?scope=admin", ada.AccessToken, 100)
-	if got, want := actions(es), []string{"host.remove", "host.drain", "user.restore"}; !slices.Equal(got, want) {
+	if got, want := actions(es), []string{"host.remove", "host.drain", "host.register", "user.restore"}; !slices.Equal(got, want) {
 		t.Fatalf("admin entries = %v, want %v", got, want)
+	}
+	if x := find(t, es, "host.register", j.HostID); x.Actor != audit.SystemActor() || x.TeamID != "team_a" || x.Metadata["name"] != "h" || x.Metadata["url"] != "http://127.0.0.1:1" {
+		t.Errorf("host.register: %+v, want by the platform under the platform team, with the host's name and URL", x)
 	}
 	for _, w := range []struct{ action, id string }{{"user.restore", bob.UserID}, {"host.drain", j.HostID}, {"host.remove", j.HostID}} {
 		if x := find(t, es, w.action, w.id); x.TeamID != "team_a" || x.Actor.ID != ada.UserID || x.Status != nestbox.AuditSuccess {
