@@ -84,3 +84,58 @@ func testPurge(t *testing.T, failing bool) {
 		t.Errorf("purge: %d purged, user %v, actor %+v; want the user gone and its entry anonymised", n, gerr, es[0].Actor)
 	}
 }
+
+// TestPurgeRecordsHandOver: a team that a purge hands over to its next
+// member has the change in its log, by the platform, naming the new owner
+// and nothing of the purged one.
+func TestPurgeRecordsHandOver(t *testing.T) {
+	ctx := t.Context()
+	st, err := sqlite.Open(ctx, sqlite.Memory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { st.Close() })
+	old := time.Now().Add(-account.DefaultGrace - time.Hour)
+	if err := st.CreateAccount(ctx, store.User{ID: "usr_old", Email: "old@example.com", CreatedAt: old},
+		store.Account{UserID: "usr_old", PasswordHash: "x", Status: store.AccountActive, CreatedAt: old}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateUser(ctx, store.User{ID: "usr_next", Email: "next@example.com", CreatedAt: old}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.CreateTeam(ctx, store.Team{ID: "t1", Name: "t1", CreatedAt: old}, "usr_old"); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	inv := store.Invitation{ID: "inv_1", TeamID: "t1", Email: "next@example.com", Role: store.RoleMember, CreatedAt: now, ExpiresAt: now.Add(time.Hour)}
+	if err := st.CreateInvitation(ctx, inv, 10, now); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.AcceptInvitation(ctx, inv.ID, "usr_next", now, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetAccountStatus(ctx, "usr_old", store.AccountActive, store.AccountDeleted, old); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	lg, err := audit.New(audit.Config{Store: st, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	acc, _, err := newAccounts(st, mail.Log{Logger: log}, []byte("0123456789abcdef0123456789abcdef"), "http://127.0.0.1:1", lg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := acc.Purge(ctx); err != nil || n != 1 {
+		t.Fatalf("Purge = %d, %v; want 1", n, err)
+	}
+	es, _, err := st.ListAuditEntries(ctx, store.AuditFilter{TeamID: "t1"})
+	if err != nil || len(es) != 1 {
+		t.Fatalf("t1's log = %+v, %v; want the hand-over", es, err)
+	}
+	x := es[0]
+	if x.Scope != nestbox.AuditScopeTeam || x.Action != "member.transfer_ownership" || x.ResourceID != "usr_next" ||
+		x.Actor != audit.SystemActor() || x.Metadata["reason"] != "owner_purged" || len(x.Metadata) != 1 {
+		t.Errorf("the hand-over's entry = %+v, want member.transfer_ownership to usr_next by the platform, reason owner_purged", x)
+	}
+}

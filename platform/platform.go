@@ -34,6 +34,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"nestbox.dev"
 	"nestbox.dev/internal/account"
 	"nestbox.dev/internal/agent"
 	"nestbox.dev/internal/audit"
@@ -102,8 +103,12 @@ type Config struct {
 	UsageInterval      time.Duration
 	UsageRetentionDays int
 	// AuditRetention is how long audit entries are kept; zero means 400
-	// days, negative forever.
-	AuditRetention time.Duration
+	// days, negative forever. AuditMaxTeamEntries is how many of its own
+	// (scope team) entries a team keeps, its oldest beyond them deleted;
+	// zero means 200,000, negative no cap. Both are enforced at start and
+	// every hour, by one control plane of those sharing a database.
+	AuditRetention      time.Duration
+	AuditMaxTeamEntries int
 	// Mailer sends account mail (verification, reset, invitations); nil
 	// writes mails to Logger, links included, for development.
 	Mailer Mailer
@@ -205,7 +210,7 @@ func New(ctx context.Context, cfg Config) (_ *Platform, err error) {
 		return nil, err
 	}
 
-	auditLog, err := audit.New(audit.Config{Store: p.st, Retention: cfg.AuditRetention, Logger: log.With("component", "audit")})
+	auditLog, err := audit.New(audit.Config{Store: p.st, Retention: cfg.AuditRetention, MaxTeamEntries: cfg.AuditMaxTeamEntries, Logger: log.With("component", "audit")})
 	if err != nil {
 		return nil, err
 	}
@@ -371,10 +376,20 @@ func openEvents(ctx context.Context, url string, log *slog.Logger) (events.Strea
 
 // newAccounts is the account and team services over st. A purge of a
 // deleted account anonymises the user's entries in auditLog first, and
-// keeps the user if that fails.
+// keeps the user if that fails; each team it hands over to a successor is
+// recorded in that team's log.
 func newAccounts(st store.Store, m mail.Mailer, linkKey []byte, publicURL string, auditLog *audit.Logger, log *slog.Logger) (*account.Service, *team.Service, error) {
+	handedOver := func(ctx context.Context, teamID, successor string) {
+		// The entry names the successor only: the purged owner's entries
+		// are anonymised already, and this one must not name it again.
+		err := auditLog.Record(ctx, audit.Entry{Scope: nestbox.AuditScopeTeam, TeamID: teamID, Actor: audit.SystemActor(),
+			Action: "member.transfer_ownership", ResourceID: successor, Metadata: map[string]string{"reason": "owner_purged"}})
+		if err != nil {
+			log.Error("write audit entry", "action", "member.transfer_ownership", "team", teamID, "err", err)
+		}
+	}
 	acc, err := account.New(account.Config{Store: st, Mailer: m, LinkKey: linkKey, PublicURL: publicURL, Logger: log.With("component", "accounts"),
-		BeforePurge: auditLog.Anonymise})
+		BeforePurge: auditLog.Anonymise, HandedOver: handedOver})
 	if err != nil {
 		return nil, nil, err
 	}

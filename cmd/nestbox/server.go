@@ -119,9 +119,7 @@ func runServer(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	if err := mf.apply(&pcfg, log); err != nil {
 		return err
 	}
-	if pcfg.AuditRetention, err = af.check(); err != nil {
-		return err
-	}
+	af.apply(&pcfg)
 	p, err := nbplatform.New(ctx, pcfg)
 	if err != nil {
 		return err

@@ -121,9 +121,7 @@ func runUp(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if err := cfg.mail.apply(&pcfg, log); err != nil {
 		return err
 	}
-	if pcfg.AuditRetention, err = cfg.audit.check(); err != nil {
-		return err
-	}
+	cfg.audit.apply(&pcfg)
 	cp, err := nbplatform.New(ctx, pcfg)
 	if err != nil {
 		return err

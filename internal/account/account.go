@@ -70,6 +70,11 @@ type Config struct {
 	// error keeps that user for the next purge. It is the seam where the
 	// audit log anonymises the user's entries.
 	BeforePurge func(ctx context.Context, userID string) error
+	// HandedOver, if set, runs after a purge gives a team the purged user
+	// owned to successor. It is the seam where the audit log records the
+	// change in the team's log; it is given nothing of the purged user,
+	// whose entries are anonymised by then.
+	HandedOver func(ctx context.Context, teamID, successor string)
 }
 
 // Service runs the accounts. It is safe for concurrent use.

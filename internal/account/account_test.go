@@ -1,9 +1,11 @@
 package account_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"path/filepath"
 	"regexp"
 	"strings"
@@ -517,4 +519,64 @@ func TestPurgeHandsTeamsOver(t *testing.T) {
 			t.Errorf("team %s after the purge: owner %q, want %q (%+v)", tm.id, owner, tm.want, ms)
 		}
 	}
+}
+
+// TestPurgeMailDown: a purge whose mail that the account is gone fails
+// still purges every user, counts them, and logs the failure as a
+// warning, once per user.
+func TestPurgeMailDown(t *testing.T) {
+	var logged bytes.Buffer
+	e := newEnv(t, func(c *account.Config) {
+		c.Logger = slog.New(slog.NewTextHandler(&logged, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	})
+	ctx := t.Context()
+	var ids []string
+	for _, email := range []string{"ada@example.com", "bob@example.com"} {
+		u := e.signUp(t, email, "a password")
+		if _, err := e.svc.Delete(ctx, u.ID); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, u.ID)
+	}
+	e.clock.Add(account.DefaultGrace + time.Second)
+	e.mail.fail = errors.New("smtp down")
+	if n, err := e.svc.Purge(ctx); err != nil || n != 2 {
+		t.Errorf("Purge with the mail down = %d, %v; want 2", n, err)
+	}
+	for _, id := range ids {
+		if _, err := e.store.GetUser(ctx, id); !errors.Is(err, errdefs.ErrNotFound) {
+			t.Errorf("user %s after the purge: %v, want not found", id, err)
+		}
+	}
+	if got := strings.Count(logged.String(), `level=WARN msg="mail purged account"`); got != 2 {
+		t.Errorf("%d warnings of the failed mail, want 2; log:\n%s", got, logged.String())
+	}
+}
+
+// TestRunPurgesAtStart: the purge worker's first pass is at once, not a
+// day after the start; it returns when its context is done.
+func TestRunPurgesAtStart(t *testing.T) {
+	e := newEnv(t, nil)
+	ctx, cancel := context.WithCancel(t.Context())
+	u := e.signUp(t, "ada@example.com", "a password")
+	if _, err := e.svc.Delete(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(account.DefaultGrace + time.Second)
+	done := make(chan struct{})
+	go func() { e.svc.Run(ctx); close(done) }()
+	// Generous: the pass is one purge of one user; PurgeEvery is a day.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		_, err := e.store.GetUser(t.Context(), u.ID)
+		if errors.Is(err, errdefs.ErrNotFound) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the user is still there 30 s after Run started (%v): no purge at start", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	<-done
 }

@@ -124,6 +124,9 @@ func (s *Service) handOver(ctx context.Context, userID string) error {
 			return fmt.Errorf("hand team %s over: %w", m.Team.ID, err)
 		}
 		s.log.Info("team handed over from a purged owner", "team", m.Team.ID, "owner", successor)
+		if s.cfg.HandedOver != nil {
+			s.cfg.HandedOver(ctx, m.Team.ID, successor)
+		}
 	}
 	return nil
 }

@@ -4,7 +4,8 @@
 // with an Entry given to Logger.Record, which checks it and fills in its
 // ID, time and status; the log is read back through Logger.List. The
 // Logger also anonymises a purged user's entries (Anonymise, the account
-// purge's BeforePurge) and deletes entries older than the retention (Run).
+// purge's BeforePurge) and bounds the log (Run): it deletes entries older
+// than the retention and each team's oldest beyond its cap.
 //
 // Entry is the public nestbox.AuditEntry, so that a program embedding the
 // control plane writes entries of the same type. The HTTP layer
@@ -50,8 +51,9 @@ func SystemActor() Actor {
 
 // Defaults of Config.
 const (
-	DefaultRetention  = 400 * 24 * time.Hour
-	DefaultPurgeEvery = 24 * time.Hour
+	DefaultRetention      = 400 * 24 * time.Hour
+	DefaultMaxTeamEntries = 200_000
+	DefaultPurgeEvery     = time.Hour
 )
 
 // Bounds of an entry's metadata: callers put a few facts there, never a
@@ -63,11 +65,14 @@ const (
 )
 
 // retentionLease is the lease under which one control plane at a time
-// deletes old entries (store.AcquireLease, as the host monitor's).
+// deletes old entries and enforces the teams' caps (store.AcquireLease, as
+// the host monitor's). It keeps the name it had before the caps, so that
+// control planes of both versions share it during an upgrade.
 const retentionLease = "audit-retention"
 
-// purgeBatch is how many entries one delete of the retention removes at
-// most: a short write transaction, which SQLite's one writer needs.
+// purgeBatch is how many entries one delete of the retention or of a
+// team's cap removes at most: a short write transaction, which SQLite's one
+// writer needs.
 const purgeBatch = 1000
 
 // Store is what the Logger needs of the store.
@@ -76,6 +81,8 @@ type Store interface {
 	ListAuditEntries(ctx context.Context, f store.AuditFilter) ([]nestbox.AuditEntry, string, error)
 	AnonymiseAuditEntries(ctx context.Context, userID string) (int, error)
 	DeleteAuditEntriesBefore(ctx context.Context, before time.Time, limit int) (int, error)
+	AuditTeamsOver(ctx context.Context, keep int) ([]string, error)
+	DeleteAuditEntriesBeyond(ctx context.Context, teamID string, keep, limit int) (int, error)
 	AcquireLease(ctx context.Context, name, holder string, until, now time.Time) (bool, error)
 }
 
@@ -88,8 +95,12 @@ type Config struct {
 	// Retention is how long entries are kept; zero means
 	// DefaultRetention, negative keeps them forever.
 	Retention time.Duration
-	// PurgeEvery is how often Run deletes entries past the retention;
-	// zero means DefaultPurgeEvery.
+	// MaxTeamEntries is how many scope team entries a team keeps: its
+	// oldest beyond them are deleted. Zero means DefaultMaxTeamEntries,
+	// negative no cap. Scope admin entries follow the retention only.
+	MaxTeamEntries int
+	// PurgeEvery is how often Run deletes entries past the retention and
+	// the caps; zero means DefaultPurgeEvery.
 	PurgeEvery time.Duration
 	// Holder names this control plane in the retention's lease; "" means
 	// a random name.
@@ -115,6 +126,9 @@ func New(cfg Config) (*Logger, error) {
 	}
 	if cfg.Retention == 0 {
 		cfg.Retention = DefaultRetention
+	}
+	if cfg.MaxTeamEntries == 0 {
+		cfg.MaxTeamEntries = DefaultMaxTeamEntries
 	}
 	if cfg.PurgeEvery == 0 {
 		cfg.PurgeEvery = DefaultPurgeEvery
@@ -222,30 +236,57 @@ func (l *Logger) Anonymise(ctx context.Context, userID string) error {
 	return nil
 }
 
-// Purge deletes the entries older than the retention and returns how
-// many; with a negative retention it deletes none.
+// Purge deletes the entries older than the retention and then each
+// team's oldest scope team entries beyond MaxTeamEntries, a batch at a
+// time, and returns how many it deleted. A negative retention or cap skips
+// its part.
 func (l *Logger) Purge(ctx context.Context) (int, error) {
-	if l.cfg.Retention < 0 {
-		return 0, nil
-	}
-	before := l.cfg.Now().Add(-l.cfg.Retention)
 	total := 0
-	for {
-		n, err := l.cfg.Store.DeleteAuditEntriesBefore(ctx, before, purgeBatch)
+	if l.cfg.Retention >= 0 {
+		before := l.cfg.Now().Add(-l.cfg.Retention)
+		n, err := batches(func() (int, error) { return l.cfg.Store.DeleteAuditEntriesBefore(ctx, before, purgeBatch) })
 		total += n
 		if err != nil {
 			return total, fmt.Errorf("purge audit entries: %w", err)
 		}
-		if n < purgeBatch {
-			return total, nil
+	}
+	if l.cfg.MaxTeamEntries < 0 {
+		return total, nil
+	}
+	teams, err := l.cfg.Store.AuditTeamsOver(ctx, l.cfg.MaxTeamEntries)
+	if err != nil {
+		return total, fmt.Errorf("purge audit entries: %w", err)
+	}
+	for _, team := range teams {
+		n, err := batches(func() (int, error) {
+			return l.cfg.Store.DeleteAuditEntriesBeyond(ctx, team, l.cfg.MaxTeamEntries, purgeBatch)
+		})
+		total += n
+		if err != nil {
+			return total, fmt.Errorf("purge audit entries of team %s: %w", team, err)
+		}
+		l.log.Info("deleted a team's audit entries beyond its cap", "team", team, "deleted", n, "max_entries", l.cfg.MaxTeamEntries)
+	}
+	return total, nil
+}
+
+// batches calls del until it deletes less than a batch and returns the
+// sum.
+func batches(del func() (int, error)) (int, error) {
+	total := 0
+	for {
+		n, err := del()
+		total += n
+		if err != nil || n < purgeBatch {
+			return total, err
 		}
 	}
 }
 
-// Run deletes the entries past the retention at once and then every
-// PurgeEvery, until ctx is done: on one control plane at a time, the one
-// holding the retention's lease (for two intervals, renewed at each
-// pass). Its caller owns it and waits for it to return.
+// Run bounds the log at once and then every PurgeEvery, until ctx is done:
+// on one control plane at a time, the one holding the retention's lease
+// (for two intervals, renewed at each pass). Its caller owns it and waits
+// for it to return.
 func (l *Logger) Run(ctx context.Context) {
 	t := time.NewTicker(l.cfg.PurgeEvery)
 	defer t.Stop()
@@ -273,10 +314,10 @@ func (l *Logger) purgeOnce(ctx context.Context) {
 	}
 	n, err := l.Purge(ctx)
 	if err != nil && ctx.Err() == nil {
-		l.log.Warn("delete audit entries past the retention", "err", err, "deleted", n)
+		l.log.Warn("delete audit entries past the retention or a team's cap", "err", err, "deleted", n)
 		return
 	}
 	if n > 0 {
-		l.log.Info("deleted audit entries past the retention", "deleted", n, "retention", l.cfg.Retention)
+		l.log.Info("deleted audit entries past the retention or the teams' caps", "deleted", n, "retention", l.cfg.Retention, "max_team_entries", l.cfg.MaxTeamEntries)
 	}
 }

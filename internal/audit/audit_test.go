@@ -168,6 +168,98 @@ func TestRetention(t *testing.T) {
 	}
 }
 
+// TestTeamCap: a pass of Run keeps each team's newest MaxTeamEntries
+// scope team entries, over several batches, anonymised entries counted
+// like any other; admin entries and a team under the cap keep theirs; a
+// control plane without the lease deletes nothing; a negative cap keeps
+// everything.
+func TestTeamCap(t *testing.T) {
+	st := openStore(t)
+	c := &clock{t0}
+	a := newLogger(t, st, c, func(cfg *audit.Config) { cfg.MaxTeamEntries = 3; cfg.Holder = "a" })
+	const many = 2500 // more than two of the worker's batches
+	for i := range many {
+		e := audit.Entry{Time: t0.Add(time.Duration(i-many) * time.Second), Scope: nestbox.AuditScopeTeam, TeamID: "t_busy",
+			Actor: audit.KeyActor("key_1", "ci"), Action: "capsule.create"}
+		if i == many-2 {
+			e.Actor = nestbox.AuditActor{Type: nestbox.AuditActorUser, Name: store.AnonymousActor}
+		}
+		if err := a.Record(t.Context(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range 5 {
+		for _, e := range []audit.Entry{
+			{Time: t0.Add(time.Duration(i-10) * time.Hour), Scope: nestbox.AuditScopeAdmin, TeamID: "t_busy", Actor: audit.SystemActor(), Action: "host.cordon"},
+			{Time: t0.Add(time.Duration(i-10) * time.Hour), Scope: nestbox.AuditScopeTeam, TeamID: "t_calm", Actor: audit.SystemActor(), Action: "capsule.pause"},
+		} {
+			if i < 3 || e.Scope == nestbox.AuditScopeAdmin {
+				if err := a.Record(t.Context(), e); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+	}
+	count := func(f store.AuditFilter) int {
+		t.Helper()
+		n := 0
+		for {
+			es, next, err := st.ListAuditEntries(t.Context(), f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			n += len(es)
+			if next == "" {
+				return n
+			}
+			f.Cursor = next
+		}
+	}
+	busy := store.AuditFilter{TeamID: "t_busy", Scope: nestbox.AuditScopeTeam, Limit: 1000}
+
+	if ok, err := st.AcquireLease(t.Context(), "audit-retention", "b", t0.Add(time.Hour), t0); err != nil || !ok {
+		t.Fatalf("take the lease for b: %v %v", ok, err)
+	}
+	runOnce(t, a)
+	if n := count(busy); n != many {
+		t.Errorf("after a pass without the lease: %d entries, want %d", n, many)
+	}
+
+	c.now = t0.Add(2 * time.Hour) // b's lease expired
+	runOnce(t, a)
+	es, _, err := st.ListAuditEntries(t.Context(), busy)
+	if err != nil {
+		t.Fatal(err)
+	}
+	newest := t0.Truncate(time.Microsecond).Add(-time.Second)
+	if len(es) != 3 || !es[0].Time.Equal(newest) || !es[2].Time.Equal(newest.Add(-2*time.Second)) ||
+		es[1].Actor.Name != store.AnonymousActor {
+		t.Errorf("t_busy keeps %+v, want its 3 newest, the anonymised one among them", es)
+	}
+	if n := count(store.AuditFilter{TeamID: "t_busy", Scope: nestbox.AuditScopeAdmin}); n != 5 {
+		t.Errorf("admin entries under t_busy: %d, want all 5 (they follow the retention only)", n)
+	}
+	if n := count(store.AuditFilter{TeamID: "t_calm"}); n != 3 {
+		t.Errorf("t_calm, at its cap: %d entries, want 3", n)
+	}
+
+	// The anonymised entry is old now: a cap of 2 deletes it as any other.
+	a2 := newLogger(t, st, c, func(cfg *audit.Config) { cfg.MaxTeamEntries = 2; cfg.Holder = "a" })
+	if n, err := a2.Purge(t.Context()); err != nil || n != 2 {
+		t.Errorf("Purge with a cap of 2 = %d, %v; want 2 (one of t_busy, one of t_calm)", n, err)
+	}
+	if n := count(busy); n != 2 {
+		t.Errorf("t_busy with a cap of 2: %d entries", n)
+	}
+	forever := newLogger(t, st, c, func(cfg *audit.Config) { cfg.MaxTeamEntries = -1; cfg.Retention = -1 })
+	if err := forever.Record(t.Context(), audit.Entry{Scope: nestbox.AuditScopeTeam, TeamID: "t_busy", Actor: audit.SystemActor(), Action: "capsule.pause"}); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := forever.Purge(t.Context()); err != nil || n != 0 || count(busy) != 3 {
+		t.Errorf("Purge with no cap = %d, %v; %d entries of t_busy, want 3", n, err, count(busy))
+	}
+}
+
 // runOnce runs one pass of l's worker (the pass Run makes at once and
 // then every PurgeEvery).
 func runOnce(t *testing.T, l *audit.Logger) {

@@ -2,201 +2,26 @@ package mail_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
-	"io"
 	"log/slog"
-	"math/big"
 	"mime"
-	"mime/multipart"
-	"mime/quotedprintable"
 	"net"
-	netmail "net/mail"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/emersion/go-sasl"
-	"github.com/emersion/go-smtp"
-
 	"nestbox.dev/internal/errdefs"
 	"nestbox.dev/internal/mail"
+	"nestbox.dev/internal/mail/mailtest"
 )
 
-// received is one message as the test server got it.
-type received struct {
-	from, to string
-	user     string // who authenticated, "" if nobody
-	tls      bool
-	data     []byte
-}
-
-// mailServer is a real SMTP server (go-smtp) in the test process that
-// keeps what it receives.
-type mailServer struct {
-	addr string
-	pool *x509.CertPool
-
-	mu   sync.Mutex
-	msgs []received
-}
-
-// newMailServer starts a server on loopback; with tlsOn it offers
-// STARTTLS with a certificate of its own (in pool), and it accepts PLAIN
-// authentication as "nestbox"/"s3cret".
-func newMailServer(t *testing.T, tlsOn bool) *mailServer {
-	t.Helper()
-	ms := &mailServer{}
-	srv := smtp.NewServer(smtp.BackendFunc(func(c *smtp.Conn) (smtp.Session, error) {
-		return &session{ms: ms, conn: c}, nil
-	}))
-	srv.Domain = "localhost"
-	srv.AllowInsecureAuth = !tlsOn
-	srv.ReadTimeout = 10 * time.Second
-	srv.WriteTimeout = 10 * time.Second
-	if tlsOn {
-		cert, pool := selfSigned(t)
-		srv.TLSConfig = &tls.Config{Certificates: []tls.Certificate{cert}}
-		ms.pool = pool
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ms.addr = ln.Addr().String()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		srv.Serve(ln)
-	}()
-	t.Cleanup(func() {
-		srv.Close()
-		<-done
-	})
-	return ms
-}
-
-func (ms *mailServer) messages() []received {
-	ms.mu.Lock()
-	defer ms.mu.Unlock()
-	return append([]received(nil), ms.msgs...)
-}
-
-type session struct {
-	ms   *mailServer
-	conn *smtp.Conn
-	cur  received
-}
-
-func (s *session) AuthMechanisms() []string { return []string{sasl.Plain} }
-
-func (s *session) Auth(mech string) (sasl.Server, error) {
-	return sasl.NewPlainServer(func(identity, user, pass string) error {
-		if user != "nestbox" || pass != "s3cret" {
-			return errors.New("bad credentials")
-		}
-		s.cur.user = user
-		return nil
-	}), nil
-}
-
-func (s *session) Mail(from string, _ *smtp.MailOptions) error { s.cur.from = from; return nil }
-func (s *session) Rcpt(to string, _ *smtp.RcptOptions) error   { s.cur.to = to; return nil }
-func (s *session) Data(r io.Reader) error {
-	b, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	s.cur.data = b
-	_, s.cur.tls = s.conn.TLSConnectionState()
-	s.ms.mu.Lock()
-	s.ms.msgs = append(s.ms.msgs, s.cur)
-	s.ms.mu.Unlock()
-	return nil
-}
-func (s *session) Reset()        { s.cur = received{user: s.cur.user} }
-func (s *session) Logout() error { return nil }
-
-// selfSigned makes a certificate for 127.0.0.1 and the pool that trusts
-// it.
-func selfSigned(t *testing.T) (tls.Certificate, *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1),
-		Subject:      pkix.Name{CommonName: "nestbox test"},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(leaf)
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, pool
-}
-
-// parts reads a received message's headers and its text and HTML parts.
-func parts(t *testing.T, data []byte) (netmail.Header, string, string) {
-	t.Helper()
-	msg, err := netmail.ReadMessage(strings.NewReader(string(data)))
-	if err != nil {
-		t.Fatalf("read message: %v\n%s", err, data)
-	}
-	mt, params, err := mime.ParseMediaType(msg.Header.Get("Content-Type"))
-	if err != nil {
-		t.Fatalf("Content-Type: %v", err)
-	}
-	var text, html string
-	if mt == "text/plain" {
-		b, _ := io.ReadAll(quotedprintable.NewReader(msg.Body))
-		return msg.Header, strings.TrimSuffix(string(b), "\r\n"), ""
-	}
-	mr := multipart.NewReader(msg.Body, params["boundary"])
-	for {
-		p, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("next part: %v", err)
-		}
-		b, _ := io.ReadAll(p) // multipart decodes quoted-printable itself
-		switch ct := p.Header.Get("Content-Type"); {
-		case strings.HasPrefix(ct, "text/plain"):
-			text = string(b)
-		case strings.HasPrefix(ct, "text/html"):
-			html = string(b)
-		default:
-			t.Errorf("unexpected part %q", ct)
-		}
-	}
-	return msg.Header, text, html
-}
-
 func TestSMTPDelivers(t *testing.T) {
-	ms := newMailServer(t, true)
+	ms := mailtest.Start(t, true)
 	m, err := mail.NewSMTP(mail.SMTPConfig{
-		Addr: ms.addr, From: "Nestbox <noreply@nestbox.test>",
-		Username: "nestbox", Password: "s3cret",
-		TLS: &tls.Config{RootCAs: ms.pool, ServerName: "127.0.0.1"},
+		Addr: ms.Addr, From: "Nestbox <noreply@nestbox.test>",
+		Username: mailtest.User, Password: mailtest.Password,
+		TLS: &tls.Config{RootCAs: ms.Pool, ServerName: "127.0.0.1"},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -211,15 +36,15 @@ func TestSMTPDelivers(t *testing.T) {
 	if err := m.Send(t.Context(), msg); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
-	got := ms.messages()
+	got := ms.Messages()
 	if len(got) != 1 {
 		t.Fatalf("server got %d messages, want 1", len(got))
 	}
 	r := got[0]
-	if r.from != "noreply@nestbox.test" || r.to != "ada@example.com" || r.user != "nestbox" || !r.tls {
-		t.Errorf("envelope from %q to %q, user %q, tls %v; want noreply@nestbox.test, ada@example.com, nestbox, true", r.from, r.to, r.user, r.tls)
+	if r.From != "noreply@nestbox.test" || r.To != "ada@example.com" || r.User != "nestbox" || !r.TLS {
+		t.Errorf("envelope from %q to %q, user %q, tls %v; want noreply@nestbox.test, ada@example.com, nestbox, true", r.From, r.To, r.User, r.TLS)
 	}
-	h, text, html := parts(t, r.data)
+	h, text, html := mailtest.Parts(t, r.Data)
 	if subj, _ := new(mime.WordDecoder).DecodeHeader(h.Get("Subject")); subj != msg.Subject {
 		t.Errorf("subject %q, want %q", subj, msg.Subject)
 	}
@@ -235,22 +60,22 @@ func TestSMTPDelivers(t *testing.T) {
 }
 
 func TestSMTPTextOnly(t *testing.T) {
-	ms := newMailServer(t, false)
-	m, err := mail.NewSMTP(mail.SMTPConfig{Addr: ms.addr, From: "noreply@nestbox.test", Insecure: true})
+	ms := mailtest.Start(t, false)
+	m, err := mail.NewSMTP(mail.SMTPConfig{Addr: ms.Addr, From: "noreply@nestbox.test", Insecure: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Send(t.Context(), mail.Message{To: "bob@example.com", Subject: "Hi", Text: "hello"}); err != nil {
 		t.Fatalf("Send: %v", err)
 	}
-	got := ms.messages()
+	got := ms.Messages()
 	if len(got) != 1 {
 		t.Fatalf("server got %d messages, want 1", len(got))
 	}
-	if got[0].tls || got[0].user != "" {
-		t.Errorf("tls %v user %q, want a plain unauthenticated session", got[0].tls, got[0].user)
+	if got[0].TLS || got[0].User != "" {
+		t.Errorf("tls %v user %q, want a plain unauthenticated session", got[0].TLS, got[0].User)
 	}
-	if _, text, html := parts(t, got[0].data); text != "hello" || html != "" {
+	if _, text, html := mailtest.Parts(t, got[0].Data); text != "hello" || html != "" {
 		t.Errorf("text %q html %q, want hello and none", text, html)
 	}
 }
@@ -258,8 +83,8 @@ func TestSMTPTextOnly(t *testing.T) {
 // A server without STARTTLS is refused unless Insecure: the mail (and a
 // password) would travel in clear.
 func TestSMTPRequiresTLS(t *testing.T) {
-	ms := newMailServer(t, false)
-	m, err := mail.NewSMTP(mail.SMTPConfig{Addr: ms.addr, From: "noreply@nestbox.test"})
+	ms := mailtest.Start(t, false)
+	m, err := mail.NewSMTP(mail.SMTPConfig{Addr: ms.Addr, From: "noreply@nestbox.test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -267,22 +92,22 @@ func TestSMTPRequiresTLS(t *testing.T) {
 	if !errors.Is(err, errdefs.ErrUnavailable) {
 		t.Errorf("Send to a server without STARTTLS: %v, want unavailable", err)
 	}
-	if n := len(ms.messages()); n != 0 {
+	if n := len(ms.Messages()); n != 0 {
 		t.Errorf("server got %d messages, want 0", n)
 	}
 }
 
 func TestSMTPWrongPassword(t *testing.T) {
-	ms := newMailServer(t, true)
-	m, err := mail.NewSMTP(mail.SMTPConfig{Addr: ms.addr, From: "noreply@nestbox.test", Username: "nestbox", Password: "wrong",
-		TLS: &tls.Config{RootCAs: ms.pool, ServerName: "127.0.0.1"}})
+	ms := mailtest.Start(t, true)
+	m, err := mail.NewSMTP(mail.SMTPConfig{Addr: ms.Addr, From: "noreply@nestbox.test", Username: "nestbox", Password: "wrong",
+		TLS: &tls.Config{RootCAs: ms.Pool, ServerName: "127.0.0.1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Send(t.Context(), mail.Message{To: "bob@example.com", Subject: "Hi", Text: "hello"}); err == nil {
 		t.Error("Send with a wrong password succeeded")
 	}
-	if n := len(ms.messages()); n != 0 {
+	if n := len(ms.Messages()); n != 0 {
 		t.Errorf("server got %d messages, want 0", n)
 	}
 }

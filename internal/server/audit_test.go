@@ -505,3 +505,114 @@ func FuzzAuditQuery(f *testing.F) {
 		}
 	})
 }
+
+// TestAuditMoreActions: the audited actions the tests above do not make
+// are recorded too, each once, in the right log: a team's creation, its
+// settings, a withdrawn invitation and a hand-over in the new team's log;
+// a template made from a snapshot, its pool and its deletion in the
+// team's; a restored user, a host that joins (by the platform: no user
+// acts), drained and removed, in the admins'.
+func TestAuditMoreActions(t *testing.T) {
+	box := &outbox{}
+	e := newEnv(t, withAccounts(box, func(c *server.Config) { c.PlatformTeamID = "team_a" }))
+	ctx := t.Context()
+	ada := e.signUpAndLogIn(t, box, "ada@example.com") // first: admin
+	bob := e.signUpAndLogIn(t, box, "bob@example.com")
+
+	var tm struct{ ID string }
+	if code, b := e.call(t, "POST", "/v1/teams", ada.AccessToken, `{"name":"Shared"}`, &tm); code != 201 {
+		t.Fatalf("create team: %d %s", code, b)
+	}
+	if code, b := e.call(t, "POST", "/v1/teams/"+tm.ID+"/invitations", ada.AccessToken, `{"email":"bob@example.com"}`, nil); code != 201 {
+		t.Fatalf("invite bob: %d %s", code, b)
+	}
+	if code, b := e.call(t, "POST", "/v1/invitations/accept", bob.AccessToken, fmt.Sprintf(`{"token":%q}`, box.token(t, "bob@example.com")), nil); code != 200 {
+		t.Fatalf("bob accepts: %d %s", code, b)
+	}
+	var inv struct{ ID string }
+	if code, b := e.call(t, "POST", "/v1/teams/"+tm.ID+"/invitations", ada.AccessToken, `{"email":"carol@example.com"}`, &inv); code != 201 {
+		t.Fatalf("invite carol: %d %s", code, b)
+	}
+	if code, b := e.call(t, "DELETE", "/v1/teams/"+tm.ID+"/invitations/"+inv.ID, ada.AccessToken, "", nil); code != 204 {
+		t.Fatalf("withdraw: %d %s", code, b)
+	}
+	if code, b := e.call(t, "PUT", "/v1/teams/"+tm.ID+"/settings", ada.AccessToken, `{"members_mint_keys":true}`, nil); code != 200 {
+		t.Fatalf("settings: %d %s", code, b)
+	}
+	if code, b := e.call(t, "PUT", "/v1/teams/"+tm.ID+"/owner", ada.AccessToken, fmt.Sprintf(`{"user_id":%q}`, bob.UserID), nil); code != 200 {
+		t.Fatalf("hand over: %d %s", code, b)
+	}
+	if code, b := e.call(t, "POST", "/v1/auth/switch", ada.AccessToken, fmt.Sprintf(`{"team_id":%q}`, tm.ID), nil); code != 200 {
+		t.Fatalf("switch: %d %s", code, b)
+	}
+	es := e.auditLog(t, "/v1/audit-logs", ada.AccessToken, 100)
+	for _, w := range []struct{ action, id string }{
+		{"team.create", tm.ID}, {"invitation.withdraw", inv.ID}, {"team.update_settings", tm.ID}, {"member.transfer_ownership", bob.UserID},
+	} {
+		if x := find(t, es, w.action, w.id); x.Scope != nestbox.AuditScopeTeam || x.TeamID != tm.ID || x.Actor.ID != ada.UserID || x.Status != nestbox.AuditSuccess {
+			t.Errorf("%s: %+v, want a success by ada in %s's log", w.action, x, tm.ID)
+		}
+	}
+	if m := find(t, es, "team.update_settings", tm.ID).Metadata; m["members_mint_keys"] != "true" {
+		t.Errorf("settings entry's metadata %v", m)
+	}
+
+	c := e.running(t, e.keyA, nestbox.CreateCapsuleRequest{})
+	sn := e.snapshot(t, e.keyA, c.ID, `{}`)
+	if code, b := e.call(t, "POST", "/v1/templates", e.keyA, `{"name":"tpl-audit","from_snapshot":"`+sn.ID+`"}`, nil); code != 201 {
+		t.Fatalf("make template: %d %s", code, b)
+	}
+	if code, b := e.call(t, "PUT", "/v1/templates/tpl-audit/pool", e.keyA, `{"size":1}`, nil); code != 200 {
+		t.Fatalf("pool: %d %s", code, b)
+	}
+	if code, b := e.call(t, "DELETE", "/v1/templates/tpl-audit", e.keyA, "", nil); code != 204 {
+		t.Fatalf("delete template: %d %s", code, b)
+	}
+	es = e.auditLog(t, "/v1/audit-logs?resource_type=template", e.keyA, 100)
+	if got, want := actions(es), []string{"template.delete", "template.pool", "template.create"}; !slices.Equal(got, want) {
+		t.Fatalf("team_a's template entries = %v, want %v", got, want)
+	}
+	if m := find(t, es, "template.create", "tpl-audit").Metadata; m["from_snapshot"] != sn.ID {
+		t.Errorf("template entry's metadata %v, want from_snapshot %s", m, sn.ID)
+	}
+	if m := find(t, es, "template.pool", "tpl-audit").Metadata; m["size"] != "1" {
+		t.Errorf("pool entry's metadata %v, want size 1", m)
+	}
+
+	if code, b := e.call(t, "DELETE", "/v1/users/me", bob.AccessToken, "", nil); code != 202 {
+		t.Fatalf("bob deletes his account: %d %s", code, b)
+	}
+	if code, b := e.call(t, "POST", "/v1/admin/users/"+bob.UserID+"/restore", ada.AccessToken, "", nil); code != 200 {
+		t.Fatalf("restore bob: %d %s", code, b)
+	}
+	secret, _, err := e.fleet.CreateJoinToken(ctx, "", 0, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A bad token is no one's: not recorded. The host's join is.
+	if code, _ := e.call(t, "POST", "/v1/hosts/register", "nbj_not-a-token", `{"name":"h","url":"http://127.0.0.1:1"}`, nil); code != 401 {
+		t.Fatalf("register with a bad token: %d, want 401", code)
+	}
+	var j fleet.Joined
+	if code, b := e.call(t, "POST", "/v1/hosts/register", secret, `{"name":"h","url":"http://127.0.0.1:1"}`, &j); code != 201 {
+		t.Fatalf("register: %d %s", code, b)
+	}
+	if code, b := e.call(t, "POST", "/v1/admin/hosts/"+j.HostID+"/drain", ada.AccessToken, "", nil); code != 200 {
+		t.Fatalf("drain: %d %s", code, b)
+	}
+	if code, b := e.call(t, "DELETE", "/v1/admin/hosts/"+j.HostID, ada.AccessToken, "", nil); code != 204 {
+		t.Fatalf("remove host: %d %s", code, b)
+	}
+	es = e.auditLog(t, "/v1/admin/audit-logs?scope=admin", ada.AccessToken, 100)
+	if got, want := actions(es), []string{"host.remove", "host.drain", "host.register", "user.restore"}; !slices.Equal(got, want) {
+		t.Fatalf("admin entries = %v, want %v", got, want)
+	}
+	if x := find(t, es, "host.register", j.HostID); x.Actor != audit.SystemActor() || x.TeamID != "team_a" || x.Metadata["name"] != "h" || x.Metadata["url"] != "http://127.0.0.1:1" {
+		t.Errorf("host.register: %+v, want by the platform under the platform team, with the host's name and URL", x)
+	}
+	for _, w := range []struct{ action, id string }{{"user.restore", bob.UserID}, {"host.drain", j.HostID}, {"host.remove", j.HostID}} {
+		if x := find(t, es, w.action, w.id); x.TeamID != "team_a" || x.Actor.ID != ada.UserID || x.Status != nestbox.AuditSuccess {
+			t.Errorf("%s: %+v, want a success by ada under the platform team", w.action, x)
+		}
+	}
+}

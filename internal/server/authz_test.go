@@ -188,6 +188,8 @@ func TestAuthorizationMatrix(t *testing.T) {
 		"GET /v1/admin/teams":               {method: "GET", path: "/v1/admin/teams", admin: true, valid: 200},
 		"PUT /v1/admin/teams/{id}/byoc":     {method: "PUT", path: "/v1/admin/teams/team_b/byoc", body: `{"byoc":true}`, admin: true, valid: 200},
 		"DELETE /v1/admin/teams/{id}":       {method: "DELETE", path: "/v1/admin/teams/team_doomed", admin: true, valid: 200},
+		"GET /v1/admin/teams/{id}/limits":   {method: "GET", path: "/v1/admin/teams/team_b/limits", admin: true, valid: 200},
+		"PUT /v1/admin/teams/{id}/limits":   {method: "PUT", path: "/v1/admin/teams/team_b/limits", body: `{"capsules":50}`, admin: true, valid: 200},
 		"PUT /v1/admin/users/{id}/status":   {method: "PUT", path: "/v1/admin/users/u_spare/status", body: `{"status":"active"}`, admin: true, valid: 404},
 		// The audit log: a team's own entries (another team's key reads
 		// its own team's, 200), and the platform's for admins only.

@@ -49,9 +49,14 @@ func (s *Server) registerHost(w http.ResponseWriter, r *http.Request, f *fleet.R
 	}
 	joined, err := f.Register(r.Context(), strings.TrimSpace(tok), reg)
 	if err != nil {
+		// Not recorded: whoever sends a bad token is no one the platform
+		// knows, and their attempts must not grow the admins' log.
 		s.writeError(w, r, err)
 		return
 	}
+	// A host joining is a change of the platform, by no user: the token
+	// that let it in was an admin's (join_token.create).
+	s.record(r, adminEntry("host.register", joined.HostID, map[string]string{"name": reg.Name, "url": reg.URL}), nil)
 	writeJSON(w, http.StatusCreated, joined)
 }
 

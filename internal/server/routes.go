@@ -68,6 +68,8 @@ import (
 //	GET    /v1/admin/teams                           platform admin: every team, ?limit&after
 //	PUT    /v1/admin/teams/{id}/byoc                 platform admin: {byoc: true|false}, a flag only
 //	DELETE /v1/admin/teams/{id}                      platform admin: soft delete (keys, sessions, capsules gone)
+//	GET    /v1/admin/teams/{id}/limits               platform admin: the team's own limits (null: the default)
+//	PUT    /v1/admin/teams/{id}/limits               platform admin: replace them {capsules, vcpus, memory_mb, snapshots, disk_mb}
 //	GET    /v1/audit-logs                            the team's audit entries: ?resource_type&action, ?actor, ?from&to, ?limit, ?cursor
 //	GET    /v1/admin/audit-logs                      platform admin: every audit entry, those filters and ?scope, ?team_id
 //	GET    /v1/templates                             templates (the hosts' and the team's own)
@@ -239,6 +241,8 @@ func (s *Server) routes() []route {
 		{"GET /v1/admin/teams", s.platformAdmin(s.listAllTeams), ""},
 		{"PUT /v1/admin/teams/{id}/byoc", s.platformAdmin(s.setTeamBYOC), ""},
 		{"DELETE /v1/admin/teams/{id}", s.platformAdmin(s.deleteTeam), ""},
+		{"GET /v1/admin/teams/{id}/limits", s.platformAdmin(s.getTeamLimits), ""},
+		{"PUT /v1/admin/teams/{id}/limits", s.platformAdmin(s.putTeamLimits), ""},
 		{"GET /v1/audit-logs", a(s.listAuditLogs), ""},
 		{"GET /v1/admin/audit-logs", s.platformAdmin(s.listAdminAuditLogs), ""},
 		{"GET /v1/templates", a(s.listTemplates), ""},

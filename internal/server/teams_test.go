@@ -67,6 +67,12 @@ func TestTeamFlow(t *testing.T) {
 	if code, b := e.call(t, "POST", "/v1/keys", mia.AccessToken, `{"name":"k"}`, nil); code != 403 || errorCode(t, b) != "permission_denied" {
 		t.Errorf("a member mints a key: %d %s, want 403", code, b)
 	}
+	// The refusal is in the team's log, as a failure by mia (docs/admin.md).
+	if es := e.auditLog(t, "/v1/audit-logs?resource_type=api_key", olga.AccessToken, 100); len(es) != 1 ||
+		es[0].Action != "api_key.create" || es[0].Status != nestbox.AuditFailure || es[0].Metadata["error"] != "permission_denied" ||
+		es[0].Actor.ID != mia.UserID || es[0].TeamID != tm.ID {
+		t.Errorf("the team's key entries after mia's refused mint = %+v, want one failed api_key.create by mia", es)
+	}
 	if code, _ := e.call(t, "PUT", "/v1/teams/"+tm.ID+"/settings", mia.AccessToken, `{"members_mint_keys":true}`, nil); code != 403 {
 		t.Errorf("a member changes the settings: %d, want 403", code)
 	}

@@ -33,6 +33,15 @@ type Audit interface {
 	// DeleteAuditEntriesBefore deletes at most limit of the oldest entries
 	// older than before and returns how many it deleted.
 	DeleteAuditEntriesBefore(ctx context.Context, before time.Time, limit int) (int, error)
+	// AuditTeamsOver returns the teams (by ID, in order) that have more
+	// than keep entries of scope team. Scope admin entries are not
+	// counted: they follow the retention only.
+	AuditTeamsOver(ctx context.Context, keep int) ([]string, error)
+	// DeleteAuditEntriesBeyond deletes at most limit of a team's oldest
+	// scope team entries, never any of its keep newest ones (by time, then
+	// ID), and returns how many it deleted. keep below 0 or limit below 1
+	// is ErrInvalid.
+	DeleteAuditEntriesBeyond(ctx context.Context, teamID string, keep, limit int) (int, error)
 }
 
 // AnonymousActor is the actor name of the entries of a purged user.

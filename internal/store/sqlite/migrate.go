@@ -11,7 +11,7 @@ import (
 // Latest is the newest schema version, the one Open migrates to. It must
 // equal the highest version under migrations/ (versions may have gaps);
 // Migrate refuses to run otherwise.
-const Latest = 760
+const Latest = 770
 
 // migrationFiles holds NNNN_name.up.sql and NNNN_name.down.sql for every
 // version from 1 to Latest. A file may hold several statements.

@@ -207,3 +207,56 @@ func (s *Store) DeleteAuditEntriesBefore(ctx context.Context, before time.Time, 
 	n, err := res.RowsAffected()
 	return int(n), err
 }
+
+// AuditTeamsOver reads the audit_entries_scope_team index alone: scope
+// team is one range of it, in team order.
+func (s *Store) AuditTeamsOver(ctx context.Context, keep int) ([]string, error) {
+	if keep < 0 {
+		return nil, errdefs.Invalid("audit teams over: keep %d, want 0 or more", keep)
+	}
+	rows, err := s.reader().query(ctx, `SELECT team_id FROM audit_entries WHERE scope = 'team'
+		GROUP BY team_id HAVING COUNT(*) > ? ORDER BY team_id`, keep)
+	if err != nil {
+		return nil, fmt.Errorf("audit teams over %d entries: %w", keep, err)
+	}
+	ids, err := collect(rows, func(row scanner) (string, error) {
+		var id string
+		return id, row.Scan(&id)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("audit teams over %d entries: %w", keep, err)
+	}
+	return ids, nil
+}
+
+// DeleteAuditEntriesBeyond finds the newest entry past the keep newest
+// (one step of OFFSET keep down the team's index) and deletes from the
+// oldest up to it, so that a pass cut short leaves the newest entries and
+// no gap. Entries inserted meanwhile are newer than that boundary: they
+// only push more entries past keep, never one of the keep into the
+// delete.
+func (s *Store) DeleteAuditEntriesBeyond(ctx context.Context, teamID string, keep, limit int) (int, error) {
+	if keep < 0 || limit <= 0 {
+		return 0, errdefs.Invalid("delete audit entries of %s: keep %d and limit %d, want 0 or more and more than 0", teamID, keep, limit)
+	}
+	var (
+		at time.Time
+		id string
+	)
+	err := s.reader().row(ctx, `SELECT created_at, id FROM audit_entries WHERE scope = 'team' AND team_id = ?
+		ORDER BY created_at DESC, id DESC LIMIT 1 OFFSET ?`, teamID, keep).Scan(s.d.timeCol(&at), &id)
+	if errors.Is(err, sql.ErrNoRows) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, fmt.Errorf("delete audit entries of %s: %w", teamID, err)
+	}
+	res, err := s.writer().exec(ctx, `DELETE FROM audit_entries WHERE id IN (
+		SELECT id FROM audit_entries WHERE scope = 'team' AND team_id = ? AND (created_at, id) <= (?, ?)
+		ORDER BY created_at, id LIMIT ?)`, teamID, s.d.time(at), id, limit)
+	if err != nil {
+		return 0, fmt.Errorf("delete audit entries of %s: %w", teamID, err)
+	}
+	n, err := res.RowsAffected()
+	return int(n), err
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -245,5 +246,77 @@ func testAuditRetention(t *testing.T, s store.Store) {
 	}
 	if _, err := s.DeleteAuditEntriesBefore(t.Context(), time.Now(), 0); !errors.Is(err, errdefs.ErrInvalid) {
 		t.Errorf("limit 0: %v, want ErrInvalid", err)
+	}
+}
+
+// testAuditTeamCap: a team's scope team entries beyond its newest keep go,
+// oldest first (ties by ID), a batch at a time; scope admin entries are
+// neither counted nor deleted; other teams keep theirs. An anonymised
+// entry counts and goes like any other.
+func testAuditTeamCap(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	anon := auditEntry("c2", "t1", "capsule.pause", "c", 2)
+	anon.Actor = nestbox.AuditActor{Type: nestbox.AuditActorUser, Name: store.AnonymousActor}
+	insertAudit(t, s,
+		auditEntry("c0", "t1", "capsule.create", "c", 0),
+		auditEntry("c1", "t1", "capsule.create", "c", 1),
+		anon,
+		auditEntry("c3a", "t1", "capsule.destroy", "c", 3),
+		auditEntry("c3b", "t1", "capsule.destroy", "c", 3),
+		auditEntry("c4", "t1", "key.create", "k", 4),
+		auditEntry("c5", "t1", "key.revoke", "k", 5),
+		auditEntry("d0", "t2", "capsule.create", "d", 0),
+		auditEntry("d1", "t2", "capsule.create", "d", 1),
+		auditEntry("p0", "tp", "capsule.create", "p", 0),
+		auditEntry("p1", "tp", "capsule.create", "p", 1),
+	)
+	for i := range 4 {
+		e := auditEntry(fmt.Sprintf("adm%d", i), "tp", "user.grant_admin", "u", i)
+		e.Scope = nestbox.AuditScopeAdmin
+		insertAudit(t, s, e)
+	}
+
+	for _, tc := range []struct {
+		keep int
+		want []string
+	}{{3, []string{"t1"}}, {2, []string{"t1"}}, {1, []string{"t1", "t2", "tp"}}, {7, nil}} {
+		got, err := s.AuditTeamsOver(ctx, tc.keep)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("AuditTeamsOver(%d) = %v, %v; want %v", tc.keep, got, err, tc.want)
+		}
+	}
+
+	for i, want := range []int{3, 1, 0} {
+		if n, err := s.DeleteAuditEntriesBeyond(ctx, "t1", 3, 3); err != nil || n != want {
+			t.Fatalf("batch %d of t1 = %d, %v; want %d", i, n, err, want)
+		}
+	}
+	if got := auditIDs(t, s, store.AuditFilter{TeamID: "t1"}); !slices.Equal(got, []string{"c5", "c4", "c3b"}) {
+		t.Errorf("t1 keeps %v, want [c5 c4 c3b]", got)
+	}
+	if got, err := s.AuditTeamsOver(ctx, 3); err != nil || len(got) != 0 {
+		t.Errorf("AuditTeamsOver(3) after the cap = %v, %v; want none", got, err)
+	}
+	if got := auditIDs(t, s, store.AuditFilter{TeamID: "t2"}); !slices.Equal(got, []string{"d1", "d0"}) {
+		t.Errorf("t2 keeps %v, want [d1 d0] (another team's cap is not its)", got)
+	}
+
+	// Keep 0 deletes the team's scope team entries, not its admin ones.
+	if n, err := s.DeleteAuditEntriesBeyond(ctx, "tp", 0, 100); err != nil || n != 2 {
+		t.Errorf("DeleteAuditEntriesBeyond(tp, 0) = %d, %v; want 2", n, err)
+	}
+	if got := auditIDs(t, s, store.AuditFilter{TeamID: "tp"}); !slices.Equal(got, []string{"adm3", "adm2", "adm1", "adm0"}) {
+		t.Errorf("tp keeps %v, want its four admin entries", got)
+	}
+	if n, err := s.DeleteAuditEntriesBeyond(ctx, "t_nobody", 0, 10); err != nil || n != 0 {
+		t.Errorf("an unknown team = %d, %v; want 0", n, err)
+	}
+	for _, bad := range []struct{ keep, limit int }{{-1, 10}, {3, 0}} {
+		if _, err := s.DeleteAuditEntriesBeyond(ctx, "t1", bad.keep, bad.limit); !errors.Is(err, errdefs.ErrInvalid) {
+			t.Errorf("keep %d, limit %d: %v, want ErrInvalid", bad.keep, bad.limit, err)
+		}
+	}
+	if _, err := s.AuditTeamsOver(ctx, -1); !errors.Is(err, errdefs.ErrInvalid) {
+		t.Errorf("AuditTeamsOver(-1): %v, want ErrInvalid", err)
 	}
 }

@@ -80,6 +80,7 @@ func Run(t *testing.T, newStore func(t *testing.T) store.Store) {
 		{"AuditFilters", testAuditFilters},
 		{"AuditAnonymise", testAuditAnonymise},
 		{"AuditRetention", testAuditRetention},
+		{"AuditTeamCap", testAuditTeamCap},
 		{"UsageRollup", testUsageRollup},
 		{"UsageMissedDays", testUsageMissedDays},
 		{"UsageRetention", testUsageRetention},
