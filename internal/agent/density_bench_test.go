@@ -96,7 +96,13 @@ func BenchmarkDensity(b *testing.B) {
 			start := time.Now()
 			for len(ids) < target {
 				t0 := time.Now()
-				sb := ta.create(b, &agentpb.SandboxConfig{Template: tpl, TimeoutSeconds: 3600})
+				sb, err := ta.tryCreate(&agentpb.SandboxConfig{Template: tpl, TimeoutSeconds: 3600})
+				if err != nil {
+					// Which host limit it met, if it was one.
+					b.Fatalf("create %d: %v\nsandboxes' pids cgroup: %s of %s; /proc/loadavg: %s", len(ids)+1, err,
+						readTrim("/sys/fs/cgroup/pids"+testCgroup+"/pids.current"), readTrim("/sys/fs/cgroup/pids"+testCgroup+"/pids.max"),
+						readTrim("/proc/loadavg"))
+				}
 				ds = append(ds, time.Since(t0))
 				ids = append(ids, sb.Id)
 			}
@@ -143,6 +149,14 @@ func BenchmarkDensity(b *testing.B) {
 			}
 		}
 		reportPercentiles(b, all)
+		// Every capsule answers an exec at N: one at a time, timed.
+		var execs []time.Duration
+		for _, id := range ids {
+			t0 := time.Now()
+			mustSh(b, ta.process(id, "", "root"), "true")
+			execs = append(execs, time.Since(t0))
+		}
+		fmt.Printf("an exec of true in each of the %d: p50 %.1f ms, p99 %.1f ms, all answered\n", len(ids), pct(execs, 50), pct(execs, 99))
 		// Destroy all of them, then the host must be as it was.
 		start := time.Now()
 		for _, id := range ids {
@@ -352,4 +366,13 @@ func meminfo(b *testing.B) (total, avail int64) {
 		}
 	}
 	return total, avail
+}
+
+// readTrim is the content of a small file, trimmed, or the error.
+func readTrim(name string) string {
+	b, err := os.ReadFile(name)
+	if err != nil {
+		return err.Error()
+	}
+	return strings.TrimSpace(string(b))
 }
