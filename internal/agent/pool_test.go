@@ -48,8 +48,10 @@ func TestPool(t *testing.T) {
 	}
 
 	// What a tenant sees inside: the same in both but the memory size
-	// and the uptime, which the inspection leaves out.
-	inspect := "hostname; id; pwd; env | grep -v '^_=' | sort; ps -o user,comm | sort; " +
+	// and the uptime, which the inspection leaves out. ps runs alone (in
+	// a pipeline it would race the other commands' execs: "sh" or
+	// "sort"), and its output is sorted afterwards.
+	inspect := "hostname; id; pwd; env | grep -v '^_=' | sort; p=$(ps -o user,comm); echo \"$p\" | sort; " +
 		"find /tmp /home /root /run /var/tmp -xdev 2>/dev/null | sort; ls -la /tmp /home/user | awk '{print $1, $3, $4, $9}'"
 	coldView := mustSh(t, ta.process(cold.Id, "tenant-token", ""), inspect)
 	warmView := mustSh(t, ta.process(warm.Id, "tenant-token", ""), inspect)
