@@ -10,6 +10,7 @@ package account
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -75,6 +76,9 @@ type Config struct {
 	// change in the team's log; it is given nothing of the purged user,
 	// whose entries are anonymised by then.
 	HandedOver func(ctx context.Context, teamID, successor string)
+	// Holder names this control plane in the purge's lease (Run purges
+	// on one control plane at a time); "" means a random name.
+	Holder string
 }
 
 // Service runs the accounts. It is safe for concurrent use.
@@ -107,6 +111,9 @@ func New(cfg Config) (*Service, error) {
 	}
 	if cfg.BcryptCost == 0 {
 		cfg.BcryptCost = bcrypt.DefaultCost
+	}
+	if cfg.Holder == "" {
+		cfg.Holder = "accounts-" + rand.Text()[:12]
 	}
 	for _, d := range []struct {
 		v   *time.Duration

@@ -580,3 +580,33 @@ func TestRunPurgesAtStart(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestPurgeLease: a pass of Run purges only on the control plane that
+// holds the purge's lease; while another holds it, nothing is purged
+// here, and once it has run out this one purges.
+func TestPurgeLease(t *testing.T) {
+	e := newEnv(t, func(c *account.Config) { c.Holder = "cp-here" })
+	ctx := t.Context()
+	u := e.signUp(t, "ada@example.com", "a password")
+	if _, err := e.svc.Delete(ctx, u.ID); err != nil {
+		t.Fatal(err)
+	}
+	e.clock.Add(account.DefaultGrace + time.Second)
+	now := e.clock.Now()
+	if held, err := e.store.AcquireLease(ctx, "account-purge", "cp-other", now.Add(time.Hour), now); err != nil || !held {
+		t.Fatalf("another control plane takes the lease: %v, %v", held, err)
+	}
+	if ran, err := e.svc.PurgeLeased(ctx); err != nil || ran {
+		t.Fatalf("a pass while another holds the lease: ran %v, %v; want skipped", ran, err)
+	}
+	if _, err := e.store.GetUser(ctx, u.ID); err != nil {
+		t.Fatalf("the user was purged by a control plane without the lease: %v", err)
+	}
+	e.clock.Add(time.Hour + time.Second)
+	if ran, err := e.svc.PurgeLeased(ctx); err != nil || !ran {
+		t.Fatalf("a pass once the other's lease ran out: ran %v, %v; want it run", ran, err)
+	}
+	if _, err := e.store.GetUser(ctx, u.ID); !errors.Is(err, errdefs.ErrNotFound) {
+		t.Errorf("the user after the pass that held the lease: %v, want not found", err)
+	}
+}

@@ -131,13 +131,25 @@ func (s *Service) handOver(ctx context.Context, userID string) error {
 	return nil
 }
 
-// Run purges at once and then every PurgeEvery until ctx is done. Its
-// caller owns it and waits for it to return.
+// purgeLease is the lease under which one control plane at a time
+// purges (store.AcquireLease). It is held for purgeLeaseFor from each
+// pass's start: longer than a pass takes, far shorter than PurgeEvery, so
+// that a control plane that died holding it delays nobody's next pass.
+// Should two passes still meet, each user is deleted, and mailed, once:
+// the delete is conditional.
+const (
+	purgeLease    = "account-purge"
+	purgeLeaseFor = 10 * time.Minute
+)
+
+// Run purges at once and then every PurgeEvery until ctx is done, each
+// time on one control plane only (PurgeLeased). Its caller owns it and
+// waits for it to return.
 func (s *Service) Run(ctx context.Context) {
 	t := time.NewTicker(s.cfg.PurgeEvery)
 	defer t.Stop()
 	for {
-		if _, err := s.Purge(ctx); err != nil && ctx.Err() == nil {
+		if _, err := s.PurgeLeased(ctx); err != nil && ctx.Err() == nil {
 			s.log.Warn("purge deleted accounts", "err", err)
 		}
 		select {
@@ -146,4 +158,16 @@ func (s *Service) Run(ctx context.Context) {
 		case <-t.C:
 		}
 	}
+}
+
+// PurgeLeased is one pass of Run: Purge if this control plane gets the
+// purge's lease, which another holding it refuses (ran is false then).
+func (s *Service) PurgeLeased(ctx context.Context) (ran bool, err error) {
+	now := s.cfg.Now()
+	held, err := s.store.AcquireLease(ctx, purgeLease, s.cfg.Holder, now.Add(purgeLeaseFor), now)
+	if err != nil || !held {
+		return false, err
+	}
+	_, err = s.Purge(ctx)
+	return true, err
 }
