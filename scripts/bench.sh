@@ -43,6 +43,8 @@ go test -run '^$' -bench 'BareRunsc/minimal' -benchtime "${FLEET_BENCHTIME:-24x}
 
 echo "== density: ${NESTBOX_DENSITY_N:-20} idle base sandboxes created in steps (the full run: make bench-density N=1000)"
 NESTBOX_DENSITY_N=${NESTBOX_DENSITY_N:-20} go test -run '^$' -bench '^BenchmarkDensity$' -benchtime 1x -count 1 -timeout 60m ./internal/agent/
+echo "== density baseline: the same number of idle base sandboxes with bare runsc (no agent around them)"
+NESTBOX_DENSITY_N=${NESTBOX_DENSITY_N:-20} go test -run '^$' -bench '^BenchmarkBareDensity$' -benchtime 1x -count 1 -timeout 60m ./internal/agent/
 
 echo "== envd binary and idle memory"
 size=$(stat -c %s bin/envd)

@@ -84,6 +84,48 @@ func BenchmarkBareRunsc(b *testing.B) {
 func benchBareRunsc(b *testing.B, template string) {
 	h := newTestHost(b)
 	ta := h.startAgent(b, "", nil)
+	br := newBareRunner(b, h, ta, template)
+	var ds []time.Duration
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		p := br.prepare()
+		b.StartTimer()
+		start := time.Now()
+		br.run(p)
+		ds = append(ds, time.Since(start))
+		b.StopTimer()
+		br.release(p)
+		b.StartTimer()
+	}
+	b.StopTimer()
+	reportPercentiles(b, ds)
+}
+
+// bareRunner starts sandboxes of a template with runsc alone, as a
+// baseline: the network and the writable layer made as the agent makes
+// them, the bundle the driver wrote for a first sandbox (with its ID and
+// paths replaced), `runsc run -detach`, and envd's /health. No state
+// file, no events, no crash probes, no metrics samples.
+type bareRunner struct {
+	b         *testing.B
+	h         *testHost
+	ta        *testAgent
+	tpl       string
+	size      int64
+	runscRoot string
+	bareDir   string
+	first     barePrepared
+	files     map[string]string
+}
+
+type barePrepared struct {
+	id, dir string
+	net     network.Sandbox
+	layer   rootfs.Layer
+}
+
+func newBareRunner(b *testing.B, h *testHost, ta *testAgent, template string) *bareRunner {
 	ctx := context.Background()
 	tpl, err := ta.templates.Ensure(ctx, template)
 	if err != nil {
@@ -93,90 +135,79 @@ func benchBareRunsc(b *testing.B, template string) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	size := rootfs.Size(256<<20, info.SizeBytes)
-	runscRoot := filepath.Join(h.dataDir, "runsc")
-	bareDir := filepath.Join(h.dataDir, "bare")
-	os.MkdirAll(bareDir, 0o700)
-
-	type prepared struct {
-		id, dir string
-		net     network.Sandbox
-		layer   rootfs.Layer
-	}
-	prepare := func() prepared {
-		p := prepared{id: capsulespec.NewID()}
-		p.dir = filepath.Join(bareDir, p.id)
-		if err := os.Mkdir(p.dir, 0o700); err != nil {
-			b.Fatal(err)
-		}
-		if p.net, err = ta.net.Setup(ctx, p.id, network.Options{}); err != nil {
-			b.Fatal(err)
-		}
-		if p.layer, err = rootfs.Mount(ctx, tpl, p.dir, size); err != nil {
-			b.Fatal(err)
-		}
-		return p
-	}
-	release := func(p prepared) {
-		exec.Command(h.p.runsc, "--root="+runscRoot, "delete", "-force", p.id).Run()
-		rootfs.Unmount(ctx, p.layer)
-		ta.net.Teardown(ctx, p.net)
-		os.RemoveAll(p.dir)
-	}
-
+	br := &bareRunner{b: b, h: h, ta: ta, tpl: tpl, size: rootfs.Size(256<<20, info.SizeBytes),
+		runscRoot: filepath.Join(h.dataDir, "runsc"), bareDir: filepath.Join(h.dataDir, "bare")}
+	os.MkdirAll(br.bareDir, 0o700)
 	// The driver writes the bundle once; each run gets a copy with its own
 	// ID and paths.
-	first := prepare()
+	first := br.prepare()
 	spec := driver.Spec{ID: first.id, Dir: first.dir, Rootfs: first.layer.Root, NetNS: first.net.NetNS,
 		VCPUs: DefaultVCPUs, MemoryMB: 256, Args: []string{"/usr/bin/envd"}}
 	if err := ta.driver.Create(ctx, spec); err != nil {
 		b.Fatal(err)
 	}
-	files := map[string]string{}
+	br.files = map[string]string{}
 	for _, name := range []string{"bundle/config.json", "resolv.conf", "hosts"} {
 		data, err := os.ReadFile(filepath.Join(first.dir, name))
 		if err != nil {
 			b.Fatal(err)
 		}
-		files[name] = string(data)
+		br.files[name] = string(data)
 	}
-	release(first)
+	br.first = first
+	br.release(first)
+	return br
+}
 
-	var ds []time.Duration
-	b.ResetTimer()
-	for range b.N {
-		b.StopTimer()
-		p := prepare()
-		os.MkdirAll(filepath.Join(p.dir, "bundle"), 0o700)
-		for name, data := range files {
-			data = strings.ReplaceAll(strings.ReplaceAll(data, first.dir, p.dir), first.id, p.id)
-			if err := os.WriteFile(filepath.Join(p.dir, name), []byte(data), 0o644); err != nil {
-				b.Fatal(err)
-			}
-		}
-		console, _ := os.Create(filepath.Join(p.dir, "console.log"))
-		cmd := exec.Command(h.p.runsc, "--root="+runscRoot, "--platform=systrap", "--overlay2=none", "--allow-suid",
-			"--log="+filepath.Join(p.dir, "runsc.log"), "run", "-detach", "-bundle", filepath.Join(p.dir, "bundle"), p.id)
-		cmd.Stdout, cmd.Stderr = console, console
-		b.StartTimer()
-
-		start := time.Now()
-		if err := cmd.Run(); err != nil {
-			b.Fatalf("runsc run: %v", err)
-		}
-		hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := ta.envd.waitHealthy(hctx, p.net.Addr())
-		cancel()
-		if err != nil {
-			b.Fatalf("envd: %v", err)
-		}
-		ds = append(ds, time.Since(start))
-
-		b.StopTimer()
-		console.Close()
-		release(p)
-		b.StartTimer()
+// prepare makes a sandbox's directory, network and writable layer.
+func (br *bareRunner) prepare() barePrepared {
+	ctx := context.Background()
+	p := barePrepared{id: capsulespec.NewID()}
+	p.dir = filepath.Join(br.bareDir, p.id)
+	if err := os.Mkdir(p.dir, 0o700); err != nil {
+		br.b.Fatal(err)
 	}
-	b.StopTimer()
-	reportPercentiles(b, ds)
+	var err error
+	if p.net, err = br.ta.net.Setup(ctx, p.id, network.Options{}); err != nil {
+		br.b.Fatal(err)
+	}
+	if p.layer, err = rootfs.Mount(ctx, br.tpl, p.dir, br.size); err != nil {
+		br.b.Fatal(err)
+	}
+	return p
+}
+
+// run starts p with runsc and waits for envd's /health.
+func (br *bareRunner) run(p barePrepared) {
+	ctx := context.Background()
+	os.MkdirAll(filepath.Join(p.dir, "bundle"), 0o700)
+	for name, data := range br.files {
+		data = strings.ReplaceAll(strings.ReplaceAll(data, br.first.dir, p.dir), br.first.id, p.id)
+		if err := os.WriteFile(filepath.Join(p.dir, name), []byte(data), 0o644); err != nil {
+			br.b.Fatal(err)
+		}
+	}
+	console, _ := os.Create(filepath.Join(p.dir, "console.log"))
+	defer console.Close()
+	cmd := exec.Command(br.h.p.runsc, "--root="+br.runscRoot, "--platform=systrap", "--overlay2=none", "--allow-suid",
+		"--log="+filepath.Join(p.dir, "runsc.log"), "run", "-detach", "-bundle", filepath.Join(p.dir, "bundle"), p.id)
+	cmd.Stdout, cmd.Stderr = console, console
+	if err := cmd.Run(); err != nil {
+		br.b.Fatalf("runsc run: %v", err)
+	}
+	hctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	err := br.ta.envd.waitHealthy(hctx, p.net.Addr())
+	cancel()
+	if err != nil {
+		br.b.Fatalf("envd: %v", err)
+	}
+}
+
+// release removes p: its runtime, layer, network and directory.
+func (br *bareRunner) release(p barePrepared) {
+	ctx := context.Background()
+	exec.Command(br.h.p.runsc, "--root="+br.runscRoot, "delete", "-force", p.id).Run()
+	rootfs.Unmount(ctx, p.layer)
+	br.ta.net.Teardown(ctx, p.net)
+	os.RemoveAll(p.dir)
 }

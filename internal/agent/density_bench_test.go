@@ -376,3 +376,47 @@ func readTrim(name string) string {
 	}
 	return strings.TrimSpace(string(b))
 }
+
+// BenchmarkBareDensity is BenchmarkDensity's baseline: NESTBOX_DENSITY_N
+// (default 20) idle sandboxes of the base template started with runsc
+// alone (bareRunner: the same bundle, network and writable layer, no
+// agent around them), then the same columns measured once at N: host
+// memory per sandbox, the sentry's and gofer's PSS, and the sandboxes'
+// idle CPU over 5 s.
+func BenchmarkBareDensity(b *testing.B) {
+	n := envInt("NESTBOX_DENSITY_N", 20)
+	h := newTestHost(b)
+	// The agent only builds the template and sets up networks here; its
+	// background work has no sandbox of its own to look at.
+	ta := h.startAgent(b, "", func(c *Config) {
+		c.NetworkCIDR = densityCIDR
+		c.TemplateCacheDir = os.Getenv("NESTBOX_TEMPLATE_CACHE_DIR")
+	})
+	br := newBareRunner(b, h, ta, "base")
+	_, before := meminfo(b)
+	var ps []barePrepared
+	defer func() {
+		for _, p := range ps {
+			br.release(p)
+		}
+	}()
+	var ds []time.Duration
+	for range n {
+		p := br.prepare()
+		start := time.Now()
+		br.run(p)
+		ds = append(ds, time.Since(start))
+		ps = append(ps, p)
+	}
+	time.Sleep(2 * time.Second)
+	sbx0, t0 := sandboxesCPU(), time.Now()
+	time.Sleep(5 * time.Second)
+	sbxCPU := 100 * float64(sandboxesCPU()-sbx0) / float64(time.Since(t0))
+	_, avail := meminfo(b)
+	procs := sandboxProcesses(h.dataDir)
+	k := float64(n)
+	fmt.Printf("bare runsc, %d idle base sandboxes: run p50 %.0f ms p99 %.0f ms; host %.1f MiB per sandbox; sentry PSS %.1f MiB, gofer PSS %.1f MiB; sandboxes' cpu %.1f %% of a core (%.3f %% each)\n",
+		n, pct(ds, 50), pct(ds, 99), float64(before-avail)/k/(1<<20), procs["sentry"].pss/k/1024, procs["gofer"].pss/k/1024, sbxCPU, sbxCPU/k)
+	b.ReportMetric(float64(before-avail)/k/(1<<20), "MiB/sandbox")
+	b.ReportMetric(sbxCPU/k, "cpu%/sandbox")
+}
