@@ -45,8 +45,9 @@ type Forwarder struct {
 
 	// kick wakes Run's schedule (Kick).
 	kick chan struct{}
-	// scanned, if not nil, gets a value after each scan of Run (tests).
-	scanned chan struct{}
+	// waits, if not nil, gets each wait Run's schedule chooses: after a
+	// scan, and after a kick that shortened it (tests).
+	waits chan time.Duration
 
 	// mu guards relays.
 	mu     sync.Mutex
@@ -101,17 +102,23 @@ func (f *Forwarder) Run(ctx context.Context) error {
 			if time.Until(next) > wait {
 				next = time.Now().Add(wait)
 				t.Reset(wait)
+				f.chose(wait)
 			}
 			continue
 		case <-t.C:
 		}
 		f.scan()
-		if f.scanned != nil {
-			f.scanned <- struct{}{}
-		}
 		wait = nextWait(wait, f.cfg.MaxInterval)
 		next = time.Now().Add(wait)
 		t.Reset(wait)
+		f.chose(wait)
+	}
+}
+
+// chose reports a wait of the schedule to a test.
+func (f *Forwarder) chose(d time.Duration) {
+	if f.waits != nil {
+		f.waits <- d
 	}
 }
 

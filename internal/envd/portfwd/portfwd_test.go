@@ -146,33 +146,47 @@ func TestNextWait(t *testing.T) {
 	}
 }
 
-// TestIdleScansSlowDown: without kicks the scans space out (1 ms
-// doubling: after ten scans the next is a second away); a Kick brings a
-// scan at once and the fast pace back.
+// TestIdleScansSlowDown: without kicks the waits between scans double
+// up to MaxInterval and stay there; a kick while a long wait runs brings
+// the next scan to Interval, and the doubling starts again from it. The
+// test reads the waits the schedule chooses, not the clock.
 func TestIdleScansSlowDown(t *testing.T) {
-	f := New(Config{Interval: time.Millisecond, MaxInterval: time.Hour, Addrs: func() ([]net.IP, error) { return []net.IP{net.ParseIP("127.0.0.4")}, nil }})
-	f.scanned = make(chan struct{}, 64)
+	const ms = time.Millisecond
+	f := New(Config{Interval: ms, MaxInterval: 8 * ms, Addrs: func() ([]net.IP, error) { return []net.IP{net.ParseIP("127.0.0.4")}, nil }})
+	f.waits = make(chan time.Duration)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- f.Run(ctx) }()
 	defer func() { cancel(); <-done }()
-	wantScans := func(n int, within time.Duration, what string) {
+	next := func() time.Duration {
 		t.Helper()
-		timeout := time.After(within)
-		for i := range n {
-			select {
-			case <-f.scanned:
-			case <-timeout:
-				t.Fatalf("%s: %d scans of %d", what, i, n)
-			}
+		select {
+		case d := <-f.waits:
+			return d
+		case <-time.After(10 * time.Second):
+			t.Fatal("the schedule chose no wait in 10 s")
+			return 0
 		}
 	}
-	wantScans(10, 10*time.Second, "the first scans") // 1+2+...+512 ms
-	select {
-	case <-f.scanned:
-		t.Fatal("a scan 1 s after the previous was due came within 200 ms, with no kick")
-	case <-time.After(200 * time.Millisecond):
+	for i, want := range []time.Duration{2 * ms, 4 * ms, 8 * ms, 8 * ms, 8 * ms} {
+		if got := next(); got != want {
+			t.Fatalf("wait %d without kicks: %v, want %v", i+1, got, want)
+		}
 	}
+	// Run now waits 8 ms, or is about to: a kick shortens a wait longer
+	// than Interval; one that finds the scan already due changes nothing.
 	f.Kick()
-	wantScans(5, 10*time.Second, "after a kick") // 1+2+4+8+16 ms
+	got := next()
+	for range 100 {
+		if got != 8*ms {
+			break
+		}
+		got = next() // a scan that came before Run saw the kick
+	}
+	if got == ms {
+		got = next() // the kick's wait, then the scan's
+	}
+	if got != 2*ms {
+		t.Fatalf("the wait after a kick and its scan: %v, want %v (doubling again from Interval)", got, 2*ms)
+	}
 }
