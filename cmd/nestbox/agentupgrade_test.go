@@ -10,7 +10,6 @@ import (
 	"time"
 
 	"nestbox.dev"
-	"nestbox.dev/internal/controlplane"
 )
 
 // TestAgentUpgrade is docs/fleet.md's upgrade of an agent: with a running
@@ -22,36 +21,9 @@ import (
 // flight ends running or error (none stays starting), and the host runs
 // no sandbox without a live capsule.
 func TestAgentUpgrade(t *testing.T) {
-	b := requirePlatform(t)
-	bin := buildNestbox(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-
-	cpDir := t.TempDir()
-	token, err := controlplane.HostToken(cpDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cpAddr := freeAddr(t)
-	agent := startAgentProcess(t, b, bin, cpAddr, token, "nbu", "10.218.0.0/24", "/nestbox-e2e-upgrade")
-	srv := &serverProcess{t: t, bin: bin, addr: cpAddr, args: []string{"server",
-		"--data-dir", cpDir, "--listen", cpAddr, "--agent-url", "http://" + agent.addr,
-		"--agent-token-file", agent.tokenFile, "--reconcile-interval", "1h", "--log-level", "info"}}
-	srv.start()
-	t.Cleanup(func() {
-		srv.kill()
-		if t.Failed() {
-			t.Logf("server output:\n%s", srv.out.String())
-		}
-	})
-	url, key, err := nestbox.LoadCredentials(cpDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	client, err := nestbox.New(nestbox.Config{URL: url, APIKey: key})
-	if err != nil {
-		t.Fatal(err)
-	}
+	agent, _, client := startSplitPlatform(t, "nbu", "10.218.0.0/24", "/nestbox-e2e-upgrade")
 	req := nestbox.CreateCapsuleRequest{Template: "minimal", MemoryMB: 128}
 	running, err := client.Create(ctx, req)
 	if err != nil {
@@ -96,7 +68,7 @@ func TestAgentUpgrade(t *testing.T) {
 	agent.stop()
 	t.Logf("the agent stopped %v after SIGTERM", time.Since(stopped).Round(time.Millisecond))
 	upgraded := filepath.Join(t.TempDir(), "nestbox-upgraded")
-	copyFile(t, bin, upgraded)
+	copyFile(t, agent.bin, upgraded)
 	agent.bin = upgraded
 	agent.start()
 	t.Logf("the upgraded agent answered %v after the SIGTERM", time.Since(stopped).Round(time.Millisecond))

@@ -65,26 +65,21 @@ func (s *serverProcess) kill() {
 	s.exited <- err // kill may be called again
 }
 
-// TestServerKilledMidCreate runs `nestbox server` and `nestbox agent` as
-// separate processes, SIGKILLs the server while 10 capsules are being
-// created, and starts it again. Its first reconcile resolves every capsule
-// the dead process left starting, at once rather than after the 10-minute
-// stuck threshold (the periodic reconcile is an hour away here): within
-// seconds every capsule is running (and exec works) or error (and gone
-// from the host), and the host runs nothing else.
-func TestServerKilledMidCreate(t *testing.T) {
+// startSplitPlatform runs `nestbox agent` and `nestbox server` as
+// separate child processes (the periodic reconcile an hour away) and
+// returns them with an SDK client of the server. prefix, cidr and cgroup
+// keep the agent's host objects apart from other tests'.
+func startSplitPlatform(t *testing.T, prefix, cidr, cgroup string) (*agentProcess, *serverProcess, *nestbox.Client) {
+	t.Helper()
 	b := requirePlatform(t)
 	bin := buildNestbox(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-
 	cpDir := t.TempDir()
 	token, err := controlplane.HostToken(cpDir)
 	if err != nil {
 		t.Fatal(err)
 	}
 	cpAddr := freeAddr(t)
-	agent := startAgentProcess(t, b, bin, cpAddr, token, "nbk", "10.217.0.0/24", "/nestbox-e2e-cpkill")
+	agent := startAgentProcess(t, b, bin, cpAddr, token, prefix, cidr, cgroup)
 	srv := &serverProcess{t: t, bin: bin, addr: cpAddr, args: []string{"server",
 		"--data-dir", cpDir, "--listen", cpAddr, "--agent-url", "http://" + agent.addr,
 		"--agent-token-file", agent.tokenFile, "--reconcile-interval", "1h", "--log-level", "info"}}
@@ -103,6 +98,20 @@ func TestServerKilledMidCreate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return agent, srv, client
+}
+
+// TestServerKilledMidCreate runs `nestbox server` and `nestbox agent` as
+// separate processes, SIGKILLs the server while 10 capsules are being
+// created, and starts it again. Its first reconcile resolves every capsule
+// the dead process left starting, at once rather than after the 10-minute
+// stuck threshold (the periodic reconcile is an hour away here): within
+// seconds every capsule is running (and exec works) or error (and gone
+// from the host), and the host runs nothing else.
+func TestServerKilledMidCreate(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	agent, srv, client := startSplitPlatform(t, "nbk", "10.217.0.0/24", "/nestbox-e2e-cpkill")
 	// Build the template first, so that the creates below are quick and
 	// the kill lands among them.
 	warm, err := client.Create(ctx, nestbox.CreateCapsuleRequest{Template: "minimal", MemoryMB: 128})
